@@ -1,0 +1,245 @@
+#include "kafka.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int legal_topic_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+           c == '-';
+}
+
+int zl_topic_join(char *out, size_t out_size, const char *prefix, const char *suffix)
+{
+    int n = snprintf(out, out_size, "%s%s", prefix, suffix);
+    if (n <= 0 || (size_t)n >= out_size || n > 249)
+        return -1;
+    for (int i = 0; i < n; i++)
+        if (!legal_topic_char(out[i]))
+            return -1;
+    return 0;
+}
+
+int zl_topic_dlq(char *out, size_t out_size, const char *prefix, const char *stage)
+{
+    char suffix[ZL_TOPIC_NAME_MAX];
+    snprintf(suffix, sizeof(suffix), "%s.dlq", stage);
+    return zl_topic_join(out, out_size, prefix, suffix);
+}
+
+int zl_topic_retry(char *out, size_t out_size, const char *prefix, const char *stage, int tier)
+{
+    char suffix[ZL_TOPIC_NAME_MAX];
+    snprintf(suffix, sizeof(suffix), "%s.retry.%d", stage, tier);
+    return zl_topic_join(out, out_size, prefix, suffix);
+}
+
+int zl_parse_tiers_ms(const char *s, int64_t *delays_ms, int delays_max, char *errstr, size_t errstr_size)
+{
+    int n = 0;
+    const char *p = s;
+    while (*p != '\0') {
+        char *end = NULL;
+        long long v = strtoll(p, &end, 10);
+        if (end == p || v <= 0 || (*end != ',' && *end != '\0')) {
+            snprintf(errstr, errstr_size, "retry tiers \"%s\": element %d is not a positive number of ms", s, n + 1);
+            return -1;
+        }
+        if (n >= delays_max) {
+            snprintf(errstr, errstr_size, "retry tiers \"%s\": more than %d tiers", s, delays_max);
+            return -1;
+        }
+        delays_ms[n++] = v;
+        p = *end == ',' ? end + 1 : end;
+    }
+    return n;
+}
+
+static int apply_props(rd_kafka_conf_t *conf, const char *const *kv, const struct zl_kv_list *props, char *errstr,
+                       size_t errstr_size)
+{
+    char err[512];
+    for (int i = 0; kv[i] != NULL; i += 2) {
+        if (rd_kafka_conf_set(conf, kv[i], kv[i + 1], err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+            snprintf(errstr, errstr_size, "kafka property %s: %s", kv[i], err);
+            return -1;
+        }
+    }
+    for (size_t i = 0; props != NULL && i < props->count; i++) {
+        if (rd_kafka_conf_set(conf, props->items[i].key, props->items[i].value, err, sizeof(err)) !=
+            RD_KAFKA_CONF_OK) {
+            /* The value may be a password: name the property, not the value. */
+            snprintf(errstr, errstr_size, "kafka pass-through property %s: %s", props->items[i].key, err);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+rd_kafka_t *zl_kafka_producer_new(const char *brokers, const struct zl_kv_list *props,
+                                  int64_t delivery_timeout_ms,
+                                  void (*dr_cb)(rd_kafka_t *, const rd_kafka_message_t *, void *),
+                                  void *opaque, char *errstr, size_t errstr_size)
+{
+    char timeout[24];
+    snprintf(timeout, sizeof(timeout), "%" PRId64, delivery_timeout_ms);
+    const char *kv[] = {
+        "bootstrap.servers", brokers,
+        /* No duplicates or reordering from producer retries. */
+        "enable.idempotence", "true",
+        "acks", "all",
+        /* A delivery not confirmed within this bound is reported as failed;
+         * the runtime then treats the broker as down and re-processes. */
+        "message.timeout.ms", timeout,
+        /* Small batching delay: the runtime waits for delivery reports per
+         * batch, so a long linger would add straight to latency. */
+        "linger.ms", "5",
+        "socket.keepalive.enable", "true",
+        NULL,
+    };
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (apply_props(conf, kv, props, errstr, errstr_size) != 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    if (dr_cb != NULL)
+        rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+    rd_kafka_conf_set_opaque(conf, opaque);
+    char err[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    if (rk == NULL) {
+        snprintf(errstr, errstr_size, "kafka producer: %s", err);
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    conf = NULL; /* now owned, and freed, by rk */
+    return rk;
+}
+
+rd_kafka_t *zl_kafka_consumer_new(const char *brokers, const char *group_id, const struct zl_kv_list *props,
+                                  void (*rebalance_cb)(rd_kafka_t *, rd_kafka_resp_err_t,
+                                                       rd_kafka_topic_partition_list_t *, void *),
+                                  int (*stats_cb)(rd_kafka_t *, char *, size_t, void *),
+                                  void *opaque, char *errstr, size_t errstr_size)
+{
+    const char *kv[] = {
+        "bootstrap.servers", brokers,
+        "group.id", group_id,
+        /* Offsets are stored by the runtime only after the output is
+         * delivered; auto-commit then commits only what was stored. */
+        "enable.auto.offset.store", "false",
+        "enable.auto.commit", "true",
+        "auto.commit.interval.ms", "1000",
+        /* A new group must not skip deposits published before it started. */
+        "auto.offset.reset", "earliest",
+        /* Rebalances move only the partitions that change owner, so scaling
+         * a stage does not stop every copy. */
+        "partition.assignment.strategy", "cooperative-sticky",
+        "session.timeout.ms", "10000",
+        "heartbeat.interval.ms", "1000",
+        /* An outage pause keeps polling, so this bounds only a wedged loop. */
+        "max.poll.interval.ms", "300000",
+        "socket.keepalive.enable", "true",
+        NULL,
+    };
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (apply_props(conf, kv, props, errstr, errstr_size) != 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    if (rebalance_cb != NULL)
+        rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    if (stats_cb != NULL) {
+        char err0[128];
+        rd_kafka_conf_set(conf, "statistics.interval.ms", "5000", err0, sizeof(err0));
+        rd_kafka_conf_set_stats_cb(conf, stats_cb);
+    }
+    rd_kafka_conf_set_opaque(conf, opaque);
+    char err[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    if (rk == NULL) {
+        snprintf(errstr, errstr_size, "kafka consumer: %s", err);
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    conf = NULL; /* now owned, and freed, by rk */
+    rd_kafka_poll_set_consumer(rk);
+    return rk;
+}
+
+int zl_kafka_create_topics(rd_kafka_t *rk, const char *const *names, int count, int partitions, int replication,
+                           int64_t retention_ms, int timeout_ms, char *errstr, size_t errstr_size)
+{
+    if (count <= 0)
+        return 0;
+    char retention[24];
+    snprintf(retention, sizeof(retention), "%" PRId64, retention_ms);
+    rd_kafka_NewTopic_t **nts = calloc((size_t)count, sizeof(*nts));
+    if (nts == NULL) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return -1;
+    }
+    int rc = -1;
+    char err[512];
+    for (int i = 0; i < count; i++) {
+        nts[i] = rd_kafka_NewTopic_new(names[i], partitions, replication, err, sizeof(err));
+        if (nts[i] == NULL) {
+            snprintf(errstr, errstr_size, "topic %s: %s", names[i], err);
+            goto out;
+        }
+        rd_kafka_NewTopic_set_config(nts[i], "retention.ms", retention);
+    }
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_AdminOptions_set_operation_timeout(opts, timeout_ms, err, sizeof(err));
+    rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms, err, sizeof(err));
+    rd_kafka_CreateTopics(rk, nts, (size_t)count, opts, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms + 5000);
+    if (ev == NULL) {
+        snprintf(errstr, errstr_size, "create topics: no answer from the broker in %d ms", timeout_ms + 5000);
+    } else if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        snprintf(errstr, errstr_size, "create topics: %s", rd_kafka_event_error_string(ev));
+    } else {
+        size_t n = 0;
+        const rd_kafka_topic_result_t **res =
+            rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+        rc = 0;
+        for (size_t i = 0; i < n; i++) {
+            rd_kafka_resp_err_t e = rd_kafka_topic_result_error(res[i]);
+            if (e != RD_KAFKA_RESP_ERR_NO_ERROR && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+                snprintf(errstr, errstr_size, "topic %s: %s", rd_kafka_topic_result_name(res[i]),
+                         rd_kafka_topic_result_error_string(res[i]));
+                rc = -1;
+                break;
+            }
+        }
+    }
+    if (ev != NULL)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_AdminOptions_destroy(opts);
+    rd_kafka_queue_destroy(q);
+out:
+    for (int i = 0; i < count; i++)
+        if (nts[i] != NULL)
+            rd_kafka_NewTopic_destroy(nts[i]);
+    free(nts);
+    return rc;
+}
+
+int zl_kafka_header(const rd_kafka_message_t *m, const char *name, char *out, size_t out_size)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return -1;
+    const void *val = NULL;
+    size_t len = 0;
+    if (rd_kafka_header_get_last(hdrs, name, &val, &len) != RD_KAFKA_RESP_ERR_NO_ERROR || val == NULL)
+        return -1;
+    if (len >= out_size)
+        return -1;
+    memcpy(out, val, len);
+    out[len] = '\0';
+    return 0;
+}

@@ -1,0 +1,84 @@
+/* pg.h: one PostgreSQL connection that reconnects, with prepared statements
+ * that are re-prepared after every reconnect.
+ *
+ * Failures split two ways, because they go different places (architecture §6):
+ *  - the connection is gone (server down, restart, network): ZL_OUTAGE. The
+ *    caller pauses its stage and calls zl_pg_ensure() until it succeeds.
+ *  - the statement failed on a healthy connection (constraint, bad data):
+ *    ZL_TRANSIENT for serialization/deadlock, ZL_PERMANENT otherwise.
+ *
+ * @locality the thread that owns the struct; libpq connections are not shared.
+ */
+#ifndef ZL_PG_H
+#define ZL_PG_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+#include "zl.h"
+
+/* Prepared statements per connection: the runtime and one stage need a dozen. */
+#define ZL_PG_STMTS_MAX 32
+
+struct zl_pg_stmt {
+    const char *name; /* borrowed: string literal */
+    const char *sql;  /* borrowed: string literal */
+    int nparams;
+};
+
+struct zl_pg {
+    PGconn *conn;                               /* NULL while disconnected */
+    char *dsn;                                  /* owned */
+    struct zl_pg_stmt stmts[ZL_PG_STMTS_MAX];   /* re-prepared on reconnect */
+    int nstmts;
+    int64_t connect_timeout_ms;
+    unsigned long reconnects;                   /* for metrics */
+};
+
+/* Initialises p (no connection yet). dsn is copied. Returns 0, or -1 when out
+ * of memory. */
+int zl_pg_init(struct zl_pg *p, const char *dsn, int64_t connect_timeout_ms);
+
+/* Registers a statement to prepare on every connection. Call before the first
+ * zl_pg_ensure(). Returns -1 when ZL_PG_STMTS_MAX is reached (a programmer
+ * error the caller reports). */
+int zl_pg_add_stmt(struct zl_pg *p, const char *name, const char *sql, int nparams);
+
+/* Makes sure the connection is up and every statement prepared: connects or
+ * reconnects as needed. Returns ZL_OK, ZL_OUTAGE when the server cannot be
+ * reached, or ZL_PERMANENT when a statement fails to prepare (a bug or a
+ * missing migration; errstr names the statement). */
+zl_class zl_pg_ensure(struct zl_pg *p, char *errstr, size_t errstr_size);
+
+/* Classifies a failed result (or NULL result) on p's connection. Writes the
+ * server's message into errstr. Closes the connection when it is broken, so
+ * the next zl_pg_ensure() reconnects. */
+zl_class zl_pg_classify(struct zl_pg *p, const PGresult *res, char *errstr, size_t errstr_size);
+
+/* Runs a command with no result rows (BEGIN, COMMIT, ...). Returns ZL_OK or
+ * the class of the failure. */
+zl_class zl_pg_exec(struct zl_pg *p, const char *sql, char *errstr, size_t errstr_size);
+
+/* Runs a prepared statement. On success returns the result (caller PQclear()s
+ * it); on failure returns NULL, sets *cls and errstr. */
+PGresult *zl_pg_prepared(struct zl_pg *p, const char *name, int nparams, const char *const *values,
+                         int expect /* PGRES_COMMAND_OK or PGRES_TUPLES_OK */, zl_class *cls,
+                         char *errstr, size_t errstr_size);
+
+/* Best-effort ROLLBACK after a failed transaction; ignores errors (a broken
+ * connection rolls back by itself). */
+void zl_pg_rollback(struct zl_pg *p);
+
+/* True when p has a live connection. */
+bool zl_pg_connected(const struct zl_pg *p);
+
+/* Builds a Postgres text array literal {"a","b"} for binding as one
+ * parameter (e.g. "= ANY($1::text[])"), so a batch is one round trip.
+ * Elements are quoted and escaped: any text is safe, and it is never SQL.
+ * Returns a malloc'd string the caller frees, or NULL when out of memory. */
+char *zl_pg_array_literal(const char *const *items, size_t n);
+
+/* Closes the connection and frees the DSN. p may be reused after zl_pg_init. */
+void zl_pg_close(struct zl_pg *p);
+
+#endif /* ZL_PG_H */

@@ -1,0 +1,129 @@
+/* runtime.h: the stage runtime every worker runs (architecture §5–§9).
+ *
+ * A stage's main.c fills a struct zl_stage with what its step does and calls
+ * zl_runtime_main(). The runtime owns everything else: config, logging, the
+ * consumer loop with batching, the state-table compare-and-set, retries in
+ * place, the delay tiers, the DLQ, outage pauses, health and metrics, and an
+ * orderly shutdown on SIGTERM/SIGINT.
+ *
+ * At-least-once delivery is made exactly-once in effect like this, per batch:
+ *   1. decode + validate (invalid → DLQ as poison);
+ *   2. read the rows; a row already past this stage → re-publish its output;
+ *   3. stage->process() does the side effect idempotently;
+ *   4. one transaction: CAS the rows that succeeded, plus stage->in_tx();
+ *   5. publish outputs, retries and dead letters; wait for every delivery;
+ *   6. store offset + 1 per partition, only up to the last finished message.
+ * A crash between any two steps means a redelivery that step 2 and the CAS
+ * make harmless.
+ *
+ * @locality every callback below runs on the runtime's main thread.
+ */
+#ifndef ZL_RUNTIME_H
+#define ZL_RUNTIME_H
+
+#include <librdkafka/rdkafka.h>
+#include <stdbool.h>
+
+#include "config.h"
+#include "envelope.h"
+#include "pg.h"
+#include "state.h"
+#include "zl.h"
+
+/* One consumed message and what became of it. Owned by the runtime; a stage
+ * reads in/row and writes out/error. */
+struct zl_work {
+    rd_kafka_message_t *msg;   /* owned by the runtime */
+    int tier;                  /* -1: the stage's input topic; n: retry tier n */
+    int attempt;               /* failures so far (header zl-attempt) */
+    int defers;                /* defers so far (header zl-defers) */
+    char traceparent[64];      /* W3C header, propagated or started here */
+    char trace_id[33];
+    struct zl_event in;        /* decoded input */
+    struct zl_row row;         /* its state row, read before process() */
+    struct zl_event out;       /* output event, filled by the stage */
+    zl_class result;
+    char error[ZL_ERRSTR_SIZE];
+    /* runtime bookkeeping */
+    int phase;                 /* internal: see runtime.c */
+    bool has_out;
+    bool decoded;
+    int64_t started_ms;
+    int delivery;              /* 0 none, 1 pending, 2 delivered, -1 failed */
+    int32_t delivered_partition;
+    int64_t delivered_offset;
+    char produced_topic[256];
+};
+
+struct zl_stage {
+    const char *name;            /* "verify": group zl-verify, zl.verify.dlq, zl.verify.retry.N */
+    zl_topic_kind in_kind;       /* schema of the input topic */
+    zl_topic_kind out_kind;      /* schema of the output topic */
+    const char *accept_states;   /* rows this stage acts on, e.g. "{detected}" */
+    zl_state done_state;         /* the CAS target on success */
+
+    /* The side effect for one message whose row is in accept_states. Returns
+     * ZL_OK with w->out filled, or a class with w->error set. May block on
+     * I/O; the runtime retries ZL_TRANSIENT in place with backoff. */
+    zl_class (*process)(void *ctx, struct zl_work *w);
+
+    /* The row is already past this stage: fill w->out from w->in and w->row
+     * so the output is published again (an earlier run may have died before
+     * publishing). Returns ZL_OK, or a class with w->error. */
+    zl_class (*republish)(void *ctx, struct zl_work *w);
+
+    /* Optional: extra writes inside the CAS transaction, for the messages
+     * whose row moved. Returning anything but ZL_OK rolls the batch back. */
+    zl_class (*in_tx)(void *ctx, struct zl_pg *pg, struct zl_work *const *moved, size_t n, char *errstr,
+                      size_t errstr_size);
+
+    /* Optional: register the stage's prepared statements on pg. */
+    int (*prepare)(void *ctx, struct zl_pg *pg);
+
+    /* Optional: during an outage, ZL_OK once the stage's own dependencies
+     * answer again. */
+    zl_class (*probe)(void *ctx, char *errstr, size_t errstr_size);
+
+    void *ctx;
+};
+
+/* Settings every worker has (ZL_KAFKA_BROKERS, ZL_PG_DSN, ZL_BATCH_SIZE_MAX,
+ * ...). Exposed so tools and docs can print them. */
+struct zl_runtime_config {
+    char *kafka_brokers;
+    char *pg_dsn;
+    char *topic_prefix;
+    char *group_id;             /* default "zl-<stage>" */
+    char *in_topic;             /* default <prefix><in_kind suffix> */
+    char *out_topic;            /* default <prefix><out_kind suffix> */
+    int64_t batch_size_max;
+    int64_t poll_timeout_ms;
+    int64_t batch_fill_ms;
+    int64_t inplace_attempts_max;
+    int64_t inplace_base_ms;
+    int64_t inplace_cap_ms;
+    char *retry_tiers_ms;
+    int64_t defers_max;
+    int64_t outage_base_ms;
+    int64_t outage_cap_ms;
+    int64_t delivery_timeout_ms;
+    int64_t pg_connect_timeout_ms;
+    char *http_addr;
+    int64_t http_port;
+    char *http_port_file;
+    char *log_level;
+    char *fault_point;
+    int64_t fault_after;
+};
+
+extern const struct zl_setting zl_runtime_settings[];
+extern const size_t zl_runtime_settings_count;
+
+/* The whole life of a worker: loads config (the runtime's settings plus the
+ * stage's own `extra` sections, which may be NULL/0), runs until SIGTERM or
+ * SIGINT, drains, and returns the process exit code: 0 after a clean drain,
+ * 2 on a configuration error, 1 on a fatal runtime error. Only main() exits. */
+int zl_runtime_main(const struct zl_stage *stage, struct zl_config_section *extra, size_t nextra, int argc,
+                    char **argv);
+
+#endif /* ZL_RUNTIME_H */

@@ -1,0 +1,191 @@
+#include "state.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const state_names[] = {
+    [ZL_STATE_UNKNOWN] = "unknown",
+    [ZL_STATE_DETECTED] = "detected",
+    [ZL_STATE_VERIFIED] = "verified",
+    [ZL_STATE_PINNED] = "pinned",
+    [ZL_STATE_MINT_SUBMITTED] = "mint_submitted",
+    [ZL_STATE_MINTED] = "minted",
+    [ZL_STATE_CREDITED] = "credited",
+    [ZL_STATE_REORGED] = "reorged",
+    [ZL_STATE_DEAD] = "dead",
+};
+#define STATE_COUNT ((int)(sizeof(state_names) / sizeof(state_names[0])))
+
+const char *zl_state_name(zl_state s)
+{
+    if ((int)s < 0 || (int)s >= STATE_COUNT)
+        return "unknown";
+    return state_names[s];
+}
+
+int zl_state_parse(const char *name, zl_state *out)
+{
+    for (int i = 1; i < STATE_COUNT; i++) {
+        if (strcmp(name, state_names[i]) == 0) {
+            *out = (zl_state)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int zl_state_rank(zl_state s)
+{
+    if (s >= ZL_STATE_DETECTED && s <= ZL_STATE_CREDITED)
+        return (int)s;
+    return 0;
+}
+
+static const char SQL_READ[] =
+    "SELECT deposit_id, state, attempts, coalesce(metadata_cid, ''), coalesce(token_uri, ''),"
+    " coalesce(nft_contract, ''), coalesce(token_id::text, ''), coalesce(mint_tx_hash, ''),"
+    " coalesce(credit_id::text, ''), coalesce(credit_eggs::text, ''), coalesce(dead_from_state, '')"
+    " FROM deposits WHERE deposit_id = ANY($1::text[])";
+
+static const char SQL_CAS[] =
+    "UPDATE deposits d SET state = $2, attempts = 0, last_error = NULL, last_error_class = NULL,"
+    " next_attempt_at = NULL, updated_at = now()"
+    " FROM (SELECT DISTINCT unnest($1::text[]) AS id) u"
+    " WHERE d.deposit_id = u.id AND d.state = ANY($3::text[])"
+    " RETURNING d.deposit_id";
+
+static const char SQL_FAILURE[] =
+    "UPDATE deposits SET attempts = attempts + 1, last_error = left($3, 2000), last_error_class = $2,"
+    " next_attempt_at = CASE WHEN $4::bigint < 0 THEN NULL"
+    "   ELSE now() + make_interval(secs => $4::bigint / 1000.0) END,"
+    " updated_at = now() WHERE deposit_id = $1";
+
+static const char SQL_DEAD[] =
+    "UPDATE deposits SET dead_from_state = state, state = 'dead', attempts = attempts + 1,"
+    " last_error = left($3, 2000), last_error_class = $2, next_attempt_at = NULL,"
+    " dlq_topic = $4, dlq_partition = $5::int, dlq_offset = $6::bigint, updated_at = now()"
+    " WHERE deposit_id = $1 AND state NOT IN ('credited', 'reorged', 'dead')";
+
+int zl_state_prepare(struct zl_pg *p)
+{
+    if (zl_pg_add_stmt(p, "zl_state_read", SQL_READ, 1) != 0 || zl_pg_add_stmt(p, "zl_state_cas", SQL_CAS, 3) != 0 ||
+        zl_pg_add_stmt(p, "zl_state_failure", SQL_FAILURE, 4) != 0 ||
+        zl_pg_add_stmt(p, "zl_state_dead", SQL_DEAD, 6) != 0)
+        return -1;
+    return 0;
+}
+
+static void copy_col(char *dst, size_t dst_size, const PGresult *r, int row, int col)
+{
+    const char *v = PQgetvalue(r, row, col);
+    size_t len = strlen(v);
+    if (len >= dst_size)
+        len = dst_size - 1;
+    memcpy(dst, v, len);
+    dst[len] = '\0';
+}
+
+zl_class zl_state_read(struct zl_pg *p, const char *const *ids, size_t n, struct zl_row *rows, char *errstr,
+                       size_t errstr_size)
+{
+    memset(rows, 0, n * sizeof(rows[0]));
+    if (n == 0)
+        return ZL_OK;
+    char *arr = zl_pg_array_literal(ids, n);
+    if (arr == NULL) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return ZL_TRANSIENT;
+    }
+    zl_class cls;
+    const char *params[1] = {arr};
+    PGresult *r = zl_pg_prepared(p, "zl_state_read", 1, params, PGRES_TUPLES_OK, &cls, errstr, errstr_size);
+    free(arr);
+    if (r == NULL)
+        return cls;
+    int nrows = PQntuples(r);
+    for (int j = 0; j < nrows; j++) {
+        const char *id = PQgetvalue(r, j, 0);
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(ids[i], id) != 0)
+                continue;
+            struct zl_row *row = &rows[i];
+            row->found = true;
+            if (zl_state_parse(PQgetvalue(r, j, 1), &row->state) != 0)
+                row->state = ZL_STATE_UNKNOWN;
+            row->attempts = (int)strtol(PQgetvalue(r, j, 2), NULL, 10);
+            copy_col(row->metadata_cid, sizeof(row->metadata_cid), r, j, 3);
+            copy_col(row->token_uri, sizeof(row->token_uri), r, j, 4);
+            copy_col(row->nft_contract, sizeof(row->nft_contract), r, j, 5);
+            copy_col(row->token_id, sizeof(row->token_id), r, j, 6);
+            copy_col(row->mint_tx_hash, sizeof(row->mint_tx_hash), r, j, 7);
+            copy_col(row->credit_id, sizeof(row->credit_id), r, j, 8);
+            copy_col(row->credit_eggs, sizeof(row->credit_eggs), r, j, 9);
+            copy_col(row->dead_from_state, sizeof(row->dead_from_state), r, j, 10);
+        }
+    }
+    PQclear(r);
+    return ZL_OK;
+}
+
+zl_class zl_state_cas(struct zl_pg *p, const char *const *ids, size_t n, const char *from, zl_state to,
+                      bool *moved, char *errstr, size_t errstr_size)
+{
+    for (size_t i = 0; i < n; i++)
+        moved[i] = false;
+    if (n == 0)
+        return ZL_OK;
+    char *arr = zl_pg_array_literal(ids, n);
+    if (arr == NULL) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return ZL_TRANSIENT;
+    }
+    zl_class cls;
+    const char *params[3] = {arr, zl_state_name(to), from};
+    PGresult *r = zl_pg_prepared(p, "zl_state_cas", 3, params, PGRES_TUPLES_OK, &cls, errstr, errstr_size);
+    free(arr);
+    if (r == NULL)
+        return cls;
+    int nrows = PQntuples(r);
+    for (int j = 0; j < nrows; j++) {
+        const char *id = PQgetvalue(r, j, 0);
+        /* A deposit twice in one batch moves once: only its first copy
+         * counts as moved, the second is then "already done". */
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(ids[i], id) == 0) {
+                moved[i] = true;
+                break;
+            }
+        }
+    }
+    PQclear(r);
+    return ZL_OK;
+}
+
+zl_class zl_state_record_failure(struct zl_pg *p, const char *id, zl_class cls, const char *error,
+                                 int64_t delay_ms, char *errstr, size_t errstr_size)
+{
+    char delay[24];
+    snprintf(delay, sizeof(delay), "%" PRId64, delay_ms);
+    const char *params[4] = {id, zl_class_name(cls), error, delay};
+    zl_class rc;
+    PGresult *r = zl_pg_prepared(p, "zl_state_failure", 4, params, PGRES_COMMAND_OK, &rc, errstr, errstr_size);
+    if (r != NULL)
+        PQclear(r);
+    return rc;
+}
+
+zl_class zl_state_mark_dead(struct zl_pg *p, const char *id, zl_class cls, const char *error, const char *dlq_topic,
+                            int32_t dlq_partition, int64_t dlq_offset, char *errstr, size_t errstr_size)
+{
+    char part[16], off[24];
+    snprintf(part, sizeof(part), "%" PRId32, dlq_partition);
+    snprintf(off, sizeof(off), "%" PRId64, dlq_offset);
+    const char *params[6] = {id, zl_class_name(cls), error, dlq_topic, part, off};
+    zl_class rc;
+    PGresult *r = zl_pg_prepared(p, "zl_state_dead", 6, params, PGRES_COMMAND_OK, &rc, errstr, errstr_size);
+    if (r != NULL)
+        PQclear(r);
+    return rc;
+}

@@ -1,0 +1,82 @@
+/* state.h: the deposits state table (schemas/sql/001_state.sql), read and
+ * advanced only by compare-and-set (architecture §4).
+ *
+ * Every function here runs on the caller's zl_pg connection and returns a
+ * zl_class: ZL_OK, ZL_OUTAGE when the database is unreachable (the caller
+ * pauses), or another class for a statement that failed on a healthy
+ * connection. None of them begins or commits a transaction unless it says so.
+ *
+ * @locality the thread that owns the zl_pg.
+ */
+#ifndef ZL_STATE_H
+#define ZL_STATE_H
+
+#include <stdbool.h>
+
+#include "pg.h"
+#include "zl.h"
+
+typedef enum zl_state {
+    ZL_STATE_UNKNOWN = 0, /* no row */
+    ZL_STATE_DETECTED,
+    ZL_STATE_VERIFIED,
+    ZL_STATE_PINNED,
+    ZL_STATE_MINT_SUBMITTED,
+    ZL_STATE_MINTED,
+    ZL_STATE_CREDITED,
+    ZL_STATE_REORGED, /* terminal side state: never credited */
+    ZL_STATE_DEAD,    /* in a DLQ, waiting for replay */
+} zl_state;
+
+/* "detected", ...; "unknown" for ZL_STATE_UNKNOWN. */
+const char *zl_state_name(zl_state s);
+/* Returns -1 when name is not a state. */
+int zl_state_parse(const char *name, zl_state *out);
+/* Position on the main path detected(1) .. credited(6); 0 for side states. A
+ * row whose rank is >= a stage's target rank is already done for that stage. */
+int zl_state_rank(zl_state s);
+
+/* The parts of a row the runtime and stages read. Strings are "" when NULL. */
+struct zl_row {
+    bool found;
+    zl_state state;
+    int attempts;
+    char metadata_cid[128];
+    char token_uri[140];
+    char nft_contract[43];
+    char token_id[80];
+    char mint_tx_hash[67];
+    char credit_id[37];
+    char credit_eggs[80];
+    char dead_from_state[16];
+};
+
+/* Statements the functions below use; registers them on p. Call once before
+ * the first zl_pg_ensure(). Returns -1 when p has no room for them. */
+int zl_state_prepare(struct zl_pg *p);
+
+/* Reads the rows of ids[0..n) into rows[0..n) (rows[i].found = false for a
+ * missing row), in one round trip. */
+zl_class zl_state_read(struct zl_pg *p, const char *const *ids, size_t n, struct zl_row *rows, char *errstr,
+                       size_t errstr_size);
+
+/* Compare-and-set for a batch, in one statement: for every id whose state is
+ * one of `from` (a '{detected,verified}' style Postgres array literal), sets
+ * state = to and clears the failure bookkeeping. Writes moved[i] = true for
+ * the ids that moved; the others were moved by another copy first, or are
+ * done. Must run inside the caller's transaction when paired with other
+ * writes. */
+zl_class zl_state_cas(struct zl_pg *p, const char *const *ids, size_t n, const char *from, zl_state to,
+                      bool *moved, char *errstr, size_t errstr_size);
+
+/* Records a failed attempt: attempts + 1, last_error(_class), next_attempt_at
+ * = now + delay_ms (NULL when delay_ms < 0). Missing rows are ignored. */
+zl_class zl_state_record_failure(struct zl_pg *p, const char *id, zl_class cls, const char *error,
+                                 int64_t delay_ms, char *errstr, size_t errstr_size);
+
+/* Moves the row to `dead`, remembering the state it was in and the DLQ
+ * coordinates, unless it is already terminal (credited, reorged). */
+zl_class zl_state_mark_dead(struct zl_pg *p, const char *id, zl_class cls, const char *error, const char *dlq_topic,
+                            int32_t dlq_partition, int64_t dlq_offset, char *errstr, size_t errstr_size);
+
+#endif /* ZL_STATE_H */

@@ -1,0 +1,12 @@
+# Pinned versions and cache locations of the local services, sourced by
+# deploy/local/deps and deploy/local/services. One place to bump a version.
+ZL_KAFKA_VERSION=${ZL_KAFKA_VERSION:-3.9.1}
+ZL_KUBO_VERSION=${ZL_KUBO_VERSION:-v0.43.0}
+ZL_CHAIN_ID=${ZL_CHAIN_ID:-31337}
+
+ZL_CACHE_DIR=${ZL_CACHE_DIR:-$HOME/.cache/zeroloss}
+ZL_KAFKA_HOME="$ZL_CACHE_DIR/kafka-$ZL_KAFKA_VERSION"
+ZL_NPM_DIR="$ZL_CACHE_DIR/npm"
+ZL_ANVIL="$ZL_NPM_DIR/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
+ZL_CAST="$ZL_NPM_DIR/node_modules/@foundry-rs/cast-linux-amd64/bin/cast"
+ZL_IPFS="$ZL_CACHE_DIR/kubo-$ZL_KUBO_VERSION/bin/ipfs"

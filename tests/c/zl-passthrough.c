@@ -1,0 +1,105 @@
+/* zl-passthrough: a test stage that proves the runtime's claims without any
+ * chain or IPFS. It consumes zl.deposits.detected-shaped events, moves rows
+ * detected -> verified, and publishes zl.deposits.verified-shaped events.
+ *
+ * Its side effect is deliberately NOT idempotent: it adds 1 to
+ * pt_effects.n for the deposit inside the CAS transaction. If the runtime
+ * ever applied a deposit twice, n would be 2; the tests check n = 1 for
+ * every deposit after SIGKILLs at every fault point.
+ *
+ * Test knobs (settings, so they show in --help):
+ *   ZL_PT_TRANSIENT_USER  messages of this user_id always fail transiently
+ *   ZL_PT_PERMANENT_USER  messages of this user_id fail permanently
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime.h"
+
+struct pt_config {
+    char *transient_user;
+    char *permanent_user;
+};
+
+static const struct zl_setting pt_settings[] = {
+    {"ZL_PT_TRANSIENT_USER", ZL_CFG_STR, "", "tests: user_id whose messages always fail transiently",
+     offsetof(struct pt_config, transient_user), 0, 0},
+    {"ZL_PT_PERMANENT_USER", ZL_CFG_STR, "", "tests: user_id whose messages fail permanently",
+     offsetof(struct pt_config, permanent_user), 0, 0},
+};
+
+static struct pt_config cfg;
+
+static zl_class pt_republish(void *ctx, struct zl_work *w)
+{
+    (void)ctx;
+    zl_event_derive(&w->out, &w->in, ZL_TOPIC_VERIFIED);
+    w->out.confirmations = 0;
+    return ZL_OK;
+}
+
+static zl_class pt_process(void *ctx, struct zl_work *w)
+{
+    if (cfg.transient_user[0] != '\0' && strcmp(w->in.user_id, cfg.transient_user) == 0) {
+        snprintf(w->error, sizeof(w->error), "injected transient failure for user %s", w->in.user_id);
+        return ZL_TRANSIENT;
+    }
+    if (cfg.permanent_user[0] != '\0' && strcmp(w->in.user_id, cfg.permanent_user) == 0) {
+        snprintf(w->error, sizeof(w->error), "injected permanent failure for user %s", w->in.user_id);
+        return ZL_PERMANENT;
+    }
+    return pt_republish(ctx, w);
+}
+
+static int pt_prepare(void *ctx, struct zl_pg *pg)
+{
+    (void)ctx;
+    return zl_pg_add_stmt(pg, "pt_effect",
+                          "INSERT INTO pt_effects (deposit_id, n) SELECT unnest($1::text[]), 1"
+                          " ON CONFLICT (deposit_id) DO UPDATE SET n = pt_effects.n + 1",
+                          1);
+}
+
+static zl_class pt_in_tx(void *ctx, struct zl_pg *pg, struct zl_work *const *moved, size_t n, char *errstr,
+                         size_t errstr_size)
+{
+    (void)ctx;
+    const char **ids = calloc(n, sizeof(*ids));
+    if (ids == NULL) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return ZL_TRANSIENT;
+    }
+    for (size_t i = 0; i < n; i++)
+        ids[i] = moved[i]->in.deposit_id;
+    char *arr = zl_pg_array_literal(ids, n);
+    free(ids);
+    if (arr == NULL) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return ZL_TRANSIENT;
+    }
+    const char *params[1] = {arr};
+    zl_class c;
+    PGresult *r = zl_pg_prepared(pg, "pt_effect", 1, params, PGRES_COMMAND_OK, &c, errstr, errstr_size);
+    free(arr);
+    if (r != NULL)
+        PQclear(r);
+    return c;
+}
+
+int main(int argc, char **argv)
+{
+    const struct zl_stage stage = {
+        .name = "passthrough",
+        .in_kind = ZL_TOPIC_DETECTED,
+        .out_kind = ZL_TOPIC_VERIFIED,
+        .accept_states = "{detected}",
+        .done_state = ZL_STATE_VERIFIED,
+        .process = pt_process,
+        .republish = pt_republish,
+        .in_tx = pt_in_tx,
+        .prepare = pt_prepare,
+    };
+    struct zl_config_section extra = {"passthrough test stage", pt_settings,
+                                      sizeof(pt_settings) / sizeof(pt_settings[0]), &cfg};
+    return zl_runtime_main(&stage, &extra, 1, argc, argv);
+}

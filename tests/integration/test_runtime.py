@@ -1,0 +1,241 @@
+"""The stage runtime's guarantees, proved with the passthrough test stage
+against the real Kafka and PostgreSQL.
+
+The passthrough stage's side effect is not idempotent on purpose (pt_effects.n
+is incremented in the CAS transaction), so "applied exactly once" is visible
+as n = 1 for every deposit.
+"""
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, need_env, services
+from runtime_helpers import Pipeline, effects, insert_rows, new_deposit, psql, states, wait_until
+
+FAULT_POINTS = ["after_decode", "after_side_effect", "after_db_commit", "before_produce",
+                "after_produce_before_offset_store"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def schema():
+    env = dict(os.environ, ZL_SCHEMA_DIR=str(REPO / "schemas" / "sql"))
+    out = subprocess.run([str(Path(need_env("ZL_BIN_DIR")) / "zl-migrate")], env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    psql("CREATE TABLE IF NOT EXISTS pt_effects (deposit_id text PRIMARY KEY, n integer NOT NULL)")
+
+
+@pytest.fixture
+def pipeline(tmp_path):
+    prefix = f"t{uuid.uuid4().hex[:10]}."
+    env = {
+        "PATH": os.environ["PATH"],
+        "ZL_KAFKA_BROKERS": need_env("ZL_KAFKA_BROKERS"),
+        "ZL_PG_DSN": need_env("ZL_PG_DSN"),
+        "ZL_TOPIC_PREFIX": prefix,
+        # A group per test: killed workers of one test must not slow the
+        # next test's rebalances until their sessions time out.
+        "ZL_GROUP_ID": f"zl-passthrough-{prefix}",
+        "ZL_RETRY_TIERS_MS": "500,1000",
+        "ZL_BATCH_SIZE_MAX": "10",
+        "ZL_OUTAGE_CAP_MS": "1000",
+        "ZL_INPLACE_BASE_MS": "10",
+        "ZL_INPLACE_CAP_MS": "50",
+        "ZL_LOG_LEVEL": "info",
+    }
+    topics_env = dict(env, ZL_TOPICS_STAGES="passthrough", ZL_TOPIC_PARTITIONS="3")
+    out = subprocess.run([str(Path(need_env("ZL_BIN_DIR")) / "zl-topics")], env=topics_env, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    p = Pipeline(prefix=prefix, workdir=tmp_path, env=env)
+    yield p
+    p.stop_all()
+
+
+def all_in_state(ids, state):
+    return lambda: all(s == state for s in states(ids).values()) and len(states(ids)) == len(ids)
+
+
+def assert_exactly_once(p: Pipeline, ids: list[str]):
+    eff = effects(ids)
+    assert sorted(eff) == sorted(ids), f"{len(set(ids) - set(eff))} deposits never applied"
+    doubled = {k: v for k, v in eff.items() if v != 1}
+    assert doubled == {}, f"applied more than once: {doubled}"
+    published = set(p.output_deposit_ids())
+    missing = set(ids) - published
+    assert missing == set(), f"{len(missing)} deposits never published downstream"
+
+
+@pytest.mark.parametrize("point", FAULT_POINTS)
+def test_kill_at_fault_point_then_restart_applies_each_deposit_once(pipeline, point):
+    """Guards against loss or double effect when a worker dies between any two
+    steps of the stage contract (decode, side effect, DB commit, produce,
+    offset store)."""
+    deposits = [new_deposit() for _ in range(40)]
+    ids = [d["deposit_id"] for d in deposits]
+    insert_rows(deposits)
+    pipeline.produce(deposits)
+
+    doomed = pipeline.start("doomed", ZL_FAULT_POINT=point, ZL_FAULT_AFTER="2")
+    rc = doomed.wait(timeout=60)
+    assert rc == -signal.SIGKILL, f"worker did not die at {point} (rc {rc}): {pipeline.log('doomed')[-2000:]}"
+
+    pipeline.start("survivor")
+    wait_until(all_in_state(ids, "verified"), 60, f"every deposit verified after a kill at {point}")
+    assert_exactly_once(pipeline, ids)
+
+
+def test_poison_goes_to_dlq_with_readable_headers_and_partition_keeps_flowing(pipeline):
+    """Guards against a bad message crashing the worker or blocking its
+    partition, and against DLQ headers operators cannot read with kcat."""
+    good = [new_deposit() for _ in range(3)]
+    insert_rows(good)
+    key = "same-partition"
+    pipeline.produce([good[0]], key=key)
+    pipeline.produce_raw(key, "this is not json")
+    pipeline.produce([good[1]], key=key)
+    bad_schema = new_deposit()
+    bad_schema["amount"] = 12.5  # a float amount: never valid
+    pipeline.produce([bad_schema], key=key)
+    pipeline.produce([good[2]], key=key)
+
+    worker = pipeline.start("w")
+    ids = [d["deposit_id"] for d in good]
+    wait_until(all_in_state(ids, "verified"), 60, "good messages behind poison ones to pass")
+    dlq = wait_until(lambda: len(pipeline.dlq_messages()) >= 2 and pipeline.dlq_messages(), 30, "two dead letters")
+    assert worker.poll() is None, "worker died on poison"
+    assert len(dlq) == 2
+    for m in dlq:
+        h = m["headers"]
+        assert h["zl-dlq-error-class"] == "poison"
+        assert h["zl-dlq-stage"] == "passthrough"
+        assert h["zl-dlq-original-topic"] == pipeline.in_topic
+        assert h["zl-dlq-error"], "a dead letter without a reason"
+        assert h["zl-dlq-consumer-group"] == pipeline.env["ZL_GROUP_ID"]
+        assert int(h["zl-dlq-original-offset"]) >= 0
+        for name in ("zl-dlq-attempts", "zl-dlq-original-partition", "zl-dlq-original-timestamp",
+                     "zl-dlq-failed-at", "zl-dlq-replay-count", "traceparent"):
+            assert name in h, f"missing header {name}: {h}"
+    assert any("amount" in m["headers"]["zl-dlq-error"] for m in dlq), [m["headers"]["zl-dlq-error"] for m in dlq]
+    assert_exactly_once(pipeline, ids)
+
+
+def test_transient_failure_walks_the_delay_tiers_to_the_dlq_without_holding_up_its_partition(pipeline):
+    """Guards against one slow message blocking every message behind it, and
+    against a message that keeps failing being retried forever."""
+    flaky = new_deposit(user_id="flaky")
+    normal = [new_deposit() for _ in range(20)]
+    insert_rows([flaky] + normal)
+    key = "one-partition"
+    pipeline.produce([flaky], key=key)
+    pipeline.produce(normal, key=key)
+
+    pipeline.start("w", ZL_PT_TRANSIENT_USER="flaky")
+    ids = [d["deposit_id"] for d in normal]
+    wait_until(all_in_state(ids, "verified"), 30, "messages behind the flaky one")
+    assert states([flaky["deposit_id"]])[flaky["deposit_id"]] == "detected", \
+        "the flaky message reached its end before the others passed: it was not delayed off the partition"
+
+    wait_until(lambda: states([flaky["deposit_id"]])[flaky["deposit_id"]] == "dead", 30, "the flaky one dead")
+    dlq = pipeline.dlq_messages()
+    assert [m["key"] for m in dlq] == [key]
+    h = dlq[0]["headers"]
+    assert h["zl-dlq-error-class"] == "transient"
+    assert h["zl-dlq-attempts"] == "3", h  # first try + 2 tiers
+    assert h["zl-dlq-original-topic"] == pipeline.in_topic  # not a retry tier: replay goes back here
+    assert "injected transient failure" in h["zl-dlq-error"]
+    row = psql("SELECT last_error_class, dead_from_state, dlq_topic FROM deposits WHERE deposit_id = :'v1'",
+               flaky["deposit_id"])
+    assert row == [["transient", "detected", pipeline.dlq_topic]]
+    assert_exactly_once(pipeline, ids)
+
+
+def http_status(port: int, path: str) -> int:
+    out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"http://127.0.0.1:{port}{path}"],
+                         capture_output=True, text=True, timeout=10)
+    return int(out.stdout or 0)
+
+
+def test_postgres_outage_pauses_the_stage_without_dead_letters(pipeline):
+    """Guards against an infrastructure outage flooding the DLQ: with the
+    database down the stage pauses, reports not-ready, and finishes everything
+    once it returns."""
+    outage_s = float(os.environ.get("ZL_TEST_OUTAGE_S", "30"))
+    first = [new_deposit() for _ in range(20)]
+    second = [new_deposit() for _ in range(20)]
+    insert_rows(first + second)
+    pipeline.produce(first)
+    pipeline.start("w")
+    port = pipeline.http_port("w")
+    wait_until(all_in_state([d["deposit_id"] for d in first], "verified"), 60, "first batch")
+    assert http_status(port, "/health/ready") == 200
+
+    services("stop", "postgres")
+    try:
+        pipeline.produce(second)
+        wait_until(lambda: http_status(port, "/health/ready") == 503, 30, "readiness to turn off")
+        time.sleep(outage_s)
+        assert http_status(port, "/health/ready") == 503
+        assert http_status(port, "/health/live") == 200, "an outage is not a dead process"
+        assert pipeline.dlq_messages() == [], "an outage dead-lettered messages"
+    finally:
+        services("start", "postgres")
+    ids = [d["deposit_id"] for d in first + second]
+    wait_until(all_in_state(ids, "verified"), 90, "everything after the database returned")
+    wait_until(lambda: http_status(port, "/health/ready") == 200, 30, "readiness to return")
+    assert pipeline.dlq_messages() == []
+    assert_exactly_once(pipeline, ids)
+
+
+def committed_lag(group: str, topic: str) -> int:
+    """Total lag of the group on topic, from Kafka's own group tool."""
+    cp = os.path.join(need_env("ZL_KAFKA_HOME"), "lib", "*")
+    out = subprocess.run(["java", "-cp", cp, "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand", "--bootstrap-server",
+                          need_env("ZL_KAFKA_BROKERS"), "--describe", "--group", group],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    lag, seen = 0, 0
+    for line in out.stdout.splitlines():
+        cols = line.split()
+        if len(cols) >= 6 and cols[1] == topic:
+            assert cols[3] != "-", f"partition {cols[2]} has no committed offset: {line}"
+            lag += int(cols[5])
+            seen += 1
+    assert seen > 0, out.stdout
+    return lag
+
+
+def test_sigterm_drains_and_exits_zero_with_offsets_committed(pipeline):
+    """Guards against a shutdown that loses its place: after SIGTERM the
+    group's committed offsets cover everything processed."""
+    deposits = [new_deposit() for _ in range(30)]
+    ids = [d["deposit_id"] for d in deposits]
+    insert_rows(deposits)
+    pipeline.produce(deposits)
+    w = pipeline.start("w")
+    wait_until(all_in_state(ids, "verified"), 60, "all processed")
+    w.send_signal(signal.SIGTERM)
+    assert w.wait(timeout=30) == 0, pipeline.log("w")[-2000:]
+    assert "stopped cleanly" in pipeline.log("w")
+    assert committed_lag(pipeline.env["ZL_GROUP_ID"], pipeline.in_topic) == 0
+
+
+def test_three_copies_with_one_killed_lose_nothing_and_double_nothing(pipeline):
+    """Guards against loss or duplicates across a rebalance when one copy of a
+    scaled stage dies mid-run."""
+    deposits = [new_deposit() for _ in range(300)]
+    ids = [d["deposit_id"] for d in deposits]
+    insert_rows(deposits)
+    workers = [pipeline.start(f"w{i}") for i in range(3)]
+    time.sleep(3)  # let the group form so the kill lands mid-run
+    pipeline.produce(deposits)
+    wait_until(lambda: sum(1 for s in states(ids).values() if s == "verified") >= 30, 60, "work to start")
+    workers[1].send_signal(signal.SIGKILL)
+    wait_until(all_in_state(ids, "verified"), 90, "every deposit verified by the survivors")
+    assert workers[0].poll() is None and workers[2].poll() is None
+    assert_exactly_once(pipeline, ids)
