@@ -35,7 +35,7 @@ UNIT_TESTS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/
 SVC_TESTS   := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(wildcard tests/c/*.c))
 
 .SECONDARY:
-.PHONY: all deps test test-unit check contracts contracts-check demo clean services-down
+.PHONY: all deps test test-unit check fuzz contracts contracts-check demo clean services-down
 
 all: $(WORKERS) $(TOOLS) $(UNIT_TESTS) $(SVC_TESTS)
 
@@ -82,6 +82,30 @@ test: deps
 check: deps
 	@$(MAKE) --no-print-directory MODE=asan all
 	@tests/run-all build/asan
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10
+
+# libFuzzer targets: tests/fuzz/fuzz_<name>.c, linked with every common/
+# source (clang; libFuzzer brings its own main). `make fuzz` runs each for
+# FUZZ_SECONDS with its seed corpus tests/fuzz/corpus/<name>/ (new inputs go
+# to build/fuzz/corpus/<name>, never into the repository).
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -std=c11 \
+                $(DEFS) -Icommon $(PKG_CFLAGS)
+
+build/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) $(wildcard common/*.h)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) $< $(COMMON_SRC) -o $@ $(PKG_LIBS) -lpthread -lm
+
+fuzz: $(FUZZ_TARGETS)
+	@for t in $(FUZZ_TARGETS); do \
+	  name=$$(basename $$t); seeds=tests/fuzz/corpus/$${name#fuzz_}; out=build/fuzz/corpus/$${name#fuzz_}; \
+	  mkdir -p $$out; echo "== $$name for $(FUZZ_SECONDS)s"; \
+	  if ! $$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=build/fuzz/ \
+	       $$out $$( [ -d $$seeds ] && echo $$seeds ) > build/fuzz/$$name.log 2>&1; then \
+	    tail -n 40 build/fuzz/$$name.log; echo "$$name FOUND A BUG (input saved under build/fuzz/)"; exit 1; fi; \
+	  grep -E 'stat::number_of_executed_units|stat::average_exec_per_sec' build/fuzz/$$name.log; \
+	done
 
 contracts:
 	@deploy/local/deps npm

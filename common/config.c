@@ -470,17 +470,18 @@ static int load_kafka_props_file(struct loader *L, const struct raw *r)
 enum opt_kind { OPT_END, OPT_HELP, OPT_CONFIG, OPT_SET, OPT_X, OPT_ERROR };
 
 /* Matches "--name VALUE" or "--name=VALUE" (or "-X VALUE" / "-XVALUE" when
- * attached is true) at argv[*i]; advances *i past what it used. */
+ * attached is true) at argv[*i]; advances *i past what it used. When the
+ * option matches but its value is missing, returns true with *value NULL. */
 static bool match_opt(int argc, char **argv, int *i, const char *name,
-                      bool attached, const char **value, bool *missing)
+                      bool attached, const char **value)
 {
     const char *a = argv[*i];
     size_t n = strlen(name);
     if (strncmp(a, name, n) != 0)
         return false;
     if (a[n] == '\0') {
-        if (*i + 1 >= argc) {
-            *missing = true;
+        if (*i + 1 >= argc || argv[*i + 1] == NULL) {
+            *value = NULL;
             return true;
         }
         *value = argv[*i + 1];
@@ -504,32 +505,31 @@ static bool match_opt(int argc, char **argv, int *i, const char *name,
 static enum opt_kind next_opt(int argc, char **argv, int *i, const char **value,
                               char *errstr, size_t errstr_size)
 {
-    if (*i >= argc)
+    if (*i >= argc || argv[*i] == NULL)
         return OPT_END;
     const char *a = argv[*i];
-    bool missing = false;
     *value = NULL;
     if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
         *i += 1;
         return OPT_HELP;
     }
-    if (match_opt(argc, argv, i, "--config", false, value, &missing)) {
-        if (missing || (*value)[0] == '\0') {
+    if (match_opt(argc, argv, i, "--config", false, value)) {
+        if (*value == NULL || (*value)[0] == '\0') {
             fail(errstr, errstr_size, "--config needs a path: --config PATH");
             return OPT_ERROR;
         }
         return OPT_CONFIG;
     }
-    if (match_opt(argc, argv, i, "--set", false, value, &missing)) {
-        if (missing || strchr(*value, '=') == NULL || (*value)[0] == '=') {
+    if (match_opt(argc, argv, i, "--set", false, value)) {
+        if (*value == NULL || strchr(*value, '=') == NULL || (*value)[0] == '=') {
             fail(errstr, errstr_size, "--set expects ZL_NAME=value, got \"%s\"",
-                 missing ? "" : *value);
+                 *value == NULL ? "" : *value);
             return OPT_ERROR;
         }
         return OPT_SET;
     }
-    if (match_opt(argc, argv, i, "-X", true, value, &missing)) {
-        if (missing || strchr(*value, '=') == NULL || (*value)[0] == '=') {
+    if (match_opt(argc, argv, i, "-X", true, value)) {
+        if (*value == NULL || strchr(*value, '=') == NULL || (*value)[0] == '=') {
             /* Only the part before '=' could be printed safely; a value
              * without '=' might be a mistyped password, so print nothing. */
             fail(errstr, errstr_size, "-X expects property=value");
@@ -1000,16 +1000,71 @@ static void out_puts(struct out_buf *o, const char *s)
     out_put(o, s, strlen(s));
 }
 
-static void out_escaped(struct out_buf *o, const char *s)
+static void out_escaped_n(struct out_buf *o, const char *s, size_t n)
 {
     if (o->overflow || o->size == 0)
         return;
-    size_t n = strlen(s);
     size_t written = 0;
     size_t used = zl_log_escape_json(o->buf + o->len, o->size - o->len, s, n, &written);
     o->len += written;
     if (used < n)
         o->overflow = true;
+}
+
+static void out_escaped(struct out_buf *o, const char *s)
+{
+    out_escaped_n(o, s, strlen(s));
+}
+
+#define REDACTED "<redacted>"
+
+/* Writes a string setting with any password it embeds replaced: the
+ * startup line must not leak ZL_PG_DSN=postgresql://zl:pw@db/zl. Two forms
+ * are recognised: URL userinfo ("scheme://user:password@host") and libpq
+ * keywords or URI query ("... password=pw ...", "?password=pw"). Secrets belong in SECRET_FILE settings;
+ * this is the safety net for when they are not. */
+static void out_string_redacted(struct out_buf *o, const char *v)
+{
+    const char *scheme_end = strstr(v, "://");
+    if (scheme_end != NULL) {
+        const char *user = scheme_end + 3;
+        size_t authority_len = strcspn(user, "/?#");
+        const char *at = NULL;
+        for (size_t i = 0; i < authority_len; i++) {
+            if (user[i] == '@')
+                at = user + i; /* the last '@' ends the userinfo */
+        }
+        const char *colon = at != NULL ? memchr(user, ':', (size_t)(at - user)) : NULL;
+        if (colon != NULL) {
+            out_escaped_n(o, v, (size_t)(colon + 1 - v));
+            out_puts(o, REDACTED);
+            out_escaped(o, at);
+            return;
+        }
+    }
+    const char *kw = strstr(v, "password=");
+    /* A keyword starts the string or follows a blank (key=value DSN) or
+     * '?'/'&' (URI query parameter). */
+    if (kw != NULL && (kw == v || strchr(" \t?&", kw[-1]) != NULL)) {
+        const char *pw = kw + strlen("password=");
+        const char *rest = pw;
+        if (*rest == '\'') {
+            /* libpq quoted value: up to the closing quote (\' escapes). */
+            for (rest++; *rest != '\0' && *rest != '\''; rest++) {
+                if (*rest == '\\' && rest[1] != '\0')
+                    rest++;
+            }
+            if (*rest == '\'')
+                rest++;
+        } else {
+            rest += strcspn(rest, " \t&");
+        }
+        out_escaped_n(o, v, (size_t)(pw - v));
+        out_puts(o, REDACTED);
+        out_escaped(o, rest);
+        return;
+    }
+    out_escaped(o, v);
 }
 
 int zl_config_dump_json(const struct zl_config_section *sections,
@@ -1035,7 +1090,7 @@ int zl_config_dump_json(const struct zl_config_section *sections,
                     break;
                 }
                 out_puts(&o, "\"");
-                out_escaped(&o, v);
+                out_string_redacted(&o, v);
                 out_puts(&o, "\"");
                 break;
             }

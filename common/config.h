@@ -138,9 +138,11 @@ void zl_config_free(struct zl_config_section *sections, size_t nsections,
 /* Writes the effective settings as one JSON object into buf, for the
  * startup log line: {"ZL_BATCH_SIZE_MAX":500,"ZL_DRY_RUN":false,
  * "ZL_TOPIC_PREFIX":"zl.","ZL_SIGNER_KEY_FILE":"<redacted: /run/key>"}.
- * Secrets show only their path (null when unset); strings are escaped as
- * log.h's zl_log_escape_json(). Returns 0, or -1 when buf is too small (buf
- * then holds "" when size > 0). */
+ * Secrets show only their path (null when unset). In strings, a password
+ * embedded as URL userinfo (postgresql://user:PW@host) or as a libpq keyword
+ * (password=PW) shows as "<redacted>". Strings are escaped as log.h's
+ * zl_log_escape_json(). Returns 0, or -1 when buf is too small (buf then
+ * holds "" when size > 0). */
 int zl_config_dump_json(const struct zl_config_section *sections,
                         size_t nsections, char *buf, size_t size);
 

@@ -185,7 +185,8 @@ int zl_event_validate(const struct zl_event *ev, char *errstr, size_t errstr_siz
  * is its length without the NUL. Returns -1 with errstr set when the event
  * is invalid (*len_out untouched), or when buf_size is too small: then
  * *len_out is the length the JSON needs (a buffer of *len_out + 1 bytes
- * works) and buf's contents are unspecified. */
+ * works) and buf's contents are unspecified. buf may be NULL when
+ * buf_size is 0, to ask for the length. */
 int zl_event_encode(const struct zl_event *ev, char *buf, size_t buf_size,
                     size_t *len_out, char *errstr, size_t errstr_size);
 

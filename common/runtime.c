@@ -105,6 +105,7 @@ struct rt {
     struct part parts[PARTITIONS_MAX];
     int nparts;
     bool outage;
+    bool stage_inited;
     char outage_reason[ZL_ERRSTR_SIZE];
     int pending_deliveries;
     /* metric handles for the hot path */
@@ -1029,6 +1030,12 @@ static int start(struct rt *rt, char *err, size_t err_size)
             fclose(f);
         }
     }
+    if (rt->stage->init != NULL) {
+        struct zl_runtime_env env = {.metrics = rt->metrics, .health = rt->health, .cfg = &rt->cfg};
+        if (rt->stage->init(rt->stage->ctx, &env, err, err_size) != 0)
+            return -1;
+        rt->stage_inited = true;
+    }
     zl_health_set_dep(rt->health, "postgres", false, "connecting", "");
     zl_health_set_dep(rt->health, "kafka", true, "up", "");
     if (zl_pg_init(&rt->pg, rt->cfg.pg_dsn, rt->cfg.pg_connect_timeout_ms) != 0 || zl_state_prepare(&rt->pg) != 0 ||
@@ -1132,6 +1139,8 @@ static void stop(struct rt *rt)
         rd_kafka_destroy(rt->producer);
     }
     zl_pg_close(&rt->pg);
+    if (rt->stage_inited && rt->stage->fini != NULL)
+        rt->stage->fini(rt->stage->ctx);
     if (rt->health != NULL)
         zl_health_stop(rt->health);
     if (rt->metrics != NULL)

@@ -55,6 +55,17 @@ struct zl_work {
     char produced_topic[256];
 };
 
+struct zl_metrics;
+struct zl_health;
+struct zl_runtime_config;
+
+/* What the runtime lends a stage at init: valid until fini. */
+struct zl_runtime_env {
+    struct zl_metrics *metrics;            /* register the stage's own metrics here */
+    struct zl_health *health;              /* report the stage's dependencies here */
+    const struct zl_runtime_config *cfg;   /* the runtime's settings */
+};
+
 struct zl_stage {
     const char *name;            /* "verify": group zl-verify, zl.verify.dlq, zl.verify.retry.N */
     zl_topic_kind in_kind;       /* schema of the input topic */
@@ -83,6 +94,14 @@ struct zl_stage {
     /* Optional: during an outage, ZL_OK once the stage's own dependencies
      * answer again. */
     zl_class (*probe)(void *ctx, char *errstr, size_t errstr_size);
+
+    /* Optional: called once after config is loaded and health/metrics
+     * exist, before consuming. Returns 0, or -1 with errstr (startup fails,
+     * exit code 1). */
+    int (*init)(void *ctx, const struct zl_runtime_env *env, char *errstr, size_t errstr_size);
+
+    /* Optional: called once at shutdown, after the consumer is closed. */
+    void (*fini)(void *ctx);
 
     void *ctx;
 };

@@ -16,7 +16,7 @@ def test_kafka_keeps_messages_across_restart(brokers):
     topic = f"zl.test.restart.{uuid.uuid4().hex[:8]}"
     # The broker does not auto-create topics; create it with Kafka's own tool.
     java_cp = os.path.join(os.environ["ZL_KAFKA_HOME"], "lib", "*")
-    subprocess.run(["java", "-cp", java_cp, "kafka.admin.TopicCommand", "--bootstrap-server", brokers,
+    subprocess.run(["java", "-cp", java_cp, "org.apache.kafka.tools.TopicCommand", "--bootstrap-server", brokers,
                     "--create", "--topic", topic, "--partitions", "1", "--replication-factor", "1"],
                    check=True, capture_output=True, timeout=120)
     lines = [f"m{i}" for i in range(100)]

@@ -478,6 +478,35 @@ ZT_TEST(test_config_secret_never_appears_in_dump)
     clean_env();
 }
 
+ZT_TEST(test_config_dump_redacts_passwords_embedded_in_strings)
+{
+    clean_env();
+    const char *cases[][2] = {
+        {"postgresql://zl:hunter2@db:5432/zl", "postgresql://zl:<redacted>@db:5432/zl"},
+        {"host=db password=hunter2 user=zl", "host=db password=<redacted> user=zl"},
+        {"host=db password='hun ter\\'2' user=zl", "host=db password=<redacted> user=zl"},
+        {"postgresql://db/zl?user=zl&password=hunter2&sslmode=require",
+         "postgresql://db/zl?user=zl&password=<redacted>&sslmode=require"},
+        {"postgresql://zl@db/zl", "postgresql://zl@db/zl"}, /* no password */
+        {"http://127.0.0.1:8545", "http://127.0.0.1:8545"}, /* port, not userinfo */
+    };
+    char *argv[] = {"zl-test"};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        setenv("ZL_TEST_NAME", cases[i][0], 1);
+        ZT_REQUIRE(load_worker(ARGC(argv), argv) == 0);
+        ZT_EQ_STR(cases[i][0], wcfg.name); /* the program gets the real value */
+        char buf[1024];
+        ZT_REQUIRE(zl_config_dump_json(worker_section, 1, buf, sizeof(buf)) == 0);
+        json_t *j = json_loads(buf, 0, NULL);
+        ZT_REQUIRE(j != NULL);
+        ZT_EQ_STR(cases[i][1], json_string_value(json_object_get(j, "ZL_TEST_NAME")));
+        ZT_CHECK(!contains(buf, "hunter2") && !contains(buf, "hun ter"));
+        json_decref(j);
+        free_worker();
+    }
+    clean_env();
+}
+
 ZT_TEST(test_config_empty_secret_with_empty_default_is_unset_not_an_error)
 {
     clean_env();
@@ -663,6 +692,7 @@ ZT_MAIN(test_config_defaults_apply_when_no_source_sets_a_value,
         test_config_secret_file_read_with_trailing_newline_stripped,
         test_config_secret_file_open_to_group_or_others_is_refused,
         test_config_secret_never_appears_in_dump,
+        test_config_dump_redacts_passwords_embedded_in_strings,
         test_config_empty_secret_with_empty_default_is_unset_not_an_error,
         test_config_empty_secret_file_content_is_an_error,
         test_config_required_setting_missing_is_an_error_naming_it,

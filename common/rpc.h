@@ -1,0 +1,93 @@
+/* rpc.h: an Ethereum JSON-RPC client that survives bad endpoints.
+ *
+ * One struct zl_rpc per chain holds an ordered list of endpoint URLs, each
+ * with its own circuit breaker, ranked by recent success ratio and latency.
+ * A call goes to the best healthy endpoint; on a timeout, 5xx, HTTP 429,
+ * `Retry-After` or JSON-RPC -32005 (rate limited) it fails over to the next.
+ * After hedge_after_ms without an answer the next endpoint is asked too and
+ * the first good answer wins. ZL_OUTAGE is returned only when every endpoint
+ * is down or open; a JSON-RPC error answer from a healthy endpoint (e.g. a
+ * revert) is the caller's to classify and comes back as ZL_PERMANENT with
+ * the code and message in *rpc_err.
+ *
+ * Ownership: results are jansson values the caller json_decref()s. params
+ * passed to a call are borrowed (not stolen).
+ * @locality a struct zl_rpc is used by one thread at a time (a stage's main
+ * thread); create one per thread otherwise.
+ */
+#ifndef ZL_RPC_H
+#define ZL_RPC_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "health.h"
+#include "metrics.h"
+#include "zl.h"
+
+/* Endpoints per chain: seed 000 lists 7 for BSC. */
+#define ZL_RPC_ENDPOINTS_MAX 16
+/* Calls in one JSON-RPC batch request. */
+#define ZL_RPC_BATCH_MAX 100
+
+struct zl_rpc_opts {
+    const char *urls;           /* comma-separated, in preference order; copied */
+    int64_t timeout_ms;         /* per HTTP request */
+    int64_t hedge_after_ms;     /* ask the next endpoint too after this long; 0 = never */
+    int quorum;                 /* endpoints that must agree in zl_rpc_call_quorum (>= 1) */
+    /* breaker per endpoint (Polly v8 semantics, see breaker.h) */
+    double breaker_failure_ratio;
+    int64_t breaker_sampling_ms;
+    int32_t breaker_min_throughput;
+    int64_t breaker_break_ms;
+    struct zl_metrics *metrics; /* may be NULL; borrowed */
+    struct zl_health *health;   /* may be NULL; borrowed: endpoint states appear in /health/ready */
+    const char *name;           /* dependency name in health/metrics, e.g. "rpc" */
+};
+
+/* A JSON-RPC error object from an endpoint that answered. */
+struct zl_rpc_error {
+    long code;          /* e.g. 3 (execution reverted), -32000, -32005 */
+    char message[256];
+    char data[1024];    /* error.data as text (revert data hex), "" if none */
+};
+
+struct zl_rpc;
+
+/* Creates the client. Returns 0, or -1 with errstr naming the bad option or
+ * URL. */
+int zl_rpc_new(struct zl_rpc **out, const struct zl_rpc_opts *opts, char *errstr, size_t errstr_size);
+void zl_rpc_free(struct zl_rpc *r);
+
+/* One call. On ZL_OK *result holds the "result" member (new reference).
+ * Returns ZL_TRANSIENT when endpoints answered badly but not all are down,
+ * ZL_OUTAGE when every endpoint is down or open, ZL_PERMANENT with *rpc_err
+ * filled (rpc_err may be NULL) when an endpoint answered with a JSON-RPC
+ * error that is not rate limiting. */
+zl_class zl_rpc_call(struct zl_rpc *r, const char *method, json_t *params, json_t **result,
+                     struct zl_rpc_error *rpc_err, char *errstr, size_t errstr_size);
+
+/* A JSON-RPC batch: n calls in one HTTP request to one endpoint. results[i]
+ * receives each call's result (or NULL with errs[i] filled, when that call
+ * failed). The batch as a whole fails over like zl_rpc_call. */
+zl_class zl_rpc_batch(struct zl_rpc *r, size_t n, const char *const *methods, json_t *const *params,
+                      json_t **results, struct zl_rpc_error *errs, char *errstr, size_t errstr_size);
+
+/* Like zl_rpc_call, but asks endpoints until opts.quorum of them return
+ * results that are equal as JSON (json_equal); returns that result. Fewer
+ * agreeing healthy endpoints than the quorum: ZL_TRANSIENT (or ZL_OUTAGE
+ * when all are down). */
+zl_class zl_rpc_call_quorum(struct zl_rpc *r, const char *method, json_t *params, json_t **result,
+                            struct zl_rpc_error *rpc_err, char *errstr, size_t errstr_size);
+
+/* True when at least one endpoint's breaker admits calls now. */
+bool zl_rpc_any_healthy(struct zl_rpc *r);
+
+/* Admin: resets every endpoint's breaker to closed. */
+void zl_rpc_reset_breakers(struct zl_rpc *r);
+
+/* Convenience for "0x1a" quantities: parses into *out; -1 when not a
+ * 0x-prefixed hex quantity that fits in 64 bits. */
+int zl_rpc_parse_quantity(const json_t *v, uint64_t *out);
+
+#endif /* ZL_RPC_H */
