@@ -467,7 +467,7 @@ static int load_kafka_props_file(struct loader *L, const struct raw *r)
 
 /* ---- command line --------------------------------------------------------- */
 
-enum opt_kind { OPT_END, OPT_HELP, OPT_CONFIG, OPT_SET, OPT_X, OPT_ERROR };
+enum opt_kind { OPT_END, OPT_HELP, OPT_HELP_MARKDOWN, OPT_CONFIG, OPT_SET, OPT_X, OPT_ERROR };
 
 /* Matches "--name VALUE" or "--name=VALUE" (or "-X VALUE" / "-XVALUE" when
  * attached is true) at argv[*i]; advances *i past what it used. When the
@@ -512,6 +512,10 @@ static enum opt_kind next_opt(int argc, char **argv, int *i, const char **value,
     if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
         *i += 1;
         return OPT_HELP;
+    }
+    if (strcmp(a, "--help-markdown") == 0) {
+        *i += 1;
+        return OPT_HELP_MARKDOWN;
     }
     if (match_opt(argc, argv, i, "--config", false, value)) {
         if (*value == NULL || (*value)[0] == '\0') {
@@ -575,6 +579,8 @@ static int scan_args(int argc, char **argv, const char **config_path,
             return -1;
         if (k == OPT_HELP)
             return 1;
+        if (k == OPT_HELP_MARKDOWN)
+            return 2;
         if (k == OPT_CONFIG)
             *config_path = value;
     }
@@ -588,7 +594,7 @@ static int apply_args(struct loader *L, int argc, char **argv, enum opt_kind wan
     for (;;) {
         const char *value;
         enum opt_kind k = next_opt(argc, argv, &i, &value, NULL, 0);
-        if (k == OPT_END || k == OPT_ERROR || k == OPT_HELP)
+        if (k == OPT_END || k == OPT_ERROR || k == OPT_HELP || k == OPT_HELP_MARKDOWN)
             return 0;
         if (k != want)
             continue;
@@ -920,6 +926,12 @@ int zl_config_load(struct zl_config_section *sections, size_t nsections,
     int rc = scan_args(argc, argv, &cli_config, errstr, errstr_size);
     if (rc == 1) {
         zl_config_print_help(stdout, prog_name(argc, argv), sections, nsections);
+        fflush(stdout);
+        return 1;
+    }
+    if (rc == 2) {
+        /* The README's configuration tables are generated from this. */
+        zl_config_print_markdown(stdout, sections, nsections);
         fflush(stdout);
         return 1;
     }

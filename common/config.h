@@ -108,13 +108,15 @@ struct zl_kv_list {
 /* Fills every section's struct from the sources above, in that order of
  * precedence. argv is the program's own: argv[0] is its name; options are
  * --config PATH, --set ZL_NAME=value, -X property=value (each also as
- * --opt=value / -Xproperty=value) and -h/--help. kafka_props may be NULL for
+ * --opt=value / -Xproperty=value), -h/--help, and --help-markdown (the
+ * settings as the markdown table the README is generated from). kafka_props
+ * may be NULL for
  * a program that talks to no broker: then any librdkafka property is an
  * error, and ZL_KAFKA_PROPERTIES_FILE is ignored.
  *
  * Returns:
  *   0  loaded; every field is set; free with zl_config_free();
- *   1  --help was given: the generated help went to stdout; nothing is
+ *   1  --help or --help-markdown was given: it went to stdout; nothing is
  *      loaded (fields are zero/NULL); the program should exit 0;
  *  -1  error: errstr says which setting or line, what is wrong, and where it
  *      came from, e.g.

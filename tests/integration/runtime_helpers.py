@@ -118,10 +118,19 @@ class Pipeline:
         raise AssertionError(f"{name} wrote no HTTP port file")
 
     def stop_all(self) -> None:
+        """Kills every worker still running, then fails if any worker's log
+        shows a sanitizer report (make check runs these tests under
+        ASan+UBSan, and a finding must fail the test, not hide in a log)."""
         for p in self.procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGKILL)
                 p.wait(timeout=10)
+        for p in self.procs:
+            text = self.log(p.zl_name)
+            for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+                if marker in text:
+                    at = text.index(marker)
+                    raise AssertionError(f"sanitizer report in {p.zl_name}'s log:\n{text[at:at + 3000]}")
 
     def log(self, name: str) -> str:
         path = self.workdir / f"{name}.log"
