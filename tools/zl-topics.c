@@ -50,7 +50,7 @@ int main(int argc, char **argv)
     static struct topics_config tcfg;
     struct zl_config_section sections[] = {
         {"zl-topics", topics_settings, sizeof(topics_settings) / sizeof(topics_settings[0]), &tcfg},
-        {"shared with the workers", zl_runtime_settings, zl_runtime_settings_count, &rcfg},
+        {"runtime", zl_runtime_settings, zl_runtime_settings_count, &rcfg},
     };
     const size_t nsections = sizeof(sections) / sizeof(sections[0]);
     static struct zl_kv_list props;

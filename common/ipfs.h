@@ -1,0 +1,138 @@
+/* ipfs.h: pins content to an ordered list of IPFS providers and checks that
+ * it can be fetched back through gateways (docs/architecture.md §6).
+ *
+ * The caller computes the CID first (cid.h) and passes it in: every provider
+ * must answer with exactly that CID, so a retry can never create a second,
+ * different object, and a provider that stores something else is caught.
+ *
+ * Providers, tried in the configured order, each behind its own circuit
+ * breaker (breaker.h), until pin_k of them hold the content:
+ *   kubo    Kubo RPC: POST <url>/api/v0/add?cid-version=1&raw-leaves=true
+ *           &pin=true&hash=sha2-256&chunker=size-262144, multipart "file".
+ *   pinata  Pinata: POST <url>/pinning/pinFileToIPFS, Authorization: Bearer
+ *           <JWT>, multipart "file", "pinataMetadata" {"name"} and
+ *           "pinataOptions" {"cidVersion":1}; answer {IpfsHash,PinSize,
+ *           Timestamp}. (pinJSONToIPFS is not used: Pinata serialises the
+ *           JSON itself, so the stored bytes, and the CID, would not be ours.)
+ *   psa     IPFS Pinning Service API: POST <url>/pins {"cid","name"} with a
+ *           Bearer token, then GET <url>/pins/<requestid> until "pinned". It
+ *           pins by CID, fetching the bytes from the IPFS network, so list it
+ *           after a provider that holds the bytes.
+ *
+ * Outcome of one provider call, and what it means for the message:
+ *   pinned, same CID           counts towards pin_k
+ *   another CID                ZL_PERMANENT at once, counted in
+ *                              zl_ipfs_cid_mismatch_total (an alert)
+ *   unreachable, timeout, 5xx, provider down: breaker failure, next provider
+ *     401/403, breaker open
+ *   429, PSA pin not pinned    busy: next provider
+ *     in time or "failed"
+ *   other 4xx, bad answer      next provider
+ * When fewer than pin_k providers pinned: ZL_OUTAGE when fewer than pin_k
+ * providers are up at all (every provider down is an outage: never a DLQ),
+ * ZL_TRANSIENT otherwise.
+ *
+ * Retrievability: GET <gateway>/ipfs/<cid> on each gateway in order until one
+ * returns bytes whose CID is the expected one. Every gateway unreachable or
+ * 5xx: ZL_OUTAGE; any other failure on all of them: ZL_TRANSIENT.
+ *
+ * Health: one dependency "ipfs" in /health/ready, ok while at least pin_k
+ * breakers are closed or half-open, its detail listing every provider's
+ * breaker; gauges zl_breaker_state{stage,dependency="ipfs:<i>:<kind>"}.
+ * Metrics: zl_ipfs_pins_total{stage,provider,outcome},
+ * zl_ipfs_cid_mismatch_total{stage,provider},
+ * zl_ipfs_gateway_checks_total{stage,gateway,outcome}.
+ *
+ * Ownership: struct zl_ipfs is created by zl_ipfs_new and freed by
+ * zl_ipfs_free; it copies every option string (secrets are wiped on free).
+ * @locality one thread at a time (the stage's main thread): it reuses one
+ * curl handle per provider. The breaker callback may run on that thread only.
+ */
+#ifndef ZL_IPFS_H
+#define ZL_IPFS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "breaker.h"
+#include "zl.h"
+
+struct zl_metrics;
+struct zl_health;
+
+/* Providers and gateways in one list: a handful in practice (seed 001 names
+ * Pinata plus backups); more is a configuration mistake. */
+#define ZL_IPFS_PROVIDERS_MAX 8
+#define ZL_IPFS_GATEWAYS_MAX 8
+/* Longest provider or gateway URL. */
+#define ZL_IPFS_URL_MAX 512
+/* Largest provider answer read: a Kubo add answer or a PinStatus is a few
+ * hundred bytes; anything bigger is not an answer we understand. */
+#define ZL_IPFS_RESPONSE_MAX_BYTES 65536
+/* NDJSON objects read from one Kubo add answer (one per added file). */
+#define ZL_IPFS_KUBO_LINES_MAX 16
+
+typedef enum zl_ipfs_kind {
+    ZL_IPFS_KUBO = 0,
+    ZL_IPFS_PINATA = 1,
+    ZL_IPFS_PSA = 2,
+} zl_ipfs_kind;
+
+struct zl_ipfs_opts {
+    const char *providers;        /* "kind=url,kind=url" in preference order; kind kubo|pinata|psa */
+    const char *gateways;         /* "url,url"; "" allowed only without verify_retrieval */
+    int pin_k;                    /* providers that must hold the content, 1..count */
+    bool verify_retrieval;        /* fetch back through a gateway and compare */
+    int64_t timeout_ms;           /* per provider request */
+    int64_t connect_timeout_ms;   /* per connection */
+    int64_t gateway_timeout_ms;   /* per gateway request */
+    const char *pinata_jwt;       /* required when a pinata provider is listed; never logged */
+    const char *psa_token;        /* required when a psa provider is listed; never logged */
+    int64_t psa_poll_timeout_ms;  /* give up waiting for "pinned" after this */
+    int64_t psa_poll_interval_ms; /* between status polls */
+    struct zl_breaker_opts breaker; /* per provider; its callback fields are ignored */
+    struct zl_metrics *metrics;   /* may be NULL; borrowed, must outlive the client */
+    struct zl_health *health;     /* may be NULL; borrowed, must outlive the client */
+    const char *stage;            /* label value, e.g. "ipfs-upload"; copied */
+};
+
+struct zl_ipfs;
+
+/* Parses the lists and sets up breakers and curl handles. Returns 0 and
+ * *out, or -1 with errstr naming the bad option (an unknown kind, a URL that
+ * is not http(s), a missing secret, pin_k above the provider count). */
+int zl_ipfs_new(struct zl_ipfs **out, const struct zl_ipfs_opts *opts, char *errstr, size_t errstr_size);
+
+/* Frees c and wipes its copies of the secrets. NULL is a no-op. */
+void zl_ipfs_free(struct zl_ipfs *c);
+
+/* Pins data[0..len) (name is a label shown by providers, e.g. a file name)
+ * to pin_k providers, checking each answer against cid. Returns a class as
+ * described above, with errstr naming the providers and their failures. */
+zl_class zl_ipfs_pin(struct zl_ipfs *c, const void *data, size_t len, const char *name, const char *cid,
+                     char *errstr, size_t errstr_size);
+
+/* Fetches cid through the gateways and checks the bytes hash to cid and
+ * equal data[0..len). ZL_OK when verification is off. */
+zl_class zl_ipfs_verify(struct zl_ipfs *c, const void *data, size_t len, const char *cid, char *errstr,
+                        size_t errstr_size);
+
+/* During an outage: ZL_OK once at least pin_k providers answer a cheap
+ * request (Kubo /api/v0/version, Pinata /data/testAuthentication, PSA
+ * GET /pins?limit=1) through their breakers; ZL_OUTAGE otherwise. */
+zl_class zl_ipfs_probe(struct zl_ipfs *c, char *errstr, size_t errstr_size);
+
+/* Parsers of provider answers (external input: fuzzed). body need not be
+ * NUL-terminated. Each returns 0 with the CID (and for PSA the request id and
+ * status) copied out, or -1 with errstr. A CID is returned as text exactly as
+ * the provider wrote it (checked only for length and characters), since the
+ * caller compares it with its own. */
+int zl_ipfs_parse_kubo_add(const char *body, size_t len, char *cid, size_t cid_size, char *errstr,
+                           size_t errstr_size);
+int zl_ipfs_parse_pinata_pin(const char *body, size_t len, char *cid, size_t cid_size, char *errstr,
+                             size_t errstr_size);
+int zl_ipfs_parse_psa_status(const char *body, size_t len, char *requestid, size_t requestid_size, char *status,
+                             size_t status_size, char *cid, size_t cid_size, char *errstr, size_t errstr_size);
+
+#endif /* ZL_IPFS_H */

@@ -1,0 +1,265 @@
+"""Helpers for the ipfs-upload stage's integration tests: an ipfs-upload
+pipeline (its topics, group and workers), a private Kubo daemon a test may
+kill, and the one fake this suite uses, a proxy that lies about CIDs.
+"""
+import hashlib
+import http.server
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from conftest import REPO, need_env
+from runtime_helpers import kcat, new_deposit, psql
+
+IMAGE_FILE = REPO / "deploy" / "assets" / "receipt.svg"
+NAME_PREFIX = "zeroloss deposit receipt"
+DESCRIPTION = "Receipt for a USDT deposit credited by zeroloss."
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(url: str, timeout: float = 10) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+    except OSError:
+        return 0, b""
+
+
+def verified_deposit(user_id: str = "u1", amount: str = "1000000000000000000") -> dict:
+    d = new_deposit(user_id)
+    d["schema"] = "zl.deposits.verified/v1"
+    d["amount"] = amount
+    d["confirmations"] = 12
+    return d
+
+
+def insert_verified_rows(deposits: list[dict]) -> None:
+    from runtime_helpers import insert_rows
+    insert_rows(deposits)
+    arr = "{" + ",".join(d["deposit_id"] for d in deposits) + "}"
+    psql("UPDATE deposits SET state = 'verified', confirmations = 12 WHERE deposit_id = ANY(:'v1'::text[])", arr)
+
+
+def expected_metadata(d: dict, image_cid: str) -> bytes:
+    """The canonical document, written independently of the C code: if the
+    two ever disagree, the CIDs disagree and the test says so."""
+    doc = {
+        "name": f"{NAME_PREFIX} {d['deposit_id']}",
+        "description": DESCRIPTION,
+        "image": f"ipfs://{image_cid}",
+        "attributes": [
+            {"trait_type": "amount", "value": d["amount"]},
+            {"trait_type": "token", "value": d["token"].lower()},
+            {"trait_type": "chain", "value": str(d["chain_id"])},
+            {"trait_type": "deposit tx", "value": d["tx_hash"]},
+            {"trait_type": "log index", "value": str(d["log_index"])},
+        ],
+    }
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class KuboCli:
+    """`ipfs add -n` in a private offline repo: Kubo computes a CID without
+    storing anything, the reference every local CID is compared with."""
+
+    def __init__(self, workdir: Path):
+        self.env = dict(os.environ, IPFS_PATH=str(workdir / "cli-repo"))
+        subprocess.run([need_env("ZL_IPFS"), "init", "--profile=test"], env=self.env, capture_output=True,
+                       check=True, timeout=60)
+
+    def cid(self, data: bytes) -> str:
+        out = subprocess.run([need_env("ZL_IPFS"), "add", "--cid-version=1", "--raw-leaves", "-n", "-Q"],
+                             input=data, env=self.env, capture_output=True, check=True, timeout=60)
+        return out.stdout.decode().strip()
+
+
+class Kubo:
+    """A private Kubo daemon on fixed free ports, so a test can kill it and
+    start it again at the same address (the shared one is never touched)."""
+
+    def __init__(self, workdir: Path):
+        self.path = workdir / "kubo-repo"
+        self.env = dict(os.environ, IPFS_PATH=str(self.path))
+        self.api_port, self.gw_port = free_port(), free_port()
+        self.log = workdir / "kubo.log"
+        self.proc = None
+        ipfs = need_env("ZL_IPFS")
+        subprocess.run([ipfs, "init", "--profile=test"], env=self.env, capture_output=True, check=True, timeout=60)
+        for key, value in (("Addresses.API", f"/ip4/127.0.0.1/tcp/{self.api_port}"),
+                           ("Addresses.Gateway", f"/ip4/127.0.0.1/tcp/{self.gw_port}")):
+            subprocess.run([ipfs, "config", key, value], env=self.env, capture_output=True, check=True, timeout=30)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.gw_port}"
+
+    def start(self) -> None:
+        log = open(self.log, "ab")
+        self.proc = subprocess.Popen([need_env("ZL_IPFS"), "daemon", "--offline"], env=self.env, stdout=log,
+                                     stderr=log, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                req = urllib.request.Request(self.api_url + "/api/v0/version", method="POST")
+                with urllib.request.urlopen(req, timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError(f"private kubo did not start: {self.log.read_text(errors='replace')[-2000:]}")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+
+class WrongCidProxy:
+    """FAULT INJECTION ONLY: forwards Kubo RPC calls to a real Kubo, but
+    answers every metadata upload (a body holding "attributes") with another
+    CID than Kubo's, as a misconfigured or lying provider would."""
+
+    WRONG = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"  # CID of the empty string
+
+    def __init__(self, upstream: str):
+        upstream = upstream.rstrip("/")
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                req = urllib.request.Request(upstream + self.path, data=body, method="POST",
+                                             headers={"Content-Type": self.headers.get("Content-Type", "")})
+                with urllib.request.urlopen(req, timeout=30) as r:
+                    answer = r.read()
+                if self.path.startswith("/api/v0/add") and b'"attributes"' in body:
+                    obj = json.loads(answer.decode().strip().splitlines()[-1])
+                    obj["Hash"] = WrongCidProxy.WRONG
+                    answer = (json.dumps(obj) + "\n").encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@dataclass
+class IpfsPipeline:
+    """One isolated ipfs-upload pipeline: its topics, group and workers."""
+    prefix: str
+    workdir: Path
+    env: dict
+    procs: list = field(default_factory=list)
+
+    @property
+    def in_topic(self) -> str:
+        return self.prefix + "deposits.verified"
+
+    @property
+    def out_topic(self) -> str:
+        return self.prefix + "nft.pinned"
+
+    @property
+    def dlq_topic(self) -> str:
+        return self.prefix + "ipfs-upload.dlq"
+
+    def produce(self, deposits: list[dict]) -> None:
+        lines = [f"{d['deposit_id']}\t{json.dumps(d)}" for d in deposits]
+        kcat("-P", "-t", self.in_topic, "-K", "\t", "-X", "acks=all", data="\n".join(lines) + "\n")
+
+    def start(self, name: str, **extra_env: str) -> subprocess.Popen:
+        env = dict(self.env)
+        env.update({k: str(v) for k, v in extra_env.items()})
+        env["ZL_HTTP_PORT_FILE"] = str(self.workdir / f"{name}.port")
+        log = open(self.workdir / f"{name}.log", "ab")
+        p = subprocess.Popen([str(Path(need_env("ZL_BIN_DIR")) / "ipfs-upload")], env=env, stdout=log, stderr=log,
+                             start_new_session=True)
+        log.close()
+        self.procs.append(p)
+        return p
+
+    def http_port(self, name: str, timeout_s: float = 20) -> int:
+        path = self.workdir / f"{name}.port"
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if path.exists() and path.read_text().strip():
+                return int(path.read_text())
+            time.sleep(0.1)
+        raise AssertionError(f"{name} wrote no HTTP port file: {self.log(name)[-2000:]}")
+
+    def metrics(self, name: str) -> str:
+        return http_get(f"http://127.0.0.1:{self.http_port(name)}/metrics")[1].decode()
+
+    def ready(self, name: str) -> int:
+        return http_get(f"http://127.0.0.1:{self.http_port(name)}/health/ready")[0]
+
+    def stop_all(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGKILL)
+                p.wait(timeout=10)
+
+    def log(self, name: str) -> str:
+        path = self.workdir / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def outputs(self) -> list[dict]:
+        out = kcat("-C", "-t", self.out_topic, "-o", "beginning", "-e", "-q", "-f", "%s\n")
+        return [json.loads(v) for v in out.splitlines() if v]
+
+    def dlq_headers(self) -> list[dict]:
+        out = kcat("-C", "-t", self.dlq_topic, "-o", "beginning", "-e", "-q", "-f", "%h\x1e")
+        msgs = []
+        for rec in out.split("\x1e"):
+            if not rec.strip():
+                continue
+            msgs.append(dict(pair.partition("=")[::2] for pair in rec.split(",")))
+        return msgs
+
+
+def rows(ids: list[str]) -> dict[str, dict]:
+    arr = "{" + ",".join(ids) + "}"
+    got = psql("SELECT deposit_id, state, coalesce(metadata_cid, ''), coalesce(token_uri, '') FROM deposits"
+               " WHERE deposit_id = ANY(:'v1'::text[])", arr)
+    return {r[0]: {"state": r[1], "cid": r[2], "uri": r[3]} for r in got}
+
+
+def pinned_transitions(ids: list[str]) -> dict[str, int]:
+    arr = "{" + ",".join(ids) + "}"
+    got = psql("SELECT deposit_id, count(*) FROM deposit_history WHERE to_state = 'pinned'"
+               " AND deposit_id = ANY(:'v1'::text[]) GROUP BY deposit_id", arr)
+    return {r[0]: int(r[1]) for r in got}
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,446 @@
+/* ipfs-upload: zl.deposits.verified -> zl.nft.pinned.
+ *
+ * For each verified deposit: build its ERC-721 metadata canonically
+ * (nftmeta.h), compute the CID locally (cid.h), pin the bytes to
+ * ZL_IPFS_PIN_K providers, each of which must answer with exactly that CID,
+ * fetch them back through a gateway and compare (ipfs.h), then move the row
+ * verified -> pinned with metadata_cid and token_uri = ipfs://<cid> in the
+ * runtime's CAS transaction. The same deposit always yields the same bytes,
+ * so a crash anywhere and a redelivery pin the same object again: harmless.
+ *
+ * The NFT image (ZL_NFT_IMAGE_FILE, or one per amount tier) is pinned once;
+ * its CID is remembered in ipfs_images (schemas/sql/003_ipfs.sql) and reused.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cid.h"
+#include "ipfs.h"
+#include "log.h"
+#include "nftmeta.h"
+#include "runtime.h"
+
+/* Amount tiers with their own image, plus the default image. */
+#define IU_IMAGES_MAX 9
+
+struct iu_config {
+    char *providers;
+    char *api_url;
+    char *gateways;
+    int64_t pin_k;
+    bool verify;
+    int64_t timeout_ms;
+    int64_t connect_timeout_ms;
+    int64_t gateway_timeout_ms;
+    struct zl_secret pinata_jwt;
+    struct zl_secret psa_token;
+    int64_t psa_poll_timeout_ms;
+    int64_t psa_poll_interval_ms;
+    int64_t breaker_failure_pct;
+    int64_t breaker_sampling_ms;
+    int64_t breaker_min_throughput;
+    int64_t breaker_break_ms;
+    char *image_file;
+    char *image_tiers;
+    char *name_prefix;
+    char *description;
+    char *external_url;
+};
+
+#define OFF(f) offsetof(struct iu_config, f)
+static const struct zl_setting iu_settings[] = {
+    {"ZL_IPFS_PROVIDERS", ZL_CFG_STR, "",
+     "IPFS providers in preference order, kind=url comma-separated (kind: kubo, pinata, psa); empty: kubo=ZL_IPFS_API_URL",
+     OFF(providers), 0, 0},
+    {"ZL_IPFS_API_URL", ZL_CFG_STR, "http://127.0.0.1:5001", "Kubo RPC API used when ZL_IPFS_PROVIDERS is empty",
+     OFF(api_url), 0, 0},
+    {"ZL_IPFS_GATEWAY_URLS", ZL_CFG_STR, "http://127.0.0.1:8080",
+     "IPFS gateways for the retrievability check, comma-separated, tried in order", OFF(gateways), 0, 0},
+    {"ZL_IPFS_PIN_K", ZL_CFG_INT, "1", "providers that must hold every object (redundancy)", OFF(pin_k), 1,
+     ZL_IPFS_PROVIDERS_MAX},
+    {"ZL_IPFS_VERIFY_RETRIEVAL", ZL_CFG_BOOL, "true",
+     "fetch every object back through a gateway and compare its hash before moving on", OFF(verify), 0, 0},
+    {"ZL_IPFS_TIMEOUT_MS", ZL_CFG_INT, "30000", "timeout of one provider request", OFF(timeout_ms), 100, 600000},
+    {"ZL_IPFS_CONNECT_TIMEOUT_MS", ZL_CFG_INT, "3000", "timeout of one connection to a provider or gateway",
+     OFF(connect_timeout_ms), 10, 60000},
+    {"ZL_IPFS_GATEWAY_TIMEOUT_MS", ZL_CFG_INT, "10000", "timeout of one gateway fetch", OFF(gateway_timeout_ms), 100,
+     600000},
+    {"ZL_IPFS_PINATA_JWT_FILE", ZL_CFG_SECRET_FILE, "", "file holding the Pinata JWT (Bearer); needed for pinata",
+     OFF(pinata_jwt), 0, 0},
+    {"ZL_IPFS_PSA_TOKEN_FILE", ZL_CFG_SECRET_FILE, "",
+     "file holding the Pinning Service API access token; needed for psa", OFF(psa_token), 0, 0},
+    {"ZL_IPFS_PSA_POLL_TIMEOUT_MS", ZL_CFG_INT, "60000", "wait this long for a pinning service to report pinned",
+     OFF(psa_poll_timeout_ms), 100, 3600000},
+    {"ZL_IPFS_PSA_POLL_INTERVAL_MS", ZL_CFG_INT, "500", "between pinning service status polls",
+     OFF(psa_poll_interval_ms), 10, 60000},
+    {"ZL_IPFS_BREAKER_FAILURE_PCT", ZL_CFG_INT, "50", "provider breaker opens at this failure percentage",
+     OFF(breaker_failure_pct), 1, 100},
+    {"ZL_IPFS_BREAKER_SAMPLING_MS", ZL_CFG_INT, "30000", "provider breaker sampling window",
+     OFF(breaker_sampling_ms), 1, 86400000},
+    {"ZL_IPFS_BREAKER_MIN_THROUGHPUT", ZL_CFG_INT, "5", "calls in the window before a provider breaker may open",
+     OFF(breaker_min_throughput), 1, 100000},
+    {"ZL_IPFS_BREAKER_BREAK_MS", ZL_CFG_INT, "5000", "time a provider breaker stays open before a probe",
+     OFF(breaker_break_ms), 1, 86400000},
+    {"ZL_NFT_IMAGE_FILE", ZL_CFG_STR, "deploy/assets/receipt.svg",
+     "NFT image (at most 262144 bytes), pinned once and referenced by every metadata document", OFF(image_file), 0,
+     0},
+    {"ZL_NFT_IMAGE_TIERS", ZL_CFG_STR, "",
+     "images per amount tier: min_amount=path comma-separated (smallest unit); below every tier: ZL_NFT_IMAGE_FILE",
+     OFF(image_tiers), 0, 0},
+    {"ZL_NFT_NAME_PREFIX", ZL_CFG_STR, "zeroloss deposit receipt", "NFT name: this, a space, then the deposit id",
+     OFF(name_prefix), 0, 0},
+    {"ZL_NFT_DESCRIPTION", ZL_CFG_STR, "Receipt for a USDT deposit credited by zeroloss.", "NFT description",
+     OFF(description), 0, 0},
+    {"ZL_NFT_EXTERNAL_URL", ZL_CFG_STR, "",
+     "NFT external_url; {deposit_id} is replaced by the deposit id; empty: no external_url", OFF(external_url), 0, 0},
+};
+#undef OFF
+
+struct iu_image {
+    char tier[80];          /* "default" or the minimum amount (canonical decimal) */
+    char path[512];
+    unsigned char *bytes;   /* owned */
+    size_t len;
+    char cid[ZL_CID_SIZE];
+    bool pinned;            /* known pinned (this run, or ipfs_images) */
+};
+
+struct iu {
+    struct iu_config cfg;
+    struct zl_ipfs *ipfs;
+    struct zl_pg pg;        /* own connection: process() reads ipfs_images outside the CAS transaction */
+    bool pg_inited;
+    struct iu_image images[IU_IMAGES_MAX]; /* [0] default, then tiers in any order */
+    char providers[ZL_IPFS_URL_MAX * 2];   /* the effective provider list: part of an image's key */
+    int nimages;
+};
+
+static struct iu g_iu;
+
+/* -------------------------------------------------------------- images */
+
+static int read_image(struct iu_image *img, const char *path, char *errstr, size_t errstr_size)
+{
+    snprintf(img->path, sizeof(img->path), "%s", path);
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        snprintf(errstr, errstr_size, "NFT image %s: %s", path, strerror(errno));
+        return -1;
+    }
+    img->bytes = malloc(ZL_CID_SINGLE_CHUNK_MAX_BYTES + 1);
+    if (img->bytes == NULL) {
+        fclose(f);
+        snprintf(errstr, errstr_size, "out of memory");
+        return -1;
+    }
+    img->len = fread(img->bytes, 1, ZL_CID_SINGLE_CHUNK_MAX_BYTES + 1, f);
+    bool failed = ferror(f) != 0;
+    fclose(f);
+    if (failed) {
+        snprintf(errstr, errstr_size, "NFT image %s: read error", path);
+        return -1;
+    }
+    char err[ZL_ERRSTR_SIZE];
+    if (zl_cid_raw_v1(img->bytes, img->len, img->cid, sizeof(img->cid), err, sizeof(err)) != 0) {
+        snprintf(errstr, errstr_size, "NFT image %s: %s", path, err);
+        return -1;
+    }
+    return 0;
+}
+
+/* a >= b for canonical decimal strings (no leading zeros). */
+static bool dec_ge(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    return la != lb ? la > lb : strcmp(a, b) >= 0;
+}
+
+static int load_images(struct iu *u, char *errstr, size_t errstr_size)
+{
+    snprintf(u->images[0].tier, sizeof(u->images[0].tier), "default");
+    if (read_image(&u->images[0], u->cfg.image_file, errstr, errstr_size) != 0)
+        return -1;
+    u->nimages = 1;
+    const char *s = u->cfg.image_tiers;
+    while (*s != '\0') {
+        const char *end = strchr(s, ',');
+        size_t n = end != NULL ? (size_t)(end - s) : strlen(s);
+        const char *eq = memchr(s, '=', n);
+        if (u->nimages == IU_IMAGES_MAX || eq == NULL || (size_t)(eq - s) >= sizeof(u->images[0].tier) ||
+            n - (size_t)(eq - s) - 1 >= sizeof(u->images[0].path)) {
+            snprintf(errstr, errstr_size, "ZL_NFT_IMAGE_TIERS: \"%.*s\" is not min_amount=path (at most %d tiers)",
+                     (int)(n > 200 ? 200 : n), s, IU_IMAGES_MAX - 1);
+            return -1;
+        }
+        struct iu_image *img = &u->images[u->nimages];
+        memcpy(img->tier, s, (size_t)(eq - s));
+        img->tier[eq - s] = '\0';
+        if (!zl_valid_uint256_dec(img->tier)) {
+            snprintf(errstr, errstr_size, "ZL_NFT_IMAGE_TIERS: \"%s\" is not a canonical decimal amount", img->tier);
+            return -1;
+        }
+        char path[sizeof(img->path)];
+        memcpy(path, eq + 1, n - (size_t)(eq - s) - 1);
+        path[n - (size_t)(eq - s) - 1] = '\0';
+        if (read_image(img, path, errstr, errstr_size) != 0)
+            return -1;
+        u->nimages++;
+        s = end != NULL ? end + 1 : s + n;
+    }
+    return 0;
+}
+
+/* The tier with the largest minimum at or below amount; the default else. */
+static struct iu_image *image_for(struct iu *u, const char *amount)
+{
+    struct iu_image *best = &u->images[0];
+    for (int i = 1; i < u->nimages; i++) {
+        struct iu_image *img = &u->images[i];
+        if (dec_ge(amount, img->tier) && (best == &u->images[0] || dec_ge(img->tier, best->tier)))
+            best = img;
+    }
+    return best;
+}
+
+/* Makes sure img is pinned: remembered in ipfs_images, or pinned now and
+ * remembered. */
+static zl_class ensure_image(struct iu *u, struct iu_image *img, char *errstr, size_t errstr_size)
+{
+    if (img->pinned)
+        return ZL_OK;
+    zl_class c = zl_pg_ensure(&u->pg, errstr, errstr_size);
+    if (c != ZL_OK)
+        return c == ZL_PERMANENT ? ZL_OUTAGE : c; /* a missing migration is not the message's fault */
+    const char *get[2] = {img->cid, u->providers};
+    PGresult *r = zl_pg_prepared(&u->pg, "iu_image_get", 2, get, PGRES_TUPLES_OK, &c, errstr, errstr_size);
+    if (r == NULL)
+        return c == ZL_OUTAGE ? ZL_OUTAGE : ZL_TRANSIENT;
+    bool known = PQntuples(r) > 0;
+    PQclear(r);
+    if (!known) {
+        char name[64];
+        snprintf(name, sizeof(name), "zl-image-%s", img->tier);
+        c = zl_ipfs_pin(u->ipfs, img->bytes, img->len, name, img->cid, errstr, errstr_size);
+        if (c == ZL_OK)
+            c = zl_ipfs_verify(u->ipfs, img->bytes, img->len, img->cid, errstr, errstr_size);
+        if (c != ZL_OK)
+            return c;
+        char bytes[24];
+        snprintf(bytes, sizeof(bytes), "%zu", img->len);
+        const char *put[5] = {img->cid, u->providers, img->tier, bytes, img->path};
+        r = zl_pg_prepared(&u->pg, "iu_image_put", 5, put, PGRES_COMMAND_OK, &c, errstr, errstr_size);
+        if (r == NULL)
+            return c == ZL_OUTAGE ? ZL_OUTAGE : ZL_TRANSIENT;
+        PQclear(r);
+        zl_log_kv(ZL_LOG_INFO, NULL, "NFT image pinned", "tier", img->tier, "cid", img->cid, "file", img->path, NULL);
+    }
+    img->pinned = true;
+    return ZL_OK;
+}
+
+/* --------------------------------------------------------------- stage */
+
+static zl_class iu_republish(void *ctx, struct zl_work *w)
+{
+    (void)ctx;
+    if (w->row.metadata_cid[0] == '\0' || w->row.token_uri[0] == '\0') {
+        snprintf(w->error, sizeof(w->error), "row is %s but has no metadata_cid/token_uri",
+                 zl_state_name(w->row.state));
+        return ZL_PERMANENT;
+    }
+    zl_event_derive(&w->out, &w->in, ZL_TOPIC_PINNED);
+    snprintf(w->out.metadata_cid, sizeof(w->out.metadata_cid), "%s", w->row.metadata_cid);
+    snprintf(w->out.token_uri, sizeof(w->out.token_uri), "%s", w->row.token_uri);
+    return ZL_OK;
+}
+
+static zl_class iu_process(void *ctx, struct zl_work *w)
+{
+    struct iu *u = ctx;
+    struct iu_image *img = image_for(u, w->in.amount);
+    zl_class c = ensure_image(u, img, w->error, sizeof(w->error));
+    if (c != ZL_OK)
+        return c;
+    const struct zl_nftmeta_opts mo = {
+        .name_prefix = u->cfg.name_prefix,
+        .description = u->cfg.description,
+        .external_url = u->cfg.external_url,
+        .image_cid = img->cid,
+    };
+    char doc[ZL_NFTMETA_MAX_BYTES];
+    size_t len = 0;
+    char cid[ZL_CID_SIZE];
+    if (zl_nftmeta_build(&w->in, &mo, doc, sizeof(doc), &len, w->error, sizeof(w->error)) != 0 ||
+        zl_cid_raw_v1(doc, len, cid, sizeof(cid), w->error, sizeof(w->error)) != 0)
+        return ZL_PERMANENT;
+    char name[96];
+    snprintf(name, sizeof(name), "zl-%.66s-%u.json", w->in.tx_hash, (unsigned)w->in.log_index);
+    c = zl_ipfs_pin(u->ipfs, doc, len, name, cid, w->error, sizeof(w->error));
+    if (c == ZL_OK)
+        c = zl_ipfs_verify(u->ipfs, doc, len, cid, w->error, sizeof(w->error));
+    if (c != ZL_OK)
+        return c;
+    zl_event_derive(&w->out, &w->in, ZL_TOPIC_PINNED);
+    snprintf(w->out.metadata_cid, sizeof(w->out.metadata_cid), "%s", cid);
+    snprintf(w->out.token_uri, sizeof(w->out.token_uri), "ipfs://%s", cid);
+    struct zl_log_ctx lc = ZL_LOG_CTX_NONE;
+    lc.deposit_id = w->in.deposit_id;
+    lc.trace_id = w->trace_id;
+    zl_log_kv(ZL_LOG_DEBUG, &lc, "metadata pinned", "cid", cid, "image_cid", img->cid, NULL);
+    return ZL_OK;
+}
+
+static const char iu_set_uri_sql[] =
+    "UPDATE deposits SET metadata_cid = m.cid, token_uri = m.uri, updated_at = now()"
+    " FROM unnest($1::text[], $2::text[], $3::text[]) AS m(id, cid, uri)"
+    " WHERE deposits.deposit_id = m.id";
+
+static int iu_prepare(void *ctx, struct zl_pg *pg)
+{
+    (void)ctx;
+    return zl_pg_add_stmt(pg, "iu_set_uri", iu_set_uri_sql, 3);
+}
+
+static zl_class iu_in_tx(void *ctx, struct zl_pg *pg, struct zl_work *const *moved, size_t n, char *errstr,
+                         size_t errstr_size)
+{
+    (void)ctx;
+    zl_class c = ZL_TRANSIENT;
+    const char **ids = calloc(n, sizeof(*ids));
+    const char **cids = calloc(n, sizeof(*cids));
+    const char **uris = calloc(n, sizeof(*uris));
+    char *a_ids = NULL, *a_cids = NULL, *a_uris = NULL;
+    if (ids == NULL || cids == NULL || uris == NULL)
+        goto oom;
+    for (size_t i = 0; i < n; i++) {
+        /* Assert on both sides of the boundary: what goes into the row is
+         * what the event will carry. */
+        ZL_ASSERT(zl_valid_cid(moved[i]->out.metadata_cid));
+        ids[i] = moved[i]->in.deposit_id;
+        cids[i] = moved[i]->out.metadata_cid;
+        uris[i] = moved[i]->out.token_uri;
+    }
+    a_ids = zl_pg_array_literal(ids, n);
+    a_cids = zl_pg_array_literal(cids, n);
+    a_uris = zl_pg_array_literal(uris, n);
+    if (a_ids == NULL || a_cids == NULL || a_uris == NULL)
+        goto oom;
+    const char *params[3] = {a_ids, a_cids, a_uris};
+    PGresult *r = zl_pg_prepared(pg, "iu_set_uri", 3, params, PGRES_COMMAND_OK, &c, errstr, errstr_size);
+    if (r != NULL) {
+        long updated = strtol(PQcmdTuples(r), NULL, 10);
+        PQclear(r);
+        if (updated != (long)n) {
+            snprintf(errstr, errstr_size, "setting metadata_cid updated %ld rows of %zu moved", updated, n);
+            c = ZL_TRANSIENT;
+        }
+    }
+    goto out;
+oom:
+    snprintf(errstr, errstr_size, "out of memory");
+    c = ZL_TRANSIENT;
+out:
+    free(ids);
+    free(cids);
+    free(uris);
+    free(a_ids);
+    free(a_cids);
+    free(a_uris);
+    return c;
+}
+
+static zl_class iu_probe(void *ctx, char *errstr, size_t errstr_size)
+{
+    struct iu *u = ctx;
+    return zl_ipfs_probe(u->ipfs, errstr, errstr_size);
+}
+
+static int iu_init(void *ctx, const struct zl_runtime_env *env, char *errstr, size_t errstr_size)
+{
+    struct iu *u = ctx;
+    if (load_images(u, errstr, errstr_size) != 0)
+        return -1;
+    const struct zl_nftmeta_opts mo = {u->cfg.name_prefix, u->cfg.description, u->cfg.external_url,
+                                       u->images[0].cid};
+    if (zl_nftmeta_check_opts(&mo, errstr, errstr_size) != 0)
+        return -1;
+    if (u->cfg.providers[0] != '\0')
+        snprintf(u->providers, sizeof(u->providers), "%s", u->cfg.providers);
+    else
+        snprintf(u->providers, sizeof(u->providers), "kubo=%s", u->cfg.api_url);
+    const char *plist = u->providers;
+    struct zl_ipfs_opts o = {
+        .providers = plist,
+        .gateways = u->cfg.gateways,
+        .pin_k = (int)u->cfg.pin_k,
+        .verify_retrieval = u->cfg.verify,
+        .timeout_ms = u->cfg.timeout_ms,
+        .connect_timeout_ms = u->cfg.connect_timeout_ms,
+        .gateway_timeout_ms = u->cfg.gateway_timeout_ms,
+        .pinata_jwt = u->cfg.pinata_jwt.value,
+        .psa_token = u->cfg.psa_token.value,
+        .psa_poll_timeout_ms = u->cfg.psa_poll_timeout_ms,
+        .psa_poll_interval_ms = u->cfg.psa_poll_interval_ms,
+        .metrics = env->metrics,
+        .health = env->health,
+        .stage = "ipfs-upload",
+    };
+    zl_breaker_opts_default(&o.breaker);
+    o.breaker.failure_ratio = (double)u->cfg.breaker_failure_pct / 100.0;
+    o.breaker.sampling_duration_ms = u->cfg.breaker_sampling_ms;
+    o.breaker.minimum_throughput = (int32_t)u->cfg.breaker_min_throughput;
+    o.breaker.break_duration_ms = u->cfg.breaker_break_ms;
+    if (zl_ipfs_new(&u->ipfs, &o, errstr, errstr_size) != 0)
+        return -1;
+    if (zl_pg_init(&u->pg, env->cfg->pg_dsn, env->cfg->pg_connect_timeout_ms) != 0 ||
+        zl_pg_add_stmt(&u->pg, "iu_image_get", "SELECT 1 FROM ipfs_images WHERE cid = $1 AND providers = $2", 2) != 0 ||
+        zl_pg_add_stmt(&u->pg, "iu_image_put",
+                       "INSERT INTO ipfs_images (cid, providers, tier, bytes, source)"
+                       " VALUES ($1, $2, $3, $4::integer, $5) ON CONFLICT (cid, providers) DO NOTHING",
+                       5) != 0) {
+        snprintf(errstr, errstr_size, "ipfs-upload: cannot set up its database connection");
+        return -1;
+    }
+    u->pg_inited = true;
+    for (int i = 0; i < u->nimages; i++)
+        zl_log_kv(ZL_LOG_INFO, NULL, "NFT image", "tier", u->images[i].tier, "file", u->images[i].path, "cid",
+                  u->images[i].cid, NULL);
+    return 0;
+}
+
+static void iu_fini(void *ctx)
+{
+    struct iu *u = ctx;
+    zl_ipfs_free(u->ipfs);
+    u->ipfs = NULL;
+    if (u->pg_inited)
+        zl_pg_close(&u->pg);
+    for (int i = 0; i < IU_IMAGES_MAX; i++) {
+        free(u->images[i].bytes);
+        u->images[i].bytes = NULL;
+    }
+}
+
+int main(int argc, char **argv)
+{
+    const struct zl_stage stage = {
+        .name = "ipfs-upload",
+        .in_kind = ZL_TOPIC_VERIFIED,
+        .out_kind = ZL_TOPIC_PINNED,
+        .accept_states = "{verified}",
+        .done_state = ZL_STATE_PINNED,
+        .process = iu_process,
+        .republish = iu_republish,
+        .in_tx = iu_in_tx,
+        .prepare = iu_prepare,
+        .probe = iu_probe,
+        .init = iu_init,
+        .fini = iu_fini,
+        .ctx = &g_iu,
+    };
+    struct zl_config_section extra = {"ipfs-upload stage", iu_settings, sizeof(iu_settings) / sizeof(iu_settings[0]),
+                                      &g_iu.cfg};
+    return zl_runtime_main(&stage, &extra, 1, argc, argv);
+}
