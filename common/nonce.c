@@ -1,0 +1,321 @@
+#include "nonce.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SLOT_COLS                                                                                                 \
+    "nonce, purpose, tx_type, to_addr, gas_limit, max_fee_wei::text, priority_fee_wei::text, raw_tx, tx_hash,"   \
+    " array_to_string(hashes, ','), status = 'mined', coalesce(mined_hash, ''), coalesce(block_number, -1),"     \
+    " coalesce(receipt_status, -1), (extract(epoch from now() - signed_at) * 1000)::bigint,"                     \
+    " coalesce(deposit_ids[1], '')"
+
+static const char SQL_FIND[] =
+    "SELECT " SLOT_COLS " FROM signer_txs WHERE chain_id = $1::bigint AND signer = $2"
+    " AND deposit_ids @> ARRAY[$3::text] AND purpose IN ('mint', 'mint_batch')"
+    " AND NOT (status = 'mined' AND receipt_status = 0) ORDER BY nonce DESC LIMIT 1";
+
+static const char SQL_LOCK_DEPOSIT[] = "SELECT state FROM deposits WHERE deposit_id = $1 FOR UPDATE";
+
+static const char SQL_SIGNER_INIT[] = "INSERT INTO signer_nonces (chain_id, signer, next_nonce)"
+                                      " VALUES ($1::bigint, $2, $3::bigint) ON CONFLICT DO NOTHING";
+
+static const char SQL_SIGNER_LOCK[] =
+    "SELECT next_nonce FROM signer_nonces WHERE chain_id = $1::bigint AND signer = $2 FOR UPDATE";
+
+static const char SQL_INSERT_TX[] =
+    "INSERT INTO signer_txs (chain_id, signer, nonce, purpose, deposit_ids, tx_type, to_addr, gas_limit,"
+    " max_fee_wei, priority_fee_wei, raw_tx, tx_hash, hashes)"
+    " VALUES ($1::bigint, $2, $3::bigint, $4, ARRAY[$5::text], $6::smallint, $7, $8::bigint, $9::numeric,"
+    " $10::numeric, $11, $12, ARRAY[$12::text])";
+
+static const char SQL_SIGNER_ADVANCE[] = "UPDATE signer_nonces SET next_nonce = $3::bigint + 1, updated_at = now()"
+                                         " WHERE chain_id = $1::bigint AND signer = $2";
+
+static const char SQL_DEPOSIT_SUBMITTED[] =
+    "UPDATE deposits SET state = 'mint_submitted', mint_tx_hash = $2, updated_at = now()"
+    " WHERE deposit_id = $1 AND state IN ('pinned', 'mint_submitted')";
+
+static const char SQL_REPLACE[] =
+    "UPDATE signer_txs SET raw_tx = $5, tx_hash = $6, hashes = hashes || $6::text,"
+    " max_fee_wei = $7::numeric, priority_fee_wei = $8::numeric, gas_limit = $9::bigint, to_addr = $10,"
+    " purpose = CASE WHEN $11::boolean THEN 'filler' ELSE purpose END,"
+    " replaced_from = CASE WHEN $11::boolean THEN array_to_string(deposit_ids, ',') ELSE replaced_from END,"
+    " signed_at = now(), updated_at = now()"
+    " WHERE chain_id = $1::bigint AND signer = $2 AND nonce = $3::bigint AND tx_hash = $4 AND status = 'pending'"
+    " AND cardinality(hashes) < $12::int";
+
+static const char SQL_MINED[] =
+    "UPDATE signer_txs SET status = 'mined', mined_hash = $4, block_number = $5::bigint,"
+    " receipt_status = $6::smallint, updated_at = now()"
+    " WHERE chain_id = $1::bigint AND signer = $2 AND nonce = $3::bigint AND $4 = ANY (hashes)";
+
+static const char SQL_NOTE[] = "UPDATE signer_txs SET last_error = left($4, 2000), updated_at = now()"
+                               " WHERE chain_id = $1::bigint AND signer = $2 AND nonce = $3::bigint";
+
+static const char SQL_FILLERS[] = "SELECT " SLOT_COLS " FROM signer_txs WHERE chain_id = $1::bigint AND signer = $2"
+                                  " AND status = 'pending' AND purpose = 'filler' ORDER BY nonce LIMIT $3::int";
+
+void zl_nonce_tx_clear(struct zl_nonce_tx *t)
+{
+    free(t->raw_hex);
+    t->raw_hex = NULL;
+}
+
+int zl_nonce_prepare(struct zl_pg *p)
+{
+    if (zl_pg_add_stmt(p, "nonce_find", SQL_FIND, 3) != 0 || zl_pg_add_stmt(p, "nonce_lock_dep", SQL_LOCK_DEPOSIT, 1) != 0 ||
+        zl_pg_add_stmt(p, "nonce_signer_init", SQL_SIGNER_INIT, 3) != 0 ||
+        zl_pg_add_stmt(p, "nonce_signer_lock", SQL_SIGNER_LOCK, 2) != 0 ||
+        zl_pg_add_stmt(p, "nonce_insert_tx", SQL_INSERT_TX, 12) != 0 ||
+        zl_pg_add_stmt(p, "nonce_signer_advance", SQL_SIGNER_ADVANCE, 3) != 0 ||
+        zl_pg_add_stmt(p, "nonce_dep_submitted", SQL_DEPOSIT_SUBMITTED, 2) != 0 ||
+        zl_pg_add_stmt(p, "nonce_replace", SQL_REPLACE, 12) != 0 || zl_pg_add_stmt(p, "nonce_mined", SQL_MINED, 6) != 0 ||
+        zl_pg_add_stmt(p, "nonce_note", SQL_NOTE, 4) != 0 || zl_pg_add_stmt(p, "nonce_fillers", SQL_FILLERS, 3) != 0)
+        return -1;
+    return 0;
+}
+
+static void copy(char *dst, size_t size, const char *src)
+{
+    snprintf(dst, size, "%s", src);
+}
+
+static int read_slot(const PGresult *r, int row, struct zl_nonce_tx *t)
+{
+    memset(t, 0, sizeof(*t));
+    t->nonce = strtoull(PQgetvalue(r, row, 0), NULL, 10);
+    copy(t->purpose, sizeof(t->purpose), PQgetvalue(r, row, 1));
+    t->tx_type = (int)strtol(PQgetvalue(r, row, 2), NULL, 10);
+    copy(t->to_addr, sizeof(t->to_addr), PQgetvalue(r, row, 3));
+    t->gas_limit = strtoull(PQgetvalue(r, row, 4), NULL, 10);
+    t->max_fee_wei = strtoull(PQgetvalue(r, row, 5), NULL, 10);
+    t->priority_fee_wei = strtoull(PQgetvalue(r, row, 6), NULL, 10);
+    t->raw_hex = strdup(PQgetvalue(r, row, 7));
+    if (t->raw_hex == NULL)
+        return -1;
+    copy(t->tx_hash, sizeof(t->tx_hash), PQgetvalue(r, row, 8));
+    const char *h = PQgetvalue(r, row, 9);
+    while (*h != '\0' && t->nhashes < ZL_NONCE_HASHES_MAX) {
+        const char *comma = strchr(h, ',');
+        size_t n = comma != NULL ? (size_t)(comma - h) : strlen(h);
+        if (n < sizeof(t->hashes[0])) {
+            memcpy(t->hashes[t->nhashes], h, n);
+            t->hashes[t->nhashes][n] = '\0';
+            t->nhashes++;
+        }
+        h += n + (comma != NULL ? 1 : 0);
+    }
+    t->mined = strcmp(PQgetvalue(r, row, 10), "t") == 0;
+    copy(t->mined_hash, sizeof(t->mined_hash), PQgetvalue(r, row, 11));
+    t->block_number = strtoll(PQgetvalue(r, row, 12), NULL, 10);
+    t->receipt_status = (int)strtol(PQgetvalue(r, row, 13), NULL, 10);
+    t->signed_age_ms = strtoll(PQgetvalue(r, row, 14), NULL, 10);
+    copy(t->first_deposit, sizeof(t->first_deposit), PQgetvalue(r, row, 15));
+    return 0;
+}
+
+zl_class zl_nonce_find_for_deposit(struct zl_pg *p, uint64_t chain_id, const char *signer, const char *deposit_id,
+                                   struct zl_nonce_tx *out, bool *found, char *errstr, size_t errstr_size)
+{
+    *found = false;
+    char chain[24];
+    snprintf(chain, sizeof(chain), "%" PRIu64, chain_id);
+    const char *params[3] = {chain, signer, deposit_id};
+    zl_class c;
+    PGresult *r = zl_pg_prepared(p, "nonce_find", 3, params, PGRES_TUPLES_OK, &c, errstr, errstr_size);
+    if (r == NULL)
+        return c;
+    if (PQntuples(r) > 0) {
+        if (read_slot(r, 0, out) != 0) {
+            PQclear(r);
+            snprintf(errstr, errstr_size, "out of memory");
+            return ZL_TRANSIENT;
+        }
+        out->chain_id = chain_id;
+        copy(out->signer, sizeof(out->signer), signer);
+        *found = true;
+    }
+    PQclear(r);
+    return ZL_OK;
+}
+
+zl_class zl_nonce_begin(struct zl_pg *p, uint64_t chain_id, const char *signer, const char *deposit_id,
+                        uint64_t chain_floor, uint64_t *nonce, struct zl_nonce_tx *existing, bool *found,
+                        bool *wrong_state, char *errstr, size_t errstr_size)
+{
+    *found = false;
+    *wrong_state = false;
+    zl_class c = zl_pg_exec(p, "BEGIN", errstr, errstr_size);
+    if (c != ZL_OK)
+        return c;
+    const char *dep[1] = {deposit_id};
+    PGresult *r = zl_pg_prepared(p, "nonce_lock_dep", 1, dep, PGRES_TUPLES_OK, &c, errstr, errstr_size);
+    if (r == NULL)
+        goto fail;
+    bool ok_state = PQntuples(r) == 1 && (strcmp(PQgetvalue(r, 0, 0), "pinned") == 0 ||
+                                          strcmp(PQgetvalue(r, 0, 0), "mint_submitted") == 0);
+    if (!ok_state) {
+        snprintf(errstr, errstr_size, "deposit %s is %s, not pinned or mint_submitted", deposit_id,
+                 PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : "missing");
+        PQclear(r);
+        *wrong_state = true;
+        c = ZL_PERMANENT;
+        goto fail;
+    }
+    PQclear(r);
+    c = zl_nonce_find_for_deposit(p, chain_id, signer, deposit_id, existing, found, errstr, errstr_size);
+    if (c != ZL_OK)
+        goto fail;
+    if (*found) {
+        zl_pg_rollback(p);
+        return ZL_OK;
+    }
+    char chain[24], floor_s[24];
+    snprintf(chain, sizeof(chain), "%" PRIu64, chain_id);
+    snprintf(floor_s, sizeof(floor_s), "%" PRIu64, chain_floor);
+    const char *init[3] = {chain, signer, floor_s};
+    r = zl_pg_prepared(p, "nonce_signer_init", 3, init, PGRES_COMMAND_OK, &c, errstr, errstr_size);
+    if (r == NULL)
+        goto fail;
+    PQclear(r);
+    r = zl_pg_prepared(p, "nonce_signer_lock", 2, init, PGRES_TUPLES_OK, &c, errstr, errstr_size);
+    if (r == NULL)
+        goto fail;
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        snprintf(errstr, errstr_size, "signer_nonces row for %s vanished", signer);
+        c = ZL_TRANSIENT;
+        goto fail;
+    }
+    uint64_t next = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    *nonce = next > chain_floor ? next : chain_floor;
+    return ZL_OK;
+fail:
+    zl_pg_rollback(p);
+    return c;
+}
+
+zl_class zl_nonce_store(struct zl_pg *p, const struct zl_nonce_tx *t, const char *deposit_id, char *errstr,
+                        size_t errstr_size)
+{
+    char chain[24], nonce[24], type[8], gas[24], fee[24], prio[24];
+    snprintf(chain, sizeof(chain), "%" PRIu64, t->chain_id);
+    snprintf(nonce, sizeof(nonce), "%" PRIu64, t->nonce);
+    snprintf(type, sizeof(type), "%d", t->tx_type);
+    snprintf(gas, sizeof(gas), "%" PRIu64, t->gas_limit);
+    snprintf(fee, sizeof(fee), "%" PRIu64, t->max_fee_wei);
+    snprintf(prio, sizeof(prio), "%" PRIu64, t->priority_fee_wei);
+    const char *ins[12] = {chain, t->signer, nonce, t->purpose, deposit_id, type, t->to_addr, gas, fee, prio,
+                           t->raw_hex, t->tx_hash};
+    zl_class c;
+    PGresult *r = zl_pg_prepared(p, "nonce_insert_tx", 12, ins, PGRES_COMMAND_OK, &c, errstr, errstr_size);
+    if (r == NULL)
+        goto fail;
+    PQclear(r);
+    const char *adv[3] = {chain, t->signer, nonce};
+    r = zl_pg_prepared(p, "nonce_signer_advance", 3, adv, PGRES_COMMAND_OK, &c, errstr, errstr_size);
+    if (r == NULL)
+        goto fail;
+    PQclear(r);
+    const char *dep[2] = {deposit_id, t->tx_hash};
+    r = zl_pg_prepared(p, "nonce_dep_submitted", 2, dep, PGRES_COMMAND_OK, &c, errstr, errstr_size);
+    if (r == NULL)
+        goto fail;
+    long n = strtol(PQcmdTuples(r), NULL, 10);
+    PQclear(r);
+    if (n != 1) {
+        /* Cannot happen under the row lock taken in zl_nonce_begin. */
+        snprintf(errstr, errstr_size, "deposit %s left pinned/mint_submitted while locked", deposit_id);
+        c = ZL_TRANSIENT;
+        goto fail;
+    }
+    return zl_pg_exec(p, "COMMIT", errstr, errstr_size);
+fail:
+    zl_pg_rollback(p);
+    return c;
+}
+
+void zl_nonce_abort(struct zl_pg *p)
+{
+    zl_pg_rollback(p);
+}
+
+zl_class zl_nonce_replace(struct zl_pg *p, const struct zl_nonce_tx *t, const char *old_hash, bool to_filler,
+                          bool *replaced, char *errstr, size_t errstr_size)
+{
+    *replaced = false;
+    char chain[24], nonce[24], gas[24], fee[24], prio[24], maxh[12];
+    snprintf(chain, sizeof(chain), "%" PRIu64, t->chain_id);
+    snprintf(nonce, sizeof(nonce), "%" PRIu64, t->nonce);
+    snprintf(gas, sizeof(gas), "%" PRIu64, t->gas_limit);
+    snprintf(fee, sizeof(fee), "%" PRIu64, t->max_fee_wei);
+    snprintf(prio, sizeof(prio), "%" PRIu64, t->priority_fee_wei);
+    snprintf(maxh, sizeof(maxh), "%d", ZL_NONCE_HASHES_MAX);
+    const char *params[12] = {chain, t->signer, nonce, old_hash, t->raw_hex, t->tx_hash, fee, prio, gas,
+                              t->to_addr, to_filler ? "true" : "false", maxh};
+    zl_class c;
+    PGresult *r = zl_pg_prepared(p, "nonce_replace", 12, params, PGRES_COMMAND_OK, &c, errstr, errstr_size);
+    if (r == NULL)
+        return c;
+    *replaced = strtol(PQcmdTuples(r), NULL, 10) == 1;
+    PQclear(r);
+    return ZL_OK;
+}
+
+zl_class zl_nonce_mark_mined(struct zl_pg *p, uint64_t chain_id, const char *signer, uint64_t nonce,
+                             const char *hash, int64_t block_number, int receipt_status, char *errstr,
+                             size_t errstr_size)
+{
+    char chain[24], n[24], block[24], st[8];
+    snprintf(chain, sizeof(chain), "%" PRIu64, chain_id);
+    snprintf(n, sizeof(n), "%" PRIu64, nonce);
+    snprintf(block, sizeof(block), "%" PRId64, block_number);
+    snprintf(st, sizeof(st), "%d", receipt_status);
+    const char *params[6] = {chain, signer, n, hash, block, st};
+    zl_class c;
+    PGresult *r = zl_pg_prepared(p, "nonce_mined", 6, params, PGRES_COMMAND_OK, &c, errstr, errstr_size);
+    if (r != NULL)
+        PQclear(r);
+    return c;
+}
+
+zl_class zl_nonce_note_error(struct zl_pg *p, uint64_t chain_id, const char *signer, uint64_t nonce,
+                             const char *error, char *errstr, size_t errstr_size)
+{
+    char chain[24], n[24];
+    snprintf(chain, sizeof(chain), "%" PRIu64, chain_id);
+    snprintf(n, sizeof(n), "%" PRIu64, nonce);
+    const char *params[4] = {chain, signer, n, error};
+    zl_class c;
+    PGresult *r = zl_pg_prepared(p, "nonce_note", 4, params, PGRES_COMMAND_OK, &c, errstr, errstr_size);
+    if (r != NULL)
+        PQclear(r);
+    return c;
+}
+
+zl_class zl_nonce_pending_fillers(struct zl_pg *p, uint64_t chain_id, const char *signer, struct zl_nonce_tx *out,
+                                  size_t max, size_t *n, char *errstr, size_t errstr_size)
+{
+    *n = 0;
+    char chain[24], lim[24];
+    snprintf(chain, sizeof(chain), "%" PRIu64, chain_id);
+    snprintf(lim, sizeof(lim), "%zu", max);
+    const char *params[3] = {chain, signer, lim};
+    zl_class c;
+    PGresult *r = zl_pg_prepared(p, "nonce_fillers", 3, params, PGRES_TUPLES_OK, &c, errstr, errstr_size);
+    if (r == NULL)
+        return c;
+    int rows = PQntuples(r);
+    for (int i = 0; i < rows && (size_t)i < max; i++) {
+        if (read_slot(r, i, &out[*n]) != 0)
+            break;
+        out[*n].chain_id = chain_id;
+        copy(out[*n].signer, sizeof(out[*n].signer), signer);
+        (*n)++;
+    }
+    PQclear(r);
+    return ZL_OK;
+}

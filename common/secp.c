@@ -1,0 +1,124 @@
+#include "secp.h"
+
+#include <ctype.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <secp256k1.h>
+#include <secp256k1_recovery.h>
+
+#include "keccak.h"
+
+/* Zeroes memory in a way the compiler may not drop as a dead store. */
+static void wipe(void *p, size_t n)
+{
+    volatile uint8_t *v = p;
+    while (n-- > 0)
+        *v++ = 0;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static void address_of(const secp256k1_context *ctx, const secp256k1_pubkey *pub, uint8_t address[20])
+{
+    uint8_t ser[65];
+    size_t n = sizeof(ser);
+    secp256k1_ec_pubkey_serialize(ctx, ser, &n, pub, SECP256K1_EC_UNCOMPRESSED);
+    uint8_t h[32];
+    zl_keccak256(ser + 1, 64, h); /* drop the 0x04 prefix */
+    memcpy(address, h + 12, 20);
+}
+
+int zl_secp_key_load(struct zl_secp_key *k, const char *text, char *errstr, size_t errstr_size)
+{
+    memset(k, 0, sizeof(*k));
+    const char *p = text;
+    while (isspace((unsigned char)*p))
+        p++;
+    if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X'))
+        p += 2;
+    bool ok = true;
+    for (size_t j = 0; ok && j < 64; j++)
+        ok = hexval(p[j]) >= 0; /* stops at the NUL of a short text */
+    const char *rest = ok ? p + 64 : p;
+    while (ok && isspace((unsigned char)*rest))
+        rest++;
+    if (!ok || *rest != '\0') {
+        snprintf(errstr, errstr_size, "signer key: expected 64 hex digits (0x optional)");
+        return -1;
+    }
+    for (size_t j = 0; j < 32; j++)
+        k->secret[j] = (uint8_t)(hexval(p[2 * j]) << 4 | hexval(p[2 * j + 1]));
+    secp256k1_context *ctx = secp256k1_context_create(SECP256K1_CONTEXT_NONE);
+    if (ctx == NULL) {
+        wipe(k->secret, sizeof(k->secret));
+        snprintf(errstr, errstr_size, "signer key: cannot create a secp256k1 context");
+        return -1;
+    }
+    secp256k1_pubkey pub;
+    if (!secp256k1_ec_seckey_verify(ctx, k->secret) || !secp256k1_ec_pubkey_create(ctx, &pub, k->secret)) {
+        secp256k1_context_destroy(ctx);
+        wipe(k->secret, sizeof(k->secret));
+        snprintf(errstr, errstr_size, "signer key: not a valid secp256k1 secret (zero or above the curve order)");
+        return -1;
+    }
+    k->ctx = ctx;
+    address_of(ctx, &pub, k->address);
+    static const char digits[] = "0123456789abcdef";
+    k->address_hex[0] = '0';
+    k->address_hex[1] = 'x';
+    for (size_t j = 0; j < 20; j++) {
+        k->address_hex[2 + 2 * j] = digits[k->address[j] >> 4];
+        k->address_hex[3 + 2 * j] = digits[k->address[j] & 15];
+    }
+    k->address_hex[42] = '\0';
+    return 0;
+}
+
+void zl_secp_key_free(struct zl_secp_key *k)
+{
+    wipe(k->secret, sizeof(k->secret));
+    if (k->ctx != NULL)
+        secp256k1_context_destroy(k->ctx);
+    k->ctx = NULL;
+}
+
+int zl_secp_sign(const struct zl_secp_key *k, const uint8_t digest[32], uint8_t r[32], uint8_t s[32], int *recid)
+{
+    secp256k1_ecdsa_recoverable_signature sig;
+    /* NULL nonce function: RFC 6979 deterministic nonces, so the same tx
+     * always signs to the same bytes (and matches other clients). */
+    if (!secp256k1_ecdsa_sign_recoverable(k->ctx, &sig, digest, k->secret, NULL, NULL))
+        return -1;
+    uint8_t rs[64];
+    if (!secp256k1_ecdsa_recoverable_signature_serialize_compact(k->ctx, rs, recid, &sig))
+        return -1;
+    memcpy(r, rs, 32);
+    memcpy(s, rs + 32, 32);
+    return 0;
+}
+
+int zl_secp_recover_address(const struct zl_secp_key *k, const uint8_t digest[32], const uint8_t r[32],
+                            const uint8_t s[32], int recid, uint8_t address[20])
+{
+    uint8_t rs[64];
+    memcpy(rs, r, 32);
+    memcpy(rs + 32, s, 32);
+    secp256k1_ecdsa_recoverable_signature sig;
+    secp256k1_pubkey pub;
+    if (recid < 0 || recid > 3 || !secp256k1_ecdsa_recoverable_signature_parse_compact(k->ctx, &sig, rs, recid) ||
+        !secp256k1_ecdsa_recover(k->ctx, &pub, &sig, digest))
+        return -1;
+    address_of(k->ctx, &pub, address);
+    return 0;
+}
