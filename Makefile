@@ -35,7 +35,7 @@ UNIT_TESTS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/
 SVC_TESTS   := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(wildcard tests/c/*.c))
 
 .SECONDARY:
-.PHONY: all deps test test-unit check fuzz contracts contracts-check demo clean services-down
+.PHONY: all deps test test-unit check fuzz bench contracts contracts-check demo clean
 
 all: $(WORKERS) $(TOOLS) $(UNIT_TESTS) $(SVC_TESTS)
 
@@ -106,6 +106,17 @@ fuzz: $(FUZZ_TARGETS)
 	    tail -n 40 build/fuzz/$$name.log; echo "$$name FOUND A BUG (input saved under build/fuzz/)"; exit 1; fi; \
 	  grep -E 'stat::number_of_executed_units|stat::average_exec_per_sec' build/fuzz/$$name.log; \
 	done
+
+# The README's run command: every service, every stage, a few hundred
+# deposits, live progress and a report (DEMO_ARGS="--keep" leaves it running).
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@deploy/local/demo $(DEMO_ARGS)
+
+# Benchmarks; results go to bench/results/ (committed by hand, not by this).
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@bench/run
 
 contracts:
 	@deploy/local/deps npm
