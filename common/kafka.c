@@ -1,5 +1,7 @@
 #include "kafka.h"
 
+#include "log.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +59,18 @@ int zl_parse_tiers_ms(const char *s, int64_t *delays_ms, int delays_max, char *e
     return n;
 }
 
+/* librdkafka's client-level errors (broker down, authentication refused)
+ * as JSON log lines, so an operator sees "SASL authentication error" in the
+ * worker's own log, not only a later timeout. The text never holds a
+ * password. @locality librdkafka's background thread. */
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    (void)opaque;
+    zl_log_kv(err == RD_KAFKA_RESP_ERR__AUTHENTICATION || rd_kafka_fatal_error(rk, NULL, 0) ? ZL_LOG_ERROR : ZL_LOG_WARN,
+              NULL, "kafka client error", "client", rd_kafka_name(rk), "error", rd_kafka_err2name((rd_kafka_resp_err_t)err),
+              "reason", reason, NULL);
+}
+
 static int apply_props(rd_kafka_conf_t *conf, const char *const *kv, const struct zl_kv_list *props, char *errstr,
                        size_t errstr_size)
 {
@@ -106,6 +120,7 @@ rd_kafka_t *zl_kafka_producer_new(const char *brokers, const struct zl_kv_list *
     }
     if (dr_cb != NULL)
         rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
     rd_kafka_conf_set_opaque(conf, opaque);
     char err[512];
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
@@ -151,6 +166,7 @@ rd_kafka_t *zl_kafka_consumer_new(const char *brokers, const char *group_id, con
     }
     if (rebalance_cb != NULL)
         rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
     if (stats_cb != NULL) {
         char err0[128];
         rd_kafka_conf_set(conf, "statistics.interval.ms", "5000", err0, sizeof(err0));
