@@ -1,0 +1,680 @@
+/* detector.c: the chain scan loop (see detector.h for the steps). */
+#include "detector.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chain.h"
+#include "envelope.h"
+#include "fault.h"
+#include "log.h"
+
+/* Bytes of a block-number parameter ("12345678901"). */
+#define NUM_TEXT_MAX 24
+
+struct zl_detector {
+    struct zl_detector_opts o;
+    char token[43];
+    char topic[256];
+    char lock_key[128];
+    char chain_text[NUM_TEXT_MAX];
+    bool locked;
+    unsigned long lock_reconnects; /* pg->reconnects when the lock was taken */
+    int64_t range;                 /* current blocks per step: halved on refusals */
+    char (*addrs)[67];             /* address topics, loaded each step */
+    size_t naddrs;
+    size_t addrs_cap;
+    zl_metric *m_blocks;
+    zl_metric *m_deposits;
+    zl_metric *m_lag;
+    zl_metric *m_reorgs;
+    zl_metric *m_orphaned;
+    zl_metric *m_publish_failed;
+    zl_metric *m_range;
+};
+
+/* ---------- statements ---------- */
+
+static const struct zl_pg_stmt det_stmts[] = {
+    {"det_lock", "SELECT pg_try_advisory_lock(hashtext($1))", 1},
+    {"det_cursor_get", "SELECT block_number, block_hash FROM detector_cursor WHERE chain_id = $1 AND token = $2", 2},
+    /* Advances only from the block number this copy read: a second copy that
+     * somehow scanned too (lock lost mid-step) finds zero rows and rolls back. */
+    {"det_cursor_set",
+     "INSERT INTO detector_cursor (chain_id, token, block_number, block_hash) VALUES ($1, $2, $3, $4)"
+     " ON CONFLICT (chain_id, token) DO UPDATE SET block_number = EXCLUDED.block_number,"
+     " block_hash = EXCLUDED.block_hash, updated_at = now()"
+     " WHERE detector_cursor.block_number = $5::bigint RETURNING 1",
+     5},
+    {"det_block_put",
+     "INSERT INTO detector_blocks (chain_id, token, block_number, block_hash) VALUES ($1, $2, $3, $4)"
+     " ON CONFLICT (chain_id, token, block_number) DO UPDATE SET block_hash = EXCLUDED.block_hash",
+     4},
+    {"det_block_prune", "DELETE FROM detector_blocks WHERE chain_id = $1 AND token = $2 AND block_number < $3", 3},
+    {"det_blocks_recent",
+     "SELECT block_number, block_hash FROM detector_blocks WHERE chain_id = $1 AND token = $2"
+     " AND block_number <= $3 ORDER BY block_number DESC LIMIT 256",
+     3},
+    {"det_blocks_drop_above", "DELETE FROM detector_blocks WHERE chain_id = $1 AND token = $2 AND block_number > $3",
+     3},
+    {"det_addresses", "SELECT address FROM deposit_addresses WHERE chain_id = $1 ORDER BY address", 1},
+    /* Insert-if-absent. A row that was `reorged` (or still `detected` with
+     * other block facts) and is seen again on the canonical chain gets the
+     * new block facts and `detected`. A Transfer that moved to another log
+     * index when its tx was re-included is a new deposit id; it is not
+     * inserted while the same transfer from another block is still alive
+     * past `detected` (already verified: paying it again would pay twice). */
+    {"det_insert",
+     "INSERT INTO deposits (deposit_id, chain_id, tx_hash, log_index, block_number, block_hash, token,"
+     " from_addr, to_addr, user_id, amount, occurred_at)"
+     " SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, a.user_id, $10::numeric, now()"
+     " FROM deposit_addresses a WHERE a.chain_id = $2 AND a.address = $9"
+     " AND NOT EXISTS (SELECT 1 FROM deposits d WHERE d.tx_hash = $3 AND d.chain_id = $2"
+     "   AND d.deposit_id <> $1 AND d.block_hash <> $6 AND d.state NOT IN ('reorged', 'detected')"
+     "   AND d.token = $7 AND d.from_addr = $8 AND d.to_addr = $9 AND d.amount = $10::numeric)"
+     " ON CONFLICT (deposit_id) DO UPDATE SET state = 'detected', block_number = EXCLUDED.block_number,"
+     " block_hash = EXCLUDED.block_hash, last_error = NULL, last_error_class = NULL, updated_at = now()"
+     " WHERE deposits.state IN ('reorged', 'detected') AND deposits.block_hash <> EXCLUDED.block_hash"
+     " RETURNING user_id",
+     10},
+    {"det_mark_orphans",
+     "UPDATE deposits SET state = 'reorged', last_error = 'block orphaned by a chain reorganisation',"
+     " last_error_class = NULL, updated_at = now()"
+     " WHERE chain_id = $1 AND token = $2 AND block_number > $3 AND state = 'detected' RETURNING deposit_id",
+     3},
+    {"det_orphans_past_detected",
+     "SELECT count(*) FROM deposits WHERE chain_id = $1 AND token = $2 AND block_number > $3"
+     " AND state NOT IN ('detected', 'reorged')",
+     3},
+    {"det_decimals_put",
+     "INSERT INTO token_decimals (chain_id, token, decimals) VALUES ($1, $2, $3)"
+     " ON CONFLICT (chain_id, token) DO UPDATE SET decimals = EXCLUDED.decimals",
+     3},
+};
+
+int zl_detector_new(struct zl_detector **out, const struct zl_detector_opts *opts, char *errstr, size_t errstr_size)
+{
+    *out = NULL;
+    struct zl_detector *d = calloc(1, sizeof(*d));
+    if (d == NULL) {
+        snprintf(errstr, errstr_size, "detector: out of memory");
+        return -1;
+    }
+    d->o = *opts;
+    if (zl_hex_lower(opts->token, 40, d->token, sizeof(d->token)) != 0) {
+        snprintf(errstr, errstr_size, "ZL_TOKEN_ADDRESS: \"%s\" is not a 0x-prefixed 20-byte hex address",
+                 opts->token);
+        free(d);
+        return -1;
+    }
+    d->o.token = d->token;
+    snprintf(d->topic, sizeof(d->topic), "%s", opts->topic);
+    d->o.topic = d->topic;
+    snprintf(d->chain_text, sizeof(d->chain_text), "%" PRIu64, opts->chain_id);
+    snprintf(d->lock_key, sizeof(d->lock_key), "zl-detect:%s:%s", d->chain_text, d->token);
+    d->range = opts->range_max;
+    for (size_t i = 0; i < sizeof(det_stmts) / sizeof(det_stmts[0]); i++) {
+        if (zl_pg_add_stmt(opts->pg, det_stmts[i].name, det_stmts[i].sql, det_stmts[i].nparams) != 0) {
+            snprintf(errstr, errstr_size, "detector: no room for statement %s (ZL_PG_STMTS_MAX)", det_stmts[i].name);
+            free(d);
+            return -1;
+        }
+    }
+    if (opts->metrics != NULL) {
+        struct zl_metrics *m = opts->metrics;
+        zl_metrics_describe(m, "zl_detect_blocks_scanned_total", ZL_METRIC_COUNTER, "blocks scanned for deposits");
+        zl_metrics_describe(m, "zl_detect_deposits_total", ZL_METRIC_COUNTER, "deposits recorded (new or re-included)");
+        zl_metrics_describe(m, "zl_detect_head_lag_blocks", ZL_METRIC_GAUGE, "chain head minus the scan cursor");
+        zl_metrics_describe(m, "zl_detect_reorgs_total", ZL_METRIC_COUNTER, "reorgs found below the cursor");
+        zl_metrics_describe(m, "zl_detect_orphaned_total", ZL_METRIC_COUNTER, "deposits marked reorged");
+        zl_metrics_describe(m, "zl_detect_publish_failed_total", ZL_METRIC_COUNTER,
+                            "detected events not handed to Kafka (the sweeper re-publishes them)");
+        zl_metrics_describe(m, "zl_detect_range_blocks", ZL_METRIC_GAUGE, "current blocks per eth_getLogs step");
+        d->m_blocks = zl_metrics_counter_handle(m, "zl_detect_blocks_scanned_total", NULL);
+        d->m_deposits = zl_metrics_counter_handle(m, "zl_detect_deposits_total", NULL);
+        d->m_lag = zl_metrics_gauge_handle(m, "zl_detect_head_lag_blocks", NULL);
+        d->m_reorgs = zl_metrics_counter_handle(m, "zl_detect_reorgs_total", NULL);
+        d->m_orphaned = zl_metrics_counter_handle(m, "zl_detect_orphaned_total", NULL);
+        d->m_publish_failed = zl_metrics_counter_handle(m, "zl_detect_publish_failed_total", NULL);
+        d->m_range = zl_metrics_gauge_handle(m, "zl_detect_range_blocks", NULL);
+    }
+    *out = d;
+    return 0;
+}
+
+void zl_detector_free(struct zl_detector *d)
+{
+    if (d == NULL)
+        return;
+    free(d->addrs);
+    free(d);
+}
+
+bool zl_detector_active(const struct zl_detector *d)
+{
+    return d->locked;
+}
+
+static void count(zl_metric *m, uint64_t n)
+{
+    if (m != NULL)
+        zl_metric_counter_add(m, n);
+}
+
+/* ---------- chain reads ---------- */
+
+static zl_class head_number(struct zl_detector *d, uint64_t *out, char *errstr, size_t errstr_size)
+{
+    json_t *res = NULL;
+    json_t *params = json_array();
+    zl_class c = zl_rpc_call(d->o.rpc, "eth_blockNumber", params, &res, NULL, errstr, errstr_size);
+    json_decref(params);
+    if (c != ZL_OK)
+        return c;
+    int rc = zl_rpc_parse_quantity(res, out);
+    json_decref(res);
+    if (rc != 0) {
+        snprintf(errstr, errstr_size, "eth_blockNumber: not a quantity");
+        return ZL_TRANSIENT;
+    }
+    return ZL_OK;
+}
+
+/* The canonical hash at number n (lower-case), from eth_getBlockByNumber. */
+static zl_class block_hash_at(struct zl_detector *d, uint64_t n, char *hash, size_t hash_size, char *errstr,
+                              size_t errstr_size)
+{
+    char num[NUM_TEXT_MAX];
+    snprintf(num, sizeof(num), "0x%" PRIx64, n);
+    json_t *params = json_pack("[s, b]", num, 0);
+    json_t *res = NULL;
+    zl_class c = zl_rpc_call(d->o.rpc, "eth_getBlockByNumber", params, &res, NULL, errstr, errstr_size);
+    json_decref(params);
+    if (c != ZL_OK)
+        return c;
+    int rc = json_is_object(res) ? zl_json_hex_field(res, "hash", 64, hash, hash_size) : -1;
+    json_decref(res);
+    if (rc != 0) {
+        snprintf(errstr, errstr_size, "eth_getBlockByNumber %" PRIu64 ": no block or no hash (endpoint behind?)", n);
+        return ZL_TRANSIENT;
+    }
+    return ZL_OK;
+}
+
+/* ---------- database ---------- */
+
+static PGresult *run(struct zl_detector *d, const char *name, int n, const char *const *vals, int expect,
+                     zl_class *c, char *errstr, size_t errstr_size)
+{
+    return zl_pg_prepared(d->o.pg, name, n, vals, expect, c, errstr, errstr_size);
+}
+
+static zl_class ensure_lock(struct zl_detector *d, char *errstr, size_t errstr_size)
+{
+    zl_class c = zl_pg_ensure(d->o.pg, errstr, errstr_size);
+    if (c != ZL_OK) {
+        d->locked = false;
+        return c;
+    }
+    if (d->locked && d->o.pg->reconnects == d->lock_reconnects)
+        return ZL_OK;
+    /* A new connection does not hold the old one's session lock. */
+    d->locked = false;
+    const char *vals[1] = {d->lock_key};
+    PGresult *r = run(d, "det_lock", 1, vals, PGRES_TUPLES_OK, &c, errstr, errstr_size);
+    if (r == NULL)
+        return c;
+    bool got = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PQclear(r);
+    if (got) {
+        d->locked = true;
+        d->lock_reconnects = d->o.pg->reconnects;
+        zl_log_kv(ZL_LOG_INFO, NULL, "scan lock taken: this copy is the active detector", "lock", d->lock_key, NULL);
+    }
+    if (d->o.health != NULL)
+        zl_health_set_dep(d->o.health, "scanner", true, got ? "active" : "standby",
+                          got ? "" : "another copy holds the scan lock");
+    return ZL_OK;
+}
+
+static zl_class read_cursor(struct zl_detector *d, bool *found, uint64_t *num, char *hash, char *errstr,
+                            size_t errstr_size)
+{
+    const char *vals[2] = {d->chain_text, d->token};
+    zl_class c;
+    PGresult *r = run(d, "det_cursor_get", 2, vals, PGRES_TUPLES_OK, &c, errstr, errstr_size);
+    if (r == NULL)
+        return c;
+    *found = PQntuples(r) == 1;
+    if (*found) {
+        *num = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+        snprintf(hash, 67, "%s", PQgetvalue(r, 0, 1));
+    }
+    PQclear(r);
+    return ZL_OK;
+}
+
+static zl_class load_addresses(struct zl_detector *d, char *errstr, size_t errstr_size)
+{
+    const char *vals[1] = {d->chain_text};
+    zl_class c;
+    PGresult *r = run(d, "det_addresses", 1, vals, PGRES_TUPLES_OK, &c, errstr, errstr_size);
+    if (r == NULL)
+        return c;
+    size_t n = (size_t)PQntuples(r);
+    if (n > ZL_DETECT_ADDRESSES_MAX)
+        n = ZL_DETECT_ADDRESSES_MAX;
+    if (n > d->addrs_cap) {
+        char (*na)[67] = realloc(d->addrs, n * sizeof(*na));
+        if (na == NULL) {
+            PQclear(r);
+            snprintf(errstr, errstr_size, "detector: out of memory for %zu addresses", n);
+            return ZL_TRANSIENT;
+        }
+        d->addrs = na;
+        d->addrs_cap = n;
+    }
+    d->naddrs = 0;
+    for (size_t i = 0; i < n; i++)
+        if (zl_address_topic(PQgetvalue(r, (int)i, 0), d->addrs[d->naddrs], 67) == 0)
+            d->naddrs++;
+    PQclear(r);
+    return ZL_OK;
+}
+
+/* Runs the failed transaction's rollback and passes the class on. */
+static zl_class tx_fail(struct zl_detector *d, zl_class c)
+{
+    zl_pg_rollback(d->o.pg);
+    return c;
+}
+
+/* ---------- reorg ---------- */
+
+static zl_class handle_reorg(struct zl_detector *d, uint64_t cursor, char *errstr, size_t errstr_size)
+{
+    char cur[NUM_TEXT_MAX];
+    snprintf(cur, sizeof(cur), "%" PRIu64, cursor);
+    const char *vals[3] = {d->chain_text, d->token, cur};
+    zl_class c;
+    PGresult *r = run(d, "det_blocks_recent", 3, vals, PGRES_TUPLES_OK, &c, errstr, errstr_size);
+    if (r == NULL)
+        return c;
+    bool found = false;
+    uint64_t ancestor = 0;
+    char ancestor_hash[67] = "";
+    int n = PQntuples(r);
+    for (int i = 0; i < n && i < ZL_DETECT_REORG_WALK_MAX; i++) {
+        uint64_t num = strtoull(PQgetvalue(r, i, 0), NULL, 10);
+        char chain_hash[67];
+        c = block_hash_at(d, num, chain_hash, sizeof(chain_hash), errstr, errstr_size);
+        if (c != ZL_OK) {
+            PQclear(r);
+            return c;
+        }
+        if (strcmp(chain_hash, PQgetvalue(r, i, 1)) == 0) {
+            found = true;
+            ancestor = num;
+            snprintf(ancestor_hash, sizeof(ancestor_hash), "%s", chain_hash);
+            break;
+        }
+        ancestor = num; /* oldest looked at so far */
+    }
+    PQclear(r);
+    if (!found) {
+        /* Deeper than every stored hash: rescan from below the oldest one. */
+        ancestor = ancestor > 0 ? ancestor - 1 : 0;
+        c = block_hash_at(d, ancestor, ancestor_hash, sizeof(ancestor_hash), errstr, errstr_size);
+        if (c != ZL_OK)
+            return c;
+        zl_log_kv(ZL_LOG_ERROR, NULL, "reorg deeper than the stored block hashes; rescanning from below them",
+                  "lock", d->lock_key, NULL);
+    }
+
+    char anc[NUM_TEXT_MAX];
+    snprintf(anc, sizeof(anc), "%" PRIu64, ancestor);
+    c = zl_pg_exec(d->o.pg, "BEGIN", errstr, errstr_size);
+    if (c != ZL_OK)
+        return c;
+    const char *ov[3] = {d->chain_text, d->token, anc};
+    r = run(d, "det_orphans_past_detected", 3, ov, PGRES_TUPLES_OK, &c, errstr, errstr_size);
+    if (r == NULL)
+        return tx_fail(d, c);
+    long past = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    if (past > 0)
+        zl_log(ZL_LOG_ERROR, NULL,
+               "reorg below block %s orphaned %ld deposit(s) already verified: raise ZL_CONFIRMATIONS", anc, past);
+    r = run(d, "det_mark_orphans", 3, ov, PGRES_TUPLES_OK, &c, errstr, errstr_size);
+    if (r == NULL)
+        return tx_fail(d, c);
+    int orphaned = PQntuples(r);
+    for (int i = 0; i < orphaned; i++) {
+        struct zl_log_ctx lc = ZL_LOG_CTX_NONE;
+        lc.deposit_id = PQgetvalue(r, i, 0);
+        zl_log_kv(ZL_LOG_WARN, &lc, "deposit orphaned by a reorg: marked reorged", NULL);
+    }
+    PQclear(r);
+    r = run(d, "det_blocks_drop_above", 3, ov, PGRES_COMMAND_OK, &c, errstr, errstr_size);
+    if (r == NULL)
+        return tx_fail(d, c);
+    PQclear(r);
+    const char *cv[5] = {d->chain_text, d->token, anc, ancestor_hash, cur};
+    r = run(d, "det_cursor_set", 5, cv, PGRES_TUPLES_OK, &c, errstr, errstr_size);
+    if (r == NULL)
+        return tx_fail(d, c);
+    bool moved = PQntuples(r) == 1;
+    PQclear(r);
+    if (!moved) {
+        d->locked = false;
+        snprintf(errstr, errstr_size, "cursor moved under us: another detector is scanning; standing by");
+        return tx_fail(d, ZL_TRANSIENT);
+    }
+    c = zl_pg_exec(d->o.pg, "COMMIT", errstr, errstr_size);
+    if (c != ZL_OK)
+        return tx_fail(d, c);
+    count(d->m_reorgs, 1);
+    count(d->m_orphaned, (uint64_t)orphaned);
+    zl_log(ZL_LOG_WARN, NULL, "reorg: block %" PRIu64 " changed; common ancestor %" PRIu64 ", %d deposit(s) orphaned",
+           cursor, ancestor, orphaned);
+    return ZL_OK;
+}
+
+/* ---------- scan ---------- */
+
+static zl_class get_logs(struct zl_detector *d, uint64_t from, uint64_t to, json_t *all, char *errstr,
+                         size_t errstr_size)
+{
+    char f[NUM_TEXT_MAX], t[NUM_TEXT_MAX];
+    snprintf(f, sizeof(f), "0x%" PRIx64, from);
+    snprintf(t, sizeof(t), "0x%" PRIx64, to);
+    size_t per = (size_t)d->o.addresses_per_query;
+    for (size_t off = 0; off < d->naddrs; off += per) {
+        json_t *to_topics = json_array();
+        for (size_t i = off; i < d->naddrs && i < off + per; i++)
+            json_array_append_new(to_topics, json_string(d->addrs[i]));
+        json_t *params = json_pack("[{s:s, s:s, s:s, s:[s, n, o]}]", "fromBlock", f, "toBlock", t, "address",
+                                   d->token, "topics", ZL_TRANSFER_TOPIC0, to_topics);
+        json_t *res = NULL;
+        struct zl_rpc_error re;
+        zl_class c = zl_rpc_call(d->o.rpc, "eth_getLogs", params, &res, &re, errstr, errstr_size);
+        json_decref(params);
+        if (c != ZL_OK)
+            return c;
+        if (!json_is_array(res)) {
+            json_decref(res);
+            snprintf(errstr, errstr_size, "eth_getLogs: result is not an array");
+            return ZL_TRANSIENT;
+        }
+        json_array_extend(all, res);
+        json_decref(res);
+    }
+    return ZL_OK;
+}
+
+static void publish(struct zl_detector *d, const struct zl_transfer_log *tl, const char *deposit_id,
+                    const char *user_id)
+{
+    struct zl_event ev;
+    zl_event_init(&ev, ZL_TOPIC_DETECTED);
+    snprintf(ev.deposit_id, sizeof(ev.deposit_id), "%s", deposit_id);
+    ev.chain_id = d->o.chain_id;
+    memcpy(ev.tx_hash, tl->tx_hash, sizeof(ev.tx_hash));
+    ev.log_index = tl->log_index;
+    ev.block_number = tl->block_number;
+    memcpy(ev.block_hash, tl->block_hash, sizeof(ev.block_hash));
+    memcpy(ev.token, tl->token, sizeof(ev.token));
+    memcpy(ev.from, tl->from, sizeof(ev.from));
+    memcpy(ev.to, tl->to, sizeof(ev.to));
+    snprintf(ev.user_id, sizeof(ev.user_id), "%s", user_id);
+    memcpy(ev.amount, tl->amount, sizeof(ev.amount));
+    char buf[ZL_EVENT_ENCODED_MAX_BYTES];
+    size_t len = 0;
+    char err[ZL_ERRSTR_SIZE];
+    struct zl_log_ctx lc = ZL_LOG_CTX_NONE;
+    lc.deposit_id = deposit_id;
+    if (zl_event_encode(&ev, buf, sizeof(buf), &len, err, sizeof(err)) != 0) {
+        count(d->m_publish_failed, 1);
+        zl_log_kv(ZL_LOG_ERROR, &lc, "cannot encode detected event", "error", err, NULL);
+        return;
+    }
+    rd_kafka_resp_err_t e = rd_kafka_producev(
+        d->o.producer, RD_KAFKA_V_TOPIC(d->topic), RD_KAFKA_V_KEY(deposit_id, strlen(deposit_id)),
+        RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        /* The row is recorded; the sweeper publishes it later. */
+        count(d->m_publish_failed, 1);
+        zl_log_kv(ZL_LOG_WARN, &lc, "detected event not queued; the sweeper will re-publish it", "error",
+                  rd_kafka_err2str(e), NULL);
+    }
+}
+
+/* Records the parsed logs, the cursor and the block hash in one transaction,
+ * then publishes what was recorded. */
+static zl_class record(struct zl_detector *d, json_t *logs, bool had_cursor, uint64_t old_cursor, uint64_t to,
+                       const char *to_hash, char *errstr, size_t errstr_size)
+{
+    size_t n = json_array_size(logs);
+    struct zl_transfer_log *tls = calloc(n > 0 ? n : 1, sizeof(*tls));
+    char (*users)[65] = calloc(n > 0 ? n : 1, sizeof(*users));
+    bool *fresh = calloc(n > 0 ? n : 1, sizeof(*fresh));
+    if (tls == NULL || users == NULL || fresh == NULL) {
+        free(tls);
+        free(users);
+        free(fresh);
+        snprintf(errstr, errstr_size, "detector: out of memory for %zu logs", n);
+        return ZL_TRANSIENT;
+    }
+    zl_class c = zl_pg_exec(d->o.pg, "BEGIN", errstr, errstr_size);
+    if (c != ZL_OK)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        char perr[ZL_ERRSTR_SIZE];
+        if (zl_chain_parse_transfer_log(json_array_get(logs, i), &tls[i], perr, sizeof(perr)) != 0) {
+            zl_log_kv(ZL_LOG_WARN, NULL, "skipping a log that is not a well-formed Transfer", "error", perr, NULL);
+            continue;
+        }
+        if (tls[i].removed || strcmp(tls[i].token, d->token) != 0 || tls[i].block_number > to)
+            continue;
+        char id[160];
+        if (zl_deposit_id_format(id, sizeof(id), d->o.chain_id, tls[i].tx_hash, tls[i].log_index) != 0)
+            continue;
+        char li[NUM_TEXT_MAX], bn[NUM_TEXT_MAX];
+        snprintf(li, sizeof(li), "%" PRIu32, tls[i].log_index);
+        snprintf(bn, sizeof(bn), "%" PRIu64, tls[i].block_number);
+        const char *vals[10] = {id, d->chain_text, tls[i].tx_hash, li, bn, tls[i].block_hash, tls[i].token,
+                                tls[i].from, tls[i].to, tls[i].amount};
+        PGresult *r = run(d, "det_insert", 10, vals, PGRES_TUPLES_OK, &c, errstr, errstr_size);
+        if (r == NULL) {
+            tx_fail(d, c);
+            goto out;
+        }
+        if (PQntuples(r) == 1) {
+            fresh[i] = true;
+            snprintf(users[i], sizeof(users[i]), "%s", PQgetvalue(r, 0, 0));
+        }
+        PQclear(r);
+    }
+    char tn[NUM_TEXT_MAX], oc[NUM_TEXT_MAX];
+    snprintf(tn, sizeof(tn), "%" PRIu64, to);
+    /* No cursor yet: -1 matches no row, so a row another copy created wins. */
+    snprintf(oc, sizeof(oc), "%" PRId64, had_cursor ? (int64_t)old_cursor : INT64_C(-1));
+    const char *cv[5] = {d->chain_text, d->token, tn, to_hash, oc};
+    PGresult *r = run(d, "det_cursor_set", 5, cv, PGRES_TUPLES_OK, &c, errstr, errstr_size);
+    if (r == NULL) {
+        tx_fail(d, c);
+        goto out;
+    }
+    bool moved = PQntuples(r) == 1;
+    PQclear(r);
+    if (!moved) {
+        d->locked = false;
+        snprintf(errstr, errstr_size, "cursor moved under us: another detector is scanning; standing by");
+        c = tx_fail(d, ZL_TRANSIENT);
+        goto out;
+    }
+    const char *bv[4] = {d->chain_text, d->token, tn, to_hash};
+    r = run(d, "det_block_put", 4, bv, PGRES_COMMAND_OK, &c, errstr, errstr_size);
+    if (r == NULL) {
+        tx_fail(d, c);
+        goto out;
+    }
+    PQclear(r);
+    char keep[NUM_TEXT_MAX];
+    snprintf(keep, sizeof(keep), "%" PRId64, (int64_t)to - d->o.blocks_kept);
+    const char *pv[3] = {d->chain_text, d->token, keep};
+    r = run(d, "det_block_prune", 3, pv, PGRES_COMMAND_OK, &c, errstr, errstr_size);
+    if (r == NULL) {
+        tx_fail(d, c);
+        goto out;
+    }
+    PQclear(r);
+    c = zl_pg_exec(d->o.pg, "COMMIT", errstr, errstr_size);
+    if (c != ZL_OK) {
+        tx_fail(d, c);
+        goto out;
+    }
+    zl_fault_point("after_db_commit");
+    size_t found = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!fresh[i])
+            continue;
+        char id[160];
+        zl_deposit_id_format(id, sizeof(id), d->o.chain_id, tls[i].tx_hash, tls[i].log_index);
+        publish(d, &tls[i], id, users[i]);
+        found++;
+    }
+    rd_kafka_poll(d->o.producer, 0);
+    count(d->m_deposits, found);
+    count(d->m_blocks, had_cursor ? to - old_cursor : 1);
+    if (found > 0)
+        zl_log(ZL_LOG_INFO, NULL, "recorded %zu deposit(s) up to block %" PRIu64, found, to);
+    c = ZL_OK;
+out:
+    free(tls);
+    free(users);
+    free(fresh);
+    return c;
+}
+
+zl_class zl_detector_step(struct zl_detector *d, bool *idle, char *errstr, size_t errstr_size)
+{
+    *idle = false;
+    rd_kafka_poll(d->o.producer, 0);
+    zl_class c = ensure_lock(d, errstr, errstr_size);
+    if (c != ZL_OK)
+        return c;
+    if (!d->locked) {
+        *idle = true;
+        return ZL_OK;
+    }
+    uint64_t head = 0;
+    c = head_number(d, &head, errstr, errstr_size);
+    if (c != ZL_OK)
+        return c;
+    uint64_t lag = (uint64_t)d->o.lag_blocks;
+    if (head < lag) {
+        *idle = true;
+        return ZL_OK;
+    }
+    uint64_t safe = head - lag;
+
+    bool have = false;
+    uint64_t cursor = 0;
+    char cursor_hash[67] = "";
+    c = read_cursor(d, &have, &cursor, cursor_hash, errstr, errstr_size);
+    if (c != ZL_OK)
+        return c;
+    uint64_t from;
+    if (have) {
+        char chain_hash[67];
+        if (cursor > safe) {
+            /* the chain got shorter than our cursor: a reorg to a shorter fork,
+             * or a node behind; compare at the cursor anyway when it exists */
+            if (cursor > head) {
+                *idle = true;
+                return ZL_OK;
+            }
+        }
+        c = block_hash_at(d, cursor, chain_hash, sizeof(chain_hash), errstr, errstr_size);
+        if (c != ZL_OK)
+            return c;
+        if (strcmp(chain_hash, cursor_hash) != 0)
+            return handle_reorg(d, cursor, errstr, errstr_size);
+        from = cursor + 1;
+        if (d->m_lag != NULL)
+            zl_metric_gauge_set(d->m_lag, (double)(head - cursor));
+    } else {
+        from = d->o.start_block >= 0 ? (uint64_t)d->o.start_block : safe;
+    }
+    if (from > safe) {
+        *idle = true;
+        return ZL_OK;
+    }
+    uint64_t to = from + (uint64_t)d->range - 1;
+    if (to > safe)
+        to = safe;
+    if (d->m_range != NULL)
+        zl_metric_gauge_set(d->m_range, (double)d->range);
+
+    c = load_addresses(d, errstr, errstr_size);
+    if (c != ZL_OK)
+        return c;
+    char hash_before[67], hash_after[67];
+    c = block_hash_at(d, to, hash_before, sizeof(hash_before), errstr, errstr_size);
+    if (c != ZL_OK)
+        return c;
+    json_t *logs = json_array();
+    if (d->naddrs > 0) {
+        c = get_logs(d, from, to, logs, errstr, errstr_size);
+        if (c != ZL_OK) {
+            json_decref(logs);
+            if (c != ZL_OUTAGE && d->range > 1) {
+                /* Providers cap ranges and result counts: ask for less. */
+                d->range = d->range / 2;
+                zl_log(ZL_LOG_WARN, NULL, "eth_getLogs refused %" PRIu64 "..%" PRIu64 "; range halved to %" PRId64
+                       ": %s", from, to, d->range, errstr);
+            }
+            return c;
+        }
+    }
+    /* Same hash after the logs were read: they came from this chain, not
+     * from a fork that was replaced while we read. */
+    c = block_hash_at(d, to, hash_after, sizeof(hash_after), errstr, errstr_size);
+    if (c != ZL_OK || strcmp(hash_before, hash_after) != 0) {
+        json_decref(logs);
+        if (c == ZL_OK)
+            snprintf(errstr, errstr_size, "block %" PRIu64 " changed while scanning (reorg in progress); retrying",
+                     to);
+        return c == ZL_OK ? ZL_TRANSIENT : c;
+    }
+    c = record(d, logs, have, cursor, to, hash_after, errstr, errstr_size);
+    json_decref(logs);
+    if (c == ZL_OK && d->range < d->o.range_max) {
+        d->range *= 2;
+        if (d->range > d->o.range_max)
+            d->range = d->o.range_max;
+    }
+    if (!have) {
+        /* the first cursor: the step covered from..to */
+        count(d->m_blocks, to - from);
+    }
+    return c;
+}
+
+zl_class zl_detector_store_decimals(struct zl_detector *d, int decimals, char *errstr, size_t errstr_size)
+{
+    zl_class c = zl_pg_ensure(d->o.pg, errstr, errstr_size);
+    if (c != ZL_OK)
+        return c;
+    char dec[8];
+    snprintf(dec, sizeof(dec), "%d", decimals);
+    const char *vals[3] = {d->chain_text, d->token, dec};
+    PGresult *r = run(d, "det_decimals_put", 3, vals, PGRES_COMMAND_OK, &c, errstr, errstr_size);
+    if (r == NULL)
+        return c;
+    PQclear(r);
+    return ZL_OK;
+}

@@ -1,0 +1,253 @@
+/* detect: scans the chain for deposits and records them (common/detector.h).
+ *
+ * Not a Kafka consumer, so not on the stage runtime: a producer loop built
+ * from the common pieces (config, log, health + metrics, producer, pg, rpc).
+ * Run two copies for hot standby: a PostgreSQL advisory lock lets one scan.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backoff.h"
+#include "chain.h"
+#include "config.h"
+#include "detector.h"
+#include "envelope.h"
+#include "fault.h"
+#include "health.h"
+#include "kafka.h"
+#include "log.h"
+#include "metrics.h"
+#include "pg.h"
+#include "rpc.h"
+#include "runtime.h"
+
+struct detect_cfg {
+    int64_t lag_blocks;
+    int64_t range_max;
+    int64_t start_block;
+    int64_t poll_ms;
+    int64_t addresses_per_query;
+    int64_t blocks_kept;
+};
+
+#define OFF(f) offsetof(struct detect_cfg, f)
+static const struct zl_setting detect_settings[] = {
+    {"ZL_DETECT_LAG_BLOCKS", ZL_CFG_INT, "3", "blocks behind the chain head the scan stays", OFF(lag_blocks), 0,
+     100000},
+    {"ZL_DETECT_RANGE_MAX", ZL_CFG_INT, "2000", "blocks per eth_getLogs step at most (halved on refusals)",
+     OFF(range_max), 1, 1000000},
+    {"ZL_DETECT_START_BLOCK", ZL_CFG_INT, "-1", "first block scanned when there is no cursor (-1 = head - lag)",
+     OFF(start_block), -1, INT64_C(9007199254740991)},
+    {"ZL_DETECT_POLL_MS", ZL_CFG_INT, "1000", "sleep when caught up with head - lag, or on standby", OFF(poll_ms), 10,
+     600000},
+    {"ZL_DETECT_ADDRESSES_PER_QUERY", ZL_CFG_INT, "500", "deposit addresses per eth_getLogs request",
+     OFF(addresses_per_query), 1, ZL_DETECT_ADDRESSES_PER_QUERY_MAX},
+    {"ZL_DETECT_BLOCKS_KEPT", ZL_CFG_INT, "10000", "blocks of scanned hashes kept for reorg detection",
+     OFF(blocks_kept), 16, 10000000},
+};
+#undef OFF
+
+static volatile sig_atomic_t running = 1;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    running = 0;
+}
+
+static void sleep_ms(int64_t ms)
+{
+    /* short slices so SIGTERM is noticed quickly */
+    while (ms > 0 && running) {
+        int64_t slice = ms > 100 ? 100 : ms;
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)slice * 1000000L};
+        nanosleep(&ts, NULL);
+        ms -= slice;
+    }
+}
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    (void)opaque;
+    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        char id[160];
+        size_t n = m->key_len < sizeof(id) - 1 ? m->key_len : sizeof(id) - 1;
+        memcpy(id, m->key, n);
+        id[n] = '\0';
+        struct zl_log_ctx lc = ZL_LOG_CTX_NONE;
+        lc.deposit_id = id;
+        zl_log_kv(ZL_LOG_WARN, &lc, "detected event not delivered; the row is recorded and the sweeper re-publishes it",
+                  "error", rd_kafka_err2str(m->err), NULL);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static struct zl_runtime_config rc_cfg;
+    static struct zl_chain_config chain_cfg;
+    static struct detect_cfg dcfg;
+    static struct zl_kv_list kprops;
+    struct zl_config_section sections[] = {
+        {"runtime", zl_runtime_settings, zl_runtime_settings_count, &rc_cfg},
+        {"chain", zl_chain_settings, zl_chain_settings_count, &chain_cfg},
+        {"detect stage", detect_settings, sizeof(detect_settings) / sizeof(detect_settings[0]), &dcfg},
+    };
+    const size_t nsec = sizeof(sections) / sizeof(sections[0]);
+    char err[ZL_ERRSTR_SIZE];
+    zl_log_init("detect", ZL_LOG_INFO);
+    int lrc = zl_config_load(sections, nsec, argc, argv, &kprops, err, sizeof(err));
+    if (lrc == 1)
+        return 0;
+    if (lrc != 0) {
+        zl_log(ZL_LOG_ERROR, NULL, "configuration: %s", err);
+        return 2;
+    }
+    zl_log_level lvl;
+    if (zl_log_level_parse(rc_cfg.log_level, &lvl) == 0)
+        zl_log_set_level(lvl);
+    zl_fault_configure(rc_cfg.fault_point, rc_cfg.fault_after);
+
+    int exit_code = 1;
+    struct zl_metrics *metrics = NULL;
+    struct zl_health *health = NULL;
+    struct zl_rpc *rpc = NULL;
+    rd_kafka_t *producer = NULL;
+    struct zl_detector *det = NULL;
+    struct zl_pg pg;
+    memset(&pg, 0, sizeof(pg));
+    char topic[ZL_TOPIC_NAME_MAX];
+    if (rc_cfg.out_topic[0] != '\0')
+        snprintf(topic, sizeof(topic), "%s", rc_cfg.out_topic);
+    else if (zl_topic_name(topic, sizeof(topic), rc_cfg.topic_prefix, ZL_TOPIC_DETECTED) != 0) {
+        zl_log(ZL_LOG_ERROR, NULL, "configuration: ZL_TOPIC_PREFIX \"%s\" makes an invalid topic name",
+               rc_cfg.topic_prefix);
+        exit_code = 2;
+        goto out;
+    }
+
+    metrics = zl_metrics_create(256);
+    struct zl_health_opts hopts = {
+        .stage = "detect",
+        .bind_addr = rc_cfg.http_addr,
+        .port = (uint16_t)rc_cfg.http_port,
+        .metrics = metrics,
+    };
+    if (metrics == NULL || zl_health_start(&health, &hopts, err, sizeof(err)) != 0) {
+        zl_log(ZL_LOG_ERROR, NULL, "startup: health server: %s", metrics == NULL ? "out of memory" : err);
+        goto out;
+    }
+    if (rc_cfg.http_port_file[0] != '\0') {
+        FILE *f = fopen(rc_cfg.http_port_file, "w");
+        if (f != NULL) {
+            fprintf(f, "%u\n", (unsigned)zl_health_port(health));
+            fclose(f);
+        }
+    }
+    struct zl_rpc_opts ropts;
+    zl_chain_rpc_opts(&chain_cfg, metrics, health, &ropts);
+    ropts.quorum = 1; /* the scan reads logs; verify is where quorum matters */
+    if (zl_rpc_new(&rpc, &ropts, err, sizeof(err)) != 0) {
+        zl_log(ZL_LOG_ERROR, NULL, "configuration: %s", err);
+        exit_code = 2;
+        goto out;
+    }
+    producer = zl_kafka_producer_new(rc_cfg.kafka_brokers, &kprops, rc_cfg.delivery_timeout_ms, dr_cb, NULL, err,
+                                     sizeof(err));
+    if (producer == NULL) {
+        zl_log(ZL_LOG_ERROR, NULL, "startup: kafka producer: %s", err);
+        goto out;
+    }
+    if (zl_pg_init(&pg, rc_cfg.pg_dsn, rc_cfg.pg_connect_timeout_ms) != 0) {
+        zl_log(ZL_LOG_ERROR, NULL, "startup: out of memory");
+        goto out;
+    }
+    struct zl_detector_opts dopts = {
+        .chain_id = (uint64_t)chain_cfg.chain_id,
+        .token = chain_cfg.token_address,
+        .topic = topic,
+        .lag_blocks = dcfg.lag_blocks,
+        .range_max = dcfg.range_max,
+        .start_block = dcfg.start_block,
+        .addresses_per_query = dcfg.addresses_per_query,
+        .blocks_kept = dcfg.blocks_kept,
+        .pg = &pg,
+        .rpc = rpc,
+        .producer = producer,
+        .metrics = metrics,
+        .health = health,
+    };
+    if (zl_detector_new(&det, &dopts, err, sizeof(err)) != 0) {
+        zl_log(ZL_LOG_ERROR, NULL, "configuration: %s", err);
+        exit_code = 2;
+        goto out;
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+
+    struct zl_backoff bo;
+    if (zl_backoff_init(&bo, rc_cfg.outage_base_ms, rc_cfg.outage_cap_ms, 0, err, sizeof(err)) != 0) {
+        zl_log(ZL_LOG_ERROR, NULL, "configuration: %s", err);
+        exit_code = 2;
+        goto out;
+    }
+    zl_log(ZL_LOG_INFO, NULL, "detect started: chain %lld, token %s, topic %s", (long long)chain_cfg.chain_id,
+           chain_cfg.token_address, topic);
+    bool decimals_known = false;
+    int failures = 0;
+    zl_class last = ZL_OK;
+    while (running) {
+        zl_health_heartbeat(health);
+        if (!decimals_known && zl_detector_active(det)) {
+            int decimals = 0;
+            char derr[ZL_ERRSTR_SIZE];
+            if (zl_chain_token_decimals(rpc, chain_cfg.token_address, &decimals, derr, sizeof(derr)) == ZL_OK &&
+                zl_detector_store_decimals(det, decimals, derr, sizeof(derr)) == ZL_OK) {
+                decimals_known = true;
+                zl_log(ZL_LOG_INFO, NULL, "token %s has %d decimals", chain_cfg.token_address, decimals);
+            } else {
+                zl_log_kv(ZL_LOG_WARN, NULL, "token decimals not read yet", "error", derr, NULL);
+            }
+        }
+        bool idle = false;
+        zl_class c = zl_detector_step(det, &idle, err, sizeof(err));
+        if (c == ZL_OK) {
+            if (last == ZL_OUTAGE)
+                zl_health_set_paused(health, false, NULL);
+            last = ZL_OK;
+            failures = 0;
+            if (idle)
+                sleep_ms(dcfg.poll_ms);
+            continue;
+        }
+        failures++;
+        if (c == ZL_OUTAGE && last != ZL_OUTAGE)
+            zl_health_set_paused(health, true, err);
+        last = c;
+        zl_log_kv(c == ZL_OUTAGE ? ZL_LOG_WARN : ZL_LOG_INFO, NULL, "scan step failed; retrying", "class",
+                  zl_class_name(c), "error", err, NULL);
+        sleep_ms(zl_backoff_delay_ms(&bo, (uint32_t)failures));
+    }
+    zl_health_set_draining(health);
+    zl_log(ZL_LOG_INFO, NULL, "signal received: flushing the producer");
+    exit_code = 0;
+out:
+    if (producer != NULL) {
+        rd_kafka_flush(producer, 5000);
+        rd_kafka_destroy(producer);
+    }
+    zl_detector_free(det);
+    zl_pg_close(&pg);
+    zl_rpc_free(rpc);
+    zl_health_stop(health);
+    zl_metrics_destroy(metrics);
+    zl_config_free(sections, nsec, &kprops);
+    return exit_code;
+}

@@ -1,0 +1,330 @@
+/* verify: passes a detected deposit on only when the chain says it is real
+ * and final (architecture §5, §6).
+ *
+ * For each zl.deposits.detected event, with quorum reads (ZL_RPC_QUORUM
+ * endpoints must agree on the receipt and on the block hash):
+ *   - the token is ours and the amount at least ZL_MIN_AMOUNT, else permanent;
+ *   - the receipt exists with status 1 (status 0: permanent);
+ *   - its log at log_index is a Transfer of the same token, from, to, amount;
+ *   - its block is canonical and has ZL_CONFIRMATIONS blocks on top, else
+ *     defer (the delay tiers; the partition is never blocked);
+ *   - gone from the chain (its block replaced, or the tx moved to another
+ *     log index): the row becomes `reorged`, nothing is published, and the
+ *     zl_verify_reorged_total metric counts it;
+ *   - every RPC endpoint down: outage (pause, never DLQ).
+ * A tx re-included in another block at the same log index keeps its
+ * deposit id; the verified event and the row carry the new block facts.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chain.h"
+#include "log.h"
+#include "metrics.h"
+#include "runtime.h"
+
+struct verify_cfg {
+    int64_t confirmations;
+    char *min_amount;
+};
+
+#define OFF(f) offsetof(struct verify_cfg, f)
+static const struct zl_setting verify_settings[] = {
+    {"ZL_CONFIRMATIONS", ZL_CFG_INT, "15", "blocks on top of a deposit's block before it is verified (BSC: 15)",
+     OFF(confirmations), 0, 100000},
+    {"ZL_MIN_AMOUNT", ZL_CFG_STR, "1", "smallest deposit accepted, in the token's smallest unit (decimal)",
+     OFF(min_amount), 0, 0},
+};
+#undef OFF
+
+struct verify {
+    struct zl_chain_config chain;
+    struct verify_cfg cfg;
+    char token[43];
+    struct zl_rpc *rpc;
+    struct zl_pg pg; /* own connection: marks rows reorged outside the CAS */
+    zl_metric *m_reorged;
+};
+
+static struct verify V;
+
+static int verify_init(void *ctx, const struct zl_runtime_env *env, char *errstr, size_t errstr_size)
+{
+    struct verify *v = ctx;
+    if (zl_hex_lower(v->chain.token_address, 40, v->token, sizeof(v->token)) != 0) {
+        snprintf(errstr, errstr_size, "ZL_TOKEN_ADDRESS: \"%s\" is not a 0x-prefixed 20-byte hex address",
+                 v->chain.token_address);
+        return -1;
+    }
+    if (!zl_valid_uint256_dec(v->cfg.min_amount)) {
+        snprintf(errstr, errstr_size, "ZL_MIN_AMOUNT: \"%s\" is not a canonical decimal integer", v->cfg.min_amount);
+        return -1;
+    }
+    struct zl_rpc_opts ro;
+    zl_chain_rpc_opts(&v->chain, env->metrics, env->health, &ro);
+    if (zl_rpc_new(&v->rpc, &ro, errstr, errstr_size) != 0)
+        return -1;
+    if (zl_pg_init(&v->pg, env->cfg->pg_dsn, env->cfg->pg_connect_timeout_ms) != 0 ||
+        zl_pg_add_stmt(&v->pg, "verify_mark_reorged",
+                       "UPDATE deposits SET state = 'reorged', last_error = $3, updated_at = now()"
+                       " WHERE deposit_id = $1 AND state = 'detected' AND block_hash = $2",
+                       3) != 0) {
+        snprintf(errstr, errstr_size, "verify: out of memory");
+        return -1;
+    }
+    zl_metrics_describe(env->metrics, "zl_verify_reorged_total", ZL_METRIC_COUNTER,
+                        "deposits found gone from the chain at verification (marked reorged, not passed on)");
+    v->m_reorged = zl_metrics_counter_handle(env->metrics, "zl_verify_reorged_total", NULL);
+    return 0;
+}
+
+static void verify_fini(void *ctx)
+{
+    struct verify *v = ctx;
+    zl_rpc_free(v->rpc);
+    v->rpc = NULL;
+    zl_pg_close(&v->pg);
+}
+
+static int verify_prepare(void *ctx, struct zl_pg *pg)
+{
+    (void)ctx;
+    return zl_pg_add_stmt(pg, "verify_block_facts",
+                          "UPDATE deposits SET confirmations = $2::integer, block_number = $3::bigint,"
+                          " block_hash = $4 WHERE deposit_id = $1",
+                          4);
+}
+
+static zl_class verify_probe(void *ctx, char *errstr, size_t errstr_size)
+{
+    struct verify *v = ctx;
+    if (zl_rpc_any_healthy(v->rpc))
+        return ZL_OK;
+    snprintf(errstr, errstr_size, "every RPC endpoint's breaker is open");
+    return ZL_OUTAGE;
+}
+
+/* An RPC class as the stage's class: an error answer to a read is the
+ * endpoint's problem, not the message's. */
+static zl_class rpc_class(zl_class c)
+{
+    return c == ZL_PERMANENT ? ZL_TRANSIENT : c;
+}
+
+static zl_class canonical_hash(struct verify *v, uint64_t n, char *hash, size_t hash_size, bool *exists,
+                               char *errstr, size_t errstr_size)
+{
+    char num[24];
+    snprintf(num, sizeof(num), "0x%" PRIx64, n);
+    json_t *params = json_pack("[s, b]", num, 0);
+    json_t *res = NULL;
+    /* Compare only the hash: endpoints may differ in fields they add. */
+    zl_class c = zl_rpc_call_quorum(v->rpc, "eth_getBlockByNumber", params, &res, NULL, errstr, errstr_size);
+    json_decref(params);
+    if (c != ZL_OK)
+        return rpc_class(c);
+    *exists = json_is_object(res);
+    int rc = *exists ? zl_json_hex_field(res, "hash", 64, hash, hash_size) : 0;
+    json_decref(res);
+    if (rc != 0) {
+        snprintf(errstr, errstr_size, "eth_getBlockByNumber: block without a hash");
+        return ZL_TRANSIENT;
+    }
+    return ZL_OK;
+}
+
+/* The deposit is gone from the chain: mark its row reorged (only while it
+ * still names the orphaned block, so a re-inclusion the detector recorded
+ * meanwhile wins) and defer, so the redelivery finds the row `reorged` and
+ * finishes with no output. */
+static zl_class gone(struct verify *v, struct zl_work *w, const char *why)
+{
+    char err[ZL_ERRSTR_SIZE];
+    zl_class c = zl_pg_ensure(&v->pg, err, sizeof(err));
+    if (c == ZL_OK) {
+        const char *vals[3] = {w->in.deposit_id, w->in.block_hash, why};
+        PGresult *r = zl_pg_prepared(&v->pg, "verify_mark_reorged", 3, vals, PGRES_COMMAND_OK, &c, err, sizeof(err));
+        if (r != NULL)
+            PQclear(r);
+    }
+    if (c != ZL_OK) {
+        snprintf(w->error, sizeof(w->error), "%s; marking it reorged failed: %s", why, err);
+        return c;
+    }
+    zl_metric_counter_add(v->m_reorged, 1);
+    struct zl_log_ctx lc = ZL_LOG_CTX_NONE;
+    lc.deposit_id = w->in.deposit_id;
+    zl_log_kv(ZL_LOG_WARN, &lc, "deposit gone from the chain: marked reorged, not passed on", "reason", why, NULL);
+    snprintf(w->error, sizeof(w->error), "reorged: %s", why);
+    return ZL_DEFER;
+}
+
+static zl_class verify_process(void *ctx, struct zl_work *w)
+{
+    struct verify *v = ctx;
+    const struct zl_event *in = &w->in;
+    char tok[43];
+    if (zl_hex_lower(in->token, 40, tok, sizeof(tok)) != 0 || strcmp(tok, v->token) != 0) {
+        snprintf(w->error, sizeof(w->error), "token %s is not the deposit token %s", in->token, v->token);
+        return ZL_PERMANENT;
+    }
+    if (zl_dec_cmp(in->amount, v->cfg.min_amount) < 0) {
+        snprintf(w->error, sizeof(w->error), "amount %s is below ZL_MIN_AMOUNT %s", in->amount, v->cfg.min_amount);
+        return ZL_PERMANENT;
+    }
+
+    json_t *params = json_pack("[s]", in->tx_hash);
+    json_t *rcpt = NULL;
+    zl_class c = zl_rpc_call_quorum(v->rpc, "eth_getTransactionReceipt", params, &rcpt, NULL, w->error,
+                                    sizeof(w->error));
+    json_decref(params);
+    if (c != ZL_OK)
+        return rpc_class(c);
+
+    if (!json_is_object(rcpt)) {
+        json_decref(rcpt);
+        /* No receipt: gone only if the block that held it was replaced; if
+         * it is still canonical, the endpoint is behind or inconsistent. */
+        char h[67] = "";
+        bool exists = false;
+        c = canonical_hash(v, in->block_number, h, sizeof(h), &exists, w->error, sizeof(w->error));
+        if (c != ZL_OK)
+            return c;
+        if (exists && strcmp(h, in->block_hash) != 0)
+            return gone(v, w, "transaction not on the chain and its block was replaced");
+        snprintf(w->error, sizeof(w->error), "no receipt for %s yet (endpoint behind?)", in->tx_hash);
+        return ZL_TRANSIENT;
+    }
+
+    uint64_t status = 0, bn = 0;
+    char bh[67];
+    if (zl_json_quantity_field(rcpt, "status", &status) != 0 || zl_json_quantity_field(rcpt, "blockNumber", &bn) != 0 ||
+        zl_json_hex_field(rcpt, "blockHash", 64, bh, sizeof(bh)) != 0) {
+        json_decref(rcpt);
+        snprintf(w->error, sizeof(w->error), "receipt of %s lacks status/blockNumber/blockHash", in->tx_hash);
+        return ZL_TRANSIENT;
+    }
+    if (status != 1) {
+        json_decref(rcpt);
+        snprintf(w->error, sizeof(w->error), "receipt status %" PRIu64 ": the transaction failed", status);
+        return ZL_PERMANENT;
+    }
+    bool moved = strcmp(bh, in->block_hash) != 0;
+    const json_t *logs = json_object_get(rcpt, "logs");
+    bool matched = false;
+    size_t i;
+    json_t *lg;
+    json_array_foreach(logs, i, lg) {
+        uint64_t li = 0;
+        if (zl_json_quantity_field(lg, "logIndex", &li) != 0 || li != in->log_index)
+            continue;
+        struct zl_transfer_log tl;
+        char perr[ZL_ERRSTR_SIZE];
+        if (zl_chain_parse_transfer_log(lg, &tl, perr, sizeof(perr)) != 0)
+            break;
+        char from[43], to[43];
+        matched = zl_hex_lower(in->from, 40, from, sizeof(from)) == 0 &&
+                  zl_hex_lower(in->to, 40, to, sizeof(to)) == 0 && strcmp(tl.token, tok) == 0 &&
+                  strcmp(tl.from, from) == 0 && strcmp(tl.to, to) == 0 && strcmp(tl.amount, in->amount) == 0;
+        break;
+    }
+    json_decref(rcpt);
+    if (!matched) {
+        if (moved)
+            return gone(v, w, "transaction re-included elsewhere at another log index");
+        snprintf(w->error, sizeof(w->error),
+                 "log %" PRIu32 " of %s is not a Transfer of %s %s -> %s (event does not match the chain)",
+                 in->log_index, in->tx_hash, in->amount, in->from, in->to);
+        return ZL_PERMANENT;
+    }
+
+    char canon[67] = "";
+    bool exists = false;
+    c = canonical_hash(v, bn, canon, sizeof(canon), &exists, w->error, sizeof(w->error));
+    if (c != ZL_OK)
+        return c;
+    if (!exists || strcmp(canon, bh) != 0) {
+        snprintf(w->error, sizeof(w->error), "block %" PRIu64 " of the receipt is not canonical yet", bn);
+        return ZL_TRANSIENT;
+    }
+    json_t *head_j = NULL;
+    json_t *p0 = json_array();
+    c = zl_rpc_call(v->rpc, "eth_blockNumber", p0, &head_j, NULL, w->error, sizeof(w->error));
+    json_decref(p0);
+    if (c != ZL_OK)
+        return rpc_class(c);
+    uint64_t head = 0;
+    int prc = zl_rpc_parse_quantity(head_j, &head);
+    json_decref(head_j);
+    if (prc != 0) {
+        snprintf(w->error, sizeof(w->error), "eth_blockNumber: not a quantity");
+        return ZL_TRANSIENT;
+    }
+    uint64_t conf = head >= bn ? head - bn : 0;
+    if (conf < (uint64_t)v->cfg.confirmations) {
+        snprintf(w->error, sizeof(w->error), "%" PRIu64 " of %" PRId64 " confirmations", conf,
+                 v->cfg.confirmations);
+        return ZL_DEFER;
+    }
+    zl_event_derive(&w->out, in, ZL_TOPIC_VERIFIED);
+    w->out.confirmations = conf > UINT32_MAX ? UINT32_MAX : (uint32_t)conf;
+    w->out.block_number = bn;
+    memcpy(w->out.block_hash, bh, sizeof(w->out.block_hash));
+    return ZL_OK;
+}
+
+static zl_class verify_republish(void *ctx, struct zl_work *w)
+{
+    struct verify *v = ctx;
+    zl_event_derive(&w->out, &w->in, ZL_TOPIC_VERIFIED);
+    /* it had at least this many when it was verified */
+    w->out.confirmations = (uint32_t)v->cfg.confirmations;
+    return ZL_OK;
+}
+
+/* The row keeps the facts verify checked: confirmations and, when the tx
+ * was re-included at the same log index, the new block. */
+static zl_class verify_in_tx(void *ctx, struct zl_pg *pg, struct zl_work *const *moved, size_t n, char *errstr,
+                             size_t errstr_size)
+{
+    (void)ctx;
+    for (size_t i = 0; i < n; i++) {
+        const struct zl_event *o = &moved[i]->out;
+        char conf[16], bn[24];
+        snprintf(conf, sizeof(conf), "%" PRIu32, o->confirmations);
+        snprintf(bn, sizeof(bn), "%" PRIu64, o->block_number);
+        const char *vals[4] = {o->deposit_id, conf, bn, o->block_hash};
+        zl_class c;
+        PGresult *r = zl_pg_prepared(pg, "verify_block_facts", 4, vals, PGRES_COMMAND_OK, &c, errstr, errstr_size);
+        if (r == NULL)
+            return c;
+        PQclear(r);
+    }
+    return ZL_OK;
+}
+
+int main(int argc, char **argv)
+{
+    const struct zl_stage stage = {
+        .name = "verify",
+        .in_kind = ZL_TOPIC_DETECTED,
+        .out_kind = ZL_TOPIC_VERIFIED,
+        .accept_states = "{detected}",
+        .done_state = ZL_STATE_VERIFIED,
+        .process = verify_process,
+        .republish = verify_republish,
+        .in_tx = verify_in_tx,
+        .prepare = verify_prepare,
+        .probe = verify_probe,
+        .init = verify_init,
+        .fini = verify_fini,
+        .ctx = &V,
+    };
+    struct zl_config_section extra[] = {
+        {"chain", zl_chain_settings, zl_chain_settings_count, &V.chain},
+        {"verify stage", verify_settings, sizeof(verify_settings) / sizeof(verify_settings[0]), &V.cfg},
+    };
+    return zl_runtime_main(&stage, extra, 2, argc, argv);
+}
