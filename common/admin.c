@@ -1,0 +1,867 @@
+#include "admin.h"
+
+#include <curl/curl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <nettle/sha2.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "pg.h"
+#include "sweep.h"
+
+/* Largest worker answer kept (a /health/ready body is well under 4 KiB). */
+#define WORKER_BODY_MAX_BYTES 65536
+/* Longest reason, Idempotency-Key and deposit id accepted. */
+#define REASON_MAX_BYTES 2000
+#define IDEM_KEY_MAX_BYTES 200
+#define DEPOSIT_ID_MAX_BYTES 159
+/* Default and largest page of the dead-letter listing. */
+#define LIST_DEFAULT 100
+
+struct worker {
+    char name[64];
+    char url[512];
+};
+
+struct zl_admin {
+    struct zl_admin_opts o;
+    char token_fpr[17];            /* first 16 hex of sha256(token): the audit actor */
+    struct worker workers[ZL_ADMIN_WORKERS_MAX];
+    int nworkers;
+    pthread_mutex_t db_lock;       /* guards pg: one request at a time */
+    struct zl_pg pg;
+    pthread_mutex_t rate_lock;     /* guards bucket */
+    struct zl_token_bucket bucket;
+    struct zl_pg gauges_pg;        /* main thread only: zl_admin_tick */
+};
+
+/* ------------------------------------------------------------ pure helpers */
+
+bool zl_admin_auth_ok(const char *authorization, const char *expected)
+{
+    static const char prefix[] = "Bearer ";
+    const char *given = "";
+    bool has_prefix = authorization != NULL && strncmp(authorization, prefix, sizeof(prefix) - 1) == 0;
+    if (has_prefix)
+        given = authorization + sizeof(prefix) - 1;
+    /* Compare digests, so the time depends on neither value's length or
+     * content; then fold every byte's difference. */
+    uint8_t a[SHA256_DIGEST_SIZE], b[SHA256_DIGEST_SIZE];
+    struct sha256_ctx c;
+    sha256_init(&c);
+    sha256_update(&c, strlen(given), (const uint8_t *)given);
+    sha256_digest(&c, sizeof(a), a);
+    sha256_init(&c);
+    sha256_update(&c, strlen(expected), (const uint8_t *)expected);
+    sha256_digest(&c, sizeof(b), b);
+    volatile uint8_t diff = 0;
+    for (size_t i = 0; i < sizeof(a); i++)
+        diff |= (uint8_t)(a[i] ^ b[i]);
+    return has_prefix && expected[0] != '\0' && diff == 0;
+}
+
+void zl_token_bucket_init(struct zl_token_bucket *b, double rate_per_s, double burst, int64_t now_ms)
+{
+    b->rate_per_s = rate_per_s;
+    b->burst = burst < 1 ? 1 : burst;
+    b->tokens = b->burst;
+    b->last_ms = now_ms;
+}
+
+int64_t zl_token_bucket_take(struct zl_token_bucket *b, int64_t now_ms)
+{
+    double add = (double)(now_ms - b->last_ms) * b->rate_per_s / 1000.0;
+    if (add > 0) {
+        b->tokens = b->tokens + add > b->burst ? b->burst : b->tokens + add;
+        b->last_ms = now_ms;
+    }
+    if (b->tokens >= 1.0) {
+        b->tokens -= 1.0;
+        return 0;
+    }
+    if (b->rate_per_s <= 0)
+        return 1000;
+    int64_t wait = (int64_t)((1.0 - b->tokens) * 1000.0 / b->rate_per_s) + 1;
+    return wait;
+}
+
+static void sha256_hex(const char *data, size_t len, char *out /* 65 */)
+{
+    uint8_t d[SHA256_DIGEST_SIZE];
+    struct sha256_ctx c;
+    sha256_init(&c);
+    sha256_update(&c, len, (const uint8_t *)data);
+    sha256_digest(&c, sizeof(d), d);
+    for (size_t i = 0; i < sizeof(d); i++)
+        snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+/* ------------------------------------------------------------ statements */
+
+#define RESOLVED_MATCH                                                                                         \
+    "EXISTS (SELECT 1 FROM dead_resolutions r WHERE r.deposit_id = d.deposit_id"                              \
+    " AND r.dlq_topic = coalesce(d.dlq_topic, '') AND r.dlq_partition = coalesce(d.dlq_partition, -1)"        \
+    " AND r.dlq_offset = coalesce(d.dlq_offset, -1))"
+
+static const struct {
+    const char *name, *sql;
+    int n;
+} stmts[] = {
+    {"adm_row", "SELECT row_to_json(d)::text, (" RESOLVED_MATCH ")::text FROM deposits d WHERE deposit_id = $1", 1},
+    {"adm_history",
+     "SELECT coalesce(json_agg(h ORDER BY h.id), '[]')::text FROM deposit_history h WHERE deposit_id = $1", 1},
+    {"adm_audits", "SELECT coalesce(json_agg(a ORDER BY a.id), '[]')::text FROM admin_audit a WHERE deposit_id = $1",
+     1},
+    {"adm_replays",
+     "SELECT coalesce(json_agg(r ORDER BY r.claimed_at), '[]')::text FROM replay_log r WHERE deposit_id = $1", 1},
+    {"adm_dead",
+     "SELECT coalesce(json_agg(x), '[]')::text FROM (SELECT d.deposit_id, d.user_id, d.amount::text AS amount,"
+     " d.dead_from_state, d.last_error_class, d.last_error, d.attempts, d.dlq_topic, d.dlq_partition, d.dlq_offset,"
+     " d.updated_at AS dead_since, (" RESOLVED_MATCH ") AS resolved FROM deposits d WHERE d.state = 'dead'"
+     " AND ($2 = '' OR right(coalesce(d.dlq_topic, ''), length($2) + 5) = '.' || $2 || '.dlq')"
+     " AND ($3 = '1' OR NOT " RESOLVED_MATCH ") ORDER BY d.updated_at LIMIT $1::int) x",
+     3},
+    {"adm_lock_row", "SELECT state, coalesce(dead_from_state, '') FROM deposits WHERE deposit_id = $1 FOR UPDATE", 1},
+    {"adm_resolve",
+     "INSERT INTO dead_resolutions (deposit_id, dlq_topic, dlq_partition, dlq_offset, actor, reason)"
+     " SELECT deposit_id, coalesce(dlq_topic, ''), coalesce(dlq_partition, -1), coalesce(dlq_offset, -1), $2, $3"
+     " FROM deposits WHERE deposit_id = $1 AND state = 'dead' ON CONFLICT DO NOTHING RETURNING 1",
+     3},
+    {"adm_requeue",
+     "UPDATE deposits SET state = coalesce(dead_from_state, 'detected'), dead_from_state = NULL, attempts = 0,"
+     " next_attempt_at = NULL, last_error = $2, last_error_class = NULL, updated_at = now()"
+     " WHERE deposit_id = $1 AND state = 'dead' RETURNING state",
+     2},
+    {"adm_sweep_req",
+     "INSERT INTO sweep_requests (requested_by, stale_ms, deposit_id) VALUES ($1, $2::bigint, nullif($3, ''))"
+     " RETURNING id::text",
+     3},
+    {"adm_sweep_get", "SELECT row_to_json(s)::text FROM sweep_requests s WHERE id = $1::bigint", 1},
+    {"adm_audit",
+     "INSERT INTO admin_audit (actor, action, deposit_id, reason, from_state, to_state, idempotency_key, detail)"
+     " VALUES ($1, $2, nullif($3, ''), $4, nullif($5, ''), nullif($6, ''), nullif($7, ''), $8::jsonb)",
+     8},
+    {"adm_idem_get", "SELECT method, path, request_hash, status::text, body FROM admin_idempotency WHERE key = $1", 1},
+    {"adm_idem_put",
+     "INSERT INTO admin_idempotency (key, method, path, request_hash, status, body)"
+     " VALUES ($1, $2, $3, $4, $5::int, $6) ON CONFLICT DO NOTHING",
+     6},
+};
+
+/* ------------------------------------------------------------ plumbing */
+
+struct call {
+    struct zl_admin *a;
+    const struct zl_health_request *req;
+    char actor[160];
+    const char *idem_key; /* may be NULL */
+    int status;
+    json_t *body; /* owned */
+};
+
+static void set_error(struct call *c, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_error(struct call *c, int status, const char *fmt, ...)
+{
+    char msg[ZL_ERRSTR_SIZE];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    json_decref(c->body);
+    c->status = status;
+    c->body = json_pack("{s:s}", "error", msg);
+}
+
+/* Runs a prepared statement on the admin connection (db_lock held). On a
+ * failure sets a 503/500 answer and returns NULL. */
+static PGresult *db(struct call *c, const char *name, int n, const char *const *v, int expect)
+{
+    char err[ZL_ERRSTR_SIZE];
+    zl_class cls = zl_pg_ensure(&c->a->pg, err, sizeof(err));
+    PGresult *r = NULL;
+    if (cls == ZL_OK)
+        r = zl_pg_prepared(&c->a->pg, name, n, v, expect, &cls, err, sizeof(err));
+    if (r == NULL) {
+        zl_log(ZL_LOG_WARN, NULL, "admin: %s: %s", name, err);
+        set_error(c, cls == ZL_OUTAGE ? 503 : 500, "database: %s", err);
+    }
+    return r;
+}
+
+/* A single-value JSON query: parsed value, or NULL (answer set). */
+static json_t *db_json(struct call *c, const char *name, const char *arg)
+{
+    const char *v[1] = {arg};
+    PGresult *r = db(c, name, 1, v, PGRES_TUPLES_OK);
+    if (r == NULL)
+        return NULL;
+    json_t *j = PQntuples(r) == 1 ? json_loads(PQgetvalue(r, 0, 0), 0, NULL) : json_null();
+    PQclear(r);
+    return j;
+}
+
+static int audit(struct call *c, const char *action, const char *deposit_id, const char *reason, const char *from,
+                 const char *to, json_t *detail)
+{
+    char *d = json_dumps(detail != NULL ? detail : json_object(), JSON_COMPACT);
+    const char *v[8] = {c->actor, action, deposit_id, reason, from, to, c->idem_key != NULL ? c->idem_key : "",
+                        d != NULL ? d : "{}"};
+    PGresult *r = db(c, "adm_audit", 8, v, PGRES_COMMAND_OK);
+    free(d);
+    if (r == NULL)
+        return -1;
+    PQclear(r);
+    zl_log_kv(ZL_LOG_INFO, NULL, "admin action", "action", action, "deposit", deposit_id, "actor", c->actor,
+              "reason", reason, NULL);
+    return 0;
+}
+
+/* The request body as a JSON object with a non-empty "reason", or NULL
+ * (answer set). */
+static json_t *body_with_reason(struct call *c, const char **reason)
+{
+    json_error_t je;
+    json_t *j = c->req->body_len > 0 ? json_loadb(c->req->body, c->req->body_len, 0, &je) : json_object();
+    if (j == NULL || !json_is_object(j)) {
+        json_decref(j);
+        set_error(c, 400, "body must be a JSON object");
+        return NULL;
+    }
+    *reason = json_string_value(json_object_get(j, "reason"));
+    if (*reason == NULL || (*reason)[0] == '\0' || strlen(*reason) > REASON_MAX_BYTES) {
+        json_decref(j);
+        set_error(c, 400, "\"reason\" is required: a string of 1..%d bytes saying why", REASON_MAX_BYTES);
+        return NULL;
+    }
+    return j;
+}
+
+/* ------------------------------------------------------------ worker HTTP */
+
+struct buf {
+    char *data;
+    size_t len;
+};
+
+static size_t on_data(char *p, size_t size, size_t n, void *opaque)
+{
+    struct buf *b = opaque;
+    size_t add = size * n;
+    if (b->len + add > WORKER_BODY_MAX_BYTES)
+        return 0; /* too large: curl reports a write error */
+    char *d = realloc(b->data, b->len + add + 1);
+    if (d == NULL)
+        return 0;
+    memcpy(d + b->len, p, add);
+    b->len += add;
+    d[b->len] = '\0';
+    b->data = d;
+    return add;
+}
+
+/* GET or POST url; returns the HTTP status (0 when unreachable, with err)
+ * and the body (caller frees). */
+static long http_call(const struct zl_admin *a, const char *url, const char *post_body, char **body, char *err,
+                      size_t err_size)
+{
+    struct buf b = {0};
+    CURL *h = curl_easy_init();
+    long status = 0;
+    *body = NULL;
+    if (h == NULL) {
+        snprintf(err, err_size, "curl init failed");
+        return 0;
+    }
+    char cerr[CURL_ERROR_SIZE] = "";
+    struct curl_slist *hdrs = NULL;
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)a->o.http_timeout_ms);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (post_body != NULL) {
+        hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, post_body);
+    }
+    CURLcode rc = curl_easy_perform(h);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    else
+        snprintf(err, err_size, "%s", cerr[0] ? cerr : curl_easy_strerror(rc));
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(h);
+    *body = b.data;
+    return status;
+}
+
+/* ------------------------------------------------------------ handlers */
+
+static void h_health(struct call *c)
+{
+    json_t *workers = json_array();
+    bool all_ready = true;
+    for (int i = 0; i < c->a->nworkers; i++) {
+        const struct worker *w = &c->a->workers[i];
+        char url[600], err[256] = "";
+        snprintf(url, sizeof(url), "%s/health/ready", w->url);
+        char *body = NULL;
+        long st = http_call(c->a, url, NULL, &body, err, sizeof(err));
+        json_t *parsed = body != NULL ? json_loads(body, 0, NULL) : NULL;
+        free(body);
+        bool ready = st == 200;
+        all_ready = all_ready && ready;
+        json_array_append_new(workers, json_pack("{s:s,s:s,s:b,s:i,s:o,s:s?}", "name", w->name, "url", w->url,
+                                                 "ready", ready, "http_status", (int)st, "health",
+                                                 parsed != NULL ? parsed : json_null(), "error",
+                                                 err[0] ? err : NULL));
+    }
+    /* The database, from this process's own connection. */
+    const char *v[1] = {""};
+    PGresult *r = db(c, "adm_row", 1, v, PGRES_TUPLES_OK);
+    bool db_ok = r != NULL;
+    if (r != NULL)
+        PQclear(r);
+    json_decref(c->body);
+    c->status = all_ready && db_ok ? 200 : 503;
+    c->body = json_pack("{s:s,s:b,s:o}", "status", c->status == 200 ? "healthy" : "degraded", "database", db_ok,
+                        "workers", workers);
+}
+
+static void h_deposit(struct call *c, const char *id)
+{
+    const char *v[1] = {id};
+    PGresult *r = db(c, "adm_row", 1, v, PGRES_TUPLES_OK);
+    if (r == NULL)
+        return;
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        set_error(c, 404, "no deposit %s", id);
+        return;
+    }
+    json_t *row = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+    bool resolved = strcmp(PQgetvalue(r, 0, 1), "true") == 0;
+    PQclear(r);
+    json_t *hist = db_json(c, "adm_history", id);
+    json_t *aud = hist != NULL ? db_json(c, "adm_audits", id) : NULL;
+    json_t *rep = aud != NULL ? db_json(c, "adm_replays", id) : NULL;
+    if (row == NULL || hist == NULL || aud == NULL || rep == NULL) {
+        json_decref(row);
+        json_decref(hist);
+        json_decref(aud);
+        json_decref(rep);
+        if (c->status == 0)
+            set_error(c, 500, "could not read deposit %s", id);
+        return;
+    }
+    json_object_set_new(row, "resolved_by_operator", json_boolean(resolved));
+    json_decref(c->body);
+    c->status = 200;
+    c->body = json_pack("{s:o,s:o,s:o,s:o}", "deposit", row, "history", hist, "audit", aud, "replays", rep);
+}
+
+static void h_dead(struct call *c)
+{
+    const char *limit = zl_health_request_arg(c->req, "limit");
+    const char *stage = zl_health_request_arg(c->req, "stage");
+    const char *inc = zl_health_request_arg(c->req, "include_resolved");
+    long n = LIST_DEFAULT;
+    if (limit != NULL) {
+        char *end = NULL;
+        n = strtol(limit, &end, 10);
+        if (end == limit || *end != '\0' || n < 1 || n > ZL_ADMIN_LIST_LIMIT) {
+            set_error(c, 400, "limit: expected 1..%d", ZL_ADMIN_LIST_LIMIT);
+            return;
+        }
+    }
+    char ns[16];
+    snprintf(ns, sizeof(ns), "%ld", n);
+    const char *v[3] = {ns, stage != NULL ? stage : "", inc != NULL && strcmp(inc, "1") == 0 ? "1" : "0"};
+    PGresult *r = db(c, "adm_dead", 3, v, PGRES_TUPLES_OK);
+    if (r == NULL)
+        return;
+    json_t *list = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+    PQclear(r);
+    json_decref(c->body);
+    c->status = 200;
+    c->body = json_pack("{s:o,s:i}", "dead", list != NULL ? list : json_array(), "count",
+                        list != NULL ? (int)json_array_size(list) : 0);
+}
+
+/* POST /admin/dead/{id}/resolve, inside the caller's transaction. */
+static void h_resolve(struct call *c, const char *id)
+{
+    const char *reason = NULL;
+    json_t *in = body_with_reason(c, &reason);
+    if (in == NULL)
+        return;
+    const char *action = json_string_value(json_object_get(in, "action"));
+    if (action == NULL)
+        action = "resolve";
+    if (strcmp(action, "resolve") != 0 && strcmp(action, "requeue") != 0) {
+        set_error(c, 400, "\"action\" must be \"resolve\" or \"requeue\"");
+        goto out;
+    }
+    const char *v[1] = {id};
+    PGresult *r = db(c, "adm_lock_row", 1, v, PGRES_TUPLES_OK);
+    if (r == NULL)
+        goto out;
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        set_error(c, 404, "no deposit %s", id);
+        goto out;
+    }
+    char state[32], from[32];
+    snprintf(state, sizeof(state), "%s", PQgetvalue(r, 0, 0));
+    snprintf(from, sizeof(from), "%s", PQgetvalue(r, 0, 1));
+    PQclear(r);
+    if (strcmp(state, "dead") != 0) {
+        set_error(c, 409, "deposit %s is %s, not dead: nothing to resolve", id, state);
+        goto out;
+    }
+    char to[32] = "dead";
+    if (strcmp(action, "resolve") == 0) {
+        const char *rv[3] = {id, c->actor, reason};
+        r = db(c, "adm_resolve", 3, rv, PGRES_TUPLES_OK);
+        if (r == NULL)
+            goto out;
+        bool fresh = PQntuples(r) == 1;
+        PQclear(r);
+        if (!fresh) {
+            set_error(c, 409, "deposit %s: this dead letter is already resolved", id);
+            goto out;
+        }
+    } else {
+        char note[REASON_MAX_BYTES + 64];
+        snprintf(note, sizeof(note), "requeued by operator: %s", reason);
+        const char *qv[2] = {id, note};
+        r = db(c, "adm_requeue", 2, qv, PGRES_TUPLES_OK);
+        if (r == NULL)
+            goto out;
+        snprintf(to, sizeof(to), "%s", PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : "dead");
+        PQclear(r);
+        /* The sweeper re-publishes this row's event on its next pass. */
+        const char *sv[3] = {c->actor, "0", id};
+        r = db(c, "adm_sweep_req", 3, sv, PGRES_TUPLES_OK);
+        if (r == NULL)
+            goto out;
+        PQclear(r);
+    }
+    if (audit(c, action, id, reason, "dead", to, NULL) != 0)
+        goto out;
+    json_decref(c->body);
+    c->status = 200;
+    c->body = json_pack("{s:s,s:s,s:s,s:s,s:s}", "deposit_id", id, "action", action, "from_state", "dead",
+                        "to_state", to, "dead_from_state", from);
+out:
+    json_decref(in);
+}
+
+static void h_sweep(struct call *c)
+{
+    const char *reason = NULL;
+    json_t *in = body_with_reason(c, &reason);
+    if (in == NULL)
+        return;
+    json_int_t stale = 0;
+    json_t *s = json_object_get(in, "stale_ms");
+    if (s != NULL) {
+        if (!json_is_integer(s) || json_integer_value(s) < 0 || json_integer_value(s) > 86400000) {
+            set_error(c, 400, "\"stale_ms\" must be an integer 0..86400000");
+            json_decref(in);
+            return;
+        }
+        stale = json_integer_value(s);
+    }
+    const char *only = json_string_value(json_object_get(in, "deposit_id"));
+    char ss[24];
+    snprintf(ss, sizeof(ss), "%" JSON_INTEGER_FORMAT, stale);
+    const char *v[3] = {c->actor, ss, only != NULL ? only : ""};
+    PGresult *r = db(c, "adm_sweep_req", 3, v, PGRES_TUPLES_OK);
+    if (r != NULL) {
+        char id[24];
+        snprintf(id, sizeof(id), "%s", PQgetvalue(r, 0, 0));
+        PQclear(r);
+        json_t *detail = json_pack("{s:s,s:I}", "request_id", id, "stale_ms", (json_int_t)stale);
+        if (audit(c, "sweep", only != NULL ? only : "", reason, "", "", detail) == 0) {
+            json_decref(c->body);
+            c->status = 202;
+            c->body = json_pack("{s:s,s:I,s:s}", "request_id", id, "stale_ms", (json_int_t)stale, "status",
+                                "queued: the active zl-sweep takes it within a second");
+        }
+        json_decref(detail);
+    }
+    json_decref(in);
+}
+
+static void h_sweep_status(struct call *c, const char *id)
+{
+    char *end = NULL;
+    strtoll(id, &end, 10);
+    if (id[0] == '\0' || *end != '\0') {
+        set_error(c, 400, "sweep request id must be a number");
+        return;
+    }
+    json_t *j = db_json(c, "adm_sweep_get", id);
+    if (j == NULL)
+        return;
+    if (json_is_null(j)) {
+        json_decref(j);
+        set_error(c, 404, "no sweep request %s", id);
+        return;
+    }
+    json_decref(c->body);
+    c->status = 200;
+    c->body = j;
+}
+
+static const struct worker *find_worker(const struct zl_admin *a, const char *name)
+{
+    for (int i = 0; i < a->nworkers; i++)
+        if (strcmp(a->workers[i].name, name) == 0 || strcmp(a->workers[i].url, name) == 0)
+            return &a->workers[i];
+    return NULL;
+}
+
+static void h_breaker_reset(struct call *c)
+{
+    const char *reason = NULL;
+    json_t *in = body_with_reason(c, &reason);
+    if (in == NULL)
+        return;
+    const char *wname = json_string_value(json_object_get(in, "worker"));
+    const char *dep = json_string_value(json_object_get(in, "dependency"));
+    const struct worker *w = wname != NULL ? find_worker(c->a, wname) : NULL;
+    if (w == NULL) {
+        set_error(c, 400, "\"worker\" must name one of ZL_ADMIN_WORKER_URLS (by name or URL)");
+        json_decref(in);
+        return;
+    }
+    char url[600], err[256] = "";
+    snprintf(url, sizeof(url), "%s/admin/breakers/reset", w->url);
+    json_t *fwd = json_pack("{s:s?,s:s}", "dependency", dep, "reason", reason);
+    char *fbody = json_dumps(fwd, JSON_COMPACT);
+    json_decref(fwd);
+    char *body = NULL;
+    long st = http_call(c->a, url, fbody != NULL ? fbody : "{}", &body, err, sizeof(err));
+    free(fbody);
+    json_t *answer = body != NULL ? json_loads(body, 0, NULL) : NULL;
+    free(body);
+    json_t *detail = json_pack("{s:s,s:s?,s:i}", "worker", w->name, "dependency", dep, "worker_status", (int)st);
+    if (audit(c, "breaker_reset", "", reason, "", "", detail) == 0) {
+        if (st >= 200 && st < 300) {
+            json_decref(c->body);
+            c->status = 200;
+            c->body = json_pack("{s:s,s:s?,s:o}", "worker", w->name, "dependency", dep, "worker_answer",
+                                answer != NULL ? json_incref(answer) : json_null());
+        } else if (st == 404 || st == 405) {
+            set_error(c, 501, "worker %s has no breaker reset endpoint (POST /admin/breakers/reset); its breakers"
+                              " close by themselves after their break duration", w->name);
+        } else {
+            set_error(c, 502, "worker %s answered %ld%s%s", w->name, st, err[0] ? ": " : "", err);
+        }
+    }
+    json_decref(detail);
+    json_decref(answer);
+    json_decref(in);
+}
+
+/* ------------------------------------------------------------ routing */
+
+static bool path_param(const char *path, const char *prefix, const char *suffix, char *out, size_t out_size)
+{
+    size_t pl = strlen(prefix), sl = strlen(suffix), len = strlen(path);
+    if (len <= pl + sl || strncmp(path, prefix, pl) != 0 || strcmp(path + len - sl, suffix) != 0)
+        return false;
+    size_t n = len - pl - sl;
+    if (n == 0 || n >= out_size || n > DEPOSIT_ID_MAX_BYTES)
+        return false;
+    memcpy(out, path + pl, n);
+    out[n] = '\0';
+    return strchr(out, '/') == NULL;
+}
+
+/* Dispatches; returns the route's metric label, or NULL for no such path. */
+static const char *dispatch(struct call *c)
+{
+    const char *m = c->req->method, *p = c->req->path;
+    bool get = strcmp(m, "GET") == 0, post = strcmp(m, "POST") == 0;
+    char id[DEPOSIT_ID_MAX_BYTES + 1];
+    if (strcmp(p, "/admin/health") == 0 && get)
+        return h_health(c), "health";
+    if (strcmp(p, "/admin/dead") == 0 && get)
+        return h_dead(c), "dead";
+    if (strcmp(p, "/admin/sweep") == 0 && post)
+        return h_sweep(c), "sweep";
+    if (strcmp(p, "/admin/breakers/reset") == 0 && post)
+        return h_breaker_reset(c), "breaker_reset";
+    if (path_param(p, "/admin/dead/", "/resolve", id, sizeof(id)) && post)
+        return h_resolve(c, id), "resolve";
+    if (path_param(p, "/admin/deposits/", "", id, sizeof(id)) && get)
+        return h_deposit(c, id), "deposit";
+    if (path_param(p, "/admin/sweep/", "", id, sizeof(id)) && get)
+        return h_sweep_status(c, id), "sweep_status";
+    return NULL;
+}
+
+static void respond(struct zl_health_response *resp, int status, json_t *body)
+{
+    char *s = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    resp->status = status;
+    if (s != NULL) {
+        size_t n = strlen(s);
+        resp->body = malloc(n + 2);
+        if (resp->body != NULL) {
+            memcpy(resp->body, s, n);
+            resp->body[n] = '\n';
+            resp->body[n + 1] = '\0';
+            resp->body_len = n + 1;
+        }
+        free(s);
+    }
+}
+
+static void count(struct zl_admin *a, const char *route, int status)
+{
+    if (a->o.metrics == NULL)
+        return;
+    char labels[96];
+    snprintf(labels, sizeof(labels), "route=\"%s\",code=\"%d\"", route, status);
+    zl_metrics_counter_add(a->o.metrics, "zl_admin_requests_total", labels, 1);
+}
+
+/* A POST with an Idempotency-Key: the stored answer, a 422 for a reused key
+ * with another request, or -1 to run the call (db_lock held). */
+static int idem_lookup(struct call *c, const char *hash)
+{
+    const char *v[1] = {c->idem_key};
+    PGresult *r = db(c, "adm_idem_get", 1, v, PGRES_TUPLES_OK);
+    if (r == NULL)
+        return 0;
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        return -1;
+    }
+    if (strcmp(PQgetvalue(r, 0, 1), c->req->path) != 0 || strcmp(PQgetvalue(r, 0, 2), hash) != 0) {
+        PQclear(r);
+        set_error(c, 422, "Idempotency-Key %s was used for another request", c->idem_key);
+        return 0;
+    }
+    json_decref(c->body);
+    c->status = (int)strtol(PQgetvalue(r, 0, 3), NULL, 10);
+    c->body = json_loads(PQgetvalue(r, 0, 4), 0, NULL);
+    PQclear(r);
+    return 0;
+}
+
+static void run_post(struct call *c)
+{
+    char hash[65];
+    sha256_hex(c->req->body, c->req->body_len, hash);
+    char err[ZL_ERRSTR_SIZE];
+    if (c->idem_key != NULL && idem_lookup(c, hash) == 0)
+        return;
+    if (zl_pg_ensure(&c->a->pg, err, sizeof(err)) != ZL_OK || zl_pg_exec(&c->a->pg, "BEGIN", err, sizeof(err)) != ZL_OK) {
+        set_error(c, 503, "database: %s", err);
+        return;
+    }
+    const char *route = dispatch(c);
+    if (route == NULL) {
+        zl_pg_rollback(&c->a->pg);
+        set_error(c, 404, "no such admin endpoint: POST %s", c->req->path);
+        return;
+    }
+    if (c->status < 200 || c->status >= 300) {
+        zl_pg_rollback(&c->a->pg);
+        return;
+    }
+    if (c->idem_key != NULL) {
+        char st[8];
+        snprintf(st, sizeof(st), "%d", c->status);
+        char *b = json_dumps(c->body, JSON_COMPACT);
+        const char *v[6] = {c->idem_key, "POST", c->req->path, hash, st, b != NULL ? b : "{}"};
+        PGresult *r = db(c, "adm_idem_put", 6, v, PGRES_COMMAND_OK);
+        free(b);
+        if (r == NULL) {
+            zl_pg_rollback(&c->a->pg);
+            return;
+        }
+        PQclear(r);
+    }
+    if (zl_pg_exec(&c->a->pg, "COMMIT", err, sizeof(err)) != ZL_OK)
+        set_error(c, 503, "database: commit: %s", err);
+}
+
+int zl_admin_route(void *opaque, const struct zl_health_request *req, struct zl_health_response *resp)
+{
+    struct zl_admin *a = opaque;
+    if (strncmp(req->path, "/admin/", 7) != 0)
+        return -1;
+    struct call c = {.a = a, .req = req, .status = 0, .body = json_null()};
+    pthread_mutex_lock(&a->rate_lock);
+    int64_t wait_ms = zl_token_bucket_take(&a->bucket, zl_now_ms());
+    pthread_mutex_unlock(&a->rate_lock);
+    const char *route = "none";
+    if (wait_ms > 0) {
+        set_error(&c, 429, "rate limited: retry in %" PRId64 " ms", wait_ms);
+        goto out;
+    }
+    if (!zl_admin_auth_ok(zl_health_request_header(req, "Authorization"), a->o.token)) {
+        if (a->o.metrics != NULL)
+            zl_metrics_counter_add(a->o.metrics, "zl_admin_auth_failures_total", NULL, 1);
+        set_error(&c, 401, "missing or wrong bearer token (Authorization: Bearer <token>)");
+        goto out;
+    }
+    const char *who = zl_health_request_header(req, "X-Actor");
+    char who_s[64];
+    snprintf(who_s, sizeof(who_s), "%s", who != NULL && who[0] ? who : "operator");
+    for (char *p = who_s; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == '"')
+            *p = '_';
+    snprintf(c.actor, sizeof(c.actor), "%s (token %s)", who_s, a->token_fpr);
+    const char *key = zl_health_request_header(req, "Idempotency-Key");
+    if (key != NULL && (key[0] == '\0' || strlen(key) > IDEM_KEY_MAX_BYTES)) {
+        set_error(&c, 400, "Idempotency-Key must be 1..%d bytes", IDEM_KEY_MAX_BYTES);
+        goto out;
+    }
+    c.idem_key = key;
+    pthread_mutex_lock(&a->db_lock);
+    if (strcmp(req->method, "POST") == 0) {
+        run_post(&c);
+        route = "post";
+    } else {
+        const char *r = dispatch(&c);
+        if (r == NULL)
+            set_error(&c, 404, "no such admin endpoint: %s %s", req->method, req->path);
+        else
+            route = r;
+    }
+    pthread_mutex_unlock(&a->db_lock);
+out:
+    if (c.status == 0)
+        set_error(&c, 500, "no answer");
+    count(a, route, c.status);
+    respond(resp, c.status, c.body);
+    json_decref(c.body);
+    return 0;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static int parse_workers(struct zl_admin *a, const char *list, char *errstr, size_t errstr_size)
+{
+    const char *p = list != NULL ? list : "";
+    while (*p != '\0') {
+        const char *end = strchr(p, ',');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+        if (len > 0) {
+            if (a->nworkers >= ZL_ADMIN_WORKERS_MAX) {
+                snprintf(errstr, errstr_size, "ZL_ADMIN_WORKER_URLS: more than %d workers", ZL_ADMIN_WORKERS_MAX);
+                return -1;
+            }
+            char item[600];
+            if (len >= sizeof(item)) {
+                snprintf(errstr, errstr_size, "ZL_ADMIN_WORKER_URLS: entry too long");
+                return -1;
+            }
+            memcpy(item, p, len);
+            item[len] = '\0';
+            struct worker *w = &a->workers[a->nworkers++];
+            char *eq = strchr(item, '=');
+            const char *url = eq != NULL ? eq + 1 : item;
+            if (eq != NULL)
+                *eq = '\0';
+            snprintf(w->name, sizeof(w->name), "%s", item);
+            snprintf(w->url, sizeof(w->url), "%s", url);
+            size_t ul = strlen(w->url);
+            while (ul > 0 && w->url[ul - 1] == '/')
+                w->url[--ul] = '\0';
+            if (strncmp(w->url, "http://", 7) != 0 && strncmp(w->url, "https://", 8) != 0) {
+                snprintf(errstr, errstr_size, "ZL_ADMIN_WORKER_URLS: \"%s\" is not an http(s) URL", w->url);
+                return -1;
+            }
+        }
+        p = end != NULL ? end + 1 : p + len;
+    }
+    return 0;
+}
+
+int zl_admin_new(struct zl_admin **out, const struct zl_admin_opts *o, char *errstr, size_t errstr_size)
+{
+    *out = NULL;
+    if (o->token == NULL || strlen(o->token) < 16) {
+        snprintf(errstr, errstr_size, "ZL_ADMIN_TOKEN_FILE: the admin token must be at least 16 characters");
+        return -1;
+    }
+    struct zl_admin *a = calloc(1, sizeof(*a));
+    if (a == NULL) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return -1;
+    }
+    a->o = *o;
+    if (parse_workers(a, o->worker_urls, errstr, errstr_size) != 0) {
+        free(a);
+        return -1;
+    }
+    char full[65];
+    sha256_hex(o->token, strlen(o->token), full);
+    memcpy(a->token_fpr, full, 16);
+    a->token_fpr[16] = '\0';
+    pthread_mutex_init(&a->db_lock, NULL);
+    pthread_mutex_init(&a->rate_lock, NULL);
+    zl_token_bucket_init(&a->bucket, o->rate_per_s, o->burst, zl_now_ms());
+    if (zl_pg_init(&a->pg, o->pg_dsn, o->pg_connect_timeout_ms) != 0 ||
+        zl_pg_init(&a->gauges_pg, o->pg_dsn, o->pg_connect_timeout_ms) != 0 ||
+        zl_state_gauges_prepare(&a->gauges_pg) != 0) {
+        snprintf(errstr, errstr_size, "out of memory");
+        zl_admin_free(a);
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
+        if (zl_pg_add_stmt(&a->pg, stmts[i].name, stmts[i].sql, stmts[i].n) != 0) {
+            snprintf(errstr, errstr_size, "too many prepared statements");
+            zl_admin_free(a);
+            return -1;
+        }
+    }
+    if (o->metrics != NULL) {
+        zl_metrics_describe(o->metrics, "zl_admin_requests_total", ZL_METRIC_COUNTER, "admin API calls by route and code");
+        zl_metrics_describe(o->metrics, "zl_admin_auth_failures_total", ZL_METRIC_COUNTER,
+                            "admin API calls refused for a missing or wrong token");
+        zl_metrics_describe(o->metrics, "zl_pending_deposits", ZL_METRIC_GAUGE,
+                            "deposits detected and not yet finished (state table)");
+        zl_metrics_describe(o->metrics, "zl_oldest_pending_seconds", ZL_METRIC_GAUGE,
+                            "age of the oldest pending deposit since it was detected");
+        zl_metrics_describe(o->metrics, "zl_dead_deposits", ZL_METRIC_GAUGE,
+                            "deposits dead-lettered and not resolved by an operator");
+        zl_metrics_describe(o->metrics, "zl_failing_deposits", ZL_METRIC_GAUGE,
+                            "pending deposits whose last attempt failed (retrying)");
+    }
+    *out = a;
+    return 0;
+}
+
+int zl_admin_tick(struct zl_admin *a, char *errstr, size_t errstr_size)
+{
+    if (zl_pg_ensure(&a->gauges_pg, errstr, errstr_size) != ZL_OK)
+        return -1;
+    return zl_state_gauges_refresh(&a->gauges_pg, a->o.metrics, errstr, errstr_size) == ZL_OK ? 0 : -1;
+}
+
+void zl_admin_free(struct zl_admin *a)
+{
+    if (a == NULL)
+        return;
+    zl_pg_close(&a->pg);
+    zl_pg_close(&a->gauges_pg);
+    pthread_mutex_destroy(&a->db_lock);
+    pthread_mutex_destroy(&a->rate_lock);
+    free(a);
+}

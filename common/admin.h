@@ -1,0 +1,95 @@
+/* admin.h: the admin HTTP API (architecture §8), served by tools/zl-admin
+ * through common/health.h's route hook. Every /admin/ path needs
+ * `Authorization: Bearer <token>` (compared in constant time); every call is
+ * rate limited; a POST with an `Idempotency-Key` header gets the stored
+ * answer when the key is seen again with the same body (422 with another).
+ *
+ *   GET  /admin/health                 workers' /health/ready, aggregated:
+ *                                      200 all ready, 503 otherwise
+ *   GET  /admin/deposits/{id}          the row, its history, audit entries
+ *                                      and replays
+ *   GET  /admin/dead[?limit=N&stage=S&include_resolved=1]
+ *                                      dead rows from the state table
+ *   POST /admin/dead/{id}/resolve      {"action":"resolve"|"requeue",
+ *                                       "reason":"..."}: resolve = handled
+ *                                      by hand (row stays dead, leaves the
+ *                                      listing); requeue = back to the state
+ *                                      it died in, and the sweeper
+ *                                      re-publishes its event now. Audited.
+ *   POST /admin/sweep                  {"stale_ms":N,"reason":"..."}: the
+ *                                      active sweeper sweeps on its next
+ *                                      pass (202 + request id). Audited.
+ *   GET  /admin/sweep/{request_id}     that request's progress
+ *   POST /admin/breakers/reset         {"worker":"<name or url>",
+ *                                       "dependency":"...","reason":"..."}:
+ *                                      forwarded to the worker's
+ *                                      POST /admin/breakers/reset. Audited.
+ *   GET  /metrics                      the admin's registry (health.h)
+ * Errors are JSON {"error":"..."} with 400, 401, 404, 409, 422, 429, 502.
+ *
+ * Database: one connection behind a mutex: requests are few (operators),
+ * and serialising them makes an Idempotency-Key check-then-store atomic.
+ *
+ * @locality zl_admin_route runs on libmicrohttpd connection threads (several
+ * at once; @locks the admin's mutexes). zl_admin_tick runs on the main
+ * thread only.
+ */
+#ifndef ZL_ADMIN_H
+#define ZL_ADMIN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "health.h"
+#include "metrics.h"
+
+/* Workers ZL_ADMIN_WORKER_URLS may list. */
+#define ZL_ADMIN_WORKERS_MAX 64
+/* Rows a dead-letter listing returns at most. */
+#define ZL_ADMIN_LIST_LIMIT 1000
+
+struct zl_admin_opts {
+    const char *pg_dsn;
+    const char *token;        /* borrowed secret; never logged */
+    const char *worker_urls;  /* "name=http://host:port,..." or bare URLs */
+    double rate_per_s;        /* sustained requests per second */
+    double burst;             /* bucket size */
+    int64_t http_timeout_ms;  /* per worker scrape / forward */
+    int64_t pg_connect_timeout_ms;
+    struct zl_metrics *metrics; /* borrowed; may be NULL */
+};
+
+struct zl_admin;
+
+/* Returns 0, or -1 with errstr (empty token, bad worker list, no memory). */
+int zl_admin_new(struct zl_admin **out, const struct zl_admin_opts *o, char *errstr, size_t errstr_size);
+
+/* The route hook (zl_health_route_fn); opaque is the struct zl_admin. */
+int zl_admin_route(void *opaque, const struct zl_health_request *req, struct zl_health_response *resp);
+
+/* Refreshes the state-table gauges (zl_pending_deposits, ...). Returns 0, or
+ * -1 with errstr when the database did not answer. */
+int zl_admin_tick(struct zl_admin *a, char *errstr, size_t errstr_size);
+
+/* After zl_health_stop(): no route call may be running. NULL is a no-op. */
+void zl_admin_free(struct zl_admin *a);
+
+/* ---- pure helpers, exposed for unit tests ---- */
+
+/* True when the Authorization header value is "Bearer <expected>". Takes
+ * the same time whatever the given value (both sides are hashed first). */
+bool zl_admin_auth_ok(const char *authorization, const char *expected);
+
+/* A token bucket: `burst` tokens, refilled at rate_per_s. */
+struct zl_token_bucket {
+    double rate_per_s;
+    double burst;
+    double tokens;
+    int64_t last_ms;
+};
+void zl_token_bucket_init(struct zl_token_bucket *b, double rate_per_s, double burst, int64_t now_ms);
+/* Takes one token when available: returns 0, or the milliseconds until one
+ * is (for Retry-After). Not locked: the caller serialises. */
+int64_t zl_token_bucket_take(struct zl_token_bucket *b, int64_t now_ms);
+
+#endif /* ZL_ADMIN_H */

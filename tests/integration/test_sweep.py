@@ -1,0 +1,109 @@
+"""zl-sweep against the real database and a broker of the test's own (so
+stopping it disturbs nobody else), with the passthrough test stage.
+
+Each test uses its own random chain id and ZL_SWEEP_CHAIN_ID, so its sweeper
+only ever touches its own rows in the shared database."""
+import os
+import random
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from conftest import SERVICES
+from ops_helpers import make_pipeline, migrate, start_tool, stop, topic_messages
+from runtime_helpers import effects, insert_rows, new_deposit, psql, states, wait_until
+
+
+def chain_deposit(chain_id: int, user: str = "u1") -> dict:
+    d = new_deposit(user)
+    d["chain_id"] = chain_id
+    d["deposit_id"] = f"{chain_id}:{d['tx_hash']}:0"
+    return d
+
+
+@pytest.fixture(scope="module", autouse=True)
+def schema():
+    migrate()
+
+
+@pytest.fixture(scope="module")
+def own_kafka(tmp_path_factory):
+    """A Kafka broker for this module only, from the project's services
+    script in a folder of its own; stopped by that script (by pid)."""
+    local = tmp_path_factory.mktemp("kafka-local")
+    env = dict(os.environ, ZL_LOCAL_DIR=str(local))
+
+    def svc(*args):
+        out = subprocess.run([str(SERVICES), *args], env=env, capture_output=True, text=True, timeout=240)
+        assert out.returncode == 0, out.stderr
+    svc("start", "kafka")
+    ports = dict(line.split("=", 1) for line in (local / "ports.env").read_text().split())
+    broker = f"127.0.0.1:{ports['KAFKA_PORT']}"
+    try:
+        yield broker, svc
+    finally:
+        svc("stop", "kafka")
+
+
+def test_deposits_recorded_while_kafka_is_down_are_published_when_it_returns(own_kafka, tmp_path):
+    """Guards against losing deposits the detector recorded in the state
+    table while the broker was down: the sweeper publishes them once it is
+    back, and each is applied exactly once."""
+    broker, svc = own_kafka
+    chain = random.randrange(10**9, 2 * 10**9)
+    p = make_pipeline(tmp_path, brokers=broker, partitions=3)
+    try:
+        p.start("w")
+        start_tool(p, "sweep", "zl-sweep", ZL_SWEEP_CHAIN_ID=chain, ZL_SWEEP_STALE_MS=2000,
+                   ZL_SWEEP_INTERVAL_MS=500, ZL_DELIVERY_TIMEOUT_MS=5000)
+        svc("stop", "kafka")
+        down = [chain_deposit(chain) for _ in range(20)]
+        insert_rows(down)  # what the detector does first; its publish fails
+        ids = [d["deposit_id"] for d in down]
+        time.sleep(6)  # the sweeper tries and fails while the broker is away
+        assert set(states(ids).values()) == {"detected"}
+        svc("start", "kafka")
+        wait_until(lambda: set(states(ids).values()) == {"verified"}, 90,
+                   "every deposit recorded during the outage verified")
+        eff = effects(ids)
+        assert sorted(eff) == sorted(ids), f"{len(set(ids) - set(eff))} deposits never applied"
+        assert {k: v for k, v in eff.items() if v != 1} == {}, "a deposit was applied twice"
+        assert topic_messages(p.dlq_topic, broker) == [], "the outage dead-lettered something"
+        assert "sweep: re-published" in p.log("sweep")
+    finally:
+        p.stop_all()
+
+
+def test_sweeper_skips_rows_waiting_on_purpose_and_terminal_rows_and_only_one_copy_sweeps(own_kafka, tmp_path):
+    """Guards against the sweeper re-publishing rows that are deliberately
+    waiting (next_attempt_at in the future) or finished (dead, reorged), and
+    against two sweepers both publishing."""
+    broker, _ = own_kafka
+    chain = random.randrange(2 * 10**9, 3 * 10**9)
+    p = make_pipeline(tmp_path, brokers=broker, partitions=1)
+    try:
+        stale, waiting, dead = (chain_deposit(chain) for _ in range(3))
+        insert_rows([stale, waiting, dead])
+        psql("UPDATE deposits SET updated_at = now() - interval '1 hour' WHERE deposit_id IN (:'v1', :'v2', :'v3')",
+             stale["deposit_id"], waiting["deposit_id"], dead["deposit_id"])
+        psql("UPDATE deposits SET next_attempt_at = now() + interval '1 hour' WHERE deposit_id = :'v1'",
+             waiting["deposit_id"])
+        psql("UPDATE deposits SET state = 'dead', dead_from_state = 'detected' WHERE deposit_id = :'v1'",
+             dead["deposit_id"])
+        kw = dict(ZL_SWEEP_CHAIN_ID=chain, ZL_SWEEP_STALE_MS=60000, ZL_SWEEP_INTERVAL_MS=300)
+        a = start_tool(p, "sweep-a", "zl-sweep", **kw)
+        b = start_tool(p, "sweep-b", "zl-sweep", **kw)
+        wait_until(lambda: len(topic_messages(p.in_topic, broker)) >= 1, 30, "the stale row published")
+        time.sleep(3)  # several passes of both copies
+        keys = [m["key"] for m in topic_messages(p.in_topic, broker)]
+        assert keys == [stale["deposit_id"]], f"expected only the stale row, once; got {keys}"
+        logs = p.log("sweep-a") + p.log("sweep-b")
+        assert logs.count("now active") == 1, "not exactly one active sweeper"
+        # The standby takes over when the active one goes away.
+        active, standby = (a, b) if "now active" in p.log("sweep-a") else (b, a)
+        stop(active)
+        wait_until(lambda: "now active" in p.log(standby.zl_name), 30, "the standby to take over")
+    finally:
+        p.stop_all()

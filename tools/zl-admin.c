@@ -1,0 +1,145 @@
+/* zl-admin: the admin HTTP API (common/admin.h) on ZL_HTTP_ADDR:ZL_HTTP_PORT,
+ * next to /health/live, /health/ready and /metrics. The bearer token is read
+ * from ZL_ADMIN_TOKEN_FILE and never logged.
+ * Exit: 0 after SIGTERM/SIGINT, 1 fatal, 2 configuration error.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "admin.h"
+#include "config.h"
+#include "health.h"
+#include "log.h"
+#include "metrics.h"
+#include "runtime.h"
+
+/* The state-table gauges are refreshed this often. */
+#define GAUGES_EVERY_MS 5000
+/* The main loop's sleep: bounds how long SIGTERM waits. */
+#define LOOP_SLEEP_MS 200
+
+struct admin_config {
+    struct zl_secret token;
+    char *worker_urls;
+    int64_t rate_per_s;
+    int64_t burst;
+    int64_t http_timeout_ms;
+};
+
+static const struct zl_setting admin_settings[] = {
+    {"ZL_ADMIN_TOKEN_FILE", ZL_CFG_SECRET_FILE, "", "file holding the admin API bearer token (>= 16 characters)",
+     offsetof(struct admin_config, token), 0, 0},
+    {"ZL_ADMIN_WORKER_URLS", ZL_CFG_STR, "",
+     "workers for aggregated health and breaker reset: name=http://host:port,... (or bare URLs)",
+     offsetof(struct admin_config, worker_urls), 0, 0},
+    {"ZL_ADMIN_RATE_PER_S", ZL_CFG_INT, "20", "admin API calls per second (token bucket refill)",
+     offsetof(struct admin_config, rate_per_s), 1, 10000},
+    {"ZL_ADMIN_BURST", ZL_CFG_INT, "40", "admin API calls allowed in a burst",
+     offsetof(struct admin_config, burst), 1, 100000},
+    {"ZL_ADMIN_HTTP_TIMEOUT_MS", ZL_CFG_INT, "2000", "bound on each worker health scrape or forwarded call",
+     offsetof(struct admin_config, http_timeout_ms), 100, 60000},
+};
+
+static volatile sig_atomic_t run = 1;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    run = 0;
+}
+
+static int write_port_file(const char *path, unsigned port)
+{
+    if (path == NULL || path[0] == '\0')
+        return 0;
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL)
+        return -1;
+    fprintf(f, "%u\n", port);
+    if (fclose(f) != 0)
+        return -1;
+    return rename(tmp, path);
+}
+
+int main(int argc, char **argv)
+{
+    static struct zl_runtime_config rcfg;
+    static struct admin_config acfg;
+    struct zl_config_section sections[] = {
+        {"zl-admin", admin_settings, sizeof(admin_settings) / sizeof(admin_settings[0]), &acfg},
+        {"runtime", zl_runtime_settings, zl_runtime_settings_count, &rcfg},
+    };
+    const size_t nsections = sizeof(sections) / sizeof(sections[0]);
+    char err[ZL_ERRSTR_SIZE];
+    int rc = zl_config_load(sections, nsections, argc, argv, NULL, err, sizeof(err));
+    if (rc == 1)
+        return 0;
+    if (rc != 0) {
+        fprintf(stderr, "zl-admin: %s\n", err);
+        return 2;
+    }
+    zl_log_level level = ZL_LOG_INFO;
+    zl_log_level_parse(rcfg.log_level, &level);
+    zl_log_init("zl-admin", level);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGPIPE, SIG_IGN);
+
+    int status = 1;
+    struct zl_metrics *metrics = zl_metrics_create(0);
+    struct zl_admin *admin = NULL;
+    struct zl_health *health = NULL;
+    if (metrics == NULL) {
+        zl_log(ZL_LOG_ERROR, NULL, "out of memory");
+        goto out;
+    }
+    struct zl_admin_opts ao = {
+        .pg_dsn = rcfg.pg_dsn, .token = acfg.token.value, .worker_urls = acfg.worker_urls,
+        .rate_per_s = (double)acfg.rate_per_s, .burst = (double)acfg.burst,
+        .http_timeout_ms = acfg.http_timeout_ms, .pg_connect_timeout_ms = rcfg.pg_connect_timeout_ms,
+        .metrics = metrics,
+    };
+    if (zl_admin_new(&admin, &ao, err, sizeof(err)) != 0) {
+        zl_log(ZL_LOG_ERROR, NULL, "zl-admin: %s", err);
+        status = 2;
+        goto out;
+    }
+    struct zl_health_opts ho = {.stage = "admin", .bind_addr = rcfg.http_addr, .port = (uint16_t)rcfg.http_port,
+                                .metrics = metrics, .route = zl_admin_route, .route_opaque = admin};
+    if (zl_health_start(&health, &ho, err, sizeof(err)) != 0) {
+        zl_log(ZL_LOG_ERROR, NULL, "http server: %s", err);
+        goto out;
+    }
+    if (write_port_file(rcfg.http_port_file, zl_health_port(health)) != 0)
+        zl_log(ZL_LOG_WARN, NULL, "could not write %s", rcfg.http_port_file);
+    zl_log(ZL_LOG_INFO, NULL, "zl-admin listening on %s:%u", rcfg.http_addr, (unsigned)zl_health_port(health));
+    int64_t next_gauges_ms = 0;
+    bool db_ok = true;
+    while (run) {
+        zl_health_heartbeat(health);
+        if (zl_now_ms() >= next_gauges_ms) {
+            next_gauges_ms = zl_now_ms() + GAUGES_EVERY_MS;
+            bool ok = zl_admin_tick(admin, err, sizeof(err)) == 0;
+            zl_health_set_dep(health, "postgres", ok, NULL, ok ? "" : err);
+            if (ok != db_ok)
+                zl_log(ok ? ZL_LOG_INFO : ZL_LOG_WARN, NULL, "database %s%s", ok ? "answers again" : "down: ",
+                       ok ? "" : err);
+            db_ok = ok;
+        }
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = LOOP_SLEEP_MS * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    zl_health_set_draining(health);
+    zl_log(ZL_LOG_INFO, NULL, "zl-admin stopped cleanly");
+    status = 0;
+out:
+    zl_health_stop(health);
+    zl_admin_free(admin);
+    zl_metrics_destroy(metrics);
+    zl_config_free(sections, nsections, NULL);
+    return status;
+}

@@ -1,0 +1,224 @@
+/* zlctl: the admin API (common/admin.h) from a terminal.
+ *
+ * Usage: zlctl [--set ZL_ADMIN_URL=...] COMMAND [ARGS]
+ *   health                               aggregated worker health
+ *   deposit ID                           status, history, audit, replays
+ *   dead [--stage S] [--limit N] [--all] dead letters from the state table
+ *   resolve ID --reason TEXT [--requeue] handled by hand, or back into the flow
+ *   sweep [--stale-ms N] --reason TEXT   ask the active sweeper to sweep now
+ *   sweep-status REQUEST_ID
+ *   breaker-reset --worker W [--dependency D] --reason TEXT
+ * Every POST carries an Idempotency-Key (--key K, else a fresh UUID), so a
+ * retried command never acts twice. Prints the JSON answer.
+ * Exit: 0 on a 2xx answer, 1 otherwise, 2 usage or configuration error.
+ */
+#include <curl/curl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uuid/uuid.h>
+
+#include "config.h"
+
+/* Largest answer printed (a dead-letter listing of 1000 rows fits). */
+#define BODY_MAX_BYTES (8 * 1024 * 1024)
+#define ARGS_MAX 64
+
+struct ctl_config {
+    char *url;
+    struct zl_secret token;
+    int64_t timeout_ms;
+};
+
+static const struct zl_setting ctl_settings[] = {
+    {"ZL_ADMIN_URL", ZL_CFG_STR, "http://127.0.0.1:8080", "base URL of zl-admin", offsetof(struct ctl_config, url),
+     0, 0},
+    {"ZL_ADMIN_TOKEN_FILE", ZL_CFG_SECRET_FILE, "", "file holding the admin API bearer token",
+     offsetof(struct ctl_config, token), 0, 0},
+    {"ZL_ADMIN_HTTP_TIMEOUT_MS", ZL_CFG_INT, "30000", "bound on one admin call",
+     offsetof(struct ctl_config, timeout_ms), 100, 600000},
+};
+
+struct buf {
+    char *data;
+    size_t len;
+};
+
+static size_t on_data(char *p, size_t size, size_t n, void *opaque)
+{
+    struct buf *b = opaque;
+    size_t add = size * n;
+    if (b->len + add > BODY_MAX_BYTES)
+        return 0;
+    char *d = realloc(b->data, b->len + add + 1);
+    if (d == NULL)
+        return 0;
+    memcpy(d + b->len, p, add);
+    b->len += add;
+    d[b->len] = '\0';
+    b->data = d;
+    return add;
+}
+
+static int call(const struct ctl_config *c, const char *method, const char *path, const char *query,
+                json_t *body, const char *key)
+{
+    char url[2048], auth[ZL_SECRET_BYTES_MAX + 32], idem[256];
+    char *esc_path = NULL;
+    snprintf(url, sizeof(url), "%s%s%s%s", c->url, path, query != NULL ? "?" : "", query != NULL ? query : "");
+    CURL *h = curl_easy_init();
+    if (h == NULL)
+        return 1;
+    struct curl_slist *hdrs = NULL;
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", c->token.value != NULL ? c->token.value : "");
+    hdrs = curl_slist_append(hdrs, auth);
+    char *payload = NULL;
+    if (strcmp(method, "POST") == 0) {
+        char k[37];
+        if (key == NULL) {
+            uuid_t u;
+            uuid_generate_random(u);
+            uuid_unparse_lower(u, k);
+            key = k;
+        }
+        snprintf(idem, sizeof(idem), "Idempotency-Key: %s", key);
+        hdrs = curl_slist_append(hdrs, idem);
+        hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+        payload = json_dumps(body, JSON_COMPACT);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, payload != NULL ? payload : "{}");
+    }
+    struct buf b = {0};
+    char cerr[CURL_ERROR_SIZE] = "";
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr);
+    CURLcode rc = curl_easy_perform(h);
+    long status = 0;
+    int exit_code = 1;
+    if (rc != CURLE_OK) {
+        fprintf(stderr, "zlctl: %s %s: %s\n", method, url, cerr[0] ? cerr : curl_easy_strerror(rc));
+    } else {
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        json_t *j = b.data != NULL ? json_loads(b.data, 0, NULL) : NULL;
+        if (j != NULL) {
+            json_dumpf(j, stdout, JSON_INDENT(2));
+            fputc('\n', stdout);
+            json_decref(j);
+        } else if (b.data != NULL) {
+            fputs(b.data, stdout);
+        }
+        if (status < 200 || status >= 300)
+            fprintf(stderr, "zlctl: %s %s answered %ld\n", method, path, status);
+        else
+            exit_code = 0;
+    }
+    memset(auth, 0, sizeof(auth));
+    free(esc_path);
+    free(payload);
+    free(b.data);
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(h);
+    return exit_code;
+}
+
+static int usage(const char *msg)
+{
+    fprintf(stderr, "zlctl: %s\nusage: zlctl health | deposit ID | dead [--stage S] [--limit N] [--all]\n"
+                    "       | resolve ID --reason TEXT [--requeue] | sweep [--stale-ms N] --reason TEXT\n"
+                    "       | sweep-status ID | breaker-reset --worker W [--dependency D] --reason TEXT\n"
+                    "       [--key IDEMPOTENCY_KEY] [--set ZL_ADMIN_URL=...]   (zlctl --help: settings)\n",
+            msg);
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    static struct ctl_config cfg;
+    struct zl_config_section sections[] = {{"zlctl", ctl_settings, sizeof(ctl_settings) / sizeof(ctl_settings[0]), &cfg}};
+    char *opts[ARGS_MAX], *pos[ARGS_MAX];
+    int nopts = 0, npos = 0;
+    const char *reason = NULL, *stage = NULL, *limit = NULL, *stale = NULL, *worker = NULL, *dep = NULL, *key = NULL;
+    bool requeue = false, all = false;
+    opts[nopts++] = argv[0];
+    for (int i = 1; i < argc; i++) {
+        const char **dst = NULL;
+        if (strcmp(argv[i], "--requeue") == 0) { requeue = true; continue; }
+        if (strcmp(argv[i], "--all") == 0) { all = true; continue; }
+        if (strcmp(argv[i], "--reason") == 0) dst = &reason;
+        else if (strcmp(argv[i], "--stage") == 0) dst = &stage;
+        else if (strcmp(argv[i], "--limit") == 0) dst = &limit;
+        else if (strcmp(argv[i], "--stale-ms") == 0) dst = &stale;
+        else if (strcmp(argv[i], "--worker") == 0) dst = &worker;
+        else if (strcmp(argv[i], "--dependency") == 0) dst = &dep;
+        else if (strcmp(argv[i], "--key") == 0) dst = &key;
+        if (dst != NULL) {
+            if (i + 1 >= argc)
+                return usage("an option needs a value");
+            *dst = argv[++i];
+            continue;
+        }
+        if (nopts >= ARGS_MAX - 2 || npos >= ARGS_MAX)
+            return usage("too many arguments");
+        if (argv[i][0] == '-') {
+            opts[nopts++] = argv[i];
+            if (i + 1 < argc && (strcmp(argv[i], "--set") == 0 || strcmp(argv[i], "--config") == 0))
+                opts[nopts++] = argv[++i];
+        } else {
+            pos[npos++] = argv[i];
+        }
+    }
+    opts[nopts] = NULL;
+    char err[512];
+    int rc = zl_config_load(sections, 1, nopts, opts, NULL, err, sizeof(err));
+    if (rc == 1)
+        return 0;
+    if (rc != 0) {
+        fprintf(stderr, "zlctl: %s\n", err);
+        return 2;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int status = 2;
+    const char *cmd = npos > 0 ? pos[0] : "";
+    char path[512], query[256];
+    if (cfg.token.value == NULL) {
+        status = usage("set ZL_ADMIN_TOKEN_FILE to the file holding the admin token");
+    } else if (strcmp(cmd, "health") == 0) {
+        status = call(&cfg, "GET", "/admin/health", NULL, NULL, NULL);
+    } else if (strcmp(cmd, "deposit") == 0 && npos == 2) {
+        snprintf(path, sizeof(path), "/admin/deposits/%s", pos[1]);
+        status = call(&cfg, "GET", path, NULL, NULL, NULL);
+    } else if (strcmp(cmd, "dead") == 0) {
+        char *es = stage != NULL ? curl_easy_escape(NULL, stage, 0) : NULL;
+        snprintf(query, sizeof(query), "limit=%s%s%s%s", limit != NULL ? limit : "100", es != NULL ? "&stage=" : "",
+                 es != NULL ? es : "", all ? "&include_resolved=1" : "");
+        curl_free(es);
+        status = call(&cfg, "GET", "/admin/dead", query, NULL, NULL);
+    } else if (strcmp(cmd, "resolve") == 0 && npos == 2 && reason != NULL) {
+        snprintf(path, sizeof(path), "/admin/dead/%s/resolve", pos[1]);
+        json_t *b = json_pack("{s:s,s:s}", "action", requeue ? "requeue" : "resolve", "reason", reason);
+        status = call(&cfg, "POST", path, NULL, b, key);
+        json_decref(b);
+    } else if (strcmp(cmd, "sweep") == 0 && reason != NULL) {
+        json_t *b = json_pack("{s:s}", "reason", reason);
+        if (stale != NULL)
+            json_object_set_new(b, "stale_ms", json_integer(strtoll(stale, NULL, 10)));
+        status = call(&cfg, "POST", "/admin/sweep", NULL, b, key);
+        json_decref(b);
+    } else if (strcmp(cmd, "sweep-status") == 0 && npos == 2) {
+        snprintf(path, sizeof(path), "/admin/sweep/%s", pos[1]);
+        status = call(&cfg, "GET", path, NULL, NULL, NULL);
+    } else if (strcmp(cmd, "breaker-reset") == 0 && worker != NULL && reason != NULL) {
+        json_t *b = json_pack("{s:s,s:s?,s:s}", "worker", worker, "dependency", dep, "reason", reason);
+        status = call(&cfg, "POST", "/admin/breakers/reset", NULL, b, key);
+        json_decref(b);
+    } else {
+        status = usage("unknown command or missing argument (resolve, sweep and breaker-reset need --reason)");
+    }
+    curl_global_cleanup();
+    zl_config_free(sections, 1, NULL);
+    return status;
+}
