@@ -5,6 +5,7 @@
 PKGS := rdkafka libcurl jansson libmicrohttpd libsecp256k1 nettle libpq uuid
 
 CC      ?= cc
+NPROC   := $(shell nproc 2>/dev/null || echo 2)
 MODE    ?= release
 BUILD   := build/$(MODE)
 
@@ -76,11 +77,11 @@ test-unit: all
 # Every tier: unit, then services up, smoke + integration, services down
 # (also on failure).
 test: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$(NPROC) all
 	@tests/run-all $(BUILD)
 
 check: deps
-	@$(MAKE) --no-print-directory MODE=asan all
+	@$(MAKE) --no-print-directory -j$(NPROC) MODE=asan all
 	@tests/run-all build/asan
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10
 
@@ -110,12 +111,12 @@ fuzz: $(FUZZ_TARGETS)
 # The README's run command: every service, every stage, a few hundred
 # deposits, live progress and a report (DEMO_ARGS="--keep" leaves it running).
 demo: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$(NPROC) all
 	@deploy/local/demo $(DEMO_ARGS)
 
 # Benchmarks; results go to bench/results/ (committed by hand, not by this).
 bench: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$(NPROC) all
 	@bench/run
 
 contracts:
