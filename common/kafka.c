@@ -154,6 +154,9 @@ rd_kafka_t *zl_kafka_consumer_new(const char *brokers, const char *group_id, con
         "partition.assignment.strategy", "cooperative-sticky",
         "session.timeout.ms", "10000",
         "heartbeat.interval.ms", "1000",
+        /* librdkafka's read-ahead (64 MiB by default) is most of a worker's
+         * memory; 4 MiB per consumer still keeps a 500-message batch full. */
+        "queued.max.messages.kbytes", "4096",
         /* An outage pause keeps polling, so this bounds only a wedged loop. */
         "max.poll.interval.ms", "300000",
         "socket.keepalive.enable", "true",

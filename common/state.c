@@ -43,18 +43,21 @@ int zl_state_rank(zl_state s)
     return 0;
 }
 
+/* Rows come back with the 1-based position of their id in the batch
+ * (WITH ORDINALITY), so matching them is O(1) per row, not a search. */
 static const char SQL_READ[] =
-    "SELECT deposit_id, state, attempts, coalesce(metadata_cid, ''), coalesce(token_uri, ''),"
+    "SELECT u.ord, state, attempts, coalesce(metadata_cid, ''), coalesce(token_uri, ''),"
     " coalesce(nft_contract, ''), coalesce(token_id::text, ''), coalesce(mint_tx_hash, ''),"
     " coalesce(credit_id::text, ''), coalesce(credit_eggs::text, ''), coalesce(dead_from_state, '')"
-    " FROM deposits WHERE deposit_id = ANY($1::text[])";
+    " FROM unnest($1::text[]) WITH ORDINALITY AS u(id, ord) JOIN deposits d ON d.deposit_id = u.id";
 
 static const char SQL_CAS[] =
     "UPDATE deposits d SET state = $2, attempts = 0, last_error = NULL, last_error_class = NULL,"
     " next_attempt_at = NULL, updated_at = now()"
-    " FROM (SELECT DISTINCT unnest($1::text[]) AS id) u"
+    " FROM (SELECT DISTINCT ON (id) id, ord FROM unnest($1::text[]) WITH ORDINALITY AS x(id, ord)"
+    "       ORDER BY id, ord) u"
     " WHERE d.deposit_id = u.id AND d.state = ANY($3::text[])"
-    " RETURNING d.deposit_id";
+    " RETURNING u.ord";
 
 static const char SQL_FAILURE[] =
     "UPDATE deposits SET attempts = attempts + 1, last_error = left($3, 2000), last_error_class = $2,"
@@ -106,24 +109,21 @@ zl_class zl_state_read(struct zl_pg *p, const char *const *ids, size_t n, struct
         return cls;
     int nrows = PQntuples(r);
     for (int j = 0; j < nrows; j++) {
-        const char *id = PQgetvalue(r, j, 0);
-        for (size_t i = 0; i < n; i++) {
-            if (strcmp(ids[i], id) != 0)
-                continue;
-            struct zl_row *row = &rows[i];
-            row->found = true;
-            if (zl_state_parse(PQgetvalue(r, j, 1), &row->state) != 0)
-                row->state = ZL_STATE_UNKNOWN;
-            row->attempts = (int)strtol(PQgetvalue(r, j, 2), NULL, 10);
-            copy_col(row->metadata_cid, sizeof(row->metadata_cid), r, j, 3);
-            copy_col(row->token_uri, sizeof(row->token_uri), r, j, 4);
-            copy_col(row->nft_contract, sizeof(row->nft_contract), r, j, 5);
-            copy_col(row->token_id, sizeof(row->token_id), r, j, 6);
-            copy_col(row->mint_tx_hash, sizeof(row->mint_tx_hash), r, j, 7);
-            copy_col(row->credit_id, sizeof(row->credit_id), r, j, 8);
-            copy_col(row->credit_eggs, sizeof(row->credit_eggs), r, j, 9);
-            copy_col(row->dead_from_state, sizeof(row->dead_from_state), r, j, 10);
-        }
+        long ord = strtol(PQgetvalue(r, j, 0), NULL, 10);
+        ZL_ASSERT(ord >= 1 && (size_t)ord <= n); /* the database echoes our own positions */
+        struct zl_row *row = &rows[ord - 1];
+        row->found = true;
+        if (zl_state_parse(PQgetvalue(r, j, 1), &row->state) != 0)
+            row->state = ZL_STATE_UNKNOWN;
+        row->attempts = (int)strtol(PQgetvalue(r, j, 2), NULL, 10);
+        copy_col(row->metadata_cid, sizeof(row->metadata_cid), r, j, 3);
+        copy_col(row->token_uri, sizeof(row->token_uri), r, j, 4);
+        copy_col(row->nft_contract, sizeof(row->nft_contract), r, j, 5);
+        copy_col(row->token_id, sizeof(row->token_id), r, j, 6);
+        copy_col(row->mint_tx_hash, sizeof(row->mint_tx_hash), r, j, 7);
+        copy_col(row->credit_id, sizeof(row->credit_id), r, j, 8);
+        copy_col(row->credit_eggs, sizeof(row->credit_eggs), r, j, 9);
+        copy_col(row->dead_from_state, sizeof(row->dead_from_state), r, j, 10);
     }
     PQclear(r);
     return ZL_OK;
@@ -147,17 +147,14 @@ zl_class zl_state_cas(struct zl_pg *p, const char *const *ids, size_t n, const c
     free(arr);
     if (r == NULL)
         return cls;
+    /* A deposit twice in one batch moves once: DISTINCT ON keeps its first
+     * position, so only that copy counts as moved and the second is then
+     * "already done". */
     int nrows = PQntuples(r);
     for (int j = 0; j < nrows; j++) {
-        const char *id = PQgetvalue(r, j, 0);
-        /* A deposit twice in one batch moves once: only its first copy
-         * counts as moved, the second is then "already done". */
-        for (size_t i = 0; i < n; i++) {
-            if (strcmp(ids[i], id) == 0) {
-                moved[i] = true;
-                break;
-            }
-        }
+        long ord = strtol(PQgetvalue(r, j, 0), NULL, 10);
+        ZL_ASSERT(ord >= 1 && (size_t)ord <= n);
+        moved[ord - 1] = true;
     }
     PQclear(r);
     return ZL_OK;

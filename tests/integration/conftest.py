@@ -42,3 +42,22 @@ def pg_dsn() -> str:
 @pytest.fixture(scope="session")
 def bin_dir() -> Path:
     return Path(need_env("ZL_BIN_DIR"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def migrated_database():
+    """Every test file may assume the schema is current and the passthrough
+    test stage's effect table exists, whatever order files run in."""
+    bin_dir = os.environ.get("ZL_BIN_DIR")
+    if not bin_dir or not os.environ.get("ZL_PG_DSN"):
+        return  # tests that need no services (schemas, artifacts) still run
+    env = dict(os.environ, ZL_SCHEMA_DIR=str(REPO / "schemas" / "sql"))
+    out = subprocess.run([os.path.join(bin_dir, "zl-migrate")], env=env, capture_output=True, text=True, timeout=120)
+    if out.returncode != 0:
+        raise RuntimeError(f"zl-migrate failed: {out.stderr}")
+    psql = os.path.join(need_env("ZL_PG_BIN"), "psql")
+    out = subprocess.run([psql, os.environ["ZL_PG_DSN"], "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c",
+                          "CREATE TABLE IF NOT EXISTS pt_effects (deposit_id text PRIMARY KEY, n integer NOT NULL)"],
+                         capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        raise RuntimeError(f"creating pt_effects failed: {out.stderr}")
