@@ -409,7 +409,9 @@ static enum ep_verdict judge_transfer(struct zl_rpc *r, struct rpc_endpoint *ep,
         return EP_BAD;
     }
     json_error_t jerr;
-    json_t *body = json_loadb(ep->buf != NULL ? ep->buf : "", ep->len, JSON_DECODE_ANY, &jerr);
+    /* anvil and geth put revert arguments into error.message as raw bytes,
+     * \u0000 included: refusing them would call a healthy answer garbage. */
+    json_t *body = json_loadb(ep->buf != NULL ? ep->buf : "", ep->len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
     if (body == NULL) {
         snprintf(why, why_size, "%s: response is not JSON: %s", ep->label, jerr.text);
         return EP_BAD;

@@ -1,6 +1,8 @@
 #include "runtime.h"
 
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,6 +118,13 @@ struct rt {
 };
 
 static volatile sig_atomic_t run = 1;
+
+/* A breaker reset asked for over HTTP (libmicrohttpd's thread), carried out
+ * by the main thread, which alone touches the stage's state. */
+static atomic_bool reset_requested;
+static pthread_mutex_t reset_lock = PTHREAD_MUTEX_INITIALIZER;
+static char reset_dependency[128]; /* "" = every breaker */
+static void apply_admin_requests(struct rt *rt);
 
 static void on_signal(int sig)
 {
@@ -880,6 +889,7 @@ static void ride_out_outage(struct rt *rt)
         int64_t until = zl_now_ms() + (delay < rt->cfg.outage_cap_ms ? delay : rt->cfg.outage_cap_ms);
         while (run && zl_now_ms() < until) {
             zl_health_heartbeat(rt->health);
+            apply_admin_requests(rt);
             rd_kafka_message_t *m = rd_kafka_consumer_poll(rt->consumer, 50);
             if (m != NULL)
                 rd_kafka_message_destroy(m); /* paused: only errors arrive; offsets untouched */
@@ -912,6 +922,51 @@ static void resume_due(struct rt *rt)
                 resume_one(rt, p->topic, p->partition);
         }
     }
+}
+
+/* ------------------------------------------------------------ admin */
+
+/* @locality libmicrohttpd's connection thread: only records the request. */
+static int admin_route(void *opaque, const struct zl_health_request *req, struct zl_health_response *resp)
+{
+    const struct zl_stage *st = opaque;
+    if (strcmp(req->path, "/admin/breakers/reset") != 0)
+        return -1;
+    if (strcmp(req->method, "POST") != 0 || st->reset_breakers == NULL) {
+        /* 405 for a wrong method; 404 when the stage has no breakers. */
+        resp->status = st->reset_breakers == NULL ? 404 : 405;
+        resp->body = strdup("{\"error\":\"POST /admin/breakers/reset is not available here\"}");
+        resp->body_len = resp->body ? strlen(resp->body) : 0;
+        return 0;
+    }
+    const char *dep = "";
+    json_t *in = req->body_len > 0 ? json_loadb(req->body, req->body_len, 0, NULL) : NULL;
+    if (json_is_string(json_object_get(in, "dependency")))
+        dep = json_string_value(json_object_get(in, "dependency"));
+    pthread_mutex_lock(&reset_lock);
+    snprintf(reset_dependency, sizeof(reset_dependency), "%s", dep);
+    pthread_mutex_unlock(&reset_lock);
+    atomic_store(&reset_requested, true);
+    json_t *out = json_pack("{s:b,s:s}", "accepted", 1, "dependency", dep[0] ? dep : "*");
+    json_decref(in);
+    resp->status = 202; /* carried out between batches, within a poll interval */
+    resp->body = json_dumps(out, JSON_COMPACT);
+    resp->body_len = resp->body ? strlen(resp->body) : 0;
+    json_decref(out);
+    return 0;
+}
+
+/* @locality main thread. */
+static void apply_admin_requests(struct rt *rt)
+{
+    if (!atomic_exchange(&reset_requested, false))
+        return;
+    char dep[sizeof(reset_dependency)];
+    pthread_mutex_lock(&reset_lock);
+    memcpy(dep, reset_dependency, sizeof(dep));
+    pthread_mutex_unlock(&reset_lock);
+    int n = rt->stage->reset_breakers(rt->stage->ctx, dep[0] ? dep : NULL);
+    zl_log(ZL_LOG_WARN, NULL, "admin: reset %d circuit breaker(s) for dependency %s", n, dep[0] ? dep : "*");
 }
 
 /* ------------------------------------------------------------ lifecycle */
@@ -1020,6 +1075,8 @@ static int start(struct rt *rt, char *err, size_t err_size)
         .port = (uint16_t)rt->cfg.http_port,
         .liveness_timeout_ms = 60000,
         .metrics = rt->metrics,
+        .route = admin_route,
+        .route_opaque = (void *)rt->stage,
     };
     if (zl_health_start(&rt->health, &hopts, err, err_size) != 0)
         return -1;
@@ -1085,6 +1142,7 @@ static void loop(struct rt *rt)
     ZL_ASSERT(ws != NULL);
     while (run) {
         zl_health_heartbeat(rt->health);
+        apply_admin_requests(rt);
         if (rt->outage)
             ride_out_outage(rt);
         resume_due(rt);

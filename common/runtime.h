@@ -100,6 +100,12 @@ struct zl_stage {
      * exit code 1). */
     int (*init)(void *ctx, const struct zl_runtime_env *env, char *errstr, size_t errstr_size);
 
+    /* Optional: the admin API's breaker reset (POST /admin/breakers/reset
+     * on the worker's HTTP port, body {"dependency": "rpc"} or {} for all).
+     * Called on the main thread between batches, never concurrently with
+     * process(). Returns how many breakers were reset. */
+    int (*reset_breakers)(void *ctx, const char *dependency /* NULL = all */);
+
     /* Optional: called once at shutdown, after the consumer is closed. */
     void (*fini)(void *ctx);
 

@@ -85,3 +85,47 @@ def test_verify_passes_with_six_of_seven_endpoints_failing(chain, workers):
     finally:
         for p in proxies + [good]:
             p.close()
+
+
+def test_admin_breaker_reset_closes_an_open_endpoint_breaker(chain, workers):
+    """Guards against an operator being unable to end a circuit break early
+    once the endpoint is fixed: POST /admin/breakers/reset on the worker
+    closes the breaker (seen in /metrics and the worker's log)."""
+    import json
+    import re
+    import subprocess
+
+    bad = FaultProxy(chain.url, "500")
+    good = FaultProxy(chain.url, "ok")
+    try:
+        urls = f"{bad.url},{good.url}"
+        (addr,) = register_addresses(1)
+        txs = [chain.transfer(i % 3, addr, 1000 + i) for i in range(6)]
+        ids = {dep_id(t, 0) for t in txs}
+        workers.start("detect", "detect", ZL_RPC_URLS=good.url)
+        workers.start("verify", "verify", ZL_RPC_URLS=urls, ZL_CONFIRMATIONS="1", ZL_RPC_BREAKER_MIN_CALLS="1",
+                      ZL_RPC_BREAKER_BREAK_MS="600000")
+        chain.mine(2)
+        wait_until(lambda: all(state_of(chain, d) == "verified" for d in ids), 60, "verified via the good endpoint")
+        port = (workers.workdir / "verify.port").read_text().strip()
+        bad_dep = "rpc:" + bad.url.rstrip("/")  # breakers are named <client>:<scheme://host:port>
+
+        def breaker_state() -> str | None:
+            body = subprocess.run(["curl", "-s", f"http://127.0.0.1:{port}/metrics"], capture_output=True,
+                                  text=True, timeout=10).stdout
+            m = re.search(r'zl_breaker_state\{[^}]*dependency="' + re.escape(bad_dep) + r'"[^}]*\} (\S+)', body)
+            return m.group(1) if m else None
+
+        wait_until(lambda: breaker_state() == "2", 30, f"the failing endpoint's breaker open ({bad_dep})")
+        bad.set_mode("ok")  # the operator fixed it
+        out = subprocess.run(["curl", "-s", "-w", "\n%{http_code}", "-X", "POST", "-d",
+                              json.dumps({"dependency": "rpc"}), f"http://127.0.0.1:{port}/admin/breakers/reset"],
+                             capture_output=True, text=True, timeout=10).stdout
+        body, status = out.rsplit("\n", 1)
+        assert status == "202", out
+        assert json.loads(body)["accepted"] is True
+        wait_until(lambda: breaker_state() == "0", 10, "the breaker closed by the reset")
+        assert "admin: reset 1 circuit breaker(s)" in workers.log("verify")
+    finally:
+        bad.close()
+        good.close()

@@ -29,7 +29,6 @@
  * to the DLQ; a janitor re-broadcasts pending fillers until they are mined.
  */
 #include <inttypes.h>
-#include <curl/curl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,6 +122,7 @@ struct mint {
     uint8_t nft[20];
     char nft_hex[43]; /* lowercase */
     int64_t next_janitor_ms;
+    struct zl_rpc *rpc; /* owned: zl_rpc_new in init, zl_rpc_free in fini */
 };
 
 static struct mint g_mint;
@@ -173,133 +173,6 @@ static zl_class pg_class(zl_class c)
     return c == ZL_PERMANENT ? ZL_TRANSIENT : c;
 }
 
-/* ---- private JSON-RPC client ------------------------------------------
- * common/rpc.c (endpoint ranking, breakers, hedging) was not yet in the tree
- * when this stage was written; until it is, the stage uses this minimal
- * client: endpoints in order, the next one on a transport failure, 5xx or
- * 429. Swap mint_rpc_call for zl_rpc_call once common/rpc.c lands: the
- * contract (classes, struct zl_rpc_error) is rpc.h's. */
-
-/* Largest JSON-RPC answer read (a getLogs page, a receipt with logs). */
-#define MINT_RPC_BODY_MAX (4 * 1024 * 1024)
-
-struct body {
-    char *buf;
-    size_t len;
-    bool too_big;
-};
-
-static size_t body_write(char *p, size_t size, size_t n, void *arg)
-{
-    struct body *b = arg;
-    size_t add = size * n;
-    if (b->len + add > MINT_RPC_BODY_MAX) {
-        b->too_big = true;
-        return 0;
-    }
-    char *nb = realloc(b->buf, b->len + add + 1);
-    if (nb == NULL)
-        return 0;
-    b->buf = nb;
-    memcpy(b->buf + b->len, p, add);
-    b->len += add;
-    b->buf[b->len] = '\0';
-    return add;
-}
-
-static zl_class mint_rpc_call(struct mint *m, const char *method, json_t *params, json_t **result,
-                              struct zl_rpc_error *re, char *errstr, size_t errstr_size)
-{
-    json_t *req = json_pack("{s:s, s:i, s:s, s:O}", "jsonrpc", "2.0", "id", 1, "method", method, "params", params);
-    char *payload = req != NULL ? json_dumps(req, JSON_COMPACT) : NULL;
-    json_decref(req);
-    if (payload == NULL) {
-        snprintf(errstr, errstr_size, "%s: out of memory", method);
-        return ZL_TRANSIENT;
-    }
-    zl_class c = ZL_OUTAGE;
-    snprintf(errstr, errstr_size, "%s: no RPC endpoint configured", method);
-    const char *s = m->cfg.rpc_urls;
-    while (*s != '\0') {
-        const char *comma = strchr(s, ',');
-        size_t n = comma != NULL ? (size_t)(comma - s) : strlen(s);
-        char url[512];
-        snprintf(url, sizeof(url), "%.*s", (int)(n < sizeof(url) ? n : sizeof(url) - 1), s);
-        s += n + (comma != NULL ? 1 : 0);
-        CURL *h = curl_easy_init();
-        if (h == NULL)
-            continue;
-        struct body b = {0};
-        struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
-        curl_easy_setopt(h, CURLOPT_URL, url);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, payload);
-        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)m->cfg.rpc_timeout_ms);
-        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, body_write);
-        curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-        CURLcode cc = curl_easy_perform(h);
-        long status = 0;
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-        curl_slist_free_all(hdr);
-        curl_easy_cleanup(h);
-        if (cc != CURLE_OK || status >= 500 || status == 429 || b.buf == NULL) {
-            snprintf(errstr, errstr_size, "%s: %s: %s (HTTP %ld)", method, url,
-                     cc != CURLE_OK ? curl_easy_strerror(cc) : "bad answer", status);
-            free(b.buf);
-            continue; /* the next endpoint */
-        }
-        json_error_t je;
-        json_t *ans = json_loadb(b.buf, b.len, 0, &je);
-        free(b.buf);
-        json_t *err = json_object_get(ans, "error");
-        if (json_is_object(err)) {
-            re->code = (long)json_integer_value(json_object_get(err, "code"));
-            snprintf(re->message, sizeof(re->message), "%s",
-                     json_is_string(json_object_get(err, "message")) ? json_string_value(json_object_get(err, "message"))
-                                                                      : "");
-            json_t *d = json_object_get(err, "data");
-            snprintf(re->data, sizeof(re->data), "%s", json_is_string(d) ? json_string_value(d) : "");
-            snprintf(errstr, errstr_size, "%s: %s: error %ld: %s", method, url, re->code, re->message);
-            json_decref(ans);
-            c = re->code == -32005 ? ZL_TRANSIENT : ZL_PERMANENT;
-            if (c == ZL_TRANSIENT)
-                continue;
-            break;
-        }
-        json_t *res = json_object_get(ans, "result");
-        if (!json_is_object(ans) || res == NULL) {
-            snprintf(errstr, errstr_size, "%s: %s: answer is not JSON-RPC", method, url);
-            json_decref(ans);
-            c = ZL_TRANSIENT;
-            continue;
-        }
-        *result = json_incref(res);
-        json_decref(ans);
-        c = ZL_OK;
-        break;
-    }
-    free(payload);
-    return c;
-}
-
-static int parse_quantity(const json_t *v, uint64_t *out)
-{
-    const char *s = json_string_value(v);
-    if (s == NULL || s[0] != '0' || s[1] != 'x' || s[2] == '\0' || strlen(s) > 18)
-        return -1;
-    uint64_t x = 0;
-    for (const char *p = s + 2; *p != '\0'; p++) {
-        int d = (*p >= '0' && *p <= '9') ? *p - '0' : (*p >= 'a' && *p <= 'f') ? *p - 'a' + 10
-                : (*p >= 'A' && *p <= 'F') ? *p - 'A' + 10 : -1;
-        if (d < 0)
-            return -1;
-        x = x << 4 | (uint64_t)d;
-    }
-    *out = x;
-    return 0;
-}
-
 /* One JSON-RPC call; params are stolen (built inline with json_pack). */
 static zl_class rpc(struct mint *m, const char *method, json_t *params, json_t **result, struct zl_rpc_error *re,
                     char *errstr, size_t errstr_size)
@@ -313,8 +186,8 @@ static zl_class rpc(struct mint *m, const char *method, json_t *params, json_t *
         snprintf(errstr, errstr_size, "%s: out of memory", method);
         return ZL_TRANSIENT;
     }
-    zl_class c = mint_rpc_call(m, method, params, result, re, errstr, errstr_size);
-    json_decref(params);
+    zl_class c = zl_rpc_call(m->rpc, method, params, result, re, errstr, errstr_size);
+    json_decref(params); /* zl_rpc_call borrows them */
     if (c == ZL_OK && *result == NULL)
         *result = json_null(); /* a JSON null result, e.g. no receipt yet */
     return c;
@@ -327,7 +200,7 @@ static zl_class rpc_quantity(struct mint *m, const char *method, json_t *params,
     zl_class c = rpc(m, method, params, &res, NULL, errstr, errstr_size);
     if (c != ZL_OK)
         return c == ZL_PERMANENT ? ZL_TRANSIENT : c;
-    int rc = parse_quantity(res, out);
+    int rc = zl_rpc_parse_quantity(res, out);
     json_decref(res);
     if (rc != 0) {
         snprintf(errstr, errstr_size, "%s: answer is not a quantity", method);
@@ -361,7 +234,7 @@ static zl_class fresh_fees(struct mint *m, struct fees *f, char *errstr, size_t 
         json_t *bases = json_object_get(res, "baseFeePerGas");
         uint64_t base = 0;
         size_t nb = json_is_array(bases) ? json_array_size(bases) : 0;
-        bool has_base = nb > 0 && parse_quantity(json_array_get(bases, nb - 1), &base) == 0 && base > 0;
+        bool has_base = nb > 0 && zl_rpc_parse_quantity(json_array_get(bases, nb - 1), &base) == 0 && base > 0;
         if (has_base) {
             /* The median of recent blocks' 50th-percentile tips. */
             uint64_t tips[8];
@@ -369,7 +242,7 @@ static zl_class fresh_fees(struct mint *m, struct fees *f, char *errstr, size_t 
             json_t *rewards = json_object_get(res, "reward");
             for (size_t i = 0; json_is_array(rewards) && i < json_array_size(rewards) && nt < 8; i++) {
                 uint64_t t;
-                if (parse_quantity(json_array_get(json_array_get(rewards, i), 0), &t) == 0)
+                if (zl_rpc_parse_quantity(json_array_get(json_array_get(rewards, i), 0), &t) == 0)
                     tips[nt++] = t;
             }
             for (size_t i = 1; i < nt; i++)
@@ -545,6 +418,17 @@ static zl_class already_minted(struct mint *m, struct zl_work *w, const uint8_t 
     return find_mint_log(m, id, w->in.from, hash, w->error, sizeof(w->error));
 }
 
+/* The mint reverted with ERC721InvalidSender(address(0)): the token exists.
+ * rpc.c hands error.data over as the node sent it: the revert hex itself
+ * (geth, anvil, erigon) or, from nodes that nest it in an object, that object
+ * as JSON text; some nodes only name the selector in the message. */
+static bool token_exists_revert(const struct zl_rpc_error *re)
+{
+    static const char want[] = "0x73c6ac6e0000000000000000000000000000000000000000000000000000000000000000";
+    return zl_abi_is_token_exists_revert(re->data) || (re->data[0] == '{' && contains_ci(re->data, want)) ||
+           contains_ci(re->message, "0x73c6ac6e");
+}
+
 /* ---------------------------------------------------------- new mints */
 
 /* Estimates, prices, allocates a nonce, signs and stores this deposit's
@@ -572,7 +456,7 @@ static zl_class new_mint(struct mint *m, struct zl_work *w, struct zl_nonce_tx *
             w->error, sizeof(w->error));
     free(data_hex);
     if (c == ZL_PERMANENT) {
-        if (zl_abi_is_token_exists_revert(re.data) || contains_ci(re.message, "0x73c6ac6e")) {
+        if (token_exists_revert(&re)) {
             c = already_minted(m, w, id, hash);
             *done = c == ZL_OK;
             return c;
@@ -588,7 +472,7 @@ static zl_class new_mint(struct mint *m, struct zl_work *w, struct zl_nonce_tx *
     }
     if (c != ZL_OK)
         return c;
-    int rc = parse_quantity(res, &gas);
+    int rc = zl_rpc_parse_quantity(res, &gas);
     json_decref(res);
     if (rc != 0) {
         snprintf(w->error, sizeof(w->error), "eth_estimateGas: answer is not a quantity");
@@ -701,8 +585,8 @@ static zl_class find_receipt(struct mint *m, const struct zl_nonce_tx *slot, str
         if (c != ZL_OK)
             return c;
         uint64_t block, status;
-        if (json_is_object(res) && parse_quantity(json_object_get(res, "blockNumber"), &block) == 0 &&
-            parse_quantity(json_object_get(res, "status"), &status) == 0) {
+        if (json_is_object(res) && zl_rpc_parse_quantity(json_object_get(res, "blockNumber"), &block) == 0 &&
+            zl_rpc_parse_quantity(json_object_get(res, "status"), &status) == 0) {
             r->found = true;
             snprintf(r->hash, sizeof(r->hash), "%s", slot->hashes[i]);
             r->block = (int64_t)block;
@@ -1029,6 +913,17 @@ static zl_class mint_probe(void *ctx, char *errstr, size_t errstr_size)
     return rpc_quantity(m, "eth_blockNumber", json_array(), &head, errstr, errstr_size);
 }
 
+static void mint_fini(void *ctx)
+{
+    struct mint *m = ctx;
+    if (m->pg_inited)
+        zl_pg_close(&m->pg);
+    m->pg_inited = false;
+    zl_rpc_free(m->rpc);
+    m->rpc = NULL;
+    zl_secp_key_free(&m->key);
+}
+
 static int mint_init(void *ctx, const struct zl_runtime_env *env, char *errstr, size_t errstr_size)
 {
     struct mint *m = ctx;
@@ -1044,36 +939,41 @@ static int mint_init(void *ctx, const struct zl_runtime_env *env, char *errstr, 
     zl_tx_hex_encode(m->nft, 20, m->nft_hex, sizeof(m->nft_hex));
     if (zl_secp_key_load(&m->key, m->cfg.signer_key.value, errstr, errstr_size) != 0)
         return -1;
-    (void)env;
-    curl_global_init(CURL_GLOBAL_DEFAULT);
+    /* Breaker settings left 0: breaker.h's defaults, as for every stage. */
+    struct zl_rpc_opts ro = {.urls = m->cfg.rpc_urls, .timeout_ms = m->cfg.rpc_timeout_ms,
+                             .hedge_after_ms = m->cfg.rpc_hedge_after_ms, .quorum = 1, .metrics = env->metrics,
+                             .health = env->health, .name = "rpc"};
+    if (zl_rpc_new(&m->rpc, &ro, errstr, errstr_size) != 0) {
+        zl_secp_key_free(&m->key);
+        return -1;
+    }
     if (m->cfg.chain_id > 0) {
         m->chain_id = (uint64_t)m->cfg.chain_id;
     } else {
         char err[ZL_ERRSTR_SIZE];
         if (rpc_quantity(m, "eth_chainId", json_array(), &m->chain_id, err, sizeof(err)) != ZL_OK) {
             snprintf(errstr, errstr_size, "eth_chainId: %s (set ZL_MINT_CHAIN_ID to start without the chain)", err);
-            return -1;
+            goto fail;
         }
     }
-    if (zl_pg_init(&m->pg, env->cfg->pg_dsn, env->cfg->pg_connect_timeout_ms) != 0 || zl_nonce_prepare(&m->pg) != 0) {
-        snprintf(errstr, errstr_size, "mint: cannot set up its database connection");
-        return -1;
+    if (zl_pg_init(&m->pg, env->cfg->pg_dsn, env->cfg->pg_connect_timeout_ms) != 0) {
+        snprintf(errstr, errstr_size, "mint: cannot set up its database connection (out of memory)");
+        goto fail;
     }
     m->pg_inited = true;
+    if (zl_nonce_prepare(&m->pg) != 0) {
+        snprintf(errstr, errstr_size, "mint: cannot register the nonce statements (ZL_PG_STMTS_MAX reached)");
+        goto fail;
+    }
     char chain[24];
     snprintf(chain, sizeof(chain), "%" PRIu64, m->chain_id);
     zl_log_kv(ZL_LOG_INFO, NULL, "mint signer", "address", m->key.address_hex, "nft", m->nft_hex, "chain_id", chain,
               "tx_type", m->cfg.tx_type, NULL);
     return 0;
-}
-
-static void mint_fini(void *ctx)
-{
-    struct mint *m = ctx;
-    if (m->pg_inited)
-        zl_pg_close(&m->pg);
-    m->pg_inited = false;
-    zl_secp_key_free(&m->key);
+fail:
+    /* The runtime calls fini only after a successful init. */
+    mint_fini(m);
+    return -1;
 }
 
 int main(int argc, char **argv)

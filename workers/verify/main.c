@@ -161,6 +161,16 @@ static zl_class gone(struct verify *v, struct zl_work *w, const char *why)
     return ZL_DEFER;
 }
 
+/* The admin API's breaker reset: "rpc", "rpc:<host>" or every breaker. */
+static int verify_reset_breakers(void *ctx, const char *dependency)
+{
+    struct verify *v = ctx;
+    if (dependency != NULL && strncmp(dependency, "rpc", 3) != 0)
+        return 0;
+    zl_rpc_reset_breakers(v->rpc);
+    return 1;
+}
+
 static zl_class verify_process(void *ctx, struct zl_work *w)
 {
     struct verify *v = ctx;
@@ -318,6 +328,7 @@ int main(int argc, char **argv)
         .in_tx = verify_in_tx,
         .prepare = verify_prepare,
         .probe = verify_probe,
+        .reset_breakers = verify_reset_breakers,
         .init = verify_init,
         .fini = verify_fini,
         .ctx = &V,

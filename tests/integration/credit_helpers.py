@@ -1,0 +1,257 @@
+"""Helpers for the credit stage's tests: a database of their own (the audit
+test plants discrepancies, which must never reach the shared database other
+suites audit), minted rows and events, and a credit pipeline.
+"""
+import json
+import os
+import random
+import secrets
+import signal
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from conftest import REPO, need_env
+from runtime_helpers import kcat, new_deposit
+
+B32 = "abcdefghijklmnopqrstuvwxyz234567"
+UINT256_MAX = 2**256 - 1
+
+
+def dsn_for(dbname: str) -> str:
+    """The shared server's DSN with another database name."""
+    u = urllib.parse.urlsplit(need_env("ZL_PG_DSN"))
+    return urllib.parse.urlunsplit((u.scheme, u.netloc, "/" + dbname, u.query, u.fragment))
+
+
+def psql_at(dsn: str, sql: str, *params: str, check: bool = True) -> list[list[str]]:
+    """One statement on dsn; parameters are psql variables (:'v1'), quoted by psql."""
+    cmd = [os.path.join(need_env("ZL_PG_BIN"), "psql"), dsn, "-v", "ON_ERROR_STOP=1", "-X", "-q", "-tA", "-F", "\t"]
+    for i, p in enumerate(params, 1):
+        cmd += ["-v", f"v{i}={p}"]
+    out = subprocess.run(cmd, input=sql, capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        if check:
+            raise RuntimeError(f"psql failed: {out.stderr}")
+        return [["ERROR", out.stderr]]
+    return [line.split("\t") for line in out.stdout.splitlines() if line]
+
+
+def create_database() -> tuple[str, str]:
+    """A fresh database on the shared server with every migration applied."""
+    name = "zl_credit_" + uuid.uuid4().hex[:10]
+    psql_at(need_env("ZL_PG_DSN"), f"CREATE DATABASE {name}")  # name is our own hex, not input
+    dsn = dsn_for(name)
+    env = dict(os.environ, ZL_PG_DSN=dsn, ZL_SCHEMA_DIR=str(REPO / "schemas" / "sql"))
+    out = subprocess.run([str(Path(need_env("ZL_BIN_DIR")) / "zl-migrate")], env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return name, dsn
+
+
+def drop_database(name: str) -> None:
+    psql_at(need_env("ZL_PG_DSN"), f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+_RC = [0x0000000000000001, 0x0000000000008082, 0x800000000000808A, 0x8000000080008000, 0x000000000000808B,
+       0x0000000080000001, 0x8000000080008081, 0x8000000000008009, 0x000000000000008A, 0x0000000000000088,
+       0x0000000080008009, 0x000000008000000A, 0x000000008000808B, 0x800000000000008B, 0x8000000000008089,
+       0x8000000000008003, 0x8000000000008002, 0x8000000000000080, 0x000000000000800A, 0x800000008000000A,
+       0x8000000080008081, 0x8000000000008080, 0x0000000080000001, 0x8000000080008008]
+_ROT = [[0, 36, 3, 41, 18], [1, 44, 10, 45, 2], [62, 6, 43, 15, 61], [28, 55, 25, 21, 56], [27, 20, 39, 8, 14]]
+_M64 = 2**64 - 1
+
+
+def _keccak_f(a):
+    for rc in _RC:
+        c = [a[x][0] ^ a[x][1] ^ a[x][2] ^ a[x][3] ^ a[x][4] for x in range(5)]
+        d = [c[(x - 1) % 5] ^ (((c[(x + 1) % 5] << 1) | (c[(x + 1) % 5] >> 63)) & _M64) for x in range(5)]
+        a = [[a[x][y] ^ d[x] for y in range(5)] for x in range(5)]
+        b = [[0] * 5 for _ in range(5)]
+        for x in range(5):
+            for y in range(5):
+                r = _ROT[x][y]
+                b[y][(2 * x + 3 * y) % 5] = ((a[x][y] << r) | (a[x][y] >> (64 - r))) & _M64 if r else a[x][y]
+        a = [[b[x][y] ^ ((~b[(x + 1) % 5][y]) & b[(x + 2) % 5][y]) for y in range(5)] for x in range(5)]
+        a[0][0] ^= rc
+    return a
+
+
+def keccak256(data: bytes) -> bytes:
+    """Ethereum's Keccak-256 (padding 0x01, not SHA3's 0x06), for token ids."""
+    rate = 136
+    msg = bytearray(data) + b"\x01" + b"\x00" * ((-len(data) - 1) % rate)
+    msg[-1] |= 0x80
+    a = [[0] * 5 for _ in range(5)]
+    for off in range(0, len(msg), rate):
+        block = msg[off:off + rate]
+        for i in range(rate // 8):
+            a[i % 5][i // 5] ^= int.from_bytes(block[8 * i:8 * i + 8], "little")
+        a = _keccak_f(a)
+    return b"".join(a[i % 5][i // 5].to_bytes(8, "little") for i in range(4))
+
+
+def minted_deposit(user_id: str, amount: int, token: str) -> dict:
+    """A zl.nft.minted/v1 event with plausible stage fields."""
+    d = new_deposit(user_id)
+    d["schema"] = "zl.nft.minted/v1"
+    d["token"] = token
+    d["amount"] = str(amount)
+    d["from"] = "0x" + secrets.token_hex(20)
+    d["confirmations"] = 12
+    cid = "bafkrei" + "".join(random.choice(B32) for _ in range(52))
+    d["metadata_cid"] = cid
+    d["token_uri"] = "ipfs://" + cid
+    d["mint_tx_hash"] = "0x" + secrets.token_hex(32)
+    d["token_id"] = str(int.from_bytes(keccak256(d["deposit_id"].encode()), "big"))
+    d["nft_contract"] = "0x" + "44" * 20
+    return d
+
+
+def insert_minted_rows(dsn: str, deposits: list[dict]) -> None:
+    """The rows as the mint stage leaves them: state minted with its results."""
+    for d in deposits:
+        psql_at(dsn,
+                "INSERT INTO deposits (deposit_id, chain_id, tx_hash, log_index, block_number, block_hash, token,"
+                " from_addr, to_addr, user_id, amount, occurred_at, state, confirmations, metadata_cid, token_uri,"
+                " nft_contract, token_id, mint_tx_hash) VALUES (:'v1', :'v2', :'v3', :'v4', :'v5', :'v6', :'v7',"
+                " :'v8', :'v9', :'v10', :'v11', :'v12', 'minted', 12, :'v13', :'v14', :'v15', :'v16', :'v17')",
+                d["deposit_id"], str(d["chain_id"]), d["tx_hash"], str(d["log_index"]), str(d["block_number"]),
+                d["block_hash"], d["token"], d["from"], d["to"], d["user_id"], d["amount"], d["occurred_at"],
+                d["metadata_cid"], d["token_uri"], d["nft_contract"], d["token_id"], d["mint_tx_hash"])
+
+
+def expected_eggs(amount: int, rate: str, decimals: int = 18) -> int:
+    """floor(amount * rate / 10^decimals) with Python integers only."""
+    whole, _, frac = rate.partition(".")
+    r = int(whole + frac)
+    return amount * r // 10 ** (decimals + len(frac))
+
+
+@dataclass
+class CreditPipeline:
+    dsn: str
+    prefix: str
+    workdir: Path
+    env: dict
+    procs: list = field(default_factory=list)
+
+    @property
+    def in_topic(self) -> str:
+        return self.prefix + "nft.minted"
+
+    @property
+    def out_topic(self) -> str:
+        return self.prefix + "credits.applied"
+
+    @property
+    def dlq_topic(self) -> str:
+        return self.prefix + "credit.dlq"
+
+    def sql(self, statement: str, *params: str, check: bool = True) -> list[list[str]]:
+        return psql_at(self.dsn, statement, *params, check=check)
+
+    def produce(self, deposits: list[dict]) -> None:
+        lines = [f"{d['deposit_id']}\t{json.dumps(d)}" for d in deposits]
+        kcat("-P", "-t", self.in_topic, "-K", "\t", "-X", "acks=all", data="\n".join(lines) + "\n")
+
+    def start(self, name: str, **extra_env: str) -> subprocess.Popen:
+        env = dict(self.env)
+        env.update({k: str(v) for k, v in extra_env.items()})
+        env["ZL_HTTP_PORT_FILE"] = str(self.workdir / f"{name}.port")
+        log = open(self.workdir / f"{name}.log", "ab")
+        p = subprocess.Popen([str(Path(need_env("ZL_BIN_DIR")) / "credit")], env=env, stdout=log, stderr=log,
+                             start_new_session=True)
+        log.close()
+        p.zl_name = name
+        self.procs.append(p)
+        return p
+
+    def metrics(self, name: str) -> str:
+        port = int((self.workdir / f"{name}.port").read_text())
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            return r.read().decode()
+
+    def log(self, name: str) -> str:
+        path = self.workdir / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop_all(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGKILL)
+                p.wait(timeout=10)
+        for p in self.procs:
+            text = self.log(p.zl_name)
+            for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+                if marker in text:
+                    at = text.index(marker)
+                    raise AssertionError(f"sanitizer report in {p.zl_name}'s log:\n{text[at:at + 3000]}")
+
+    def outputs(self) -> list[dict]:
+        out = kcat("-C", "-t", self.out_topic, "-o", "beginning", "-e", "-q", "-f", "%s\n")
+        return [json.loads(v) for v in out.splitlines() if v]
+
+    def dlq(self) -> list[dict]:
+        out = kcat("-C", "-t", self.dlq_topic, "-o", "beginning", "-e", "-q", "-f", "%k|%h\x1e")
+        msgs = []
+        for rec in out.split("\x1e"):
+            if not rec.strip():
+                continue
+            key, _, hdrs = rec.partition("|")
+            headers = dict(pair.partition("=")[::2] for pair in hdrs.split(","))
+            msgs.append({"key": key, "headers": headers})
+        return msgs
+
+    def states(self, ids: list[str]) -> dict[str, str]:
+        rows = self.sql("SELECT deposit_id, state FROM deposits WHERE deposit_id = ANY(:'v1'::text[])",
+                        "{" + ",".join(ids) + "}")
+        return {r[0]: r[1] for r in rows}
+
+    def entries(self, ids: list[str]) -> list[dict]:
+        rows = self.sql("SELECT deposit_id, kind, entry_id, credit_id, account_id, amount, rate, rate_source"
+                        " FROM ledger_entries WHERE deposit_id = ANY(:'v1'::text[])", "{" + ",".join(ids) + "}")
+        keys = ["deposit_id", "kind", "entry_id", "credit_id", "account_id", "amount", "rate", "rate_source"]
+        return [dict(zip(keys, r)) for r in rows]
+
+    def audit(self, **extra_env: str) -> subprocess.CompletedProcess:
+        env = dict(os.environ, ZL_PG_DSN=self.dsn)
+        env.update(extra_env)
+        return subprocess.run([str(Path(need_env("ZL_BIN_DIR")) / "zl-audit")], env=env, capture_output=True,
+                              text=True, timeout=60)
+
+
+def new_pipeline(dsn: str, workdir: Path) -> CreditPipeline:
+    prefix = f"c{uuid.uuid4().hex[:10]}."
+    env = {
+        "PATH": os.environ["PATH"],
+        "ZL_KAFKA_BROKERS": need_env("ZL_KAFKA_BROKERS"),
+        "ZL_PG_DSN": dsn,
+        "ZL_TOPIC_PREFIX": prefix,
+        "ZL_GROUP_ID": f"zl-credit-{prefix}",
+        "ZL_RETRY_TIERS_MS": "300,600",
+        "ZL_BATCH_SIZE_MAX": "50",
+        "ZL_OUTAGE_CAP_MS": "1000",
+        "ZL_INPLACE_BASE_MS": "10",
+        "ZL_INPLACE_CAP_MS": "50",
+        "ZL_LOG_LEVEL": "info",
+    }
+    topics_env = dict(env, ZL_TOPICS_STAGES="credit", ZL_TOPIC_PARTITIONS="3")
+    out = subprocess.run([str(Path(need_env("ZL_BIN_DIR")) / "zl-topics")], env=topics_env, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return CreditPipeline(dsn=dsn, prefix=prefix, workdir=workdir, env=env)
+
+
+def wait_for(pred, timeout_s: float, what: str, interval_s: float = 0.2):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        got = pred()
+        if got:
+            return got
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")

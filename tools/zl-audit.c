@@ -1,0 +1,387 @@
+/* zl-audit: proves the books balance, or lists every place they do not.
+ *
+ * Checks, over the whole database (schemas/sql/001_state.sql, 005_credit.sql):
+ *   missing_entries         a credited deposit lacks its user_credit or its
+ *                           system_debit entry
+ *   credited_twice          a deposit has more than one entry of a kind, or
+ *                           entries under more than one credit id
+ *   unbalanced              a deposit's entries do not sum to zero
+ *   entries_without_credit  entries for a deposit whose row is not credited
+ *   row_mismatch            the row's credit_id / credit_eggs differ from its
+ *                           user_credit entry, or the entry is on another
+ *                           user's account
+ *   rounding                an entry's eggs are not floor(amount * rate /
+ *                           10^decimals), or its token amount is not the row's
+ *   balance_mismatch        an account's balance is not the sum of its entries
+ *   negative_balance        a user account below zero
+ *   totals                  user balances do not sum to the eggs of credited
+ *                           rows, or all balances do not sum to zero
+ *   token_id                a minted/credited row's token id is not
+ *                           keccak256(deposit_id)
+ *   not_owner / chain_error (with ZL_AUDIT_RPC_URLS) the depositor does not
+ *                           own the deposit's NFT on chain (ownerOf), all or
+ *                           a random sample of ZL_AUDIT_CHAIN_SAMPLE rows
+ * plus counts per state.
+ *
+ * Output: one human line per discrepancy on stdout ("DISCREPANCY <check>
+ * <subject>: <detail>"), then one JSON summary line:
+ *   {"ok":false,"discrepancies":3,"checks":{"missing_entries":1,...},
+ *    "states":{"credited":10,...},"user_balances":"..","credited_eggs":"..",
+ *    "chain":{"checked":0,"skipped":true}}
+ * Exit: 0 the books balance, 1 discrepancies found, 2 could not audit
+ * (configuration, database or RPC unreachable).
+ */
+#include <ctype.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config.h"
+#include "keccak.h"
+#include "rpc.h"
+#include "zl.h"
+
+struct audit_config {
+    char *pg_dsn;
+    char *rpc_urls;
+    int64_t chain_sample;
+    int64_t rpc_timeout_ms;
+    int64_t lines_max;
+};
+
+#define OFF(f) offsetof(struct audit_config, f)
+static const struct zl_setting audit_settings[] = {
+    {"ZL_PG_DSN", ZL_CFG_STR, NULL, "PostgreSQL connection string of the database to audit", OFF(pg_dsn), 0, 0},
+    {"ZL_AUDIT_RPC_URLS", ZL_CFG_STR, "",
+     "JSON-RPC endpoints for the on-chain ownerOf check, comma-separated; empty: skip the chain check",
+     OFF(rpc_urls), 0, 0},
+    {"ZL_AUDIT_CHAIN_SAMPLE", ZL_CFG_INT, "0", "rows checked on chain, chosen at random; 0: every row",
+     OFF(chain_sample), 0, 100000000},
+    {"ZL_AUDIT_RPC_TIMEOUT_MS", ZL_CFG_INT, "10000", "timeout of one ownerOf call", OFF(rpc_timeout_ms), 100,
+     600000},
+    {"ZL_AUDIT_LINES_MAX", ZL_CFG_INT, "1000",
+     "discrepancy lines printed (all are counted in the summary)", OFF(lines_max), 1, 100000000},
+};
+#undef OFF
+
+/* Every SQL check returns rows (check, subject, detail). */
+static const char SQL_CHECKS[] =
+    "WITH per AS ("
+    "  SELECT deposit_id,"
+    "         count(*) FILTER (WHERE kind = 'user_credit') AS uc,"
+    "         count(*) FILTER (WHERE kind = 'system_debit') AS sd,"
+    "         count(DISTINCT credit_id) AS ncredit, sum(amount) AS total"
+    "  FROM ledger_entries GROUP BY deposit_id"
+    ")"
+    " SELECT 'missing_entries', d.deposit_id,"
+    "        format('credited row has %s user_credit and %s system_debit entries',"
+    "               coalesce(p.uc, 0), coalesce(p.sd, 0))"
+    " FROM deposits d LEFT JOIN per p USING (deposit_id)"
+    " WHERE d.state = 'credited' AND (coalesce(p.uc, 0) = 0 OR coalesce(p.sd, 0) = 0)"
+    " UNION ALL"
+    " SELECT 'credited_twice', deposit_id,"
+    "        format('%s user_credit, %s system_debit entries under %s credit ids', uc, sd, ncredit)"
+    " FROM per WHERE uc > 1 OR sd > 1 OR ncredit > 1"
+    " UNION ALL"
+    " SELECT 'unbalanced', deposit_id, format('entries sum to %s, not 0', total)"
+    " FROM per WHERE total <> 0"
+    " UNION ALL"
+    " SELECT 'entries_without_credit', p.deposit_id,"
+    "        format('ledger entries exist but the row is %s', coalesce(d.state, 'missing'))"
+    " FROM per p LEFT JOIN deposits d USING (deposit_id) WHERE d.state IS DISTINCT FROM 'credited'"
+    " UNION ALL"
+    " SELECT 'row_mismatch', d.deposit_id,"
+    "        format('row says credit %s of %s eggs for user %s; entry %s is %s eggs on %s',"
+    "               d.credit_id, d.credit_eggs, d.user_id, e.entry_id, e.amount, e.account_id)"
+    " FROM deposits d JOIN ledger_entries e ON e.deposit_id = d.deposit_id AND e.kind = 'user_credit'"
+    " WHERE d.state = 'credited' AND (d.credit_id IS DISTINCT FROM e.entry_id"
+    "   OR d.credit_id IS DISTINCT FROM e.credit_id OR d.credit_eggs IS DISTINCT FROM e.amount"
+    "   OR e.account_id <> 'user:' || d.user_id)"
+    " UNION ALL"
+    " SELECT 'rounding', e.deposit_id,"
+    "        format('%s entry %s: %s eggs for amount %s at rate %s with %s decimals (expected %s, row amount %s)',"
+    "               e.kind, e.entry_id, e.amount, e.token_amount, e.rate, e.token_decimals,"
+    "               div(e.token_amount * e.rate, power(10::numeric, e.token_decimals)), d.amount)"
+    " FROM ledger_entries e LEFT JOIN deposits d USING (deposit_id)"
+    " WHERE abs(e.amount) <> div(e.token_amount * e.rate, power(10::numeric, e.token_decimals))"
+    "    OR d.amount IS DISTINCT FROM e.token_amount"
+    " UNION ALL"
+    " SELECT 'balance_mismatch', a.account_id,"
+    "        format('balance %s, entries sum to %s', a.balance, coalesce(s.total, 0))"
+    " FROM ledger_accounts a"
+    " LEFT JOIN (SELECT account_id, sum(amount) AS total FROM ledger_entries GROUP BY account_id) s"
+    "   USING (account_id)"
+    " WHERE a.balance <> coalesce(s.total, 0)"
+    " UNION ALL"
+    " SELECT 'balance_mismatch', s.account_id, format('entries sum to %s on an account that does not exist', s.total)"
+    " FROM (SELECT account_id, sum(amount) AS total FROM ledger_entries GROUP BY account_id) s"
+    " LEFT JOIN ledger_accounts a USING (account_id) WHERE a.account_id IS NULL"
+    " UNION ALL"
+    " SELECT 'negative_balance', account_id, format('user balance %s is below zero', balance)"
+    " FROM ledger_accounts WHERE kind = 'user' AND balance < 0"
+    " ORDER BY 1, 2";
+
+static const char SQL_TOTALS[] =
+    "SELECT (SELECT coalesce(sum(balance), 0) FROM ledger_accounts WHERE kind = 'user')::text,"
+    "       (SELECT coalesce(sum(credit_eggs), 0) FROM deposits WHERE state = 'credited')::text,"
+    "       (SELECT coalesce(sum(balance), 0) FROM ledger_accounts)::text";
+
+static const char SQL_STATES[] = "SELECT state, count(*) FROM deposits GROUP BY state ORDER BY state";
+
+/* Rows for the chain check: every minted/credited row, or a random sample
+ * ($1 > 0). */
+static const char SQL_CHAIN_ROWS[] =
+    "SELECT deposit_id, coalesce(token_id::text, ''), coalesce(nft_contract, ''), from_addr FROM deposits"
+    " WHERE state IN ('minted', 'credited')"
+    " ORDER BY CASE WHEN $1::bigint > 0 THEN random() ELSE 0 END, deposit_id"
+    " LIMIT CASE WHEN $1::bigint > 0 THEN $1::bigint END";
+
+struct audit {
+    struct audit_config cfg;
+    PGconn *pg;
+    json_t *checks; /* check name -> count */
+    long found;
+};
+
+static void report(struct audit *a, const char *check, const char *subject, const char *detail)
+{
+    a->found++;
+    json_t *n = json_object_get(a->checks, check);
+    json_object_set_new(a->checks, check, json_integer(n != NULL ? json_integer_value(n) + 1 : 1));
+    if (a->found <= a->cfg.lines_max)
+        printf("DISCREPANCY %s %s: %s\n", check, subject, detail);
+}
+
+static int run_sql_checks(struct audit *a, json_t *summary)
+{
+    PGresult *r = PQexecParams(a->pg, SQL_CHECKS, 0, NULL, NULL, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "zl-audit: ledger checks failed: %s(is migration 005 applied?)\n", PQerrorMessage(a->pg));
+        PQclear(r);
+        return -1;
+    }
+    for (int i = 0; i < PQntuples(r); i++)
+        report(a, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
+    PQclear(r);
+
+    r = PQexecParams(a->pg, SQL_TOTALS, 0, NULL, NULL, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "zl-audit: totals failed: %s", PQerrorMessage(a->pg));
+        PQclear(r);
+        return -1;
+    }
+    const char *users = PQgetvalue(r, 0, 0), *credited = PQgetvalue(r, 0, 1), *all = PQgetvalue(r, 0, 2);
+    char detail[512];
+    if (strcmp(users, credited) != 0) {
+        snprintf(detail, sizeof(detail), "user balances sum to %s, credited rows to %s eggs", users, credited);
+        report(a, "totals", "user_balances", detail);
+    }
+    if (strcmp(all, "0") != 0) {
+        snprintf(detail, sizeof(detail), "all balances sum to %s, not 0 (double entry broken)", all);
+        report(a, "totals", "all_balances", detail);
+    }
+    json_object_set_new(summary, "user_balances", json_string(users));
+    json_object_set_new(summary, "credited_eggs", json_string(credited));
+    PQclear(r);
+
+    r = PQexecParams(a->pg, SQL_STATES, 0, NULL, NULL, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "zl-audit: state counts failed: %s", PQerrorMessage(a->pg));
+        PQclear(r);
+        return -1;
+    }
+    json_t *states = json_object();
+    for (int i = 0; i < PQntuples(r); i++)
+        json_object_set_new(states, PQgetvalue(r, i, 0), json_integer(strtoll(PQgetvalue(r, i, 1), NULL, 10)));
+    json_object_set_new(summary, "states", states);
+    PQclear(r);
+    return 0;
+}
+
+/* Writes the 32-byte big-endian value of a decimal uint256 as 64 hex
+ * digits. Returns -1 when dec is not a decimal that fits. */
+static int dec_to_hex64(const char *dec, char out[65])
+{
+    uint8_t v[32] = {0};
+    size_t n = strlen(dec);
+    if (n == 0 || n > 78)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)dec[i]))
+            return -1;
+        unsigned carry = (unsigned)(dec[i] - '0');
+        for (int k = 31; k >= 0; k--) { /* v = v * 10 + digit */
+            unsigned x = v[k] * 10u + carry;
+            v[k] = (uint8_t)(x & 0xff);
+            carry = x >> 8;
+        }
+        if (carry != 0)
+            return -1;
+    }
+    for (int k = 0; k < 32; k++)
+        snprintf(out + 2 * k, 3, "%02x", v[k]);
+    return 0;
+}
+
+/* ownerOf(uint256) of one row. Returns 0 when checked (discrepancy or
+ * not), -1 when the chain could not be asked (the audit is incomplete). */
+static int check_owner(struct audit *a, struct zl_rpc *rpc, const char *id, const char *token_id,
+                       const char *contract, const char *from)
+{
+    char hex[65], data[2 + 8 + 64 + 1];
+    if (dec_to_hex64(token_id, hex) != 0) {
+        report(a, "token_id", id, "token id is not a uint256");
+        return 0;
+    }
+    snprintf(data, sizeof(data), "0x6352211e%s", hex); /* ownerOf(uint256) */
+    json_t *params = json_pack("[{s:s, s:s}, s]", "to", contract, "data", data, "latest");
+    json_t *result = NULL;
+    struct zl_rpc_error rerr;
+    memset(&rerr, 0, sizeof(rerr));
+    char err[ZL_ERRSTR_SIZE] = "";
+    zl_class c = zl_rpc_call(rpc, "eth_call", params, &result, &rerr, err, sizeof(err));
+    json_decref(params);
+    char detail[ZL_ERRSTR_SIZE + 128];
+    if (c == ZL_PERMANENT) {
+        snprintf(detail, sizeof(detail), "ownerOf(%s) on %s reverted (no such token?): %s", token_id, contract,
+                 rerr.message);
+        report(a, "not_owner", id, detail);
+        return 0;
+    }
+    if (c != ZL_OK) {
+        fprintf(stderr, "zl-audit: ownerOf for %s: %s\n", id, err);
+        return -1;
+    }
+    const char *word = json_is_string(result) ? json_string_value(result) : "";
+    if (strlen(word) != 66 || strncasecmp(word + 26, from + 2, 40) != 0) {
+        snprintf(detail, sizeof(detail), "ownerOf(%s) on %s is %s, not the depositor %s", token_id, contract, word,
+                 from);
+        report(a, "not_owner", id, detail);
+    }
+    json_decref(result);
+    return 0;
+}
+
+static int run_chain_checks(struct audit *a, json_t *summary)
+{
+    json_t *chain = json_object();
+    json_object_set_new(summary, "chain", chain);
+    char sample[24];
+    snprintf(sample, sizeof(sample), "%lld", (long long)a->cfg.chain_sample);
+    const char *params[1] = {sample};
+    PGresult *r = PQexecParams(a->pg, SQL_CHAIN_ROWS, 1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "zl-audit: reading minted rows failed: %s", PQerrorMessage(a->pg));
+        PQclear(r);
+        return -1;
+    }
+    /* Token ids need no chain: the id is a function of the deposit. */
+    for (int i = 0; i < PQntuples(r); i++) {
+        const char *id = PQgetvalue(r, i, 0), *tid = PQgetvalue(r, i, 1);
+        char want[80];
+        if (zl_token_id_decimal(id, want, sizeof(want)) == 0 && strcmp(want, tid) != 0) {
+            char detail[256];
+            snprintf(detail, sizeof(detail), "token id %s is not keccak256(deposit_id) = %s", tid, want);
+            report(a, "token_id", id, detail);
+        }
+    }
+    long checked = 0;
+    int rc = 0;
+    if (a->cfg.rpc_urls[0] == '\0') {
+        json_object_set_new(chain, "skipped", json_true());
+    } else {
+        struct zl_rpc_opts o = {
+            .urls = a->cfg.rpc_urls,
+            .timeout_ms = a->cfg.rpc_timeout_ms,
+            .hedge_after_ms = 0,
+            .quorum = 1,
+            .breaker_failure_ratio = 0.5,
+            .breaker_sampling_ms = 30000,
+            .breaker_min_throughput = 20,
+            .breaker_break_ms = 5000,
+            .name = "rpc",
+        };
+        struct zl_rpc *rpc = NULL;
+        char err[ZL_ERRSTR_SIZE];
+        if (zl_rpc_new(&rpc, &o, err, sizeof(err)) != 0) {
+            fprintf(stderr, "zl-audit: ZL_AUDIT_RPC_URLS: %s\n", err);
+            rc = -1;
+        }
+        for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
+            rc = check_owner(a, rpc, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
+                             PQgetvalue(r, i, 3));
+            if (rc == 0)
+                checked++;
+        }
+        if (rpc != NULL)
+            zl_rpc_free(rpc);
+        json_object_set_new(chain, "skipped", json_false());
+    }
+    json_object_set_new(chain, "checked", json_integer(checked));
+    json_object_set_new(chain, "rows", json_integer(PQntuples(r)));
+    PQclear(r);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static struct audit a;
+    struct zl_config_section sec = {"zl-audit", audit_settings, sizeof(audit_settings) / sizeof(audit_settings[0]),
+                                    &a.cfg};
+    char err[ZL_ERRSTR_SIZE];
+    int lrc = zl_config_load(&sec, 1, argc, argv, NULL, err, sizeof(err));
+    if (lrc == 1)
+        return 0;
+    if (lrc != 0) {
+        fprintf(stderr, "zl-audit: %s\n", err);
+        return 2;
+    }
+    int exit_code = 2;
+    json_t *summary = json_object();
+    a.checks = json_object();
+    a.pg = PQconnectdb(a.cfg.pg_dsn);
+    if (PQstatus(a.pg) != CONNECTION_OK) {
+        fprintf(stderr, "zl-audit: cannot connect to ZL_PG_DSN: %s", PQerrorMessage(a.pg));
+        goto out;
+    }
+    /* One snapshot for every query, so a running pipeline cannot make the
+     * books look unbalanced between two statements. */
+    PGresult *b = PQexec(a.pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    bool began = PQresultStatus(b) == PGRES_COMMAND_OK;
+    PQclear(b);
+    if (!began) {
+        fprintf(stderr, "zl-audit: BEGIN failed: %s", PQerrorMessage(a.pg));
+        goto out;
+    }
+    if (run_sql_checks(&a, summary) != 0 || run_chain_checks(&a, summary) != 0)
+        goto out;
+    exit_code = a.found == 0 ? 0 : 1;
+out:
+    if (a.found > a.cfg.lines_max)
+        printf("... and %ld more discrepancies (ZL_AUDIT_LINES_MAX=%lld)\n", a.found - (long)a.cfg.lines_max,
+               (long long)a.cfg.lines_max);
+    /* The human line first; the JSON line is always last, for machines. */
+    if (exit_code == 0)
+        printf("zl-audit: OK: the books balance, no discrepancies\n");
+    else if (exit_code == 1)
+        printf("zl-audit: FAILED: %ld discrepancies\n", a.found);
+    else
+        printf("zl-audit: INCOMPLETE: could not finish the audit (see stderr); %ld discrepancies so far\n", a.found);
+    json_object_set_new(summary, "ok", json_boolean(exit_code == 0));
+    json_object_set_new(summary, "complete", json_boolean(exit_code != 2));
+    json_object_set_new(summary, "discrepancies", json_integer(a.found));
+    json_object_set(summary, "checks", a.checks);
+    char *line = json_dumps(summary, JSON_COMPACT | JSON_SORT_KEYS);
+    if (line != NULL)
+        printf("%s\n", line);
+    free(line);
+    json_decref(summary);
+    json_decref(a.checks);
+    PQfinish(a.pg);
+    zl_config_free(&sec, 1, NULL);
+    return exit_code;
+}
