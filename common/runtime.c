@@ -517,6 +517,71 @@ static void enter_outage(struct rt *rt, const char *reason)
     snprintf(rt->outage_reason, sizeof(rt->outage_reason), "%s", reason);
 }
 
+/* The row is done already: publish its output again, built from the row.
+ * Routes a failure by its class. Returns false on an outage. */
+static bool republish(struct rt *rt, struct zl_work *w)
+{
+    w->error[0] = '\0';
+    zl_class c = rt->stage->republish(rt->stage->ctx, w);
+    w->result = c;
+    w->has_out = c == ZL_OK;
+    if (c == ZL_OUTAGE) {
+        enter_outage(rt, w->error);
+        w->phase = PH_UNFINISHED;
+        return false;
+    }
+    w->phase = c == ZL_OK ? PH_OK : (c == ZL_TRANSIENT || c == ZL_DEFER) ? PH_RETRY : PH_DLQ;
+    return true;
+}
+
+/* Messages whose CAS found the row already moved by another copy publish
+ * what the row holds, not their own result: the two may differ (e.g. a rate
+ * looked up a moment later), and downstream must see what was recorded.
+ * Returns false on an outage. */
+static bool republish_lost_races(struct rt *rt, struct zl_work **group, size_t n)
+{
+    const char **ids = calloc(n, sizeof(*ids));
+    struct zl_row *rows = calloc(n, sizeof(*rows));
+    struct zl_work **lost = calloc(n, sizeof(*lost));
+    bool ok = false;
+    if (ids == NULL || rows == NULL || lost == NULL) {
+        enter_outage(rt, "out of memory");
+        goto out;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (group[i]->lost_race) {
+            lost[k] = group[i];
+            ids[k++] = group[i]->in.deposit_id;
+        }
+    ok = true;
+    if (k == 0)
+        goto out;
+    char err[ZL_ERRSTR_SIZE];
+    zl_class c = zl_state_read(&rt->pg, ids, k, rows, err, sizeof(err));
+    if (c != ZL_OK) {
+        enter_outage(rt, err);
+        for (size_t j = 0; j < k; j++)
+            lost[j]->phase = PH_UNFINISHED;
+        ok = false;
+        goto out;
+    }
+    for (size_t j = 0; j < k && ok; j++) {
+        lost[j]->row = rows[j];
+        if (!rows[j].found || zl_state_rank(rows[j].state) < zl_state_rank(rt->stage->done_state)) {
+            lost[j]->phase = PH_DONE; /* moved elsewhere (dead, reorged): nothing to publish */
+            lost[j]->has_out = false;
+            continue;
+        }
+        ok = republish(rt, lost[j]);
+    }
+out:
+    free(ids);
+    free(rows);
+    free(lost);
+    return ok;
+}
+
 /* Step 2-3: rows and side effects. Returns false on an outage. */
 static bool process_all(struct rt *rt, struct zl_work *ws, size_t n)
 {
@@ -554,11 +619,8 @@ static bool process_all(struct rt *rt, struct zl_work *ws, size_t n)
             zl_log(ZL_LOG_INFO, &ctx, "row is %s: nothing to do", zl_state_name(w->row.state));
             w->phase = PH_DONE;
         } else if (zl_state_rank(w->row.state) >= zl_state_rank(rt->stage->done_state)) {
-            c = rt->stage->republish(rt->stage->ctx, w);
-            w->result = c;
-            w->phase = c == ZL_OK ? PH_OK : PH_DLQ;
-            w->has_out = c == ZL_OK;
-            w->row.found = true;
+            if (!republish(rt, w))
+                goto out;
         } else if (accepts(rt->stage, w->row.state)) {
             c = process_with_retries(rt, w);
             w->result = c;
@@ -609,6 +671,8 @@ static zl_class commit_group(struct rt *rt, struct zl_work **group, size_t n, ch
         c = zl_pg_exec(&rt->pg, "COMMIT", err, err_size);
     if (c != ZL_OK)
         zl_pg_rollback(&rt->pg);
+    for (size_t i = 0; c == ZL_OK && i < n; i++)
+        group[i]->lost_race = !moved[i];
 out:
     free(ids);
     free(moved);
@@ -642,6 +706,7 @@ static bool commit_all(struct rt *rt, struct zl_work *ws, size_t n)
                 group[i]->phase = PH_OK;
                 group[i]->has_out = true;
             }
+            ok = republish_lost_races(rt, group, k);
         } else {
             zl_log(ZL_LOG_WARN, NULL, "batch commit failed (%s), retrying one by one: %s", zl_class_name(c), err);
             for (size_t i = 0; i < k && ok; i++) {
@@ -652,6 +717,7 @@ static bool commit_all(struct rt *rt, struct zl_work *ws, size_t n)
                 } else if (c == ZL_OK) {
                     group[i]->phase = PH_OK;
                     group[i]->has_out = true;
+                    ok = republish_lost_races(rt, &group[i], 1);
                 } else {
                     group[i]->result = c;
                     snprintf(group[i]->error, sizeof(group[i]->error), "state commit: %s", err);

@@ -48,6 +48,7 @@ struct zl_work {
     int phase;                 /* internal: see runtime.c */
     bool has_out;
     bool decoded;
+    bool lost_race;            /* succeeded, but another copy moved the row first */
     int64_t started_ms;
     int delivery;              /* 0 none, 1 pending, 2 delivered, -1 failed */
     int32_t delivered_partition;
