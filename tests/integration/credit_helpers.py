@@ -6,9 +6,12 @@ import json
 import os
 import random
 import secrets
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
@@ -176,6 +179,15 @@ class CreditPipeline:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
             return r.read().decode()
 
+    def ready(self, name: str) -> int:
+        """The HTTP status of the worker's /health/ready (503 while paused)."""
+        port = int((self.workdir / f"{name}.port").read_text())
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready", timeout=5) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+
     def log(self, name: str) -> str:
         path = self.workdir / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
@@ -255,3 +267,69 @@ def wait_for(pred, timeout_s: float, what: str, interval_s: float = 0.2):
             return got
         time.sleep(interval_s)
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+def insert_minted_rows_bulk(dsn: str, deposits: list[dict]) -> None:
+    """insert_minted_rows for hundreds of rows: one COPY instead of one psql
+    per row. The values are our own hex, digits and timestamps (no tabs,
+    backslashes or newlines), so COPY's text format needs no escaping."""
+    cols = ["deposit_id", "chain_id", "tx_hash", "log_index", "block_number", "block_hash", "token", "from_addr",
+            "to_addr", "user_id", "amount", "occurred_at", "state", "confirmations", "metadata_cid", "token_uri",
+            "nft_contract", "token_id", "mint_tx_hash"]
+    keys = ["deposit_id", "chain_id", "tx_hash", "log_index", "block_number", "block_hash", "token", "from", "to",
+            "user_id", "amount", "occurred_at", None, "confirmations", "metadata_cid", "token_uri", "nft_contract",
+            "token_id", "mint_tx_hash"]
+    lines = []
+    for d in deposits:
+        vals = ["minted" if k is None else str(d[k]) for k in keys]
+        assert not any(ch in v for v in vals for ch in "\t\n\\"), vals
+        lines.append("\t".join(vals))
+    script = f"COPY deposits ({', '.join(cols)}) FROM STDIN;\n" + "\n".join(lines) + "\n\\.\n"
+    psql_at(dsn, script)
+
+
+class OwnPostgres:
+    """A PostgreSQL server of the test's own, from the project's services
+    script in a folder of its own (ZL_LOCAL_DIR), with every migration
+    applied, so a test may stop and restart it without disturbing the shared
+    one. Stopped by that script (by pid) and its folder removed in close().
+
+    The folder is made outside pytest's per-user temp tree (mode 0700): the
+    script runs the server as the postgres user when we are root, and that
+    user must be able to reach its data directory."""
+
+    def __init__(self):
+        self.local = Path(tempfile.mkdtemp(prefix="zl-credit-pg-"))
+        self.local.chmod(0o755)
+        self.env = dict(os.environ, ZL_LOCAL_DIR=str(self.local))
+        self.started = False
+
+    def svc(self, *args: str) -> None:
+        services = REPO / "deploy" / "local" / "services"
+        out = subprocess.run([str(services), *args], env=self.env, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, f"services {' '.join(args)} failed: {out.stderr}"
+
+    def start(self) -> None:
+        self.started = True
+        self.svc("start", "postgres")
+
+    def stop(self) -> None:
+        self.svc("stop", "postgres")
+
+    @property
+    def dsn(self) -> str:
+        ports = dict(line.split("=", 1) for line in (self.local / "ports.env").read_text().split())
+        return f"postgresql://zeroloss@127.0.0.1:{ports['PG_PORT']}/zeroloss"
+
+    def migrate(self) -> None:
+        env = dict(os.environ, ZL_PG_DSN=self.dsn, ZL_SCHEMA_DIR=str(REPO / "schemas" / "sql"))
+        out = subprocess.run([str(Path(need_env("ZL_BIN_DIR")) / "zl-migrate")], env=env, capture_output=True,
+                             text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+
+    def close(self) -> None:
+        try:
+            if self.started:
+                self.stop()
+        finally:
+            shutil.rmtree(self.local, ignore_errors=True)

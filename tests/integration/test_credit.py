@@ -5,20 +5,26 @@ finds every kind of discrepancy planted by hand.
 
 The module works in a database of its own (created and dropped here), so the
 discrepancies planted for the audit never reach the shared database.
+The PostgreSQL-restart test goes further: a server of its own (from
+deploy/local/services, in a temporary ZL_LOCAL_DIR), so stopping it
+disturbs nobody.
 """
 import http.server
 import json
+import os
 import re
 import signal
 import socket
+import subprocess
 import threading
 import time
 import uuid
 
 import pytest
 
-from credit_helpers import (UINT256_MAX, create_database, drop_database, expected_eggs, insert_minted_rows,
-                            minted_deposit, new_pipeline, wait_for)
+from credit_helpers import (UINT256_MAX, OwnPostgres, create_database, drop_database, expected_eggs,
+                            insert_minted_rows, insert_minted_rows_bulk, minted_deposit, new_pipeline, wait_for)
+from conftest import need_env
 
 TOKEN = "0x" + "5a" * 20
 RATE = "1000.5"
@@ -351,3 +357,111 @@ def test_audit_checks_nft_ownership_on_chain(own_pipe, tmp_path):
     assert f"DISCREPANCY not_owner {wrong['deposit_id']}:" in out.stdout
     assert f"DISCREPANCY not_owner {unminted['deposit_id']}:" in out.stdout
     assert owner_ok["deposit_id"] not in out.stdout
+
+
+@pytest.fixture
+def own_pg_pipe(tmp_path):
+    """A pipeline on a PostgreSQL server of its own (the test restarts it;
+    the shared one is never touched), with the shared Kafka."""
+    pg = OwnPostgres()
+    p = None
+    try:
+        pg.start()
+        pg.migrate()
+        p = new_pipeline(pg.dsn, tmp_path)
+        yield p, pg
+    finally:
+        try:
+            if p is not None:
+                p.stop_all()
+        finally:
+            pg.close()
+
+
+def paused_gauge(text: str) -> int:
+    m = re.search(r"^zl_outage_paused(?:\{[^}]*\})? (\d+)", text, re.M)
+    assert m, "no zl_outage_paused gauge in /metrics"
+    return int(m.group(1))
+
+
+def test_postgres_restart_mid_batch_leaves_nothing_half_applied(own_pg_pipe):
+    """Guards against a credit half-applied when PostgreSQL goes away in the
+    middle of a batch (state moved to credited without its ledger entries,
+    one entry of a pair, a balance updated without its entry), against the
+    batch being dead-lettered or the worker crashing for an outage, and
+    against deposits lost or credited twice when the worker resumes: the
+    server is stopped while a batch transaction has already moved its rows
+    to credited and waits inside the ledger statement, kept down 5 s, and
+    started again."""
+    pipe, pg = own_pg_pipe
+    token = "0x" + uuid.uuid4().hex[:20] * 2
+    set_rate(pipe, token, RATE)
+    users = [f"u-{uuid.uuid4().hex[:8]}" for _ in range(15)]
+    deps = [minted_deposit(users[i % len(users)], 10**18 + i * 104729, token) for i in range(300)]
+    insert_minted_rows_bulk(pipe.dsn, deps)
+    ids = [d["deposit_id"] for d in deps]
+    first, rest = deps[:40], deps[40:]
+
+    w = pipe.start("w1", ZL_BATCH_SIZE_MAX="200", ZL_OUTAGE_CAP_MS="500")
+    pipe.produce(first)
+    wait_for(all_credited(pipe, [d["deposit_id"] for d in first]), 30, "the first deposits credited")
+
+    # Hold the token's system account, which every credit updates, so the
+    # next batch stops inside its transaction: its rows already CAS-ed to
+    # credited, the ledger statement waiting on the lock. The holder's
+    # session dies with the server.
+    sysacct = "system:" + token.lower()
+    holder = subprocess.Popen(
+        [os.path.join(need_env("ZL_PG_BIN"), "psql"), pipe.dsn, "-X", "-q", "-v", "ON_ERROR_STOP=1",
+         "-v", f"acct={sysacct}"],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
+        start_new_session=True)
+    try:
+        holder.stdin.write("BEGIN;\nSELECT 1 FROM ledger_accounts WHERE account_id = :'acct' FOR UPDATE;\n"
+                           "SELECT pg_sleep(120);\n")
+        holder.stdin.flush()
+        # psql runs the script in order: asleep means the lock is held.
+        wait_for(lambda: pipe.sql("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'"
+                                  " AND state = 'active'")[0][0] != "0", 10, "the lock holder")
+        pipe.produce(rest)
+        wait_for(lambda: pipe.sql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                                  " AND query LIKE '%ledger_accounts%'")[0][0] != "0", 30,
+                 "a batch waiting inside its ledger statement")
+        credited = list(pipe.states(ids).values()).count("credited")
+        assert len(first) <= credited < len(ids), f"{credited} credited: not in the middle"
+
+        pg.stop()  # fast shutdown: the waiting batch transaction is aborted
+        down_at = time.monotonic()
+        wait_for(lambda: "outage: pausing consumption" in pipe.log("w1"), 10, "the worker to pause")
+        assert pipe.ready("w1") == 503, "not-ready expected while the database is down"
+        assert paused_gauge(pipe.metrics("w1")) == 1
+        time.sleep(max(0.0, 5 - (time.monotonic() - down_at)))
+        assert w.poll() is None, f"the worker exited ({w.returncode}) while the database was down"
+        pg.start()
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+        holder.wait(timeout=10)
+
+    # Right after the restart, whatever the worker is doing: one snapshot
+    # shows no credit without both entries and no entry without its credit.
+    early = pipe.audit()
+    assert early.returncode == 0, f"half-applied after the restart:\n{early.stdout}{early.stderr}"
+
+    wait_for(all_credited(pipe, ids), 40, "every deposit credited after the restart")
+    wait_for(lambda: {o["deposit_id"] for o in pipe.outputs()} >= set(ids), 30, "every credit published")
+    assert w.poll() is None, "the worker died after the outage"
+    assert_credited_once(pipe, deps)
+    assert_audit_clean(pipe)
+    bal = dict((u, int(b)) for u, b in pipe.sql(
+        "SELECT owner, balance::text FROM ledger_accounts WHERE kind = 'user' AND owner = ANY(:'v1'::text[])",
+        "{" + ",".join(users) + "}"))
+    want = {}
+    for d in deps:
+        want[d["user_id"]] = want.get(d["user_id"], 0) + expected_eggs(int(d["amount"]), RATE)
+    assert bal == want, "user balances differ from the sum of their credits"
+    assert pipe.sql("SELECT balance::text FROM ledger_accounts WHERE account_id = :'v1'", sysacct) == \
+        [[str(-sum(want.values()))]]
+    assert pipe.dlq() == [], "the outage dead-lettered something"
+    assert "outage over" in pipe.log("w1")
+    wait_for(lambda: paused_gauge(pipe.metrics("w1")) == 0 and pipe.ready("w1") == 200, 10, "ready again")
