@@ -82,6 +82,8 @@ def assert_credited_once(p, deps, rate=RATE):
         uc = next(e for e in by_dep[dep_id] if e["kind"] == "user_credit")
         assert (credit_id, eggs) == (uc["entry_id"], uc["amount"])
         credit_of[dep_id] = (credit_id, eggs, uc["rate"])
+    # The row moves before its output is delivered (commit, then publish).
+    wait_for(lambda: {o["deposit_id"] for o in p.outputs()} >= set(ids), 30, "every credit published")
     outs = [o for o in p.outputs() if o["deposit_id"] in credit_of]
     assert {o["deposit_id"] for o in outs} == set(ids), "a credited deposit was never published"
     for o in outs:

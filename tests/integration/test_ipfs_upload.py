@@ -99,6 +99,8 @@ def assert_pinned_exactly_once(p: IpfsPipeline, deposits: list[dict], cli: KuboC
         assert status == 200 and body == want_bytes, f"gateway gave {status} and {body[:200]!r}"
         cids[d["deposit_id"]] = want_cid
     assert pinned_transitions(ids) == {i: 1 for i in ids}, "a row moved to pinned more than once"
+    # The row moves before its output is delivered (commit, then publish).
+    wait_until(lambda: {o["deposit_id"] for o in p.outputs()} >= set(ids), 30, "every deposit published downstream")
     outs = [o for o in p.outputs() if o["deposit_id"] in cids]
     assert {o["deposit_id"] for o in outs} == set(ids), "a deposit was never published downstream"
     for o in outs:

@@ -89,6 +89,9 @@ def assert_minted_once(p: MintPipeline, deposits: list[dict]):
     assert [t["nonce"] for t in txs] == list(range(len(deposits))), txs
     assert all(t["status"] == "mined" and t["receipt_status"] == 1 for t in txs), txs
     assert p.chain.nonce(p.signer) == len(deposits)
+    # The row moves before its output is delivered (commit, then publish).
+    want = {d["deposit_id"] for d in deposits}
+    wait_until(lambda: {o["deposit_id"] for o in p.outputs()} >= want, 30, "every mint published downstream")
     minted_ids = [o["deposit_id"] for o in p.outputs()]
     assert set(minted_ids) == {d["deposit_id"] for d in deposits}
 

@@ -66,6 +66,12 @@ def assert_exactly_once(p: Pipeline, ids: list[str]):
     assert sorted(eff) == sorted(ids), f"{len(set(ids) - set(eff))} deposits never applied"
     doubled = {k: v for k, v in eff.items() if v != 1}
     assert doubled == {}, f"applied more than once: {doubled}"
+    # The row moves before its output is delivered (commit, then publish):
+    # give the last publication a moment instead of racing it.
+    try:
+        wait_until(lambda: set(ids) <= set(p.output_deposit_ids()), 30, "every deposit published downstream")
+    except AssertionError:
+        pass  # reported precisely below
     published = set(p.output_deposit_ids())
     missing = set(ids) - published
     assert missing == set(), f"{len(missing)} deposits never published downstream"
