@@ -48,7 +48,8 @@ int zl_state_rank(zl_state s)
 static const char SQL_READ[] =
     "SELECT u.ord, state, attempts, coalesce(metadata_cid, ''), coalesce(token_uri, ''),"
     " coalesce(nft_contract, ''), coalesce(token_id::text, ''), coalesce(mint_tx_hash, ''),"
-    " coalesce(credit_id::text, ''), coalesce(credit_eggs::text, ''), coalesce(dead_from_state, '')"
+    " coalesce(credit_id::text, ''), coalesce(credit_eggs::text, ''), coalesce(dead_from_state, ''),"
+    " block_number, block_hash, coalesce(confirmations, -1)"
     " FROM unnest($1::text[]) WITH ORDINALITY AS u(id, ord) JOIN deposits d ON d.deposit_id = u.id";
 
 static const char SQL_CAS[] =
@@ -124,6 +125,9 @@ zl_class zl_state_read(struct zl_pg *p, const char *const *ids, size_t n, struct
         copy_col(row->credit_id, sizeof(row->credit_id), r, j, 8);
         copy_col(row->credit_eggs, sizeof(row->credit_eggs), r, j, 9);
         copy_col(row->dead_from_state, sizeof(row->dead_from_state), r, j, 10);
+        row->block_number = strtoull(PQgetvalue(r, j, 11), NULL, 10);
+        copy_col(row->block_hash, sizeof(row->block_hash), r, j, 12);
+        row->confirmations = strtoll(PQgetvalue(r, j, 13), NULL, 10);
     }
     PQclear(r);
     return ZL_OK;

@@ -49,6 +49,11 @@ struct zl_row {
     char credit_id[37];
     char credit_eggs[80];
     char dead_from_state[16];
+    /* the block the deposit is recorded in now (it moves when a reorg
+     * re-includes the tx), and the confirmations verify saw; -1 if NULL */
+    uint64_t block_number;
+    char block_hash[67];
+    int64_t confirmations;
 };
 
 /* Statements the functions below use; registers them on p. Call once before

@@ -289,8 +289,13 @@ static zl_class verify_republish(void *ctx, struct zl_work *w)
 {
     struct verify *v = ctx;
     zl_event_derive(&w->out, &w->in, ZL_TOPIC_VERIFIED);
+    /* The block facts come from the row, not the incoming event: a copy
+     * deferred before a reorg still names the orphaned block, and what was
+     * verified is the block the row records. */
+    w->out.block_number = w->row.block_number;
+    snprintf(w->out.block_hash, sizeof(w->out.block_hash), "%s", w->row.block_hash);
     /* it had at least this many when it was verified */
-    w->out.confirmations = (uint32_t)v->cfg.confirmations;
+    w->out.confirmations = w->row.confirmations >= 0 ? (uint32_t)w->row.confirmations : (uint32_t)v->cfg.confirmations;
     return ZL_OK;
 }
 

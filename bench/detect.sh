@@ -1,0 +1,264 @@
+#!/usr/bin/env bash
+# bench/detect.sh: detect's scan throughput (ERC-20 transfers recorded per
+# second) beside `ethereumetl export_token_transfers` on the same anvil chain,
+# interleaved in the same run (detect, etl, detect, etl, ...).
+#
+# bench-needs: postgres kafka
+#
+# The chain is a private anvil started here (its own port, stopped by pid):
+# the test token, BENCH_DETECT_N transfers of it to BENCH_DETECT_ADDRS
+# addresses, BENCH_DETECT_PER_BLOCK per block (automine off, JSON-RPC batches
+# of eth_sendTransaction from anvil's unlocked dev accounts, then anvil_mine),
+# with BENCH_DETECT_GAP empty blocks after each full block. All of it before
+# any timer starts.
+#
+# detect trial: a fresh database (created, migrated, addresses COPYed, then
+# dropped), a fresh topic prefix; detect starts with ZL_DETECT_START_BLOCK=0
+# and ZL_DETECT_LAG_BLOCKS=0; the rate is N / (process start -> N rows for
+# the token), so it includes connecting, reading decimals and publishing.
+# etl trial: `ethereumetl export_token_transfers` over blocks 0..head for the
+# token into a CSV; rate = transfers in the CSV / wall time of the command
+# (it includes Python start-up; the figure without it is also recorded).
+# Its venv is ~/.cache/zeroloss/bench-venv (created with `pip install
+# ethereum-etl` when missing).
+#
+# Knobs: BENCH_DETECT_N (20000), BENCH_DETECT_ADDRS (300),
+# BENCH_DETECT_PER_BLOCK (500), BENCH_DETECT_GAP (4), BENCH_ROUNDS (3),
+# BENCH_DETECT_RANGE_MAX (detect's default when unset), BENCH_ETL_BATCH (100),
+# BENCH_ETL_WORKERS (5), BENCH_TRIAL_TIMEOUT_S (300).
+# Target (issue 4): detect >= 10x ethereumetl.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+. "$repo/bench/lib.sh"
+build=${ZL_BUILD_DIR:-$repo/build/release}
+N=${BENCH_DETECT_N:-20000}
+ADDRS=${BENCH_DETECT_ADDRS:-300}
+PER_BLOCK=${BENCH_DETECT_PER_BLOCK:-500}
+GAP=${BENCH_DETECT_GAP:-4}
+ROUNDS=${BENCH_ROUNDS:-3}
+ETL_BATCH=${BENCH_ETL_BATCH:-100}
+ETL_WORKERS=${BENCH_ETL_WORKERS:-5}
+TIMEOUT_S=${BENCH_TRIAL_TIMEOUT_S:-300}
+VENV=${BENCH_VENV:-$HOME/.cache/zeroloss/bench-venv}
+ETL_PYTHON=${BENCH_ETL_PYTHON:-$(command -v python3.10 || ls -d "$HOME"/.pyenv/versions/3.10*/bin/python 2>/dev/null | tail -n 1 || true)}
+ETL_PYTHON=${ETL_PYTHON:-python3}
+: "${ZL_PG_DSN:?eval \"\$(deploy/local/services env)\" first}" "${ZL_KAFKA_BROKERS:?}" "${ZL_PG_BIN:?}"
+anvil_bin=${ZL_ANVIL:-$(command -v anvil || true)}
+[ -x "$anvil_bin" ] || bench_die "anvil not found (ZL_ANVIL)"
+WORK=${BENCH_WORK:-$(mktemp -d)}
+mkdir -p "$WORK/detect"
+W=$WORK/detect
+trials=$W/trials.jsonl
+: > "$trials"
+
+dbs=()
+cleanup() {
+  bench_stop_spawned
+  [ -n "${anvil_pid:-}" ] && bench_stop "$anvil_pid" 5
+  for db in "${dbs[@]}"; do
+    "$ZL_PG_BIN/psql" "$ZL_PG_DSN" -qX -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+  done
+}
+trap cleanup EXIT
+
+# ---------------------------------------------------------------- the chain
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+rpc=http://127.0.0.1:$port
+# No own bench_spawn here: a pid file may not exist when run standalone.
+setsid "$anvil_bin" --port "$port" --chain-id 31337 --gas-limit 1000000000 --accounts 10 \
+  >"$W/anvil.log" 2>&1 </dev/null &
+anvil_pid=$!
+[ -n "${BENCH_PIDS_FILE:-}" ] && echo "$anvil_pid" >> "$BENCH_PIDS_FILE"
+for _ in $(seq 1 150); do
+  curl -sf -X POST -H 'Content-Type: application/json' \
+    -d '{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}' "$rpc" >/dev/null && break
+  sleep 0.2
+done
+keyfile=$W/deployer.key
+echo 0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80 > "$keyfile"
+chmod 600 "$keyfile"
+token_cs=$("$repo/deploy/contracts/deploy.sh" "$rpc" "$keyfile" | sed -n 's/^ZL_TOKEN_ADDRESS=//p')
+token=$(echo "$token_cs" | tr 'A-F' 'a-f')
+# web3 (under ethereumetl) takes only EIP-55 checksummed addresses.
+token_cs=$("${ZL_CAST:-cast}" to-check-sum-address "$token")
+[ -n "$token" ] || bench_die "token deploy failed"
+bench_say "detect: preparing $N transfers to $ADDRS addresses on $rpc (token $token)"
+prep_t0=$(bench_now_ms)
+python3 - "$rpc" "$token" "$N" "$ADDRS" "$PER_BLOCK" "$GAP" "$W/addresses.csv" <<'EOF'
+import json, secrets, sys, urllib.request
+rpc, token, n, n_addrs, per_block, gap, csv_path = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:7]), sys.argv[7]
+def call(reqs):
+    body = json.dumps(reqs).encode()
+    r = urllib.request.urlopen(urllib.request.Request(rpc, body, {"Content-Type": "application/json"}), timeout=300)
+    out = json.loads(r.read())
+    if isinstance(out, dict):
+        out = [out]
+    bad = [o for o in out if "error" in o]
+    if bad:
+        raise SystemExit(f"rpc error: {bad[0]}")
+    return [o["result"] for o in out]
+def req(i, method, *params):
+    return {"jsonrpc": "2.0", "id": i, "method": method, "params": list(params)}
+accounts = call([req(1, "eth_accounts")])[0]
+owner, senders = accounts[0], accounts[1:]
+addrs = ["0x" + secrets.token_hex(20) for _ in range(n_addrs)]
+with open(csv_path, "w") as f:
+    for i, a in enumerate(addrs):
+        f.write(f"31337,{a},bench-u{i}\n")
+def data(sig, to, amount):
+    return sig + to[2:].rjust(64, "0") + hex(amount)[2:].rjust(64, "0")
+MINT, TRANSFER = "0x40c10f19", "0xa9059cbb"  # mint(address,uint256), transfer(address,uint256)
+call([req(1, "evm_setAutomine", False)])
+n0 = int(call([req(1, "eth_getTransactionCount", owner, "pending")])[0], 16)
+call([req(i, "eth_sendTransaction", {"from": owner, "to": token, "data": data(MINT, s, 10**30), "gas": "0x30000",
+                                     "nonce": hex(n0 + i)}) for i, s in enumerate(senders)])
+call([req(1, "anvil_mine", "0x1")])
+# Explicit nonces: requests of one batch run concurrently in anvil, so
+# nonces it picked itself would clash.
+nonces = {s: 0 for s in senders}
+def next_nonce(s):
+    nonces[s] += 1
+    return hex(nonces[s] - 1)
+sent = 0
+while sent < n:
+    k = min(per_block, n - sent)
+    batch = [req(j, "eth_sendTransaction", {"from": senders[(sent + j) % len(senders)], "to": token,
+                                             "nonce": next_nonce(senders[(sent + j) % len(senders)]),
+                                             "data": data(TRANSFER, addrs[(sent + j) % n_addrs], 10**18 + sent + j),
+                                             "gas": "0x20000", "gasPrice": "0x77359400"}) for j in range(k)]
+    call(batch)
+    call([req(1, "anvil_mine", "0x1")])
+    if gap:
+        call([req(1, "anvil_mine", hex(gap))])
+    sent += k
+pending = call([req(1, "txpool_status")])[0]
+call([req(1, "evm_setAutomine", True)])
+logs = call([req(1, "eth_getLogs", {"fromBlock": "0x0", "toBlock": "latest", "address": token,
+                                     "topics": ["0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"]})])[0]
+ours = set(addrs)
+got = sum(1 for lg in logs if "0x" + lg["topics"][2][-40:] in ours)
+if got != n:
+    raise SystemExit(f"chain holds {got} transfers to our addresses, wanted {n} (txpool {pending})")
+print(f"chain ready: {got} transfers (+{len(logs) - got} mints), head {int(call([req(1, 'eth_blockNumber')])[0], 16)}",
+      file=sys.stderr)
+EOF
+prep_s=$(( ($(bench_now_ms) - prep_t0) / 1000 ))
+head=$(curl -sf -X POST -H 'Content-Type: application/json' \
+  -d '{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}' "$rpc" | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["result"],16))')
+total_logs=$((N + 9))  # the 9 mints are Transfers too: ethereumetl exports them
+
+# ---------------------------------------------------------------- ethereumetl
+etl_status=ok
+etl_bin=$VENV/bin/ethereumetl
+if [ ! -x "$etl_bin" ]; then
+  bench_say "detect: installing ethereum-etl into $VENV"
+  # ethereum-etl 2.4 pins eth-abi 2 / parsimonious 0.8, which import
+  # inspect.getargspec: gone in Python 3.11. Its venv needs Python <= 3.10.
+  { "$ETL_PYTHON" -m venv "$VENV" && "$VENV/bin/pip" install -q ethereum-etl; } >"$W/etl-install.log" 2>&1 || true
+fi
+if [ ! -x "$etl_bin" ] || ! "$etl_bin" --help >"$W/etl-help.log" 2>&1; then
+  etl_status="ethereum-etl unusable: $(tail -n 3 "$W/etl-install.log" "$W/etl-help.log" 2>/dev/null | tr '\n' ' ' | cut -c1-400 || true)"
+  bench_say "detect: $etl_status"
+fi
+
+detect_trial() {
+  local r=$1 db=zl_detect_bench_$(date +%s%N | tail -c 10) prefix="bd$(date +%s%N | tail -c 9)."
+  local dsn="${ZL_PG_DSN%/*}/$db"
+  dbs+=("$db")
+  "$ZL_PG_BIN/psql" "$ZL_PG_DSN" -qX -c "CREATE DATABASE $db" >/dev/null
+  ZL_PG_DSN=$dsn ZL_SCHEMA_DIR=$repo/schemas/sql "$build/bin/zl-migrate" >/dev/null
+  "$ZL_PG_BIN/psql" "$dsn" -qX -v ON_ERROR_STOP=1 \
+    -c "\\copy deposit_addresses (chain_id, address, user_id) FROM '$W/addresses.csv' WITH (FORMAT csv)"
+  ZL_TOPIC_PREFIX=$prefix ZL_TOPICS_STAGES=verify ZL_TOPIC_PARTITIONS=6 "$build/bin/zl-topics" >/dev/null
+  local extra=()
+  [ -n "${BENCH_DETECT_RANGE_MAX:-}" ] && extra+=(ZL_DETECT_RANGE_MAX="$BENCH_DETECT_RANGE_MAX")
+  local t0 t1 n=0 deadline=$((SECONDS + TIMEOUT_S))
+  t0=$(bench_now_ms)
+  bench_spawn "$W/detect-$r.log" env ZL_PG_DSN="$dsn" ZL_TOPIC_PREFIX="$prefix" ZL_RPC_URLS="$rpc" \
+    ZL_TOKEN_ADDRESS="$token" ZL_CHAIN_ID=31337 ZL_DETECT_START_BLOCK=0 ZL_DETECT_LAG_BLOCKS=0 \
+    ZL_DETECT_POLL_MS=100 ZL_LOG_LEVEL=warn ZL_HTTP_PORT=0 "${extra[@]}" "$build/bin/detect"
+  local pid=$BENCH_PID
+  while [ "$n" -lt "$N" ] && [ $SECONDS -lt $deadline ] && kill -0 "$pid" 2>/dev/null; do
+    sleep 0.05
+    n=$("$ZL_PG_BIN/psql" "$dsn" -X -q -tA -c "SELECT count(*) FROM deposits WHERE token = '$token'")
+  done
+  t1=$(bench_now_ms)
+  local cpu rss
+  cpu=$(bench_cpu_s "$pid"); rss=$(bench_rss "$pid" | cut -d' ' -f1)
+  bench_stop "$pid"
+  [ "$n" -eq "$N" ] || bench_die "detect round $r: $n of $N rows after ${TIMEOUT_S}s (log $W/detect-$r.log)"
+  local ms=$((t1 - t0))
+  bench_record "$trials" tool=detect round="$r" transfers="$n" ms="$ms" \
+    rate="$(python3 -c "print(round($n * 1000 / max($ms, 1), 1))")" cpu_s="$cpu" vmhwm_kib="$rss" exit="$BENCH_RC"
+  bench_say "detect round $r: $n transfers in $ms ms"
+}
+
+etl_trial() {
+  local r=$1 out=$W/etl-$r.csv t0 t1 t_import0 t_import1
+  rm -f "$out"
+  # Start-up alone (Python + its imports), to show what the wall time holds.
+  t_import0=$(bench_now_ms); "$etl_bin" --help >/dev/null 2>&1 || true; t_import1=$(bench_now_ms)
+  t0=$(bench_now_ms)
+  timeout "$TIMEOUT_S" "$etl_bin" export_token_transfers --start-block 0 --end-block "$head" \
+    --provider-uri "$rpc" --tokens "$token_cs" --batch-size "$ETL_BATCH" --max-workers "$ETL_WORKERS" \
+    --output "$out" >"$W/etl-$r.log" 2>&1 || bench_die "ethereumetl round $r failed (log $W/etl-$r.log)"
+  t1=$(bench_now_ms)
+  local n=$(($(wc -l < "$out") - 1)) ms=$((t1 - t0)) startup=$((t_import1 - t_import0))
+  [ "$n" -eq "$total_logs" ] || bench_die "ethereumetl round $r: $n transfers exported, wanted $total_logs"
+  bench_record "$trials" tool=ethereumetl round="$r" transfers="$n" ms="$ms" startup_ms="$startup" \
+    rate="$(python3 -c "print(round($n * 1000 / max($ms, 1), 1))")" \
+    rate_after_startup="$(python3 -c "print(round($n * 1000 / max($ms - $startup, 1), 1))")"
+  bench_say "ethereumetl round $r: $n transfers in $ms ms"
+}
+
+for ((r = 1; r <= ROUNDS; r++)); do
+  detect_trial "$r"
+  if [ "$etl_status" = ok ]; then etl_trial "$r"; fi
+done
+
+python3 - "$trials" "$W/../detect.json" "$W/../detect.md" "$N" "$ADDRS" "$PER_BLOCK" "$GAP" "$head" "$prep_s" \
+  "$etl_status" "$ETL_BATCH" "$ETL_WORKERS" "${BENCH_DETECT_RANGE_MAX:-default}" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'EOF'
+import json, statistics, sys
+trials_f, jout, mout, n, addrs, per_block, gap, head, prep_s, etl_status, etl_batch, etl_workers, range_max, load = sys.argv[1:]
+trials = [json.loads(l) for l in open(trials_f) if l.strip()]
+det = [t for t in trials if t["tool"] == "detect"]
+etl = [t for t in trials if t["tool"] == "ethereumetl"]
+def med(xs, k):
+    return statistics.median(x[k] for x in xs) if xs else None
+ratios = [d["rate"] / e["rate"] for d, e in zip(det, etl)]
+res = {
+    "chain": {"transfers": int(n), "addresses": int(addrs), "per_block": int(per_block), "empty_blocks_between": int(gap),
+              "head": int(head), "prepare_s": int(prep_s)},
+    "detect_rate_median": med(det, "rate"), "detect_rate_min_max": [min(d["rate"] for d in det), max(d["rate"] for d in det)],
+    "ethereumetl_status": etl_status,
+    "ethereumetl_rate_median": med(etl, "rate"),
+    "ethereumetl_rate_after_startup_median": med(etl, "rate_after_startup"),
+    "ratio_per_round": [round(x, 2) for x in ratios],
+    "ratio_median": round(statistics.median(ratios), 2) if ratios else None,
+    "target_ratio": 10, "target_met": (statistics.median(ratios) >= 10) if ratios else None,
+    "etl_args": {"batch_size": int(etl_batch), "max_workers": int(etl_workers)}, "detect_range_max": range_max,
+    "load_end": load, "trials": trials,
+}
+json.dump(res, open(jout, "w"), indent=2, sort_keys=True)
+fmt = lambda x: "–" if x is None else f"{x:,.0f}"
+md = ["## detect\n",
+      f"Scan throughput on a private anvil: {int(n):,} ERC-20 Transfers of the test token to {addrs} registered "
+      f"addresses, {per_block} per block with {gap} empty blocks between (head {head}); rounds interleaved "
+      f"detect, ethereumetl. detect: fresh DB, START_BLOCK=0, LAG=0, range max {range_max}; rate = N / (process start → "
+      f"N rows). ethereumetl: `export_token_transfers --batch-size {etl_batch} --max-workers {etl_workers}` over blocks "
+      f"0..{head}; rate = exported / wall time.\n",
+      "| figure | median transfers/s | min–max | rounds |", "|---|---|---|---|",
+      f"| detect (rows committed + events published) | {fmt(med(det, 'rate'))} | {fmt(min(d['rate'] for d in det))}–{fmt(max(d['rate'] for d in det))} | {len(det)} |"]
+if etl:
+    md.append(f"| ethereumetl export_token_transfers (CSV) | {fmt(med(etl, 'rate'))} | {fmt(min(e['rate'] for e in etl))}–{fmt(max(e['rate'] for e in etl))} | {len(etl)} |")
+    md.append(f"| ethereumetl without its start-up ({fmt(med(etl, 'startup_ms'))} ms) | {fmt(med(etl, 'rate_after_startup'))} | | |")
+    md.append("")
+    md.append(f"Ratio detect / ethereumetl per round: {', '.join(f'{x:.1f}×' for x in ratios)}; median "
+              f"{statistics.median(ratios):.1f}×. Target ≥ 10×: **{'met' if statistics.median(ratios) >= 10 else 'NOT met'}**.")
+else:
+    md.append("")
+    md.append(f"ethereumetl: not measured — {etl_status}. Target ≥ 10×: **not assessed**.")
+md.append(f"\nLoad average at the end: {load}. Chain preparation took {prep_s} s (not timed in the figures).\n")
+open(mout, "w").write("\n".join(md))
+print(open(mout).read(), file=sys.stderr)
+EOF
