@@ -713,3 +713,20 @@ bool zl_health_ready(struct zl_health *h)
     pthread_mutex_unlock(&h->mu);
     return ready;
 }
+
+int zl_health_write_port_file(const struct zl_health *h, const char *path)
+{
+    if (path == NULL || path[0] == '\0')
+        return 0;
+    char tmp[4096];
+    int n = snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    if (n < 0 || (size_t)n >= sizeof(tmp))
+        return -1;
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL)
+        return -1;
+    fprintf(f, "%u\n", (unsigned)zl_health_port(h));
+    if (fclose(f) != 0)
+        return -1;
+    return rename(tmp, path);
+}

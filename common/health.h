@@ -135,6 +135,12 @@ int zl_health_start(struct zl_health **out, const struct zl_health_opts *opts,
 /* The port actually listened on (the kernel's choice when opts.port was 0). */
 uint16_t zl_health_port(const struct zl_health *h);
 
+/* Writes the bound port (and a newline) to path, through a temporary file
+ * renamed into place, so a reader never sees a half-written number. A NULL
+ * or empty path does nothing. Returns 0, or -1 (errno set) when the file
+ * cannot be written. Tests and scrapers find a port-0 server this way. */
+int zl_health_write_port_file(const struct zl_health *h, const char *path);
+
 /* Stops the server (waits for requests in flight, including route hooks,
  * to finish) and frees h. No other thread may use h afterwards. NULL is a
  * no-op. @locality the thread that called zl_health_start() */

@@ -1146,13 +1146,8 @@ static int start(struct rt *rt, char *err, size_t err_size)
     };
     if (zl_health_start(&rt->health, &hopts, err, err_size) != 0)
         return -1;
-    if (rt->cfg.http_port_file[0] != '\0') {
-        FILE *f = fopen(rt->cfg.http_port_file, "w");
-        if (f != NULL) {
-            fprintf(f, "%u\n", (unsigned)zl_health_port(rt->health));
-            fclose(f);
-        }
-    }
+    if (zl_health_write_port_file(rt->health, rt->cfg.http_port_file) != 0)
+        zl_log(ZL_LOG_WARN, NULL, "could not write the HTTP port to %s", rt->cfg.http_port_file);
     if (rt->stage->init != NULL) {
         struct zl_runtime_env env = {.metrics = rt->metrics, .health = rt->health, .cfg = &rt->cfg};
         if (rt->stage->init(rt->stage->ctx, &env, err, err_size) != 0)

@@ -52,21 +52,6 @@ static void on_signal(int sig)
     run = 0;
 }
 
-static int write_port_file(const char *path, unsigned port)
-{
-    if (path == NULL || path[0] == '\0')
-        return 0;
-    char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (f == NULL)
-        return -1;
-    fprintf(f, "%u\n", port);
-    if (fclose(f) != 0)
-        return -1;
-    return rename(tmp, path);
-}
-
 int main(int argc, char **argv)
 {
     static struct zl_runtime_config rcfg;
@@ -105,7 +90,7 @@ int main(int argc, char **argv)
         zl_log(ZL_LOG_ERROR, NULL, "health server: %s", err);
         goto out;
     }
-    if (write_port_file(rcfg.http_port_file, zl_health_port(health)) != 0)
+    if (zl_health_write_port_file(health, rcfg.http_port_file) != 0)
         zl_log(ZL_LOG_WARN, NULL, "could not write %s", rcfg.http_port_file);
     struct zl_sweeper_opts so = {
         .brokers = rcfg.kafka_brokers, .kafka_props = &props, .pg_dsn = rcfg.pg_dsn,

@@ -140,13 +140,8 @@ int main(int argc, char **argv)
         zl_log(ZL_LOG_ERROR, NULL, "startup: health server: %s", metrics == NULL ? "out of memory" : err);
         goto out;
     }
-    if (rc_cfg.http_port_file[0] != '\0') {
-        FILE *f = fopen(rc_cfg.http_port_file, "w");
-        if (f != NULL) {
-            fprintf(f, "%u\n", (unsigned)zl_health_port(health));
-            fclose(f);
-        }
-    }
+    if (zl_health_write_port_file(health, rc_cfg.http_port_file) != 0)
+        zl_log(ZL_LOG_WARN, NULL, "could not write the HTTP port to %s", rc_cfg.http_port_file);
     struct zl_rpc_opts ropts;
     zl_chain_rpc_opts(&chain_cfg, metrics, health, &ropts);
     ropts.quorum = 1; /* the scan reads logs; verify is where quorum matters */
