@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conftest import REPO, need_env
-from runtime_helpers import kcat, new_deposit, psql
+from runtime_helpers import Pipeline, kcat, new_deposit, psql
 
 IMAGE_FILE = REPO / "deploy" / "assets" / "receipt.svg"
 NAME_PREFIX = "zeroloss deposit receipt"
@@ -174,68 +174,18 @@ class WrongCidProxy:
 
 
 @dataclass
-class IpfsPipeline:
+class IpfsPipeline(Pipeline):
     """One isolated ipfs-upload pipeline: its topics, group and workers."""
-    prefix: str
-    workdir: Path
-    env: dict
-    procs: list = field(default_factory=list)
-
-    @property
-    def in_topic(self) -> str:
-        return self.prefix + "deposits.verified"
-
-    @property
-    def out_topic(self) -> str:
-        return self.prefix + "nft.pinned"
-
-    @property
-    def dlq_topic(self) -> str:
-        return self.prefix + "ipfs-upload.dlq"
-
-    def produce(self, deposits: list[dict]) -> None:
-        lines = [f"{d['deposit_id']}\t{json.dumps(d)}" for d in deposits]
-        kcat("-P", "-t", self.in_topic, "-K", "\t", "-X", "acks=all", data="\n".join(lines) + "\n")
-
-    def start(self, name: str, **extra_env: str) -> subprocess.Popen:
-        env = dict(self.env)
-        env.update({k: str(v) for k, v in extra_env.items()})
-        env["ZL_HTTP_PORT_FILE"] = str(self.workdir / f"{name}.port")
-        log = open(self.workdir / f"{name}.log", "ab")
-        p = subprocess.Popen([str(Path(need_env("ZL_BIN_DIR")) / "ipfs-upload")], env=env, stdout=log, stderr=log,
-                             start_new_session=True)
-        log.close()
-        self.procs.append(p)
-        return p
-
-    def http_port(self, name: str, timeout_s: float = 20) -> int:
-        path = self.workdir / f"{name}.port"
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if path.exists() and path.read_text().strip():
-                return int(path.read_text())
-            time.sleep(0.1)
-        raise AssertionError(f"{name} wrote no HTTP port file: {self.log(name)[-2000:]}")
+    STAGE = "ipfs-upload"
+    IN = "deposits.verified"
+    OUT = "nft.pinned"
+    BINARY = "ipfs-upload"
 
     def metrics(self, name: str) -> str:
         return http_get(f"http://127.0.0.1:{self.http_port(name)}/metrics")[1].decode()
 
     def ready(self, name: str) -> int:
         return http_get(f"http://127.0.0.1:{self.http_port(name)}/health/ready")[0]
-
-    def stop_all(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGKILL)
-                p.wait(timeout=10)
-
-    def log(self, name: str) -> str:
-        path = self.workdir / f"{name}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def outputs(self) -> list[dict]:
-        out = kcat("-C", "-t", self.out_topic, "-o", "beginning", "-e", "-q", "-f", "%s\n")
-        return [json.loads(v) for v in out.splitlines() if v]
 
     def dlq_headers(self) -> list[dict]:
         out = kcat("-C", "-t", self.dlq_topic, "-o", "beginning", "-e", "-q", "-f", "%h\x1e")
@@ -245,7 +195,6 @@ class IpfsPipeline:
                 continue
             msgs.append(dict(pair.partition("=")[::2] for pair in rec.split(",")))
         return msgs
-
 
 def rows(ids: list[str]) -> dict[str, dict]:
     arr = "{" + ",".join(ids) + "}"

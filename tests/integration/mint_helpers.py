@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conftest import REPO, need_env
-from runtime_helpers import insert_rows, kcat, new_deposit, psql
+from runtime_helpers import Pipeline, insert_rows, kcat, new_deposit, psql
 
 ANVIL_KEY0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 B32 = "abcdefghijklmnopqrstuvwxyz234567"
@@ -134,56 +134,12 @@ def signer_txs(addr: str) -> list[dict]:
 
 
 @dataclass
-class MintPipeline:
-    prefix: str
-    workdir: Path
-    env: dict
-    procs: list = field(default_factory=list)
-
-    @property
-    def in_topic(self) -> str:
-        return self.prefix + "nft.pinned"
-
-    @property
-    def out_topic(self) -> str:
-        return self.prefix + "nft.minted"
-
-    @property
-    def dlq_topic(self) -> str:
-        return self.prefix + "mint.dlq"
-
-    def produce(self, deposits: list[dict]) -> None:
-        lines = [f"{d['deposit_id']}\t{json.dumps(d)}" for d in deposits]
-        kcat("-P", "-t", self.in_topic, "-K", "\t", "-X", "acks=all", data="\n".join(lines) + "\n")
-
-    def start(self, name: str, **extra_env: str) -> subprocess.Popen:
-        env = dict(self.env)
-        env.update({k: str(v) for k, v in extra_env.items()})
-        log = open(self.workdir / f"{name}.log", "ab")
-        p = subprocess.Popen([str(Path(need_env("ZL_BIN_DIR")) / "mint")], env=env, stdout=log, stderr=log,
-                             start_new_session=True)
-        log.close()
-        p.zl_name = name
-        self.procs.append(p)
-        return p
-
-    def log(self, name: str) -> str:
-        path = self.workdir / f"{name}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def stop_all(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGKILL)
-                p.wait(timeout=10)
-        for p in self.procs:
-            text = self.log(p.zl_name)
-            for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
-                assert marker not in text, f"sanitizer report in {p.zl_name}'s log"
-
-    def outputs(self) -> list[dict]:
-        out = kcat("-C", "-t", self.out_topic, "-o", "beginning", "-e", "-q", "-f", "%s\n")
-        return [json.loads(v) for v in out.splitlines() if v]
+class MintPipeline(Pipeline):
+    """One isolated mint pipeline: its topics, group and workers."""
+    STAGE = "mint"
+    IN = "nft.pinned"
+    OUT = "nft.minted"
+    BINARY = "mint"
 
     def dlq_keys(self) -> list[str]:
         out = kcat("-C", "-t", self.dlq_topic, "-o", "beginning", "-e", "-q", "-f", "%k\n")

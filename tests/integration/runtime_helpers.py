@@ -71,23 +71,35 @@ def insert_rows(deposits: list[dict]) -> None:
 
 @dataclass
 class Pipeline:
-    """One isolated passthrough pipeline: its topics, group and workers."""
+    """One isolated stage pipeline: its topics, group and workers. The base
+    runs the passthrough test stage; a stage's helpers subclass it and set
+    STAGE, IN, OUT and BINARY."""
     prefix: str
     workdir: Path
     env: dict
     procs: list = field(default_factory=list)
 
+    STAGE = "passthrough"
+    IN = "deposits.detected"
+    OUT = "deposits.verified"
+    BINARY = None  # None: the passthrough test stage in ZL_BUILD_DIR/tests
+
     @property
     def in_topic(self) -> str:
-        return self.prefix + "deposits.detected"
+        return self.prefix + self.IN
 
     @property
     def out_topic(self) -> str:
-        return self.prefix + "deposits.verified"
+        return self.prefix + self.OUT
 
     @property
     def dlq_topic(self) -> str:
-        return self.prefix + "passthrough.dlq"
+        return self.prefix + self.STAGE + ".dlq"
+
+    def binary_path(self) -> Path:
+        if self.BINARY is None:
+            return Path(need_env("ZL_BUILD_DIR")) / "tests" / "zl-passthrough"
+        return Path(need_env("ZL_BIN_DIR")) / self.BINARY
 
     def produce(self, deposits: list[dict], key: str | None = None) -> None:
         lines = [f"{key or d['deposit_id']}\t{json.dumps(d)}" for d in deposits]
@@ -101,8 +113,7 @@ class Pipeline:
         env.update({k: str(v) for k, v in extra_env.items()})
         env["ZL_HTTP_PORT_FILE"] = str(self.workdir / f"{name}.port")
         log = open(self.workdir / f"{name}.log", "ab")
-        p = subprocess.Popen([str(Path(need_env("ZL_BUILD_DIR")) / "tests" / "zl-passthrough")], env=env,
-                             stdout=log, stderr=log, start_new_session=True)
+        p = subprocess.Popen([str(self.binary_path())], env=env, stdout=log, stderr=log, start_new_session=True)
         log.close()
         p.zl_name = name
         self.procs.append(p)
@@ -135,6 +146,11 @@ class Pipeline:
     def log(self, name: str) -> str:
         path = self.workdir / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
+
+    def outputs(self) -> list[dict]:
+        """Every message on the output topic, decoded (duplicates kept)."""
+        out = kcat("-C", "-t", self.out_topic, "-o", "beginning", "-e", "-q", "-f", "%s\n")
+        return [json.loads(v) for v in out.splitlines() if v]
 
     def output_deposit_ids(self) -> list[str]:
         """deposit_id of every message on the output topic (duplicates kept)."""
