@@ -329,11 +329,20 @@ static void origin(const struct rt *rt, const struct zl_work *w, char *topic, si
     }
 }
 
+/* The tier a retry goes to. A transient failure walks the tiers by its own
+ * count of transient attempts; a defer steps one tier on from where it is
+ * and then cycles in the last. Counting them apart keeps a long wait (say
+ * for confirmations, deferred into the last tier) from spending the
+ * transient budget: one timeout after many defers is a first attempt. */
+static int next_tier(const struct rt *rt, const struct zl_work *w)
+{
+    int tier = w->result == ZL_DEFER ? w->tier + 1 : w->attempt;
+    return tier < rt->ntiers ? tier : rt->ntiers - 1;
+}
+
 static void produce_retry(struct rt *rt, struct zl_work *w)
 {
-    int tier = w->tier + 1;
-    if (tier >= rt->ntiers)
-        tier = rt->ntiers - 1; /* defers cycle in the last tier */
+    int tier = next_tier(rt, w);
     rd_kafka_headers_t *h = copy_headers(w->msg);
     char otopic[ZL_TOPIC_NAME_MAX], opart[16], ooff[24];
     origin(rt, w, otopic, sizeof(otopic), opart, sizeof(opart), ooff, sizeof(ooff));
@@ -737,7 +746,9 @@ static void route_failures(struct rt *rt, struct zl_work *ws, size_t n)
         struct zl_work *w = &ws[i];
         if (w->phase != PH_RETRY)
             continue;
-        if (w->result == ZL_DEFER ? w->defers + 1 >= rt->cfg.defers_max : w->tier + 1 >= rt->ntiers) {
+        /* attempt = transient failures so far that went to a tier; the
+         * first try plus one per tier is the budget. */
+        if (w->result == ZL_DEFER ? w->defers + 1 >= rt->cfg.defers_max : w->attempt >= rt->ntiers) {
             char why[ZL_ERRSTR_SIZE];
             snprintf(why, sizeof(why), "%s after %d %s: %s", zl_class_name(w->result),
                      w->result == ZL_DEFER ? w->defers + 1 : w->attempt + 1,
@@ -797,7 +808,7 @@ static bool record_failures(struct rt *rt, struct zl_work *ws, size_t n)
             continue;
         zl_class c = ZL_OK;
         if (w->phase == PH_RETRY) {
-            int tier = w->tier + 1 < rt->ntiers ? w->tier + 1 : rt->ntiers - 1;
+            int tier = next_tier(rt, w);
             c = zl_state_record_failure(&rt->pg, w->in.deposit_id, w->result, w->error, rt->tier_delay_ms[tier], err,
                                         sizeof(err));
         } else if (w->phase == PH_DLQ && w->result != ZL_POISON) {

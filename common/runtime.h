@@ -35,7 +35,7 @@
 struct zl_work {
     rd_kafka_message_t *msg;   /* owned by the runtime */
     int tier;                  /* -1: the stage's input topic; n: retry tier n */
-    int attempt;               /* failures so far (header zl-attempt) */
+    int attempt;               /* transient failures so far (header zl-attempt); defers apart */
     int defers;                /* defers so far (header zl-defers) */
     char traceparent[64];      /* W3C header, propagated or started here */
     char trace_id[33];

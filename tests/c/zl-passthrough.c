@@ -10,6 +10,11 @@
  * Test knobs (settings, so they show in --help):
  *   ZL_PT_TRANSIENT_USER  messages of this user_id always fail transiently
  *   ZL_PT_PERMANENT_USER  messages of this user_id fail permanently
+ *   ZL_PT_DEFER_USER      messages of this user_id defer ZL_PT_DEFERS times,
+ *                         then fail transiently once (the first time they are
+ *                         tried after the defers), then succeed: a deposit
+ *                         that waited for confirmations and then met one
+ *                         timeout
  */
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +24,8 @@
 struct pt_config {
     char *transient_user;
     char *permanent_user;
+    char *defer_user;
+    int64_t defers;
 };
 
 static const struct zl_setting pt_settings[] = {
@@ -26,6 +33,10 @@ static const struct zl_setting pt_settings[] = {
      offsetof(struct pt_config, transient_user), 0, 0},
     {"ZL_PT_PERMANENT_USER", ZL_CFG_STR, "", "tests: user_id whose messages fail permanently",
      offsetof(struct pt_config, permanent_user), 0, 0},
+    {"ZL_PT_DEFER_USER", ZL_CFG_STR, "", "tests: user_id whose messages defer, fail transiently once, then succeed",
+     offsetof(struct pt_config, defer_user), 0, 0},
+    {"ZL_PT_DEFERS", ZL_CFG_INT, "3", "tests: defers before ZL_PT_DEFER_USER's one transient failure",
+     offsetof(struct pt_config, defers), 0, 1000},
 };
 
 static struct pt_config cfg;
@@ -47,6 +58,16 @@ static zl_class pt_process(void *ctx, struct zl_work *w)
     if (cfg.permanent_user[0] != '\0' && strcmp(w->in.user_id, cfg.permanent_user) == 0) {
         snprintf(w->error, sizeof(w->error), "injected permanent failure for user %s", w->in.user_id);
         return ZL_PERMANENT;
+    }
+    if (cfg.defer_user[0] != '\0' && strcmp(w->in.user_id, cfg.defer_user) == 0) {
+        if (w->defers < cfg.defers) {
+            snprintf(w->error, sizeof(w->error), "injected defer %d of %d", w->defers + 1, (int)cfg.defers);
+            return ZL_DEFER;
+        }
+        if (w->attempt == 0) {
+            snprintf(w->error, sizeof(w->error), "injected transient failure after %d defers", w->defers);
+            return ZL_TRANSIENT;
+        }
     }
     return pt_republish(ctx, w);
 }

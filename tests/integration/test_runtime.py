@@ -161,6 +161,27 @@ def test_transient_failure_walks_the_delay_tiers_to_the_dlq_without_holding_up_i
     assert_exactly_once(pipeline, ids)
 
 
+def test_defers_do_not_spend_the_transient_budget(pipeline):
+    """Guards against a valid deposit dead-lettered for one timeout after a
+    long wait: defers (not yet final) carry a message into the last delay
+    tier, and the transient budget was once read from the tier it sat in, so
+    its first transient failure went straight to the DLQ. Found as a flaky
+    reorg test: verify deferred for confirmations, then met "no receipt yet"
+    once while the chain was being reorganised, and the deposit died."""
+    waiter = new_deposit(user_id="waiter")
+    insert_rows([waiter])
+    pipeline.produce([waiter], key="w")
+    pipeline.start("w", ZL_PT_DEFER_USER="waiter", ZL_PT_DEFERS="3")
+    did = waiter["deposit_id"]
+    wait_until(lambda: states([did])[did] in ("verified", "dead"), 30, "the waiting deposit settled")
+    assert states([did])[did] == "verified", psql("SELECT last_error FROM deposits WHERE deposit_id = :'v1'", did)
+    assert pipeline.dlq_messages() == []
+    log = pipeline.log("w")
+    assert "injected defer 3 of 3" in log and "injected transient failure after 3 defers" in log, \
+        "the scenario did not run as designed: three defers, then one transient failure"
+    assert_exactly_once(pipeline, [did])
+
+
 def http_status(port: int, path: str) -> int:
     out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"http://127.0.0.1:{port}{path}"],
                          capture_output=True, text=True, timeout=10)
