@@ -36,7 +36,7 @@ UNIT_TESTS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/
 SVC_TESTS   := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(wildcard tests/c/*.c))
 
 .SECONDARY:
-.PHONY: all deps test test-unit check fuzz bench contracts contracts-check demo clean
+.PHONY: all deps test test-unit check fuzz bench contracts contracts-check demo chaos clean
 
 all: $(WORKERS) $(TOOLS) $(UNIT_TESTS) $(SVC_TESTS)
 
@@ -113,6 +113,16 @@ fuzz: $(FUZZ_TARGETS)
 demo: deps
 	@$(MAKE) --no-print-directory -j$(NPROC) all
 	@deploy/local/demo $(DEMO_ARGS)
+
+# Seeded fault schedules over the whole pipeline (tests/chaos/chaos.py).
+# make chaos SCHEDULES=20 DEPOSITS=2000 [SEED=n] [DURATION_S=s]
+SCHEDULES ?= 1
+DEPOSITS ?= 200
+DURATION_S ?= 60
+chaos: deps
+	@$(MAKE) --no-print-directory -j$(NPROC) all
+	@tests/chaos/chaos.py --schedules $(SCHEDULES) --deposits $(DEPOSITS) --duration-s $(DURATION_S) \
+	  $(if $(SEED),--seed $(SEED)) --json .local/chaos-results.json
 
 # Benchmarks; results go to bench/results/ (committed by hand, not by this).
 bench: deps

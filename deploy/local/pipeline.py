@@ -1,0 +1,294 @@
+"""The whole pipeline on this machine, as pieces: services in a folder of
+their own, contracts, users and deposit addresses, depositors, workers, and
+the state table's counts. `make demo` (deploy/local/demo) and `make chaos`
+(tests/chaos/chaos.py) are both built from it.
+
+Everything started here is stopped by pid: workers by stop_workers(), the
+services by LocalPipeline.down(). Test keys only (anvil's public mnemonic).
+"""
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SERVICES = REPO / "deploy" / "local" / "services"
+# anvil's dev accounts come from this public test mnemonic: test keys only.
+ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
+TERMINAL = ("credited", "dead", "reorged")
+STATES = ["detected", "verified", "pinned", "mint_submitted", "minted", "credited", "dead", "reorged"]
+STAGES = ["detect", "verify", "ipfs-upload", "mint", "credit"]
+# How long a worker may take to drain after SIGTERM before it is killed.
+STOP_GRACE_S = 30
+
+
+class PipelineError(Exception):
+    """A setup step failed; the message names the command and its stderr."""
+
+
+def run(cmd, env=None, timeout=300, check=True) -> str:
+    out = subprocess.run([str(c) for c in cmd], env=env, capture_output=True, text=True, timeout=timeout)
+    if check and out.returncode != 0:
+        raise PipelineError(f"{' '.join(map(str, cmd[:3]))} failed ({out.returncode}):\n{out.stderr.strip()}")
+    return out.stdout
+
+
+class LocalPipeline:
+    """One pipeline: services in `local`, binaries from `bin_dir`."""
+
+    def __init__(self, local: Path, bin_dir: Path | None = None, log=print):
+        self.local = local
+        self.bin = bin_dir or Path(os.environ.get("ZL_BIN_DIR", REPO / "build" / "release" / "bin"))
+        self.env = dict(os.environ, ZL_LOCAL_DIR=str(local))
+        self.log = log
+        self.procs: list[tuple[str, subprocess.Popen]] = []
+        self.worker_overrides: dict[str, str] = {}
+        self.deposit_addrs: list[str] = []
+        self.user_of: dict[str, str] = {}  # deposit address -> user id
+        self.sent = 0
+
+    # ------------------------------------------------------------ services
+    def services(self, *args: str, timeout=600) -> str:
+        return run([SERVICES, *args], env=self.env, timeout=timeout)
+
+    def up(self, block_time_s: int = 1) -> float:
+        """Fresh services in an empty folder; returns the seconds it took."""
+        if self.local.exists():
+            self.services("down")
+            shutil.rmtree(self.local)
+        # A block every second, so confirmations accrue as on a real chain.
+        self.env["ZL_ANVIL_BLOCK_TIME_S"] = str(block_time_s)
+        t0 = time.monotonic()
+        self.services("up")
+        for line in self.services("env").splitlines():
+            k, _, v = line.removeprefix("export ").partition("=")
+            self.env[k] = v.strip("'")
+        return time.monotonic() - t0
+
+    def down(self) -> None:
+        if self.local.exists():
+            self.services("down")
+
+    def psql(self, sql: str, *params: str) -> list[list[str]]:
+        """Rows of a query; params bind to :'v1', :'v2', ... (psql variables,
+        quoted by psql itself, never pasted into the SQL)."""
+        cmd = [Path(self.env["ZL_PG_BIN"]) / "psql", self.env["ZL_PG_DSN"], "-X", "-q", "-tA", "-F", "\t",
+               "-v", "ON_ERROR_STOP=1"]
+        for i, p in enumerate(params, 1):
+            cmd += ["-v", f"v{i}={p}"]
+        out = subprocess.run([str(c) for c in cmd], env=self.env, input=sql, capture_output=True, text=True,
+                             timeout=60)
+        if out.returncode != 0:
+            raise PipelineError(f"psql failed: {out.stderr.strip()}")
+        return [line.split("\t") for line in out.stdout.splitlines() if line]
+
+    def cast(self, *args: str, timeout=60) -> str:
+        return run([self.env["ZL_CAST"], *args], env=self.env, timeout=timeout).strip()
+
+    def anvil_key(self, index: int) -> str:
+        return self.cast("wallet", "private-key", "--mnemonic", ANVIL_MNEMONIC, "--mnemonic-index", str(index))
+
+    # ------------------------------------------------------------ setup
+    def setup(self, accounts: int, users: int) -> None:
+        """Schema, topics, contracts, a rate, users with deposit addresses,
+        and `accounts` funded depositors (anvil accounts 3..)."""
+        keys = self.local / "keys"
+        keys.mkdir(parents=True, exist_ok=True)
+        self.deployer_key = keys / "deployer.key"
+        self.keys = [self.anvil_key(i) for i in range(3 + accounts)]
+        self.deployer_key.write_text(self.keys[0] + "\n")
+        self.deployer_key.chmod(0o600)
+        env = dict(self.env, ZL_SCHEMA_DIR=str(REPO / "schemas" / "sql"))
+        run([self.bin / "zl-migrate"], env=env)
+        run([self.bin / "zl-topics"], env=env)
+        out = run([REPO / "deploy" / "contracts" / "deploy.sh", self.env["ZL_RPC_URLS"], self.deployer_key],
+                  env=self.env, timeout=300)
+        addrs = dict(line.split("=", 1) for line in out.split())
+        self.token, self.nft = addrs["ZL_TOKEN_ADDRESS"].lower(), addrs["ZL_NFT_ADDRESS"].lower()
+        self.nft_from_block = self.cast("block-number", "--rpc-url", self.env["ZL_RPC_URLS"])
+        self.log(f"contracts: USDT {self.token}, receipt NFT {self.nft}")
+        # 100 eggs per USDT, effective now (the credit stage's rate table).
+        self.psql("INSERT INTO credit_rates (token, rate, note) VALUES (:'v1', 100, 'local pipeline')", self.token)
+        self.add_users(users)
+        self.log(f"{len(self.deposit_addrs)} users registered with deposit addresses")
+        # Depositors: anvil accounts 3.. get test USDT from the token's owner.
+        self.depositors = self.keys[3:3 + accounts]
+        for key in self.depositors:
+            who = self.cast("wallet", "address", "--private-key", key)
+            self.cast("send", "--rpc-url", self.env["ZL_RPC_URLS"], "--private-key", self.keys[0], self.token,
+                      "mint(address,uint256)", who, str(10**30))
+
+    def add_users(self, n: int, tag: str = "user") -> list[str]:
+        """n users with fresh deposit addresses (addresses only: the platform
+        would hold their keys; nothing here spends from them)."""
+        added = []
+        for i in range(n):
+            addr = "0x" + secrets.token_hex(20)
+            user = f"{tag}-{len(self.deposit_addrs):04d}"
+            run([self.bin / "zl-address", "add", addr, user], env=self.env)
+            self.deposit_addrs.append(addr)
+            self.user_of[addr] = user
+            added.append(addr)
+        return added
+
+    # ------------------------------------------------------------ workers
+    def worker_env(self, name: str) -> dict:
+        env = dict(self.env)
+        env.update({
+            "ZL_HTTP_PORT_FILE": str(self.local / "run" / f"{name}.port"),
+            "ZL_TOKEN_ADDRESS": self.token,
+            "ZL_NFT_ADDRESS": self.nft,
+            "ZL_NFT_FROM_BLOCK": self.nft_from_block,
+            "ZL_CHAIN_ID": self.env["ZL_CHAIN_ID"],
+            "ZL_MINT_CHAIN_ID": self.env["ZL_CHAIN_ID"],
+            "ZL_SIGNER_KEY_FILE": str(self.deployer_key),
+            "ZL_CONFIRMATIONS": "2",
+            "ZL_DETECT_LAG_BLOCKS": "0",
+            "ZL_DETECT_START_BLOCK": self.nft_from_block,
+            "ZL_DETECT_POLL_MS": "250",
+            "ZL_NFT_IMAGE_FILE": str(REPO / "deploy" / "assets" / "receipt.svg"),
+            "ZL_SWEEP_STALE_MS": "15000",
+            "ZL_AUDIT_RPC_URLS": self.env["ZL_RPC_URLS"],
+            # Broadcast, then defer to the delay tiers instead of holding the
+            # partition for each receipt: many mints share a block.
+            "ZL_MINT_RECEIPT_WAIT_MS": "200",
+            # Short delay tiers: a local run should not wait a minute on a defer.
+            "ZL_RETRY_TIERS_MS": "1000,2000,5000",
+        })
+        env.update(self.worker_overrides)
+        return env
+
+    def start(self, name: str, binary: str) -> subprocess.Popen:
+        (self.local / "run").mkdir(parents=True, exist_ok=True)
+        logf = open(self.local / "run" / f"{name}.log", "ab")
+        p = subprocess.Popen([str(self.bin / binary)], env=self.worker_env(name), stdout=logf, stderr=logf,
+                             start_new_session=True)
+        logf.close()
+        # A pid file per worker, so whoever cleans up after a killed run
+        # (tests/run-all) can find and stop what is left, by pid.
+        (self.local / "run" / f"{name}.pid").write_text(f"{p.pid}\n")
+        p.zl_name, p.zl_binary = name, binary
+        self.procs.append((name, p))
+        return p
+
+    def start_workers(self, plan) -> None:
+        """plan: [(binary, copies)]; copy i of binary b is named b-i."""
+        for binary, copies in plan:
+            for i in range(copies):
+                self.start(f"{binary}-{i}", binary)
+        self.log("workers: " + ", ".join(f"{b} x{c}" for b, c in plan))
+
+    def worker(self, name: str) -> subprocess.Popen | None:
+        for n, p in reversed(self.procs):
+            if n == name:
+                return p
+        return None
+
+    def kill(self, name: str) -> bool:
+        """SIGKILL a worker (no drain: a crash). False when it was not running."""
+        p = self.worker(name)
+        if p is None or p.poll() is not None:
+            return False
+        p.send_signal(signal.SIGKILL)
+        p.wait(timeout=10)
+        return True
+
+    def restart(self, name: str) -> subprocess.Popen:
+        p = self.worker(name)
+        return self.start(name, p.zl_binary)
+
+    def stop_workers(self) -> None:
+        for _, p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_S
+        for name, p in self.procs:
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.log(f"{name} ignored SIGTERM for {STOP_GRACE_S} s: SIGKILL")
+                p.kill()
+                p.wait()
+
+    def sanitizer_reports(self) -> list[str]:
+        """Worker logs holding an AddressSanitizer/UBSan report."""
+        bad = []
+        for f in sorted((self.local / "run").glob("*.log")):
+            text = f.read_text(errors="replace")
+            if any(m in text for m in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")):
+                bad.append(str(f))
+        return bad
+
+    # ------------------------------------------------------------ deposits
+    def make_deposits(self, n: int, addrs: list[str] | None = None, amount_of=None) -> int:
+        """Sends n transfers from every depositor account at once, each
+        account's own transfers in sequence (one nonce after another).
+        Returns how many were sent; failures are logged, not raised."""
+        addrs = addrs or self.deposit_addrs
+        amount_of = amount_of or (lambda j: (1 + j % 50) * 10**18)  # 1..50 USDT
+        sent = 0
+        lock = threading.Lock()
+        errors = []
+        if not hasattr(self, "nonces"):
+            self.nonces = {}
+
+        def send(key: str, count: int, offset: int):
+            nonlocal sent
+            # --async does not wait for mining, so cast would reuse the
+            # pending nonce: number the account's transfers ourselves.
+            if key not in self.nonces:
+                who = self.cast("wallet", "address", "--private-key", key)
+                self.nonces[key] = int(self.cast("nonce", "--rpc-url", self.env["ZL_RPC_URLS"], who))
+            for j in range(count):
+                to = addrs[(offset + j) % len(addrs)]
+                try:
+                    self.cast("send", "--async", "--nonce", str(self.nonces[key]), "--rpc-url",
+                              self.env["ZL_RPC_URLS"], "--private-key", key, self.token, "transfer(address,uint256)",
+                              to, str(amount_of(offset + j)))
+                    self.nonces[key] += 1
+                    with lock:
+                        sent += 1
+                except PipelineError as e:
+                    errors.append(str(e))
+
+        k = len(self.depositors)
+        per = [n // k + (1 if i < n % k else 0) for i in range(k)]
+        threads = [threading.Thread(target=send, args=(key, c, sum(per[:i])))
+                   for i, (key, c) in enumerate(zip(self.depositors, per)) if c > 0]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            self.log(f"{len(errors)} transfers failed to send: {errors[0]}")
+        self.sent += sent
+        return sent
+
+    # ------------------------------------------------------------ state
+    def counts(self, addrs: list[str] | None = None) -> dict[str, int]:
+        """Rows per state, over every deposit or those to `addrs`."""
+        if addrs is None:
+            rows = self.psql("SELECT state, count(*) FROM deposits GROUP BY state")
+        else:
+            rows = self.psql("SELECT state, count(*) FROM deposits WHERE to_addr = ANY (string_to_array(:'v1', ','))"
+                             " GROUP BY state", ",".join(a.lower() for a in addrs))
+        c = {s: 0 for s in STATES}
+        c.update({r[0]: int(r[1]) for r in rows})
+        return c
+
+    def latency_s(self) -> tuple[float, float]:
+        """detect -> credited p50 and p99, from the state table's history."""
+        lat = self.psql(
+            "SELECT coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY s), 0),"
+            " coalesce(percentile_cont(0.99) WITHIN GROUP (ORDER BY s), 0) FROM ("
+            " SELECT extract(epoch FROM h.at - d.created_at) AS s FROM deposits d"
+            " JOIN deposit_history h ON h.deposit_id = d.deposit_id AND h.to_state = 'credited') x")[0]
+        return float(lat[0]), float(lat[1])
+
+    def audit(self) -> subprocess.CompletedProcess:
+        return subprocess.run([str(self.bin / "zl-audit")], env=self.worker_env("audit"), capture_output=True,
+                              text=True, timeout=600)

@@ -1,0 +1,453 @@
+#!/usr/bin/env python3
+"""make chaos: the whole pipeline under seeded, randomized fault schedules,
+with the books checked against the chain afterwards.
+
+One pipeline (every service in .local/chaos, a folder of its own; contracts;
+depositors; every stage with copies) runs SCHEDULES schedules one after
+another. Each schedule has its own users and deposit addresses, makes its
+deposits in waves while its faults fire, and is judged on its own:
+
+  faults   SIGKILL of workers of every stage, then a restart; a Kafka restart
+           and a PostgreSQL restart; RPC faults on the primary endpoint (500,
+           429, -32005, stalls, garbage, dead) and a window with every
+           endpoint down; the primary IPFS provider down; poison messages
+           into every stage's input topic.
+  checks   on-chain deposits = credited + dead-lettered + reorged; then,
+           after zl-replay of every dead letter: every deposit credited; no
+           deposit credited twice (one user entry per deposit, and each
+           user's balance = the eggs of their transfers on chain); no token
+           minted twice (one mint event per token id on chain); every token
+           owned by its depositor (zl-audit); every dead letter has a reason.
+
+The schedule is a pure function of (seed, deposits, duration, copies): the
+seed is printed, and `--seed S --print-schedule` shows the schedule a seed
+gives without running it.
+
+Usage: tests/chaos/chaos.py [--seed S] [--schedules K] [--deposits N]
+                            [--duration-s D] [--print-schedule] [--keep]
+Exit: 0 every invariant held in every schedule, 1 one did not, 2 setup failed.
+"""
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(REPO / "deploy" / "local"))
+sys.path.insert(0, str(REPO / "tests" / "integration"))
+sys.path.insert(0, str(HERE))
+from pipeline import STAGES, LocalPipeline, PipelineError  # noqa: E402
+from rpc_fault_proxy import FaultProxy  # noqa: E402
+from tcp_proxy import TcpProxy  # noqa: E402
+
+RPC_FAULTS = ["500", "429", "32005", "stall", "garbage", "dead"]
+# Each stage's input topic (detect reads the chain): where poison goes.
+INPUT_TOPICS = {"verify": "zl.deposits.detected", "ipfs-upload": "zl.deposits.verified",
+                "mint": "zl.nft.pinned", "credit": "zl.nft.minted"}
+POISON = [b"not json at all", b'{"schema":"zl.deposits.detected/v1"}', b"\xff\xfe\x00binary", b"[]",
+          b'{"deposit_id":"' + b"9" * 300 + b'"}']
+TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
+ZERO_TOPIC = "0x" + "0" * 64
+# Waits, in seconds: a schedule's deposits to settle, a replay to finish.
+SETTLE_TIMEOUT_S = 600
+KCAT_TIMEOUT_S = 60
+
+
+def log(msg: str) -> None:
+    print(f"chaos: {msg}", flush=True)
+
+
+@dataclass(frozen=True)
+class Event:
+    t: float          # seconds after the schedule starts
+    kind: str         # kill | restart | rpc | rpc_all | ipfs_down | poison | deposits
+    target: str       # worker name, service, proxy, topic set, or ""
+    duration: float   # seconds the fault lasts (kill: until the restart)
+    detail: str       # rpc fault mode, deposit count, ...
+
+
+def make_schedule(seed: int, deposits: int, duration_s: float, copies: int) -> list[Event]:
+    """The fault schedule of a seed. Pure: same arguments, same schedule."""
+    rng = random.Random(seed)
+    d = duration_s
+    ev: list[Event] = []
+    # Every stage is killed at least once, then a few more at random.
+    kills = list(STAGES) + [rng.choice(STAGES) for _ in range(rng.randint(1, 4))]
+    for stage in kills:
+        copy = 0 if stage == "detect" else rng.randrange(copies)
+        ev.append(Event(round(rng.uniform(0.05, 0.85) * d, 2), "kill", f"{stage}-{copy}",
+                        round(rng.uniform(0.2, 4.0), 2), "SIGKILL, restart after"))
+    ev.append(Event(round(rng.uniform(0.15, 0.35) * d, 2), "restart", "kafka", 0, "stop + start"))
+    ev.append(Event(round(rng.uniform(0.5, 0.7) * d, 2), "restart", "postgres", 0, "stop + start"))
+    # RPC faults on the primary, one after another (no overlap).
+    t = rng.uniform(0.02, 0.1) * d
+    for _ in range(rng.randint(2, 4)):
+        dur = round(rng.uniform(2, 6), 2)
+        ev.append(Event(round(t, 2), "rpc", "primary", dur, rng.choice(RPC_FAULTS)))
+        t += dur + rng.uniform(1, 0.2 * d)
+    ev.append(Event(round(rng.uniform(0.3, 0.8) * d, 2), "rpc_all", "primary+secondary",
+                    round(rng.uniform(2, 5), 2), "dead"))
+    ev.append(Event(round(rng.uniform(0.1, 0.7) * d, 2), "ipfs_down", "primary", round(rng.uniform(3, 12), 2),
+                    "connection refused"))
+    for _ in range(rng.randint(1, 2)):
+        ev.append(Event(round(rng.uniform(0.05, 0.9) * d, 2), "poison", "every stage input", 0,
+                        str(rng.randrange(len(POISON)))))
+    # Deposits in waves during the faults.
+    waves = rng.randint(4, 8)
+    cuts = sorted(rng.sample(range(1, deposits), waves - 1)) if deposits > waves else []
+    sizes = [b - a for a, b in zip([0] + cuts, cuts + [deposits])]
+    for size in sizes:
+        ev.append(Event(round(rng.uniform(0, 0.8) * d, 2), "deposits", "", 0, str(size)))
+    ev.sort(key=lambda e: (e.t, e.kind, e.target))
+    return ev
+
+
+def amounts_of(seed: int, n: int) -> list[int]:
+    """Each deposit's amount (1..50 USDT), from the seed too."""
+    rng = random.Random(seed * 7919 + 1)
+    return [rng.randint(1, 50) * 10**18 for _ in range(n)]
+
+
+class Chaos(LocalPipeline):
+    def __init__(self, args):
+        super().__init__(REPO / ".local" / "chaos", log=log)
+        self.args = args
+        self.faults: dict[str, int] = {}
+        self.lock = threading.Lock()
+        # Waves may fire together; each account's nonces must go in order.
+        self.deposit_lock = threading.Lock()
+        self.errors: list[str] = []
+
+    # ------------------------------------------------------------ setup
+    def start_all(self) -> None:
+        log(f"services up in {self.up():.1f} s")
+        self.setup(accounts=4, users=0)
+        anvil = self.env["ZL_RPC_URLS"]
+        self.rpc = [FaultProxy(anvil), FaultProxy(anvil)]
+        api = self.env["ZL_IPFS_API_URL"].removeprefix("http://")
+        host, _, port = api.partition(":")
+        self.ipfs_primary = TcpProxy(host, int(port.rstrip("/")))
+        self.worker_overrides = {
+            "ZL_RPC_URLS": f"{self.rpc[0].url},{self.rpc[1].url}",
+            "ZL_RPC_TIMEOUT_MS": "2000",
+            "ZL_RPC_HEDGE_MS": "500",
+            "ZL_IPFS_PROVIDERS": f"kubo={self.ipfs_primary.url},kubo={self.env['ZL_IPFS_API_URL']}",
+            "ZL_IPFS_CONNECT_TIMEOUT_MS": "500",
+            "ZL_OUTAGE_CAP_MS": "1000",
+            "ZL_LOG_LEVEL": "info",
+        }
+        # zl-sweep is part of the product (it re-drives stale rows), not a
+        # fault target.
+        plan = [("detect", 1)] + [(s, self.args.copies) for s in STAGES[1:]] + [("zl-sweep", 1)]
+        self.start_workers(plan)
+
+    def stop_all(self) -> None:
+        self.stop_workers()
+        for p in getattr(self, "rpc", []):
+            p.close()
+        if hasattr(self, "ipfs_primary"):
+            self.ipfs_primary.close()
+
+    # ------------------------------------------------------------ faults
+    def count(self, kind: str) -> None:
+        with self.lock:
+            self.faults[kind] = self.faults.get(kind, 0) + 1
+
+    def kcat_produce(self, topic: str, key: str, value: bytes) -> None:
+        deadline = time.monotonic() + KCAT_TIMEOUT_S
+        while True:  # the broker may be restarting right now
+            out = subprocess.run(["kcat", "-b", self.env["ZL_KAFKA_BROKERS"], "-P", "-t", topic, "-k", key],
+                                 input=value, capture_output=True, timeout=KCAT_TIMEOUT_S)
+            if out.returncode == 0:
+                return
+            if time.monotonic() > deadline:
+                raise PipelineError(f"kcat could not produce to {topic}: {out.stderr.decode(errors='replace')}")
+            time.sleep(1)
+
+    def fire(self, e: Event, addrs: list[str], amounts: list[int], sent: list[int]) -> None:
+        if e.kind == "kill":
+            if self.kill(e.target):
+                self.count(f"SIGKILL {e.target.rsplit('-', 1)[0]}")
+            time.sleep(e.duration)
+            self.restart(e.target)
+        elif e.kind == "restart":
+            t0 = time.monotonic()
+            self.services("restart", e.target)
+            self.count(f"{e.target} restart")
+            log(f"{e.target} restarted in {time.monotonic() - t0:.1f} s")
+        elif e.kind == "rpc":
+            self.rpc[0].set_mode(e.detail)
+            self.count(f"rpc primary {e.detail}")
+            time.sleep(e.duration)
+            self.rpc[0].set_mode("ok")
+        elif e.kind == "rpc_all":
+            for p in self.rpc:
+                p.set_mode("dead")
+            self.count("rpc every endpoint dead")
+            time.sleep(e.duration)
+            for p in self.rpc:
+                p.set_mode("ok")
+        elif e.kind == "ipfs_down":
+            self.ipfs_primary.down()
+            self.count("ipfs primary down")
+            time.sleep(e.duration)
+            self.ipfs_primary.up()
+        elif e.kind == "poison":
+            for stage, topic in INPUT_TOPICS.items():
+                self.kcat_produce(topic, f"chaos-poison-{self.seed}-{stage}-{e.t}", POISON[int(e.detail)])
+                self.count("poison message")
+        elif e.kind == "deposits":
+            n = int(e.detail)
+            with self.lock:
+                first = sent[0]
+                sent[0] += n
+            with self.deposit_lock:
+                got = self.make_deposits(n, addrs[first % len(addrs):] + addrs[:first % len(addrs)],
+                                         lambda j: amounts[first + j])
+            if got != n:
+                self.errors.append(f"only {got} of {n} deposits were sent")
+
+    def run_schedule(self, seed: int) -> dict:
+        args = self.args
+        events = make_schedule(seed, args.deposits, args.duration_s, args.copies)
+        amounts = amounts_of(seed, args.deposits)
+        log(f"schedule seed {seed}: {len(events)} events over {args.duration_s:.0f} s, {args.deposits} deposits")
+        addrs = self.add_users(args.users, tag=f"s{seed}")
+        self.faults = {}
+        self.seed = seed
+        sent = [0]
+        threads = []
+        t0 = time.monotonic()
+
+        def guarded(e: Event):
+            try:
+                self.fire(e, addrs, amounts, sent)
+            except Exception as ex:  # reported as a schedule failure, never silently
+                self.errors.append(f"{e.kind} {e.target}: {ex}")
+                traceback.print_exc()
+
+        for e in events:
+            time.sleep(max(0.0, t0 + e.t - time.monotonic()))
+            th = threading.Thread(target=guarded, args=(e,), daemon=True)
+            th.start()
+            threads.append(th)
+        for th in threads:
+            th.join()
+        log(f"schedule {seed}: faults over after {time.monotonic() - t0:.1f} s: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(self.faults.items())))
+        return self.judge(seed, addrs, t0)
+
+    # ------------------------------------------------------------ checks
+    def chain_transfers(self, addrs: list[str]) -> list[dict]:
+        """Every Transfer of the token to `addrs` on the canonical chain."""
+        topics = ["0x" + "0" * 24 + a.lower()[2:] for a in addrs]
+        logs = json.loads(self.cast("rpc", "--rpc-url", self.env["ZL_RPC_URLS"], "eth_getLogs", json.dumps(
+            [{"fromBlock": hex(int(self.nft_from_block)), "toBlock": "latest", "address": self.token,
+              "topics": [TRANSFER_TOPIC, None, topics]}]), "--raw", timeout=120))
+        return logs
+
+    def nft_mints(self) -> dict[int, int]:
+        """Mint events (Transfer from 0) per token id, over the whole chain."""
+        logs = json.loads(self.cast("rpc", "--rpc-url", self.env["ZL_RPC_URLS"], "eth_getLogs", json.dumps(
+            [{"fromBlock": hex(int(self.nft_from_block)), "toBlock": "latest", "address": self.nft,
+              "topics": [TRANSFER_TOPIC, ZERO_TOPIC]}]), "--raw", timeout=120))
+        per: dict[int, int] = {}
+        for lg in logs:
+            tid = int(lg["topics"][3], 16)
+            per[tid] = per.get(tid, 0) + 1
+        return per
+
+    def settle(self, addrs: list[str], expect: int, what: str) -> dict[str, int]:
+        deadline = time.monotonic() + SETTLE_TIMEOUT_S
+        last = None
+        while time.monotonic() < deadline:
+            c = self.counts(addrs)
+            settled = c["credited"] + c["dead"] + c["reorged"]
+            if c != last:
+                log(f"{what}: " + ", ".join(f"{k} {v}" for k, v in c.items() if v))
+                last = c
+            if sum(c.values()) >= expect and settled >= expect:
+                return c
+            time.sleep(2)
+        return self.counts(addrs)
+
+    def dead_letters(self) -> list[dict]:
+        """Every message in every stage's DLQ, with its headers."""
+        out = []
+        for stage in STAGES:
+            topic = f"zl.{stage}.dlq"
+            r = subprocess.run(["kcat", "-b", self.env["ZL_KAFKA_BROKERS"], "-C", "-t", topic, "-o", "beginning",
+                                "-e", "-q", "-f", "%k\t%h\n"], capture_output=True, text=True, timeout=KCAT_TIMEOUT_S)
+            for line in r.stdout.splitlines():
+                if not line:
+                    continue
+                key, _, hs = line.partition("\t")
+                headers = dict(h.split("=", 1) for h in hs.split(",") if "=" in h)
+                out.append({"topic": topic, "key": key, "headers": headers})
+        return out
+
+    def replay_all(self) -> None:
+        for stage in STAGES[1:]:
+            r = subprocess.run([str(self.bin / "zl-replay"), "--from-stage", stage, "--rate", "0"],
+                               env=self.worker_env("replay"), capture_output=True, text=True, timeout=300)
+            if r.returncode not in (0, 1):
+                self.errors.append(f"zl-replay --from-stage {stage} failed ({r.returncode}): {r.stderr[-500:]}")
+
+    def judge(self, seed: int, addrs: list[str], t0: float) -> dict:
+        problems = list(self.errors)
+        self.errors.clear()
+        transfers = self.chain_transfers(addrs)
+        n_chain = len(transfers)
+        first = self.settle(addrs, n_chain, f"schedule {seed} settling")
+        settled = first["credited"] + first["dead"] + first["reorged"]
+        rows = sum(first.values())
+        if rows != n_chain:
+            problems.append(f"{n_chain} deposits on chain but {rows} rows: {n_chain - rows} lost by detection")
+        if settled != n_chain:
+            problems.append(f"{n_chain - settled} deposits never reached credited/dead/reorged")
+        # A dead letter without a reason is one an operator cannot act on.
+        letters = self.dead_letters()
+        unexplained = [m for m in letters if not m["headers"].get("zl-dlq-error")
+                       or not m["headers"].get("zl-dlq-error-class")]
+        if unexplained:
+            problems.append(f"{len(unexplained)} dead letters without a reason, e.g. {unexplained[0]}")
+        # Each poison message lands in exactly one DLQ: not dropped, not
+        # retried into a second letter.
+        poisoned = sum(1 for m in letters if m["key"].startswith(f"chaos-poison-{seed}-"))
+        if poisoned != self.faults.get("poison message", 0):
+            problems.append(f"{self.faults.get('poison message', 0)} poison messages injected, "
+                            f"{poisoned} in the DLQs")
+        dead_rows = self.psql("SELECT count(*) FROM deposits WHERE state = 'dead' AND coalesce(last_error, '') = ''"
+                              " AND to_addr = ANY (string_to_array(:'v1', ','))", ",".join(addrs))
+        if int(dead_rows[0][0]) > 0:
+            problems.append(f"{dead_rows[0][0]} dead rows without last_error")
+        replayed = 0
+        if first["dead"] > 0:
+            replayed = first["dead"]
+            log(f"schedule {seed}: replaying {first['dead']} dead letter(s): "
+                + "; ".join(r[0] for r in self.psql(
+                    "SELECT DISTINCT left(last_error, 160) FROM deposits WHERE state = 'dead'"
+                    " AND to_addr = ANY (string_to_array(:'v1', ','))", ",".join(addrs))))
+            self.replay_all()
+        final = self.settle(addrs, n_chain, f"schedule {seed} after replay") if replayed else first
+        if final["credited"] + final["reorged"] != n_chain:
+            problems.append(f"after replay {n_chain - final['credited'] - final['reorged']} deposits not credited")
+
+        # Money: one user entry per deposit, and each user's balance is the
+        # eggs of their transfers on chain (100 eggs per USDT).
+        twice = self.psql("SELECT count(*) FROM (SELECT e.deposit_id FROM ledger_entries e JOIN deposits d USING"
+                          " (deposit_id) WHERE e.kind = 'user_credit' AND d.to_addr = ANY (string_to_array(:'v1', ','))"
+                          " GROUP BY e.deposit_id HAVING count(*) > 1) x", ",".join(addrs))
+        double_credited = int(twice[0][0])
+        expect_eggs: dict[str, int] = {}
+        for lg in transfers:
+            to = "0x" + lg["topics"][2][-40:].lower()
+            expect_eggs[self.user_of[to]] = expect_eggs.get(self.user_of[to], 0) + int(lg["data"], 16) * 100 // 10**18
+        bal = {r[0]: int(r[1]) for r in self.psql(
+            "SELECT owner, balance FROM ledger_accounts WHERE kind = 'user'"
+            " AND owner = ANY (string_to_array(:'v1', ','))", ",".join(self.user_of[a] for a in addrs))}
+        wrong = {u: (bal.get(u, 0), e) for u, e in expect_eggs.items() if bal.get(u, 0) != e}
+        if wrong:
+            problems.append(f"{len(wrong)} users' balances differ from their transfers on chain "
+                            f"(balance, expected): {dict(list(wrong.items())[:3])}")
+        if double_credited:
+            problems.append(f"{double_credited} deposits credited more than once")
+
+        # Tokens: one mint event per token id; one token per credited deposit.
+        mints = self.nft_mints()
+        double_minted = sum(1 for v in mints.values() if v > 1)
+        if double_minted:
+            problems.append(f"{double_minted} token ids minted more than once")
+        ids = self.psql("SELECT token_id FROM deposits WHERE state = 'credited'"
+                        " AND to_addr = ANY (string_to_array(:'v1', ','))", ",".join(addrs))
+        unminted = [r[0] for r in ids if mints.get(int(r[0]), 0) != 1]
+        if unminted:
+            problems.append(f"{len(unminted)} credited deposits without exactly one mint event on chain")
+        audit = self.audit()
+        if audit.returncode != 0:
+            problems.append(f"zl-audit found discrepancies: {audit.stdout[-1500:]} {audit.stderr[-500:]}")
+        bad_logs = self.sanitizer_reports()
+        if bad_logs:
+            problems.append(f"sanitizer reports in {bad_logs}")
+        lost = n_chain - final["credited"] - final["reorged"]
+        result = {"seed": seed, "deposits_on_chain": n_chain, "credited_first_pass": first["credited"],
+                  "dead_first_pass": first["dead"], "reorged": final["reorged"], "replayed": replayed,
+                  "credited": final["credited"], "dead_letters": len(letters), "poison_dead_letters": poisoned,
+                  "lost": lost,
+                  "double_credited": double_credited, "double_minted": double_minted,
+                  "faults": dict(self.faults), "seconds": round(time.monotonic() - t0, 1), "problems": problems}
+        log(f"schedule {seed}: " + ("ok" if not problems else "FAILED: " + " | ".join(problems)))
+        return result
+
+
+def report(results: list[dict]) -> None:
+    faults: dict[str, int] = {}
+    for r in results:
+        for k, v in r["faults"].items():
+            faults[k] = faults.get(k, 0) + v
+    print()
+    print("zeroloss chaos report")
+    print("---------------------")
+    print("| seed | deposits | credited 1st pass | dead → replayed | credited | poison → DLQ | lost |"
+          " credited twice | minted twice | s | ok |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:-:|")
+    for r in results:
+        print(f"| {r['seed']} | {r['deposits_on_chain']} | {r['credited_first_pass']} | {r['replayed']} |"
+              f" {r['credited']} | {r['poison_dead_letters']} | {r['lost']} | {r['double_credited']} | {r['double_minted']} | {r['seconds']} |"
+              f" {'yes' if not r['problems'] else 'NO'} |")
+    print()
+    print("faults injected: " + ", ".join(f"{k} {v}" for k, v in sorted(faults.items())))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seed", type=int, default=None, help="first schedule's seed (default: random, printed)")
+    ap.add_argument("--schedules", type=int, default=1)
+    ap.add_argument("--deposits", type=int, default=100, help="deposits per schedule")
+    ap.add_argument("--duration-s", type=float, default=45.0, help="seconds over which a schedule's faults fire")
+    ap.add_argument("--copies", type=int, default=2, help="copies of each stage but detect")
+    ap.add_argument("--users", type=int, default=10, help="deposit addresses per schedule")
+    ap.add_argument("--print-schedule", action="store_true", help="print the schedule(s) as JSON and exit")
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--keep", action="store_true", help="leave services and workers running")
+    args = ap.parse_args()
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 10**6)
+    seeds = [seed + i for i in range(args.schedules)]
+    if args.print_schedule:
+        for s in seeds:  # one event per line: easy to diff two seeds
+            for e in make_schedule(s, args.deposits, args.duration_s, args.copies):
+                print(json.dumps({"seed": s, **asdict(e)}))
+        return 0
+    log(f"seed {seed} ({args.schedules} schedule(s); replay with --seed {seed})")
+    c = Chaos(args)
+    results = []
+    rc = 2
+    try:
+        c.start_all()
+        for s in seeds:
+            results.append(c.run_schedule(s))
+        rc = 0 if all(not r["problems"] for r in results) else 1
+    except PipelineError as e:
+        log(f"setup failed: {e}")
+    finally:
+        if results:
+            report(results)
+            if args.json:
+                args.json.write_text(json.dumps({"seed": seed, "results": results}, indent=1))
+        if not args.keep:
+            c.stop_all()
+            c.down()
+            log("everything stopped")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
