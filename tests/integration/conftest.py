@@ -61,3 +61,22 @@ def migrated_database():
                          capture_output=True, text=True, timeout=60)
     if out.returncode != 0:
         raise RuntimeError(f"creating pt_effects failed: {out.stderr}")
+
+
+# Lines of each worker log shown with a failed test: CI keeps only its
+# output, and a timing failure cannot be diagnosed from the assertion alone.
+FAILED_LOG_TAIL_LINES = 40
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.when != "call" or not rep.failed:
+        return
+    tmp = item.funcargs.get("tmp_path")
+    if tmp is None:
+        return
+    for log in sorted(Path(tmp).rglob("*.log")):
+        lines = log.read_text(errors="replace").splitlines()[-FAILED_LOG_TAIL_LINES:]
+        rep.sections.append((f"worker log {log.name} (last {len(lines)} lines)", "\n".join(lines)))

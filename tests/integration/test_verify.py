@@ -170,7 +170,14 @@ def test_reorged_out_deposit_never_verified_and_reincluded_one_verified_once(cha
     assert id_gone not in {dep_id(t, li) for t, li in chain.transfers_to(set(addrs))}
     chain.mine(6)
 
-    wait_until(lambda: state_of(chain, id_back) == "verified", 60, "re-included deposit verified")
+    try:
+        wait_until(lambda: state_of(chain, id_back) == "verified", 60, "re-included deposit verified")
+    except AssertionError:
+        hist = psql("SELECT from_state, to_state, error, at FROM deposit_history WHERE deposit_id = :'v1'"
+                    " ORDER BY id", id_back)
+        raise AssertionError(f"re-included deposit not verified in 60 s: row {rows_for(chain.token).get(id_back)},"
+                             f" history {hist}, verified topic {workers.topic_ids('deposits.verified')},"
+                             f" detected topic {workers.topic_ids('deposits.detected')}")
     wait_until(lambda: state_of(chain, id_gone) == "reorged", 30, "orphaned deposit marked reorged")
     new_hash = rows_for(chain.token)[id_back]["block_hash"]
     assert new_hash != old_hash, "row still names the orphaned block"
