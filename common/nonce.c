@@ -27,7 +27,7 @@ static const char SQL_SIGNER_LOCK[] =
 static const char SQL_INSERT_TX[] =
     "INSERT INTO signer_txs (chain_id, signer, nonce, purpose, deposit_ids, tx_type, to_addr, gas_limit,"
     " max_fee_wei, priority_fee_wei, raw_tx, tx_hash, hashes)"
-    " VALUES ($1::bigint, $2, $3::bigint, $4, ARRAY[$5::text], $6::smallint, $7, $8::bigint, $9::numeric,"
+    " VALUES ($1::bigint, $2, $3::bigint, $4, $5::text[], $6::smallint, $7, $8::bigint, $9::numeric,"
     " $10::numeric, $11, $12, ARRAY[$12::text])";
 
 static const char SQL_SIGNER_ADVANCE[] = "UPDATE signer_nonces SET next_nonce = $3::bigint + 1, updated_at = now()"
@@ -35,7 +35,17 @@ static const char SQL_SIGNER_ADVANCE[] = "UPDATE signer_nonces SET next_nonce = 
 
 static const char SQL_DEPOSIT_SUBMITTED[] =
     "UPDATE deposits SET state = 'mint_submitted', mint_tx_hash = $2, updated_at = now()"
-    " WHERE deposit_id = $1 AND state IN ('pinned', 'mint_submitted')";
+    " WHERE deposit_id = ANY ($1::text[]) AND state IN ('pinned', 'mint_submitted')";
+
+/* Row locks in one order (deposit_id) for every batch: no deadlock. */
+static const char SQL_LOCK_DEPOSITS[] =
+    "SELECT deposit_id, state FROM deposits WHERE deposit_id = ANY ($1::text[]) ORDER BY deposit_id FOR UPDATE";
+
+/* Which of the deposits already have a live mint (SQL_FIND's rule). */
+static const char SQL_LIVE[] =
+    "SELECT DISTINCT d FROM signer_txs, unnest(deposit_ids) AS d WHERE chain_id = $1::bigint AND signer = $2"
+    " AND deposit_ids && $3::text[] AND purpose IN ('mint', 'mint_batch')"
+    " AND NOT (status = 'mined' AND receipt_status = 0) AND d = ANY ($3::text[])";
 
 static const char SQL_REPLACE[] =
     "UPDATE signer_txs SET raw_tx = $5, tx_hash = $6, hashes = hashes || $6::text,"
@@ -72,7 +82,9 @@ int zl_nonce_prepare(struct zl_pg *p)
         zl_pg_add_stmt(p, "nonce_signer_advance", SQL_SIGNER_ADVANCE, 3) != 0 ||
         zl_pg_add_stmt(p, "nonce_dep_submitted", SQL_DEPOSIT_SUBMITTED, 2) != 0 ||
         zl_pg_add_stmt(p, "nonce_replace", SQL_REPLACE, 12) != 0 || zl_pg_add_stmt(p, "nonce_mined", SQL_MINED, 6) != 0 ||
-        zl_pg_add_stmt(p, "nonce_note", SQL_NOTE, 4) != 0 || zl_pg_add_stmt(p, "nonce_fillers", SQL_FILLERS, 3) != 0)
+        zl_pg_add_stmt(p, "nonce_note", SQL_NOTE, 4) != 0 || zl_pg_add_stmt(p, "nonce_fillers", SQL_FILLERS, 3) != 0 ||
+        zl_pg_add_stmt(p, "nonce_lock_deps", SQL_LOCK_DEPOSITS, 1) != 0 ||
+        zl_pg_add_stmt(p, "nonce_live", SQL_LIVE, 3) != 0)
         return -1;
     return 0;
 }
@@ -141,6 +153,35 @@ zl_class zl_nonce_find_for_deposit(struct zl_pg *p, uint64_t chain_id, const cha
     return ZL_OK;
 }
 
+/* Locks the signer's row (creating it at chain_floor) inside the open
+ * transaction and returns max(next_nonce, chain_floor) in *nonce. Does not
+ * roll back. */
+static zl_class lock_signer(struct zl_pg *p, uint64_t chain_id, const char *signer, uint64_t chain_floor,
+                            uint64_t *nonce, char *errstr, size_t errstr_size)
+{
+    char chain[24], floor_s[24];
+    snprintf(chain, sizeof(chain), "%" PRIu64, chain_id);
+    snprintf(floor_s, sizeof(floor_s), "%" PRIu64, chain_floor);
+    const char *init[3] = {chain, signer, floor_s};
+    zl_class c;
+    PGresult *r = zl_pg_prepared(p, "nonce_signer_init", 3, init, PGRES_COMMAND_OK, &c, errstr, errstr_size);
+    if (r == NULL)
+        return c;
+    PQclear(r);
+    r = zl_pg_prepared(p, "nonce_signer_lock", 2, init, PGRES_TUPLES_OK, &c, errstr, errstr_size);
+    if (r == NULL)
+        return c;
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        snprintf(errstr, errstr_size, "signer_nonces row for %s vanished", signer);
+        return ZL_TRANSIENT;
+    }
+    uint64_t next = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    *nonce = next > chain_floor ? next : chain_floor;
+    return ZL_OK;
+}
+
 zl_class zl_nonce_begin(struct zl_pg *p, uint64_t chain_id, const char *signer, const char *deposit_id,
                         uint64_t chain_floor, uint64_t *nonce, struct zl_nonce_tx *existing, bool *found,
                         bool *wrong_state, char *errstr, size_t errstr_size)
@@ -172,34 +213,74 @@ zl_class zl_nonce_begin(struct zl_pg *p, uint64_t chain_id, const char *signer, 
         zl_pg_rollback(p);
         return ZL_OK;
     }
-    char chain[24], floor_s[24];
-    snprintf(chain, sizeof(chain), "%" PRIu64, chain_id);
-    snprintf(floor_s, sizeof(floor_s), "%" PRIu64, chain_floor);
-    const char *init[3] = {chain, signer, floor_s};
-    r = zl_pg_prepared(p, "nonce_signer_init", 3, init, PGRES_COMMAND_OK, &c, errstr, errstr_size);
-    if (r == NULL)
+    c = lock_signer(p, chain_id, signer, chain_floor, nonce, errstr, errstr_size);
+    if (c != ZL_OK)
         goto fail;
-    PQclear(r);
-    r = zl_pg_prepared(p, "nonce_signer_lock", 2, init, PGRES_TUPLES_OK, &c, errstr, errstr_size);
-    if (r == NULL)
-        goto fail;
-    if (PQntuples(r) != 1) {
-        PQclear(r);
-        snprintf(errstr, errstr_size, "signer_nonces row for %s vanished", signer);
-        c = ZL_TRANSIENT;
-        goto fail;
-    }
-    uint64_t next = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    *nonce = next > chain_floor ? next : chain_floor;
     return ZL_OK;
 fail:
     zl_pg_rollback(p);
     return c;
 }
 
-zl_class zl_nonce_store(struct zl_pg *p, const struct zl_nonce_tx *t, const char *deposit_id, char *errstr,
-                        size_t errstr_size)
+zl_class zl_nonce_begin_batch(struct zl_pg *p, uint64_t chain_id, const char *signer, const char *const *deposit_ids,
+                              size_t n, uint64_t chain_floor, uint64_t *nonce, bool *skip, size_t *nkept,
+                              char *errstr, size_t errstr_size)
+{
+    ZL_ASSERT(n >= 1 && n <= ZL_NONCE_BATCH_MAX);
+    *nkept = 0;
+    char *ids = zl_pg_array_literal(deposit_ids, n);
+    if (ids == NULL) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return ZL_TRANSIENT;
+    }
+    for (size_t i = 0; i < n; i++)
+        skip[i] = true; /* until its row is seen in an accepted state */
+    zl_class c = zl_pg_exec(p, "BEGIN", errstr, errstr_size);
+    if (c != ZL_OK)
+        goto out_free;
+    const char *lock[1] = {ids};
+    PGresult *r = zl_pg_prepared(p, "nonce_lock_deps", 1, lock, PGRES_TUPLES_OK, &c, errstr, errstr_size);
+    if (r == NULL)
+        goto fail;
+    for (int row = 0; row < PQntuples(r); row++) {
+        const char *state = PQgetvalue(r, row, 1);
+        if (strcmp(state, "pinned") != 0 && strcmp(state, "mint_submitted") != 0)
+            continue;
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(deposit_ids[i], PQgetvalue(r, row, 0)) == 0)
+                skip[i] = false;
+    }
+    PQclear(r);
+    char chain[24];
+    snprintf(chain, sizeof(chain), "%" PRIu64, chain_id);
+    const char *live[3] = {chain, signer, ids};
+    r = zl_pg_prepared(p, "nonce_live", 3, live, PGRES_TUPLES_OK, &c, errstr, errstr_size);
+    if (r == NULL)
+        goto fail;
+    for (int row = 0; row < PQntuples(r); row++)
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(deposit_ids[i], PQgetvalue(r, row, 0)) == 0)
+                skip[i] = true;
+    PQclear(r);
+    for (size_t i = 0; i < n; i++)
+        *nkept += skip[i] ? 0 : 1;
+    if (*nkept == 0) {
+        zl_pg_rollback(p);
+        goto out_free;
+    }
+    c = lock_signer(p, chain_id, signer, chain_floor, nonce, errstr, errstr_size);
+    if (c != ZL_OK)
+        goto fail;
+    goto out_free;
+fail:
+    zl_pg_rollback(p);
+out_free:
+    free(ids);
+    return c;
+}
+
+zl_class zl_nonce_store_batch(struct zl_pg *p, const struct zl_nonce_tx *t, const char *const *deposit_ids, size_t n,
+                              char *errstr, size_t errstr_size)
 {
     char chain[24], nonce[24], type[8], gas[24], fee[24], prio[24];
     snprintf(chain, sizeof(chain), "%" PRIu64, t->chain_id);
@@ -208,9 +289,14 @@ zl_class zl_nonce_store(struct zl_pg *p, const struct zl_nonce_tx *t, const char
     snprintf(gas, sizeof(gas), "%" PRIu64, t->gas_limit);
     snprintf(fee, sizeof(fee), "%" PRIu64, t->max_fee_wei);
     snprintf(prio, sizeof(prio), "%" PRIu64, t->priority_fee_wei);
-    const char *ins[12] = {chain, t->signer, nonce, t->purpose, deposit_id, type, t->to_addr, gas, fee, prio,
+    zl_class c = ZL_TRANSIENT;
+    char *ids = zl_pg_array_literal(deposit_ids, n);
+    if (ids == NULL) {
+        snprintf(errstr, errstr_size, "out of memory");
+        goto fail;
+    }
+    const char *ins[12] = {chain, t->signer, nonce, t->purpose, ids, type, t->to_addr, gas, fee, prio,
                            t->raw_hex, t->tx_hash};
-    zl_class c;
     PGresult *r = zl_pg_prepared(p, "nonce_insert_tx", 12, ins, PGRES_COMMAND_OK, &c, errstr, errstr_size);
     if (r == NULL)
         goto fail;
@@ -220,22 +306,32 @@ zl_class zl_nonce_store(struct zl_pg *p, const struct zl_nonce_tx *t, const char
     if (r == NULL)
         goto fail;
     PQclear(r);
-    const char *dep[2] = {deposit_id, t->tx_hash};
+    const char *dep[2] = {ids, t->tx_hash};
     r = zl_pg_prepared(p, "nonce_dep_submitted", 2, dep, PGRES_COMMAND_OK, &c, errstr, errstr_size);
     if (r == NULL)
         goto fail;
-    long n = strtol(PQcmdTuples(r), NULL, 10);
+    long moved = strtol(PQcmdTuples(r), NULL, 10);
     PQclear(r);
-    if (n != 1) {
-        /* Cannot happen under the row lock taken in zl_nonce_begin. */
-        snprintf(errstr, errstr_size, "deposit %s left pinned/mint_submitted while locked", deposit_id);
+    if (moved != (long)n) {
+        /* Cannot happen under the row locks taken in zl_nonce_begin(_batch). */
+        snprintf(errstr, errstr_size, "%ld of %zu deposits left pinned/mint_submitted while locked", (long)n - moved,
+                 n);
         c = ZL_TRANSIENT;
         goto fail;
     }
+    free(ids);
     return zl_pg_exec(p, "COMMIT", errstr, errstr_size);
 fail:
+    free(ids);
     zl_pg_rollback(p);
     return c;
+}
+
+zl_class zl_nonce_store(struct zl_pg *p, const struct zl_nonce_tx *t, const char *deposit_id, char *errstr,
+                        size_t errstr_size)
+{
+    const char *ids[1] = {deposit_id};
+    return zl_nonce_store_batch(p, t, ids, 1, errstr, errstr_size);
 }
 
 void zl_nonce_abort(struct zl_pg *p)

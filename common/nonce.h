@@ -92,6 +92,31 @@ zl_class zl_nonce_begin(struct zl_pg *p, uint64_t chain_id, const char *signer, 
 zl_class zl_nonce_store(struct zl_pg *p, const struct zl_nonce_tx *t, const char *deposit_id, char *errstr,
                         size_t errstr_size);
 
+/* Deposits one mintBatch transaction may carry: bounds the arrays below and
+ * ZL_MINT_BATCH_MAX (calldata of 100 mints is ~36 KiB, see ethtx.h). */
+#define ZL_NONCE_BATCH_MAX 100
+
+/* zl_nonce_begin for n (1..ZL_NONCE_BATCH_MAX) deposits at once, the
+ * mintBatch path: BEGINs, locks the deposit rows in deposit_id order (two
+ * copies locking overlapping batches queue instead of deadlocking), and sets
+ * skip[i] for every deposit that is not pinned/mint_submitted or already has
+ * a live mint (another copy stored one since the caller looked: the caller
+ * drives those one by one). When *nkept > 0, locks the signer's row and sets
+ * *nonce as zl_nonce_begin does; the transaction stays open: finish with
+ * zl_nonce_store_batch() (the kept deposits only) or zl_nonce_abort(). When
+ * *nkept is 0 the transaction is rolled back. On failure rolled back. */
+zl_class zl_nonce_begin_batch(struct zl_pg *p, uint64_t chain_id, const char *signer, const char *const *deposit_ids,
+                              size_t n, uint64_t chain_floor, uint64_t *nonce, bool *skip, size_t *nkept,
+                              char *errstr, size_t errstr_size);
+
+/* Inside zl_nonce_begin_batch's transaction: stores t (purpose mint_batch)
+ * for the n deposits it carries, advances the signer's next nonce, moves
+ * every one of the rows to mint_submitted with mint_tx_hash = t->tx_hash,
+ * and COMMITs; all or nothing (on failure rolled back, the bytes must then
+ * be thrown away). zl_nonce_store is this with n = 1. */
+zl_class zl_nonce_store_batch(struct zl_pg *p, const struct zl_nonce_tx *t, const char *const *deposit_ids, size_t n,
+                              char *errstr, size_t errstr_size);
+
 /* Rolls back zl_nonce_begin's transaction. */
 void zl_nonce_abort(struct zl_pg *p);
 

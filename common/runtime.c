@@ -526,6 +526,58 @@ static void enter_outage(struct rt *rt, const char *reason)
     snprintf(rt->outage_reason, sizeof(rt->outage_reason), "%s", reason);
 }
 
+/* The phase a decided work moves to (not ZL_OUTAGE, which stops the batch). */
+static int phase_of(zl_class c)
+{
+    return c == ZL_OK ? PH_NEW /* CAS pending */ : (c == ZL_TRANSIENT || c == ZL_DEFER) ? PH_RETRY : PH_DLQ;
+}
+
+/* Runs stage->process_batch over the accepted works, then again over those
+ * that came back transient, with the same in-place backoff and bound as
+ * process_with_retries. Returns false on an outage (enter_outage called);
+ * the outage's works, and every success so far, stay PH_NEW. */
+static bool process_batch_with_retries(struct rt *rt, struct zl_work **todo, size_t n)
+{
+    for (int64_t a = 0; n > 0; a++) {
+        for (size_t i = 0; i < n; i++) {
+            /* Preset: a work the stage forgot is retried, never "succeeds"
+             * with an empty output. */
+            todo[i]->result = ZL_TRANSIENT;
+            snprintf(todo[i]->error, sizeof(todo[i]->error), "stage %s set no result (or no reason) for this message",
+                     rt->stage->name);
+        }
+        rt->stage->process_batch(rt->stage->ctx, todo, n);
+        bool last = a + 1 >= rt->cfg.inplace_attempts_max || !run;
+        bool outage = false;
+        size_t again = 0;
+        for (size_t i = 0; i < n; i++) {
+            struct zl_work *w = todo[i];
+            if (w->result == ZL_OUTAGE) {
+                if (!outage)
+                    enter_outage(rt, w->error);
+                outage = true; /* stays PH_NEW: unfinished */
+            } else if (w->result == ZL_TRANSIENT && !last) {
+                todo[again++] = w;
+            } else {
+                w->phase = phase_of(w->result);
+            }
+        }
+        if (outage)
+            return false; /* the transient ones stay PH_NEW too: re-consumed after it */
+        if (again == 0)
+            return true;
+        n = again;
+        int64_t delay = zl_backoff_delay_ms(&rt->inplace, (uint32_t)a);
+        struct zl_log_ctx ctx;
+        work_ctx(todo[0], &ctx);
+        zl_log(ZL_LOG_INFO, &ctx, "%zu transient failure(s) in a batch, retrying them in place in %" PRId64 " ms: %s",
+               n, delay, todo[0]->error);
+        struct timespec ts = {.tv_sec = delay / 1000, .tv_nsec = (delay % 1000) * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return true;
+}
+
 /* The row is done already: publish its output again, built from the row.
  * Routes a failure by its class. Returns false on an outage. */
 static bool republish(struct rt *rt, struct zl_work *w)
@@ -597,8 +649,10 @@ static bool process_all(struct rt *rt, struct zl_work *ws, size_t n)
     const char **ids = calloc(n, sizeof(*ids));
     struct zl_row *rows = calloc(n, sizeof(*rows));
     size_t *idx = calloc(n, sizeof(*idx));
+    struct zl_work **accepted = calloc(n, sizeof(*accepted)); /* for process_batch */
+    size_t naccepted = 0;
     bool ok = false;
-    if (ids == NULL || rows == NULL || idx == NULL) {
+    if (ids == NULL || rows == NULL || idx == NULL || accepted == NULL) {
         enter_outage(rt, "out of memory");
         goto out;
     }
@@ -630,6 +684,8 @@ static bool process_all(struct rt *rt, struct zl_work *ws, size_t n)
         } else if (zl_state_rank(w->row.state) >= zl_state_rank(rt->stage->done_state)) {
             if (!republish(rt, w))
                 goto out;
+        } else if (accepts(rt->stage, w->row.state) && rt->stage->process_batch != NULL) {
+            accepted[naccepted++] = w; /* after the loop, all at once */
         } else if (accepts(rt->stage, w->row.state)) {
             c = process_with_retries(rt, w);
             w->result = c;
@@ -637,7 +693,7 @@ static bool process_all(struct rt *rt, struct zl_work *ws, size_t n)
                 enter_outage(rt, w->error);
                 goto out;
             }
-            w->phase = c == ZL_OK ? PH_NEW /* CAS pending */ : (c == ZL_TRANSIENT || c == ZL_DEFER) ? PH_RETRY : PH_DLQ;
+            w->phase = phase_of(c);
         } else {
             w->result = ZL_DEFER;
             snprintf(w->error, sizeof(w->error), "row is %s, stage %s waits for %s", zl_state_name(w->row.state),
@@ -645,11 +701,14 @@ static bool process_all(struct rt *rt, struct zl_work *ws, size_t n)
             w->phase = PH_RETRY;
         }
     }
+    if (naccepted > 0 && !process_batch_with_retries(rt, accepted, naccepted))
+        goto out;
     ok = true;
 out:
     free(ids);
     free(rows);
     free(idx);
+    free(accepted);
     return ok;
 }
 

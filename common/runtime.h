@@ -76,13 +76,27 @@ struct zl_stage {
 
     /* The side effect for one message whose row is in accept_states. Returns
      * ZL_OK with w->out filled, or a class with w->error set. May block on
-     * I/O; the runtime retries ZL_TRANSIENT in place with backoff. */
+     * I/O; the runtime retries ZL_TRANSIENT in place with backoff. Not
+     * called when process_batch is set (may then be NULL). */
     zl_class (*process)(void *ctx, struct zl_work *w);
 
     /* The row is already past this stage: fill w->out from w->in and w->row
      * so the output is published again (an earlier run may have died before
      * publishing). Returns ZL_OK, or a class with w->error. */
     zl_class (*republish)(void *ctx, struct zl_work *w);
+
+    /* Optional: the side effect for every work of one poll batch whose row
+     * is in accept_states, at once (e.g. one transaction for many deposits).
+     * When set, the runtime calls it instead of process, in batch order
+     * (n >= 1). Each work still gets its own result: set w->result (and
+     * w->out on ZL_OK, w->error otherwise) for every one of ws[0..n); the
+     * runtime routes each by its own class exactly as it routes process()'s
+     * (ZL_OUTAGE on any work pauses; that work and every success of the
+     * batch are re-consumed after the outage). Works left at the preset
+     * ZL_TRANSIENT "no result" are retried like any transient failure. The
+     * works that came back ZL_TRANSIENT are handed to it again, as a
+     * smaller batch, with the same in-place backoff as process(). */
+    void (*process_batch)(void *ctx, struct zl_work *const *ws, size_t n);
 
     /* Optional: extra writes inside the CAS transaction, for the messages
      * whose row moved. Returning anything but ZL_OK rolls the batch back. */

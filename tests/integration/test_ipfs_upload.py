@@ -5,7 +5,6 @@ random deposit ids. Where a test needs an IPFS provider to die, it starts its
 own Kubo daemon (never the shared one) and kills it by pid; the one fake is a
 proxy that lies about CIDs, used only for that fault.
 """
-import json
 import os
 import signal
 import subprocess
@@ -15,18 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, need_env
+from conftest import need_env
 from ipfs_helpers import (IMAGE_FILE, IpfsPipeline, Kubo, KuboCli, WrongCidProxy, expected_metadata, free_port,
                           http_get, insert_verified_rows, pinned_transitions, rows, verified_deposit)
 from runtime_helpers import psql, wait_until
-
-
-@pytest.fixture(scope="module", autouse=True)
-def schema():
-    env = dict(os.environ, ZL_SCHEMA_DIR=str(REPO / "schemas" / "sql"))
-    out = subprocess.run([str(Path(need_env("ZL_BIN_DIR")) / "zl-migrate")], env=env, capture_output=True,
-                         text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, need_env
+from conftest import need_env
 from runtime_helpers import insert_rows, new_deposit, psql, wait_until
 
 USER, PASSWORD = "zl-worker", "s3cret-for-tests"
@@ -159,15 +159,6 @@ def broker(tmp_path_factory):
         yield b
     finally:
         b.stop()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def schema():
-    env = dict(os.environ, ZL_SCHEMA_DIR=str(REPO / "schemas" / "sql"))
-    out = subprocess.run([str(Path(need_env("ZL_BIN_DIR")) / "zl-migrate")], env=env, capture_output=True,
-                         text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    psql("CREATE TABLE IF NOT EXISTS pt_effects (deposit_id text PRIMARY KEY, n integer NOT NULL)")
 
 
 def base_env(broker: SaslBroker, prefix: str) -> dict:

@@ -4,67 +4,19 @@ Every test uses a fresh signer key, so its nonces and its signer_nonces row
 are its own, and asserts on the chain itself (ownerOf, tokenURI, the
 signer's transaction count) as well as on the state table.
 """
-import os
-import subprocess
-import uuid
-from pathlib import Path
 
 import pytest
 
-from conftest import REPO, need_env
-from mint_helpers import (Anvil, MintPipeline, insert_pinned_rows, pinned_deposit, row, signer_txs, token_id)
+from mint_helpers import (MintPipeline, chain, insert_pinned_rows, new_pipeline, pinned_deposit, row, signer_txs,
+                          token_id)
 from runtime_helpers import wait_until
-
-
-@pytest.fixture(scope="module", autouse=True)
-def schema():
-    env = dict(os.environ, ZL_SCHEMA_DIR=str(REPO / "schemas" / "sql"))
-    out = subprocess.run([str(Path(need_env("ZL_BIN_DIR")) / "zl-migrate")], env=env, capture_output=True,
-                         text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-
-
-@pytest.fixture(scope="module")
-def chain(tmp_path_factory):
-    wd = tmp_path_factory.mktemp("anvil")
-    a = Anvil(wd)
-    try:
-        a.nft = a.deploy(wd)
-        yield a
-    finally:
-        a.stop()
 
 
 @pytest.fixture
 def pipeline(tmp_path, chain):
-    prefix = f"t{uuid.uuid4().hex[:10]}."
-    _, addr, keyfile = chain.new_signer(tmp_path, chain.nft)
-    env = {
-        "PATH": os.environ["PATH"],
-        "ZL_KAFKA_BROKERS": need_env("ZL_KAFKA_BROKERS"),
-        "ZL_PG_DSN": need_env("ZL_PG_DSN"),
-        "ZL_TOPIC_PREFIX": prefix,
-        "ZL_GROUP_ID": f"zl-mint-{prefix}",
-        "ZL_RETRY_TIERS_MS": "300,600,1000",
-        "ZL_BATCH_SIZE_MAX": "50",
-        "ZL_OUTAGE_BASE_MS": "100",
-        "ZL_OUTAGE_CAP_MS": "1000",
-        "ZL_INPLACE_BASE_MS": "10",
-        "ZL_INPLACE_CAP_MS": "50",
-        "ZL_RPC_URLS": chain.url,
-        "ZL_NFT_ADDRESS": chain.nft,
-        "ZL_SIGNER_KEY_FILE": str(keyfile),
-        "ZL_MINT_RECEIPT_WAIT_MS": "2000",
-        "ZL_MINT_JANITOR_MS": "300",
-        "ZL_LOG_LEVEL": "info",
-    }
-    topics_env = dict(env, ZL_TOPICS_STAGES="mint", ZL_TOPIC_PARTITIONS="3")
-    out = subprocess.run([str(Path(need_env("ZL_BIN_DIR")) / "zl-topics")], env=topics_env, capture_output=True,
-                         text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    p = MintPipeline(prefix=prefix, workdir=tmp_path, env=env)
-    p.signer = addr
-    p.chain = chain
+    # These tests prove the per-message path (one mint tx per deposit);
+    # test_mint_batch.py proves mintBatch.
+    p = new_pipeline(tmp_path, chain, ZL_MINT_BATCH_MAX="1")
     yield p
     p.stop_all()
 

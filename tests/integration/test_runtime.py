@@ -14,20 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, need_env, services
+from conftest import need_env, services
 from runtime_helpers import Pipeline, effects, insert_rows, new_deposit, psql, states, wait_until
 
 FAULT_POINTS = ["after_decode", "after_side_effect", "after_db_commit", "before_produce",
                 "after_produce_before_offset_store"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def schema():
-    env = dict(os.environ, ZL_SCHEMA_DIR=str(REPO / "schemas" / "sql"))
-    out = subprocess.run([str(Path(need_env("ZL_BIN_DIR")) / "zl-migrate")], env=env, capture_output=True,
-                         text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    psql("CREATE TABLE IF NOT EXISTS pt_effects (deposit_id text PRIMARY KEY, n integer NOT NULL)")
 
 
 @pytest.fixture

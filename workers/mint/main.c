@@ -20,6 +20,17 @@
  * re-signed at the same nonce with both fees raised by ZL_MINT_FEE_BUMP_PCT
  * (>= 10%, geth's replacement rule); every hash is tracked and checked.
  *
+ * Batching: under backlog (a poll batch holding several deposits to mint),
+ * the runtime hands the whole batch to mint_process_batch, which signs one
+ * mintBatch(to[], ids[], uris[]) per ZL_MINT_BATCH_MAX fresh deposits and
+ * stores it with ALL its deposit ids before broadcasting (the same three
+ * defences: the contract skips ids that already exist, so a re-sent batch
+ * mints only what is missing). Deposits that already have a stored tx are
+ * grouped by it and driven once. After the receipt every deposit of a batch
+ * is checked on the chain (ownerOf = depositor, and the hash of the tx whose
+ * Transfer minted it) before its row moves to minted. A batch whose estimate
+ * reverts is split into single mints, which classify each deposit exactly.
+ *
  * Failures: a revert of the estimate or of the mined tx because the token
  * already exists is success when ownerOf(tokenId) is the depositor; any other
  * revert is permanent. Insufficient funds for gas is an outage (pause; fund
@@ -70,6 +81,7 @@ struct mint_config {
     int64_t gas_limit;
     int64_t nft_from_block;
     int64_t janitor_ms;
+    int64_t batch_max;
 };
 
 #define OFF(f) offsetof(struct mint_config, f)
@@ -110,6 +122,9 @@ static const struct zl_setting mint_settings[] = {
      OFF(nft_from_block), 0, 0},
     {"ZL_MINT_JANITOR_MS", ZL_CFG_INT, "5000", "between re-broadcasts of pending nonce fillers", OFF(janitor_ms),
      100, 3600000},
+    {"ZL_MINT_BATCH_MAX", ZL_CFG_INT, "20",
+     "deposits per mintBatch tx when a poll batch holds several to mint (1 = one mint tx per deposit)",
+     OFF(batch_max), 1, ZL_NONCE_BATCH_MAX},
 };
 #undef OFF
 
@@ -431,6 +446,59 @@ static bool token_exists_revert(const struct zl_rpc_error *re)
 
 /* ---------------------------------------------------------- new mints */
 
+/* eth_estimateGas of a call of our contract with data, from the signer.
+ * ZL_PERMANENT means the call reverts (*re says why); the caller decides
+ * what a revert means. */
+static zl_class estimate_gas(struct mint *m, const uint8_t *data, size_t len, uint64_t *gas, struct zl_rpc_error *re,
+                             char *errstr, size_t errstr_size)
+{
+    char *data_hex = malloc(2 * len + 3);
+    if (data_hex == NULL) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return ZL_TRANSIENT;
+    }
+    zl_tx_hex_encode(data, len, data_hex, 2 * len + 3);
+    json_t *res;
+    zl_class c = rpc(m, "eth_estimateGas",
+                     json_pack("[{s:s, s:s, s:s}]", "from", m->key.address_hex, "to", m->nft_hex, "data", data_hex),
+                     &res, re, errstr, errstr_size);
+    free(data_hex);
+    if (c != ZL_OK)
+        return c;
+    int rc = zl_rpc_parse_quantity(res, gas);
+    json_decref(res);
+    if (rc != 0) {
+        snprintf(errstr, errstr_size, "eth_estimateGas: answer is not a quantity");
+        return ZL_TRANSIENT;
+    }
+    return ZL_OK;
+}
+
+/* A reverting estimate that is not "token exists": the signer cannot pay
+ * (outage: fund it) or the call will never work (permanent). */
+static zl_class estimate_revert_class(struct mint *m, const struct zl_rpc_error *re, char *errstr,
+                                      size_t errstr_size)
+{
+    if (contains_ci(re->message, "insufficient funds")) {
+        snprintf(errstr, errstr_size, "signer %s cannot pay for gas (%.*s): fund it", m->key.address_hex,
+                 MINT_NODE_ERROR_MAX, re->message);
+        return ZL_OUTAGE;
+    }
+    snprintf(errstr, errstr_size, "mint would revert: %.*s (code %ld, data %.80s)", MINT_NODE_ERROR_MAX, re->message,
+             re->code, re->data);
+    return ZL_PERMANENT;
+}
+
+/* Fees for a new tx and the chain's confirmed nonce (the floor of ours). */
+static zl_class fees_and_floor(struct mint *m, struct fees *f, uint64_t *floor, char *errstr, size_t errstr_size)
+{
+    zl_class c = fresh_fees(m, f, errstr, errstr_size);
+    if (c != ZL_OK)
+        return c;
+    return rpc_quantity(m, "eth_getTransactionCount", json_pack("[s s]", m->key.address_hex, "latest"), floor, errstr,
+                        errstr_size);
+}
+
 /* Estimates, prices, allocates a nonce, signs and stores this deposit's
  * mint. *done with hash set when the token turns out to exist already. */
 static zl_class new_mint(struct mint *m, struct zl_work *w, struct zl_nonce_tx *slot, bool *done, char hash[67])
@@ -442,50 +510,23 @@ static zl_class new_mint(struct mint *m, struct zl_work *w, struct zl_nonce_tx *
     zl_class c = mint_calldata(w, data, sizeof(data), &len, id, w->error, sizeof(w->error));
     if (c != ZL_OK)
         return c;
-    char *data_hex = malloc(2 * len + 3);
-    if (data_hex == NULL) {
-        snprintf(w->error, sizeof(w->error), "out of memory");
-        return ZL_TRANSIENT;
-    }
-    zl_tx_hex_encode(data, len, data_hex, 2 * len + 3);
     uint64_t gas;
     struct zl_rpc_error re;
-    json_t *res;
-    c = rpc(m, "eth_estimateGas",
-            json_pack("[{s:s, s:s, s:s}]", "from", m->key.address_hex, "to", m->nft_hex, "data", data_hex), &res, &re,
-            w->error, sizeof(w->error));
-    free(data_hex);
+    c = estimate_gas(m, data, len, &gas, &re, w->error, sizeof(w->error));
     if (c == ZL_PERMANENT) {
         if (token_exists_revert(&re)) {
             c = already_minted(m, w, id, hash);
             *done = c == ZL_OK;
             return c;
         }
-        if (contains_ci(re.message, "insufficient funds")) {
-            snprintf(w->error, sizeof(w->error), "signer %s cannot pay for gas (%.*s): fund it", m->key.address_hex,
-                     MINT_NODE_ERROR_MAX, re.message);
-            return ZL_OUTAGE;
-        }
-        snprintf(w->error, sizeof(w->error), "mint would revert: %.*s (code %ld, data %.80s)", MINT_NODE_ERROR_MAX,
-                 re.message, re.code, re.data);
-        return ZL_PERMANENT;
+        return estimate_revert_class(m, &re, w->error, sizeof(w->error));
     }
     if (c != ZL_OK)
         return c;
-    int rc = zl_rpc_parse_quantity(res, &gas);
-    json_decref(res);
-    if (rc != 0) {
-        snprintf(w->error, sizeof(w->error), "eth_estimateGas: answer is not a quantity");
-        return ZL_TRANSIENT;
-    }
     gas = m->cfg.gas_limit > 0 ? (uint64_t)m->cfg.gas_limit : gas + gas * (uint64_t)m->cfg.gas_margin_pct / 100;
     struct fees f;
-    c = fresh_fees(m, &f, w->error, sizeof(w->error));
-    if (c != ZL_OK)
-        return c;
     uint64_t floor;
-    c = rpc_quantity(m, "eth_getTransactionCount", json_pack("[s s]", m->key.address_hex, "latest"), &floor, w->error,
-                     sizeof(w->error));
+    c = fees_and_floor(m, &f, &floor, w->error, sizeof(w->error));
     if (c != ZL_OK)
         return c;
 
@@ -599,9 +640,12 @@ static zl_class find_receipt(struct mint *m, const struct zl_nonce_tx *slot, str
     return ZL_OK;
 }
 
-/* Re-signs the slot's nonce: the same call with both fees bumped, or (when
- * to_filler) a 0-value self-send that only fills the nonce. */
-static zl_class resign(struct mint *m, struct zl_work *w, struct zl_nonce_tx *slot, bool to_filler)
+/* Re-signs the slot's nonce: the same call (the stored bytes' own calldata,
+ * so a single mint and a mintBatch are bumped alike) with both fees raised,
+ * or (when to_filler) a 0-value self-send that only fills the nonce. lc
+ * names the deposit (or batch) in the log. */
+static zl_class resign(struct mint *m, struct zl_nonce_tx *slot, bool to_filler, const struct zl_log_ctx *lc,
+                       char *errstr, size_t errstr_size)
 {
     const uint64_t cap = (uint64_t)m->cfg.max_fee_gwei * 1000000000u;
     struct zl_tx tx = {.type = (zl_tx_type)slot->tx_type, .chain_id = m->chain_id, .nonce = slot->nonce,
@@ -610,44 +654,48 @@ static zl_class resign(struct mint *m, struct zl_work *w, struct zl_nonce_tx *sl
     if (tx.max_priority_fee_wei > tx.max_fee_wei)
         tx.max_priority_fee_wei = tx.max_fee_wei;
     if (tx.max_fee_wei > cap) {
-        snprintf(w->error, sizeof(w->error), "tx %s at nonce %" PRIu64 " is stuck, and a fee bump would pass "
+        snprintf(errstr, errstr_size, "tx %s at nonce %" PRIu64 " is stuck, and a fee bump would pass "
                  "ZL_MAX_FEE_GWEI=%" PRId64 ": waiting", slot->tx_hash, slot->nonce, m->cfg.max_fee_gwei);
         return ZL_DEFER;
     }
-    static uint8_t data[ZL_TX_DATA_MAX];
+    static uint8_t raw[ZL_TX_RAW_MAX]; /* one at a time, on the main thread */
+    static struct zl_tx_decoded old;
     if (to_filler) {
         memcpy(tx.to, m->key.address, 20);
         tx.gas_limit = 21000;
     } else {
+        /* Both sides of the boundary: the bytes we stored decode back to a
+         * call of our contract, or we sign nothing. */
         size_t len;
-        uint8_t id[32];
-        zl_class c = mint_calldata(w, data, sizeof(data), &len, id, w->error, sizeof(w->error));
-        if (c != ZL_OK)
-            return c;
+        char err[ZL_ERRSTR_SIZE];
+        if (zl_tx_hex_decode(slot->raw_hex, raw, sizeof(raw), &len) != 0 ||
+            zl_tx_decode(raw, len, &old, err, sizeof(err)) != 0 || memcmp(old.tx.to, m->nft, 20) != 0) {
+            snprintf(errstr, errstr_size, "stored tx %s at nonce %" PRIu64 " does not decode to a call of %s",
+                     slot->tx_hash, slot->nonce, m->nft_hex);
+            return ZL_PERMANENT;
+        }
         memcpy(tx.to, m->nft, 20);
-        tx.data = data;
-        tx.data_len = len;
+        tx.data = old.tx.data;
+        tx.data_len = old.tx.data_len;
     }
     struct zl_nonce_tx rec;
-    zl_class c = sign_to_record(m, &tx, &rec, to_filler ? "filler" : slot->purpose, w->error, sizeof(w->error));
+    zl_class c = sign_to_record(m, &tx, &rec, to_filler ? "filler" : slot->purpose, errstr, errstr_size);
     if (c != ZL_OK)
         return c;
     bool replaced;
-    c = zl_nonce_replace(&m->pg, &rec, slot->tx_hash, to_filler, &replaced, w->error, sizeof(w->error));
+    c = zl_nonce_replace(&m->pg, &rec, slot->tx_hash, to_filler, &replaced, errstr, errstr_size);
     if (c != ZL_OK || !replaced) {
         zl_nonce_tx_clear(&rec);
         if (c != ZL_OK)
             return pg_class(c);
-        snprintf(w->error, sizeof(w->error), "nonce %" PRIu64 " was replaced or mined meanwhile: looking again",
+        snprintf(errstr, errstr_size, "nonce %" PRIu64 " was replaced or mined meanwhile: looking again",
                  slot->nonce);
         return ZL_TRANSIENT;
     }
-    struct zl_log_ctx lc;
-    log_ctx(w, &lc);
     char n[24], fee[24];
     snprintf(n, sizeof(n), "%" PRIu64, slot->nonce);
     snprintf(fee, sizeof(fee), "%" PRIu64, tx.max_fee_wei);
-    zl_log_kv(ZL_LOG_WARN, &lc, to_filler ? "nonce filled with a self-send" : "stuck mint replaced with higher fees",
+    zl_log_kv(ZL_LOG_WARN, lc, to_filler ? "nonce filled with a self-send" : "stuck mint replaced with higher fees",
               "nonce", n, "old_hash", slot->tx_hash, "new_hash", rec.tx_hash, "max_fee_wei", fee, NULL);
     free(slot->raw_hex);
     slot->raw_hex = rec.raw_hex;
@@ -664,31 +712,64 @@ static zl_class resign(struct mint *m, struct zl_work *w, struct zl_nonce_tx *sl
     return ZL_OK;
 }
 
-/* A receipt was found: decide the deposit's fate. */
-static zl_class settle(struct mint *m, struct zl_work *w, const struct zl_nonce_tx *slot, const struct receipt *r,
-                       char hash[67])
+static bool is_batch(const struct zl_nonce_tx *slot)
+{
+    return strcmp(slot->purpose, "mint_batch") == 0;
+}
+
+/* A receipt was found for the slot: records it and checks confirmations
+ * (once per transaction, however many deposits it carries). ZL_OK when the
+ * receipt counts; ZL_DEFER while it lacks confirmations. */
+static zl_class slot_settled(struct mint *m, const struct zl_nonce_tx *slot, const struct receipt *r, char *errstr,
+                             size_t errstr_size)
 {
     zl_class c = zl_nonce_mark_mined(&m->pg, m->chain_id, m->key.address_hex, slot->nonce, r->hash, r->block,
-                                     r->status, w->error, sizeof(w->error));
+                                     r->status, errstr, errstr_size);
     if (c != ZL_OK)
         return pg_class(c);
     uint64_t head;
-    c = rpc_quantity(m, "eth_blockNumber", json_array(), &head, w->error, sizeof(w->error));
+    c = rpc_quantity(m, "eth_blockNumber", json_array(), &head, errstr, errstr_size);
     if (c != ZL_OK)
         return c;
     if ((int64_t)head - r->block + 1 < m->cfg.confirmations) {
-        snprintf(w->error, sizeof(w->error), "mint %s in block %" PRId64 " has %" PRId64 " of %" PRId64
-                 " confirmations", r->hash, r->block, (int64_t)head - r->block + 1, m->cfg.confirmations);
+        snprintf(errstr, errstr_size, "mint %s in block %" PRId64 " has %" PRId64 " of %" PRId64 " confirmations",
+                 r->hash, r->block, (int64_t)head - r->block + 1, m->cfg.confirmations);
         return ZL_DEFER;
     }
+    return ZL_OK;
+}
+
+/* The deposit's fate once its transaction's receipt counts. A single mint
+ * that succeeded minted this very token. A mintBatch succeeds even for ids
+ * it skipped (already minted, possibly by another tx or to someone else),
+ * so each of its deposits is checked on the chain: ownerOf must be the
+ * depositor, and the hash recorded is that of the tx whose Transfer log
+ * minted it. A reverted single mint is success only when the token exists
+ * and is the depositor's, else permanent; a reverted batch minted nothing
+ * (all or nothing), so its deposits are minted again (transient). */
+static zl_class deposit_verdict(struct mint *m, struct zl_work *w, const struct zl_nonce_tx *slot,
+                                const struct receipt *r, char hash[67])
+{
     uint8_t id[32];
     zl_keccak256(w->in.deposit_id, strlen(w->in.deposit_id), id);
-    if (r->status == 1) {
+    if (r->status == 1 && !is_batch(slot)) {
         snprintf(hash, 67, "%s", r->hash);
         return ZL_OK;
     }
-    c = already_minted(m, w, id, hash);
-    if (c == ZL_PERMANENT || (c == ZL_TRANSIENT && strstr(w->error, "finds none") != NULL)) {
+    zl_class c = already_minted(m, w, id, hash);
+    bool none = c == ZL_TRANSIENT && strstr(w->error, "finds none") != NULL;
+    if (r->status == 1 && none) {
+        /* Mined, succeeded, and still no token: cannot be, unless the chain reorganised. */
+        snprintf(w->error, sizeof(w->error), "batch %s succeeded but token of %s does not exist: looking again",
+                 r->hash, w->in.deposit_id);
+        return ZL_TRANSIENT;
+    }
+    if (r->status == 0 && is_batch(slot) && none) {
+        snprintf(w->error, sizeof(w->error), "mintBatch %s reverted (block %" PRId64 "): minting again", r->hash,
+                 r->block);
+        return ZL_TRANSIENT;
+    }
+    if (r->status == 0 && (c == ZL_PERMANENT || none)) {
         char why[ZL_ERRSTR_SIZE];
         snprintf(why, sizeof(why), "mint tx %s reverted (block %" PRId64 "): %s", r->hash, r->block, w->error);
         memcpy(w->error, why, sizeof(w->error));
@@ -697,16 +778,17 @@ static zl_class settle(struct mint *m, struct zl_work *w, const struct zl_nonce_
     return c;
 }
 
-/* Drives a stored mint to a receipt: re-broadcasts the stored bytes, polls,
- * replaces when stuck, fills the nonce when the node refuses it for good. */
-static zl_class drive(struct mint *m, struct zl_work *w, struct zl_nonce_tx *slot, char hash[67])
+/* Drives a stored tx to a receipt: re-broadcasts the stored bytes, polls,
+ * replaces when stuck, fills the nonce when the node refuses it for good.
+ * Returns ZL_OK with *r (found), ZL_DEFER while not mined, ZL_PERMANENT when
+ * the node refused it (the nonce is then filled: the caller decides what
+ * that means for its deposits), or another class; errstr says why. */
+static zl_class drive_slot(struct mint *m, struct zl_nonce_tx *slot, const struct zl_log_ctx *lc, struct receipt *r,
+                           char *errstr, size_t errstr_size)
 {
-    struct receipt r;
-    zl_class c = find_receipt(m, slot, &r, w->error, sizeof(w->error));
-    if (c != ZL_OK)
+    zl_class c = find_receipt(m, slot, r, errstr, errstr_size);
+    if (c != ZL_OK || r->found)
         return c;
-    if (r.found)
-        return settle(m, w, slot, &r, hash);
     zl_class bc;
     char err[ZL_ERRSTR_SIZE];
     bc_result b = broadcast(m, slot, &bc, err, sizeof(err));
@@ -714,9 +796,9 @@ static zl_class drive(struct mint *m, struct zl_work *w, struct zl_nonce_tx *slo
         char why[ZL_ERRSTR_SIZE];
         snprintf(why, sizeof(why), "%s", err);
         zl_nonce_note_error(&m->pg, m->chain_id, m->key.address_hex, slot->nonce, why, err, sizeof(err));
-        c = resign(m, w, slot, true /* to_filler */);
+        c = resign(m, slot, true /* to_filler */, lc, errstr, errstr_size);
         if (c != ZL_OK)
-            return c == ZL_DEFER ? ZL_TRANSIENT : c;
+            return c == ZL_DEFER || c == ZL_PERMANENT ? ZL_TRANSIENT : c;
         /* Record the filler's receipt when it comes quickly; otherwise the
          * janitor re-sends and records it on a later pass. */
         struct receipt fr;
@@ -730,14 +812,14 @@ static zl_class drive(struct mint *m, struct zl_work *w, struct zl_nonce_tx *slo
                 break;
             }
         }
-        snprintf(w->error, sizeof(w->error), "%s; nonce filled by self-send %s", why, slot->tx_hash);
+        snprintf(errstr, errstr_size, "%s; nonce filled by self-send %s", why, slot->tx_hash);
         return ZL_PERMANENT;
     }
     if (b == BC_FAILED) {
-        zl_nonce_note_error(&m->pg, m->chain_id, m->key.address_hex, slot->nonce, err, w->error, sizeof(w->error));
-        snprintf(w->error, sizeof(w->error), "%s", err);
+        zl_nonce_note_error(&m->pg, m->chain_id, m->key.address_hex, slot->nonce, err, errstr, errstr_size);
+        snprintf(errstr, errstr_size, "%s", err);
         if (bc == ZL_OUTAGE && contains_ci(err, "insufficient funds"))
-            snprintf(w->error, sizeof(w->error), "signer %s cannot pay for gas: fund it (%.*s)", m->key.address_hex,
+            snprintf(errstr, errstr_size, "signer %s cannot pay for gas: fund it (%.*s)", m->key.address_hex,
                      MINT_NODE_ERROR_MAX, err);
         if (bc != ZL_TRANSIENT || slot->signed_age_ms < m->cfg.stuck_ms)
             return bc;
@@ -745,23 +827,47 @@ static zl_class drive(struct mint *m, struct zl_work *w, struct zl_nonce_tx *slo
     }
     int64_t start = zl_now_ms();
     for (;;) {
-        c = find_receipt(m, slot, &r, w->error, sizeof(w->error));
-        if (c != ZL_OK)
+        c = find_receipt(m, slot, r, errstr, errstr_size);
+        if (c != ZL_OK || r->found)
             return c;
-        if (r.found)
-            return settle(m, w, slot, &r, hash);
         int64_t waited = zl_now_ms() - start;
         if (waited >= m->cfg.receipt_wait_ms)
             break;
         sleep_ms(m->cfg.receipt_poll_ms);
     }
     if (slot->signed_age_ms + (zl_now_ms() - start) >= m->cfg.stuck_ms) {
-        c = resign(m, w, slot, false);
+        c = resign(m, slot, false, lc, errstr, errstr_size);
         if (c != ZL_OK)
             return c;
     }
-    snprintf(w->error, sizeof(w->error), "mint %s at nonce %" PRIu64 " not mined yet", slot->tx_hash, slot->nonce);
+    snprintf(errstr, errstr_size, "mint %s at nonce %" PRIu64 " not mined yet", slot->tx_hash, slot->nonce);
     return ZL_DEFER;
+}
+
+/* What a refused (nonce-filled) transaction means for one of its deposits:
+ * a single mint the node will never take is permanent; a batch may have
+ * been refused for its size or one member, so its deposits are minted again
+ * (transient: the tiers bound it). */
+static zl_class refused_class(const struct zl_nonce_tx *slot)
+{
+    return is_batch(slot) ? ZL_TRANSIENT : ZL_PERMANENT;
+}
+
+/* One deposit's stored mint (single or batch) driven to its outcome. */
+static zl_class drive(struct mint *m, struct zl_work *w, struct zl_nonce_tx *slot, char hash[67])
+{
+    struct zl_log_ctx lc;
+    log_ctx(w, &lc);
+    struct receipt r;
+    zl_class c = drive_slot(m, slot, &lc, &r, w->error, sizeof(w->error));
+    if (c == ZL_PERMANENT)
+        return refused_class(slot);
+    if (c != ZL_OK)
+        return c;
+    c = slot_settled(m, slot, &r, w->error, sizeof(w->error));
+    if (c != ZL_OK)
+        return c;
+    return deposit_verdict(m, w, slot, &r, hash);
 }
 
 /* Re-broadcasts pending fillers (and records the mined ones), at most every
@@ -842,6 +948,295 @@ static zl_class mint_process(void *ctx, struct zl_work *w)
         zl_log_kv(ZL_LOG_INFO, &lc, "minted", "tx_hash", hash, "token_id", w->out.token_id, NULL);
     }
     return c;
+}
+
+/* ---------------------------------------------------------- batched mints */
+
+/* A stored transaction and which works of this poll batch it carries. */
+struct slot_group {
+    struct zl_nonce_tx slot; /* owned: zl_nonce_tx_clear */
+};
+
+/* Every deposit of the chunk failed alike. */
+static void fail_all(struct zl_work *const *ws, const size_t *idx, size_t k, zl_class c, const char *why)
+{
+    for (size_t i = 0; i < k; i++) {
+        ws[idx[i]]->result = c;
+        snprintf(ws[idx[i]]->error, sizeof(ws[idx[i]]->error), "%s", why);
+    }
+}
+
+/* mintBatch calldata for the chunk's works whose keep flag is set. */
+static zl_class batch_calldata(struct zl_work *const *ws, const size_t *idx, size_t k, const bool *skip,
+                               uint8_t *data, size_t cap, size_t *len, char *errstr, size_t errstr_size)
+{
+    static uint8_t to[ZL_NONCE_BATCH_MAX][20];
+    static uint8_t ids[ZL_NONCE_BATCH_MAX][32];
+    const char *uris[ZL_NONCE_BATCH_MAX];
+    size_t n = 0;
+    for (size_t i = 0; i < k; i++) {
+        if (skip != NULL && skip[i])
+            continue;
+        const struct zl_work *w = ws[idx[i]];
+        zl_keccak256(w->in.deposit_id, strlen(w->in.deposit_id), ids[n]);
+        if (zl_tx_parse_address(w->in.from, to[n]) != 0) {
+            snprintf(errstr, errstr_size, "depositor %s is not an address", w->in.from);
+            return ZL_PERMANENT; /* checked before: cannot happen */
+        }
+        uris[n++] = w->in.token_uri;
+    }
+    if (zl_abi_mint_batch(n, (const uint8_t(*)[20])to, (const uint8_t(*)[32])ids, uris, data, cap, len) != 0) {
+        snprintf(errstr, errstr_size, "mintBatch of %zu deposits does not fit in %zu bytes of calldata", n, cap);
+        return ZL_TRANSIENT;
+    }
+    return ZL_OK;
+}
+
+/* Signs and stores one mintBatch for the chunk ws[idx[0..k)] (2 <= k <=
+ * ZL_MINT_BATCH_MAX, none with a live mint when looked up). On success the
+ * stored tx becomes groups[*ngroups] and its deposits' group[] entries point
+ * at it. Deposits it could not carry (another copy minted them meanwhile,
+ * the batch would revert, a row moved) are minted one by one through
+ * mint_process, after the batch's own transaction has committed. Any other
+ * failure is every deposit's result. */
+static void new_batch(struct mint *m, struct zl_work *const *ws, const size_t *idx, size_t k,
+                      struct slot_group *groups, size_t *ngroups, ssize_t *group)
+{
+    static uint8_t data[ZL_TX_DATA_MAX];
+    const char *ids[ZL_NONCE_BATCH_MAX];
+    bool skip[ZL_NONCE_BATCH_MAX];
+    char err[ZL_ERRSTR_SIZE];
+    size_t len;
+    ZL_ASSERT(k >= 2 && k <= ZL_NONCE_BATCH_MAX);
+    zl_class c = batch_calldata(ws, idx, k, NULL, data, sizeof(data), &len, err, sizeof(err));
+    if (c != ZL_OK) {
+        fail_all(ws, idx, k, c, err);
+        return;
+    }
+    uint64_t gas;
+    struct zl_rpc_error re;
+    c = estimate_gas(m, data, len, &gas, &re, err, sizeof(err));
+    if (c == ZL_PERMANENT) {
+        c = estimate_revert_class(m, &re, err, sizeof(err));
+        if (c == ZL_OUTAGE) {
+            fail_all(ws, idx, k, c, err);
+            return;
+        }
+        /* mintBatch skips existing ids, so a revert is about one deposit or
+         * the signer (no role): the single path classifies each precisely. */
+        zl_log(ZL_LOG_WARN, NULL, "mintBatch of %zu would revert (%s): minting them one by one", k, err);
+        for (size_t i = 0; i < k; i++)
+            ws[idx[i]]->result = mint_process(m, ws[idx[i]]);
+        return;
+    }
+    if (c != ZL_OK) {
+        fail_all(ws, idx, k, c, err);
+        return;
+    }
+    /* The estimate covers all k: a subset kept below needs less. */
+    gas = m->cfg.gas_limit > 0 ? (uint64_t)m->cfg.gas_limit * k : gas + gas * (uint64_t)m->cfg.gas_margin_pct / 100;
+    struct fees f;
+    uint64_t floor;
+    c = fees_and_floor(m, &f, &floor, err, sizeof(err));
+    if (c != ZL_OK) {
+        fail_all(ws, idx, k, c, err);
+        return;
+    }
+    for (size_t i = 0; i < k; i++)
+        ids[i] = ws[idx[i]]->in.deposit_id;
+    uint64_t nonce;
+    size_t nkept;
+    c = zl_nonce_begin_batch(&m->pg, m->chain_id, m->key.address_hex, ids, k, floor, &nonce, skip, &nkept, err,
+                             sizeof(err));
+    if (c != ZL_OK) {
+        fail_all(ws, idx, k, pg_class(c), err);
+        return;
+    }
+    if (nkept > 0) {
+        const char *kept_ids[ZL_NONCE_BATCH_MAX];
+        size_t nk = 0;
+        for (size_t i = 0; i < k; i++)
+            if (!skip[i])
+                kept_ids[nk++] = ids[i];
+        if (nkept < k)
+            c = batch_calldata(ws, idx, k, skip, data, sizeof(data), &len, err, sizeof(err));
+        struct zl_tx tx = {.type = f.type, .chain_id = m->chain_id, .nonce = nonce,
+                           .max_priority_fee_wei = f.priority_fee_wei, .max_fee_wei = f.max_fee_wei,
+                           .gas_limit = gas, .value_wei = 0, .data = data, .data_len = len};
+        memcpy(tx.to, m->nft, 20);
+        struct zl_nonce_tx *slot = &groups[*ngroups].slot;
+        if (c == ZL_OK)
+            c = sign_to_record(m, &tx, slot, "mint_batch", err, sizeof(err));
+        if (c != ZL_OK) {
+            zl_nonce_abort(&m->pg);
+            fail_all(ws, idx, k, c, err);
+            return;
+        }
+        c = zl_nonce_store_batch(&m->pg, slot, kept_ids, nk, err, sizeof(err));
+        if (c != ZL_OK) {
+            /* Rolled back: nothing was stored, so the bytes must never leave. */
+            zl_nonce_tx_clear(slot);
+            fail_all(ws, idx, k, pg_class(c), err);
+            return;
+        }
+        slot->nhashes = 1;
+        snprintf(slot->hashes[0], sizeof(slot->hashes[0]), "%s", slot->tx_hash);
+        slot->receipt_status = -1;
+        for (size_t i = 0; i < k; i++)
+            if (!skip[i])
+                group[idx[i]] = (ssize_t)*ngroups;
+        (*ngroups)++;
+        char n[24], count[24];
+        snprintf(n, sizeof(n), "%" PRIu64, nonce);
+        snprintf(count, sizeof(count), "%zu", nk);
+        zl_log_kv(ZL_LOG_INFO, NULL, "mintBatch signed and stored", "nonce", n, "tx_hash", slot->tx_hash,
+                  "deposits", count, "first_deposit", kept_ids[0], NULL);
+        zl_fault_point("mint_batch_after_store");
+    }
+    for (size_t i = 0; i < k; i++)
+        if (skip[i])
+            ws[idx[i]]->result = mint_process(m, ws[idx[i]]);
+}
+
+/* Drives one stored tx to its receipt once, then gives each of its works
+ * of this poll batch its own verdict (ownerOf checked for batches). */
+static void drive_group(struct mint *m, struct zl_work *const *ws, size_t n, const ssize_t *group, size_t g,
+                        struct zl_nonce_tx *slot)
+{
+    struct zl_log_ctx lc = ZL_LOG_CTX_NONE;
+    size_t first = n;
+    for (size_t i = 0; i < n && first == n; i++)
+        if (group[i] == (ssize_t)g)
+            first = i;
+    ZL_ASSERT(first < n);
+    log_ctx(ws[first], &lc);
+    char err[ZL_ERRSTR_SIZE];
+    struct receipt r;
+    zl_class c = drive_slot(m, slot, &lc, &r, err, sizeof(err));
+    if (c == ZL_PERMANENT)
+        c = refused_class(slot);
+    else if (c == ZL_OK)
+        c = slot_settled(m, slot, &r, err, sizeof(err));
+    for (size_t i = first; i < n; i++) {
+        struct zl_work *w = ws[i];
+        if (group[i] != (ssize_t)g)
+            continue;
+        if (c != ZL_OK) {
+            w->result = c;
+            snprintf(w->error, sizeof(w->error), "%s", err);
+            continue;
+        }
+        char hash[67] = "";
+        w->result = deposit_verdict(m, w, slot, &r, hash);
+        if (w->result == ZL_OK) {
+            fill_out(m, w, hash);
+            struct zl_log_ctx wl;
+            log_ctx(w, &wl);
+            zl_log_kv(ZL_LOG_INFO, &wl, "minted", "tx_hash", hash, "token_id", w->out.token_id, NULL);
+        }
+    }
+}
+
+/* process_batch: under backlog, up to ZL_MINT_BATCH_MAX fresh deposits per
+ * mintBatch tx; deposits that already have a stored tx (single or batch:
+ * retries, redeliveries, another copy's work) are grouped by that tx, which
+ * is re-broadcast byte for byte and driven once for all of them. Every
+ * deposit still gets its own result. */
+static void mint_process_batch(void *ctx, struct zl_work *const *ws, size_t n)
+{
+    struct mint *m = ctx;
+    if (n == 1 || m->cfg.batch_max <= 1) {
+        for (size_t i = 0; i < n; i++)
+            ws[i]->result = mint_process(m, ws[i]);
+        return;
+    }
+    char err[ZL_ERRSTR_SIZE];
+    zl_class c = zl_pg_ensure(&m->pg, err, sizeof(err));
+    if (c != ZL_OK) {
+        for (size_t i = 0; i < n; i++) {
+            ws[i]->result = c == ZL_PERMANENT ? ZL_OUTAGE : c; /* not the messages' fault */
+            snprintf(ws[i]->error, sizeof(ws[i]->error), "%s", err);
+        }
+        return;
+    }
+    janitor(m);
+    struct slot_group *groups = calloc(n, sizeof(*groups));
+    ssize_t *group = calloc(n, sizeof(*group)); /* per work: its group, -1 none */
+    size_t *fresh = calloc(n, sizeof(*fresh));
+    /* A deposit twice in one poll batch (a redelivery beside its retry, or
+     * the sweeper's re-publication): only its first copy goes into a
+     * mintBatch; a later copy takes the first one's result. Both in one
+     * batch would make the batch carry an id twice and the row update count
+     * disagree with the batch size. */
+    size_t *dup_of = calloc(n, sizeof(*dup_of)); /* per work: index of its first copy, or itself */
+    if (groups == NULL || group == NULL || fresh == NULL || dup_of == NULL) {
+        for (size_t i = 0; i < n; i++) {
+            ws[i]->result = ZL_TRANSIENT;
+            snprintf(ws[i]->error, sizeof(ws[i]->error), "out of memory");
+        }
+        goto out;
+    }
+    size_t ngroups = 0, nfresh = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct zl_work *w = ws[i];
+        group[i] = -1;
+        dup_of[i] = i;
+        if (!zl_valid_address(w->in.from) || strcmp(w->in.from, "0x0000000000000000000000000000000000000000") == 0) {
+            w->result = ZL_PERMANENT;
+            snprintf(w->error, sizeof(w->error), "depositor address %s cannot receive an NFT", w->in.from);
+            continue;
+        }
+        struct zl_nonce_tx slot;
+        bool found;
+        c = zl_nonce_find_for_deposit(&m->pg, m->chain_id, m->key.address_hex, w->in.deposit_id, &slot, &found,
+                                      w->error, sizeof(w->error));
+        if (c != ZL_OK) {
+            w->result = pg_class(c);
+            continue;
+        }
+        if (!found) {
+            for (size_t j = 0; j < nfresh && dup_of[i] == i; j++)
+                if (strcmp(ws[fresh[j]]->in.deposit_id, w->in.deposit_id) == 0)
+                    dup_of[i] = fresh[j];
+            if (dup_of[i] == i)
+                fresh[nfresh++] = i;
+            continue;
+        }
+        for (size_t g = 0; g < ngroups && group[i] < 0; g++)
+            if (groups[g].slot.nonce == slot.nonce)
+                group[i] = (ssize_t)g;
+        if (group[i] >= 0) {
+            zl_nonce_tx_clear(&slot); /* the same tx, read again for another of its deposits */
+        } else {
+            groups[ngroups].slot = slot;
+            group[i] = (ssize_t)ngroups++;
+        }
+    }
+    for (size_t off = 0; off < nfresh;) {
+        size_t k = nfresh - off < (size_t)m->cfg.batch_max ? nfresh - off : (size_t)m->cfg.batch_max;
+        if (k == 1)
+            ws[fresh[off]]->result = mint_process(m, ws[fresh[off]]);
+        else
+            new_batch(m, ws, fresh + off, k, groups, &ngroups, group);
+        off += k;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (group[i] >= 0 || dup_of[i] == i)
+            continue;
+        if (group[dup_of[i]] >= 0)
+            group[i] = group[dup_of[i]]; /* driven with its first copy's tx */
+        else
+            ws[i]->result = mint_process(m, ws[i]); /* finds whatever the first copy stored */
+    }
+    for (size_t g = 0; g < ngroups; g++) {
+        drive_group(m, ws, n, group, g, &groups[g].slot);
+        zl_nonce_tx_clear(&groups[g].slot);
+    }
+out:
+    free(groups);
+    free(group);
+    free(fresh);
+    free(dup_of);
 }
 
 static zl_class mint_republish(void *ctx, struct zl_work *w)
@@ -985,6 +1380,7 @@ int main(int argc, char **argv)
         .accept_states = "{pinned,mint_submitted}",
         .done_state = ZL_STATE_MINTED,
         .process = mint_process,
+        .process_batch = mint_process_batch,
         .republish = mint_republish,
         .in_tx = mint_in_tx,
         .prepare = mint_prepare,

@@ -1,0 +1,257 @@
+#!/usr/bin/env bash
+# bench-needs: postgres kafka
+#
+# Mint throughput (issue 6's benchmark): mints per second of ONE mint stage
+# on anvil, one mint tx per deposit (ZL_MINT_BATCH_MAX=1) and batched
+# (mintBatch of up to 10 and 50 deposits), with the gas each mint costs,
+# beside a reference measured in the same run:
+#   anvil-direct  the same mint(address,uint256,string) calls sent straight
+#                 to the node from its unlocked account 0 over JSON-RPC
+#                 (eth_sendTransaction, then the receipt), one at a time: the
+#                 chain's own ceiling for one-tx-per-mint, with no database,
+#                 no signing in C, no Kafka.
+# Trials are interleaved per round (direct, single, batch 10, batch 50, ...)
+# so all see the same noise on a shared machine; the summary takes medians.
+#
+# The chain is a private anvil started here (its own port, automine, stopped
+# by pid), with the contracts deployed from deploy/contracts. Each trial has
+# its own signer (a fresh key, funded, granted MINTER_ROLE), topic prefix,
+# consumer group and rows: N zl.nft.pinned/v1 events produced and their rows
+# COPYed in state `pinned` before the timer starts. Then the worker starts
+# and the suite polls the output topic's end offsets until it holds N.
+#   mints/s  N / (process start -> N events on zl.nft.minted): wall time,
+#            including connecting and joining the group;
+#            (No rate from output timestamps: the runtime publishes a poll
+#            batch's outputs together after its last mint.)
+#   gas/mint sum of gasUsed of the signer's mined txs (from their receipts)
+#            / deposits they carry.
+# Checks: N rows minted, one stored tx per nonce, the signer's chain nonce
+# equals its stored txs, every tx mined with status 1.
+#
+# Run through bench/run (it starts the services and collects the results).
+# Knobs: BENCH_MINT_N (1000: deposits per batched trial), BENCH_MINT_N_SINGLE
+# (200: per one-tx-per-mint trial and the reference), BENCH_MINT_BATCHES
+# ("10 50"), BENCH_ROUNDS (3), BENCH_PARTITIONS (6), BENCH_TRIAL_TIMEOUT_S
+# (300). A quick check: BENCH_MINT_N=200 BENCH_MINT_N_SINGLE=50 BENCH_ROUNDS=1
+# bench/run mint
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+[ -n "${BENCH_WORK:-}" ] || bench_die "run me through bench/run (it starts the services and sets BENCH_WORK)"
+
+N=${BENCH_MINT_N:-1000}
+N1=${BENCH_MINT_N_SINGLE:-200}
+read -r -a BATCHES <<< "${BENCH_MINT_BATCHES:-10 50}"
+ROUNDS=${BENCH_ROUNDS:-3}
+PARTS=${BENCH_PARTITIONS:-6}
+TRIAL_TIMEOUT_S=${BENCH_TRIAL_TIMEOUT_S:-300}
+POLL_INTERVAL_S=0.2   # completion poll: kcat -Q of the output's end offsets
+
+build=${ZL_BUILD_DIR:-$BENCH_REPO/build/release}
+for b in "$build/bin/mint" "$build/bin/zl-migrate" "$build/bin/zl-topics"; do
+  [ -x "$b" ] || bench_die "$b missing: run make first"
+done
+anvil_bin=${ZL_ANVIL:-$(command -v anvil || true)}
+cast_bin=${ZL_CAST:-$(command -v cast || true)}
+[ -x "$anvil_bin" ] && [ -x "$cast_bin" ] || bench_die "anvil/cast not found (ZL_ANVIL, ZL_CAST)"
+
+work=$BENCH_WORK/mint
+mkdir -p "$work"
+trials=$work/trials.jsonl
+: > "$trials"
+anvil_pid=
+cleanup() {
+  bench_stop_spawned
+  if [ -n "$anvil_pid" ]; then bench_stop "$anvil_pid" 5; fi
+}
+trap cleanup EXIT
+
+# ---------------------------------------------------------------- the chain
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+rpc=http://127.0.0.1:$port
+setsid "$anvil_bin" --port "$port" --chain-id 31337 --accounts 2 >"$work/anvil.log" 2>&1 </dev/null &
+anvil_pid=$!
+if [ -n "${BENCH_PIDS_FILE:-}" ]; then echo "$anvil_pid" >> "$BENCH_PIDS_FILE"; fi
+for _ in $(seq 1 150); do
+  curl -sf -X POST -H 'Content-Type: application/json' \
+    -d '{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}' "$rpc" >/dev/null && break
+  sleep 0.2
+done
+key0=0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80
+echo "$key0" > "$work/deployer.key"
+chmod 600 "$work/deployer.key"
+nft=$("$BENCH_REPO/deploy/contracts/deploy.sh" "$rpc" "$work/deployer.key" | sed -n 's/^ZL_NFT_ADDRESS=//p' | tr 'A-F' 'a-f')
+[ -n "$nft" ] || bench_die "contract deploy failed"
+minter_role=$("$cast_bin" keccak MINTER_ROLE)
+
+ZL_SCHEMA_DIR="$BENCH_REPO/schemas/sql" "$build/bin/zl-migrate" >"$work/migrate.log" 2>&1 \
+  || { cat "$work/migrate.log" >&2; bench_die "zl-migrate failed"; }
+bench_say "mint: N=$N (batched) N=$N1 (single, direct) batches=${BATCHES[*]} rounds=$ROUNDS on $rpc (nft $nft)"
+
+# A fresh funded minter key: each trial's nonces and signer row are its own.
+new_signer() {
+  local key addr
+  key=0x$(python3 -c 'import secrets; print(secrets.token_hex(32))')
+  addr=$("$cast_bin" wallet address --private-key "$key" | tr 'A-F' 'a-f')
+  "$cast_bin" rpc --rpc-url "$rpc" anvil_setBalance "$addr" 0x3635C9ADC5DEA00000 >/dev/null
+  "$cast_bin" send --rpc-url "$rpc" --private-key "$key0" "$nft" "grantRole(bytes32,address)" "$minter_role" "$addr" \
+    >/dev/null
+  echo "$key" > "$work/signer.key"
+  chmod 600 "$work/signer.key"
+  SIGNER=$addr
+}
+
+# pinned N TAG TSV CSV: N zl.nft.pinned/v1 events (key<TAB>json) and their
+# rows in state pinned (CSV for COPY); tx hashes end in TAG.
+pinned() {
+  python3 - "$@" <<'EOF'
+import csv, json, secrets, sys, uuid
+n, tag, tsv, csv_path = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+B32 = "abcdefghijklmnopqrstuvwxyz234567"
+with open(tsv, "w") as t, open(csv_path, "w", newline="") as c:
+    w = csv.writer(c)
+    for i in range(n):
+        tx = "0x" + secrets.token_hex(32)[:64 - len(tag)] + tag
+        cid = "bafkrei" + "".join(secrets.choice(B32) for _ in range(52))
+        d = {"schema": "zl.nft.pinned/v1", "event_id": str(uuid.uuid4()), "deposit_id": f"31337:{tx}:0",
+             "chain_id": 31337, "tx_hash": tx, "log_index": 0, "block_number": 100, "block_hash": "0x" + "ab" * 32,
+             "token": "0x" + "11" * 20, "from": "0x" + secrets.token_hex(20), "to": "0x" + "33" * 20,
+             "user_id": "u1", "amount": "1000000000000000000", "occurred_at": "2026-11-23T10:00:00.000Z",
+             "confirmations": 12, "metadata_cid": cid, "token_uri": "ipfs://" + cid}
+        t.write(d["deposit_id"] + "\t" + json.dumps(d) + "\n")
+        w.writerow([d["deposit_id"], 31337, tx, 0, 100, d["block_hash"], d["token"], d["from"], d["to"], "u1",
+                    d["amount"], d["occurred_at"], "pinned", 12, cid, d["token_uri"]])
+EOF
+}
+
+# gas SIGNER: "txs deposits gas_used_total", from the receipts of the
+# signer's mined txs (one JSON-RPC batch).
+gas_of() {
+  bench_psql "SELECT mined_hash || ' ' || cardinality(deposit_ids) FROM signer_txs WHERE signer = '$1' AND status = 'mined'" \
+    | python3 -c '
+import json, sys, urllib.request
+rows = [l.split() for l in sys.stdin if l.strip()]
+body = [{"jsonrpc": "2.0", "id": i, "method": "eth_getTransactionReceipt", "params": [h]} for i, (h, _) in enumerate(rows)]
+out = json.loads(urllib.request.urlopen(urllib.request.Request(sys.argv[1], json.dumps(body).encode(),
+                 {"Content-Type": "application/json"}), timeout=120).read()) if body else []
+gas = sum(int(a["result"]["gasUsed"], 16) for a in out)
+ok = all(a["result"]["status"] == "0x1" for a in out)
+print(len(rows), sum(int(n) for _, n in rows), gas, int(ok))' "$rpc"
+}
+
+# trial ROUND BATCH_MAX COUNT: one mint worker over COUNT pinned deposits.
+trial() {
+  local round=$1 bmax=$2 count=$3 tag prefix
+  tag=$(printf '%08x' "$((RANDOM * 32768 + RANDOM))")
+  prefix="bench.m$tag."
+  local tdir=$work/$round-b$bmax
+  mkdir -p "$tdir"
+  new_signer
+  ZL_TOPIC_PREFIX=$prefix ZL_TOPICS_STAGES=mint ZL_TOPIC_PARTITIONS=$PARTS "$build/bin/zl-topics" >"$tdir/topics.log" 2>&1 \
+    || { cat "$tdir/topics.log" >&2; bench_die "zl-topics failed"; }
+  pinned "$count" "$tag" "$tdir/in.tsv" "$tdir/rows.csv"
+  "$ZL_PG_BIN/psql" "$ZL_PG_DSN" -X -q -v ON_ERROR_STOP=1 -c "\\copy deposits (deposit_id, chain_id, tx_hash, log_index, block_number, block_hash, token, from_addr, to_addr, user_id, amount, occurred_at, state, confirmations, metadata_cid, token_uri) FROM '$tdir/rows.csv' WITH (FORMAT csv)"
+  kcat -b "$ZL_KAFKA_BROKERS" -P -t "${prefix}nft.pinned" -K $'\t' -X acks=all -l "$tdir/in.tsv"
+  local t0 t1 done_n=0 cpu
+  t0=$(bench_now_ms)
+  bench_spawn "$tdir/worker.log" env ZL_TOPIC_PREFIX="$prefix" ZL_GROUP_ID="zl-mint-$prefix" ZL_RPC_URLS="$rpc" \
+    ZL_NFT_ADDRESS="$nft" ZL_SIGNER_KEY_FILE="$work/signer.key" ZL_MINT_BATCH_MAX="$bmax" ZL_BATCH_SIZE_MAX=500 \
+    ZL_MINT_CHAIN_ID=31337 ZL_HTTP_PORT=0 ZL_LOG_LEVEL=warn "$build/bin/mint"
+  local pid=$BENCH_PID deadline=$((t0 + TRIAL_TIMEOUT_S * 1000))
+  while [ "$done_n" -lt "$count" ]; do
+    [ "$(bench_now_ms)" -lt "$deadline" ] || { tail -5 "$tdir/worker.log" >&2; bench_die "mint b$bmax: timed out"; }
+    kill -0 "$pid" 2>/dev/null || { tail -5 "$tdir/worker.log" >&2; bench_die "mint b$bmax: worker died"; }
+    sleep "$POLL_INTERVAL_S"
+    done_n=$(bench_end_offsets "${prefix}nft.minted" "$PARTS")
+  done
+  t1=$(bench_now_ms)
+  cpu=$(bench_cpu_s "$pid")
+  bench_stop "$pid"
+  local minted txs deps gas ok nonce
+  minted=$(bench_psql "SELECT count(*) FROM deposits WHERE tx_hash LIKE '%$tag' AND state = 'minted'")
+  [ "$minted" = "$count" ] || bench_die "mint b$bmax: $minted of $count rows minted"
+  read -r txs deps gas ok <<< "$(gas_of "$SIGNER")"
+  nonce=$(( $("$cast_bin" nonce --rpc-url "$rpc" "$SIGNER") ))
+  [ "$ok" = 1 ] && [ "$deps" = "$count" ] && [ "$nonce" = "$txs" ] \
+    || bench_die "mint b$bmax: txs=$txs deposits=$deps nonce=$nonce all-status-1=$ok"
+  bench_record "$trials" kind=stage round="$round" batch_max="$bmax" n="$count" wall_ms=$((t1 - t0)) \
+    rate=$(awk -v n="$count" -v ms="$((t1 - t0))" 'BEGIN { printf "%.1f", n * 1000 / ms }') \
+    txs="$txs" gas_total="$gas" gas_per_mint=$((gas / count)) cpu_s="$cpu" exit_code="$BENCH_RC"
+  bench_say "mint b$bmax round $round: $count in $((t1 - t0)) ms, $txs txs, $((gas / count)) gas/mint"
+}
+
+# direct ROUND COUNT: the reference, mint() straight from anvil's account 0.
+direct() {
+  local round=$1 count=$2
+  python3 - "$rpc" "$nft" "$count" "$round" >> "$trials" <<'EOF'
+import json, secrets, sys, time, urllib.request
+rpc, nft, n, rnd = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+def call(method, *params):
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).encode()
+    out = json.loads(urllib.request.urlopen(urllib.request.Request(rpc, body, {"Content-Type": "application/json"}),
+                                            timeout=60).read())
+    if "error" in out:
+        raise SystemExit(f"{method}: {out['error']}")
+    return out["result"]
+sender = call("eth_accounts")[0]
+def mint_data(to, tid, uri):
+    u = uri.encode()
+    return ("0xd3fc9864" + to[2:].rjust(64, "0") + format(tid, "064x") + format(96, "064x") + format(len(u), "064x")
+            + u.hex().ljust((len(u) + 31) // 32 * 64, "0"))
+gas = 0
+t0 = time.monotonic()
+for i in range(n):
+    h = call("eth_sendTransaction", {"from": sender, "to": nft,
+                                     "data": mint_data("0x" + secrets.token_hex(20), int.from_bytes(secrets.token_bytes(32), "big"),
+                                                       "ipfs://bafkrei" + "a" * 52)})
+    r = None
+    while r is None:
+        r = call("eth_getTransactionReceipt", h)
+    assert r["status"] == "0x1", r
+    gas += int(r["gasUsed"], 16)
+ms = (time.monotonic() - t0) * 1000
+print(json.dumps({"kind": "direct", "round": rnd, "batch_max": 1, "n": n, "wall_ms": round(ms),
+                  "rate": round(n * 1000 / ms, 1), "gas_per_mint": gas // n}, sort_keys=True))
+EOF
+  bench_say "anvil-direct round $round: $(tail -1 "$trials")"
+}
+
+for ((r = 1; r <= ROUNDS; r++)); do
+  direct "$r" "$N1"
+  trial "$r" 1 "$N1"
+  for b in "${BATCHES[@]}"; do trial "$r" "$b" "$N"; done
+done
+
+python3 - "$trials" "$BENCH_WORK/mint.json" "$BENCH_WORK/mint.md" "$N" "$N1" "$ROUNDS" <<'EOF'
+import json, statistics, sys
+trials_path, out_json, out_md, n, n1, rounds = sys.argv[1], sys.argv[2], sys.argv[3], *map(int, sys.argv[4:7])
+trials = [json.loads(l) for l in open(trials_path) if l.strip()]
+def key(t):
+    return "anvil-direct" if t["kind"] == "direct" else f"mint b{t['batch_max']}"
+order = []
+for t in trials:
+    if key(t) not in order:
+        order.append(key(t))
+summary = {}
+for k in order:
+    ts = [t for t in trials if key(t) == k]
+    rates = [t["rate"] for t in ts]
+    summary[k] = {"n": ts[0]["n"], "batch_max": ts[0]["batch_max"], "rate_median": statistics.median(rates),
+                  "rate_min": min(rates), "rate_max": max(rates),
+                  "gas_per_mint_median": statistics.median([t["gas_per_mint"] for t in ts]),
+                  "txs_median": statistics.median([t["txs"] for t in ts]) if "txs" in ts[0] else ts[0]["n"]}
+ref = summary.get("anvil-direct", {}).get("rate_median")
+json.dump({"summary": summary, "trials": trials}, open(out_json, "w"), indent=2, sort_keys=True)
+md = ["## mint", "",
+      f"One mint stage on a private anvil (automine), {rounds} round(s) interleaved; mints/s = deposits / (worker "
+      "start -> all on zl.nft.minted), medians (min-max); gas/mint = gasUsed of the signer's txs / deposits.", "",
+      "| run | deposits | txs | mints/s | gas/mint | vs anvil-direct |", "|---|---|---|---|---|---|"]
+for k in order:
+    s = summary[k]
+    ratio = f"{s['rate_median'] / ref:.2f}x" if ref else "-"
+    md.append(f"| {k} | {s['n']} | {s['txs_median']:.0f} | {s['rate_median']:.0f} ({s['rate_min']:.0f}-{s['rate_max']:.0f})"
+              f" | {s['gas_per_mint_median']:,.0f} | {ratio} |")
+md += ["", "anvil-direct: mint() from anvil's unlocked account 0 over JSON-RPC, one at a time, each receipt awaited "
+       "(no DB, no Kafka, no signing on our side): the chain's ceiling for one tx per mint.", ""]
+open(out_md, "w").write("\n".join(md) + "\n")
+print("\n".join(md), file=sys.stderr)
+EOF
