@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""bench/e2e_load.py: the deposit load generator of bench/e2e.sh.
+
+Sends ERC-20 transfers of the test token to registered deposit addresses, at
+a fixed rate or as fast as the node takes them, from anvil's unlocked dev
+accounts with eth_sendTransaction in JSON-RPC batches over ONE kept-alive HTTP
+connection (a cast process per transfer costs 50-100 ms; this costs ~1 ms).
+
+  e2e_load.py fund RPC TOKEN SENDERS
+      mints 10^30 test USDT to dev accounts 1..SENDERS (account 0, the token's
+      owner, is the minter and stays free for the mint stage's signer).
+  e2e_load.py send RPC TOKEN SENDERS ADDRS_CSV OUT_CSV --rate R --seconds S
+      R transfers/s for S seconds (open loop: the schedule does not slow down
+      when the node does; lateness is reported). --rate 0 with --count N sends
+      N as fast as possible. OUT_CSV gets tx_hash,sent_ms (wall clock in ms,
+      taken when the node admitted the batch; anvil mines it a moment later).
+      Before it starts and after the last batch it waits for the node's pool
+      to be empty. A summary JSON line goes to stdout.
+
+Nonces are explicit per sender: requests of one batch run concurrently in
+anvil, so nonces it picked itself would clash. Limits: TICK_MS (pacing
+granularity), BATCH_MAX (transfers per HTTP request), HTTP_TIMEOUT_S.
+"""
+import argparse
+import http.client
+import json
+import sys
+import time
+import urllib.parse
+
+TICK_MS = 10
+BATCH_MAX = 200  # transfers per HTTP request (also bounded by the senders)
+HTTP_TIMEOUT_S = 60
+MINT, TRANSFER = "0x40c10f19", "0xa9059cbb"  # mint(address,uint256), transfer(address,uint256)
+
+
+class Rpc:
+    """One kept-alive HTTP connection; batches in, results out (errors raise)."""
+
+    def __init__(self, url: str):
+        u = urllib.parse.urlparse(url)
+        self.host, self.port, self.path = u.hostname, u.port or 80, u.path or "/"
+        self.conn = http.client.HTTPConnection(self.host, self.port, timeout=HTTP_TIMEOUT_S)
+        self.next_id = 1
+
+    def batch(self, calls):
+        reqs = []
+        for method, params in calls:
+            reqs.append({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params})
+            self.next_id += 1
+        body = json.dumps(reqs)
+        for attempt in range(2):
+            try:
+                self.conn.request("POST", self.path, body, {"Content-Type": "application/json"})
+                out = json.loads(self.conn.getresponse().read())
+                break
+            except (http.client.HTTPException, ConnectionError):
+                if attempt:
+                    raise
+                self.conn.close()
+                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=HTTP_TIMEOUT_S)
+        if isinstance(out, dict):
+            out = [out]
+        out.sort(key=lambda o: o.get("id", 0))
+        bad = [o for o in out if "error" in o]
+        if bad:
+            raise SystemExit(f"e2e_load: rpc error: {bad[0]['error']}")
+        return [o["result"] for o in out]
+
+    def call(self, method, *params):
+        return self.batch([(method, list(params))])[0]
+
+
+def word(x: int) -> str:
+    return hex(x)[2:].rjust(64, "0")
+
+
+def fund(rpc: Rpc, token: str, senders: int) -> None:
+    accounts = rpc.call("eth_accounts")
+    owner = accounts[0]
+    n0 = int(rpc.call("eth_getTransactionCount", owner, "latest"), 16)
+    rpc.batch([("eth_sendTransaction", [{"from": owner, "to": token, "gas": "0x30000", "nonce": hex(n0 + i),
+                                         "data": MINT + word(int(s, 16)) + word(10**30)}])
+               for i, s in enumerate(accounts[1:1 + senders])])
+    pool_drained(rpc, 60)
+    if int(rpc.call("eth_getTransactionCount", owner, "latest"), 16) != n0 + senders:
+        raise SystemExit("e2e_load: funding transfers not all mined")
+
+
+def pool_drained(rpc: Rpc, timeout_s: float) -> float:
+    """Waits until the node's pool holds nothing, mining a block when it does
+    not (anvil answers eth_sendTransaction on admission; under automine a
+    transaction admitted before the one with its previous nonce can stay in
+    the pool until the next arrival). Returns the seconds waited."""
+    t0 = time.monotonic()
+    while True:
+        st = rpc.call("txpool_status")
+        if int(st["pending"], 16) == 0 and int(st["queued"], 16) == 0:
+            return time.monotonic() - t0
+        if time.monotonic() - t0 > timeout_s:
+            raise SystemExit(f"e2e_load: node pool not drained after {timeout_s} s: {st}")
+        rpc.call("evm_mine")
+        time.sleep(0.02)
+
+
+def send(rpc: Rpc, token: str, senders: int, addrs_csv: str, out_csv: str, rate: float, seconds: float,
+         count: int) -> dict:
+    pool_drained(rpc, 120)
+    accounts = rpc.call("eth_accounts")[1:1 + senders]
+    addrs = [line.split(",")[1] for line in open(addrs_csv) if line.strip()]
+    nonces = dict(zip(accounts, (int(x, 16) for x in rpc.batch(
+        [("eth_getTransactionCount", [a, "latest"]) for a in accounts]))))
+    total = count if rate <= 0 else int(rate * seconds)
+    sent, rows, late_ms_max, batches = 0, [], 0.0, 0
+    t0 = time.monotonic()
+    while sent < total:
+        now = time.monotonic()
+        due = total if rate <= 0 else min(total, int((now - t0) * rate) + 1)
+        # At most one transfer per sender per batch: a batch's requests run
+        # concurrently in anvil, and a nonce admitted before its predecessor
+        # waits in the pool.
+        k = min(due - sent, BATCH_MAX, len(accounts))
+        if k <= 0:
+            # Sleep to the next transfer's due time, at most a tick.
+            wait = (sent / rate) - (now - t0) if rate > 0 else 0
+            time.sleep(max(0.0005, min(wait, TICK_MS / 1000)))
+            continue
+        if rate > 0:
+            late_ms_max = max(late_ms_max, ((now - t0) - (sent / rate)) * 1000)
+        calls = []
+        for j in range(k):
+            i = sent + j
+            frm = accounts[i % len(accounts)]
+            amount = (1 + i % 50) * 10**18  # 1..50 USDT
+            calls.append(("eth_sendTransaction", [{
+                "from": frm, "to": token, "nonce": hex(nonces[frm]), "gas": "0x20000",
+                "data": TRANSFER + word(int(addrs[i % len(addrs)], 16)) + word(amount)}]))
+            nonces[frm] += 1
+        hashes = rpc.batch(calls)
+        sent_ms = int(time.time() * 1000)
+        rows.extend((h, sent_ms) for h in hashes)
+        sent += k
+        batches += 1
+    elapsed = time.monotonic() - t0
+    drain_s = pool_drained(rpc, 120)
+    with open(out_csv, "w") as f:
+        for h, ms in rows:
+            f.write(f"{h.lower()},{ms}\n")
+    return {"sent": sent, "seconds": round(elapsed, 3), "offered_rate": rate,
+            "achieved_rate": round(sent / elapsed, 1) if elapsed > 0 else 0, "batches": batches,
+            "late_ms_max": round(late_ms_max, 1), "pool_drain_s": round(drain_s, 3)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("cmd", choices=["fund", "send"])
+    ap.add_argument("rpc")
+    ap.add_argument("token")
+    ap.add_argument("senders", type=int)
+    ap.add_argument("addrs_csv", nargs="?")
+    ap.add_argument("out_csv", nargs="?")
+    ap.add_argument("--rate", type=float, default=0)
+    ap.add_argument("--seconds", type=float, default=0)
+    ap.add_argument("--count", type=int, default=0)
+    a = ap.parse_args()
+    rpc = Rpc(a.rpc)
+    if a.cmd == "fund":
+        fund(rpc, a.token, a.senders)
+        return 0
+    if not a.addrs_csv or not a.out_csv:
+        ap.error("send needs ADDRS_CSV and OUT_CSV")
+    print(json.dumps(send(rpc, a.token, a.senders, a.addrs_csv, a.out_csv, a.rate, a.seconds, a.count)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
