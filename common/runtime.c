@@ -32,6 +32,10 @@ const struct zl_setting zl_runtime_settings[] = {
      OFF(pg_dsn), 0, 0},
     {"ZL_TOPIC_PREFIX", ZL_CFG_STR, "zl.", "prefix of every topic name", OFF(topic_prefix), 0, 0},
     {"ZL_GROUP_ID", ZL_CFG_STR, "", "consumer group (default zl-<stage>)", OFF(group_id), 0, 0},
+    {"ZL_GROUP_INSTANCE_ID", ZL_CFG_STR, "",
+     "static group membership (Kafka group.instance.id, e.g. the pod name): a copy restarted after a crash gets its"
+     " partitions back at once instead of after the session timeout; unique per live copy",
+     OFF(group_instance_id), 0, 0},
     {"ZL_IN_TOPIC", ZL_CFG_STR, "", "input topic (default <prefix><input schema topic>)", OFF(in_topic), 0, 0},
     {"ZL_OUT_TOPIC", ZL_CFG_STR, "", "output topic (default <prefix><output schema topic>)", OFF(out_topic), 0, 0},
     {"ZL_BATCH_SIZE_MAX", ZL_CFG_INT, "500", "messages per batch: one DB transaction, one produce wait",
@@ -1235,7 +1239,15 @@ static int start(struct rt *rt, char *err, size_t err_size)
                                          err, err_size);
     if (rt->producer == NULL)
         return -1;
-    struct zl_kv_list cprops = rt->kprops;
+    struct zl_kv_list cprops = rt->kprops; /* shallow: adds below point at cfg strings */
+    if (rt->cfg.group_instance_id[0] != '\0') {
+        if (cprops.count >= ZL_KV_MAX) {
+            snprintf(err, err_size, "ZL_GROUP_INSTANCE_ID: too many Kafka properties already (%d)", ZL_KV_MAX);
+            return -1;
+        }
+        cprops.items[cprops.count].key = (char *)"group.instance.id";
+        cprops.items[cprops.count++].value = rt->cfg.group_instance_id;
+    }
     rt->consumer =
         zl_kafka_consumer_new(rt->cfg.kafka_brokers, rt->group_id, &cprops, rebalance_cb, stats_cb, rt, err, err_size);
     if (rt->consumer == NULL)

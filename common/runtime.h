@@ -134,6 +134,7 @@ struct zl_runtime_config {
     char *pg_dsn;
     char *topic_prefix;
     char *group_id;             /* default "zl-<stage>" */
+    char *group_instance_id;    /* static membership; "" = dynamic */
     char *in_topic;             /* default <prefix><in_kind suffix> */
     char *out_topic;            /* default <prefix><out_kind suffix> */
     int64_t batch_size_max;

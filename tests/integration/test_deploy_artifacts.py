@@ -412,7 +412,8 @@ def container_env(o: dict, c: dict) -> dict:
     env = {}
     for ef in c.get("envFrom", []):
         env.update(by_kind("ConfigMap")[ef["configMapRef"]["name"]]["data"])
-    env.update({e["name"]: e["value"] for e in c.get("env", [])})
+    # valueFrom (e.g. the pod name) is resolved by Kubernetes: shown as its source.
+    env.update({e["name"]: e.get("value", f"<from {e.get('valueFrom')}>") for e in c.get("env", [])})
     return env
 
 
