@@ -130,18 +130,21 @@ def main():
     # ---------------------------------------------------------- RSS
     md.append("### Memory per worker (steady state, rate trials)\n")
     md.append("VmRSS: the largest value sampled (every second) in the second half of a trial; VmHWM: the peak over "
-              "the trial; the maximum over the rate trials and copies. Target ≤ 16 MiB.\n")
-    md.append("| stage | VmRSS MiB | VmHWM MiB | ≤ 16 MiB |")
-    md.append("|---|---:|---:|:-:|")
+              "the trial; RssAnon: the worker's own (anonymous) memory, without the ~12 MiB of shared-library "
+              "pages VmRSS counts and every worker on the host shares; the maximum over the rate trials and "
+              "copies. Target ≤ 16 MiB (judged on VmHWM).\n")
+    md.append("| stage | VmRSS MiB | VmHWM MiB | RssAnon MiB | ≤ 16 MiB |")
+    md.append("|---|---:|---:|---:|:-:|")
     rss = {}
     for r in rates:
         for st, v in r["rss"].items():
-            x = rss.setdefault(st, {"rss_kib": 0, "hwm_kib": 0})
+            x = rss.setdefault(st, {"rss_kib": 0, "hwm_kib": 0, "anon_kib": 0})
             x["rss_kib"] = max(x["rss_kib"], v["rss_kib"])
             x["hwm_kib"] = max(x["hwm_kib"], v["hwm_kib"])
+            x["anon_kib"] = max(x["anon_kib"], v.get("anon_kib", 0))
     for st in STAGES:
         if st in rss:
-            md.append(f"| {st} | {mib(rss[st]['rss_kib'])} | {mib(rss[st]['hwm_kib'])} | "
+            md.append(f"| {st} | {mib(rss[st]['rss_kib'])} | {mib(rss[st]['hwm_kib'])} | {mib(rss[st]['anon_kib'])} | "
                       f"{'yes' if rss[st]['hwm_kib'] <= TARGET_RSS_KIB else 'NO'} |")
     out["rss_kib"] = rss
     worst = max((v["hwm_kib"] for v in rss.values()), default=0)

@@ -127,13 +127,18 @@ def http_get(url, timeout=2.0):
 
 
 def proc_status(pid):
+    """VmHWM, VmRSS and RssAnon in KiB. VmRSS counts the shared libraries'
+    pages too (about 12 MiB here: libcrypto, libc, librdkafka, gnutls, ...),
+    which every worker on the host shares; RssAnon is the worker's own."""
     try:
         txt = open(f"/proc/{pid}/status").read()
     except OSError:
-        return 0, 0
-    hwm = re.search(r"VmHWM:\s+(\d+)", txt)
-    rss = re.search(r"VmRSS:\s+(\d+)", txt)
-    return (int(hwm.group(1)) if hwm else 0), (int(rss.group(1)) if rss else 0)
+        return 0, 0, 0
+    vals = []
+    for field in ("VmHWM", "VmRSS", "RssAnon"):
+        m = re.search(field + r":\s+(\d+)", txt)
+        vals.append(int(m.group(1)) if m else 0)
+    return tuple(vals)
 
 
 def cpu_s(pid):
@@ -386,10 +391,10 @@ class Trial:
             for w in self.workers:
                 if w.proc.poll() is not None:
                     continue
-                hwm, rss = proc_status(w.proc.pid)
+                hwm, rss, anon = proc_status(w.proc.pid)
                 m = w.metrics()
                 lag = metric_sum(m, "zl_consumer_lag") if m else None
-                s["workers"][w.name] = {"hwm_kib": hwm, "rss_kib": rss, "lag": lag, "cpu_s": round(cpu_s(w.proc.pid), 2)}
+                s["workers"][w.name] = {"hwm_kib": hwm, "rss_kib": rss, "anon_kib": anon, "lag": lag, "cpu_s": round(cpu_s(w.proc.pid), 2)}
             self.samples.append(s)
             self._stop_sampler.wait(SAMPLE_INTERVAL_S)
 
@@ -506,10 +511,12 @@ class Trial:
         for w in self.workers:
             rs = [s["workers"][w.name]["rss_kib"] for s in half if w.name in s["workers"]]
             hs = [s["workers"][w.name]["hwm_kib"] for s in self.samples if w.name in s["workers"]]
+            an = [s["workers"][w.name].get("anon_kib", 0) for s in half if w.name in s["workers"]]
             if rs:
-                r = res.setdefault(w.stage, {"rss_kib": 0, "hwm_kib": 0})
+                r = res.setdefault(w.stage, {"rss_kib": 0, "hwm_kib": 0, "anon_kib": 0})
                 r["rss_kib"] = max(r["rss_kib"], max(rs))
                 r["hwm_kib"] = max(r["hwm_kib"], max(hs))
+                r["anon_kib"] = max(r["anon_kib"], max(an))
         return res
 
     def queue_peaks(self):

@@ -26,7 +26,6 @@ import pytest
 from conftest import need_env
 from ipfs_helpers import IMAGE_FILE, IpfsPipeline, KuboCli, insert_verified_rows, rows, verified_deposit
 from runtime_helpers import wait_until
-from test_ipfs_upload import schema  # noqa: F401  (migrations, module fixture)
 from test_ipfs_upload import pipeline  # noqa: F401  (isolated topics and group)
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJ6bCI6InRlc3QifQ.c2lnbmF0dXJl"
