@@ -26,6 +26,11 @@
 # BENCH_DETECT_PER_BLOCK (500), BENCH_DETECT_GAP (4), BENCH_ROUNDS (3),
 # BENCH_DETECT_RANGE_MAX (detect's default when unset), BENCH_ETL_BATCH (100),
 # BENCH_ETL_WORKERS (5), BENCH_TRIAL_TIMEOUT_S (300).
+# Also measured, as the bound under any scanner: anvil's own eth_getLogs for
+# the whole chain with detect's filter (token, Transfer, our addresses), one
+# request by curl into /dev/null, BENCH_DETECT_RAW_ROUNDS (3) times; and, per
+# detect round, where its time went (eth_getLogs + JSON decoding, log
+# parsing, waiting for PostgreSQL, publishing), from its step log lines.
 # Target (issue 4): detect >= 10x ethereumetl.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -147,6 +152,25 @@ head=$(curl -sf -X POST -H 'Content-Type: application/json' \
   -d '{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}' "$rpc" | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["result"],16))')
 total_logs=$((N + 9))  # the 9 mints are Transfers too: ethereumetl exports them
 
+# ---------------------------------------------------------------- anvil alone
+# The request detect makes (it splits it into sub-ranges) as one request,
+# answered into /dev/null: no scanner reading this node can be faster.
+python3 - "$token" "$head" "$W/addresses.csv" > "$W/getlogs.json" <<'EOF'
+import json, sys
+token, head, csv_path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+addrs = ["0x" + "0" * 24 + line.split(",")[1][2:] for line in open(csv_path) if line.strip()]
+print(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_getLogs", "params": [{
+    "fromBlock": "0x0", "toBlock": hex(head), "address": token,
+    "topics": ["0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef", None, addrs]}]}))
+EOF
+raw_ms=()
+for _ in $(seq 1 "${BENCH_DETECT_RAW_ROUNDS:-3}"); do
+  secs=$(curl -sf -o /dev/null -w '%{time_total}' -X POST -H 'Content-Type: application/json' \
+    --data-binary @"$W/getlogs.json" "$rpc") || bench_die "eth_getLogs on $rpc failed"
+  raw_ms+=("$(python3 -c "print(round($secs * 1000))")")
+done
+bench_say "detect: anvil eth_getLogs for blocks 0..$head alone: ${raw_ms[*]} ms"
+
 # ---------------------------------------------------------------- ethereumetl
 etl_status=ok
 etl_bin=$VENV/bin/ethereumetl
@@ -176,7 +200,7 @@ detect_trial() {
   t0=$(bench_now_ms)
   bench_spawn "$W/detect-$r.log" env ZL_PG_DSN="$dsn" ZL_TOPIC_PREFIX="$prefix" ZL_RPC_URLS="$rpc" \
     ZL_TOKEN_ADDRESS="$token" ZL_CHAIN_ID=31337 ZL_DETECT_START_BLOCK=0 ZL_DETECT_LAG_BLOCKS=0 \
-    ZL_DETECT_POLL_MS=100 ZL_LOG_LEVEL=warn ZL_HTTP_PORT=0 "${extra[@]}" "$build/bin/detect"
+    ZL_DETECT_POLL_MS=100 ZL_LOG_LEVEL=info ZL_HTTP_PORT=0 "${extra[@]}" "$build/bin/detect"
   local pid=$BENCH_PID
   while [ "$n" -lt "$N" ] && [ $SECONDS -lt $deadline ] && kill -0 "$pid" 2>/dev/null; do
     sleep 0.05
@@ -187,9 +211,25 @@ detect_trial() {
   cpu=$(bench_cpu_s "$pid"); rss=$(bench_rss "$pid" | cut -d' ' -f1)
   bench_stop "$pid"
   [ "$n" -eq "$N" ] || bench_die "detect round $r: $n of $N rows after ${TIMEOUT_S}s (log $W/detect-$r.log)"
-  local ms=$((t1 - t0))
+  local ms=$((t1 - t0)) phases
+  # Sums over its step lines: "... eth_getLogs A ms, parse B ms, db C ms, publish D ms".
+  phases=$(python3 - "$W/detect-$r.log" <<'EOF'
+import re, sys
+tot = {"getlogs_ms": 0, "parse_ms": 0, "db_wait_ms": 0, "publish_ms": 0, "steps": 0}
+for line in open(sys.argv[1], errors="replace"):
+    m = re.search(r"eth_getLogs (\d+) ms, parse (\d+) ms, db (\d+) ms, publish (\d+) ms", line)
+    if m:
+        for k, v in zip(("getlogs_ms", "parse_ms", "db_wait_ms", "publish_ms"), m.groups()):
+            tot[k] += int(v)
+        tot["steps"] += 1
+print(" ".join(f"{k}={v}" for k, v in tot.items()))
+EOF
+)
+  # $phases is k=v words on purpose
+  # shellcheck disable=SC2086
   bench_record "$trials" tool=detect round="$r" transfers="$n" ms="$ms" \
-    rate="$(python3 -c "print(round($n * 1000 / max($ms, 1), 1))")" cpu_s="$cpu" vmhwm_kib="$rss" exit="$BENCH_RC"
+    rate="$(python3 -c "print(round($n * 1000 / max($ms, 1), 1))")" cpu_s="$cpu" vmhwm_kib="$rss" exit="$BENCH_RC" \
+    $phases
   bench_say "detect round $r: $n transfers in $ms ms"
 }
 
@@ -217,9 +257,11 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 
 python3 - "$trials" "$W/../detect.json" "$W/../detect.md" "$N" "$ADDRS" "$PER_BLOCK" "$GAP" "$head" "$prep_s" \
-  "$etl_status" "$ETL_BATCH" "$ETL_WORKERS" "${BENCH_DETECT_RANGE_MAX:-default}" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'EOF'
+  "$etl_status" "$ETL_BATCH" "$ETL_WORKERS" "${BENCH_DETECT_RANGE_MAX:-default}" "$(cut -d' ' -f1-3 /proc/loadavg)" \
+  "${raw_ms[*]}" <<'EOF'
 import json, statistics, sys
-trials_f, jout, mout, n, addrs, per_block, gap, head, prep_s, etl_status, etl_batch, etl_workers, range_max, load = sys.argv[1:]
+trials_f, jout, mout, n, addrs, per_block, gap, head, prep_s, etl_status, etl_batch, etl_workers, range_max, load, raw = sys.argv[1:]
+raw_ms = [int(x) for x in raw.split()]
 trials = [json.loads(l) for l in open(trials_f) if l.strip()]
 det = [t for t in trials if t["tool"] == "detect"]
 etl = [t for t in trials if t["tool"] == "ethereumetl"]
@@ -238,6 +280,10 @@ res = {
     "target_ratio": 10, "target_met": (statistics.median(ratios) >= 10) if ratios else None,
     "etl_args": {"batch_size": int(etl_batch), "max_workers": int(etl_workers)}, "detect_range_max": range_max,
     "load_end": load, "trials": trials,
+    "anvil_getlogs_ms": raw_ms,
+    "anvil_getlogs_rate_bound": round(int(n) * 1000 / max(statistics.median(raw_ms), 1), 1),
+    "detect_phases_median": {k: med(det, k) for k in ("getlogs_ms", "parse_ms", "db_wait_ms", "publish_ms", "steps")
+                             if all(k in d for d in det)},
 }
 json.dump(res, open(jout, "w"), indent=2, sort_keys=True)
 fmt = lambda x: "–" if x is None else f"{x:,.0f}"
@@ -249,6 +295,8 @@ md = ["## detect\n",
       f"0..{head}; rate = exported / wall time.\n",
       "| figure | median transfers/s | min–max | rounds |", "|---|---|---|---|",
       f"| detect (rows committed + events published) | {fmt(med(det, 'rate'))} | {fmt(min(d['rate'] for d in det))}–{fmt(max(d['rate'] for d in det))} | {len(det)} |"]
+md.append(f"| bound: anvil's eth_getLogs alone (same filter, one request into /dev/null: "
+          f"{', '.join(map(str, raw_ms))} ms) | {fmt(res['anvil_getlogs_rate_bound'])} | | {len(raw_ms)} |")
 if etl:
     md.append(f"| ethereumetl export_token_transfers (CSV) | {fmt(med(etl, 'rate'))} | {fmt(min(e['rate'] for e in etl))}–{fmt(max(e['rate'] for e in etl))} | {len(etl)} |")
     md.append(f"| ethereumetl without its start-up ({fmt(med(etl, 'startup_ms'))} ms) | {fmt(med(etl, 'rate_after_startup'))} | | |")
@@ -258,6 +306,12 @@ if etl:
 else:
     md.append("")
     md.append(f"ethereumetl: not measured — {etl_status}. Target ≥ 10×: **not assessed**.")
+ph = res["detect_phases_median"]
+if ph:
+    md.append(f"\ndetect's own time (median per round, from its step log lines): eth_getLogs requests and their "
+              f"JSON decoding {fmt(ph['getlogs_ms'])} ms, log parsing {fmt(ph['parse_ms'])} ms, waiting for "
+              f"PostgreSQL {fmt(ph['db_wait_ms'])} ms (each insert overlaps the next request), publishing after "
+              f"the commit {fmt(ph['publish_ms'])} ms, in {fmt(ph['steps'])} step(s).")
 md.append(f"\nLoad average at the end: {load}. Chain preparation took {prep_s} s (not timed in the figures).\n")
 open(mout, "w").write("\n".join(md))
 print(open(mout).read(), file=sys.stderr)

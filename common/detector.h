@@ -9,16 +9,22 @@
  *      walk back through the stored hashes to the common ancestor, mark the
  *      not-yet-verified deposits above it `reorged` and rewind the cursor
  *      (one transaction), so the next steps rescan;
- *   4. eth_getLogs for Transfer(token, *, our addresses) over the range,
- *      addresses chunked per request; the range is halved when an endpoint
- *      refuses it and grows back after successes;
- *   5. one transaction: insert every deposit (insert-if-absent; a deposit
- *      that was `reorged` and is back on the chain becomes `detected` again
- *      with its new block facts), advance the cursor by compare-and-set on
- *      its old block number, store the block hash;
- *   6. publish the new rows to <prefix>deposits.detected without waiting:
+ *   4. one transaction over the range: eth_getLogs for Transfer(token, *,
+ *      our addresses) in sub-ranges sized to ~2,500 logs each (addresses
+ *      chunked per request); each sub-range's deposits are inserted with one
+ *      statement per 5,000 rows (insert-if-absent over unnested arrays; a
+ *      deposit that was `reorged` and is back on the chain becomes
+ *      `detected` again with its new block facts), sent without waiting so
+ *      PostgreSQL works while the next sub-range is read; then the cursor
+ *      advances by compare-and-set on its old block number, the block hash
+ *      is stored, COMMIT. A refused request halves the range (and the
+ *      sub-range) and rolls everything back; the range grows back after
+ *      successes;
+ *   5. publish the new rows to <prefix>deposits.detected without waiting:
  *      the rows are already safe in the database, so a broker outage loses
  *      nothing (the sweeper re-publishes rows that do not move).
+ * Each step logs where its time went (eth_getLogs + JSON decoding, parsing,
+ * waiting for PostgreSQL, publishing) in its "recorded ..." line.
  *
  * Ownership: the detector borrows pg, rpc, producer, metrics and health,
  * which must outlive it. @locality one thread (the detect main loop).
@@ -40,6 +46,10 @@
 #define ZL_DETECT_ADDRESSES_PER_QUERY_MAX 1000
 /* Deposit addresses one detector watches. */
 #define ZL_DETECT_ADDRESSES_MAX 100000
+/* Logs one eth_getLogs answer may hold: more is treated like a provider's
+ * cap (the step is rolled back and the range halved). Bounds memory: ~1 KiB
+ * per log while decoded. */
+#define ZL_DETECT_LOGS_PER_STEP_MAX 100000
 /* Stored block hashes looked at when walking back to a common ancestor. */
 #define ZL_DETECT_REORG_WALK_MAX 256
 
