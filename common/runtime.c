@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <jansson.h>
 #include <uuid/uuid.h>
@@ -98,6 +99,7 @@ struct rt {
     char in_topic[ZL_TOPIC_NAME_MAX];
     char out_topic[ZL_TOPIC_NAME_MAX];
     char dlq_topic[ZL_TOPIC_NAME_MAX];
+    char past_states[160]; /* '{<done state>,...,credited}': the row moved past this stage */
     char retry_topics[ZL_RETRY_TIERS_MAX][ZL_TOPIC_NAME_MAX];
     int64_t tier_delay_ms[ZL_RETRY_TIERS_MAX];
     int ntiers;
@@ -647,6 +649,16 @@ out:
     return ok;
 }
 
+/* The message describes the deposit in a block the row no longer names: a
+ * reorg re-included the tx elsewhere after the message was published, and
+ * the row's newer event (with the new block) is on its way. Acting on the
+ * stale one could pass on old block facts or dead-letter a live deposit. */
+static bool superseded(const struct zl_work *w, const struct zl_row *row)
+{
+    return row->block_hash[0] != '\0' && w->in.block_hash[0] != '\0' &&
+           strcasecmp(row->block_hash, w->in.block_hash) != 0;
+}
+
 /* Step 2-3: rows and side effects. Returns false on an outage. */
 static bool process_all(struct rt *rt, struct zl_work *ws, size_t n)
 {
@@ -688,6 +700,10 @@ static bool process_all(struct rt *rt, struct zl_work *ws, size_t n)
         } else if (zl_state_rank(w->row.state) >= zl_state_rank(rt->stage->done_state)) {
             if (!republish(rt, w))
                 goto out;
+        } else if (accepts(rt->stage, w->row.state) && superseded(w, &w->row)) {
+            zl_log(ZL_LOG_INFO, &ctx, "superseded: the row now names block %s, this message %s; its newer event"
+                   " carries on", w->row.block_hash, w->in.block_hash);
+            w->phase = PH_DONE;
         } else if (accepts(rt->stage, w->row.state) && rt->stage->process_batch != NULL) {
             accepted[naccepted++] = w; /* after the loop, all at once */
         } else if (accepts(rt->stage, w->row.state)) {
@@ -822,6 +838,48 @@ static void route_failures(struct rt *rt, struct zl_work *ws, size_t n)
     }
 }
 
+/* A message about to be dead-lettered for a failure of its own is checked
+ * against the row once more: the row may have moved on while it was being
+ * worked on (another copy finished it, a reorg re-included the tx in
+ * another block and the detector published it again). Then it is dropped,
+ * not dead-lettered: a dead letter for a live deposit would either kill it
+ * (the mark below is guarded too) or mislead an operator. A failed read
+ * leaves the decision to the guarded mark. */
+static void drop_superseded_dead_letters(struct rt *rt, struct zl_work *ws, size_t n)
+{
+    const char **ids = calloc(n, sizeof(*ids));
+    size_t *idx = calloc(n, sizeof(*idx));
+    struct zl_row *rows = calloc(n, sizeof(*rows));
+    size_t k = 0;
+    if (ids == NULL || idx == NULL || rows == NULL)
+        goto out;
+    for (size_t i = 0; i < n; i++)
+        if (ws[i].phase == PH_DLQ && ws[i].decoded && ws[i].row.found && ws[i].result != ZL_POISON) {
+            ids[k] = ws[i].in.deposit_id;
+            idx[k++] = i;
+        }
+    char err[ZL_ERRSTR_SIZE];
+    if (k == 0 || zl_state_read(&rt->pg, ids, k, rows, err, sizeof(err)) != ZL_OK)
+        goto out;
+    for (size_t j = 0; j < k; j++) {
+        struct zl_work *w = &ws[idx[j]];
+        const struct zl_row *r = &rows[j];
+        bool moved_on = r->found && (r->state == ZL_STATE_DEAD || r->state == ZL_STATE_REORGED ||
+                                     zl_state_rank(r->state) >= zl_state_rank(rt->stage->done_state));
+        if (!r->found || !(moved_on || superseded(w, r)))
+            continue;
+        struct zl_log_ctx ctx;
+        work_ctx(w, &ctx);
+        zl_log(ZL_LOG_WARN, &ctx, "not dead-lettered: the row moved on meanwhile (now %s, block %s): %s",
+               zl_state_name(r->state), r->block_hash, w->error);
+        w->phase = PH_DONE;
+    }
+out:
+    free(ids);
+    free(idx);
+    free(rows);
+}
+
 /* Step 5: publish everything this batch produces and wait for it. Returns
  * false when a delivery failed (the broker is treated as down). */
 static bool publish_all(struct rt *rt, struct zl_work *ws, size_t n)
@@ -877,8 +935,17 @@ static bool record_failures(struct rt *rt, struct zl_work *ws, size_t n)
         } else if (w->phase == PH_DLQ && w->result != ZL_POISON) {
             /* Poison is not trusted to name its deposit: the row stays as it
              * is, and a valid message for it still goes through. */
+            bool marked = false;
             c = zl_state_mark_dead(&rt->pg, w->in.deposit_id, w->result, w->error, rt->dlq_topic,
-                                   w->delivered_partition, w->delivered_offset, err, sizeof(err));
+                                   w->delivered_partition, w->delivered_offset, rt->past_states, w->in.block_hash,
+                                   &marked, err, sizeof(err));
+            if (c == ZL_OK && !marked) {
+                struct zl_log_ctx ctx;
+                work_ctx(w, &ctx);
+                zl_log(ZL_LOG_WARN, &ctx, "dead letter at %s [%" PRId32 "] @%" PRId64 " left the row as it is: the"
+                       " row moved on (finished, terminal or re-included in another block)", rt->dlq_topic,
+                       w->delivered_partition, w->delivered_offset);
+            }
         }
         if (c == ZL_OUTAGE) {
             enter_outage(rt, err);
@@ -976,6 +1043,7 @@ static void process_batch(struct rt *rt, struct zl_work *ws, size_t n)
                 ws[i].phase = PH_UNFINISHED;
     }
     route_failures(rt, ws, n);
+    drop_superseded_dead_letters(rt, ws, n);
     bool delivered = publish_all(rt, ws, n);
     if (!record_failures(rt, ws, n)) {
         for (size_t i = 0; i < n; i++)
@@ -1115,6 +1183,15 @@ static int build_names(struct rt *rt, char *err, size_t err_size)
 {
     const struct zl_stage *st = rt->stage;
     const char *prefix = rt->cfg.topic_prefix;
+    size_t pl = (size_t)snprintf(rt->past_states, sizeof(rt->past_states), "{");
+    for (int s = (int)st->done_state; s <= (int)ZL_STATE_CREDITED && pl < sizeof(rt->past_states); s++)
+        pl += (size_t)snprintf(rt->past_states + pl, sizeof(rt->past_states) - pl, "%s%s",
+                               s == (int)st->done_state ? "" : ",", zl_state_name((zl_state)s));
+    if (pl + 2 > sizeof(rt->past_states)) {
+        snprintf(err, err_size, "stage %s: past-states list does not fit", st->name);
+        return -1;
+    }
+    memcpy(rt->past_states + pl, "}", 2);
     if (rt->cfg.group_id[0] != '\0')
         snprintf(rt->group_id, sizeof(rt->group_id), "%s", rt->cfg.group_id);
     else

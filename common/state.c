@@ -70,13 +70,14 @@ static const char SQL_DEAD[] =
     "UPDATE deposits SET dead_from_state = state, state = 'dead', attempts = attempts + 1,"
     " last_error = left($3, 2000), last_error_class = $2, next_attempt_at = NULL,"
     " dlq_topic = $4, dlq_partition = $5::int, dlq_offset = $6::bigint, updated_at = now()"
-    " WHERE deposit_id = $1 AND state NOT IN ('credited', 'reorged', 'dead')";
+    " WHERE deposit_id = $1 AND state NOT IN ('credited', 'reorged', 'dead') AND NOT (state = ANY ($7::text[]))"
+    " AND lower(block_hash) = lower($8)";
 
 int zl_state_prepare(struct zl_pg *p)
 {
     if (zl_pg_add_stmt(p, "zl_state_read", SQL_READ, 1) != 0 || zl_pg_add_stmt(p, "zl_state_cas", SQL_CAS, 3) != 0 ||
         zl_pg_add_stmt(p, "zl_state_failure", SQL_FAILURE, 4) != 0 ||
-        zl_pg_add_stmt(p, "zl_state_dead", SQL_DEAD, 6) != 0)
+        zl_pg_add_stmt(p, "zl_state_dead", SQL_DEAD, 8) != 0)
         return -1;
     return 0;
 }
@@ -178,15 +179,19 @@ zl_class zl_state_record_failure(struct zl_pg *p, const char *id, zl_class cls, 
 }
 
 zl_class zl_state_mark_dead(struct zl_pg *p, const char *id, zl_class cls, const char *error, const char *dlq_topic,
-                            int32_t dlq_partition, int64_t dlq_offset, char *errstr, size_t errstr_size)
+                            int32_t dlq_partition, int64_t dlq_offset, const char *past_states,
+                            const char *block_hash, bool *marked, char *errstr, size_t errstr_size)
 {
     char part[16], off[24];
     snprintf(part, sizeof(part), "%" PRId32, dlq_partition);
     snprintf(off, sizeof(off), "%" PRId64, dlq_offset);
-    const char *params[6] = {id, zl_class_name(cls), error, dlq_topic, part, off};
+    const char *params[8] = {id, zl_class_name(cls), error, dlq_topic, part, off, past_states, block_hash};
     zl_class rc;
-    PGresult *r = zl_pg_prepared(p, "zl_state_dead", 6, params, PGRES_COMMAND_OK, &rc, errstr, errstr_size);
-    if (r != NULL)
+    *marked = false;
+    PGresult *r = zl_pg_prepared(p, "zl_state_dead", 8, params, PGRES_COMMAND_OK, &rc, errstr, errstr_size);
+    if (r != NULL) {
+        *marked = strcmp(PQcmdTuples(r), "1") == 0;
         PQclear(r);
+    }
     return rc;
 }

@@ -80,8 +80,14 @@ zl_class zl_state_record_failure(struct zl_pg *p, const char *id, zl_class cls, 
                                  int64_t delay_ms, char *errstr, size_t errstr_size);
 
 /* Moves the row to `dead`, remembering the state it was in and the DLQ
- * coordinates, unless it is already terminal (credited, reorged). */
+ * coordinates, only while the row is still what the dead message was about:
+ * not terminal (credited, reorged, dead), not in one of past_states (a
+ * '{verified,pinned}' style literal: the stage's done state and later, i.e.
+ * another copy finished it), and still in block block_hash (a reorg that
+ * re-included the tx elsewhere makes the message stale: the row's newer
+ * event is on its way). *marked says whether the row moved. */
 zl_class zl_state_mark_dead(struct zl_pg *p, const char *id, zl_class cls, const char *error, const char *dlq_topic,
-                            int32_t dlq_partition, int64_t dlq_offset, char *errstr, size_t errstr_size);
+                            int32_t dlq_partition, int64_t dlq_offset, const char *past_states,
+                            const char *block_hash, bool *marked, char *errstr, size_t errstr_size);
 
 #endif /* ZL_STATE_H */

@@ -11,6 +11,8 @@
  *   - gone from the chain (its block replaced, or the tx moved to another
  *     log index): the row becomes `reorged`, nothing is published, and the
  *     zl_verify_reorged_total metric counts it;
+ *   - the chain shorter than its block (a reorg in progress, or an endpoint
+ *     behind): defer;
  *   - every RPC endpoint down: outage (pause, never DLQ).
  * A tx re-included in another block at the same log index keeps its
  * deposit id; the verified event and the row carry the new block facts.
@@ -204,6 +206,14 @@ static zl_class verify_process(void *ctx, struct zl_work *w)
             return c;
         if (exists && strcmp(h, in->block_hash) != 0)
             return gone(v, w, "transaction not on the chain and its block was replaced");
+        if (!exists) {
+            /* The chain is shorter than the deposit's block: a reorg in
+             * progress (the tx may come back in the new branch) or an
+             * endpoint behind. Not yet decidable, so not a failure. */
+            snprintf(w->error, sizeof(w->error), "no block %" PRIu64 " on the chain yet (reorg in progress or"
+                     " endpoint behind): %s waits", in->block_number, in->tx_hash);
+            return ZL_DEFER;
+        }
         snprintf(w->error, sizeof(w->error), "no receipt for %s yet (endpoint behind?)", in->tx_hash);
         return ZL_TRANSIENT;
     }
