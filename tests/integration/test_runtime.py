@@ -173,6 +173,30 @@ def test_defers_do_not_spend_the_transient_budget(pipeline):
     assert_exactly_once(pipeline, [did])
 
 
+def test_a_stale_message_for_a_reincluded_deposit_is_dropped_and_never_kills_the_row(pipeline):
+    """Guards against a stale copy of a deposit's event (naming the block a
+    reorg replaced) being acted on: passed on with old block facts, or, as
+    CI once showed, failing and marking the live, re-detected row dead. The
+    row names block B; a message naming block A arrives and would fail
+    permanently if processed. It must be dropped (no DLQ letter, the row
+    untouched), while the message naming B goes through."""
+    d = new_deposit(user_id="doomed")
+    insert_rows([d])
+    psql("UPDATE deposits SET block_hash = :'v1', block_number = 101 WHERE deposit_id = :'v2'",
+         "0x" + "cd" * 32, d["deposit_id"])
+    pipeline.produce([d], key=d["deposit_id"])  # stale: still names block 0xabab...
+    pipeline.start("w", ZL_PT_PERMANENT_USER="doomed")
+    wait_until(lambda: "superseded" in pipeline.log("w"), 30, "the stale message seen")
+    time.sleep(1)
+    assert states([d["deposit_id"]])[d["deposit_id"]] == "detected", "the stale message changed the row"
+    assert pipeline.dlq_messages() == [], "a stale message was dead-lettered"
+    assert effects([d["deposit_id"]]) == {}, "a stale message was processed"
+    fresh = dict(d, block_hash="0x" + "cd" * 32, block_number=101, event_id=str(uuid.uuid4()), user_id="ok")
+    pipeline.produce([fresh], key=d["deposit_id"])
+    wait_until(lambda: states([d["deposit_id"]])[d["deposit_id"]] == "verified", 30, "the current message applied")
+    assert effects([d["deposit_id"]]) == {d["deposit_id"]: 1}
+
+
 def http_status(port: int, path: str) -> int:
     out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"http://127.0.0.1:{port}{path}"],
                          capture_output=True, text=True, timeout=10)
