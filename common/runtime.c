@@ -114,6 +114,7 @@ struct rt {
     int nparts;
     bool outage;
     bool stage_inited;
+    bool consumer_fatal; /* the loop stopped on a fatal consumer error: exit 1 */
     char outage_reason[ZL_ERRSTR_SIZE];
     int pending_deliveries;
     /* metric handles for the hot path */
@@ -1361,6 +1362,17 @@ static void loop(struct rt *rt)
     struct zl_work *ws = calloc(cap, sizeof(*ws));
     ZL_ASSERT(ws != NULL);
     while (run) {
+        char fatal[512];
+        if (rd_kafka_fatal_error(rt->consumer, fatal, sizeof(fatal)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            /* E.g. fenced: another live consumer has our group.instance.id.
+             * This consumer can never fetch again; exit non-zero so the
+             * supervisor restarts the worker instead of it idling forever
+             * while looking alive. Nothing uncommitted is lost: offsets are
+             * stored only after delivery. */
+            zl_log(ZL_LOG_ERROR, NULL, "consumer fatal error, exiting for a restart: %s", fatal);
+            rt->consumer_fatal = true;
+            break;
+        }
         zl_health_heartbeat(rt->health);
         apply_admin_requests(rt);
         if (rt->outage)
@@ -1470,7 +1482,10 @@ int zl_runtime_main(const struct zl_stage *stage, struct zl_config_section *extr
         rc = 1;
     } else {
         loop(&rt);
-        zl_log(ZL_LOG_INFO, NULL, "signal received: drained, committing and leaving the group");
+        if (rt.consumer_fatal)
+            rc = 1;
+        else
+            zl_log(ZL_LOG_INFO, NULL, "signal received: drained, committing and leaving the group");
     }
     stop(&rt);
     zl_config_free(sections, 1 + nextra, &rt.kprops);

@@ -201,7 +201,12 @@ class LocalPipeline:
         return True
 
     def restart(self, name: str) -> subprocess.Popen:
+        """Starts the worker again unless a copy under that name is alive
+        (two overlapping kill/restart faults must not leave two copies with
+        one name: with static membership the broker fences one of them)."""
         p = self.worker(name)
+        if p.poll() is None:
+            return p
         return self.start(name, p.zl_binary)
 
     def stop_workers(self) -> None:

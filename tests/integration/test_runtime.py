@@ -197,6 +197,28 @@ def test_a_stale_message_for_a_reincluded_deposit_is_dropped_and_never_kills_the
     assert effects([d["deposit_id"]]) == {d["deposit_id"]: 1}
 
 
+def test_a_fenced_consumer_exits_for_a_restart_instead_of_idling(pipeline):
+    """Guards against a worker that can never consume again but looks alive:
+    a second copy started under the same ZL_GROUP_INSTANCE_ID makes the
+    broker fence the first, whose consumer then has a fatal error. It must
+    exit 1 (its supervisor restarts it) rather than idle with its partitions
+    gone. Found by the chaos suite, where it stalled a whole schedule."""
+    deps = [new_deposit() for _ in range(5)]
+    insert_rows(deps)
+    pipeline.produce(deps)
+    first = pipeline.start("first", ZL_GROUP_INSTANCE_ID="copy-a")
+    wait_until(all_in_state([d["deposit_id"] for d in deps], "verified"), 30, "the first copy working")
+    second = pipeline.start("second", ZL_GROUP_INSTANCE_ID="copy-a")
+    first.wait(timeout=60)
+    assert first.returncode == 1, pipeline.log("first")[-2000:]
+    assert "consumer fatal error, exiting for a restart" in pipeline.log("first")
+    assert second.poll() is None, "the copy that took over must keep running"
+    more = [new_deposit() for _ in range(5)]
+    insert_rows(more)
+    pipeline.produce(more)
+    wait_until(all_in_state([d["deposit_id"] for d in more], "verified"), 60, "the second copy consuming")
+
+
 def http_status(port: int, path: str) -> int:
     out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"http://127.0.0.1:{port}{path}"],
                          capture_output=True, text=True, timeout=10)
