@@ -140,9 +140,6 @@ class LocalPipeline:
         env = dict(self.env)
         env.update({
             "ZL_HTTP_PORT_FILE": str(self.local / "run" / f"{name}.port"),
-            # Static membership: a worker restarted under its name (after a
-            # crash) gets its partitions back at once.
-            "ZL_GROUP_INSTANCE_ID": name,
             "ZL_TOKEN_ADDRESS": self.token,
             "ZL_NFT_ADDRESS": self.nft,
             "ZL_NFT_FROM_BLOCK": self.nft_from_block,
