@@ -19,60 +19,21 @@ connection (a cast process per transfer costs 50-100 ms; this costs ~1 ms).
 
 Nonces are explicit per sender: requests of one batch run concurrently in
 anvil, so nonces it picked itself would clash. Limits: TICK_MS (pacing
-granularity), BATCH_MAX (transfers per HTTP request), HTTP_TIMEOUT_S.
+granularity), BATCH_MAX (transfers per HTTP request); the JSON-RPC client
+is deploy/local/jsonrpc.py.
 """
 import argparse
-import http.client
 import json
 import sys
 import time
-import urllib.parse
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy" / "local"))
+from jsonrpc import Rpc, word  # noqa: E402
 
 TICK_MS = 10
 BATCH_MAX = 200  # transfers per HTTP request (also bounded by the senders)
-HTTP_TIMEOUT_S = 60
 MINT, TRANSFER = "0x40c10f19", "0xa9059cbb"  # mint(address,uint256), transfer(address,uint256)
-
-
-class Rpc:
-    """One kept-alive HTTP connection; batches in, results out (errors raise)."""
-
-    def __init__(self, url: str):
-        u = urllib.parse.urlparse(url)
-        self.host, self.port, self.path = u.hostname, u.port or 80, u.path or "/"
-        self.conn = http.client.HTTPConnection(self.host, self.port, timeout=HTTP_TIMEOUT_S)
-        self.next_id = 1
-
-    def batch(self, calls):
-        reqs = []
-        for method, params in calls:
-            reqs.append({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params})
-            self.next_id += 1
-        body = json.dumps(reqs)
-        for attempt in range(2):
-            try:
-                self.conn.request("POST", self.path, body, {"Content-Type": "application/json"})
-                out = json.loads(self.conn.getresponse().read())
-                break
-            except (http.client.HTTPException, ConnectionError):
-                if attempt:
-                    raise
-                self.conn.close()
-                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=HTTP_TIMEOUT_S)
-        if isinstance(out, dict):
-            out = [out]
-        out.sort(key=lambda o: o.get("id", 0))
-        bad = [o for o in out if "error" in o]
-        if bad:
-            raise SystemExit(f"e2e_load: rpc error: {bad[0]['error']}")
-        return [o["result"] for o in out]
-
-    def call(self, method, *params):
-        return self.batch([(method, list(params))])[0]
-
-
-def word(x: int) -> str:
-    return hex(x)[2:].rjust(64, "0")
 
 
 def fund(rpc: Rpc, token: str, senders: int) -> None:

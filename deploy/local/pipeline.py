@@ -11,9 +11,10 @@ import secrets
 import shutil
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
+
+from jsonrpc import Rpc, RpcError, word
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = REPO / "deploy" / "local" / "services"
@@ -24,6 +25,9 @@ STATES = ["detected", "verified", "pinned", "mint_submitted", "minted", "credite
 STAGES = ["detect", "verify", "ipfs-upload", "mint", "credit"]
 # How long a worker may take to drain after SIGTERM before it is killed.
 STOP_GRACE_S = 30
+# Transfers per JSON-RPC request when making deposits.
+SEND_BATCH_MAX = 100
+TRANSFER_SELECTOR = "0xa9059cbb"  # transfer(address,uint256)
 
 
 class PipelineError(Exception):
@@ -230,46 +234,43 @@ class LocalPipeline:
 
     # ------------------------------------------------------------ deposits
     def make_deposits(self, n: int, addrs: list[str] | None = None, amount_of=None) -> int:
-        """Sends n transfers from every depositor account at once, each
-        account's own transfers in sequence (one nonce after another).
-        Returns how many were sent; failures are logged, not raised."""
+        """Sends n transfers, spread over the depositor accounts, as
+        eth_sendTransaction calls in JSON-RPC batches (the depositors are
+        anvil's unlocked dev accounts; a cast process per transfer would cap
+        a run at a few dozen deposits a second). Returns how many the node
+        admitted; failures are logged, not raised."""
         addrs = addrs or self.deposit_addrs
         amount_of = amount_of or (lambda j: (1 + j % 50) * 10**18)  # 1..50 USDT
-        sent = 0
-        lock = threading.Lock()
-        errors = []
+        rpc = Rpc(self.env["ZL_RPC_URLS"])
         if not hasattr(self, "nonces"):
             self.nonces = {}
-
-        def send(key: str, count: int, offset: int):
-            nonlocal sent
-            # --async does not wait for mining, so cast would reuse the
-            # pending nonce: number the account's transfers ourselves.
-            if key not in self.nonces:
-                who = self.cast("wallet", "address", "--private-key", key)
-                self.nonces[key] = int(self.cast("nonce", "--rpc-url", self.env["ZL_RPC_URLS"], who))
-            for j in range(count):
-                to = addrs[(offset + j) % len(addrs)]
-                try:
-                    self.cast("send", "--async", "--nonce", str(self.nonces[key]), "--rpc-url",
-                              self.env["ZL_RPC_URLS"], "--private-key", key, self.token, "transfer(address,uint256)",
-                              to, str(amount_of(offset + j)))
-                    self.nonces[key] += 1
-                    with lock:
-                        sent += 1
-                except PipelineError as e:
-                    errors.append(str(e))
-
-        k = len(self.depositors)
-        per = [n // k + (1 if i < n % k else 0) for i in range(k)]
-        threads = [threading.Thread(target=send, args=(key, c, sum(per[:i])))
-                   for i, (key, c) in enumerate(zip(self.depositors, per)) if c > 0]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        senders = [self.cast("wallet", "address", "--private-key", k).lower() for k in self.depositors]
+        # --async-style sending never waits for mining, so the pending nonce
+        # is stale: number each account's transfers ourselves.
+        for who in senders:
+            if who not in self.nonces:
+                self.nonces[who] = int(rpc.call("eth_getTransactionCount", who, "pending"), 16)
+        sent = 0
+        errors = []
+        for first in range(0, n, SEND_BATCH_MAX):
+            calls = []
+            for j in range(first, min(n, first + SEND_BATCH_MAX)):
+                who = senders[j % len(senders)]
+                data = TRANSFER_SELECTOR + word(int(addrs[j % len(addrs)], 16)) + word(amount_of(j))
+                calls.append(("eth_sendTransaction", [{"from": who, "to": self.token, "gas": "0x20000",
+                                                       "nonce": hex(self.nonces[who]), "data": data}]))
+                self.nonces[who] += 1
+            try:
+                sent += len(rpc.batch(calls))
+            except (RpcError, OSError) as e:
+                # A nonce handed out but not admitted would leave a gap the
+                # node waits on forever: re-read them from the node.
+                errors.append(str(e))
+                for who in senders:
+                    self.nonces[who] = int(rpc.call("eth_getTransactionCount", who, "pending"), 16)
+        rpc.close()
         if errors:
-            self.log(f"{len(errors)} transfers failed to send: {errors[0]}")
+            self.log(f"{len(errors)} batches of transfers failed to send: {errors[0]}")
         self.sent += sent
         return sent
 

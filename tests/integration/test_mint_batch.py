@@ -9,13 +9,14 @@ the owner of every token, the number of Transfer-from-zero logs per token id
 (exactly 1), and the signer's transaction count against the stored
 transactions (no extra tx, no nonce gap).
 """
+import json
 import time
 import uuid
 
 import pytest
 
-from mint_helpers import (MintPipeline, chain, create_topics, insert_pinned_rows, mint_env, mints_per_token,
-                          new_pipeline, owners, pinned_deposit, signer_txs, token_id)
+from mint_helpers import (ANVIL_KEY0, MintPipeline, cast, chain, create_topics, insert_pinned_rows, mint_env,
+                          mints_per_token, new_pipeline, owners, pinned_deposit, signer_txs, token_id)
 from runtime_helpers import psql, wait_until
 
 
@@ -168,3 +169,42 @@ def test_two_batching_workers_sharing_a_signer_mint_500_each_once(tmp_path, chai
     finally:
         for _, p, _ in copies:
             p.stop_all()
+
+
+def test_a_batch_skipping_a_token_minted_elsewhere_records_the_tx_that_minted_it(pipeline):
+    """mintBatch skips ids that already exist, so its receipt logs no
+    Transfer for them. The stage reads a batch's own Transfer logs to
+    confirm the deposits it minted (no chain read per deposit); a deposit the
+    logs leave out must not be given the batch's hash. Here one token was
+    minted beforehand to its depositor by another tx (cast, as the admin):
+    its row must name THAT tx. Another was minted beforehand to someone
+    else: a permanent failure, in the DLQ, never recorded as minted."""
+    deps = [pinned_deposit() for _ in range(6)]
+    ours, theirs = deps[1], deps[4]
+    sent = json.loads(cast("send", "--json", "--rpc-url", pipeline.chain.url, "--private-key", ANVIL_KEY0,
+                           pipeline.chain.nft, "mint(address,uint256,string)", ours["from"],
+                           token_id(ours["deposit_id"]), ours["token_uri"]))
+    assert sent["status"] == "0x1", sent
+    cast("send", "--rpc-url", pipeline.chain.url, "--private-key", ANVIL_KEY0, pipeline.chain.nft,
+         "mint(address,uint256,string)", "0x" + "11" * 20, token_id(theirs["deposit_id"]), theirs["token_uri"])
+    insert_pinned_rows(deps)
+    pipeline.produce(deps)
+    pipeline.start("w", ZL_MINT_BATCH_MAX="20")
+    rest = [d for d in deps if d is not theirs]
+    wait_until(all_minted(rest), 90, "all but the one owned by someone else minted")
+    wait_until(lambda: theirs["deposit_id"] in pipeline.dlq_keys(), 60, "the foreign-owned one dead-lettered")
+    assert states([theirs["deposit_id"]])[theirs["deposit_id"]] == "dead"
+    rows = minted_rows(rest)
+    assert rows[ours["deposit_id"]][0] == sent["transactionHash"].lower()
+    txs = signer_txs(pipeline.signer)
+    assert [t["purpose"] for t in txs] == ["mint_batch"], txs
+    # All six went into that one batch (the path under test), though it
+    # minted only four of them.
+    assert sorted(txs[0]["deposits"].split(",")) == sorted(d["deposit_id"] for d in deps), pipeline.log("w")[-3000:]
+    batch_hash = psql("SELECT mined_hash FROM signer_txs WHERE signer = :'v1'", pipeline.signer)[0][0]
+    others = [d for d in rest if d is not ours]
+    assert {rows[d["deposit_id"]][0] for d in others} == {batch_hash}
+    assert owners(pipeline.chain.url, pipeline.chain.nft, [token_id(d["deposit_id"]) for d in rest]) == \
+        [d["from"] for d in rest]
+    counts = mints_per_token(pipeline.chain.url, pipeline.chain.nft)
+    assert all(counts.get(token_id(d["deposit_id"]), 0) == 1 for d in deps), counts

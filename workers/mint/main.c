@@ -136,6 +136,7 @@ struct mint {
     uint64_t chain_id;
     uint8_t nft[20];
     char nft_hex[43]; /* lowercase */
+    char transfer_topic[67]; /* keccak256("Transfer(address,address,uint256)") */
     int64_t next_janitor_ms;
     struct zl_rpc *rpc; /* owned: zl_rpc_new in init, zl_rpc_free in fini */
 };
@@ -385,9 +386,7 @@ static zl_class owner_of(struct mint *m, const uint8_t id[32], char owner[43], c
 static zl_class find_mint_log(struct mint *m, const uint8_t id[32], const char *to, char hash[67], char *errstr,
                               size_t errstr_size)
 {
-    char sig[67], zero[67], to_topic[67], id_topic[67], from_block[24];
-    const char *ev = "Transfer(address,address,uint256)";
-    zl_keccak256_hex(ev, strlen(ev), sig);
+    char zero[67], to_topic[67], id_topic[67], from_block[24];
     snprintf(zero, sizeof(zero), "0x%064d", 0);
     snprintf(to_topic, sizeof(to_topic), "0x000000000000000000000000%s", to + 2);
     lower(to_topic);
@@ -396,7 +395,7 @@ static zl_class find_mint_log(struct mint *m, const uint8_t id[32], const char *
     json_t *res;
     zl_class c = rpc(m, "eth_getLogs",
                      json_pack("[{s:s, s:s, s:s, s:[s s s s]}]", "address", m->nft_hex, "fromBlock", from_block,
-                               "toBlock", "latest", "topics", sig, zero, to_topic, id_topic),
+                               "toBlock", "latest", "topics", m->transfer_topic, zero, to_topic, id_topic),
                      &res, NULL, errstr, errstr_size);
     if (c != ZL_OK)
         return c == ZL_PERMANENT ? ZL_TRANSIENT : c;
@@ -605,12 +604,62 @@ static bc_result broadcast(struct mint *m, const struct zl_nonce_tx *slot, zl_cl
     return BC_FAILED;
 }
 
+/* Tokens one receipt shows minted: at most a full batch. */
+#define MINT_RECEIPT_MINTS_MAX ZL_NONCE_BATCH_MAX
+
 struct receipt {
     bool found;
     char hash[67];
     int64_t block;
     int status;
+    /* Transfer(0, to, id) logs of our contract in the receipt: what this
+     * very tx minted, so a batch's deposits need no chain read each. */
+    size_t nminted;
+    struct {
+        uint8_t id[32];
+        char to[43]; /* lowercase */
+    } minted[MINT_RECEIPT_MINTS_MAX];
 };
+
+/* Collects the mint Transfer logs of our contract from a receipt's logs.
+ * Logs it cannot read are skipped: a deposit they leave out is checked on
+ * the chain instead, never assumed. */
+static void receipt_mints(const struct mint *m, json_t *logs, struct receipt *r)
+{
+    static const char zero[] = "0x0000000000000000000000000000000000000000000000000000000000000000";
+    size_t i;
+    json_t *lg;
+    json_array_foreach(logs, i, lg) {
+        if (r->nminted >= MINT_RECEIPT_MINTS_MAX)
+            return;
+        const char *addr = json_string_value(json_object_get(lg, "address"));
+        json_t *topics = json_object_get(lg, "topics");
+        if (addr == NULL || strcasecmp(addr, m->nft_hex) != 0 || json_array_size(topics) != 4)
+            continue;
+        const char *t0 = json_string_value(json_array_get(topics, 0));
+        const char *t1 = json_string_value(json_array_get(topics, 1));
+        const char *t2 = json_string_value(json_array_get(topics, 2));
+        const char *t3 = json_string_value(json_array_get(topics, 3));
+        if (t0 == NULL || t1 == NULL || t2 == NULL || t3 == NULL || strcasecmp(t0, m->transfer_topic) != 0 ||
+            strcasecmp(t1, zero) != 0)
+            continue;
+        size_t len;
+        if (zl_abi_decode_address(t2, r->minted[r->nminted].to) != 0 ||
+            zl_tx_hex_decode(t3, r->minted[r->nminted].id, 32, &len) != 0 || len != 32)
+            continue;
+        lower(r->minted[r->nminted].to);
+        r->nminted++;
+    }
+}
+
+/* Did this receipt's tx mint token `id` to `to`? */
+static bool receipt_minted(const struct receipt *r, const uint8_t id[32], const char *to)
+{
+    for (size_t i = 0; i < r->nminted; i++)
+        if (memcmp(r->minted[i].id, id, 32) == 0 && strcasecmp(r->minted[i].to, to) == 0)
+            return true;
+    return false;
+}
 
 /* Looks for a receipt of any hash ever signed at the slot's nonce. */
 static zl_class find_receipt(struct mint *m, const struct zl_nonce_tx *slot, struct receipt *r, char *errstr,
@@ -632,6 +681,8 @@ static zl_class find_receipt(struct mint *m, const struct zl_nonce_tx *slot, str
             snprintf(r->hash, sizeof(r->hash), "%s", slot->hashes[i]);
             r->block = (int64_t)block;
             r->status = (int)status;
+            if (status == 1)
+                receipt_mints(m, json_object_get(res, "logs"), r);
             json_decref(res);
             return ZL_OK;
         }
@@ -752,7 +803,9 @@ static zl_class deposit_verdict(struct mint *m, struct zl_work *w, const struct 
 {
     uint8_t id[32];
     zl_keccak256(w->in.deposit_id, strlen(w->in.deposit_id), id);
-    if (r->status == 1 && !is_batch(slot)) {
+    if (r->status == 1 && (!is_batch(slot) || receipt_minted(r, id, w->in.from))) {
+        /* A single mint that succeeded, or a batch whose own receipt logs
+         * this token minted to the depositor: no chain read needed. */
         snprintf(hash, 67, "%s", r->hash);
         return ZL_OK;
     }
@@ -1332,6 +1385,8 @@ static int mint_init(void *ctx, const struct zl_runtime_env *env, char *errstr, 
         return -1;
     }
     zl_tx_hex_encode(m->nft, 20, m->nft_hex, sizeof(m->nft_hex));
+    static const char transfer_event[] = "Transfer(address,address,uint256)";
+    zl_keccak256_hex(transfer_event, strlen(transfer_event), m->transfer_topic);
     if (zl_secp_key_load(&m->key, m->cfg.signer_key.value, errstr, errstr_size) != 0)
         return -1;
     /* Breaker settings left 0: breaker.h's defaults, as for every stage. */
