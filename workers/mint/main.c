@@ -58,6 +58,9 @@
 
 /* Fillers the janitor handles per pass. */
 #define MINT_FILLERS_PER_PASS_MAX 16
+/* The first receipt poll after a broadcast; later ones double up to
+ * ZL_MINT_RECEIPT_POLL_MS. */
+#define MINT_RECEIPT_FIRST_POLL_MS 5
 /* Longest error message kept from a node. */
 #define MINT_NODE_ERROR_MAX 200
 
@@ -879,6 +882,11 @@ static zl_class drive_slot(struct mint *m, struct zl_nonce_tx *slot, const struc
         /* fall through to the stuck check: e.g. the fee fell below the base fee */
     }
     int64_t start = zl_now_ms();
+    /* The first polls come soon and the pause doubles up to
+     * ZL_MINT_RECEIPT_POLL_MS: a node that mines on arrival (or a block
+     * just due) answers within milliseconds, and a flat 100 ms pause was
+     * the whole cost of a mint there; on a 3 s chain it adds ~5 polls. */
+    int64_t pause_ms = MINT_RECEIPT_FIRST_POLL_MS;
     for (;;) {
         c = find_receipt(m, slot, r, errstr, errstr_size);
         if (c != ZL_OK || r->found)
@@ -886,7 +894,8 @@ static zl_class drive_slot(struct mint *m, struct zl_nonce_tx *slot, const struc
         int64_t waited = zl_now_ms() - start;
         if (waited >= m->cfg.receipt_wait_ms)
             break;
-        sleep_ms(m->cfg.receipt_poll_ms);
+        sleep_ms(pause_ms < m->cfg.receipt_wait_ms - waited ? pause_ms : m->cfg.receipt_wait_ms - waited);
+        pause_ms = pause_ms * 2 < m->cfg.receipt_poll_ms ? pause_ms * 2 : m->cfg.receipt_poll_ms;
     }
     if (slot->signed_age_ms + (zl_now_ms() - start) >= m->cfg.stuck_ms) {
         c = resign(m, slot, false, lc, errstr, errstr_size);
