@@ -27,8 +27,9 @@
  * defences: the contract skips ids that already exist, so a re-sent batch
  * mints only what is missing). Deposits that already have a stored tx are
  * grouped by it and driven once. After the receipt every deposit of a batch
- * is checked on the chain (ownerOf = depositor, and the hash of the tx whose
- * Transfer minted it) before its row moves to minted. A batch whose estimate
+ * is confirmed before its row moves to minted: by the receipt's own
+ * Transfer(0, depositor, id) log, or, for an id the batch skipped, on the
+ * chain (ownerOf = depositor, and the hash of the tx whose Transfer minted it). A batch whose estimate
  * reverts is split into single mints, which classify each deposit exactly.
  *
  * Failures: a revert of the estimate or of the mined tx because the token
