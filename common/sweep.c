@@ -9,6 +9,16 @@
 #include "kafka.h"
 #include "log.h"
 
+/* A row swept again in the same state waits stale_ms * 2^sweeps (at most
+ * 2^this) since its last sweep. A flat stale_ms re-published a whole
+ * backlog every stale_ms: under load (rows queued behind a slow stage for
+ * longer than stale_ms) each pass added the backlog to the queue again, the
+ * stage fell further behind, and the chaos suite measured 11 re-publications
+ * per row. Doubling bounds it to a few per row however long the backlog
+ * lasts, while a row whose message really was lost is still re-published at
+ * stale_ms. A string: it is spliced into the SQL text. */
+#define ZL_SWEEP_BACKOFF_DOUBLINGS_MAX "6"
+
 /* Non-terminal states on the main path, as a Postgres array literal. */
 #define PENDING_STATES "{detected,verified,pinned,mint_submitted,minted}"
 
@@ -24,7 +34,8 @@ static const char SQL_STALE[] =
     " AND d.updated_at < now() - make_interval(secs => $1::bigint / 1000.0)"
     " AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= now())"
     " AND (m.deposit_id IS NULL OR m.state <> d.state"
-    "      OR m.swept_at < now() - make_interval(secs => $1::bigint / 1000.0))"
+    "      OR m.swept_at < now() - make_interval(secs => $1::bigint / 1000.0"
+    "                                             * power(2, least(m.sweeps, " ZL_SWEEP_BACKOFF_DOUBLINGS_MAX "))))"
     " AND ($3 = '' OR d.deposit_id = $3)"
     " AND ($4::bigint = 0 OR d.chain_id = $4::bigint)"
     " ORDER BY d.updated_at LIMIT $2::int";
@@ -32,7 +43,7 @@ static const char SQL_STALE[] =
 static const char SQL_MARK[] =
     "INSERT INTO sweep_marks (deposit_id, state) SELECT * FROM unnest($1::text[], $2::text[])"
     " ON CONFLICT (deposit_id) DO UPDATE SET state = EXCLUDED.state, swept_at = now(),"
-    " sweeps = sweep_marks.sweeps + 1";
+    " sweeps = CASE WHEN sweep_marks.state = EXCLUDED.state THEN sweep_marks.sweeps + 1 ELSE 1 END";
 
 static const char SQL_REQ_TAKE[] =
     "UPDATE sweep_requests SET started_at = now() WHERE id = (SELECT id FROM sweep_requests"

@@ -27,6 +27,14 @@ STAGES = ["detect", "verify", "ipfs-upload", "mint", "credit"]
 STOP_GRACE_S = 30
 # Transfers per JSON-RPC request when making deposits.
 SEND_BATCH_MAX = 100
+# Gas limit of a deposit transfer (it uses ~35-52k): the node reserves it
+# per tx, so it sets how many fit in a block.
+TRANSFER_GAS = 0x10000
+# Fee cap of a deposit: far above the base fee. Waves of deposits fill
+# blocks and the base fee climbs 12.5% a block; a tx whose cap falls below it
+# is dropped by anvil, which leaves a nonce gap that strands every later
+# transfer of that account (seen in the chaos suite: 1,859 stranded).
+DEPOSIT_MAX_FEE_WEI = 500 * 10**9
 TRANSFER_SELECTOR = "0xa9059cbb"  # transfer(address,uint256)
 
 
@@ -155,7 +163,6 @@ class LocalPipeline:
             "ZL_DETECT_START_BLOCK": self.nft_from_block,
             "ZL_DETECT_POLL_MS": "250",
             "ZL_NFT_IMAGE_FILE": str(REPO / "deploy" / "assets" / "receipt.svg"),
-            "ZL_SWEEP_STALE_MS": "15000",
             "ZL_AUDIT_RPC_URLS": self.env["ZL_RPC_URLS"],
             # Broadcast, then defer to the delay tiers instead of holding the
             # partition for each receipt: many mints share a block.
@@ -257,8 +264,9 @@ class LocalPipeline:
             for j in range(first, min(n, first + SEND_BATCH_MAX)):
                 who = senders[j % len(senders)]
                 data = TRANSFER_SELECTOR + word(int(addrs[j % len(addrs)], 16)) + word(amount_of(j))
-                calls.append(("eth_sendTransaction", [{"from": who, "to": self.token, "gas": "0x20000",
-                                                       "nonce": hex(self.nonces[who]), "data": data}]))
+                calls.append(("eth_sendTransaction", [{
+                    "from": who, "to": self.token, "gas": hex(TRANSFER_GAS), "nonce": hex(self.nonces[who]),
+                    "maxFeePerGas": hex(DEPOSIT_MAX_FEE_WEI), "maxPriorityFeePerGas": hex(10**9), "data": data}]))
                 self.nonces[who] += 1
             try:
                 sent += len(rpc.batch(calls))
@@ -273,6 +281,20 @@ class LocalPipeline:
             self.log(f"{len(errors)} batches of transfers failed to send: {errors[0]}")
         self.sent += sent
         return sent
+
+    def pool_drained(self, timeout_s: float = 180) -> dict:
+        """Waits until the node's pool is empty (every deposit sent is mined
+        or refused); returns its last txpool_status, pending/queued as ints."""
+        rpc = Rpc(self.env["ZL_RPC_URLS"])
+        deadline = time.monotonic() + timeout_s
+        try:
+            while True:
+                st = {k: int(v, 16) for k, v in rpc.call("txpool_status").items()}
+                if st["pending"] + st["queued"] == 0 or time.monotonic() > deadline:
+                    return st
+                time.sleep(0.5)
+        finally:
+            rpc.close()
 
     # ------------------------------------------------------------ state
     def counts(self, addrs: list[str] | None = None) -> dict[str, int]:

@@ -309,8 +309,15 @@ class Chaos(LocalPipeline):
     def judge(self, seed: int, addrs: list[str], t0: float) -> dict:
         problems = list(self.errors)
         self.errors.clear()
+        # Every deposit sent must be on chain before it is counted: one still
+        # in the node's pool would be missed by the count below.
+        pool = self.pool_drained()
+        if pool["pending"] + pool["queued"]:
+            problems.append(f"deposits never mined: node pool {pool}")
         transfers = self.chain_transfers(addrs)
         n_chain = len(transfers)
+        if n_chain != self.args.deposits:
+            problems.append(f"{self.args.deposits} deposits sent but {n_chain} on chain")
         first = self.settle(addrs, n_chain, f"schedule {seed} settling")
         settled = first["credited"] + first["dead"] + first["reorged"]
         rows = sum(first.values())

@@ -107,3 +107,31 @@ def test_sweeper_skips_rows_waiting_on_purpose_and_terminal_rows_and_only_one_co
         wait_until(lambda: "now active" in p.log(standby.zl_name), 30, "the standby to take over")
     finally:
         p.stop_all()
+
+
+def test_a_row_that_stays_stale_is_re_published_with_growing_gaps(own_kafka, tmp_path):
+    """Guards against the sweeper flooding a slow stage: with a flat
+    ZL_SWEEP_STALE_MS it re-published every queued row each stale_ms, so a
+    backlog grew by itself (the chaos suite measured 11 re-publications per
+    row). A row that stays put is now re-published after stale_ms, then
+    2x, 4x, ... later. Here nothing consumes, stale_ms is 1 s and sweeps run
+    every 0.1 s: publications at about 1, 3 and 7 s, so 3 in 9.5 s (a flat
+    1 s gave 9)."""
+    broker, _ = own_kafka
+    chain = random.randrange(3 * 10**9, 4 * 10**9)
+    p = make_pipeline(tmp_path, brokers=broker, partitions=1)
+    try:
+        d = chain_deposit(chain)
+        insert_rows([d])
+        start_tool(p, "sweep", "zl-sweep", ZL_SWEEP_CHAIN_ID=chain, ZL_SWEEP_STALE_MS=1000, ZL_SWEEP_INTERVAL_MS=100)
+        wait_until(lambda: len(topic_messages(p.in_topic, broker)) >= 1, 30, "the first re-publication")
+        t0 = time.monotonic()
+        wait_until(lambda: len(topic_messages(p.in_topic, broker)) >= 2, 30, "the second re-publication")
+        first_gap = time.monotonic() - t0
+        time.sleep(max(0.0, 8.5 - first_gap))
+        keys = [m["key"] for m in topic_messages(p.in_topic, broker)]
+        assert set(keys) == {d["deposit_id"]}
+        assert 2 <= len(keys) <= 4, f"{len(keys)} re-publications of one row in ~9.5 s"
+        assert first_gap >= 1.5, f"the second re-publication came {first_gap:.1f} s after the first"
+    finally:
+        p.stop_all()
