@@ -68,6 +68,12 @@ const struct zl_setting zl_runtime_settings[] = {
     {"ZL_LOG_LEVEL", ZL_CFG_STR, "info", "debug, info, warn or error", OFF(log_level), 0, 0},
     {"ZL_FAULT_POINT", ZL_CFG_STR, "", "tests only: SIGKILL self at this named step (see common/fault.h)",
      OFF(fault_point), 0, 0},
+    {"ZL_STALL_MS", ZL_CFG_INT, "30000",
+     "a partition with messages waiting and no progress this long is resumed and re-seeked (0 = never)",
+     OFF(stall_ms), 0, 3600000},
+    {"ZL_TEST_STRAY_PAUSE_AFTER", ZL_CFG_INT, "0",
+     "tests only: after this many batches, pause the input partitions without recording it (0 = never)",
+     OFF(test_stray_pause_after), 0, 1000000},
     {"ZL_FAULT_AFTER", ZL_CFG_INT, "1", "tests only: at the Nth pass of ZL_FAULT_POINT", OFF(fault_after), 1,
      1000000000},
 };
@@ -85,10 +91,17 @@ enum {
     PH_UNFINISHED /* stopped by an outage: re-consume after it */
 };
 
+/* Stall watch: how often it looks, and its bound on a broker query. */
+#define STALL_CHECK_MS 5000
+#define STALL_QUERY_TIMEOUT_MS 1000
+
 struct part {
     char topic[ZL_TOPIC_NAME_MAX];
     int32_t partition;
     int64_t paused_until_ms; /* delay tier: resume at this time; 0 = not delayed */
+    /* Stall watch: the consumer position last seen, and since when. */
+    int64_t seen_position;
+    int64_t seen_since_ms;
 };
 
 struct rt {
@@ -122,6 +135,9 @@ struct rt {
     zl_metric *m_outcome[PH_UNFINISHED + 1];
     zl_metric *m_paused;
     zl_metric *m_lag;
+    zl_metric *m_stalls;
+    int64_t next_stall_check_ms;
+    int64_t batches; /* processed since start: for ZL_TEST_STRAY_PAUSE_AFTER */
 };
 
 static volatile sig_atomic_t run = 1;
@@ -207,6 +223,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
             snprintf(p->topic, sizeof(p->topic), "%s", parts->elems[i].topic);
             p->partition = parts->elems[i].partition;
             p->paused_until_ms = 0;
+            p->seen_position = RD_KAFKA_OFFSET_INVALID;
+            p->seen_since_ms = zl_now_ms();
         }
         rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
         if (e != NULL) {
@@ -1133,6 +1151,100 @@ static void resume_due(struct rt *rt)
     }
 }
 
+/* Where a stalled partition should be fetched from: the consumer's
+ * position, or, when nothing was fetched since the assignment, the group's
+ * committed offset (the low watermark when there is none: the group reads
+ * from the earliest). RD_KAFKA_OFFSET_INVALID when it cannot tell. */
+static int64_t stall_restart_offset(struct rt *rt, const struct part *p, int64_t position, int64_t lo)
+{
+    if (position >= 0)
+        return position;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
+    int64_t from = RD_KAFKA_OFFSET_INVALID;
+    if (rd_kafka_committed(rt->consumer, l, STALL_QUERY_TIMEOUT_MS) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        from = l->elems[0].offset >= 0 ? l->elems[0].offset : lo;
+    rd_kafka_topic_partition_list_destroy(l);
+    return from;
+}
+
+/* The stall watch. librdkafka can leave a partition paused or its fetcher
+ * idle after pause/seek/resume racing a rebalance (the runtime pauses for
+ * outages, unfinished messages and delay tiers): the partition stays
+ * assigned to this copy, nobody else may read it, and its deposits wait
+ * forever while the worker looks healthy. Seen in the chaos suite
+ * (librdkafka 2.0.2): 1,067 messages stuck behind one verify copy until a
+ * rebalance. So: a partition this runtime has not paused on purpose whose
+ * consumer position has not moved for ZL_STALL_MS, while the broker holds
+ * messages past it, is resumed and re-seeked to that position (re-reading
+ * is harmless: every step is idempotent). A false alarm costs a re-fetch. */
+static void watch_stalls(struct rt *rt)
+{
+    int64_t now = zl_now_ms();
+    if (rt->cfg.stall_ms <= 0 || rt->outage || rt->nparts == 0 || now < rt->next_stall_check_ms)
+        return;
+    rt->next_stall_check_ms = now + (rt->cfg.stall_ms < STALL_CHECK_MS ? rt->cfg.stall_ms : STALL_CHECK_MS);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(rt->nparts);
+    for (int i = 0; i < rt->nparts; i++)
+        rd_kafka_topic_partition_list_add(l, rt->parts[i].topic, rt->parts[i].partition);
+    if (rd_kafka_position(rt->consumer, l) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_topic_partition_list_destroy(l);
+        return;
+    }
+    for (int i = 0; i < l->cnt; i++) {
+        struct part *p = part_find(rt, l->elems[i].topic, l->elems[i].partition);
+        int64_t pos = l->elems[i].offset;
+        if (p == NULL)
+            continue;
+        if (pos != p->seen_position || p->paused_until_ms > 0) {
+            p->seen_position = pos; /* progress, or waiting on purpose */
+            p->seen_since_ms = now;
+            continue;
+        }
+        if (now - p->seen_since_ms < rt->cfg.stall_ms)
+            continue;
+        int64_t lo, hi;
+        if (rd_kafka_query_watermark_offsets(rt->consumer, p->topic, p->partition, &lo, &hi,
+                                             STALL_QUERY_TIMEOUT_MS) != RD_KAFKA_RESP_ERR_NO_ERROR)
+            continue; /* the broker will answer on a later pass */
+        int64_t from = stall_restart_offset(rt, p, pos, lo);
+        p->seen_since_ms = now;
+        if (from < 0 || hi <= from)
+            continue; /* nothing waiting: idle, not stalled */
+        zl_log(ZL_LOG_WARN, NULL,
+               "partition %s[%d]: %" PRId64 " messages waiting and no progress for %" PRId64
+               " ms: resuming it and fetching again from offset %" PRId64,
+               p->topic, p->partition, hi - from, rt->cfg.stall_ms, from);
+        zl_metric_counter_add(rt->m_stalls, 1);
+        resume_one(rt, p->topic, p->partition);
+        rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(one, p->topic, p->partition)->offset = from;
+        rd_kafka_error_t *e = rd_kafka_seek_partitions(rt->consumer, one, STALL_QUERY_TIMEOUT_MS);
+        if (e != NULL) {
+            zl_log(ZL_LOG_WARN, NULL, "seek %s[%d] to %" PRId64 ": %s", p->topic, p->partition, from,
+                   rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+        }
+        rd_kafka_topic_partition_list_destroy(one);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* ZL_TEST_STRAY_PAUSE_AFTER: pauses the input topic's partitions in the
+ * client without recording it, as a lost resume would leave them. */
+static void test_stray_pause(struct rt *rt)
+{
+    if (rt->cfg.test_stray_pause_after <= 0 || ++rt->batches != rt->cfg.test_stray_pause_after)
+        return;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(rt->nparts > 0 ? rt->nparts : 1);
+    for (int i = 0; i < rt->nparts; i++)
+        if (strcmp(rt->parts[i].topic, rt->in_topic) == 0)
+            rd_kafka_topic_partition_list_add(l, rt->parts[i].topic, rt->parts[i].partition);
+    rd_kafka_pause_partitions(rt->consumer, l);
+    zl_log(ZL_LOG_WARN, NULL, "test: %d input partitions paused behind the runtime's back", l->cnt);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
 /* ------------------------------------------------------------ admin */
 
 /* @locality libmicrohttpd's connection thread: only records the request. */
@@ -1232,6 +1344,8 @@ static void describe_metrics(struct rt *rt)
     zl_metrics_describe(m, "zl_dlq_total", ZL_METRIC_COUNTER, "messages dead-lettered, by class");
     zl_metrics_describe(m, "zl_outage_paused", ZL_METRIC_GAUGE, "1 while consumption is paused by an outage");
     zl_metrics_describe(m, "zl_consumer_lag", ZL_METRIC_GAUGE, "messages behind the end of the assigned partitions");
+    zl_metrics_describe(m, "zl_partition_stalls_total", ZL_METRIC_COUNTER,
+                        "partitions found with messages waiting and no progress for ZL_STALL_MS, then re-seeked");
     static const double buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
     zl_metrics_describe_histogram(m, "zl_processing_seconds", "time from batch start to outcome, per message",
                                   buckets, sizeof(buckets) / sizeof(buckets[0]));
@@ -1239,6 +1353,7 @@ static void describe_metrics(struct rt *rt)
     rt->m_latency = zl_metrics_histogram_handle(m, "zl_processing_seconds", labels);
     rt->m_paused = zl_metrics_gauge_handle(m, "zl_outage_paused", labels);
     rt->m_lag = zl_metrics_gauge_handle(m, "zl_consumer_lag", labels);
+    rt->m_stalls = zl_metrics_counter_handle(m, "zl_partition_stalls_total", labels);
     for (int ph = PH_SKIP; ph <= PH_UNFINISHED; ph++) {
         snprintf(labels, sizeof(labels), "stage=\"%s\",outcome=\"%s\"", rt->stage->name, phase_outcome(ph));
         rt->m_outcome[ph] = zl_metrics_counter_handle(m, "zl_messages_total", labels);
@@ -1404,8 +1519,11 @@ static void loop(struct rt *rt)
                 fill_until = zl_now_ms() + rt->cfg.batch_fill_ms;
             n++;
         }
-        if (n > 0)
+        if (n > 0) {
             process_batch(rt, ws, n);
+            test_stray_pause(rt);
+        }
+        watch_stalls(rt);
         for (size_t i = 0; i < n; i++)
             rd_kafka_message_destroy(ws[i].msg);
         rd_kafka_poll(rt->producer, 0 /* non-blocking: serve stray callbacks */);

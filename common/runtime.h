@@ -155,6 +155,8 @@ struct zl_runtime_config {
     char *log_level;
     char *fault_point;
     int64_t fault_after;
+    int64_t stall_ms;           /* a partition with lag and no progress this long is re-seeked */
+    int64_t test_stray_pause_after; /* tests only: pause the input behind the runtime's back */
 };
 
 extern const struct zl_setting zl_runtime_settings[];

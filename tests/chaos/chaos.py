@@ -453,6 +453,8 @@ def main() -> int:
         c.start_all()
         for s in seeds:
             results.append(c.run_schedule(s))
+            if args.json:  # after every schedule: a long run stopped early keeps what it proved
+                args.json.write_text(json.dumps({"seed": seed, "results": results}, indent=1))
         rc = 0 if all(not r["problems"] for r in results) else 1
     except PipelineError as e:
         log(f"setup failed: {e}")

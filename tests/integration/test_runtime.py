@@ -219,6 +219,46 @@ def test_a_fenced_consumer_exits_for_a_restart_instead_of_idling(pipeline):
     wait_until(all_in_state([d["deposit_id"] for d in more], "verified"), 60, "the second copy consuming")
 
 
+def test_a_partition_left_paused_by_the_kafka_client_is_found_and_consumed_again(pipeline):
+    """Guards against deposits stuck forever behind a live worker: librdkafka
+    can leave a partition paused after pause/seek/resume races a rebalance
+    (the chaos suite saw 1,067 messages wait behind one verify copy that
+    looked healthy). The test pauses the input partitions in the client
+    behind the runtime's back after the first batch; the stall watch must
+    notice messages waiting with no progress for ZL_STALL_MS and fetch
+    them again. With ZL_STALL_MS=0 (the watch off) they stay unprocessed."""
+    first = [new_deposit() for _ in range(3)]
+    insert_rows(first)
+    pipeline.produce(first)
+    pipeline.start("w", ZL_TEST_STRAY_PAUSE_AFTER="1", ZL_STALL_MS="2000")
+    wait_until(lambda: "paused behind the runtime's back" in pipeline.log("w"), 30, "the stray pause")
+    wait_until(all_in_state([d["deposit_id"] for d in first], "verified"), 30, "the first batch")
+    more = [new_deposit() for _ in range(10)]
+    insert_rows(more)
+    pipeline.produce(more)
+    wait_until(all_in_state([d["deposit_id"] for d in more], "verified"), 60, "the stalled partitions consumed again")
+    assert "no progress for 2000 ms: resuming it" in pipeline.log("w")
+    eff = effects([d["deposit_id"] for d in first + more])
+    assert {k: v for k, v in eff.items() if v != 1} == {}, "a deposit applied twice"
+
+
+def test_without_the_stall_watch_a_stray_pause_strands_messages(pipeline):
+    """The control for the test above: the same stray pause with the watch
+    off leaves the messages unprocessed (so the test above proves the
+    watch, not something else, consumed them)."""
+    first = [new_deposit() for _ in range(3)]
+    insert_rows(first)
+    pipeline.produce(first)
+    pipeline.start("w", ZL_TEST_STRAY_PAUSE_AFTER="1", ZL_STALL_MS="0")
+    wait_until(lambda: "paused behind the runtime's back" in pipeline.log("w"), 30, "the stray pause")
+    more = [new_deposit() for _ in range(10)]
+    insert_rows(more)
+    pipeline.produce(more)
+    time.sleep(8)
+    ids = [d["deposit_id"] for d in more]
+    assert not all_in_state(ids, "verified")(), "consumed despite the stray pause: the test above proves nothing"
+
+
 def http_status(port: int, path: str) -> int:
     out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"http://127.0.0.1:{port}{path}"],
                          capture_output=True, text=True, timeout=10)
