@@ -137,6 +137,7 @@ struct rt {
     zl_metric *m_lag;
     zl_metric *m_stalls;
     int64_t next_stall_check_ms;
+    int64_t idle_since_ms; /* the first empty poll since the last batch; 0 while busy */
     int64_t batches; /* processed since start: for ZL_TEST_STRAY_PAUSE_AFTER */
 };
 
@@ -1174,14 +1175,25 @@ static int64_t stall_restart_offset(struct rt *rt, const struct part *p, int64_t
  * assigned to this copy, nobody else may read it, and its deposits wait
  * forever while the worker looks healthy. Seen in the chaos suite
  * (librdkafka 2.0.2): 1,067 messages stuck behind one verify copy until a
- * rebalance. So: a partition this runtime has not paused on purpose whose
- * consumer position has not moved for ZL_STALL_MS, while the broker holds
- * messages past it, is resumed and re-seeked to that position (re-reading
- * is harmless: every step is idempotent). A false alarm costs a re-fetch. */
+ * rebalance. So: while the consumer has been idle (empty polls, no outage)
+ * for ZL_STALL_MS, a partition this runtime has not paused on purpose whose
+ * position has not moved for as long, while the broker holds messages past
+ * it, is resumed and re-seeked to that position (re-reading is harmless:
+ * every step is idempotent). Only idle time counts: a first version also
+ * counted time spent in long batches and outages, and re-seeked healthy
+ * partitions that were merely waiting their turn. */
 static void watch_stalls(struct rt *rt)
 {
     int64_t now = zl_now_ms();
-    if (rt->cfg.stall_ms <= 0 || rt->outage || rt->nparts == 0 || now < rt->next_stall_check_ms)
+    if (rt->outage || rt->idle_since_ms == 0) {
+        /* Paused for an outage, or busy with other partitions' messages
+         * (a long batch): no progress then is not a stall. A stall is
+         * messages waiting while the consumer has nothing to do. */
+        for (int i = 0; i < rt->nparts; i++)
+            rt->parts[i].seen_since_ms = now;
+        return;
+    }
+    if (rt->cfg.stall_ms <= 0 || rt->nparts == 0 || now < rt->next_stall_check_ms)
         return;
     rt->next_stall_check_ms = now + (rt->cfg.stall_ms < STALL_CHECK_MS ? rt->cfg.stall_ms : STALL_CHECK_MS);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(rt->nparts);
@@ -1201,7 +1213,7 @@ static void watch_stalls(struct rt *rt)
             p->seen_since_ms = now;
             continue;
         }
-        if (now - p->seen_since_ms < rt->cfg.stall_ms)
+        if (now - p->seen_since_ms < rt->cfg.stall_ms || now - rt->idle_since_ms < rt->cfg.stall_ms)
             continue;
         int64_t lo, hi;
         if (rd_kafka_query_watermark_offsets(rt->consumer, p->topic, p->partition, &lo, &hi,
@@ -1520,8 +1532,11 @@ static void loop(struct rt *rt)
             n++;
         }
         if (n > 0) {
+            rt->idle_since_ms = 0;
             process_batch(rt, ws, n);
             test_stray_pause(rt);
+        } else if (rt->idle_since_ms == 0) {
+            rt->idle_since_ms = zl_now_ms();
         }
         watch_stalls(rt);
         for (size_t i = 0; i < n; i++)
