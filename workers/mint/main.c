@@ -29,8 +29,9 @@
  * grouped by it and driven once. After the receipt every deposit of a batch
  * is confirmed before its row moves to minted: by the receipt's own
  * Transfer(0, depositor, id) log, or, for an id the batch skipped, on the
- * chain (ownerOf = depositor, and the hash of the tx whose Transfer minted it). A batch whose estimate
- * reverts is split into single mints, which classify each deposit exactly.
+ * chain (ownerOf = depositor, and the hash of the tx whose Transfer minted
+ * it). A batch whose estimate reverts is split into single mints, which
+ * classify each deposit exactly.
  *
  * Failures: a revert of the estimate or of the mined tx because the token
  * already exists is success when ownerOf(tokenId) is the depositor; any other
@@ -48,6 +49,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "chain.h"
 #include "ethtx.h"
 #include "fault.h"
 #include "keccak.h"
@@ -64,6 +66,8 @@
 #define MINT_RECEIPT_FIRST_POLL_MS 5
 /* Longest error message kept from a node. */
 #define MINT_NODE_ERROR_MAX 200
+/* The `from` topic of a mint's Transfer log: address(0). */
+static const char zero_topic[] = "0x0000000000000000000000000000000000000000000000000000000000000000";
 
 struct mint_config {
     char *rpc_urls;
@@ -140,7 +144,6 @@ struct mint {
     uint64_t chain_id;
     uint8_t nft[20];
     char nft_hex[43]; /* lowercase */
-    char transfer_topic[67]; /* keccak256("Transfer(address,address,uint256)") */
     int64_t next_janitor_ms;
     struct zl_rpc *rpc; /* owned: zl_rpc_new in init, zl_rpc_free in fini */
 };
@@ -390,8 +393,7 @@ static zl_class owner_of(struct mint *m, const uint8_t id[32], char owner[43], c
 static zl_class find_mint_log(struct mint *m, const uint8_t id[32], const char *to, char hash[67], char *errstr,
                               size_t errstr_size)
 {
-    char zero[67], to_topic[67], id_topic[67], from_block[24];
-    snprintf(zero, sizeof(zero), "0x%064d", 0);
+    char to_topic[67], id_topic[67], from_block[24];
     snprintf(to_topic, sizeof(to_topic), "0x000000000000000000000000%s", to + 2);
     lower(to_topic);
     zl_tx_hex_encode(id, 32, id_topic, sizeof(id_topic));
@@ -399,7 +401,7 @@ static zl_class find_mint_log(struct mint *m, const uint8_t id[32], const char *
     json_t *res;
     zl_class c = rpc(m, "eth_getLogs",
                      json_pack("[{s:s, s:s, s:s, s:[s s s s]}]", "address", m->nft_hex, "fromBlock", from_block,
-                               "toBlock", "latest", "topics", m->transfer_topic, zero, to_topic, id_topic),
+                               "toBlock", "latest", "topics", ZL_TRANSFER_TOPIC0, zero_topic, to_topic, id_topic),
                      &res, NULL, errstr, errstr_size);
     if (c != ZL_OK)
         return c == ZL_PERMANENT ? ZL_TRANSIENT : c;
@@ -630,7 +632,6 @@ struct receipt {
  * the chain instead, never assumed. */
 static void receipt_mints(const struct mint *m, json_t *logs, struct receipt *r)
 {
-    static const char zero[] = "0x0000000000000000000000000000000000000000000000000000000000000000";
     size_t i;
     json_t *lg;
     json_array_foreach(logs, i, lg) {
@@ -644,14 +645,13 @@ static void receipt_mints(const struct mint *m, json_t *logs, struct receipt *r)
         const char *t1 = json_string_value(json_array_get(topics, 1));
         const char *t2 = json_string_value(json_array_get(topics, 2));
         const char *t3 = json_string_value(json_array_get(topics, 3));
-        if (t0 == NULL || t1 == NULL || t2 == NULL || t3 == NULL || strcasecmp(t0, m->transfer_topic) != 0 ||
-            strcasecmp(t1, zero) != 0)
+        if (t0 == NULL || t1 == NULL || t2 == NULL || t3 == NULL || strcasecmp(t0, ZL_TRANSFER_TOPIC0) != 0 ||
+            strcasecmp(t1, zero_topic) != 0)
             continue;
         size_t len;
         if (zl_abi_decode_address(t2, r->minted[r->nminted].to) != 0 ||
             zl_tx_hex_decode(t3, r->minted[r->nminted].id, 32, &len) != 0 || len != 32)
-            continue;
-        lower(r->minted[r->nminted].to);
+            continue; /* the address comes out lowercase */
         r->nminted++;
     }
 }
@@ -1395,8 +1395,6 @@ static int mint_init(void *ctx, const struct zl_runtime_env *env, char *errstr, 
         return -1;
     }
     zl_tx_hex_encode(m->nft, 20, m->nft_hex, sizeof(m->nft_hex));
-    static const char transfer_event[] = "Transfer(address,address,uint256)";
-    zl_keccak256_hex(transfer_event, strlen(transfer_event), m->transfer_topic);
     if (zl_secp_key_load(&m->key, m->cfg.signer_key.value, errstr, errstr_size) != 0)
         return -1;
     /* Breaker settings left 0: breaker.h's defaults, as for every stage. */
