@@ -1184,16 +1184,15 @@ static int64_t stall_restart_offset(struct rt *rt, const struct part *p, int64_t
  * partitions that were merely waiting their turn. */
 static void watch_stalls(struct rt *rt)
 {
-    int64_t now = zl_now_ms();
-    if (rt->outage || rt->idle_since_ms == 0) {
-        /* Paused for an outage, or busy with other partitions' messages
-         * (a long batch): no progress then is not a stall. A stall is
-         * messages waiting while the consumer has nothing to do. */
-        for (int i = 0; i < rt->nparts; i++)
-            rt->parts[i].seen_since_ms = now;
+    /* Busy with messages (idle_since_ms 0) or paused for an outage: no
+     * progress then is not a stall. A stall is messages waiting while the
+     * consumer has had nothing to do for stall_ms (checked below, with the
+     * position unchanged for as long). An outage starts inside a batch, so
+     * idle time always restarts after one. */
+    if (rt->outage || rt->idle_since_ms == 0 || rt->cfg.stall_ms <= 0 || rt->nparts == 0)
         return;
-    }
-    if (rt->cfg.stall_ms <= 0 || rt->nparts == 0 || now < rt->next_stall_check_ms)
+    int64_t now = zl_now_ms();
+    if (now < rt->next_stall_check_ms)
         return;
     rt->next_stall_check_ms = now + (rt->cfg.stall_ms < STALL_CHECK_MS ? rt->cfg.stall_ms : STALL_CHECK_MS);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(rt->nparts);
