@@ -29,11 +29,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy" / "local"))
-from jsonrpc import Rpc, word  # noqa: E402
+from jsonrpc import Rpc, transfer_data, wait_pool_empty, word  # noqa: E402
 
 TICK_MS = 10
 BATCH_MAX = 200  # transfers per HTTP request (also bounded by the senders)
-MINT, TRANSFER = "0x40c10f19", "0xa9059cbb"  # mint(address,uint256), transfer(address,uint256)
+MINT = "0x40c10f19"  # mint(address,uint256)
 
 
 def fund(rpc: Rpc, token: str, senders: int) -> None:
@@ -52,19 +52,12 @@ def fund(rpc: Rpc, token: str, senders: int) -> None:
 
 
 def pool_drained(rpc: Rpc, timeout_s: float) -> float:
-    """Waits until the node's pool holds nothing, mining a block when it does
-    not (anvil answers eth_sendTransaction on admission; under automine a
-    transaction admitted before the one with its previous nonce can stay in
-    the pool until the next arrival). Returns the seconds waited."""
-    t0 = time.monotonic()
-    while True:
-        st = rpc.call("txpool_status")
-        if int(st["pending"], 16) == 0 and int(st["queued"], 16) == 0:
-            return time.monotonic() - t0
-        if time.monotonic() - t0 > timeout_s:
-            raise SystemExit(f"e2e_load: node pool not drained after {timeout_s} s: {st}")
-        rpc.call("evm_mine")
-        time.sleep(0.02)
+    """Seconds until the node's pool was empty (blocks mined meanwhile);
+    exits when it is not within timeout_s."""
+    st, waited = wait_pool_empty(rpc, timeout_s, mine=True)
+    if st["pending"] + st["queued"]:
+        raise SystemExit(f"e2e_load: node pool not drained after {timeout_s} s: {st}")
+    return waited
 
 
 def send(rpc: Rpc, token: str, senders: int, addrs_csv: str, out_csv: str, rate: float, seconds: float,
@@ -98,7 +91,7 @@ def send(rpc: Rpc, token: str, senders: int, addrs_csv: str, out_csv: str, rate:
             amount = (1 + i % 50) * 10**18  # 1..50 USDT
             calls.append(("eth_sendTransaction", [{
                 "from": frm, "to": token, "nonce": hex(nonces[frm]), "gas": "0x20000",
-                "data": TRANSFER + word(int(addrs[i % len(addrs)], 16)) + word(amount)}]))
+                "data": transfer_data(addrs[i % len(addrs)], amount)}]))
             nonces[frm] += 1
         hashes = rpc.batch(calls)
         sent_ms = int(time.time() * 1000)

@@ -6,9 +6,13 @@ generator (bench/e2e_load.py). Limits: HTTP_TIMEOUT_S per request.
 """
 import http.client
 import json
+import time
 import urllib.parse
 
 HTTP_TIMEOUT_S = 60
+# Between two looks at the node's pool while waiting for it to empty.
+POOL_POLL_S = 0.02
+TRANSFER_SELECTOR = "0xa9059cbb"  # transfer(address,uint256)
 
 
 class RpcError(Exception):
@@ -60,3 +64,25 @@ class Rpc:
 def word(x: int) -> str:
     """x as one 32-byte ABI word, hex without 0x."""
     return hex(x)[2:].rjust(64, "0")
+
+
+def transfer_data(to: str, amount: int) -> str:
+    """Calldata of ERC-20 transfer(to, amount)."""
+    return TRANSFER_SELECTOR + word(int(to, 16)) + word(amount)
+
+
+def wait_pool_empty(rpc: Rpc, timeout_s: float, mine: bool = False) -> tuple[dict, float]:
+    """Waits until the node's pool holds nothing (every tx sent is mined or
+    dropped). mine: also ask for a block while it does not (under automine a
+    tx admitted before the one with its previous nonce can stay in the pool
+    until the next arrival). Returns txpool_status (pending/queued as ints)
+    and the seconds waited; the pool may still hold txs after timeout_s."""
+    t0 = time.monotonic()
+    while True:
+        st = {k: int(v, 16) for k, v in rpc.call("txpool_status").items()}
+        waited = time.monotonic() - t0
+        if st["pending"] + st["queued"] == 0 or waited > timeout_s:
+            return st, waited
+        if mine:
+            rpc.call("evm_mine")
+        time.sleep(POOL_POLL_S)

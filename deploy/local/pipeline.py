@@ -14,7 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from jsonrpc import Rpc, RpcError, word
+from jsonrpc import Rpc, RpcError, transfer_data, wait_pool_empty
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = REPO / "deploy" / "local" / "services"
@@ -35,7 +35,6 @@ TRANSFER_GAS = 0x10000
 # is dropped by anvil, which leaves a nonce gap that strands every later
 # transfer of that account (seen in the chaos suite: 1,859 stranded).
 DEPOSIT_MAX_FEE_WEI = 500 * 10**9
-TRANSFER_SELECTOR = "0xa9059cbb"  # transfer(address,uint256)
 
 
 class PipelineError(Exception):
@@ -129,8 +128,8 @@ class LocalPipeline:
         self.log(f"{len(self.deposit_addrs)} users registered with deposit addresses")
         # Depositors: anvil accounts 3.. get test USDT from the token's owner.
         self.depositors = self.keys[3:3 + accounts]
-        for key in self.depositors:
-            who = self.cast("wallet", "address", "--private-key", key)
+        self.depositor_addrs = [self.cast("wallet", "address", "--private-key", k).lower() for k in self.depositors]
+        for who in self.depositor_addrs:
             self.cast("send", "--rpc-url", self.env["ZL_RPC_URLS"], "--private-key", self.keys[0], self.token,
                       "mint(address,uint256)", who, str(10**30))
 
@@ -251,7 +250,7 @@ class LocalPipeline:
         rpc = Rpc(self.env["ZL_RPC_URLS"])
         if not hasattr(self, "nonces"):
             self.nonces = {}
-        senders = [self.cast("wallet", "address", "--private-key", k).lower() for k in self.depositors]
+        senders = self.depositor_addrs
         # --async-style sending never waits for mining, so the pending nonce
         # is stale: number each account's transfers ourselves.
         for who in senders:
@@ -263,7 +262,7 @@ class LocalPipeline:
             calls = []
             for j in range(first, min(n, first + SEND_BATCH_MAX)):
                 who = senders[j % len(senders)]
-                data = TRANSFER_SELECTOR + word(int(addrs[j % len(addrs)], 16)) + word(amount_of(j))
+                data = transfer_data(addrs[j % len(addrs)], amount_of(j))
                 calls.append(("eth_sendTransaction", [{
                     "from": who, "to": self.token, "gas": hex(TRANSFER_GAS), "nonce": hex(self.nonces[who]),
                     "maxFeePerGas": hex(DEPOSIT_MAX_FEE_WEI), "maxPriorityFeePerGas": hex(10**9), "data": data}]))
@@ -284,15 +283,10 @@ class LocalPipeline:
 
     def pool_drained(self, timeout_s: float = 180) -> dict:
         """Waits until the node's pool is empty (every deposit sent is mined
-        or refused); returns its last txpool_status, pending/queued as ints."""
+        or dropped); returns its last txpool_status, pending/queued as ints."""
         rpc = Rpc(self.env["ZL_RPC_URLS"])
-        deadline = time.monotonic() + timeout_s
         try:
-            while True:
-                st = {k: int(v, 16) for k, v in rpc.call("txpool_status").items()}
-                if st["pending"] + st["queued"] == 0 or time.monotonic() > deadline:
-                    return st
-                time.sleep(0.5)
+            return wait_pool_empty(rpc, timeout_s)[0]
         finally:
             rpc.close()
 
