@@ -70,6 +70,10 @@ class TcpProxy:
             try:
                 server = socket.create_connection(self.upstream, timeout=5)
                 server.settimeout(None)
+                # A forwarder must not add latency of its own: with Nagle on,
+                # a small chunk waits for the peer's delayed ACK (40 ms).
+                for sock in (client, server):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 client.close()
                 continue
