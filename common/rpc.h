@@ -80,6 +80,17 @@ zl_class zl_rpc_batch(struct zl_rpc *r, size_t n, const char *const *methods, js
 zl_class zl_rpc_call_quorum(struct zl_rpc *r, const char *method, json_t *params, json_t **result,
                             struct zl_rpc_error *rpc_err, char *errstr, size_t errstr_size);
 
+/* zl_rpc_batch with zl_rpc_call_quorum's rule per call: the batch goes to
+ * one endpoint after another (no hedging) until every call has opts.quorum
+ * equal answers or no endpoint is left. A call short of a quorum comes back
+ * with results[i] NULL and errs[i] saying so (code 0), like a call that
+ * failed; a JSON-RPC error answer fills errs[i] with its code. Returns
+ * ZL_OUTAGE when no endpoint answered and all are down, ZL_TRANSIENT when
+ * none gave a usable answer, else ZL_OK (check each results[i]). With
+ * quorum 1 it is zl_rpc_batch. */
+zl_class zl_rpc_batch_quorum(struct zl_rpc *r, size_t n, const char *const *methods, json_t *const *params,
+                             json_t **results, struct zl_rpc_error *errs, char *errstr, size_t errstr_size);
+
 /* True when at least one endpoint's breaker admits calls now. */
 bool zl_rpc_any_healthy(struct zl_rpc *r);
 

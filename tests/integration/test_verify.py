@@ -203,3 +203,31 @@ def test_reorged_out_deposit_never_verified_and_reincluded_one_verified_once(cha
 def verified_transitions(did: str) -> int:
     rows = psql("SELECT count(*) FROM deposit_history WHERE deposit_id = :'v1' AND to_state = 'verified'", did)
     return int(rows[0][0])
+
+
+def test_a_poll_batch_is_verified_with_a_few_batched_requests_and_a_quorum(chain, workers):
+    """Guards against one round trip per deposit per fact: verify used to ask
+    for a receipt, a block and the head for each deposit, one call after
+    another (with ZL_RPC_QUORUM=2, five requests a deposit), which against
+    an endpoint 100 ms away is 3 deposits/s. Now a poll batch's receipts,
+    blocks and head go as JSON-RPC batch requests, and the quorum is still
+    asked of both endpoints."""
+    n = 40
+    addrs = list(register_addresses(4))
+    txs = [chain.transfer(i % 3, addrs[i % 4], 1000 + i, wait=False) for i in range(n)]
+    chain.mine(1)
+    ids = {dep_id(t, 0) for t in txs}
+    workers.start("detect", "detect")
+    wait_until(lambda: all(state_of(chain, d) == "detected" for d in ids), 60, "all detected")
+    a, b = FaultProxy(chain.url, "ok"), FaultProxy(chain.url, "ok")
+    try:
+        workers.start("verify", "verify", ZL_RPC_URLS=f"{a.url},{b.url}", ZL_RPC_QUORUM="2",
+                      ZL_CONFIRMATIONS="0")
+        wait_until(lambda: all(state_of(chain, d) == "verified" for d in ids), 60, "all verified")
+        # Both endpoints were asked (the quorum), and far fewer times than
+        # there are deposits: the per-deposit code made >= 5 * n requests.
+        assert a.hits > 0 and b.hits > 0, (a.hits, b.hits)
+        assert a.hits + b.hits <= n // 2, f"{a.hits + b.hits} requests for {n} deposits"
+    finally:
+        a.close()
+        b.close()

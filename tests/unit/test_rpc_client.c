@@ -372,15 +372,21 @@ ZT_TEST(test_rpc_batch_matches_results_by_id)
     srv_stop(&s);
 }
 
+/* Three endpoints for the quorum tests: a and c agree, b answers otherwise. */
+static int start_quorum_trio(struct srv *a, struct srv *b, struct srv *c, char *urls, size_t urls_size)
+{
+    if (srv_start(a, SRV_OK) != 0 || srv_start(b, SRV_OTHER_RESULT) != 0 || srv_start(c, SRV_OK) != 0)
+        return -1;
+    snprintf(urls, urls_size, "http://127.0.0.1:%d,http://127.0.0.1:%d,http://127.0.0.1:%d", a->port, b->port,
+             c->port);
+    return 0;
+}
+
 ZT_TEST(test_rpc_quorum_needs_k_equal_answers)
 {
     struct srv a, b, c;
-    ZT_REQUIRE(srv_start(&a, SRV_OK) == 0);
-    ZT_REQUIRE(srv_start(&b, SRV_OTHER_RESULT) == 0);
-    ZT_REQUIRE(srv_start(&c, SRV_OK) == 0);
     char urls[256];
-    snprintf(urls, sizeof(urls), "http://127.0.0.1:%d,http://127.0.0.1:%d,http://127.0.0.1:%d", a.port, b.port,
-             c.port);
+    ZT_REQUIRE(start_quorum_trio(&a, &b, &c, urls, sizeof(urls)) == 0);
     struct zl_rpc_opts o;
     opts_init(&o, urls);
     o.quorum = 2;
@@ -408,7 +414,51 @@ ZT_TEST(test_rpc_quorum_needs_k_equal_answers)
     srv_stop(&c);
 }
 
+ZT_TEST(test_rpc_batch_quorum_decides_each_call_by_k_equal_answers)
+{
+    struct srv a, b, c;
+    char urls[256];
+    ZT_REQUIRE(start_quorum_trio(&a, &b, &c, urls, sizeof(urls)) == 0);
+    struct zl_rpc_opts o;
+    opts_init(&o, urls);
+    o.quorum = 2;
+    struct zl_rpc *r = NULL;
+    char err[ZL_ERRSTR_SIZE];
+    ZT_REQUIRE(zl_rpc_new(&r, &o, err, sizeof(err)) == 0);
+    const char *methods[3] = {"eth_blockNumber", "eth_chainId", "eth_gasPrice"};
+    json_t *params[3] = {NULL, NULL, NULL};
+    json_t *results[3];
+    struct zl_rpc_error errs[3];
+    ZT_EQ_INT(ZL_OK, zl_rpc_batch_quorum(r, 3, methods, params, results, errs, err, sizeof(err)));
+    for (int i = 0; i < 3; i++) {
+        ZT_CHECK(results[i] != NULL && strcmp(json_string_value(results[i]), "0x10") == 0);
+        json_decref(results[i]);
+    }
+    /* one HTTP request per endpoint asked, never one per call */
+    ZT_EQ_INT(1, atomic_load(&a.hits));
+    ZT_EQ_INT(1, atomic_load(&c.hits));
+    ZT_CHECK(atomic_load(&b.hits) <= 1);
+    zl_rpc_free(r);
+
+    /* two endpoints that disagree: every call short of a quorum, named so */
+    snprintf(urls, sizeof(urls), "http://127.0.0.1:%d,http://127.0.0.1:%d", a.port, b.port);
+    opts_init(&o, urls);
+    o.quorum = 2;
+    ZT_REQUIRE(zl_rpc_new(&r, &o, err, sizeof(err)) == 0);
+    ZT_EQ_INT(ZL_OK, zl_rpc_batch_quorum(r, 3, methods, params, results, errs, err, sizeof(err)));
+    for (int i = 0; i < 3; i++) {
+        ZT_CHECK(results[i] == NULL);
+        ZT_CHECK(strstr(errs[i].message, "quorum") != NULL);
+        ZT_EQ_INT(0, (int)errs[i].code);
+    }
+    zl_rpc_free(r);
+    srv_stop(&a);
+    srv_stop(&b);
+    srv_stop(&c);
+}
+
 ZT_MAIN(test_rpc_parse_quantity_accepts_hex_and_refuses_the_rest, test_rpc_new_refuses_bad_urls_and_quorum,
         test_rpc_fails_over_past_dead_429_500_garbage_and_32005, test_rpc_outage_only_when_every_endpoint_is_down,
         test_rpc_revert_is_permanent_with_the_error_filled, test_rpc_hedges_past_a_stalling_endpoint,
-        test_rpc_batch_matches_results_by_id, test_rpc_quorum_needs_k_equal_answers)
+        test_rpc_batch_matches_results_by_id, test_rpc_quorum_needs_k_equal_answers,
+        test_rpc_batch_quorum_decides_each_call_by_k_equal_answers)
