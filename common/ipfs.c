@@ -110,24 +110,24 @@ static int copy_text(const char *what, json_t *v, char *out, size_t out_size, ch
     return 0;
 }
 
-int zl_ipfs_parse_kubo_add(const char *body, size_t len, char *cid, size_t cid_size, char *errstr,
-                           size_t errstr_size)
+int zl_ipfs_parse_kubo_add(const char *body, size_t len, const char *const *names, size_t n,
+                           char (*cids)[ZL_IPFS_CID_TEXT_MAX], char *errstr, size_t errstr_size)
 {
-    /* NDJSON: one {"Name","Hash","Size"} per added object; a single file
-     * gives one line. Exactly one object with a Hash is accepted: more would
-     * mean Kubo wrapped or split what we sent. */
-    if (cid_size > 0)
-        cid[0] = '\0';
+    /* NDJSON: one {"Name","Hash","Size"} per added file. A line with a Hash
+     * must name one of our files, once: anything else would mean Kubo
+     * wrapped or split what we sent. */
+    for (size_t i = 0; i < n; i++)
+        cids[i][0] = '\0';
     if (len > ZL_IPFS_RESPONSE_MAX_BYTES) {
         snprintf(errstr, errstr_size, "kubo add answer of %zu bytes is too large", len);
         return -1;
     }
-    int found = 0, lines = 0;
+    int lines = 0;
+    size_t found = 0;
     size_t pos = 0;
     while (pos < len) {
         const char *nl = memchr(body + pos, '\n', len - pos);
         size_t end = nl != NULL ? (size_t)(nl - body) : len;
-        size_t n = end - pos;
         bool blank = true;
         for (size_t i = pos; i < end; i++)
             if (body[i] != ' ' && body[i] != '\t' && body[i] != '\r')
@@ -135,37 +135,48 @@ int zl_ipfs_parse_kubo_add(const char *body, size_t len, char *cid, size_t cid_s
         if (!blank) {
             if (++lines > ZL_IPFS_KUBO_LINES_MAX) {
                 snprintf(errstr, errstr_size, "kubo add answer has more than %d objects", ZL_IPFS_KUBO_LINES_MAX);
-                return -1;
+                goto fail;
             }
             json_error_t jerr;
-            json_t *o = json_loadb(body + pos, n, JSON_REJECT_DUPLICATES, &jerr);
+            json_t *o = json_loadb(body + pos, end - pos, JSON_REJECT_DUPLICATES, &jerr);
             if (o == NULL || !json_is_object(o)) {
                 snprintf(errstr, errstr_size, "kubo add answer line %d is not a JSON object: %s", lines,
                          o == NULL ? jerr.text : "other JSON type");
                 json_decref(o);
-                return -1;
+                goto fail;
             }
             json_t *h = json_object_get(o, "Hash");
             if (h != NULL) {
+                const char *name = json_string_value(json_object_get(o, "Name"));
+                size_t k = 0;
+                while (name != NULL && k < n && strcmp(names[k], name) != 0)
+                    k++;
+                int rc = -1;
+                if (name == NULL || k == n)
+                    snprintf(errstr, errstr_size, "kubo add answer names an object we did not send");
+                else if (cids[k][0] != '\0')
+                    snprintf(errstr, errstr_size, "kubo add answer names one object twice");
+                else
+                    rc = copy_cid("kubo add answer", h, cids[k], ZL_IPFS_CID_TEXT_MAX, errstr, errstr_size);
+                json_decref(o);
+                if (rc != 0)
+                    goto fail;
                 found++;
-                if (found > 1 || copy_cid("kubo add answer", h, cid, cid_size, errstr, errstr_size) != 0) {
-                    if (found > 1)
-                        snprintf(errstr, errstr_size, "kubo add answer names more than one object");
-                    json_decref(o);
-                    if (cid_size > 0)
-                        cid[0] = '\0';
-                    return -1;
-                }
+            } else {
+                json_decref(o);
             }
-            json_decref(o);
         }
         pos = end + 1;
     }
-    if (found != 1) {
+    if (found == 0) {
         snprintf(errstr, errstr_size, "kubo add answer has no Hash");
-        return -1;
+        goto fail;
     }
     return 0;
+fail:
+    for (size_t i = 0; i < n; i++)
+        cids[i][0] = '\0';
+    return -1;
 }
 
 static json_t *load_object(const char *what, const char *body, size_t len, char *errstr, size_t errstr_size)
@@ -420,8 +431,12 @@ static struct curl_slist *auth_headers(const struct zl_ipfs *c, const struct pro
     return h;
 }
 
-static enum attempt kubo_add(struct zl_ipfs *c, struct provider *p, const void *data, size_t len, const char *name,
-                             char *got, size_t got_size, char *err, size_t err_size)
+/* One add request for objs[idx[0..k)]; got[j] receives the CID Kubo
+ * reports for each ("" when the answer does not name it). The request's own
+ * outcome is returned; err says why when it is not A_OK. */
+static enum attempt kubo_add(struct zl_ipfs *c, struct provider *p, const struct zl_ipfs_obj *objs,
+                             const size_t *idx, size_t k, char (*got)[ZL_IPFS_CID_TEXT_MAX], char *err,
+                             size_t err_size)
 {
     char url[ZL_IPFS_URL_MAX + 160];
     /* Every option that shapes the CID is explicit: Kubo's defaults can
@@ -431,11 +446,16 @@ static enum attempt kubo_add(struct zl_ipfs *c, struct provider *p, const void *
              "&progress=false&wrap-with-directory=false",
              p->url);
     curl_mime *mime = curl_mime_init(p->curl);
-    curl_mimepart *part = curl_mime_addpart(mime);
-    curl_mime_name(part, "file");
-    curl_mime_filename(part, name);
-    curl_mime_type(part, "application/octet-stream");
-    curl_mime_data(part, len > 0 ? data : "", len);
+    const char *names[ZL_IPFS_BATCH_MAX];
+    for (size_t j = 0; j < k; j++) {
+        const struct zl_ipfs_obj *o = &objs[idx[j]];
+        curl_mimepart *part = curl_mime_addpart(mime);
+        curl_mime_name(part, "file");
+        curl_mime_filename(part, o->name);
+        curl_mime_type(part, "application/octet-stream");
+        curl_mime_data(part, o->len > 0 ? o->data : "", o->len);
+        names[j] = o->name;
+    }
     struct curl_slist *hdrs = auth_headers(c, p, false);
     struct http_resp r;
     http_do(p->curl, "POST", url, hdrs, mime, NULL, c->timeout_ms, c->connect_timeout_ms, ZL_IPFS_RESPONSE_MAX_BYTES,
@@ -443,7 +463,8 @@ static enum attempt kubo_add(struct zl_ipfs *c, struct provider *p, const void *
     curl_slist_free_all(hdrs);
     curl_mime_free(mime);
     enum attempt a = http_outcome(&r, err, err_size);
-    if (a == A_OK && zl_ipfs_parse_kubo_add(r.body != NULL ? r.body : "", r.len, got, got_size, err, err_size) != 0)
+    if (a == A_OK &&
+        zl_ipfs_parse_kubo_add(r.body != NULL ? r.body : "", r.len, names, k, got, err, err_size) != 0)
         a = A_BAD;
     resp_free(&r);
     return a;
@@ -545,23 +566,19 @@ static enum attempt psa_pin(struct zl_ipfs *c, struct provider *p, const char *c
     return a;
 }
 
-/* One provider, through its breaker. */
-static enum attempt pin_one(struct zl_ipfs *c, struct provider *p, const void *data, size_t len, const char *name,
-                            const char *cid, char *got, size_t got_size, char *err, size_t err_size)
+/* A Pinata or PSA provider, one object, through its breaker. */
+static enum attempt pin_one(struct zl_ipfs *c, struct provider *p, const struct zl_ipfs_obj *o, char *got,
+                            size_t got_size, char *err, size_t err_size)
 {
     got[0] = '\0';
     if (!zl_breaker_allow(&p->breaker, zl_now_ms())) {
         snprintf(err, err_size, "circuit open");
         return A_DOWN;
     }
-    enum attempt a;
-    switch (p->kind) {
-    case ZL_IPFS_KUBO: a = kubo_add(c, p, data, len, name, got, got_size, err, err_size); break;
-    case ZL_IPFS_PINATA: a = pinata_pin(c, p, data, len, name, got, got_size, err, err_size); break;
-    default: a = psa_pin(c, p, cid, name, got, got_size, err, err_size); break;
-    }
-    if (a == A_OK && strcmp(got, cid) != 0) {
-        snprintf(err, err_size, "returned CID %s, expected %s", got, cid);
+    enum attempt a = p->kind == ZL_IPFS_PINATA ? pinata_pin(c, p, o->data, o->len, o->name, got, got_size, err, err_size)
+                                               : psa_pin(c, p, o->cid, o->name, got, got_size, err, err_size);
+    if (a == A_OK && strcmp(got, o->cid) != 0) {
+        snprintf(err, err_size, "returned CID %s, expected %s", got, o->cid);
         a = A_MISMATCH;
     }
     /* Busy and down say the provider is unhealthy; a mismatch or a bad
@@ -570,45 +587,128 @@ static enum attempt pin_one(struct zl_ipfs *c, struct provider *p, const void *d
     return a;
 }
 
+/* A Kubo provider: every object of idx[0..k) in one request, through its
+ * breaker; a[j] and errs[j] receive each object's outcome. */
+static void pin_kubo(struct zl_ipfs *c, struct provider *p, const struct zl_ipfs_obj *objs, const size_t *idx,
+                     size_t k, char (*got)[ZL_IPFS_CID_TEXT_MAX], enum attempt *a, char (*errs)[ZL_ERRSTR_SIZE])
+{
+    char err[ZL_ERRSTR_SIZE] = "";
+    enum attempt req;
+    if (!zl_breaker_allow(&p->breaker, zl_now_ms())) {
+        snprintf(err, sizeof(err), "circuit open");
+        req = A_DOWN;
+    } else {
+        req = kubo_add(c, p, objs, idx, k, got, err, sizeof(err));
+        zl_breaker_record(&p->breaker, req == A_OK || req == A_BAD, zl_now_ms());
+    }
+    for (size_t j = 0; j < k; j++) {
+        const struct zl_ipfs_obj *o = &objs[idx[j]];
+        a[j] = req;
+        snprintf(errs[j], ZL_ERRSTR_SIZE, "%s", err);
+        if (req != A_OK)
+            continue;
+        if (got[j][0] == '\0') {
+            snprintf(errs[j], ZL_ERRSTR_SIZE, "kubo add answer does not name %s", o->name);
+            a[j] = A_BAD;
+        } else if (strcmp(got[j], o->cid) != 0) {
+            snprintf(errs[j], ZL_ERRSTR_SIZE, "returned CID %s, expected %s", got[j], o->cid);
+            a[j] = A_MISMATCH;
+        }
+    }
+}
+
+/* Per-call scratch of zl_ipfs_pin_many, on the heap (~60 KiB). */
+struct pin_scratch {
+    size_t idx[ZL_IPFS_BATCH_MAX];
+    int pinned[ZL_IPFS_BATCH_MAX];
+    int down[ZL_IPFS_BATCH_MAX];
+    size_t off[ZL_IPFS_BATCH_MAX];
+    bool mismatch[ZL_IPFS_BATCH_MAX];
+    enum attempt a[ZL_IPFS_BATCH_MAX];
+    char got[ZL_IPFS_BATCH_MAX][ZL_IPFS_CID_TEXT_MAX];
+    char errs[ZL_IPFS_BATCH_MAX][ZL_ERRSTR_SIZE];
+};
+
+void zl_ipfs_pin_many(struct zl_ipfs *c, struct zl_ipfs_obj *objs, size_t n)
+{
+    ZL_ASSERT(n <= ZL_IPFS_BATCH_MAX);
+    struct pin_scratch *s = calloc(1, sizeof(*s));
+    for (size_t i = 0; i < n; i++) {
+        objs[i].error[0] = '\0';
+        objs[i].result = ZL_TRANSIENT;
+        if (s == NULL)
+            snprintf(objs[i].error, sizeof(objs[i].error), "out of memory");
+    }
+    if (s == NULL)
+        return;
+    for (int pi = 0; pi < c->nprov; pi++) {
+        struct provider *p = &c->prov[pi];
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+            if (!s->mismatch[i] && s->pinned[i] < c->pin_k)
+                s->idx[k++] = i;
+        if (k == 0)
+            break;
+        if (p->kind == ZL_IPFS_KUBO) {
+            pin_kubo(c, p, objs, s->idx, k, s->got, s->a, s->errs);
+        } else {
+            for (size_t j = 0; j < k; j++)
+                s->a[j] = pin_one(c, p, &objs[s->idx[j]], s->got[j], sizeof(s->got[j]), s->errs[j],
+                                  sizeof(s->errs[j]));
+        }
+        for (size_t j = 0; j < k; j++) {
+            size_t i = s->idx[j];
+            struct zl_ipfs_obj *o = &objs[i];
+            enum attempt a = s->a[j];
+            count(c, "zl_ipfs_pins_total", "provider", p->label, attempt_name(a));
+            if (a == A_OK) {
+                s->pinned[i]++;
+                continue;
+            }
+            if (a == A_MISMATCH) {
+                zl_metric_counter_add(p->m_mismatch, 1);
+                zl_log_kv(ZL_LOG_ERROR, NULL, "IPFS provider returned another CID than the content's", "provider",
+                          p->label, "expected", o->cid, "got", s->got[j], NULL);
+                snprintf(o->error, sizeof(o->error), "IPFS provider %s (%s) %s: its settings (CID version, raw "
+                         "leaves, chunker, hash) differ from ours, or it stored other bytes; fix it or remove it "
+                         "from ZL_IPFS_PROVIDERS, then replay", p->label, p->url, s->errs[j]);
+                s->mismatch[i] = true;
+                continue;
+            }
+            if (a == A_DOWN)
+                s->down[i]++;
+            int w = snprintf(o->error + s->off[i], sizeof(o->error) - s->off[i], "%s%s %s: %s",
+                             s->off[i] > 0 ? "; " : "", p->label, attempt_name(a), s->errs[j]);
+            if (w > 0 && (size_t)w < sizeof(o->error) - s->off[i])
+                s->off[i] += (size_t)w;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct zl_ipfs_obj *o = &objs[i];
+        if (s->mismatch[i]) {
+            o->result = ZL_PERMANENT;
+        } else if (s->pinned[i] >= c->pin_k) {
+            o->result = ZL_OK;
+            o->error[0] = '\0';
+        } else {
+            /* Not the message's fault when too few providers are even up. */
+            char why[ZL_ERRSTR_SIZE];
+            snprintf(why, sizeof(why), "pinned %s to %d of %d required providers (%s)", o->cid, s->pinned[i],
+                     c->pin_k, o->error);
+            snprintf(o->error, sizeof(o->error), "%s", why);
+            o->result = c->nprov - s->down[i] < c->pin_k ? ZL_OUTAGE : ZL_TRANSIENT;
+        }
+    }
+    free(s);
+}
+
 zl_class zl_ipfs_pin(struct zl_ipfs *c, const void *data, size_t len, const char *name, const char *cid,
                      char *errstr, size_t errstr_size)
 {
-    int pinned = 0, down = 0;
-    size_t off = 0;
-    errstr[0] = '\0';
-    for (int i = 0; i < c->nprov && pinned < c->pin_k; i++) {
-        struct provider *p = &c->prov[i];
-        char got[160], err[ZL_ERRSTR_SIZE];
-        err[0] = '\0';
-        enum attempt a = pin_one(c, p, data, len, name, cid, got, sizeof(got), err, sizeof(err));
-        count(c, "zl_ipfs_pins_total", "provider", p->label, attempt_name(a));
-        if (a == A_OK) {
-            pinned++;
-            continue;
-        }
-        if (a == A_MISMATCH) {
-            zl_metric_counter_add(p->m_mismatch, 1);
-            zl_log_kv(ZL_LOG_ERROR, NULL, "IPFS provider returned another CID than the content's", "provider",
-                      p->label, "expected", cid, "got", got, NULL);
-            snprintf(errstr, errstr_size, "IPFS provider %s (%s) %s: its settings (CID version, raw leaves, "
-                     "chunker, hash) differ from ours, or it stored other bytes; fix it or remove it from "
-                     "ZL_IPFS_PROVIDERS, then replay", p->label, p->url, err);
-            return ZL_PERMANENT;
-        }
-        if (a == A_DOWN)
-            down++;
-        int n = snprintf(errstr + off, errstr_size - off, "%s%s %s: %s", off > 0 ? "; " : "", p->label,
-                         attempt_name(a), err);
-        if (n > 0 && (size_t)n < errstr_size - off)
-            off += (size_t)n;
-    }
-    if (pinned >= c->pin_k)
-        return ZL_OK;
-    /* Not the message's fault when too few providers are even up. */
-    char why[ZL_ERRSTR_SIZE];
-    snprintf(why, sizeof(why), "pinned %s to %d of %d required providers (%s)", cid, pinned, c->pin_k, errstr);
-    snprintf(errstr, errstr_size, "%s", why);
-    return c->nprov - down < c->pin_k ? ZL_OUTAGE : ZL_TRANSIENT;
+    struct zl_ipfs_obj o = {.data = data, .len = len, .name = name, .cid = cid};
+    zl_ipfs_pin_many(c, &o, 1);
+    snprintf(errstr, errstr_size, "%s", o.error);
+    return o.result;
 }
 
 zl_class zl_ipfs_verify(struct zl_ipfs *c, const void *data, size_t len, const char *cid, char *errstr,

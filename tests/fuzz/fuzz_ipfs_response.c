@@ -33,7 +33,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     err[0] = '\0';
     int rc;
     switch (data[0] % 3) {
-    case 0: rc = zl_ipfs_parse_kubo_add(body, len, cid, sizeof(cid), err, sizeof(err)); break;
+    case 0: {
+        static const char *const names[3] = {"a.json", "b", "zl-image-default"};
+        char cids[3][ZL_IPFS_CID_TEXT_MAX];
+        rc = zl_ipfs_parse_kubo_add(body, len, names, 3, cids, err, sizeof(err));
+        if (rc == 0)
+            for (int i = 0; i < 3; i++)
+                check_token(cids[i], sizeof(cids[i]), "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~");
+        else
+            for (int i = 0; i < 3; i++)
+                if (cids[i][0] != '\0')
+                    abort(); /* a refused answer leaves nothing behind */
+        snprintf(cid, sizeof(cid), "%s", cids[0]);
+        break;
+    }
     case 1: rc = zl_ipfs_parse_pinata_pin(body, len, cid, sizeof(cid), err, sizeof(err)); break;
     default:
         rc = zl_ipfs_parse_psa_status(body, len, rid, sizeof(rid), status, sizeof(status), cid, sizeof(cid), err,

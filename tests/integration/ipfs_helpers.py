@@ -133,15 +133,20 @@ class Kubo:
         self.proc = None
 
 
-class WrongCidProxy:
-    """FAULT INJECTION ONLY: forwards Kubo RPC calls to a real Kubo, but
-    answers every metadata upload (a body holding "attributes") with another
-    CID than Kubo's, as a misconfigured or lying provider would."""
+class KuboProxy:
+    """TEST CODE: forwards Kubo RPC calls to a real Kubo and counts the add
+    requests (`adds`) and the files they carried (`added`). With
+    lie_about_metadata (FAULT INJECTION) it answers every metadata file of
+    an add (a `.json` file) with another CID than Kubo's, as a misconfigured
+    or lying provider would."""
 
     WRONG = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"  # CID of the empty string
 
-    def __init__(self, upstream: str):
+    def __init__(self, upstream: str, lie_about_metadata: bool = False):
         upstream = upstream.rstrip("/")
+        proxy = self
+        self.adds = 0
+        self.added = 0
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def log_message(self, *args):
@@ -153,10 +158,15 @@ class WrongCidProxy:
                                              headers={"Content-Type": self.headers.get("Content-Type", "")})
                 with urllib.request.urlopen(req, timeout=30) as r:
                     answer = r.read()
-                if self.path.startswith("/api/v0/add") and b'"attributes"' in body:
-                    obj = json.loads(answer.decode().strip().splitlines()[-1])
-                    obj["Hash"] = WrongCidProxy.WRONG
-                    answer = (json.dumps(obj) + "\n").encode()
+                if self.path.startswith("/api/v0/add"):
+                    lines = [json.loads(x) for x in answer.decode().splitlines() if x.strip()]
+                    proxy.adds += 1
+                    proxy.added += sum(1 for o in lines if "Hash" in o)
+                    if lie_about_metadata:
+                        for o in lines:
+                            if str(o.get("Name", "")).endswith(".json"):
+                                o["Hash"] = KuboProxy.WRONG
+                        answer = "".join(json.dumps(o) + "\n" for o in lines).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(answer)))

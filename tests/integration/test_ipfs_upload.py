@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import need_env
-from ipfs_helpers import (IMAGE_FILE, IpfsPipeline, Kubo, KuboCli, WrongCidProxy, expected_metadata, free_port,
+from ipfs_helpers import (IMAGE_FILE, IpfsPipeline, Kubo, KuboCli, KuboProxy, expected_metadata, free_port,
                           http_get, insert_verified_rows, pinned_transitions, rows, verified_deposit)
 from runtime_helpers import psql, wait_until
 
@@ -121,6 +121,29 @@ def test_verified_deposits_are_pinned_under_the_cid_kubo_computes_and_are_retrie
     assert pipeline.dlq_headers() == []
 
 
+def test_a_poll_batch_is_pinned_with_one_add_request(pipeline, cli, image_cid):
+    """Guards against one Kubo add per deposit: Kubo spent ~18 ms of CPU on
+    each, the largest CPU cost per deposit in the end-to-end benchmark. A
+    poll batch's documents now go in one add request (one per
+    ZL_IPFS_BATCH_MAX), each still checked against its own CID, and a
+    deposit twice in the batch is pinned once."""
+    proxy = KuboProxy(need_env("ZL_IPFS_API_URL"))
+    try:
+        deposits = [verified_deposit(amount=str(10 ** (i % 25) + i)) for i in range(40)]
+        insert_verified_rows(deposits)
+        pipeline.produce(deposits + deposits[:5])  # five redelivered beside their originals
+        pipeline.start("w", ZL_IPFS_PROVIDERS=f"kubo={proxy.url}", ZL_BATCH_SIZE_MAX="50", ZL_BATCH_FILL_MS="500")
+        ids = [d["deposit_id"] for d in deposits]
+        wait_until(all_pinned(ids), 60, "every deposit pinned")
+        assert_pinned_exactly_once(pipeline, deposits, cli, image_cid, pipeline.env["ZL_IPFS_GATEWAY_URLS"])
+        # 40 documents and the image; one add each was 41 requests
+        assert proxy.added >= 41, proxy.added
+        assert proxy.adds <= 8, f"{proxy.adds} add requests for {proxy.added} files"
+        assert pipeline.dlq_headers() == []
+    finally:
+        proxy.stop()
+
+
 def test_redelivery_and_rerun_give_the_identical_cid(pipeline, cli, image_cid):
     """Guards against a retry producing a second, different object: a
     redelivered event republishes the stored CID, and a rerun after the row
@@ -151,7 +174,7 @@ def test_provider_returning_another_cid_dead_letters_as_permanent_and_alerts(pip
     """Guards against accepting a pin under a CID that is not the content's:
     the message goes to the DLQ as permanent (never retried into a second
     object) and the mismatch metric counts it."""
-    proxy = WrongCidProxy(need_env("ZL_IPFS_API_URL"))
+    proxy = KuboProxy(need_env("ZL_IPFS_API_URL"), lie_about_metadata=True)
     try:
         d = verified_deposit()
         insert_verified_rows([d])
@@ -161,7 +184,7 @@ def test_provider_returning_another_cid_dead_letters_as_permanent_and_alerts(pip
         dlq = wait_until(lambda: pipeline.dlq_headers(), 30, "a dead letter")
         assert len(dlq) == 1
         assert dlq[0]["zl-dlq-error-class"] == "permanent", dlq[0]
-        assert WrongCidProxy.WRONG in dlq[0]["zl-dlq-error"], dlq[0]["zl-dlq-error"]
+        assert KuboProxy.WRONG in dlq[0]["zl-dlq-error"], dlq[0]["zl-dlq-error"]
         assert dlq[0]["zl-dlq-attempts"] == "1", "a CID mismatch was retried"
         assert 'zl_ipfs_cid_mismatch_total{stage="ipfs-upload",provider="0:kubo"} 1' in pipeline.metrics("w")
         assert rows([d["deposit_id"]])[d["deposit_id"]]["cid"] == ""

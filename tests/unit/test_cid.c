@@ -90,19 +90,42 @@ ZT_TEST(test_base32_matches_rfc4648_vectors_in_lower_case)
 
 ZT_TEST(test_kubo_add_answer_parser_takes_the_one_hash)
 {
-    char cid[128], err[256];
+    char cids[2][ZL_IPFS_CID_TEXT_MAX], err[256];
+    const char *x[1] = {"x.json"};
     const char *ok = "{\"Name\":\"x.json\",\"Hash\":\"bafkreicouv3sksjuzxb3rbb6rziy6duakk2aikegsmtqtz5rsuppjorxsa\","
                      "\"Size\":\"11\"}\n";
-    ZT_EQ_INT(0, zl_ipfs_parse_kubo_add(ok, strlen(ok), cid, sizeof(cid), err, sizeof(err)));
-    ZT_EQ_STR("bafkreicouv3sksjuzxb3rbb6rziy6duakk2aikegsmtqtz5rsuppjorxsa", cid);
-    const char *two = "{\"Hash\":\"bafkreicouv3sksjuzxb3rbb6rziy6duakk2aikegsmtqtz5rsuppjorxsa\"}\n"
-                      "{\"Hash\":\"bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku\"}\n";
-    ZT_EQ_INT(-1, zl_ipfs_parse_kubo_add(two, strlen(two), cid, sizeof(cid), err, sizeof(err)));
+    ZT_EQ_INT(0, zl_ipfs_parse_kubo_add(ok, strlen(ok), x, 1, cids, err, sizeof(err)));
+    ZT_EQ_STR("bafkreicouv3sksjuzxb3rbb6rziy6duakk2aikegsmtqtz5rsuppjorxsa", cids[0]);
+    /* a second object (a wrapping directory, a split): not what we sent */
+    const char *two = "{\"Name\":\"x.json\",\"Hash\":\"bafkreicouv3sksjuzxb3rbb6rziy6duakk2aikegsmtqtz5rsuppjorxsa\"}\n"
+                      "{\"Name\":\"\",\"Hash\":\"bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku\"}\n";
+    ZT_EQ_INT(-1, zl_ipfs_parse_kubo_add(two, strlen(two), x, 1, cids, err, sizeof(err)));
+    ZT_EQ_STR("", cids[0]);
     const char *err_answer = "{\"Message\":\"no space left\",\"Code\":0,\"Type\":\"error\"}";
-    ZT_EQ_INT(-1, zl_ipfs_parse_kubo_add(err_answer, strlen(err_answer), cid, sizeof(cid), err, sizeof(err)));
-    ZT_EQ_INT(-1, zl_ipfs_parse_kubo_add("", 0, cid, sizeof(cid), err, sizeof(err)));
-    const char *bad_chars = "{\"Hash\":\"bafkrei/../../etc/passwd\"}";
-    ZT_EQ_INT(-1, zl_ipfs_parse_kubo_add(bad_chars, strlen(bad_chars), cid, sizeof(cid), err, sizeof(err)));
+    ZT_EQ_INT(-1, zl_ipfs_parse_kubo_add(err_answer, strlen(err_answer), x, 1, cids, err, sizeof(err)));
+    ZT_EQ_INT(-1, zl_ipfs_parse_kubo_add("", 0, x, 1, cids, err, sizeof(err)));
+    const char *bad_chars = "{\"Name\":\"x.json\",\"Hash\":\"bafkrei/../../etc/passwd\"}";
+    ZT_EQ_INT(-1, zl_ipfs_parse_kubo_add(bad_chars, strlen(bad_chars), x, 1, cids, err, sizeof(err)));
+}
+
+ZT_TEST(test_kubo_add_answer_parser_matches_each_file_by_name)
+{
+    char cids[3][ZL_IPFS_CID_TEXT_MAX], err[256];
+    const char *names[3] = {"a.json", "b.json", "c.json"};
+    /* any order; c.json missing: "" for it, the caller fails that one alone */
+    const char *ans = "{\"Name\":\"b.json\",\"Hash\":\"bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku\"}\n"
+                      "{\"Name\":\"a.json\",\"Hash\":\"bafkreicouv3sksjuzxb3rbb6rziy6duakk2aikegsmtqtz5rsuppjorxsa\"}\n";
+    ZT_EQ_INT(0, zl_ipfs_parse_kubo_add(ans, strlen(ans), names, 3, cids, err, sizeof(err)));
+    ZT_EQ_STR("bafkreicouv3sksjuzxb3rbb6rziy6duakk2aikegsmtqtz5rsuppjorxsa", cids[0]);
+    ZT_EQ_STR("bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku", cids[1]);
+    ZT_EQ_STR("", cids[2]);
+    /* one name twice, or a name we did not send: the whole answer is refused */
+    const char *twice = "{\"Name\":\"a.json\",\"Hash\":\"bafkreicouv3sksjuzxb3rbb6rziy6duakk2aikegsmtqtz5rsuppjorxsa\"}\n"
+                        "{\"Name\":\"a.json\",\"Hash\":\"bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku\"}\n";
+    ZT_EQ_INT(-1, zl_ipfs_parse_kubo_add(twice, strlen(twice), names, 3, cids, err, sizeof(err)));
+    const char *other = "{\"Name\":\"z.json\",\"Hash\":\"bafkreicouv3sksjuzxb3rbb6rziy6duakk2aikegsmtqtz5rsuppjorxsa\"}\n";
+    ZT_EQ_INT(-1, zl_ipfs_parse_kubo_add(other, strlen(other), names, 3, cids, err, sizeof(err)));
+    ZT_CHECK(strstr(err, "did not send") != NULL);
 }
 
 ZT_TEST(test_pinata_and_psa_answer_parsers)
@@ -131,4 +154,5 @@ ZT_MAIN(test_cid_of_hello_ipfs_matches_kubo, test_cid_of_empty_and_short_content
         test_cid_of_zero_bytes_up_to_one_full_chunk_matches_kubo, test_cid_refuses_content_larger_than_one_chunk,
         test_cid_refuses_a_small_buffer, test_cid_shape_check_accepts_ours_and_refuses_others,
         test_base32_matches_rfc4648_vectors_in_lower_case, test_kubo_add_answer_parser_takes_the_one_hash,
+        test_kubo_add_answer_parser_matches_each_file_by_name,
         test_pinata_and_psa_answer_parsers)

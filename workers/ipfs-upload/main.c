@@ -256,9 +256,18 @@ static zl_class iu_republish(void *ctx, struct zl_work *w)
     return ZL_OK;
 }
 
-static zl_class iu_process(void *ctx, struct zl_work *w)
+/* One deposit's metadata document of a poll batch. */
+struct iu_doc {
+    char bytes[ZL_NFTMETA_MAX_BYTES];
+    size_t len;
+    char cid[ZL_CID_SIZE];
+    char name[96];
+    const struct iu_image *img;
+};
+
+/* Builds w's document (permanent when its event cannot make one). */
+static zl_class build_doc(struct iu *u, struct zl_work *w, struct iu_doc *d)
 {
-    struct iu *u = ctx;
     struct iu_image *img = image_for(u, w->in.amount);
     zl_class c = ensure_image(u, img, w->error, sizeof(w->error));
     if (c != ZL_OK)
@@ -269,27 +278,86 @@ static zl_class iu_process(void *ctx, struct zl_work *w)
         .external_url = u->cfg.external_url,
         .image_cid = img->cid,
     };
-    char doc[ZL_NFTMETA_MAX_BYTES];
-    size_t len = 0;
-    char cid[ZL_CID_SIZE];
-    if (zl_nftmeta_build(&w->in, &mo, doc, sizeof(doc), &len, w->error, sizeof(w->error)) != 0 ||
-        zl_cid_raw_v1(doc, len, cid, sizeof(cid), w->error, sizeof(w->error)) != 0)
+    if (zl_nftmeta_build(&w->in, &mo, d->bytes, sizeof(d->bytes), &d->len, w->error, sizeof(w->error)) != 0 ||
+        zl_cid_raw_v1(d->bytes, d->len, d->cid, sizeof(d->cid), w->error, sizeof(w->error)) != 0)
         return ZL_PERMANENT;
-    char name[96];
-    snprintf(name, sizeof(name), "zl-%.66s-%u.json", w->in.tx_hash, (unsigned)w->in.log_index);
-    c = zl_ipfs_pin(u->ipfs, doc, len, name, cid, w->error, sizeof(w->error));
-    if (c == ZL_OK)
-        c = zl_ipfs_verify(u->ipfs, doc, len, cid, w->error, sizeof(w->error));
+    /* Unique per deposit: Kubo's answer names each file of a batch by it. */
+    snprintf(d->name, sizeof(d->name), "zl-%.66s-%u.json", w->in.tx_hash, (unsigned)w->in.log_index);
+    d->img = img;
+    return ZL_OK;
+}
+
+/* The pinned document is read back through a gateway, then w->out is set. */
+static zl_class finish(struct iu *u, struct zl_work *w, const struct iu_doc *d)
+{
+    zl_class c = zl_ipfs_verify(u->ipfs, d->bytes, d->len, d->cid, w->error, sizeof(w->error));
     if (c != ZL_OK)
         return c;
     zl_event_derive(&w->out, &w->in, ZL_TOPIC_PINNED);
-    snprintf(w->out.metadata_cid, sizeof(w->out.metadata_cid), "%s", cid);
-    snprintf(w->out.token_uri, sizeof(w->out.token_uri), "ipfs://%s", cid);
+    snprintf(w->out.metadata_cid, sizeof(w->out.metadata_cid), "%s", d->cid);
+    snprintf(w->out.token_uri, sizeof(w->out.token_uri), "ipfs://%s", d->cid);
     struct zl_log_ctx lc = ZL_LOG_CTX_NONE;
     lc.deposit_id = w->in.deposit_id;
     lc.trace_id = w->trace_id;
-    zl_log_kv(ZL_LOG_DEBUG, &lc, "metadata pinned", "cid", cid, "image_cid", img->cid, NULL);
+    zl_log_kv(ZL_LOG_DEBUG, &lc, "metadata pinned", "cid", d->cid, "image_cid", d->img->cid, NULL);
     return ZL_OK;
+}
+
+/* A poll batch at once: every document is built, then pinned with one
+ * request per Kubo provider per ZL_IPFS_BATCH_MAX documents
+ * (zl_ipfs_pin_many) instead of one each, then read back. */
+static void iu_process_batch(void *ctx, struct zl_work *const *ws, size_t n)
+{
+    struct iu *u = ctx;
+    struct iu_doc *docs = calloc(n, sizeof(*docs));
+    struct zl_ipfs_obj *objs = calloc(ZL_IPFS_BATCH_MAX, sizeof(*objs));
+    size_t *same = calloc(n, sizeof(*same)); /* per work: its object in the chunk; SIZE_MAX none */
+    if (docs == NULL || objs == NULL || same == NULL) {
+        for (size_t i = 0; i < n; i++) {
+            ws[i]->result = ZL_TRANSIENT;
+            snprintf(ws[i]->error, sizeof(ws[i]->error), "ipfs-upload: out of memory");
+        }
+        goto out;
+    }
+    size_t i = 0;
+    while (i < n) {
+        size_t k = 0;
+        size_t first = i;
+        for (; i < n && k < ZL_IPFS_BATCH_MAX; i++) {
+            same[i] = SIZE_MAX;
+            ws[i]->result = build_doc(u, ws[i], &docs[i]);
+            if (ws[i]->result != ZL_OK)
+                continue;
+            /* The same deposit twice in one poll batch (a redelivery beside
+             * its retry): the same bytes, pinned once; the copy takes the
+             * first one's pin result. */
+            for (size_t j = 0; j < k && same[i] == SIZE_MAX; j++)
+                if (strcmp(objs[j].name, docs[i].name) == 0)
+                    same[i] = j;
+            if (same[i] != SIZE_MAX)
+                continue;
+            objs[k] = (struct zl_ipfs_obj){.data = docs[i].bytes, .len = docs[i].len, .name = docs[i].name,
+                                           .cid = docs[i].cid};
+            same[i] = k++;
+        }
+        zl_ipfs_pin_many(u->ipfs, objs, k);
+        for (size_t m = first; m < i; m++) {
+            struct zl_work *w = ws[m];
+            if (same[m] == SIZE_MAX)
+                continue; /* decided while building */
+            const struct zl_ipfs_obj *o = &objs[same[m]];
+            if (o->result != ZL_OK) {
+                w->result = o->result;
+                snprintf(w->error, sizeof(w->error), "%s", o->error);
+                continue;
+            }
+            w->result = finish(u, w, &docs[m]);
+        }
+    }
+out:
+    free(docs);
+    free(objs);
+    free(same);
 }
 
 static const char iu_set_uri_sql[] =
@@ -431,7 +499,7 @@ int main(int argc, char **argv)
         .out_kind = ZL_TOPIC_PINNED,
         .accept_states = "{verified}",
         .done_state = ZL_STATE_PINNED,
-        .process = iu_process,
+        .process_batch = iu_process_batch,
         .republish = iu_republish,
         .in_tx = iu_in_tx,
         .prepare = iu_prepare,
