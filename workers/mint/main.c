@@ -130,7 +130,7 @@ static const struct zl_setting mint_settings[] = {
      OFF(nft_from_block), 0, 0},
     {"ZL_MINT_JANITOR_MS", ZL_CFG_INT, "5000", "between re-broadcasts of pending nonce fillers", OFF(janitor_ms),
      100, 3600000},
-    {"ZL_MINT_BATCH_MAX", ZL_CFG_INT, "20",
+    {"ZL_MINT_BATCH_MAX", ZL_CFG_INT, "50",
      "deposits per mintBatch tx when a poll batch holds several to mint (1 = one mint tx per deposit)",
      OFF(batch_max), 1, ZL_NONCE_BATCH_MAX},
 };
