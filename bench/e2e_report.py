@@ -72,6 +72,23 @@ def main():
                   f"{'' if r['complete'] else ' (timed out)'} | {f(r['wall_credited_per_s'], 1)} | "
                   f"{f(r['steady_credited_per_s'], 1)} | {f(r['load']['achieved_rate'], 0)} | "
                   f"{f(d.get('p50'))} / {f(d.get('p99'))} | {slow[0]} ({f(slow[1])}) |")
+    cpu_rows = [r for r in sat if r.get("cpu")]
+    if cpu_rows:
+        parts = ["kafka", "postgres", "anvil", "ipfs"] + STAGES
+        md.append("\nWhere the CPU went in the same trials (workers started → all credited): CPU milliseconds per "
+                  "credited deposit of each service (with its child processes: PostgreSQL's backends) and each "
+                  "stage's workers, read from `/proc/<pid>/stat`; *other* is the machine's busy time (`/proc/stat`) "
+                  "minus those (the load generator, this script, the kernel). *busy* is the share of all cores in "
+                  "use. The sum over a deposit, times a rate, is the cores that rate needs on this kind of host.\n")
+        md.append("| trial | " + " | ".join(parts) + " | other | total ms/deposit | busy |")
+        md.append("|---|" + "---:|" * (len(parts) + 3))
+        for r in cpu_rows:
+            cu = r["cpu"]
+            ms = cu["ms_per_deposit"]
+            n_cred = max(r["states"]["credited"], 1)
+            other = cu["other_s"] * 1000 / n_cred
+            md.append(f"| {r['label']} | " + " | ".join(f(ms.get(k), 2) for k in parts) +
+                      f" | {f(other, 2)} | {f(cu['busy_ms_per_deposit'], 2)} | {cu['busy_share'] * 100:.0f}% |")
     out["saturation"] = sat
     out["targets"]["deposits_per_s"] = {"target": TARGET_RATE, "measured": best, "met": best >= TARGET_RATE}
     md.append("")

@@ -150,6 +150,76 @@ def cpu_s(pid):
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_s(pid, depth=2):
+    """CPU seconds of pid, of its children it reaped (cutime/cstime: e.g.
+    PostgreSQL backends that exited) and of its live descendants (the
+    backends still connected), depth levels down."""
+    try:
+        f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    total = sum(int(x) for x in f[11:15]) / os.sysconf("SC_CLK_TCK")
+    if depth > 0:
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                g = open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(g[1]) == pid:
+                total += tree_cpu_s(int(d), depth - 1)
+    return total
+
+
+def machine_busy_s():
+    """(busy, total) CPU seconds of the whole machine since boot, /proc/stat."""
+    v = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    idle = v[3] + v[4]  # idle + iowait
+    hz = os.sysconf("SC_CLK_TCK")
+    return (sum(v[:8]) - idle) / hz, sum(v[:8]) / hz
+
+
+def service_pid(name):
+    try:
+        return int(open(Path(E["ZL_LOCAL_DIR"]) / name / f"{name}.pid").read().split()[0])
+    except (OSError, KeyError, ValueError, IndexError):
+        return None
+
+
+class CpuMeter:
+    """Where a trial's CPU went: each service (with its children), each
+    stage's workers, and the machine as a whole; the rest (the load
+    generator, this script, the OS) is the machine minus the named parts."""
+
+    def __init__(self, chain, trial):
+        self.chain, self.trial = chain, trial
+        self.start = self._read()
+
+    def _read(self):
+        parts = {}
+        for svc in ("kafka", "postgres", "ipfs"):
+            pid = service_pid(svc)
+            parts[svc] = tree_cpu_s(pid) if pid else 0.0
+        parts["anvil"] = tree_cpu_s(self.chain.proc.pid, 0)
+        for w in self.trial.workers:
+            parts[w.stage] = parts.get(w.stage, 0.0) + cpu_s(w.proc.pid)
+        busy, total = machine_busy_s()
+        return {"parts": parts, "busy": busy, "total": total, "t": time.monotonic()}
+
+    def result(self, deposits):
+        end = self._read()
+        wall = end["t"] - self.start["t"]
+        parts = {k: round(end["parts"].get(k, 0.0) - v, 2) for k, v in self.start["parts"].items()}
+        busy = end["busy"] - self.start["busy"]
+        named = sum(parts.values())
+        return {"wall_s": round(wall, 1), "cores": os.cpu_count(), "busy_s": round(busy, 2),
+                "busy_share": round(busy / ((end["total"] - self.start["total"]) or 1), 3),
+                "parts_s": parts, "other_s": round(busy - named, 2),
+                "ms_per_deposit": {k: round(v * 1000 / deposits, 2) for k, v in parts.items()} if deposits else {},
+                "busy_ms_per_deposit": round(busy * 1000 / deposits, 2) if deposits else None}
+
+
 def metric_sum(text, name, label_filter=None):
     total, seen = 0.0, False
     for line in text.splitlines():
@@ -577,6 +647,7 @@ def saturation_trial(chain, copies, n, extra_env=None, label_extra="", ask_group
         sent_csv = t.dir / "sent.csv"
         load = chain.load(sent_csv, count=n)
         t.start_workers()
+        cpu = CpuMeter(chain, t)
         # Half-way, Kafka's own view of the lag per group (slow: a JVM).
         groups = None
         mid, complete = None, False
@@ -591,8 +662,9 @@ def saturation_trial(chain, copies, n, extra_env=None, label_extra="", ask_group
                 mid = c
             time.sleep(0.5)
         t_done = now_ms()
-        t.stop_workers()
         c = t.counts()
+        cpu_use = cpu.result(c["credited"])
+        t.stop_workers()
         lat = t.latencies(sent_csv)
         peaks, lag_peaks = t.queue_peaks()
         wall_s = (t_done - t.t_start_ms) / 1000
@@ -602,7 +674,7 @@ def saturation_trial(chain, copies, n, extra_env=None, label_extra="", ask_group
                "steady_credited_per_s": lat.get("steady_credited_per_s"), "latency": lat, "rss": t.rss(),
                "queue_peaks": peaks, "lag_peaks": lag_peaks, "consumer_groups_mid": groups, "states_mid": mid,
                "exit_codes": t.exit_codes, "extra_env": extra_env or {}, "load1": os.getloadavg()[0],
-               "dir": str(t.dir)}
+               "cpu": cpu_use, "dir": str(t.dir)}
         record(rec)
         say(f"saturation x{copies}: {c['credited']}/{n} credited in {wall_s:.1f} s "
             f"({rec['wall_credited_per_s']}/s wall, {rec['steady_credited_per_s']}/s steady)"
