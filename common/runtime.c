@@ -558,6 +558,43 @@ static int phase_of(zl_class c)
     return c == ZL_OK ? PH_NEW /* CAS pending */ : (c == ZL_TRANSIENT || c == ZL_DEFER) ? PH_RETRY : PH_DLQ;
 }
 
+/* Calls stage->process_batch once per deposit: a deposit twice in one poll
+ * batch (a redelivery beside its retry, or the sweeper's re-publication)
+ * goes to the hook once, and its later copies take the first copy's result,
+ * output and reason. A hook would otherwise see one deposit twice in one
+ * side effect (a mintBatch carrying an id twice, one file named twice in a
+ * Kubo add). */
+static void call_batch_hook(struct rt *rt, struct zl_work **todo, size_t n)
+{
+    struct zl_work **uniq = calloc(n, sizeof(*uniq));
+    size_t *first = calloc(n, sizeof(*first)); /* per work: index in todo of its first copy */
+    if (uniq == NULL || first == NULL) {
+        free(uniq);
+        free(first);
+        return; /* every work stays at the preset "no result": retried */
+    }
+    size_t nu = 0;
+    for (size_t i = 0; i < n; i++) {
+        first[i] = i;
+        for (size_t j = 0; j < i && first[i] == i; j++)
+            if (first[j] == j && strcmp(todo[j]->in.deposit_id, todo[i]->in.deposit_id) == 0)
+                first[i] = j;
+        if (first[i] == i)
+            uniq[nu++] = todo[i];
+    }
+    rt->stage->process_batch(rt->stage->ctx, uniq, nu);
+    for (size_t i = 0; i < n; i++) {
+        if (first[i] == i)
+            continue;
+        const struct zl_work *f = todo[first[i]];
+        todo[i]->result = f->result;
+        todo[i]->out = f->out;
+        snprintf(todo[i]->error, sizeof(todo[i]->error), "%s", f->error);
+    }
+    free(uniq);
+    free(first);
+}
+
 /* Runs stage->process_batch over the accepted works, then again over those
  * that came back transient, with the same in-place backoff and bound as
  * process_with_retries. Returns false on an outage (enter_outage called);
@@ -572,7 +609,7 @@ static bool process_batch_with_retries(struct rt *rt, struct zl_work **todo, siz
             snprintf(todo[i]->error, sizeof(todo[i]->error), "stage %s set no result (or no reason) for this message",
                      rt->stage->name);
         }
-        rt->stage->process_batch(rt->stage->ctx, todo, n);
+        call_batch_hook(rt, todo, n);
         bool last = a + 1 >= rt->cfg.inplace_attempts_max || !run;
         bool outage = false;
         size_t again = 0;

@@ -87,6 +87,8 @@ struct zl_stage {
 
     /* Optional: the side effect for every work of one poll batch whose row
      * is in accept_states, at once (e.g. one transaction for many deposits).
+     * Each deposit appears once in ws: later copies of it in the poll batch
+     * take the first copy's result, output and reason.
      * When set, the runtime calls it instead of process, in batch order
      * (n >= 1). Each work still gets its own result: set w->result (and
      * w->out on ZL_OK, w->error otherwise) for every one of ws[0..n); the

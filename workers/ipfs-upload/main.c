@@ -311,7 +311,9 @@ static void iu_process_batch(void *ctx, struct zl_work *const *ws, size_t n)
     struct iu *u = ctx;
     struct iu_doc *docs = calloc(n, sizeof(*docs));
     struct zl_ipfs_obj *objs = calloc(ZL_IPFS_BATCH_MAX, sizeof(*objs));
-    size_t *same = calloc(n, sizeof(*same)); /* per work: its object in the chunk; SIZE_MAX none */
+    /* per work: its object in the chunk, SIZE_MAX when decided while
+     * building. Names are unique: the runtime hands each deposit over once. */
+    size_t *same = calloc(n, sizeof(*same));
     if (docs == NULL || objs == NULL || same == NULL) {
         for (size_t i = 0; i < n; i++) {
             ws[i]->result = ZL_TRANSIENT;
@@ -327,14 +329,6 @@ static void iu_process_batch(void *ctx, struct zl_work *const *ws, size_t n)
             same[i] = SIZE_MAX;
             ws[i]->result = build_doc(u, ws[i], &docs[i]);
             if (ws[i]->result != ZL_OK)
-                continue;
-            /* The same deposit twice in one poll batch (a redelivery beside
-             * its retry): the same bytes, pinned once; the copy takes the
-             * first one's pin result. */
-            for (size_t j = 0; j < k && same[i] == SIZE_MAX; j++)
-                if (strcmp(objs[j].name, docs[i].name) == 0)
-                    same[i] = j;
-            if (same[i] != SIZE_MAX)
                 continue;
             objs[k] = (struct zl_ipfs_obj){.data = docs[i].bytes, .len = docs[i].len, .name = docs[i].name,
                                            .cid = docs[i].cid};

@@ -1225,14 +1225,10 @@ static void mint_process_batch(void *ctx, struct zl_work *const *ws, size_t n)
     janitor(m);
     struct slot_group *groups = calloc(n, sizeof(*groups));
     ssize_t *group = calloc(n, sizeof(*group)); /* per work: its group, -1 none */
+    /* Each deposit is here once: the runtime hands a later copy of one
+     * (a redelivery beside its retry) the first copy's result. */
     size_t *fresh = calloc(n, sizeof(*fresh));
-    /* A deposit twice in one poll batch (a redelivery beside its retry, or
-     * the sweeper's re-publication): only its first copy goes into a
-     * mintBatch; a later copy takes the first one's result. Both in one
-     * batch would make the batch carry an id twice and the row update count
-     * disagree with the batch size. */
-    size_t *dup_of = calloc(n, sizeof(*dup_of)); /* per work: index of its first copy, or itself */
-    if (groups == NULL || group == NULL || fresh == NULL || dup_of == NULL) {
+    if (groups == NULL || group == NULL || fresh == NULL) {
         for (size_t i = 0; i < n; i++) {
             ws[i]->result = ZL_TRANSIENT;
             snprintf(ws[i]->error, sizeof(ws[i]->error), "out of memory");
@@ -1243,7 +1239,6 @@ static void mint_process_batch(void *ctx, struct zl_work *const *ws, size_t n)
     for (size_t i = 0; i < n; i++) {
         struct zl_work *w = ws[i];
         group[i] = -1;
-        dup_of[i] = i;
         if (!zl_valid_address(w->in.from) || strcmp(w->in.from, "0x0000000000000000000000000000000000000000") == 0) {
             w->result = ZL_PERMANENT;
             snprintf(w->error, sizeof(w->error), "depositor address %s cannot receive an NFT", w->in.from);
@@ -1258,11 +1253,7 @@ static void mint_process_batch(void *ctx, struct zl_work *const *ws, size_t n)
             continue;
         }
         if (!found) {
-            for (size_t j = 0; j < nfresh && dup_of[i] == i; j++)
-                if (strcmp(ws[fresh[j]]->in.deposit_id, w->in.deposit_id) == 0)
-                    dup_of[i] = fresh[j];
-            if (dup_of[i] == i)
-                fresh[nfresh++] = i;
+            fresh[nfresh++] = i;
             continue;
         }
         for (size_t g = 0; g < ngroups && group[i] < 0; g++)
@@ -1283,14 +1274,6 @@ static void mint_process_batch(void *ctx, struct zl_work *const *ws, size_t n)
             new_batch(m, ws, fresh + off, k, groups, &ngroups, group);
         off += k;
     }
-    for (size_t i = 0; i < n; i++) {
-        if (group[i] >= 0 || dup_of[i] == i)
-            continue;
-        if (group[dup_of[i]] >= 0)
-            group[i] = group[dup_of[i]]; /* driven with its first copy's tx */
-        else
-            ws[i]->result = mint_process(m, ws[i]); /* finds whatever the first copy stored */
-    }
     for (size_t g = 0; g < ngroups; g++) {
         drive_group(m, ws, n, group, g, &groups[g].slot);
         zl_nonce_tx_clear(&groups[g].slot);
@@ -1299,7 +1282,6 @@ out:
     free(groups);
     free(group);
     free(fresh);
-    free(dup_of);
 }
 
 static zl_class mint_republish(void *ctx, struct zl_work *w)
