@@ -9,6 +9,7 @@
  *    into a URL path) and a PSA status is one of the four documented ones.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
