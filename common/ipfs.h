@@ -131,8 +131,9 @@ struct zl_ipfs_obj {
 /* zl_ipfs_pin for objs[0..n), n <= ZL_IPFS_BATCH_MAX, each with its own
  * result: a Kubo provider gets every object still short of pin_k in one add
  * request (a request that fails fails each of them); Pinata and PSA are
- * asked one object at a time. Kubo spent ~18 ms of its CPU on an add of one
- * small document and ~2 ms per document in a request of 100. */
+ * asked one object at a time. Why: one round trip per batch instead of per
+ * document to a provider that may be far away; on a local Kubo it measured
+ * 3.09 -> 2.19 ms wall and 1.93 -> 1.67 ms of Kubo's CPU per document. */
 void zl_ipfs_pin_many(struct zl_ipfs *c, struct zl_ipfs_obj *objs, size_t n);
 
 /* Fetches cid through the gateways and checks the bytes hash to cid and

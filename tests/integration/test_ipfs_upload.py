@@ -122,11 +122,10 @@ def test_verified_deposits_are_pinned_under_the_cid_kubo_computes_and_are_retrie
 
 
 def test_a_poll_batch_is_pinned_with_one_add_request(pipeline, cli, image_cid):
-    """Guards against one Kubo add per deposit: Kubo spent ~18 ms of CPU on
-    each, the largest CPU cost per deposit in the end-to-end benchmark. A
-    poll batch's documents now go in one add request (one per
-    ZL_IPFS_BATCH_MAX), each still checked against its own CID, and a
-    deposit twice in the batch is pinned once."""
+    """Guards against one Kubo add request per deposit (a round trip each to a
+    provider that may be far away). A poll batch's documents now go in one
+    add request (one per ZL_IPFS_BATCH_MAX), each still checked against its
+    own CID, and a deposit twice in the batch is pinned once."""
     proxy = KuboProxy(need_env("ZL_IPFS_API_URL"))
     try:
         deposits = [verified_deposit(amount=str(10 ** (i % 25) + i)) for i in range(40)]

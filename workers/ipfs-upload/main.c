@@ -258,7 +258,7 @@ static zl_class iu_republish(void *ctx, struct zl_work *w)
 
 /* One deposit's metadata document of a poll batch. */
 struct iu_doc {
-    char bytes[ZL_NFTMETA_MAX_BYTES];
+    char *bytes;            /* owned, len bytes: documents are ~600 bytes, the build buffer 8 KiB */
     size_t len;
     char cid[ZL_CID_SIZE];
     char name[96];
@@ -278,9 +278,16 @@ static zl_class build_doc(struct iu *u, struct zl_work *w, struct iu_doc *d)
         .external_url = u->cfg.external_url,
         .image_cid = img->cid,
     };
-    if (zl_nftmeta_build(&w->in, &mo, d->bytes, sizeof(d->bytes), &d->len, w->error, sizeof(w->error)) != 0 ||
-        zl_cid_raw_v1(d->bytes, d->len, d->cid, sizeof(d->cid), w->error, sizeof(w->error)) != 0)
+    char buf[ZL_NFTMETA_MAX_BYTES];
+    if (zl_nftmeta_build(&w->in, &mo, buf, sizeof(buf), &d->len, w->error, sizeof(w->error)) != 0 ||
+        zl_cid_raw_v1(buf, d->len, d->cid, sizeof(d->cid), w->error, sizeof(w->error)) != 0)
         return ZL_PERMANENT;
+    d->bytes = malloc(d->len > 0 ? d->len : 1);
+    if (d->bytes == NULL) {
+        snprintf(w->error, sizeof(w->error), "ipfs-upload: out of memory");
+        return ZL_TRANSIENT;
+    }
+    memcpy(d->bytes, buf, d->len);
     /* Unique per deposit: Kubo's answer names each file of a batch by it. */
     snprintf(d->name, sizeof(d->name), "zl-%.66s-%u.json", w->in.tx_hash, (unsigned)w->in.log_index);
     d->img = img;
@@ -349,6 +356,8 @@ static void iu_process_batch(void *ctx, struct zl_work *const *ws, size_t n)
         }
     }
 out:
+    for (size_t d = 0; docs != NULL && d < n; d++)
+        free(docs[d].bytes);
     free(docs);
     free(objs);
     free(same);

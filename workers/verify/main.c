@@ -161,12 +161,12 @@ struct vblock {
     zl_class c;                 /* ZL_OK: exists/hash hold the answer */
     bool exists;                /* false: the chain is shorter */
     char hash[67];
-    char error[ZL_ERRSTR_SIZE];
+    char error[256];            /* shorter than a work's: one per block of a 500-deposit batch */
 };
 
 struct vitem {
     bool live;                  /* still undecided */
-    json_t *rcpt;               /* owned; JSON null when the node has no receipt */
+    bool has_rcpt;              /* the node has a receipt for the tx */
     uint64_t bn;                /* the receipt's block (or the event's, without one) */
     char bh[67];                /* the receipt's block hash */
     size_t block;               /* index into the batch's vblock array */
@@ -190,8 +190,12 @@ static bool static_checks(struct verify *v, struct zl_work *w)
     return true;
 }
 
-/* Receipts of every live work, ZL_RPC_BATCH_MAX per request. A request that
- * fails as a whole fails each of its works with its class. */
+static void judge_receipt(struct verify *v, struct zl_work *w, struct vitem *it, const json_t *rcpt);
+
+/* Receipts of every live work, ZL_RPC_BATCH_MAX per request, each judged
+ * and freed as its request returns (a batch's 500 parsed receipts at once
+ * were megabytes). A request that fails as a whole fails each of its works
+ * with its class. */
 static void fetch_receipts(struct verify *v, struct zl_work *const *ws, struct vitem *it, size_t n)
 {
     const char *methods[ZL_RPC_BATCH_MAX];
@@ -227,7 +231,8 @@ static void fetch_receipts(struct verify *v, struct zl_work *const *ws, struct v
                 w->result = ZL_TRANSIENT; /* an endpoint's error answer to a read is not the deposit's */
                 it[idx[j]].live = false;
             } else {
-                it[idx[j]].rcpt = results[j];
+                judge_receipt(v, w, &it[idx[j]], results[j]);
+                json_decref(results[j]);
             }
         }
     }
@@ -236,11 +241,11 @@ static void fetch_receipts(struct verify *v, struct zl_work *const *ws, struct v
 
 /* What the receipt alone decides. Leaves the work live with it->bn set to
  * the block whose canonical hash decides the rest. */
-static void judge_receipt(struct verify *v, struct zl_work *w, struct vitem *it)
+static void judge_receipt(struct verify *v, struct zl_work *w, struct vitem *it, const json_t *rcpt)
 {
     const struct zl_event *in = &w->in;
-    const json_t *rcpt = it->rcpt;
-    if (!json_is_object(rcpt)) {
+    it->has_rcpt = json_is_object(rcpt);
+    if (!it->has_rcpt) {
         /* No receipt: gone only if the block that held it was replaced;
          * decided by that block's canonical hash. */
         it->bn = in->block_number;
@@ -378,7 +383,7 @@ static void judge_block(struct verify *v, struct zl_work *w, const struct vitem 
         w->result = bl->c;
         return;
     }
-    if (!json_is_object(it->rcpt)) {
+    if (!it->has_rcpt) {
         if (bl->exists && strcmp(bl->hash, in->block_hash) != 0) {
             w->result = gone(v, w, "transaction not on the chain and its block was replaced");
         } else if (!bl->exists) {
@@ -435,11 +440,8 @@ static void verify_process_batch(void *ctx, struct zl_work *const *ws, size_t n)
         it[i].live = static_checks(v, ws[i]);
     fetch_receipts(v, ws, it, n);
     bool need_head = false;
-    for (size_t i = 0; i < n; i++) {
-        if (it[i].live)
-            judge_receipt(v, ws[i], &it[i]);
-        need_head = need_head || (it[i].live && json_is_object(it[i].rcpt));
-    }
+    for (size_t i = 0; i < n; i++)
+        need_head = need_head || (it[i].live && it[i].has_rcpt);
     fetch_blocks(v, it, n, blocks);
     zl_class head_c = ZL_OK;
     uint64_t head = 0;
@@ -449,7 +451,6 @@ static void verify_process_batch(void *ctx, struct zl_work *const *ws, size_t n)
     for (size_t i = 0; i < n; i++) {
         if (it[i].live)
             judge_block(v, ws[i], &it[i], &blocks[it[i].block], head_c, head, head_err);
-        json_decref(it[i].rcpt);
     }
     free(it);
     free(blocks);
