@@ -70,7 +70,7 @@ trap cleanup EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 rpc=http://127.0.0.1:$port
 # No own bench_spawn here: a pid file may not exist when run standalone.
-setsid "$anvil_bin" --port "$port" --chain-id 31337 --gas-limit 1000000000 --accounts 10 \
+HOME="$W" setsid "$anvil_bin" --port "$port" --chain-id 31337 --gas-limit 1000000000 --accounts 10 \
   >"$W/anvil.log" 2>&1 </dev/null &
 anvil_pid=$!
 [ -n "${BENCH_PIDS_FILE:-}" ] && echo "$anvil_pid" >> "$BENCH_PIDS_FILE"

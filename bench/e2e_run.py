@@ -256,7 +256,8 @@ class Chain:
         self.proc = subprocess.Popen([E["ZL_ANVIL"], "--host", "127.0.0.1", "--port", port, "--chain-id", "31337",
                                       "--accounts", str(SENDERS + 1), "--balance", "1000000",
                                       "--gas-limit", "1000000000"],
-                                     stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+                                     stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
+                                     env=dict(E, HOME=str(WORK)))  # its state spill stays in the bench folder
         remember_pid(self.proc.pid)
         deadline = time.monotonic() + 60
         while self.block_number() is None:

@@ -68,7 +68,7 @@ trap cleanup EXIT
 # ---------------------------------------------------------------- the chain
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 rpc=http://127.0.0.1:$port
-setsid "$anvil_bin" --port "$port" --chain-id 31337 --accounts 2 >"$work/anvil.log" 2>&1 </dev/null &
+HOME="$work" setsid "$anvil_bin" --port "$port" --chain-id 31337 --accounts 2 >"$work/anvil.log" 2>&1 </dev/null &
 anvil_pid=$!
 if [ -n "${BENCH_PIDS_FILE:-}" ]; then echo "$anvil_pid" >> "$BENCH_PIDS_FILE"; fi
 for _ in $(seq 1 150); do

@@ -46,8 +46,11 @@ class Chain:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(workdir / "anvil.log", "ab")
+        # HOME: anvil spills old states under $HOME/.foundry and leaves them
+        # when killed; here they go into the test's own temporary folder.
         self.proc = subprocess.Popen([need_env("ZL_ANVIL"), "--port", str(self.port), "--chain-id", "31337"],
-                                     stdout=self.log, stderr=self.log, start_new_session=True)
+                                     stdout=self.log, stderr=self.log, start_new_session=True,
+                                     env=dict(os.environ, HOME=str(workdir)))
         deadline = time.monotonic() + 30
         while True:
             try:
