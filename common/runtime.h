@@ -129,6 +129,10 @@ struct zl_stage {
     void *ctx;
 };
 
+/* Gives ws[0..n) all the same result and reason (a process_batch that
+ * cannot start: out of memory, its database gone). */
+void zl_works_fail(struct zl_work *const *ws, size_t n, zl_class c, const char *why);
+
 /* Settings every worker has (ZL_KAFKA_BROKERS, ZL_PG_DSN, ZL_BATCH_SIZE_MAX,
  * ...). Exposed so tools and docs can print them. */
 struct zl_runtime_config {

@@ -322,10 +322,7 @@ static void iu_process_batch(void *ctx, struct zl_work *const *ws, size_t n)
      * building. Names are unique: the runtime hands each deposit over once. */
     size_t *same = calloc(n, sizeof(*same));
     if (docs == NULL || objs == NULL || same == NULL) {
-        for (size_t i = 0; i < n; i++) {
-            ws[i]->result = ZL_TRANSIENT;
-            snprintf(ws[i]->error, sizeof(ws[i]->error), "ipfs-upload: out of memory");
-        }
+        zl_works_fail(ws, n, ZL_TRANSIENT, "ipfs-upload: out of memory");
         goto out;
     }
     size_t i = 0;

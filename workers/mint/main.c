@@ -1216,10 +1216,7 @@ static void mint_process_batch(void *ctx, struct zl_work *const *ws, size_t n)
     char err[ZL_ERRSTR_SIZE];
     zl_class c = zl_pg_ensure(&m->pg, err, sizeof(err));
     if (c != ZL_OK) {
-        for (size_t i = 0; i < n; i++) {
-            ws[i]->result = c == ZL_PERMANENT ? ZL_OUTAGE : c; /* not the messages' fault */
-            snprintf(ws[i]->error, sizeof(ws[i]->error), "%s", err);
-        }
+        zl_works_fail(ws, n, c == ZL_PERMANENT ? ZL_OUTAGE : c, err); /* not the messages' fault */
         return;
     }
     janitor(m);
@@ -1229,10 +1226,7 @@ static void mint_process_batch(void *ctx, struct zl_work *const *ws, size_t n)
      * (a redelivery beside its retry) the first copy's result. */
     size_t *fresh = calloc(n, sizeof(*fresh));
     if (groups == NULL || group == NULL || fresh == NULL) {
-        for (size_t i = 0; i < n; i++) {
-            ws[i]->result = ZL_TRANSIENT;
-            snprintf(ws[i]->error, sizeof(ws[i]->error), "out of memory");
-        }
+        zl_works_fail(ws, n, ZL_TRANSIENT, "out of memory");
         goto out;
     }
     size_t ngroups = 0, nfresh = 0;

@@ -428,10 +428,7 @@ static void verify_process_batch(void *ctx, struct zl_work *const *ws, size_t n)
     struct vitem *it = calloc(n, sizeof(*it));
     struct vblock *blocks = calloc(n, sizeof(*blocks));
     if (it == NULL || blocks == NULL) {
-        for (size_t i = 0; i < n; i++) {
-            snprintf(ws[i]->error, sizeof(ws[i]->error), "verify: out of memory");
-            ws[i]->result = ZL_TRANSIENT;
-        }
+        zl_works_fail(ws, n, ZL_TRANSIENT, "verify: out of memory");
         free(it);
         free(blocks);
         return;
