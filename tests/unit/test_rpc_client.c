@@ -372,6 +372,17 @@ ZT_TEST(test_rpc_batch_matches_results_by_id)
     srv_stop(&s);
 }
 
+/* A client over urls that needs 2 equal answers; NULL when it cannot be made. */
+static struct zl_rpc *quorum2_client(const char *urls)
+{
+    struct zl_rpc_opts o;
+    opts_init(&o, urls);
+    o.quorum = 2;
+    struct zl_rpc *r = NULL;
+    char err[ZL_ERRSTR_SIZE];
+    return zl_rpc_new(&r, &o, err, sizeof(err)) == 0 ? r : NULL;
+}
+
 /* Three endpoints for the quorum tests: a and c agree, b answers otherwise. */
 static int start_quorum_trio(struct srv *a, struct srv *b, struct srv *c, char *urls, size_t urls_size)
 {
@@ -387,12 +398,9 @@ ZT_TEST(test_rpc_quorum_needs_k_equal_answers)
     struct srv a, b, c;
     char urls[256];
     ZT_REQUIRE(start_quorum_trio(&a, &b, &c, urls, sizeof(urls)) == 0);
-    struct zl_rpc_opts o;
-    opts_init(&o, urls);
-    o.quorum = 2;
-    struct zl_rpc *r = NULL;
+    struct zl_rpc *r = quorum2_client(urls);
+    ZT_REQUIRE(r != NULL);
     char err[ZL_ERRSTR_SIZE];
-    ZT_REQUIRE(zl_rpc_new(&r, &o, err, sizeof(err)) == 0);
     json_t *res = NULL;
     ZT_EQ_INT(ZL_OK, zl_rpc_call_quorum(r, "eth_blockNumber", NULL, &res, NULL, err, sizeof(err)));
     ZT_CHECK(res != NULL && strcmp(json_string_value(res), "0x10") == 0);
@@ -401,9 +409,8 @@ ZT_TEST(test_rpc_quorum_needs_k_equal_answers)
 
     /* two endpoints that disagree: no quorum, transient */
     snprintf(urls, sizeof(urls), "http://127.0.0.1:%d,http://127.0.0.1:%d", a.port, b.port);
-    opts_init(&o, urls);
-    o.quorum = 2;
-    ZT_REQUIRE(zl_rpc_new(&r, &o, err, sizeof(err)) == 0);
+    r = quorum2_client(urls);
+    ZT_REQUIRE(r != NULL);
     res = NULL;
     ZT_EQ_INT(ZL_TRANSIENT, zl_rpc_call_quorum(r, "eth_blockNumber", NULL, &res, NULL, err, sizeof(err)));
     ZT_CHECK(res == NULL);
@@ -419,12 +426,9 @@ ZT_TEST(test_rpc_batch_quorum_decides_each_call_by_k_equal_answers)
     struct srv a, b, c;
     char urls[256];
     ZT_REQUIRE(start_quorum_trio(&a, &b, &c, urls, sizeof(urls)) == 0);
-    struct zl_rpc_opts o;
-    opts_init(&o, urls);
-    o.quorum = 2;
-    struct zl_rpc *r = NULL;
+    struct zl_rpc *r = quorum2_client(urls);
+    ZT_REQUIRE(r != NULL);
     char err[ZL_ERRSTR_SIZE];
-    ZT_REQUIRE(zl_rpc_new(&r, &o, err, sizeof(err)) == 0);
     const char *methods[3] = {"eth_blockNumber", "eth_chainId", "eth_gasPrice"};
     json_t *params[3] = {NULL, NULL, NULL};
     json_t *results[3];
@@ -442,9 +446,8 @@ ZT_TEST(test_rpc_batch_quorum_decides_each_call_by_k_equal_answers)
 
     /* two endpoints that disagree: every call short of a quorum, named so */
     snprintf(urls, sizeof(urls), "http://127.0.0.1:%d,http://127.0.0.1:%d", a.port, b.port);
-    opts_init(&o, urls);
-    o.quorum = 2;
-    ZT_REQUIRE(zl_rpc_new(&r, &o, err, sizeof(err)) == 0);
+    r = quorum2_client(urls);
+    ZT_REQUIRE(r != NULL);
     ZT_EQ_INT(ZL_OK, zl_rpc_batch_quorum(r, 3, methods, params, results, errs, err, sizeof(err)));
     for (int i = 0; i < 3; i++) {
         ZT_CHECK(results[i] == NULL);
