@@ -29,7 +29,7 @@ COMMON_SRC  := $(wildcard common/*.c)
 COMMON_OBJ  := $(COMMON_SRC:%.c=$(BUILD)/obj/%.o)
 LIBZL       := $(BUILD)/libzl.a
 
-# workers/<stage>/main.c -> bin/<stage>; tools/<name>.c -> bin/<name>
+# workers/<stage>/*.c -> bin/<stage>; tools/<name>.c -> bin/<name>
 WORKERS     := $(patsubst workers/%/main.c,$(BUILD)/bin/%,$(wildcard workers/*/main.c))
 TOOLS       := $(patsubst tools/%.c,$(BUILD)/bin/%,$(wildcard tools/*.c))
 UNIT_TESTS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
@@ -49,11 +49,16 @@ $(LIBZL): $(COMMON_OBJ)
 	rm -f $@
 	$(AR) rcs $@ $^
 
-$(BUILD)/bin/%: $(BUILD)/obj/workers/%/main.o $(LIBZL)
+# Static pattern rules, so each rule applies only to its own list: a stage
+# links every workers/<stage>/*.c (a stage may split its main.c into files of
+# its own), a tool its one tools/<name>.c.
+$(TOOLS): $(BUILD)/bin/%: $(BUILD)/obj/tools/%.o $(LIBZL)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/bin/%: $(BUILD)/obj/tools/%.o $(LIBZL)
+stage_objs = $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard workers/$(1)/*.c))
+.SECONDEXPANSION:
+$(WORKERS): $(BUILD)/bin/%: $$(call stage_objs,$$*) $(LIBZL)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
