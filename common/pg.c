@@ -75,10 +75,16 @@ zl_class zl_pg_ensure(struct zl_pg *p, char *errstr, size_t errstr_size)
             char prefix[160];
             snprintf(prefix, sizeof(prefix), "postgres prepare %s: ", p->stmts[i].name);
             copy_pg_message(errstr, errstr_size, prefix, PQresultErrorMessage(r));
-            bool broken = PQstatus(c) != CONNECTION_OK;
+            size_t used = strlen(errstr);
+            if (PQstatus(c) == CONNECTION_OK && used < errstr_size)
+                snprintf(errstr + used, errstr_size - used, " (is every migration applied? run zl-migrate)");
+            /* Connection lost, or a relation, column, function or grant
+             * missing (a migration not applied): either way a person or
+             * the network must act, and nothing is wrong with any message.
+             * The caller pauses and calls us again, which prepares again. */
             PQclear(r);
             PQfinish(c);
-            return broken ? ZL_OUTAGE : ZL_PERMANENT;
+            return ZL_OUTAGE;
         }
         PQclear(r);
     }
@@ -106,6 +112,20 @@ zl_class zl_pg_classify(struct zl_pg *p, const PGresult *res, char *errstr, size
      * shutdown, crash shutdown, cannot connect now), 53 = insufficient
      * resources: the server, not the message, is at fault. */
     if (strncmp(sqlstate, "08", 2) == 0 || strncmp(sqlstate, "57P", 3) == 0 || strncmp(sqlstate, "53", 2) == 0) {
+        PQfinish(p->conn);
+        p->conn = NULL;
+        p->reconnects++;
+        return ZL_OUTAGE;
+    }
+    /* Class 42 = syntax error or access rule violation (undefined table
+     * 42P01, column 42703, function 42883, insufficient privilege 42501),
+     * 3D/3F = no such database/schema, 26000 = no such prepared statement:
+     * the schema or the grants do not match the code (a migration not
+     * applied). A person must act; the deposit is fine. Outage, and the
+     * connection is dropped so the next zl_pg_ensure() prepares everything
+     * again against the migrated schema. */
+    if (strncmp(sqlstate, "42", 2) == 0 || strncmp(sqlstate, "3D", 2) == 0 || strncmp(sqlstate, "3F", 2) == 0 ||
+        strcmp(sqlstate, "26000") == 0) {
         PQfinish(p->conn);
         p->conn = NULL;
         p->reconnects++;

@@ -4,8 +4,15 @@
  * Failures split two ways, because they go different places (architecture §6):
  *  - the connection is gone (server down, restart, network): ZL_OUTAGE. The
  *    caller pauses its stage and calls zl_pg_ensure() until it succeeds.
+ *  - the schema or grants do not match the code (a missing relation, column,
+ *    function or privilege: a migration not applied): ZL_OUTAGE too. A
+ *    person must act; nothing is wrong with the message, so it never goes
+ *    to the DLQ. The connection is dropped, so the next zl_pg_ensure()
+ *    prepares every statement again.
  *  - the statement failed on a healthy connection (constraint, bad data):
- *    ZL_TRANSIENT for serialization/deadlock, ZL_PERMANENT otherwise.
+ *    ZL_TRANSIENT for serialization/deadlock/lock timeout, ZL_PERMANENT
+ *    otherwise.
+ * Callers pass these classes on as they are: the class is decided here.
  *
  * @locality the thread that owns the struct; libpq connections are not shared.
  */
@@ -45,9 +52,9 @@ int zl_pg_init(struct zl_pg *p, const char *dsn, int64_t connect_timeout_ms);
 int zl_pg_add_stmt(struct zl_pg *p, const char *name, const char *sql, int nparams);
 
 /* Makes sure the connection is up and every statement prepared: connects or
- * reconnects as needed. Returns ZL_OK, ZL_OUTAGE when the server cannot be
- * reached, or ZL_PERMANENT when a statement fails to prepare (a bug or a
- * missing migration; errstr names the statement). */
+ * reconnects as needed. Returns ZL_OK, or ZL_OUTAGE when the server cannot be
+ * reached or a statement fails to prepare (a missing migration or grant;
+ * errstr names the statement). Never ZL_PERMANENT: no message is at fault. */
 zl_class zl_pg_ensure(struct zl_pg *p, char *errstr, size_t errstr_size);
 
 /* Classifies a failed result (or NULL result) on p's connection. Writes the

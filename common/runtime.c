@@ -1536,10 +1536,6 @@ static int start(struct rt *rt, char *err, size_t err_size)
      * down, the first batch finds the outage and pauses. */
     char perr[ZL_ERRSTR_SIZE];
     zl_class c = zl_pg_ensure(&rt->pg, perr, sizeof(perr));
-    if (c == ZL_PERMANENT) {
-        snprintf(err, err_size, "%s (are the migrations applied? run zl-migrate)", perr);
-        return -1;
-    }
     zl_health_set_dep(rt->health, "postgres", c == ZL_OK, c == ZL_OK ? "up" : "down", c == ZL_OK ? "" : perr);
     if (c != ZL_OK)
         enter_outage(rt, perr);
