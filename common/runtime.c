@@ -421,7 +421,7 @@ static void wait_deliveries(struct rt *rt)
 
 /* ------------------------------------------------------------ the batch */
 
-static void work_ctx(const struct zl_work *w, struct zl_log_ctx *ctx)
+void zl_work_log_ctx(const struct zl_work *w, struct zl_log_ctx *ctx)
 {
     ctx->deposit_id = w->decoded ? w->in.deposit_id : NULL;
     ctx->topic = rd_kafka_topic_name(w->msg->rkt);
@@ -523,7 +523,7 @@ static zl_class process_with_retries(struct rt *rt, struct zl_work *w)
             return c;
         int64_t delay = zl_backoff_delay_ms(&rt->inplace, (uint32_t)a);
         struct zl_log_ctx ctx;
-        work_ctx(w, &ctx);
+        zl_work_log_ctx(w, &ctx);
         zl_log(ZL_LOG_INFO, &ctx, "transient failure, retrying in place in %" PRId64 " ms: %s", delay, w->error);
         struct timespec ts = {.tv_sec = delay / 1000, .tv_nsec = (delay % 1000) * 1000000};
         nanosleep(&ts, NULL);
@@ -661,7 +661,7 @@ static bool process_batch_with_retries(struct rt *rt, struct zl_work **todo, siz
         n = again;
         int64_t delay = zl_backoff_delay_ms(&rt->inplace, (uint32_t)a);
         struct zl_log_ctx ctx;
-        work_ctx(todo[0], &ctx);
+        zl_work_log_ctx(todo[0], &ctx);
         zl_log(ZL_LOG_INFO, &ctx, "%zu transient failure(s) in a batch, retrying them in place in %" PRId64 " ms: %s",
                n, delay, todo[0]->error);
         struct timespec ts = {.tv_sec = delay / 1000, .tv_nsec = (delay % 1000) * 1000000};
@@ -775,7 +775,7 @@ static bool process_all(struct rt *rt, struct zl_work *ws, size_t n)
         struct zl_work *w = &ws[idx[j]];
         w->row = rows[j];
         struct zl_log_ctx ctx;
-        work_ctx(w, &ctx);
+        zl_work_log_ctx(w, &ctx);
         if (!w->row.found) {
             w->result = ZL_PERMANENT;
             snprintf(w->error, sizeof(w->error), "no state row for deposit %s", w->in.deposit_id);
@@ -955,7 +955,7 @@ static void drop_superseded_dead_letters(struct rt *rt, struct zl_work *ws, size
         if (!r->found || !(moved_on || superseded(w, r)))
             continue;
         struct zl_log_ctx ctx;
-        work_ctx(w, &ctx);
+        zl_work_log_ctx(w, &ctx);
         zl_log(ZL_LOG_WARN, &ctx, "not dead-lettered: the row moved on meanwhile (now %s, block %s): %s",
                zl_state_name(r->state), r->block_hash, w->error);
         w->phase = PH_DONE;
@@ -1027,7 +1027,7 @@ static bool record_failures(struct rt *rt, struct zl_work *ws, size_t n)
                                    &marked, err, sizeof(err));
             if (c == ZL_OK && !marked) {
                 struct zl_log_ctx ctx;
-                work_ctx(w, &ctx);
+                zl_work_log_ctx(w, &ctx);
                 zl_log(ZL_LOG_WARN, &ctx, "dead letter at %s [%" PRId32 "] @%" PRId64 " left the row as it is: the"
                        " row moved on (finished, terminal or re-included in another block)", rt->dlq_topic,
                        w->delivered_partition, w->delivered_offset);
@@ -1053,7 +1053,7 @@ static void log_outcomes(struct rt *rt, struct zl_work *ws, size_t n)
             zl_metric_observe(rt->m_latency, (double)(now - w->started_ms) / 1000.0);
         if (w->phase == PH_RETRY || w->phase == PH_DLQ) {
             struct zl_log_ctx ctx;
-            work_ctx(w, &ctx);
+            zl_work_log_ctx(w, &ctx);
             zl_log(w->phase == PH_DLQ ? ZL_LOG_ERROR : ZL_LOG_WARN, &ctx, "%s (%s) -> %s: %s",
                    phase_outcome(w->phase), zl_class_name(w->result), w->produced_topic, w->error);
             if (w->phase == PH_DLQ) {

@@ -26,6 +26,7 @@
 
 #include "config.h"
 #include "envelope.h"
+#include "log.h"
 #include "pg.h"
 #include "state.h"
 #include "zl.h"
@@ -128,6 +129,11 @@ struct zl_stage {
 
     void *ctx;
 };
+
+/* Fills *ctx for log lines about w: its deposit (once decoded), the topic,
+ * partition and offset it came from, and its trace id. The strings are
+ * borrowed from w and valid while w is. */
+void zl_work_log_ctx(const struct zl_work *w, struct zl_log_ctx *ctx);
 
 /* Gives ws[0..n) all the same result and reason (a process_batch that
  * cannot start: out of memory, its database gone). */
