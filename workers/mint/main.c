@@ -54,7 +54,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chain.h"
 #include "ethtx.h"
 #include "log.h"
 #include "mint.h"
