@@ -447,8 +447,8 @@ struct engine_result {
 /* Runs one request over the endpoints not in `skip`, with failover and
  * (when hedge is true) hedging. Returns ZL_OK with res->body on a good answer,
  * ZL_TRANSIENT with res->body and *err (answered) on a JSON-RPC error from a
- * healthy endpoint, ZL_OUTAGE when no endpoint could be reached (all refused by their
- * breaker or down), ZL_TRANSIENT otherwise. */
+ * healthy endpoint, ZL_OUTAGE when no endpoint could be reached (all refused
+ * by their breaker or down), ZL_TRANSIENT otherwise. */
 static zl_class run_request(struct zl_rpc *r, const char *body, const struct batch_ctx *bc, const bool *skip,
                             bool hedge, struct engine_result *res, struct zl_rpc_error *err, char *errstr,
                             size_t errstr_size)

@@ -90,10 +90,9 @@ zl_class zl_rpc_call_quorum(struct zl_rpc *r, const char *method, json_t *params
  * equal answers or no endpoint is left. A call short of a quorum comes back
  * with results[i] NULL and errs[i] saying so (code 0), like a call that
  * failed; a JSON-RPC error answer fills errs[i] with its code (answered
- * set). Returns
- * ZL_OUTAGE when no endpoint answered and all are down, ZL_TRANSIENT when
- * none gave a usable answer, else ZL_OK (check each results[i]). With
- * quorum 1 it is zl_rpc_batch. */
+ * set). Returns ZL_OUTAGE when no endpoint answered and all are down,
+ * ZL_TRANSIENT when none gave a usable answer, else ZL_OK (check each
+ * results[i]). With quorum 1 it is zl_rpc_batch. */
 zl_class zl_rpc_batch_quorum(struct zl_rpc *r, size_t n, const char *const *methods, json_t *const *params,
                              json_t **results, struct zl_rpc_error *errs, char *errstr, size_t errstr_size);
 

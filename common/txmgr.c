@@ -93,7 +93,8 @@ zl_class zl_tx_fees_eip1559(const struct zl_txmgr_opts *o, uint64_t base_wei, co
         prio_min = prio_cap;
     uint64_t tips[TXMGR_TIPS_MAX];
     size_t nt = n < TXMGR_TIPS_MAX ? n : TXMGR_TIPS_MAX;
-    memcpy(tips, tips_wei, nt * sizeof(tips[0]));
+    if (nt > 0)
+        memcpy(tips, tips_wei, nt * sizeof(tips[0])); /* tips_wei may be NULL when n is 0 */
     for (size_t i = 1; i < nt; i++) /* insertion sort: nt <= 8 */
         for (size_t j = i; j > 0 && tips[j - 1] > tips[j]; j--) {
             uint64_t x = tips[j];
