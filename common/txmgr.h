@@ -144,8 +144,8 @@ zl_class zl_txmgr_fees(struct zl_txmgr *t, struct zl_tx_fees *f, char *errstr, s
 /* The signer's confirmed transaction count: the floor of its nonces. */
 zl_class zl_txmgr_chain_nonce(struct zl_txmgr *t, uint64_t *floor, char *errstr, size_t errstr_size);
 
-/* eth_estimateGas of a call of the contract with data, from the signer.
- * ZL_OK with *gas. When the node answers that the call would fail:
+/* eth_estimateGas of a call of the contract with data, from the signer
+ * (re is required: it is how a revert is read). ZL_OK with *gas. When the node answers that the call would fail:
  * ZL_OUTAGE when the signer cannot pay (errstr: fund it), else ZL_TRANSIENT
  * with *reverts true and *re holding the answer (the caller decides what
  * the revert means for its data). Otherwise the rpc class, *reverts false. */
