@@ -211,6 +211,12 @@ zl_class zl_chain_token_decimals(struct zl_rpc *rpc, const char *token, int *dec
     struct zl_rpc_error re;
     zl_class c = zl_rpc_call(rpc, "eth_call", params, &res, &re, errstr, errstr_size);
     json_decref(params);
+    if (c != ZL_OK && re.answered) {
+        /* The node ran the call and it reverted: asking again gives the same. */
+        snprintf(errstr, errstr_size, "token %s: decimals() reverted (%s): is it an ERC-20 contract?", token,
+                 re.message);
+        return ZL_PERMANENT;
+    }
     if (c != ZL_OK)
         return c;
     char word[67];

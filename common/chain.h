@@ -88,7 +88,8 @@ void zl_chain_rpc_opts(const struct zl_chain_config *cfg, struct zl_metrics *met
                        struct zl_rpc_opts *opts);
 
 /* Reads decimals() of an ERC-20 token with eth_call. Returns ZL_OK with
- * *decimals set, or the rpc class with errstr. */
+ * *decimals set, ZL_PERMANENT when the call reverts or its answer is not a
+ * uint8 (not an ERC-20), or the rpc class with errstr. */
 zl_class zl_chain_token_decimals(struct zl_rpc *rpc, const char *token, int *decimals, char *errstr,
                                  size_t errstr_size);
 

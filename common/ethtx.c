@@ -423,7 +423,7 @@ int zl_abi_decode_address(const char *hex, char out[43])
 bool zl_abi_is_token_exists_revert(const char *data_hex)
 {
     /* ERC721InvalidSender(address) = 0x73c6ac6e, argument address(0). */
-    static const char want[] = "0x73c6ac6e0000000000000000000000000000000000000000000000000000000000000000";
+    static const char want[] = ZL_ABI_TOKEN_EXISTS_REVERT;
     size_t n = strlen(data_hex);
     if (n != sizeof(want) - 1)
         return false;

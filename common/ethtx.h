@@ -108,6 +108,10 @@ int zl_abi_decode_address(const char *hex, char out[43]);
 /* The 4-byte selector of a Solidity signature, e.g. "ownerOf(uint256)". */
 void zl_abi_selector(const char *signature, uint8_t out[4]);
 
+/* OpenZeppelin's ERC721InvalidSender(address(0)) as revert data: selector
+ * 0x73c6ac6e and the zero address. */
+#define ZL_ABI_TOKEN_EXISTS_REVERT "0x73c6ac6e0000000000000000000000000000000000000000000000000000000000000000"
+
 /* Revert data (hex from a JSON-RPC error's data) is OpenZeppelin's
  * ERC721InvalidSender(address(0)): what ZLReceipt.mint raises for a token id
  * that already exists. */

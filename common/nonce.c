@@ -202,7 +202,7 @@ zl_class zl_nonce_begin(struct zl_pg *p, uint64_t chain_id, const char *signer, 
                  PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : "missing");
         PQclear(r);
         *wrong_state = true;
-        c = ZL_PERMANENT;
+        c = ZL_TRANSIENT; /* another copy moved the row: look again */
         goto fail;
     }
     PQclear(r);

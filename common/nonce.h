@@ -13,10 +13,12 @@
  * Lock order, everywhere: the deposit row first, then the signer row (no
  * deadlock between copies).
  *
- * Every function returns a zl_class: ZL_OK, ZL_OUTAGE when the database is
- * unreachable, ZL_TRANSIENT for a serialization failure or deadlock, or
- * ZL_PERMANENT for a statement that failed on a healthy connection (a bug or
- * a missing migration), with errstr set.
+ * Every function returns a zl_class, decided here or by pg.h, and callers
+ * pass it on unchanged: ZL_OK; ZL_OUTAGE when the database is unreachable or
+ * the schema lacks this module's tables (004_mint.sql not applied: nothing is
+ * wrong with any deposit); ZL_TRANSIENT for a serialization failure,
+ * deadlock or a row that moved under us; ZL_PERMANENT for a statement that
+ * failed on a healthy connection (a bug), with errstr set.
  *
  * @locality the thread that owns the zl_pg (the stage's own connection, not
  * the runtime's: process() runs outside the runtime's CAS transaction).
@@ -79,8 +81,8 @@ zl_class zl_nonce_find_for_deposit(struct zl_pg *p, uint64_t chain_id, const cha
  * chain_floor): chain_floor is the chain's confirmed transaction count, so
  * a nonce someone else used with our key is never handed out again. The
  * transaction stays open: finish with zl_nonce_store() or zl_nonce_abort().
- * ZL_PERMANENT with *wrong_state when the deposit row is in another state
- * (transaction rolled back). */
+ * ZL_TRANSIENT with *wrong_state when the deposit row is in another state
+ * (it moved under us: the caller looks again; transaction rolled back). */
 zl_class zl_nonce_begin(struct zl_pg *p, uint64_t chain_id, const char *signer, const char *deposit_id,
                         uint64_t chain_floor, uint64_t *nonce, struct zl_nonce_tx *existing, bool *found,
                         bool *wrong_state, char *errstr, size_t errstr_size);

@@ -446,9 +446,9 @@ struct engine_result {
 
 /* Runs one request over the endpoints not in `skip`, with failover and
  * (when hedge is true) hedging. Returns ZL_OK with res->body on a good answer,
- * ZL_PERMANENT with res->body and *err on a JSON-RPC error from a healthy
- * endpoint, ZL_OUTAGE when no endpoint could be reached (all refused by their
- * breaker or down), ZL_TRANSIENT otherwise. */
+ * ZL_TRANSIENT with res->body and *err (answered) on a JSON-RPC error from a
+ * healthy endpoint, ZL_OUTAGE when no endpoint could be reached (all refused
+ * by their breaker or down), ZL_TRANSIENT otherwise. */
 static zl_class run_request(struct zl_rpc *r, const char *body, const struct batch_ctx *bc, const bool *skip,
                             bool hedge, struct engine_result *res, struct zl_rpc_error *err, char *errstr,
                             size_t errstr_size)
@@ -462,6 +462,7 @@ static zl_class run_request(struct zl_rpc *r, const char *body, const struct bat
     int running = 0;
     int tried = 0, down = 0, refused = 0;
     zl_class result = ZL_TRANSIENT;
+    bool answered = false; /* a healthy endpoint answered with an error object */
     char last_why[ZL_ERRSTR_SIZE] = "no endpoint available";
     bool done = false;
     int64_t last_start_ms = 0;
@@ -527,10 +528,12 @@ static zl_class run_request(struct zl_rpc *r, const char *body, const struct bat
                 res->endpoint = ep->index;
                 res->verdict = v;
                 if (v == EP_RPC_ERROR) {
+                    tmp.answered = true;
                     if (err != NULL)
                         *err = tmp;
                     snprintf(errstr, errstr_size, "%s", why);
-                    result = ZL_PERMANENT;
+                    answered = true;
+                    result = ZL_TRANSIENT;
                 } else {
                     result = ZL_OK;
                 }
@@ -565,7 +568,7 @@ static zl_class run_request(struct zl_rpc *r, const char *body, const struct bat
         }
     }
     report_health(r);
-    if (result == ZL_OK || result == ZL_PERMANENT)
+    if (result == ZL_OK || answered)
         return result;
     if (tried == 0 && refused == 0 && down == 0) {
         snprintf(errstr, errstr_size, "rpc %s: no endpoint left to ask", r->name);
@@ -818,6 +821,8 @@ static zl_class call_once(struct zl_rpc *r, const char *method, json_t *params, 
 zl_class zl_rpc_call(struct zl_rpc *r, const char *method, json_t *params, json_t **result,
                      struct zl_rpc_error *rpc_err, char *errstr, size_t errstr_size)
 {
+    if (rpc_err != NULL)
+        memset(rpc_err, 0, sizeof(*rpc_err));
     return call_once(r, method, params, NULL, true, result, NULL, rpc_err, errstr, errstr_size);
 }
 
@@ -893,8 +898,10 @@ static zl_class batch_once(struct zl_rpc *r, size_t n, const char *const *method
         size_t k = (size_t)(json_integer_value(json_object_get(item, "id")) - (json_int_t)bc.first_id);
         json_t *e = json_object_get(item, "error");
         if (e != NULL && !json_is_null(e)) {
-            if (errs != NULL)
+            if (errs != NULL) {
                 fill_rpc_error(e, &errs[k]);
+                errs[k].answered = true;
+            }
             continue;
         }
         if (results[k] == NULL)
@@ -995,6 +1002,8 @@ zl_class zl_rpc_call_quorum(struct zl_rpc *r, const char *method, json_t *params
     *result = NULL;
     if (r->opts.quorum <= 1)
         return zl_rpc_call(r, method, params, result, rpc_err, errstr, errstr_size);
+    if (rpc_err != NULL)
+        memset(rpc_err, 0, sizeof(*rpc_err));
     struct quorum_rounds q = {.worst = ZL_TRANSIENT};
     json_t *answers[ZL_RPC_ENDPOINTS_MAX];
     int n_answers = 0;

@@ -6,9 +6,11 @@
  * `Retry-After` or JSON-RPC -32005 (rate limited) it fails over to the next.
  * After hedge_after_ms without an answer the next endpoint is asked too and
  * the first good answer wins. ZL_OUTAGE is returned only when every endpoint
- * is down or open; a JSON-RPC error answer from a healthy endpoint (e.g. a
- * revert) is the caller's to classify and comes back as ZL_PERMANENT with
- * the code and message in *rpc_err.
+ * is down or open. A JSON-RPC error answer from a healthy endpoint (e.g. a
+ * revert) comes back as ZL_TRANSIENT with the error object in *rpc_err and
+ * rpc_err->answered set: the class is decided here, once; a caller that
+ * gives an answer a meaning (a revert of ownerOf means "no such token")
+ * reads *rpc_err and decides from the data, never by rewriting the class.
  *
  * Ownership: results are jansson values the caller json_decref()s. params
  * passed to a call are borrowed (not stolen).
@@ -50,6 +52,7 @@ struct zl_rpc_error {
     long code;          /* e.g. 3 (execution reverted), -32000, -32005 */
     char message[256];
     char data[1024];    /* error.data as text (revert data hex), "" if none */
+    bool answered;      /* an endpoint answered with this JSON-RPC error object */
 };
 
 struct zl_rpc;
@@ -60,10 +63,11 @@ int zl_rpc_new(struct zl_rpc **out, const struct zl_rpc_opts *opts, char *errstr
 void zl_rpc_free(struct zl_rpc *r);
 
 /* One call. On ZL_OK *result holds the "result" member (new reference).
- * Returns ZL_TRANSIENT when endpoints answered badly but not all are down,
- * ZL_OUTAGE when every endpoint is down or open, ZL_PERMANENT with *rpc_err
- * filled (rpc_err may be NULL) when an endpoint answered with a JSON-RPC
- * error that is not rate limiting. */
+ * Returns ZL_OUTAGE when every endpoint is down or open, else ZL_TRANSIENT
+ * on any failure: endpoints answered badly, or one answered with a JSON-RPC
+ * error that is not rate limiting, which is then in *rpc_err with
+ * rpc_err->answered true. rpc_err may be NULL; when given it is cleared
+ * first, so answered is false whenever no endpoint answered with an error. */
 zl_class zl_rpc_call(struct zl_rpc *r, const char *method, json_t *params, json_t **result,
                      struct zl_rpc_error *rpc_err, char *errstr, size_t errstr_size);
 
@@ -76,7 +80,8 @@ zl_class zl_rpc_batch(struct zl_rpc *r, size_t n, const char *const *methods, js
 /* Like zl_rpc_call, but asks endpoints until opts.quorum of them return
  * results that are equal as JSON (json_equal); returns that result. Fewer
  * agreeing healthy endpoints than the quorum: ZL_TRANSIENT (or ZL_OUTAGE
- * when all are down). */
+ * when all are down); *rpc_err then holds the last round's error, answered
+ * when that endpoint answered with a JSON-RPC error object. */
 zl_class zl_rpc_call_quorum(struct zl_rpc *r, const char *method, json_t *params, json_t **result,
                             struct zl_rpc_error *rpc_err, char *errstr, size_t errstr_size);
 
@@ -84,10 +89,10 @@ zl_class zl_rpc_call_quorum(struct zl_rpc *r, const char *method, json_t *params
  * one endpoint after another (no hedging) until every call has opts.quorum
  * equal answers or no endpoint is left. A call short of a quorum comes back
  * with results[i] NULL and errs[i] saying so (code 0), like a call that
- * failed; a JSON-RPC error answer fills errs[i] with its code. Returns
- * ZL_OUTAGE when no endpoint answered and all are down, ZL_TRANSIENT when
- * none gave a usable answer, else ZL_OK (check each results[i]). With
- * quorum 1 it is zl_rpc_batch. */
+ * failed; a JSON-RPC error answer fills errs[i] with its code (answered
+ * set). Returns ZL_OUTAGE when no endpoint answered and all are down,
+ * ZL_TRANSIENT when none gave a usable answer, else ZL_OK (check each
+ * results[i]). With quorum 1 it is zl_rpc_batch. */
 zl_class zl_rpc_batch_quorum(struct zl_rpc *r, size_t n, const char *const *methods, json_t *const *params,
                              json_t **results, struct zl_rpc_error *errs, char *errstr, size_t errstr_size);
 

@@ -240,13 +240,12 @@ static int check_owner(struct audit *a, struct zl_rpc *rpc, const char *id, cons
     snprintf(data, sizeof(data), "0x6352211e%s", hex); /* ownerOf(uint256) */
     json_t *params = json_pack("[{s:s, s:s}, s]", "to", contract, "data", data, "latest");
     json_t *result = NULL;
-    struct zl_rpc_error rerr;
-    memset(&rerr, 0, sizeof(rerr));
+    struct zl_rpc_error rerr; /* zl_rpc_call clears it */
     char err[ZL_ERRSTR_SIZE] = "";
     zl_class c = zl_rpc_call(rpc, "eth_call", params, &result, &rerr, err, sizeof(err));
     json_decref(params);
     char detail[ZL_ERRSTR_SIZE + 128];
-    if (c == ZL_PERMANENT) {
+    if (c != ZL_OK && rerr.answered) {
         snprintf(detail, sizeof(detail), "ownerOf(%s) on %s reverted (no such token?): %s", token_id, contract,
                  rerr.message);
         report(a, "not_owner", id, detail);

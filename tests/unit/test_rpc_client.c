@@ -296,11 +296,19 @@ ZT_TEST(test_rpc_outage_only_when_every_endpoint_is_down)
     opts_init(&o, urls);
     ZT_REQUIRE(zl_rpc_new(&r, &o, err, sizeof(err)) == 0);
     ZT_EQ_INT(ZL_TRANSIENT, call_block_number(r, &v));
+    /* ...and not an error answer either: answered stays false */
+    struct zl_rpc_error re;
+    memset(&re, 0xff, sizeof(re));
+    json_t *res = NULL;
+    ZT_EQ_INT(ZL_TRANSIENT, zl_rpc_call(r, "eth_blockNumber", NULL, &res, &re, err, sizeof(err)));
+    ZT_CHECK(!re.answered);
     zl_rpc_free(r);
     srv_stop(&sgar);
 }
 
-ZT_TEST(test_rpc_revert_is_permanent_with_the_error_filled)
+/* An endpoint's error answer is transient, decided in rpc.c: the caller
+ * reads *rpc_err (answered) to give it a meaning, never rewrites the class. */
+ZT_TEST(test_rpc_revert_is_transient_with_the_error_filled)
 {
     struct srv s;
     ZT_REQUIRE(srv_start(&s, SRV_REVERT) == 0);
@@ -313,7 +321,8 @@ ZT_TEST(test_rpc_revert_is_permanent_with_the_error_filled)
     ZT_REQUIRE(zl_rpc_new(&r, &o, err, sizeof(err)) == 0);
     struct zl_rpc_error re;
     json_t *res = NULL;
-    ZT_EQ_INT(ZL_PERMANENT, zl_rpc_call(r, "eth_call", NULL, &res, &re, err, sizeof(err)));
+    ZT_EQ_INT(ZL_TRANSIENT, zl_rpc_call(r, "eth_call", NULL, &res, &re, err, sizeof(err)));
+    ZT_CHECK(re.answered);
     ZT_CHECK(res == NULL);
     ZT_EQ_INT(3, re.code);
     ZT_EQ_STR("execution reverted", re.message);
@@ -460,8 +469,32 @@ ZT_TEST(test_rpc_batch_quorum_decides_each_call_by_k_equal_answers)
     srv_stop(&c);
 }
 
+/* Error answers are not votes: with quorum 2 and two reverting endpoints the
+ * call fails transient, and the answer is there for the caller to read. */
+ZT_TEST(test_rpc_quorum_of_error_answers_is_transient_with_the_answer)
+{
+    struct srv a, b;
+    ZT_REQUIRE(srv_start(&a, SRV_REVERT) == 0);
+    ZT_REQUIRE(srv_start(&b, SRV_REVERT) == 0);
+    char urls[256];
+    snprintf(urls, sizeof(urls), "http://127.0.0.1:%d,http://127.0.0.1:%d", a.port, b.port);
+    struct zl_rpc *r = quorum2_client(urls);
+    ZT_REQUIRE(r != NULL);
+    char err[ZL_ERRSTR_SIZE];
+    struct zl_rpc_error re;
+    json_t *res = NULL;
+    ZT_EQ_INT(ZL_TRANSIENT, zl_rpc_call_quorum(r, "eth_call", NULL, &res, &re, err, sizeof(err)));
+    ZT_CHECK(res == NULL);
+    ZT_CHECK(re.answered);
+    ZT_EQ_STR("execution reverted", re.message);
+    zl_rpc_free(r);
+    srv_stop(&a);
+    srv_stop(&b);
+}
+
 ZT_MAIN(test_rpc_parse_quantity_accepts_hex_and_refuses_the_rest, test_rpc_new_refuses_bad_urls_and_quorum,
         test_rpc_fails_over_past_dead_429_500_garbage_and_32005, test_rpc_outage_only_when_every_endpoint_is_down,
-        test_rpc_revert_is_permanent_with_the_error_filled, test_rpc_hedges_past_a_stalling_endpoint,
+        test_rpc_revert_is_transient_with_the_error_filled, test_rpc_hedges_past_a_stalling_endpoint,
         test_rpc_batch_matches_results_by_id, test_rpc_quorum_needs_k_equal_answers,
-        test_rpc_batch_quorum_decides_each_call_by_k_equal_answers)
+        test_rpc_batch_quorum_decides_each_call_by_k_equal_answers,
+        test_rpc_quorum_of_error_answers_is_transient_with_the_answer)

@@ -1,0 +1,271 @@
+/* batch.c: the batch policy. Under backlog, one mintBatch(to[], ids[],
+ * uris[]) per ZL_MINT_BATCH_MAX fresh deposits, stored with ALL its deposit
+ * ids before broadcast; deposits that already have a stored tx are grouped
+ * by it and the tx is driven once for all of them. Every deposit still gets
+ * its own result. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "ethtx.h"
+#include "fault.h"
+#include "keccak.h"
+#include "mint.h"
+
+/* Every deposit of the chunk failed alike. */
+static void fail_all(struct zl_work *const *ws, const size_t *idx, size_t k, zl_class c, const char *why)
+{
+    for (size_t i = 0; i < k; i++) {
+        ws[idx[i]]->result = c;
+        snprintf(ws[idx[i]]->error, sizeof(ws[idx[i]]->error), "%s", why);
+    }
+}
+
+/* mintBatch calldata for the chunk's works whose skip flag is not set
+ * (skip NULL: all of them). */
+static zl_class batch_calldata(struct zl_work *const *ws, const size_t *idx, size_t k, const bool *skip,
+                               uint8_t *data, size_t cap, size_t *len, char *errstr, size_t errstr_size)
+{
+    static uint8_t to[ZL_NONCE_BATCH_MAX][20];
+    static uint8_t ids[ZL_NONCE_BATCH_MAX][32];
+    const char *uris[ZL_NONCE_BATCH_MAX];
+    size_t n = 0;
+    for (size_t i = 0; i < k; i++) {
+        if (skip != NULL && skip[i])
+            continue;
+        const struct zl_work *w = ws[idx[i]];
+        zl_keccak256(w->in.deposit_id, strlen(w->in.deposit_id), ids[n]);
+        if (zl_tx_parse_address(w->in.from, to[n]) != 0) {
+            snprintf(errstr, errstr_size, "depositor %s is not an address", w->in.from);
+            return ZL_PERMANENT; /* checked before: cannot happen */
+        }
+        uris[n++] = w->in.token_uri;
+    }
+    if (zl_abi_mint_batch(n, (const uint8_t(*)[20])to, (const uint8_t(*)[32])ids, uris, data, cap, len) != 0) {
+        snprintf(errstr, errstr_size, "mintBatch of %zu deposits does not fit in %zu bytes of calldata", n, cap);
+        return ZL_TRANSIENT;
+    }
+    return ZL_OK;
+}
+
+/* Where the works of one poll batch stand: the stored txs found or made
+ * (owned: zl_nonce_tx_clear) and, per work, its tx (-1 none). */
+struct groups {
+    struct zl_nonce_tx *slots;
+    size_t n;
+    ssize_t *of;
+};
+
+/* Stores the signed batch of the chunk's kept deposits; on success it
+ * becomes a group of its own. */
+static zl_class store_batch(struct mint *m, struct zl_work *const *ws, const size_t *idx, size_t k,
+                            const bool *skip, struct groups *g, char *err, size_t err_size)
+{
+    const char *kept_ids[ZL_NONCE_BATCH_MAX];
+    size_t nk = 0;
+    for (size_t i = 0; i < k; i++)
+        if (!skip[i])
+            kept_ids[nk++] = ws[idx[i]]->in.deposit_id;
+    struct zl_nonce_tx *slot = &g->slots[g->n];
+    zl_class c = zl_nonce_store_batch(&m->pg, slot, kept_ids, nk, err, err_size);
+    if (c != ZL_OK) {
+        /* Rolled back: nothing was stored, so the bytes must never leave. */
+        zl_nonce_tx_clear(slot);
+        return c;
+    }
+    zl_txmgr_stored(slot);
+    for (size_t i = 0; i < k; i++)
+        if (!skip[i])
+            g->of[idx[i]] = (ssize_t)g->n;
+    g->n++;
+    char n[24], count[24];
+    snprintf(n, sizeof(n), "%" PRIu64, slot->nonce);
+    snprintf(count, sizeof(count), "%zu", nk);
+    zl_log_kv(ZL_LOG_INFO, NULL, "mintBatch signed and stored", "nonce", n, "tx_hash", slot->tx_hash, "deposits",
+              count, "first_deposit", kept_ids[0], NULL);
+    zl_fault_point("mint_batch_after_store");
+    return ZL_OK;
+}
+
+/* Signs and stores one mintBatch for the chunk ws[idx[0..k)] (2 <= k <=
+ * ZL_MINT_BATCH_MAX, none with a live mint when looked up). Deposits it
+ * could not carry (another copy minted them meanwhile, the batch would
+ * revert, a row moved) are minted one by one through mint_process, after
+ * the batch's own transaction has committed. Any other failure is every
+ * deposit's result. */
+static void new_batch(struct mint *m, struct zl_work *const *ws, const size_t *idx, size_t k, struct groups *g)
+{
+    static uint8_t data[ZL_TX_DATA_MAX];
+    const char *ids[ZL_NONCE_BATCH_MAX];
+    bool skip[ZL_NONCE_BATCH_MAX];
+    char err[ZL_ERRSTR_SIZE];
+    size_t len;
+    ZL_ASSERT(k >= 2 && k <= ZL_NONCE_BATCH_MAX);
+    zl_class c = batch_calldata(ws, idx, k, NULL, data, sizeof(data), &len, err, sizeof(err));
+    uint64_t gas = 0;
+    bool reverts = false;
+    struct zl_rpc_error re;
+    if (c == ZL_OK)
+        c = zl_txmgr_estimate(&m->tx, data, len, &gas, &reverts, &re, err, sizeof(err));
+    if (reverts) {
+        /* mintBatch skips existing ids, so a revert is about one deposit or
+         * the signer (no role): the single path classifies each precisely. */
+        zl_log(ZL_LOG_WARN, NULL, "mintBatch of %zu would revert (%s): minting them one by one", k, err);
+        for (size_t i = 0; i < k; i++)
+            ws[idx[i]]->result = mint_process(m, ws[idx[i]]);
+        return;
+    }
+    /* The estimate covers all k: a subset kept below needs less. */
+    gas = mint_gas_limit(m, gas, k);
+    struct zl_tx_fees f;
+    uint64_t floor;
+    if (c == ZL_OK)
+        c = zl_txmgr_fees(&m->tx, &f, err, sizeof(err));
+    if (c == ZL_OK)
+        c = zl_txmgr_chain_nonce(&m->tx, &floor, err, sizeof(err));
+    for (size_t i = 0; i < k; i++)
+        ids[i] = ws[idx[i]]->in.deposit_id;
+    uint64_t nonce;
+    size_t nkept = 0;
+    if (c == ZL_OK)
+        c = zl_nonce_begin_batch(&m->pg, m->chain_id, m->key.address_hex, ids, k, floor, &nonce, skip, &nkept, err,
+                                 sizeof(err));
+    if (c != ZL_OK) {
+        fail_all(ws, idx, k, c, err);
+        return;
+    }
+    if (nkept > 0) {
+        if (nkept < k)
+            c = batch_calldata(ws, idx, k, skip, data, sizeof(data), &len, err, sizeof(err));
+        if (c == ZL_OK)
+            c = zl_txmgr_sign_call(&m->tx, nonce, &f, gas, data, len, "mint_batch", &g->slots[g->n], err,
+                                   sizeof(err));
+        if (c != ZL_OK)
+            zl_nonce_abort(&m->pg);
+        else
+            c = store_batch(m, ws, idx, k, skip, g, err, sizeof(err));
+        if (c != ZL_OK) {
+            fail_all(ws, idx, k, c, err);
+            return;
+        }
+    }
+    for (size_t i = 0; i < k; i++)
+        if (skip[i])
+            ws[idx[i]]->result = mint_process(m, ws[idx[i]]);
+}
+
+/* Drives group gi's stored tx to its receipt once, then gives each of its
+ * works of this poll batch its own verdict. */
+static void drive_group(struct mint *m, struct zl_work *const *ws, size_t n, const struct groups *g, size_t gi)
+{
+    size_t first = n;
+    for (size_t i = 0; i < n && first == n; i++)
+        if (g->of[i] == (ssize_t)gi)
+            first = i;
+    ZL_ASSERT(first < n);
+    struct zl_log_ctx lc;
+    zl_work_log_ctx(ws[first], &lc);
+    struct zl_nonce_tx *slot = &g->slots[gi];
+    char err[ZL_ERRSTR_SIZE];
+    struct zl_tx_receipt r = {0};
+    bool refused;
+    zl_class c = zl_txmgr_drive(&m->tx, slot, &lc, &r, &refused, err, sizeof(err));
+    if (c == ZL_OK && refused)
+        c = mint_refused_class(slot);
+    for (size_t i = first; i < n; i++) {
+        struct zl_work *w = ws[i];
+        if (g->of[i] != (ssize_t)gi)
+            continue;
+        if (c != ZL_OK) {
+            w->result = c;
+            snprintf(w->error, sizeof(w->error), "%s", err);
+            continue;
+        }
+        char hash[67] = "";
+        w->result = mint_verdict(m, w, slot, &r, hash);
+        if (w->result == ZL_OK)
+            mint_done(m, w, hash);
+    }
+    zl_tx_receipt_clear(&r);
+}
+
+/* Sorts the poll batch: bad depositors fail, deposits with a stored tx join
+ * its group (read once per tx), the rest are fresh[0..*nfresh). */
+static void sort_works(struct mint *m, struct zl_work *const *ws, size_t n, struct groups *g, size_t *fresh,
+                       size_t *nfresh)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct zl_work *w = ws[i];
+        g->of[i] = -1;
+        if (mint_bad_depositor(w)) {
+            w->result = ZL_PERMANENT;
+            continue;
+        }
+        struct zl_nonce_tx slot;
+        bool found;
+        zl_class c = zl_nonce_find_for_deposit(&m->pg, m->chain_id, m->key.address_hex, w->in.deposit_id, &slot,
+                                               &found, w->error, sizeof(w->error));
+        if (c != ZL_OK) {
+            w->result = c;
+            continue;
+        }
+        if (!found) {
+            fresh[(*nfresh)++] = i;
+            continue;
+        }
+        for (size_t k = 0; k < g->n && g->of[i] < 0; k++)
+            if (g->slots[k].nonce == slot.nonce)
+                g->of[i] = (ssize_t)k;
+        if (g->of[i] >= 0) {
+            zl_nonce_tx_clear(&slot); /* the same tx, read again for another of its deposits */
+        } else {
+            g->slots[g->n] = slot;
+            g->of[i] = (ssize_t)g->n++;
+        }
+    }
+}
+
+void mint_process_batch(void *ctx, struct zl_work *const *ws, size_t n)
+{
+    struct mint *m = ctx;
+    if (n == 1 || m->cfg.batch_max <= 1) {
+        for (size_t i = 0; i < n; i++)
+            ws[i]->result = mint_process(m, ws[i]);
+        return;
+    }
+    char err[ZL_ERRSTR_SIZE];
+    zl_class c = zl_pg_ensure(&m->pg, err, sizeof(err));
+    if (c != ZL_OK) {
+        zl_works_fail(ws, n, c, err);
+        return;
+    }
+    zl_txmgr_janitor(&m->tx);
+    /* Each deposit is here once: the runtime hands a later copy of one (a
+     * redelivery beside its retry) the first copy's result. */
+    struct groups g = {.slots = calloc(n, sizeof(*g.slots)), .n = 0, .of = calloc(n, sizeof(*g.of))};
+    size_t *fresh = calloc(n, sizeof(*fresh));
+    if (g.slots == NULL || g.of == NULL || fresh == NULL) {
+        zl_works_fail(ws, n, ZL_TRANSIENT, "out of memory");
+        goto out;
+    }
+    size_t nfresh = 0;
+    sort_works(m, ws, n, &g, fresh, &nfresh);
+    for (size_t off = 0; off < nfresh;) {
+        size_t k = nfresh - off < (size_t)m->cfg.batch_max ? nfresh - off : (size_t)m->cfg.batch_max;
+        if (k == 1)
+            ws[fresh[off]]->result = mint_process(m, ws[fresh[off]]);
+        else
+            new_batch(m, ws, fresh + off, k, &g);
+        off += k;
+    }
+    for (size_t gi = 0; gi < g.n; gi++) {
+        drive_group(m, ws, n, &g, gi);
+        zl_nonce_tx_clear(&g.slots[gi]);
+    }
+out:
+    free(g.slots);
+    free(g.of);
+    free(fresh);
+}

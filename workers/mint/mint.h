@@ -1,0 +1,96 @@
+/* mint.h: the mint stage's own parts, shared by its files (main.c: settings
+ * and the stage table; single.c: one mint tx per deposit; batch.c: mintBatch
+ * under backlog; verdict.c: what a mined tx means for each deposit).
+ * Transactions themselves (fees, signing, broadcast, receipts, bumps,
+ * fillers) are common/txmgr.h's.
+ *
+ * @locality the stage's main thread (process / process_batch).
+ */
+#ifndef ZL_MINT_H
+#define ZL_MINT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "nonce.h"
+#include "pg.h"
+#include "rpc.h"
+#include "runtime.h"
+#include "secp.h"
+#include "txmgr.h"
+
+struct mint_config {
+    char *rpc_urls;
+    int64_t rpc_timeout_ms;
+    int64_t rpc_hedge_after_ms;
+    int64_t chain_id;
+    char *nft_address;
+    struct zl_secret signer_key;
+    char *tx_type;
+    int64_t confirmations;
+    int64_t receipt_wait_ms;
+    int64_t receipt_poll_ms;
+    int64_t stuck_ms;
+    int64_t fee_bump_pct;
+    int64_t max_fee_gwei;
+    int64_t max_priority_fee_gwei;
+    int64_t min_priority_fee_mwei;
+    int64_t gas_margin_pct;
+    int64_t gas_limit;
+    int64_t nft_from_block;
+    int64_t janitor_ms;
+    int64_t batch_max;
+};
+
+struct mint {
+    struct mint_config cfg;
+    struct zl_pg pg; /* own connection: the nonce transaction commits before broadcast */
+    bool pg_inited;
+    struct zl_secp_key key;
+    uint64_t chain_id;
+    uint8_t nft[20];
+    char nft_hex[43];   /* lowercase */
+    struct zl_rpc *rpc; /* owned: zl_rpc_new in init, zl_rpc_free in fini */
+    struct zl_txmgr tx; /* the signer's transactions; borrows pg, key and rpc */
+};
+
+/* The stage's process(): one deposit, one mint tx (single.c). */
+zl_class mint_process(void *ctx, struct zl_work *w);
+
+/* The stage's process_batch(): mintBatch per ZL_MINT_BATCH_MAX fresh
+ * deposits, stored txs driven once for all their deposits (batch.c). */
+void mint_process_batch(void *ctx, struct zl_work *const *ws, size_t n);
+
+/* True when the depositor address cannot receive an NFT (w->error set). */
+bool mint_bad_depositor(struct zl_work *w);
+
+/* Gas limit of a call of k mints whose estimate is `estimate`: the fixed
+ * ZL_MINT_GAS_LIMIT per mint, or the estimate plus ZL_GAS_MARGIN_PCT. */
+uint64_t mint_gas_limit(const struct mint *m, uint64_t estimate, size_t k);
+
+/* --- verdict.c --- */
+
+/* The token already exists (a revert said so, or a batch skipped it):
+ * ZL_OK with hash (the tx whose Transfer minted it) when the depositor owns
+ * it; ZL_PERMANENT when someone else does; ZL_TRANSIENT with *none when no
+ * token exists; else a read's class. w->error says why. */
+zl_class mint_already_minted(struct mint *m, struct zl_work *w, const uint8_t id[32], char hash[67], bool *none);
+
+/* The deposit's fate once its tx's receipt counts (see verdict.c). */
+zl_class mint_verdict(struct mint *m, struct zl_work *w, const struct zl_nonce_tx *slot,
+                      const struct zl_tx_receipt *r, char hash[67]);
+
+/* What a refused (nonce-filled) tx means for one of its deposits: a single
+ * mint the node will never take is permanent; a batch may have been refused
+ * for its size or one member, so its deposits are minted again (transient:
+ * the tiers bound it). */
+zl_class mint_refused_class(const struct zl_nonce_tx *slot);
+
+/* w->out as the minted event, with the mint's hash. */
+void mint_fill_out(const struct mint *m, struct zl_work *w, const char *hash);
+
+/* Logs the mint and fills w->out. */
+void mint_done(const struct mint *m, struct zl_work *w, const char *hash);
+
+#endif /* ZL_MINT_H */
