@@ -132,7 +132,8 @@ void zl_chain_read_blocks(struct zl_rpc *rpc, struct zl_chain_block *blocks, siz
         if (req == NULL) {
             for (size_t j = 0; j < k; j++) {
                 blocks[first + j].c = ZL_TRANSIENT;
-                snprintf(blocks[first + j].error, sizeof(blocks[first + j].error), "eth_getBlockByNumber: out of memory");
+                snprintf(blocks[first + j].error, sizeof(blocks[first + j].error),
+                         "eth_getBlockByNumber: out of memory");
             }
             continue;
         }
