@@ -284,9 +284,15 @@ out:
     return c;
 }
 
+/* During an outage: the stage's own connection with its statements
+ * prepared (a missing ipfs_images keeps the stage paused until it is
+ * migrated, rather than resuming into the same failure), then the providers. */
 static zl_class iu_probe(void *ctx, char *errstr, size_t errstr_size)
 {
     struct iu *u = ctx;
+    zl_class c = zl_pg_ensure(&u->pg, errstr, errstr_size);
+    if (c != ZL_OK)
+        return c;
     return zl_ipfs_probe(u->ipfs, errstr, errstr_size);
 }
 
