@@ -281,7 +281,8 @@ void zl_ipfs_pin_many(struct zl_ipfs *c, struct zl_ipfs_obj *objs, size_t n)
                 continue;
             }
             if (ac == ZL_PERMANENT) { /* another CID: no other provider can undo that */
-                zl_metric_counter_add(p->m_mismatch, 1);
+                if (p->m_mismatch != NULL) /* metrics are optional (ipfs.h) */
+                    zl_metric_counter_add(p->m_mismatch, 1);
                 zl_log_kv(ZL_LOG_ERROR, NULL, "IPFS provider returned another CID than the content's", "provider",
                           p->label, "expected", o->cid, "got", s->got[j], NULL);
                 snprintf(o->error, sizeof(o->error), "IPFS provider %s (%s) %s: its settings (CID version, raw "
