@@ -231,6 +231,17 @@ struct curl_slist *ipfs_auth_headers(const struct zl_ipfs *c, const struct provi
     return h;
 }
 
+enum attempt ipfs_post_mime(struct zl_ipfs *c, struct provider *p, const char *url, curl_mime *mime,
+                            struct http_resp *r, char *err, size_t err_size)
+{
+    struct curl_slist *hdrs = ipfs_auth_headers(c, p, false);
+    ipfs_http_do(p->curl, "POST", url, hdrs, mime, NULL, c->timeout_ms, c->connect_timeout_ms,
+                 ZL_IPFS_RESPONSE_MAX_BYTES, r);
+    curl_slist_free_all(hdrs);
+    curl_mime_free(mime);
+    return ipfs_http_outcome(r, err, err_size);
+}
+
 /* Per-call scratch of zl_ipfs_pin_many, on the heap (~60 KiB). */
 struct pin_scratch {
     size_t idx[ZL_IPFS_BATCH_MAX];

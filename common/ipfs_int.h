@@ -84,6 +84,12 @@ enum attempt ipfs_http_outcome(const struct http_resp *r, char *err, size_t err_
  * when json, and no 100-continue. The caller frees the list. */
 struct curl_slist *ipfs_auth_headers(const struct zl_ipfs *c, const struct provider *p, bool json);
 
+/* POSTs mime (consumed: freed here) to p's url with p's headers. Returns
+ * the HTTP side's outcome; r holds the answer for the caller to parse and
+ * free with ipfs_resp_free. */
+enum attempt ipfs_post_mime(struct zl_ipfs *c, struct provider *p, const char *url, curl_mime *mime,
+                            struct http_resp *r, char *err, size_t err_size);
+
 /* Copies a CID as a provider wrote it out of v (checked for length and
  * characters only). Returns 0, or -1 with errstr. */
 int ipfs_copy_cid(const char *what, json_t *v, char *cid, size_t cid_size, char *errstr, size_t errstr_size);

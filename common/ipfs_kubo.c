@@ -100,13 +100,8 @@ static enum attempt kubo_add(struct zl_ipfs *c, struct provider *p, const struct
         curl_mime_data(part, o->len > 0 ? o->data : "", o->len);
         names[j] = o->name;
     }
-    struct curl_slist *hdrs = ipfs_auth_headers(c, p, false);
     struct http_resp r;
-    ipfs_http_do(p->curl, "POST", url, hdrs, mime, NULL, c->timeout_ms, c->connect_timeout_ms,
-                 ZL_IPFS_RESPONSE_MAX_BYTES, &r);
-    curl_slist_free_all(hdrs);
-    curl_mime_free(mime);
-    enum attempt a = ipfs_http_outcome(&r, err, err_size);
+    enum attempt a = ipfs_post_mime(c, p, url, mime, &r, err, err_size);
     if (a == A_OK &&
         zl_ipfs_parse_kubo_add(r.body != NULL ? r.body : "", r.len, names, k, got, err, err_size) != 0)
         a = A_BAD;

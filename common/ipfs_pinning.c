@@ -133,14 +133,9 @@ static enum attempt pinata_pin(struct zl_ipfs *c, struct provider *p, const void
     curl_mime_name(part, "pinataOptions");
     /* cidVersion 1: with it Pinata stores raw leaves, the CID computed here. */
     curl_mime_data(part, "{\"cidVersion\":1}", CURL_ZERO_TERMINATED);
-    struct curl_slist *hdrs = ipfs_auth_headers(c, p, false);
     struct http_resp r;
-    ipfs_http_do(p->curl, "POST", url, hdrs, mime, NULL, c->timeout_ms, c->connect_timeout_ms,
-                 ZL_IPFS_RESPONSE_MAX_BYTES, &r);
-    curl_slist_free_all(hdrs);
-    curl_mime_free(mime);
+    enum attempt a = ipfs_post_mime(c, p, url, mime, &r, err, err_size);
     free(meta_s);
-    enum attempt a = ipfs_http_outcome(&r, err, err_size);
     if (a == A_OK && zl_ipfs_parse_pinata_pin(r.body != NULL ? r.body : "", r.len, got, got_size, err, err_size) != 0)
         a = A_BAD;
     ipfs_resp_free(&r);
