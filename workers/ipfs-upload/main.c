@@ -9,7 +9,9 @@
  * so a crash anywhere and a redelivery pin the same object again: harmless.
  *
  * The NFT image (ZL_NFT_IMAGE_FILE, or one per amount tier) is pinned once;
- * its CID is remembered in ipfs_images (schemas/sql/003_ipfs.sql) and reused.
+ * its CID is remembered in ipfs_images (schemas/sql/003_ipfs.sql) and reused
+ * (images.c). Every class comes from the layer that saw the failure (pg.h,
+ * ipfs.h) and is passed on unchanged.
  */
 #include <stdio.h>
 #include <stdlib.h>
