@@ -1,3 +1,6 @@
+/* ipfs.c: the IPFS client (ipfs.h): providers in order behind their
+ * breakers until pin_k hold an object, the gateway check, the probe, setup.
+ * The providers' own requests are in ipfs_kubo.c and ipfs_pinning.c. */
 #include "ipfs.h"
 
 #include <curl/curl.h>
@@ -10,17 +13,9 @@
 
 #include "cid.h"
 #include "health.h"
+#include "ipfs_int.h"
 #include "log.h"
 #include "metrics.h"
-
-/* What one provider or gateway call came to. */
-enum attempt {
-    A_OK,       /* pinned / fetched and matched */
-    A_DOWN,     /* unreachable, timeout, 5xx, 401/403, breaker open */
-    A_BUSY,     /* 429, or a PSA pin still queued when we gave up */
-    A_BAD,      /* another 4xx, an answer we cannot read */
-    A_MISMATCH, /* pinned, but under another CID */
-};
 
 static const char *attempt_name(enum attempt a)
 {
@@ -34,41 +29,23 @@ static const char *attempt_name(enum attempt a)
     return "unknown";
 }
 
-struct provider {
-    zl_ipfs_kind kind;
-    char url[ZL_IPFS_URL_MAX]; /* without trailing '/' */
-    char label[32];            /* "<i>:<kind>": metrics, logs, health */
-    char dep[48];              /* "ipfs:<i>:<kind>": breaker name */
-    struct zl_breaker breaker;
-    bool breaker_inited;
-    _Atomic int state;         /* last breaker state seen by the callback */
-    CURL *curl;                /* reused for keep-alive */
-    zl_metric *m_mismatch;
-    struct zl_ipfs *owner;     /* the client holding this provider (heap, never moves) */
-};
+zl_class ipfs_attempt_class(enum attempt a)
+{
+    switch (a) {
+    case A_OK: return ZL_OK;
+    case A_DOWN: return ZL_OUTAGE;
+    case A_BUSY: return ZL_TRANSIENT;
+    case A_BAD: return ZL_TRANSIENT;
+    case A_MISMATCH: return ZL_PERMANENT;
+    }
+    return ZL_TRANSIENT;
+}
 
-struct zl_ipfs {
-    struct provider prov[ZL_IPFS_PROVIDERS_MAX];
-    int nprov;
-    char gw[ZL_IPFS_GATEWAYS_MAX][ZL_IPFS_URL_MAX];
-    int ngw;
-    CURL *gw_curl;
-    int pin_k;
-    bool verify;
-    int64_t timeout_ms, connect_timeout_ms, gateway_timeout_ms;
-    int64_t psa_poll_timeout_ms, psa_poll_interval_ms;
-    char *pinata_auth; /* "Authorization: Bearer <jwt>" header; secret */
-    char *psa_auth;
-    struct zl_metrics *metrics;
-    struct zl_health *health;
-    char stage[64];
-};
-
-/* ------------------------------------------------------------------ parsers */
+/* ------------------------------------------------------------------- shared */
 
 /* A CID as text: 10..120 of [A-Za-z0-9]. Enough to copy it out safely; the
  * caller compares it with its own. */
-static int copy_cid(const char *what, json_t *v, char *cid, size_t cid_size, char *errstr, size_t errstr_size)
+int ipfs_copy_cid(const char *what, json_t *v, char *cid, size_t cid_size, char *errstr, size_t errstr_size)
 {
     const char *s = json_string_value(v);
     if (s == NULL) {
@@ -91,184 +68,7 @@ static int copy_cid(const char *what, json_t *v, char *cid, size_t cid_size, cha
     return 0;
 }
 
-static int copy_text(const char *what, json_t *v, char *out, size_t out_size, char *errstr, size_t errstr_size)
-{
-    const char *s = json_string_value(v);
-    if (s == NULL || json_string_length(v) == 0 || json_string_length(v) + 1 > out_size ||
-        strlen(s) != json_string_length(v)) {
-        snprintf(errstr, errstr_size, "%s: missing, empty or too long", what);
-        return -1;
-    }
-    for (const char *p = s; *p != '\0'; p++) {
-        if ((unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e || *p == '/' || *p == '?' || *p == '#' ||
-            *p == '%') {
-            snprintf(errstr, errstr_size, "%s: unexpected character", what);
-            return -1;
-        }
-    }
-    memcpy(out, s, strlen(s) + 1);
-    return 0;
-}
-
-int zl_ipfs_parse_kubo_add(const char *body, size_t len, const char *const *names, size_t n,
-                           char (*cids)[ZL_IPFS_CID_TEXT_MAX], char *errstr, size_t errstr_size)
-{
-    /* NDJSON: one {"Name","Hash","Size"} per added file. A line with a Hash
-     * must name one of our files, once: anything else would mean Kubo
-     * wrapped or split what we sent. */
-    for (size_t i = 0; i < n; i++)
-        cids[i][0] = '\0';
-    if (len > ZL_IPFS_RESPONSE_MAX_BYTES) {
-        snprintf(errstr, errstr_size, "kubo add answer of %zu bytes is too large", len);
-        return -1;
-    }
-    int lines = 0;
-    size_t found = 0;
-    size_t pos = 0;
-    while (pos < len) {
-        const char *nl = memchr(body + pos, '\n', len - pos);
-        size_t end = nl != NULL ? (size_t)(nl - body) : len;
-        bool blank = true;
-        for (size_t i = pos; i < end; i++)
-            if (body[i] != ' ' && body[i] != '\t' && body[i] != '\r')
-                blank = false;
-        if (!blank) {
-            if (++lines > ZL_IPFS_KUBO_LINES_MAX) {
-                snprintf(errstr, errstr_size, "kubo add answer has more than %d objects", ZL_IPFS_KUBO_LINES_MAX);
-                goto fail;
-            }
-            json_error_t jerr;
-            json_t *o = json_loadb(body + pos, end - pos, JSON_REJECT_DUPLICATES, &jerr);
-            if (o == NULL || !json_is_object(o)) {
-                snprintf(errstr, errstr_size, "kubo add answer line %d is not a JSON object: %s", lines,
-                         o == NULL ? jerr.text : "other JSON type");
-                json_decref(o);
-                goto fail;
-            }
-            json_t *h = json_object_get(o, "Hash");
-            if (h != NULL) {
-                const char *name = json_string_value(json_object_get(o, "Name"));
-                size_t k = 0;
-                while (name != NULL && k < n && strcmp(names[k], name) != 0)
-                    k++;
-                int rc = -1;
-                if (name == NULL || k == n)
-                    snprintf(errstr, errstr_size, "kubo add answer names an object we did not send");
-                else if (cids[k][0] != '\0')
-                    snprintf(errstr, errstr_size, "kubo add answer names one object twice");
-                else
-                    rc = copy_cid("kubo add answer", h, cids[k], ZL_IPFS_CID_TEXT_MAX, errstr, errstr_size);
-                json_decref(o);
-                if (rc != 0)
-                    goto fail;
-                found++;
-            } else {
-                json_decref(o);
-            }
-        }
-        pos = end + 1;
-    }
-    if (found == 0) {
-        snprintf(errstr, errstr_size, "kubo add answer has no Hash");
-        goto fail;
-    }
-    return 0;
-fail:
-    for (size_t i = 0; i < n; i++)
-        cids[i][0] = '\0';
-    return -1;
-}
-
-static json_t *load_object(const char *what, const char *body, size_t len, char *errstr, size_t errstr_size)
-{
-    if (len > ZL_IPFS_RESPONSE_MAX_BYTES) {
-        snprintf(errstr, errstr_size, "%s of %zu bytes is too large", what, len);
-        return NULL;
-    }
-    json_error_t jerr;
-    json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (o == NULL || !json_is_object(o)) {
-        snprintf(errstr, errstr_size, "%s is not a JSON object: %s", what, o == NULL ? jerr.text : "other JSON type");
-        json_decref(o);
-        return NULL;
-    }
-    return o;
-}
-
-int zl_ipfs_parse_pinata_pin(const char *body, size_t len, char *cid, size_t cid_size, char *errstr,
-                             size_t errstr_size)
-{
-    if (cid_size > 0)
-        cid[0] = '\0';
-    json_t *o = load_object("pinata answer", body, len, errstr, errstr_size);
-    if (o == NULL)
-        return -1;
-    int rc = copy_cid("pinata answer IpfsHash", json_object_get(o, "IpfsHash"), cid, cid_size, errstr, errstr_size);
-    json_decref(o);
-    return rc;
-}
-
-int zl_ipfs_parse_psa_status(const char *body, size_t len, char *requestid, size_t requestid_size, char *status,
-                             size_t status_size, char *cid, size_t cid_size, char *errstr, size_t errstr_size)
-{
-    if (requestid_size > 0)
-        requestid[0] = '\0';
-    if (status_size > 0)
-        status[0] = '\0';
-    if (cid_size > 0)
-        cid[0] = '\0';
-    json_t *o = load_object("pinning service answer", body, len, errstr, errstr_size);
-    if (o == NULL)
-        return -1;
-    int rc = -1;
-    const char *st = json_string_value(json_object_get(o, "status"));
-    static const char *const known[] = {"queued", "pinning", "pinned", "failed"};
-    bool ok_status = false;
-    for (size_t i = 0; st != NULL && i < sizeof(known) / sizeof(known[0]); i++)
-        ok_status = ok_status || strcmp(st, known[i]) == 0;
-    if (!ok_status) {
-        snprintf(errstr, errstr_size, "pinning service answer: status is not queued/pinning/pinned/failed");
-        goto out;
-    }
-    if (copy_text("pinning service answer requestid", json_object_get(o, "requestid"), requestid, requestid_size,
-                  errstr, errstr_size) != 0)
-        goto out;
-    json_t *pin = json_object_get(o, "pin");
-    if (!json_is_object(pin)) {
-        snprintf(errstr, errstr_size, "pinning service answer: no pin object");
-        goto out;
-    }
-    if (copy_cid("pinning service answer pin.cid", json_object_get(pin, "cid"), cid, cid_size, errstr,
-                 errstr_size) != 0)
-        goto out;
-    if (strlen(st) + 1 > status_size) {
-        snprintf(errstr, errstr_size, "pinning service answer: status buffer too small");
-        goto out;
-    }
-    memcpy(status, st, strlen(st) + 1);
-    rc = 0;
-out:
-    if (rc != 0) {
-        if (requestid_size > 0)
-            requestid[0] = '\0';
-        if (cid_size > 0)
-            cid[0] = '\0';
-    }
-    json_decref(o);
-    return rc;
-}
-
 /* --------------------------------------------------------------------- http */
-
-struct http_resp {
-    char *body;      /* malloc'd, NUL-terminated; NULL before the first byte */
-    size_t len;
-    size_t max;      /* bytes accepted; more aborts the transfer */
-    bool too_big;
-    long status;     /* 0 when no HTTP answer */
-    CURLcode cc;
-    char curl_err[CURL_ERROR_SIZE];
-};
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *opaque)
 {
@@ -288,7 +88,7 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *opaque)
     return n;
 }
 
-static void resp_free(struct http_resp *r)
+void ipfs_resp_free(struct http_resp *r)
 {
     free(r->body);
     r->body = NULL;
@@ -297,7 +97,7 @@ static void resp_free(struct http_resp *r)
 
 /* One request. method "GET" or "POST"; for POST either mime or json (or
  * neither: an empty body). Never fails as a C call: the outcome is in r. */
-static void http_do(CURL *h, const char *method, const char *url, struct curl_slist *hdrs, curl_mime *mime,
+void ipfs_http_do(CURL *h, const char *method, const char *url, struct curl_slist *hdrs, curl_mime *mime,
                     const char *json, int64_t timeout_ms, int64_t connect_timeout_ms, size_t body_max,
                     struct http_resp *r)
 {
@@ -332,7 +132,7 @@ static void http_do(CURL *h, const char *method, const char *url, struct curl_sl
 }
 
 /* Classifies the HTTP side of an answer; A_OK means a 2xx to be parsed. */
-static enum attempt http_outcome(const struct http_resp *r, char *err, size_t err_size)
+enum attempt ipfs_http_outcome(const struct http_resp *r, char *err, size_t err_size)
 {
     if (r->too_big) {
         snprintf(err, err_size, "answer larger than %zu bytes", r->max);
@@ -419,7 +219,7 @@ static void count(struct zl_ipfs *c, const char *family, const char *who_label, 
     zl_metrics_counter_add(c->metrics, family, labels, 1);
 }
 
-static struct curl_slist *auth_headers(const struct zl_ipfs *c, const struct provider *p, bool json)
+struct curl_slist *ipfs_auth_headers(const struct zl_ipfs *c, const struct provider *p, bool json)
 {
     struct curl_slist *h = NULL;
     const char *auth = p->kind == ZL_IPFS_PINATA ? c->pinata_auth : p->kind == ZL_IPFS_PSA ? c->psa_auth : NULL;
@@ -431,199 +231,24 @@ static struct curl_slist *auth_headers(const struct zl_ipfs *c, const struct pro
     return h;
 }
 
-/* One add request for objs[idx[0..k)]; got[j] receives the CID Kubo
- * reports for each ("" when the answer does not name it). The request's own
- * outcome is returned; err says why when it is not A_OK. */
-static enum attempt kubo_add(struct zl_ipfs *c, struct provider *p, const struct zl_ipfs_obj *objs,
-                             const size_t *idx, size_t k, char (*got)[ZL_IPFS_CID_TEXT_MAX], char *err,
-                             size_t err_size)
+enum attempt ipfs_post_mime(struct zl_ipfs *c, struct provider *p, const char *url, curl_mime *mime,
+                            struct http_resp *r, char *err, size_t err_size)
 {
-    char url[ZL_IPFS_URL_MAX + 160];
-    /* Every option that shapes the CID is explicit: Kubo's defaults can
-     * change between versions, our local CID cannot. */
-    snprintf(url, sizeof(url),
-             "%s/api/v0/add?cid-version=1&raw-leaves=true&pin=true&hash=sha2-256&chunker=size-262144"
-             "&progress=false&wrap-with-directory=false",
-             p->url);
-    curl_mime *mime = curl_mime_init(p->curl);
-    const char *names[ZL_IPFS_BATCH_MAX];
-    for (size_t j = 0; j < k; j++) {
-        const struct zl_ipfs_obj *o = &objs[idx[j]];
-        curl_mimepart *part = curl_mime_addpart(mime);
-        curl_mime_name(part, "file");
-        curl_mime_filename(part, o->name);
-        curl_mime_type(part, "application/octet-stream");
-        curl_mime_data(part, o->len > 0 ? o->data : "", o->len);
-        names[j] = o->name;
-    }
-    struct curl_slist *hdrs = auth_headers(c, p, false);
-    struct http_resp r;
-    http_do(p->curl, "POST", url, hdrs, mime, NULL, c->timeout_ms, c->connect_timeout_ms, ZL_IPFS_RESPONSE_MAX_BYTES,
-            &r);
+    struct curl_slist *hdrs = ipfs_auth_headers(c, p, false);
+    ipfs_http_do(p->curl, "POST", url, hdrs, mime, NULL, c->timeout_ms, c->connect_timeout_ms,
+                 ZL_IPFS_RESPONSE_MAX_BYTES, r);
     curl_slist_free_all(hdrs);
     curl_mime_free(mime);
-    enum attempt a = http_outcome(&r, err, err_size);
-    if (a == A_OK &&
-        zl_ipfs_parse_kubo_add(r.body != NULL ? r.body : "", r.len, names, k, got, err, err_size) != 0)
-        a = A_BAD;
-    resp_free(&r);
-    return a;
-}
-
-static enum attempt pinata_pin(struct zl_ipfs *c, struct provider *p, const void *data, size_t len, const char *name,
-                               char *got, size_t got_size, char *err, size_t err_size)
-{
-    char url[ZL_IPFS_URL_MAX + 64];
-    snprintf(url, sizeof(url), "%s/pinning/pinFileToIPFS", p->url);
-    json_t *meta = json_pack("{s:s}", "name", name);
-    char *meta_s = meta != NULL ? json_dumps(meta, JSON_COMPACT) : NULL;
-    json_decref(meta);
-    if (meta_s == NULL) {
-        snprintf(err, err_size, "out of memory");
-        return A_BAD;
-    }
-    curl_mime *mime = curl_mime_init(p->curl);
-    curl_mimepart *part = curl_mime_addpart(mime);
-    curl_mime_name(part, "file");
-    curl_mime_filename(part, name);
-    curl_mime_type(part, "application/octet-stream");
-    curl_mime_data(part, len > 0 ? data : "", len);
-    part = curl_mime_addpart(mime);
-    curl_mime_name(part, "pinataMetadata");
-    curl_mime_data(part, meta_s, CURL_ZERO_TERMINATED);
-    part = curl_mime_addpart(mime);
-    curl_mime_name(part, "pinataOptions");
-    /* cidVersion 1: with it Pinata stores raw leaves, the CID computed here. */
-    curl_mime_data(part, "{\"cidVersion\":1}", CURL_ZERO_TERMINATED);
-    struct curl_slist *hdrs = auth_headers(c, p, false);
-    struct http_resp r;
-    http_do(p->curl, "POST", url, hdrs, mime, NULL, c->timeout_ms, c->connect_timeout_ms, ZL_IPFS_RESPONSE_MAX_BYTES,
-            &r);
-    curl_slist_free_all(hdrs);
-    curl_mime_free(mime);
-    free(meta_s);
-    enum attempt a = http_outcome(&r, err, err_size);
-    if (a == A_OK && zl_ipfs_parse_pinata_pin(r.body != NULL ? r.body : "", r.len, got, got_size, err, err_size) != 0)
-        a = A_BAD;
-    resp_free(&r);
-    return a;
-}
-
-static void sleep_ms(int64_t ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
-    nanosleep(&ts, NULL);
-}
-
-static enum attempt psa_pin(struct zl_ipfs *c, struct provider *p, const char *cid, const char *name, char *got,
-                            size_t got_size, char *err, size_t err_size)
-{
-    char url[ZL_IPFS_URL_MAX + 160];
-    snprintf(url, sizeof(url), "%s/pins", p->url);
-    json_t *req = json_pack("{s:s,s:s}", "cid", cid, "name", name);
-    char *body = req != NULL ? json_dumps(req, JSON_COMPACT) : NULL;
-    json_decref(req);
-    if (body == NULL) {
-        snprintf(err, err_size, "out of memory");
-        return A_BAD;
-    }
-    struct curl_slist *hdrs = auth_headers(c, p, true);
-    struct http_resp r;
-    http_do(p->curl, "POST", url, hdrs, NULL, body, c->timeout_ms, c->connect_timeout_ms, ZL_IPFS_RESPONSE_MAX_BYTES,
-            &r);
-    free(body);
-    char requestid[160], status[16];
-    int64_t deadline = zl_now_ms() + c->psa_poll_timeout_ms;
-    enum attempt a;
-    for (;;) {
-        a = http_outcome(&r, err, err_size);
-        if (a == A_OK && zl_ipfs_parse_psa_status(r.body != NULL ? r.body : "", r.len, requestid, sizeof(requestid),
-                                                  status, sizeof(status), got, got_size, err, err_size) != 0)
-            a = A_BAD;
-        resp_free(&r);
-        if (a != A_OK)
-            break;
-        if (strcmp(got, cid) != 0 || strcmp(status, "pinned") == 0)
-            break; /* the caller compares the CID */
-        if (strcmp(status, "failed") == 0) {
-            snprintf(err, err_size, "pin request %s failed (is the content reachable on the IPFS network?)",
-                     requestid);
-            a = A_BAD;
-            break;
-        }
-        if (zl_now_ms() + c->psa_poll_interval_ms > deadline) {
-            snprintf(err, err_size, "pin request %s still %s after %lld ms", requestid, status,
-                     (long long)c->psa_poll_timeout_ms);
-            a = A_BUSY;
-            break;
-        }
-        sleep_ms(c->psa_poll_interval_ms);
-        snprintf(url, sizeof(url), "%s/pins/%s", p->url, requestid);
-        http_do(p->curl, "GET", url, hdrs, NULL, NULL, c->timeout_ms, c->connect_timeout_ms,
-                ZL_IPFS_RESPONSE_MAX_BYTES, &r);
-    }
-    curl_slist_free_all(hdrs);
-    return a;
-}
-
-/* A Pinata or PSA provider, one object, through its breaker. */
-static enum attempt pin_one(struct zl_ipfs *c, struct provider *p, const struct zl_ipfs_obj *o, char *got,
-                            size_t got_size, char *err, size_t err_size)
-{
-    got[0] = '\0';
-    if (!zl_breaker_allow(&p->breaker, zl_now_ms())) {
-        snprintf(err, err_size, "circuit open");
-        return A_DOWN;
-    }
-    enum attempt a = p->kind == ZL_IPFS_PINATA ? pinata_pin(c, p, o->data, o->len, o->name, got, got_size, err, err_size)
-                                               : psa_pin(c, p, o->cid, o->name, got, got_size, err, err_size);
-    if (a == A_OK && strcmp(got, o->cid) != 0) {
-        snprintf(err, err_size, "returned CID %s, expected %s", got, o->cid);
-        a = A_MISMATCH;
-    }
-    /* Busy and down say the provider is unhealthy; a mismatch or a bad
-     * answer came from a provider that is up. */
-    zl_breaker_record(&p->breaker, a == A_OK || a == A_BAD || a == A_MISMATCH, zl_now_ms());
-    return a;
-}
-
-/* A Kubo provider: every object of idx[0..k) in one request, through its
- * breaker; a[j] and errs[j] receive each object's outcome. */
-static void pin_kubo(struct zl_ipfs *c, struct provider *p, const struct zl_ipfs_obj *objs, const size_t *idx,
-                     size_t k, char (*got)[ZL_IPFS_CID_TEXT_MAX], enum attempt *a, char (*errs)[ZL_ERRSTR_SIZE])
-{
-    char err[ZL_ERRSTR_SIZE] = "";
-    enum attempt req;
-    if (!zl_breaker_allow(&p->breaker, zl_now_ms())) {
-        snprintf(err, sizeof(err), "circuit open");
-        req = A_DOWN;
-    } else {
-        req = kubo_add(c, p, objs, idx, k, got, err, sizeof(err));
-        zl_breaker_record(&p->breaker, req == A_OK || req == A_BAD, zl_now_ms());
-    }
-    for (size_t j = 0; j < k; j++) {
-        const struct zl_ipfs_obj *o = &objs[idx[j]];
-        a[j] = req;
-        snprintf(errs[j], ZL_ERRSTR_SIZE, "%s", err);
-        if (req != A_OK)
-            continue;
-        if (got[j][0] == '\0') {
-            snprintf(errs[j], ZL_ERRSTR_SIZE, "kubo add answer does not name %s", o->name);
-            a[j] = A_BAD;
-        } else if (strcmp(got[j], o->cid) != 0) {
-            snprintf(errs[j], ZL_ERRSTR_SIZE, "returned CID %s, expected %s", got[j], o->cid);
-            a[j] = A_MISMATCH;
-        }
-    }
+    return ipfs_http_outcome(r, err, err_size);
 }
 
 /* Per-call scratch of zl_ipfs_pin_many, on the heap (~60 KiB). */
 struct pin_scratch {
     size_t idx[ZL_IPFS_BATCH_MAX];
     int pinned[ZL_IPFS_BATCH_MAX];
-    int down[ZL_IPFS_BATCH_MAX];
+    int down[ZL_IPFS_BATCH_MAX];         /* providers whose call came to ZL_OUTAGE */
     size_t off[ZL_IPFS_BATCH_MAX];
-    bool mismatch[ZL_IPFS_BATCH_MAX];
+    bool mismatch[ZL_IPFS_BATCH_MAX];    /* a provider's call came to ZL_PERMANENT */
     enum attempt a[ZL_IPFS_BATCH_MAX];
     char got[ZL_IPFS_BATCH_MAX][ZL_IPFS_CID_TEXT_MAX];
     char errs[ZL_IPFS_BATCH_MAX][ZL_ERRSTR_SIZE];
@@ -650,23 +275,25 @@ void zl_ipfs_pin_many(struct zl_ipfs *c, struct zl_ipfs_obj *objs, size_t n)
         if (k == 0)
             break;
         if (p->kind == ZL_IPFS_KUBO) {
-            pin_kubo(c, p, objs, s->idx, k, s->got, s->a, s->errs);
+            ipfs_pin_kubo(c, p, objs, s->idx, k, s->got, s->a, s->errs);
         } else {
             for (size_t j = 0; j < k; j++)
-                s->a[j] = pin_one(c, p, &objs[s->idx[j]], s->got[j], sizeof(s->got[j]), s->errs[j],
-                                  sizeof(s->errs[j]));
+                s->a[j] =
+                    ipfs_pin_one(c, p, &objs[s->idx[j]], s->got[j], sizeof(s->got[j]), s->errs[j], sizeof(s->errs[j]));
         }
         for (size_t j = 0; j < k; j++) {
             size_t i = s->idx[j];
             struct zl_ipfs_obj *o = &objs[i];
             enum attempt a = s->a[j];
+            zl_class ac = ipfs_attempt_class(a);
             count(c, "zl_ipfs_pins_total", "provider", p->label, attempt_name(a));
-            if (a == A_OK) {
+            if (ac == ZL_OK) {
                 s->pinned[i]++;
                 continue;
             }
-            if (a == A_MISMATCH) {
-                zl_metric_counter_add(p->m_mismatch, 1);
+            if (ac == ZL_PERMANENT) { /* another CID: no other provider can undo that */
+                if (p->m_mismatch != NULL) /* metrics are optional (ipfs.h) */
+                    zl_metric_counter_add(p->m_mismatch, 1);
                 zl_log_kv(ZL_LOG_ERROR, NULL, "IPFS provider returned another CID than the content's", "provider",
                           p->label, "expected", o->cid, "got", s->got[j], NULL);
                 snprintf(o->error, sizeof(o->error), "IPFS provider %s (%s) %s: its settings (CID version, raw "
@@ -675,7 +302,7 @@ void zl_ipfs_pin_many(struct zl_ipfs *c, struct zl_ipfs_obj *objs, size_t n)
                 s->mismatch[i] = true;
                 continue;
             }
-            if (a == A_DOWN)
+            if (ac == ZL_OUTAGE)
                 s->down[i]++;
             int w = snprintf(o->error + s->off[i], sizeof(o->error) - s->off[i], "%s%s %s: %s",
                              s->off[i] > 0 ? "; " : "", p->label, attempt_name(a), s->errs[j]);
@@ -691,7 +318,8 @@ void zl_ipfs_pin_many(struct zl_ipfs *c, struct zl_ipfs_obj *objs, size_t n)
             o->result = ZL_OK;
             o->error[0] = '\0';
         } else {
-            /* Not the message's fault when too few providers are even up. */
+            /* Each provider's class was decided at its call: too few not
+             * down to reach pin_k is an outage, else a retry may pin it. */
             char why[ZL_ERRSTR_SIZE];
             snprintf(why, sizeof(why), "pinned %s to %d of %d required providers (%s)", o->cid, s->pinned[i],
                      c->pin_k, o->error);
@@ -723,8 +351,9 @@ zl_class zl_ipfs_verify(struct zl_ipfs *c, const void *data, size_t len, const c
         char url[ZL_IPFS_URL_MAX + 96], err[ZL_ERRSTR_SIZE];
         snprintf(url, sizeof(url), "%s/ipfs/%s", c->gw[i], cid);
         struct http_resp r;
-        http_do(c->gw_curl, "GET", url, NULL, NULL, NULL, c->gateway_timeout_ms, c->connect_timeout_ms, len + 1, &r);
-        enum attempt a = http_outcome(&r, err, sizeof(err));
+        ipfs_http_do(c->gw_curl, "GET", url, NULL, NULL, NULL, c->gateway_timeout_ms, c->connect_timeout_ms, len + 1,
+                     &r);
+        enum attempt a = ipfs_http_outcome(&r, err, sizeof(err));
         if (a == A_OK) {
             char fetched[ZL_CID_SIZE];
             char cerr[ZL_ERRSTR_SIZE];
@@ -734,7 +363,7 @@ zl_class zl_ipfs_verify(struct zl_ipfs *c, const void *data, size_t len, const c
                 a = A_MISMATCH;
             }
         }
-        resp_free(&r);
+        ipfs_resp_free(&r);
         count(c, "zl_ipfs_gateway_checks_total", "gateway", c->gw[i], attempt_name(a));
         if (a == A_OK)
             return ZL_OK;
@@ -770,13 +399,13 @@ zl_class zl_ipfs_probe(struct zl_ipfs *c, char *errstr, size_t errstr_size)
         } else {
             snprintf(url, sizeof(url), "%s/pins?limit=1", p->url);
         }
-        struct curl_slist *hdrs = auth_headers(c, p, false);
+        struct curl_slist *hdrs = ipfs_auth_headers(c, p, false);
         struct http_resp r;
-        http_do(p->curl, method, url, hdrs, NULL, NULL, c->timeout_ms, c->connect_timeout_ms,
-                ZL_IPFS_RESPONSE_MAX_BYTES, &r);
+        ipfs_http_do(p->curl, method, url, hdrs, NULL, NULL, c->timeout_ms, c->connect_timeout_ms,
+                     ZL_IPFS_RESPONSE_MAX_BYTES, &r);
         curl_slist_free_all(hdrs);
-        enum attempt a = http_outcome(&r, err, sizeof(err));
-        resp_free(&r);
+        enum attempt a = ipfs_http_outcome(&r, err, sizeof(err));
+        ipfs_resp_free(&r);
         zl_breaker_record(&p->breaker, a == A_OK || a == A_BAD, zl_now_ms());
         if (a == A_OK)
             up++;
@@ -1000,3 +629,4 @@ void zl_ipfs_free(struct zl_ipfs *c)
     free(c);
     curl_global_cleanup();
 }
+

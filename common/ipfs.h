@@ -19,22 +19,26 @@
  *           pins by CID, fetching the bytes from the IPFS network, so list it
  *           after a provider that holds the bytes.
  *
- * Outcome of one provider call, and what it means for the message:
- *   pinned, same CID           counts towards pin_k
- *   another CID                ZL_PERMANENT at once, counted in
- *                              zl_ipfs_cid_mismatch_total (an alert)
- *   unreachable, timeout, 5xx, provider down: breaker failure, next provider
- *     401/403, breaker open
- *   429, PSA pin not pinned    busy: next provider
+ * Outcome of one provider call and its class, decided where the answer is
+ * seen (common/ipfs_kubo.c, ipfs_pinning.c; the table is
+ * ipfs_attempt_class in ipfs_int.h):
+ *   pinned, same CID           ZL_OK: counts towards pin_k
+ *   another CID                ZL_PERMANENT: the message fails at once,
+ *                              counted in zl_ipfs_cid_mismatch_total (an alert)
+ *   unreachable, timeout, 5xx, ZL_OUTAGE: provider down, breaker failure,
+ *     401/403, breaker open    next provider
+ *   429, PSA pin not pinned    ZL_TRANSIENT: busy, next provider
  *     in time or "failed"
- *   other 4xx, bad answer      next provider
+ *   other 4xx, bad answer      ZL_TRANSIENT: next provider
  * When fewer than pin_k providers pinned: ZL_OUTAGE when fewer than pin_k
- * providers are up at all (every provider down is an outage: never a DLQ),
- * ZL_TRANSIENT otherwise.
+ * providers are not ZL_OUTAGE (every provider down is an outage: never a
+ * DLQ), ZL_TRANSIENT otherwise. Callers pass the class on unchanged.
  *
  * Retrievability: GET <gateway>/ipfs/<cid> on each gateway in order until one
  * returns bytes whose CID is the expected one. Every gateway unreachable or
- * 5xx: ZL_OUTAGE; any other failure on all of them: ZL_TRANSIENT.
+ * 5xx: ZL_OUTAGE; any other failure on all of them (an error answer, bytes
+ * that do not hash to the CID: the gateway's fault, the pin is checked
+ * already): ZL_TRANSIENT.
  *
  * Health: one dependency "ipfs" in /health/ready, ok while at least pin_k
  * breakers are closed or half-open, its detail listing every provider's

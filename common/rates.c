@@ -114,10 +114,12 @@ static void cache_put(struct zl_rates *r, const char *token, const char *rate, z
     e->used = true;
 }
 
-/* Calls the primary through the breaker; normalizes its answer. */
+/* Calls the primary through the breaker; normalizes its answer. ZL_OK with
+ * rate "" is the source's answer that it has no rate for the token. */
 static zl_class fetch_primary(struct zl_rates *r, const char *token, int64_t now_ms, char *rate, char *errstr,
                               size_t errstr_size)
 {
+    rate[0] = '\0';
     if (r->opts.breaker != NULL && !zl_breaker_allow(r->opts.breaker, now_ms)) {
         snprintf(errstr, errstr_size, "%s rate source: circuit breaker %s is open",
                  zl_rate_source_name(r->opts.primary), r->opts.breaker->name);
@@ -125,12 +127,13 @@ static zl_class fetch_primary(struct zl_rates *r, const char *token, int64_t now
     }
     char raw[ZL_RATE_SIZE] = "";
     zl_class c = r->opts.fetch(r->opts.opaque, token, raw, sizeof(raw), errstr, errstr_size);
-    if (c == ZL_OK && zl_rate_normalize(raw, rate, ZL_RATE_SIZE) != 0) {
+    if (c == ZL_OK && raw[0] != '\0' && zl_rate_normalize(raw, rate, ZL_RATE_SIZE) != 0) {
         snprintf(errstr, errstr_size, "%s rate source gave \"%s\" for %s: not a positive decimal rate",
                  zl_rate_source_name(r->opts.primary), raw, token);
         c = ZL_TRANSIENT; /* a broken answer: the source is unhealthy, not the deposit */
     }
-    /* "No rate for this token" is an answer from a healthy source. */
+    /* A source that answered (a rate, "none", or a refusal of the query
+     * itself) is up; only down and broken answers count against it. */
     if (r->opts.breaker != NULL)
         zl_breaker_record(r->opts.breaker, c == ZL_OK || c == ZL_PERMANENT, zl_now_ms());
     return c;
@@ -166,6 +169,12 @@ zl_class zl_rates_get(struct zl_rates *r, const char *token, int64_t now_ms, str
     char rate[ZL_RATE_SIZE];
     char why[ZL_ERRSTR_SIZE] = "";
     zl_class c = fetch_primary(r, tok, now_ms, rate, why, sizeof(why));
+    if (c == ZL_OK && rate[0] == '\0') {
+        /* Decided from the answer: nobody priced this token. No fallback,
+         * so it is dead-lettered with the reason, not credited at a guess. */
+        snprintf(errstr, errstr_size, "no rate for token %s: %s", tok, why[0] != '\0' ? why : "the source has none");
+        return ZL_PERMANENT;
+    }
     if (c == ZL_OK) {
         cache_put(r, tok, rate, r->opts.primary, now_ms);
         memcpy(out->value, rate, sizeof(out->value));
@@ -173,8 +182,10 @@ zl_class zl_rates_get(struct zl_rates *r, const char *token, int64_t now_ms, str
         return ZL_OK;
     }
     if (c == ZL_PERMANENT) {
+        /* The source refused the query itself: the class it decided, with
+         * no fallback either. */
         snprintf(errstr, errstr_size, "no rate for token %s: %s", tok, why);
-        return ZL_PERMANENT;
+        return c;
     }
     e = cache_find(r, tok); /* the fetch did not touch the cache, but be plain */
     if (e != NULL && now_ms - e->fetched_ms < r->opts.stale_max_ms) {
@@ -190,7 +201,7 @@ zl_class zl_rates_get(struct zl_rates *r, const char *token, int64_t now_ms, str
     }
     snprintf(errstr, errstr_size, "no rate for token %s: %s; no cached value younger than %lld ms and no static rate",
              tok, why, (long long)r->opts.stale_max_ms);
-    return c == ZL_OUTAGE ? ZL_OUTAGE : c;
+    return c;
 }
 
 zl_class zl_rates_probe(struct zl_rates *r, int64_t now_ms, char *errstr, size_t errstr_size)
@@ -199,11 +210,9 @@ zl_class zl_rates_probe(struct zl_rates *r, int64_t now_ms, char *errstr, size_t
         return ZL_OK;
     char rate[ZL_RATE_SIZE];
     zl_class c = fetch_primary(r, r->last_token, now_ms, rate, errstr, errstr_size);
-    if (c == ZL_OK) {
+    if (c == ZL_OK && rate[0] != '\0')
         cache_put(r, r->last_token, rate, r->opts.primary, now_ms);
-        return ZL_OK;
-    }
-    return c == ZL_PERMANENT ? ZL_OK /* it answered */ : c;
+    return c; /* ZL_OK also for "no rate": the source answered */
 }
 
 /* ---- the credit_rates table ---- */
@@ -228,9 +237,10 @@ zl_class zl_rates_db_fetch(void *opaque, const char *token, char *rate, size_t r
         return c;
     if (PQntuples(res) == 0) {
         PQclear(res);
+        rate[0] = '\0';
         snprintf(errstr, errstr_size,
                  "credit_rates has no row effective now for token %s: insert one, then replay the DLQ", token);
-        return ZL_PERMANENT;
+        return ZL_OK; /* an answer: no rate */
     }
     const char *v = PQgetvalue(res, 0, 0);
     size_t len = strlen(v);

@@ -12,10 +12,11 @@
  *      the cached value while younger than stale_max_ms ("stale_cache");
  *   4. then the static rate, when one is configured ("static");
  *   5. else the primary's failure class: ZL_OUTAGE (pause, never DLQ).
- * A primary that answers "no rate for this token" (ZL_PERMANENT) is not an
+ * A primary that answers "no rate for this token" (an empty rate) is not an
  * outage: the lookup fails with ZL_PERMANENT at once, without fallbacks, so a
  * token nobody priced is dead-lettered with the reason instead of being
- * credited at a guess.
+ * credited at a guess. A primary's own ZL_PERMANENT (it refused the query)
+ * also fails at once, with that class.
  *
  * Ownership: struct zl_rates is caller-owned storage; zl_rates_init copies
  * the options (the static rate and name strings too). The fetch opaque and
@@ -65,9 +66,11 @@ const char *zl_rate_source_name(zl_rate_source s);
 int zl_rate_normalize(const char *in, char *out, size_t out_size);
 
 /* A primary source: writes the rate for token (lower-case 0x address) into
- * rate (ZL_RATE_SIZE bytes, need not be normalized). Returns ZL_OK;
- * ZL_PERMANENT when the source answered that it has no rate for the token;
- * anything else means the source is unavailable (errstr says why). */
+ * rate (ZL_RATE_SIZE bytes, need not be normalized) and returns ZL_OK. The
+ * answer "no rate for this token" is ZL_OK with rate "" (errstr may say what
+ * to do). ZL_PERMANENT: the source refused the query itself; ZL_OUTAGE or
+ * ZL_TRANSIENT: the source is unavailable (errstr says why). The class is
+ * the source's (pg.h's for the table) and is passed on unchanged. */
 typedef zl_class (*zl_rate_fetch_fn)(void *opaque, const char *token, char *rate, size_t rate_size, char *errstr,
                                      size_t errstr_size);
 
@@ -115,8 +118,8 @@ zl_class zl_rates_get(struct zl_rates *r, const char *token, int64_t now_ms, str
                       size_t errstr_size);
 
 /* During an outage: ZL_OK when the primary answers for the last token
- * asked (through the breaker), else its failure class. With no token asked
- * yet there is nothing to probe: ZL_OK. */
+ * asked (through the breaker), a rate or "no rate" alike, else the class it
+ * returned. With no token asked yet there is nothing to probe: ZL_OK. */
 zl_class zl_rates_probe(struct zl_rates *r, int64_t now_ms, char *errstr, size_t errstr_size);
 
 /* The credit_rates table as a primary source. Register its statement with

@@ -188,8 +188,43 @@ ZT_TEST(test_malformed_token_is_permanent)
     ZT_EQ_INT(0, f.calls);
 }
 
+ZT_TEST(test_answer_no_rate_is_permanent_without_fallback_and_the_source_is_up)
+{
+    struct zl_rates r;
+    struct fake f = {ZL_OK, "", 0}; /* the source answered: no rate for this token */
+    ZT_REQUIRE(setup(&r, &f, "500") == 0);
+    struct zl_rate got;
+    char err[256] = "";
+    ZT_EQ_INT(ZL_PERMANENT, zl_rates_get(&r, TOKEN, 0, &got, err, sizeof(err)));
+    ZT_CHECK(strstr(err, "no rate for token") != NULL);
+    /* The probe asks whether the source answers: it does. */
+    ZT_EQ_INT(ZL_OK, zl_rates_probe(&r, 1, err, sizeof(err)));
+}
+
+ZT_TEST(test_probe_returns_the_class_the_source_returned)
+{
+    /* Each class comes back as the source decided it: the probe maps none
+     * to another (a source down stays an outage, a refused query stays
+     * permanent, so the stage stays paused rather than resuming into it). */
+    const zl_class classes[] = {ZL_OUTAGE, ZL_TRANSIENT, ZL_PERMANENT};
+    for (size_t i = 0; i < sizeof(classes) / sizeof(classes[0]); i++) {
+        struct zl_rates r;
+        struct fake f = {ZL_OK, "2", 0};
+        ZT_REQUIRE(setup(&r, &f, "") == 0);
+        struct zl_rate got;
+        char err[256] = "";
+        ZT_EQ_INT(ZL_OK, zl_rates_get(&r, TOKEN, 0, &got, err, sizeof(err)));
+        f.answer = classes[i];
+        ZT_EQ_INT(classes[i], zl_rates_probe(&r, 5000, err, sizeof(err)));
+        f.answer = ZL_OK;
+        ZT_EQ_INT(ZL_OK, zl_rates_probe(&r, 5001, err, sizeof(err)));
+    }
+}
+
 ZT_MAIN(test_normalize_strips_zeros_and_refuses_non_rates, test_fallback_order_cache_then_stale_until_max_age_then_static,
         test_no_fallback_left_is_an_outage_not_a_permanent_failure,
         test_source_without_a_rate_for_the_token_is_permanent_without_fallback,
         test_bad_answer_from_source_falls_back_and_opens_the_breaker, test_init_refuses_bad_static_rate_and_ttl,
-        test_http_body_parser_wants_a_decimal_string, test_malformed_token_is_permanent)
+        test_http_body_parser_wants_a_decimal_string, test_malformed_token_is_permanent,
+        test_answer_no_rate_is_permanent_without_fallback_and_the_source_is_up,
+        test_probe_returns_the_class_the_source_returned)

@@ -9,21 +9,20 @@
  * so a crash anywhere and a redelivery pin the same object again: harmless.
  *
  * The NFT image (ZL_NFT_IMAGE_FILE, or one per amount tier) is pinned once;
- * its CID is remembered in ipfs_images (schemas/sql/003_ipfs.sql) and reused.
+ * its CID is remembered in ipfs_images (schemas/sql/003_ipfs.sql) and reused
+ * (images.c). Every class comes from the layer that saw the failure (pg.h,
+ * ipfs.h) and is passed on unchanged.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cid.h"
+#include "images.h"
 #include "ipfs.h"
 #include "log.h"
 #include "nftmeta.h"
 #include "runtime.h"
-
-/* Amount tiers with their own image, plus the default image. */
-#define IU_IMAGES_MAX 9
 
 struct iu_config {
     char *providers;
@@ -98,147 +97,16 @@ static const struct zl_setting iu_settings[] = {
 };
 #undef OFF
 
-struct iu_image {
-    char tier[80];          /* "default" or the minimum amount (canonical decimal) */
-    char path[512];
-    unsigned char *bytes;   /* owned */
-    size_t len;
-    char cid[ZL_CID_SIZE];
-    bool pinned;            /* known pinned (this run, or ipfs_images) */
-};
-
 struct iu {
     struct iu_config cfg;
     struct zl_ipfs *ipfs;
     struct zl_pg pg;        /* own connection: process() reads ipfs_images outside the CAS transaction */
     bool pg_inited;
-    struct iu_image images[IU_IMAGES_MAX]; /* [0] default, then tiers in any order */
+    struct iu_images images;
     char providers[ZL_IPFS_URL_MAX * 2];   /* the effective provider list: part of an image's key */
-    int nimages;
 };
 
 static struct iu g_iu;
-
-/* -------------------------------------------------------------- images */
-
-static int read_image(struct iu_image *img, const char *path, char *errstr, size_t errstr_size)
-{
-    snprintf(img->path, sizeof(img->path), "%s", path);
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        snprintf(errstr, errstr_size, "NFT image %s: %s", path, strerror(errno));
-        return -1;
-    }
-    img->bytes = malloc(ZL_CID_SINGLE_CHUNK_MAX_BYTES + 1);
-    if (img->bytes == NULL) {
-        fclose(f);
-        snprintf(errstr, errstr_size, "out of memory");
-        return -1;
-    }
-    img->len = fread(img->bytes, 1, ZL_CID_SINGLE_CHUNK_MAX_BYTES + 1, f);
-    bool failed = ferror(f) != 0;
-    fclose(f);
-    if (failed) {
-        snprintf(errstr, errstr_size, "NFT image %s: read error", path);
-        return -1;
-    }
-    char err[ZL_ERRSTR_SIZE];
-    if (zl_cid_raw_v1(img->bytes, img->len, img->cid, sizeof(img->cid), err, sizeof(err)) != 0) {
-        snprintf(errstr, errstr_size, "NFT image %s: %s", path, err);
-        return -1;
-    }
-    return 0;
-}
-
-/* a >= b for canonical decimal strings (no leading zeros). */
-static bool dec_ge(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    return la != lb ? la > lb : strcmp(a, b) >= 0;
-}
-
-static int load_images(struct iu *u, char *errstr, size_t errstr_size)
-{
-    snprintf(u->images[0].tier, sizeof(u->images[0].tier), "default");
-    if (read_image(&u->images[0], u->cfg.image_file, errstr, errstr_size) != 0)
-        return -1;
-    u->nimages = 1;
-    const char *s = u->cfg.image_tiers;
-    while (*s != '\0') {
-        const char *end = strchr(s, ',');
-        size_t n = end != NULL ? (size_t)(end - s) : strlen(s);
-        const char *eq = memchr(s, '=', n);
-        if (u->nimages == IU_IMAGES_MAX || eq == NULL || (size_t)(eq - s) >= sizeof(u->images[0].tier) ||
-            n - (size_t)(eq - s) - 1 >= sizeof(u->images[0].path)) {
-            snprintf(errstr, errstr_size, "ZL_NFT_IMAGE_TIERS: \"%.*s\" is not min_amount=path (at most %d tiers)",
-                     (int)(n > 200 ? 200 : n), s, IU_IMAGES_MAX - 1);
-            return -1;
-        }
-        struct iu_image *img = &u->images[u->nimages];
-        memcpy(img->tier, s, (size_t)(eq - s));
-        img->tier[eq - s] = '\0';
-        if (!zl_valid_uint256_dec(img->tier)) {
-            snprintf(errstr, errstr_size, "ZL_NFT_IMAGE_TIERS: \"%s\" is not a canonical decimal amount", img->tier);
-            return -1;
-        }
-        char path[sizeof(img->path)];
-        memcpy(path, eq + 1, n - (size_t)(eq - s) - 1);
-        path[n - (size_t)(eq - s) - 1] = '\0';
-        if (read_image(img, path, errstr, errstr_size) != 0)
-            return -1;
-        u->nimages++;
-        s = end != NULL ? end + 1 : s + n;
-    }
-    return 0;
-}
-
-/* The tier with the largest minimum at or below amount; the default else. */
-static struct iu_image *image_for(struct iu *u, const char *amount)
-{
-    struct iu_image *best = &u->images[0];
-    for (int i = 1; i < u->nimages; i++) {
-        struct iu_image *img = &u->images[i];
-        if (dec_ge(amount, img->tier) && (best == &u->images[0] || dec_ge(img->tier, best->tier)))
-            best = img;
-    }
-    return best;
-}
-
-/* Makes sure img is pinned: remembered in ipfs_images, or pinned now and
- * remembered. */
-static zl_class ensure_image(struct iu *u, struct iu_image *img, char *errstr, size_t errstr_size)
-{
-    if (img->pinned)
-        return ZL_OK;
-    zl_class c = zl_pg_ensure(&u->pg, errstr, errstr_size);
-    if (c != ZL_OK)
-        return c == ZL_PERMANENT ? ZL_OUTAGE : c; /* a missing migration is not the message's fault */
-    const char *get[2] = {img->cid, u->providers};
-    PGresult *r = zl_pg_prepared(&u->pg, "iu_image_get", 2, get, PGRES_TUPLES_OK, &c, errstr, errstr_size);
-    if (r == NULL)
-        return c == ZL_OUTAGE ? ZL_OUTAGE : ZL_TRANSIENT;
-    bool known = PQntuples(r) > 0;
-    PQclear(r);
-    if (!known) {
-        char name[64];
-        snprintf(name, sizeof(name), "zl-image-%s", img->tier);
-        c = zl_ipfs_pin(u->ipfs, img->bytes, img->len, name, img->cid, errstr, errstr_size);
-        if (c == ZL_OK)
-            c = zl_ipfs_verify(u->ipfs, img->bytes, img->len, img->cid, errstr, errstr_size);
-        if (c != ZL_OK)
-            return c;
-        char bytes[24];
-        snprintf(bytes, sizeof(bytes), "%zu", img->len);
-        const char *put[5] = {img->cid, u->providers, img->tier, bytes, img->path};
-        r = zl_pg_prepared(&u->pg, "iu_image_put", 5, put, PGRES_COMMAND_OK, &c, errstr, errstr_size);
-        if (r == NULL)
-            return c == ZL_OUTAGE ? ZL_OUTAGE : ZL_TRANSIENT;
-        PQclear(r);
-        zl_log_kv(ZL_LOG_INFO, NULL, "NFT image pinned", "tier", img->tier, "cid", img->cid, "file", img->path, NULL);
-    }
-    img->pinned = true;
-    return ZL_OK;
-}
 
 /* --------------------------------------------------------------- stage */
 
@@ -268,8 +136,8 @@ struct iu_doc {
 /* Builds w's document (permanent when its event cannot make one). */
 static zl_class build_doc(struct iu *u, struct zl_work *w, struct iu_doc *d)
 {
-    struct iu_image *img = image_for(u, w->in.amount);
-    zl_class c = ensure_image(u, img, w->error, sizeof(w->error));
+    struct iu_image *img = iu_images_for(&u->images, w->in.amount);
+    zl_class c = iu_image_ensure(img, &u->pg, u->ipfs, u->providers, w->error, sizeof(w->error));
     if (c != ZL_OK)
         return c;
     const struct zl_nftmeta_opts mo = {
@@ -303,9 +171,8 @@ static zl_class finish(struct iu *u, struct zl_work *w, const struct iu_doc *d)
     zl_event_derive(&w->out, &w->in, ZL_TOPIC_PINNED);
     snprintf(w->out.metadata_cid, sizeof(w->out.metadata_cid), "%s", d->cid);
     snprintf(w->out.token_uri, sizeof(w->out.token_uri), "ipfs://%s", d->cid);
-    struct zl_log_ctx lc = ZL_LOG_CTX_NONE;
-    lc.deposit_id = w->in.deposit_id;
-    lc.trace_id = w->trace_id;
+    struct zl_log_ctx lc;
+    zl_work_log_ctx(w, &lc);
     zl_log_kv(ZL_LOG_DEBUG, &lc, "metadata pinned", "cid", d->cid, "image_cid", d->img->cid, NULL);
     return ZL_OK;
 }
@@ -419,19 +286,25 @@ out:
     return c;
 }
 
+/* During an outage: the stage's own connection with its statements
+ * prepared (a missing ipfs_images keeps the stage paused until it is
+ * migrated, rather than resuming into the same failure), then the providers. */
 static zl_class iu_probe(void *ctx, char *errstr, size_t errstr_size)
 {
     struct iu *u = ctx;
+    zl_class c = zl_pg_ensure(&u->pg, errstr, errstr_size);
+    if (c != ZL_OK)
+        return c;
     return zl_ipfs_probe(u->ipfs, errstr, errstr_size);
 }
 
 static int iu_init(void *ctx, const struct zl_runtime_env *env, char *errstr, size_t errstr_size)
 {
     struct iu *u = ctx;
-    if (load_images(u, errstr, errstr_size) != 0)
+    if (iu_images_load(&u->images, u->cfg.image_file, u->cfg.image_tiers, errstr, errstr_size) != 0)
         return -1;
     const struct zl_nftmeta_opts mo = {u->cfg.name_prefix, u->cfg.description, u->cfg.external_url,
-                                       u->images[0].cid};
+                                       u->images.img[0].cid};
     if (zl_nftmeta_check_opts(&mo, errstr, errstr_size) != 0)
         return -1;
     if (u->cfg.providers[0] != '\0')
@@ -463,18 +336,14 @@ static int iu_init(void *ctx, const struct zl_runtime_env *env, char *errstr, si
     if (zl_ipfs_new(&u->ipfs, &o, errstr, errstr_size) != 0)
         return -1;
     if (zl_pg_init(&u->pg, env->cfg->pg_dsn, env->cfg->pg_connect_timeout_ms) != 0 ||
-        zl_pg_add_stmt(&u->pg, "iu_image_get", "SELECT 1 FROM ipfs_images WHERE cid = $1 AND providers = $2", 2) != 0 ||
-        zl_pg_add_stmt(&u->pg, "iu_image_put",
-                       "INSERT INTO ipfs_images (cid, providers, tier, bytes, source)"
-                       " VALUES ($1, $2, $3, $4::integer, $5) ON CONFLICT (cid, providers) DO NOTHING",
-                       5) != 0) {
+        iu_images_prepare(&u->pg) != 0) {
         snprintf(errstr, errstr_size, "ipfs-upload: cannot set up its database connection");
         return -1;
     }
     u->pg_inited = true;
-    for (int i = 0; i < u->nimages; i++)
-        zl_log_kv(ZL_LOG_INFO, NULL, "NFT image", "tier", u->images[i].tier, "file", u->images[i].path, "cid",
-                  u->images[i].cid, NULL);
+    for (int i = 0; i < u->images.n; i++)
+        zl_log_kv(ZL_LOG_INFO, NULL, "NFT image", "tier", u->images.img[i].tier, "file", u->images.img[i].path,
+                  "cid", u->images.img[i].cid, NULL);
     return 0;
 }
 
@@ -485,10 +354,7 @@ static void iu_fini(void *ctx)
     u->ipfs = NULL;
     if (u->pg_inited)
         zl_pg_close(&u->pg);
-    for (int i = 0; i < IU_IMAGES_MAX; i++) {
-        free(u->images[i].bytes);
-        u->images[i].bytes = NULL;
-    }
+    iu_images_free(&u->images);
 }
 
 int main(int argc, char **argv)

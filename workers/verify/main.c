@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "chain.h"
+#include "chain_batch.h"
 #include "log.h"
 #include "metrics.h"
 #include "runtime.h"
@@ -108,13 +109,6 @@ static zl_class verify_probe(void *ctx, char *errstr, size_t errstr_size)
     return ZL_OUTAGE;
 }
 
-/* An RPC class as the stage's class: an error answer to a read is the
- * endpoint's problem, not the message's. */
-static zl_class rpc_class(zl_class c)
-{
-    return c == ZL_PERMANENT ? ZL_TRANSIENT : c;
-}
-
 /* The deposit is gone from the chain: mark its row reorged (only while it
  * still names the orphaned block, so a re-inclusion the detector recorded
  * meanwhile wins) and defer, so the redelivery finds the row `reorged` and
@@ -134,8 +128,8 @@ static zl_class gone(struct verify *v, struct zl_work *w, const char *why)
         return c;
     }
     zl_metric_counter_add(v->m_reorged, 1);
-    struct zl_log_ctx lc = ZL_LOG_CTX_NONE;
-    lc.deposit_id = w->in.deposit_id;
+    struct zl_log_ctx lc;
+    zl_work_log_ctx(w, &lc);
     zl_log_kv(ZL_LOG_WARN, &lc, "deposit gone from the chain: marked reorged, not passed on", "reason", why, NULL);
     snprintf(w->error, sizeof(w->error), "reorged: %s", why);
     return ZL_DEFER;
@@ -151,25 +145,15 @@ static int verify_reset_breakers(void *ctx, const char *dependency)
     return 1;
 }
 
-/* What one poll batch learns from the chain, each fact asked once: a
- * receipt per deposit, then each block number any of them needs, then the
- * head. Three kinds of JSON-RPC batch requests (ZL_RPC_BATCH_MAX calls
- * each) instead of three calls per deposit: against an endpoint 100 ms
- * away, 500 deposits were 150 s of round trips one after another. */
-struct vblock {
-    uint64_t number;
-    zl_class c;                 /* ZL_OK: exists/hash hold the answer */
-    bool exists;                /* false: the chain is shorter */
-    char hash[67];
-    char error[256];            /* shorter than a work's: one per block of a 500-deposit batch */
-};
-
+/* What one poll batch learns from the chain, each fact asked once
+ * (chain_batch.h): a receipt per deposit, then each block number any of
+ * them needs, then the head. */
 struct vitem {
     bool live;                  /* still undecided */
     bool has_rcpt;              /* the node has a receipt for the tx */
     uint64_t bn;                /* the receipt's block (or the event's, without one) */
-    char bh[67];                /* the receipt's block hash */
-    size_t block;               /* index into the batch's vblock array */
+    char bh[ZL_CHAIN_HASH_SIZE]; /* the receipt's block hash */
+    size_t block;               /* index into the batch's block array */
 };
 
 /* The checks that need no chain: token and amount. */
@@ -188,55 +172,6 @@ static bool static_checks(struct verify *v, struct zl_work *w)
         return false;
     }
     return true;
-}
-
-static void judge_receipt(struct verify *v, struct zl_work *w, struct vitem *it, const json_t *rcpt);
-
-/* Receipts of every live work, ZL_RPC_BATCH_MAX per request, each judged
- * and freed as its request returns (a batch's 500 parsed receipts at once
- * were megabytes). A request that fails as a whole fails each of its works
- * with its class. */
-static void fetch_receipts(struct verify *v, struct zl_work *const *ws, struct vitem *it, size_t n)
-{
-    const char *methods[ZL_RPC_BATCH_MAX];
-    json_t *params[ZL_RPC_BATCH_MAX];
-    json_t *results[ZL_RPC_BATCH_MAX];
-    size_t idx[ZL_RPC_BATCH_MAX];
-    struct zl_rpc_error *errs = calloc(ZL_RPC_BATCH_MAX, sizeof(*errs));
-    size_t i = 0;
-    while (i < n) {
-        size_t k = 0;
-        for (; i < n && k < ZL_RPC_BATCH_MAX; i++) {
-            if (!it[i].live)
-                continue;
-            methods[k] = "eth_getTransactionReceipt";
-            params[k] = json_pack("[s]", ws[i]->in.tx_hash);
-            idx[k++] = i;
-        }
-        if (k == 0)
-            break;
-        char err[ZL_ERRSTR_SIZE] = "out of memory";
-        zl_class c = errs != NULL ? zl_rpc_batch_quorum(v->rpc, k, methods, params, results, errs, err, sizeof(err))
-                                  : ZL_TRANSIENT;
-        for (size_t j = 0; j < k; j++) {
-            json_decref(params[j]);
-            struct zl_work *w = ws[idx[j]];
-            if (c != ZL_OK) {
-                snprintf(w->error, sizeof(w->error), "eth_getTransactionReceipt: %s", err);
-                w->result = rpc_class(c);
-                it[idx[j]].live = false;
-            } else if (results[j] == NULL) {
-                snprintf(w->error, sizeof(w->error), "eth_getTransactionReceipt %s: %s", w->in.tx_hash,
-                         errs[j].message[0] != '\0' ? errs[j].message : "no answer");
-                w->result = ZL_TRANSIENT; /* an endpoint's error answer to a read is not the deposit's */
-                it[idx[j]].live = false;
-            } else {
-                judge_receipt(v, w, &it[idx[j]], results[j]);
-                json_decref(results[j]);
-            }
-        }
-    }
-    free(errs);
 }
 
 /* What the receipt alone decides. Leaves the work live with it->bn set to
@@ -267,24 +202,12 @@ static void judge_receipt(struct verify *v, struct zl_work *w, struct vitem *it,
         return;
     }
     bool moved = strcmp(it->bh, in->block_hash) != 0;
-    const json_t *logs = json_object_get(rcpt, "logs");
-    bool matched = false;
-    size_t i;
-    json_t *lg;
-    json_array_foreach(logs, i, lg) {
-        uint64_t li = 0;
-        if (zl_json_quantity_field(lg, "logIndex", &li) != 0 || li != in->log_index)
-            continue;
-        struct zl_transfer_log tl;
-        char perr[ZL_ERRSTR_SIZE];
-        if (zl_chain_parse_transfer_log(lg, &tl, perr, sizeof(perr)) != 0)
-            break;
-        char from[43], to[43];
-        matched = zl_hex_lower(in->from, 40, from, sizeof(from)) == 0 &&
-                  zl_hex_lower(in->to, 40, to, sizeof(to)) == 0 && strcmp(tl.token, v->token) == 0 &&
-                  strcmp(tl.from, from) == 0 && strcmp(tl.to, to) == 0 && strcmp(tl.amount, in->amount) == 0;
-        break;
-    }
+    struct zl_transfer_log tl;
+    char from[43], to[43];
+    bool matched = zl_chain_receipt_transfer(rcpt, in->log_index, &tl) == 0 &&
+                   zl_hex_lower(in->from, 40, from, sizeof(from)) == 0 &&
+                   zl_hex_lower(in->to, 40, to, sizeof(to)) == 0 && strcmp(tl.token, v->token) == 0 &&
+                   strcmp(tl.from, from) == 0 && strcmp(tl.to, to) == 0 && strcmp(tl.amount, in->amount) == 0;
     if (!matched) {
         if (moved) {
             w->result = gone(v, w, "transaction re-included elsewhere at another log index");
@@ -298,83 +221,8 @@ static void judge_receipt(struct verify *v, struct zl_work *w, struct vitem *it,
     }
 }
 
-/* Canonical hashes of the distinct blocks the live works need. Returns how
- * many blocks the array holds; each live work's it->block points into it. */
-static size_t fetch_blocks(struct verify *v, struct vitem *it, size_t n, struct vblock *blocks)
-{
-    size_t nb = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!it[i].live)
-            continue;
-        size_t b = 0;
-        while (b < nb && blocks[b].number != it[i].bn)
-            b++;
-        if (b == nb)
-            blocks[nb++].number = it[i].bn;
-        it[i].block = b;
-    }
-    const char *methods[ZL_RPC_BATCH_MAX];
-    json_t *params[ZL_RPC_BATCH_MAX];
-    json_t *results[ZL_RPC_BATCH_MAX];
-    struct zl_rpc_error *errs = calloc(ZL_RPC_BATCH_MAX, sizeof(*errs));
-    for (size_t first = 0; first < nb; first += ZL_RPC_BATCH_MAX) {
-        size_t k = nb - first < ZL_RPC_BATCH_MAX ? nb - first : ZL_RPC_BATCH_MAX;
-        for (size_t j = 0; j < k; j++) {
-            char num[24];
-            snprintf(num, sizeof(num), "0x%" PRIx64, blocks[first + j].number);
-            methods[j] = "eth_getBlockByNumber";
-            params[j] = json_pack("[s, b]", num, 0);
-        }
-        char err[ZL_ERRSTR_SIZE] = "out of memory";
-        zl_class c = errs != NULL ? zl_rpc_batch_quorum(v->rpc, k, methods, params, results, errs, err, sizeof(err))
-                                  : ZL_TRANSIENT;
-        for (size_t j = 0; j < k; j++) {
-            struct vblock *bl = &blocks[first + j];
-            json_decref(params[j]);
-            if (c != ZL_OK) {
-                bl->c = rpc_class(c);
-                snprintf(bl->error, sizeof(bl->error), "eth_getBlockByNumber: %s", err);
-                continue;
-            }
-            if (results[j] == NULL) {
-                bl->c = ZL_TRANSIENT;
-                snprintf(bl->error, sizeof(bl->error), "eth_getBlockByNumber %" PRIu64 ": %s", bl->number,
-                         errs[j].message[0] != '\0' ? errs[j].message : "no answer");
-                continue;
-            }
-            bl->exists = json_is_object(results[j]);
-            bl->c = ZL_OK;
-            if (bl->exists && zl_json_hex_field(results[j], "hash", 64, bl->hash, sizeof(bl->hash)) != 0) {
-                bl->c = ZL_TRANSIENT;
-                snprintf(bl->error, sizeof(bl->error), "eth_getBlockByNumber: block without a hash");
-            }
-            json_decref(results[j]);
-        }
-    }
-    free(errs);
-    return nb;
-}
-
-/* The head, once per batch; *c says whether it could be read. */
-static uint64_t fetch_head(struct verify *v, zl_class *c, char *errstr, size_t errstr_size)
-{
-    json_t *head_j = NULL;
-    json_t *p0 = json_array();
-    *c = zl_rpc_call(v->rpc, "eth_blockNumber", p0, &head_j, NULL, errstr, errstr_size);
-    json_decref(p0);
-    uint64_t head = 0;
-    if (*c != ZL_OK) {
-        *c = rpc_class(*c);
-    } else if (zl_rpc_parse_quantity(head_j, &head) != 0) {
-        snprintf(errstr, errstr_size, "eth_blockNumber: not a quantity");
-        *c = ZL_TRANSIENT;
-    }
-    json_decref(head_j);
-    return head;
-}
-
 /* The rest, once the block of each live work and the head are known. */
-static void judge_block(struct verify *v, struct zl_work *w, const struct vitem *it, const struct vblock *bl,
+static void judge_block(struct verify *v, struct zl_work *w, const struct vitem *it, const struct zl_chain_block *bl,
                         zl_class head_c, uint64_t head, const char *head_err)
 {
     const struct zl_event *in = &w->in;
@@ -422,35 +270,64 @@ static void judge_block(struct verify *v, struct zl_work *w, const struct vitem 
     w->result = ZL_OK;
 }
 
+/* The receipts' callback: ctx of one poll batch. */
+struct vbatch {
+    struct verify *v;
+    struct zl_work *const *ws;
+    struct vitem *it;
+};
+
+static void on_receipt(void *opaque, size_t i, zl_class c, const json_t *receipt, const char *why)
+{
+    struct vbatch *b = opaque;
+    struct zl_work *w = b->ws[i];
+    if (c != ZL_OK) {
+        snprintf(w->error, sizeof(w->error), "%s", why);
+        w->result = c;
+        b->it[i].live = false;
+        return;
+    }
+    judge_receipt(b->v, w, &b->it[i], receipt);
+}
+
 static void verify_process_batch(void *ctx, struct zl_work *const *ws, size_t n)
 {
     struct verify *v = ctx;
     struct vitem *it = calloc(n, sizeof(*it));
-    struct vblock *blocks = calloc(n, sizeof(*blocks));
-    if (it == NULL || blocks == NULL) {
+    struct zl_chain_block *blocks = calloc(n, sizeof(*blocks));
+    const char **txs = calloc(n, sizeof(*txs));
+    if (it == NULL || blocks == NULL || txs == NULL) {
         zl_works_fail(ws, n, ZL_TRANSIENT, "verify: out of memory");
-        free(it);
-        free(blocks);
-        return;
+        goto out;
     }
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         it[i].live = static_checks(v, ws[i]);
-    fetch_receipts(v, ws, it, n);
+        txs[i] = it[i].live ? ws[i]->in.tx_hash : NULL;
+    }
+    struct vbatch b = {v, ws, it};
+    zl_chain_read_receipts(v->rpc, txs, n, on_receipt, &b);
     bool need_head = false;
-    for (size_t i = 0; i < n; i++)
-        need_head = need_head || (it[i].live && it[i].has_rcpt);
-    fetch_blocks(v, it, n, blocks);
+    size_t nb = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!it[i].live)
+            continue;
+        need_head = need_head || it[i].has_rcpt;
+        it[i].block = zl_chain_blocks_add(blocks, &nb, it[i].bn);
+    }
+    zl_chain_read_blocks(v->rpc, blocks, nb);
     zl_class head_c = ZL_OK;
     uint64_t head = 0;
     char head_err[ZL_ERRSTR_SIZE] = "";
     if (need_head)
-        head = fetch_head(v, &head_c, head_err, sizeof(head_err));
+        head_c = zl_chain_read_head(v->rpc, &head, head_err, sizeof(head_err));
     for (size_t i = 0; i < n; i++) {
         if (it[i].live)
             judge_block(v, ws[i], &it[i], &blocks[it[i].block], head_c, head, head_err);
     }
+out:
     free(it);
     free(blocks);
+    free(txs);
 }
 
 static zl_class verify_republish(void *ctx, struct zl_work *w)

@@ -1,0 +1,108 @@
+/* ipfs_int.h: what common/ipfs.c, ipfs_kubo.c and ipfs_pinning.c share
+ * (private to them: nothing outside common/ipfs*.c includes it). The
+ * public contract is ipfs.h.
+ * @locality as ipfs.h: one thread at a time.
+ */
+#ifndef ZL_IPFS_INT_H
+#define ZL_IPFS_INT_H
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "ipfs.h"
+#include "metrics.h"
+
+/* What one provider or gateway call came to. Each outcome of a provider
+ * call carries its class, decided here where the answer is seen
+ * (ipfs_attempt_class): the aggregate in zl_ipfs_pin_many only counts. */
+enum attempt {
+    A_OK,       /* pinned / fetched and matched: ZL_OK */
+    A_DOWN,     /* unreachable, timeout, 5xx, 401/403, breaker open: ZL_OUTAGE */
+    A_BUSY,     /* 429, or a PSA pin still queued when we gave up: ZL_TRANSIENT */
+    A_BAD,      /* another 4xx, an answer we cannot read: ZL_TRANSIENT */
+    A_MISMATCH, /* pinned, but under another CID: ZL_PERMANENT */
+};
+
+struct provider {
+    zl_ipfs_kind kind;
+    char url[ZL_IPFS_URL_MAX]; /* without trailing '/' */
+    char label[32];            /* "<i>:<kind>": metrics, logs, health */
+    char dep[48];              /* "ipfs:<i>:<kind>": breaker name */
+    struct zl_breaker breaker;
+    bool breaker_inited;
+    _Atomic int state;         /* last breaker state seen by the callback */
+    CURL *curl;                /* reused for keep-alive */
+    zl_metric *m_mismatch;
+    struct zl_ipfs *owner;     /* the client holding this provider (heap, never moves) */
+};
+
+struct zl_ipfs {
+    struct provider prov[ZL_IPFS_PROVIDERS_MAX];
+    int nprov;
+    char gw[ZL_IPFS_GATEWAYS_MAX][ZL_IPFS_URL_MAX];
+    int ngw;
+    CURL *gw_curl;
+    int pin_k;
+    bool verify;
+    int64_t timeout_ms, connect_timeout_ms, gateway_timeout_ms;
+    int64_t psa_poll_timeout_ms, psa_poll_interval_ms;
+    char *pinata_auth; /* "Authorization: Bearer <jwt>" header; secret */
+    char *psa_auth;
+    struct zl_metrics *metrics;
+    struct zl_health *health;
+    char stage[64];
+};
+
+/* One HTTP answer. */
+struct http_resp {
+    char *body;      /* malloc'd, NUL-terminated; NULL before the first byte */
+    size_t len;
+    size_t max;      /* bytes accepted; more aborts the transfer */
+    bool too_big;
+    long status;     /* 0 when no HTTP answer */
+    CURLcode cc;
+    char curl_err[CURL_ERROR_SIZE];
+};
+
+/* The class a provider call's outcome carries (see enum attempt). */
+zl_class ipfs_attempt_class(enum attempt a);
+
+/* One request. method "GET" or "POST"; for POST either mime or json (or
+ * neither: an empty body). Never fails as a C call: the outcome is in r,
+ * whose body the caller frees with ipfs_resp_free. */
+void ipfs_http_do(CURL *h, const char *method, const char *url, struct curl_slist *hdrs, curl_mime *mime,
+                  const char *json, int64_t timeout_ms, int64_t connect_timeout_ms, size_t body_max,
+                  struct http_resp *r);
+void ipfs_resp_free(struct http_resp *r);
+
+/* Classifies the HTTP side of an answer; A_OK means a 2xx to be parsed. */
+enum attempt ipfs_http_outcome(const struct http_resp *r, char *err, size_t err_size);
+
+/* The provider's Authorization header (none for Kubo), JSON content type
+ * when json, and no 100-continue. The caller frees the list. */
+struct curl_slist *ipfs_auth_headers(const struct zl_ipfs *c, const struct provider *p, bool json);
+
+/* POSTs mime (consumed: freed here) to p's url with p's headers. Returns
+ * the HTTP side's outcome; r holds the answer for the caller to parse and
+ * free with ipfs_resp_free. */
+enum attempt ipfs_post_mime(struct zl_ipfs *c, struct provider *p, const char *url, curl_mime *mime,
+                            struct http_resp *r, char *err, size_t err_size);
+
+/* Copies a CID as a provider wrote it out of v (checked for length and
+ * characters only). Returns 0, or -1 with errstr. */
+int ipfs_copy_cid(const char *what, json_t *v, char *cid, size_t cid_size, char *errstr, size_t errstr_size);
+
+/* A Kubo provider: every object of idx[0..k) in one add request, through
+ * its breaker; a[j] and errs[j] receive each object's outcome
+ * (ipfs_kubo.c). */
+void ipfs_pin_kubo(struct zl_ipfs *c, struct provider *p, const struct zl_ipfs_obj *objs, const size_t *idx,
+                   size_t k, char (*got)[ZL_IPFS_CID_TEXT_MAX], enum attempt *a, char (*errs)[ZL_ERRSTR_SIZE]);
+
+/* A Pinata or PSA provider, one object, through its breaker; got receives
+ * the CID it reported (ipfs_pinning.c). */
+enum attempt ipfs_pin_one(struct zl_ipfs *c, struct provider *p, const struct zl_ipfs_obj *o, char *got,
+                          size_t got_size, char *err, size_t err_size);
+
+#endif /* ZL_IPFS_INT_H */
