@@ -75,6 +75,27 @@ def class_rewrites(src: str) -> list[tuple[int, str]]:
     return sorted(set(found))
 
 
+# The one place where a node's raw error text is read, into a broadcast
+# reason (sent, refused, unfunded, retry) and a revert match: that is the
+# source where the meaning is decided, so it may search the text. Everything
+# else receives the reason.
+SOURCES_OF_MEANING = {
+    ("common/txmgr.c", "zl_tx_classify_answer"),
+    ("common/txmgr.c", "zl_tx_revert_is"),
+}
+FUNCTION_START = re.compile(r"^(?:static\s+)?[a-z_][\w\s*]*?\b(\w+)\s*\([^;{]*\)\s*\n?\{", re.MULTILINE)
+
+
+def enclosing_function(src: str, line: int) -> str:
+    """Name of the function whose definition starts last before line."""
+    name = ""
+    for m in FUNCTION_START.finditer(strip_comments(src)):
+        if line_of(src, m.start()) > line:
+            break
+        name = m.group(1)
+    return name
+
+
 def sources() -> list[Path]:
     return sorted(p for d in SCANNED for p in (REPO / d).rglob("*.c"))
 
@@ -104,6 +125,8 @@ def test_the_check_sees_each_kind_of_rewrite_and_lets_a_pass_through_be():
     }
     for name, snippet in passed.items():
         assert class_rewrites(snippet) == [], f"the check flags a {name}: {snippet!r}"
+    src = "static int a(void)\n{\n    return 1;\n}\n\nzl_tx_reason zl_tx_classify_answer(const struct e *re)\n{\n    x;\n}\n"
+    assert enclosing_function(src, 8) == "zl_tx_classify_answer" and enclosing_function(src, 3) == "a"
 
 
 def test_no_code_rewrites_an_error_class_a_callee_returned():
@@ -114,7 +137,19 @@ def test_no_code_rewrites_an_error_class_a_callee_returned():
     wrapper like pg_class(), or by searching the failure's message."""
     found = []
     for path in sources():
-        for line, what in class_rewrites(path.read_text(errors="replace")):
-            found.append(f"{path.relative_to(REPO)}:{line}: {what}")
+        src = path.read_text(errors="replace")
+        rel = str(path.relative_to(REPO))
+        for line, what in class_rewrites(src):
+            if (rel, enclosing_function(src, line)) in SOURCES_OF_MEANING:
+                continue
+            found.append(f"{rel}:{line}: {what}")
     assert found == [], ("each layer returns the class it knows and callers pass it on (issue 16); these places "
                          "rewrite one:\n" + "\n".join(found))
+
+
+def test_each_source_of_meaning_still_exists():
+    """Guards against the exception list outliving the code it excuses: each
+    (file, function) named there is still defined."""
+    for rel, fn in SOURCES_OF_MEANING:
+        src = (REPO / rel).read_text()
+        assert re.search(r"^\w[^\n;]*\b" + fn + r"\s*\(", src, re.MULTILINE), f"{rel} no longer defines {fn}()"
