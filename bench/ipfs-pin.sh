@@ -8,6 +8,6 @@
 # A quick check: BENCH_IPFS_PIN_N=200 BENCH_ROUNDS=1 bench/run ipfs-pin
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-[ -n "${BENCH_WORK:-}" ] || bench_die "run me through bench/run (it starts the services and sets BENCH_WORK)"
+bench_need_run
 : "${ZL_IPFS_API_URL:?}"
 python3 "$BENCH_REPO/bench/ipfs_pin.py" "${BENCH_IPFS_PIN_N:-500}" "${BENCH_ROUNDS:-3}" "$BENCH_WORK"

@@ -23,6 +23,7 @@
 #                               and their state rows (CSV for COPY)
 #   bench_psql SQL              one statement against $ZL_PG_DSN, tuples only
 #   bench_now_ms                wall clock in ms
+#   bench_need_run              die unless run through bench/run
 #   bench_require FILE...       die unless every binary is built
 #   bench_free_port             a free loopback port (the harness's free_port)
 #   bench_anvil DIR ARGS...     a private anvil, HOME=DIR; pid in
@@ -48,6 +49,11 @@ bench_say() { printf 'bench: %s\n' "$*" >&2; }
 bench_die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
 
 bench_now_ms() { date +%s%3N; }
+
+# A suite's first check: it needs bench/run's services and BENCH_WORK.
+bench_need_run() {
+  [ -n "${BENCH_WORK:-}" ] || bench_die "run me through bench/run (it starts the services and sets BENCH_WORK)"
+}
 
 # bench_require FILE...: every built binary a suite runs, or a clear error.
 bench_require() {

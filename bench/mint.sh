@@ -36,7 +36,7 @@
 # bench/run mint
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-[ -n "${BENCH_WORK:-}" ] || bench_die "run me through bench/run (it starts the services and sets BENCH_WORK)"
+bench_need_run
 
 N=${BENCH_MINT_N:-1000}
 N1=${BENCH_MINT_N_SINGLE:-200}

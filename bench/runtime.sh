@@ -29,7 +29,7 @@
 # BENCH_TRIAL_TIMEOUT_S (300).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-[ -n "${BENCH_WORK:-}" ] || bench_die "run me through bench/run (it starts the services and sets BENCH_WORK)"
+bench_need_run
 
 N=${BENCH_RUNTIME_N:-50000}
 ROUNDS=${BENCH_ROUNDS:-3}
