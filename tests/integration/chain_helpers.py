@@ -14,6 +14,8 @@ import pytest
 
 from conftest import need_env
 from runtime_helpers import kcat, psql, wait_until  # noqa: F401
+from zlharness.env import REPO  # noqa: F401 (names other tests import from here)
+from zlharness.procs import free_port  # noqa: F401
 from zlharness.chain import ANVIL_KEY0, TRANSFER_TOPIC, Anvil, cast  # noqa: F401
 from zlharness.kafka import consume_json, create_topics
 from zlharness.pg import migrate  # noqa: F401

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from conftest import need_env
 from runtime_helpers import new_deposit
+from zlharness.env import REPO  # noqa: F401 (names other tests import from here)
+from zlharness.kafka import kcat  # noqa: F401
 from zlharness.pg import create_database as create_db
 from zlharness.pg import drop_database, dsn_for, local_dsn, migrate  # noqa: F401
 from zlharness.pg import psql

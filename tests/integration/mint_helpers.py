@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 
 from runtime_helpers import Pipeline, insert_rows, new_deposit, psql
+from zlharness.env import REPO, need_env  # noqa: F401 (names other tests import from here)
+from zlharness.kafka import kcat  # noqa: F401
+from zlharness.procs import free_port  # noqa: F401
 from zlharness.chain import ANVIL_KEY0, TRANSFER_TOPIC, cast, rpc_batch  # noqa: F401
 from zlharness.chain import Anvil as PrivateAnvil
 from zlharness.env import write_secret

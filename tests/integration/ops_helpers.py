@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from runtime_helpers import Pipeline, insert_rows, kcat, new_deposit, psql, states, wait_until  # noqa: F401
+from zlharness.env import REPO, need_env  # noqa: F401 (names other tests import from here)
 from zlharness.env import bin_path, write_secret  # noqa: F401
 from zlharness.pg import ensure_pt_effects
 from zlharness.pg import migrate as zl_migrate
