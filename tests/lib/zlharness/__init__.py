@@ -22,4 +22,7 @@ Import it with one line from wherever the caller lives:
   stage     test deposits and rows, stage_env, StagePipeline (one stage on
             its own topic prefix), new_stage_pipeline
   pipeline  LocalPipeline: every service and stage on this machine (demo, chaos)
+  rpc_fault_proxy, tcp_proxy
+            TEST CODE fakes: a JSON-RPC proxy that misbehaves on demand, a
+            TCP forwarder that can be taken down (verify tests, chaos)
 """
