@@ -5,13 +5,20 @@
 # entries, two balance upserts, the row's credit columns) on the same server
 # in the same run.
 #
-# Uses the running services' env (eval "$(deploy/local/services env)") and a
-# database of its own (created, then dropped). Rate = N / (worker start ->
-# every row credited), so it includes connecting and joining the group.
+# bench-needs: postgres kafka
+#
+# Run through bench/run (bench/run credit), or standalone against running
+# services (eval "$(deploy/local/services env)"). A database of its own
+# (created, then dropped). Rate = N / (worker start -> every row credited),
+# so it includes connecting and joining the group. Writes
+# $BENCH_WORK/credit.json and credit.md when BENCH_WORK is set.
 # Knobs: BENCH_CREDIT_N (5000), BENCH_CREDIT_N_SINGLE (1000),
 # BENCH_CREDIT_BATCH (500), BENCH_PGBENCH_S (10), BENCH_TIMEOUT_S (300).
+# A quick check: BENCH_CREDIT_N=1000 BENCH_CREDIT_N_SINGLE=200
+# BENCH_PGBENCH_S=3 bench/run credit
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
+. "$repo/bench/lib.sh"
 build=${ZL_BUILD_DIR:-$repo/build/release}
 N=${BENCH_CREDIT_N:-5000}
 N1=${BENCH_CREDIT_N_SINGLE:-1000}
@@ -23,9 +30,11 @@ TIMEOUT_S=${BENCH_TIMEOUT_S:-300}
 db=zl_credit_bench_$(date +%s)
 dsn="${ZL_PG_DSN%/*}/$db"
 work=$(mktemp -d)
+trials=$work/trials.jsonl
+: > "$trials"
 worker_pid=
 cleanup() {
-  if [ -n "$worker_pid" ]; then kill -KILL "$worker_pid" 2>/dev/null || true; fi
+  if [ -n "$worker_pid" ]; then bench_stop "$worker_pid" 5; fi
   "$ZL_PG_BIN/psql" "$ZL_PG_DSN" -qX -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
@@ -64,9 +73,9 @@ EOF
   kcat -b "$ZL_KAFKA_BROKERS" -P -t "${prefix}nft.minted" -K $'\t' -X acks=all -l "$work/$name.tsv"
   local start end credited=0
   start=$(date +%s%3N)
-  ZL_PG_DSN=$dsn ZL_TOPIC_PREFIX=$prefix ZL_GROUP_ID="zl-credit-$prefix" ZL_BATCH_SIZE_MAX=$batch \
-    ZL_HTTP_PORT=0 ZL_LOG_LEVEL=warn "$build/bin/credit" >"$work/$name.log" 2>&1 &
-  worker_pid=$!
+  bench_spawn "$work/$name.log" env ZL_PG_DSN="$dsn" ZL_TOPIC_PREFIX="$prefix" ZL_GROUP_ID="zl-credit-$prefix" \
+    ZL_BATCH_SIZE_MAX="$batch" ZL_HTTP_PORT=0 ZL_LOG_LEVEL=warn "$build/bin/credit"
+  worker_pid=$BENCH_PID
   local deadline=$((start + TIMEOUT_S * 1000))
   while [ "$credited" -lt "$count" ]; do
     [ "$(date +%s%3N)" -lt "$deadline" ] || { tail -5 "$work/$name.log" >&2; echo "timeout" >&2; exit 1; }
@@ -74,7 +83,8 @@ EOF
     credited=$(psql_db -c "SELECT count(*) FROM deposits WHERE state = 'credited' AND deposit_id IN (SELECT deposit_id FROM ledger_entries) AND user_id LIKE 'bench%' AND updated_at >= to_timestamp($start / 1000.0)")
   done
   end=$(date +%s%3N)
-  kill -TERM "$worker_pid"; wait "$worker_pid" || true; worker_pid=
+  bench_stop "$worker_pid"; worker_pid=
+  bench_record "$trials" kind=stage name="$name" batch="$batch" n="$count" ms=$((end - start))
   awk -v n="$count" -v ms="$((end - start))" -v name="$name" -v b="$batch" \
     'BEGIN { printf "%-22s batch=%-4s credits=%-6d %8.0f credits/s (%d ms)\n", name, b, n, n * 1000 / ms, ms }'
 }
@@ -109,4 +119,32 @@ for c in 1 4; do
   tps=$(awk '/^tps/ { print int($3) }' "$work/pgbench.out")
   fails=$(awk '/failed transactions/ { print $5 }' "$work/pgbench.out")
   printf '%-22s clients=%-2s %8s credits/s (equivalent transaction, one credit each; failed: %s)\n' "pgbench" "$c" "$tps" "${fails:-0}"
+  bench_record "$trials" kind=pgbench clients="$c" tps="$tps" failed="${fails:-0}" seconds="$PGB_S"
 done
+
+if [ -n "${BENCH_WORK:-}" ]; then
+  python3 - "$trials" "$BENCH_WORK" "$N" "$N1" "$BATCH" "$PGB_S" <<'EOF'
+import json, os, sys
+trials_file, out, n, n1, batch, pgb_s = sys.argv[1:]
+trials = [json.loads(line) for line in open(trials_file) if line.strip()]
+for t in trials:
+    if t["kind"] == "stage":
+        t["credits_per_s"] = round(t["n"] * 1000 / max(t["ms"], 1), 1)
+json.dump({"trials": trials, "n": int(n), "n_single": int(n1), "batch": int(batch), "pgbench_s": int(pgb_s)},
+          open(os.path.join(out, "credit.json"), "w"), indent=2, sort_keys=True)
+md = ["## credit", "",
+      f"One credit stage into this run's PostgreSQL (fsync on), {n1} deposits one per transaction "
+      f"(ZL_BATCH_SIZE_MAX=1) and {n} batched (ZL_BATCH_SIZE_MAX={batch}); rate = deposits / (worker start -> "
+      "every row credited), so it includes connecting and joining the group. Reference: pgbench running the "
+      f"equivalent per-credit transaction (CAS of the row, two entries, two balance upserts) for {pgb_s} s on "
+      "the same server in the same run.", "",
+      "| what | credits/s | detail |", "|---|---:|---|"]
+for t in trials:
+    if t["kind"] == "stage":
+        md.append(f"| credit stage, {t['name']} | {t['credits_per_s']:,.0f} | batch {t['batch']}, {t['n']} deposits in {t['ms']} ms |")
+    else:
+        md.append(f"| pgbench, {t['clients']} client(s) | {t['tps']:,} | one credit per transaction, {t['failed']} failed |")
+md.append("")
+open(os.path.join(out, "credit.md"), "w").write("\n".join(md) + "\n")
+EOF
+fi

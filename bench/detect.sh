@@ -67,18 +67,9 @@ cleanup() {
 trap cleanup EXIT
 
 # ---------------------------------------------------------------- the chain
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-rpc=http://127.0.0.1:$port
-# No own bench_spawn here: a pid file may not exist when run standalone.
-HOME="$W" setsid "$anvil_bin" --port "$port" --chain-id 31337 --gas-limit 1000000000 --accounts 10 \
-  >"$W/anvil.log" 2>&1 </dev/null &
-anvil_pid=$!
-[ -n "${BENCH_PIDS_FILE:-}" ] && echo "$anvil_pid" >> "$BENCH_PIDS_FILE"
-for _ in $(seq 1 150); do
-  curl -sf -X POST -H 'Content-Type: application/json' \
-    -d '{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}' "$rpc" >/dev/null && break
-  sleep 0.2
-done
+bench_anvil "$W" --gas-limit 1000000000 --accounts 10
+anvil_pid=$BENCH_ANVIL_PID
+rpc=$BENCH_ANVIL_URL
 keyfile=$W/deployer.key
 echo 0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80 > "$keyfile"
 chmod 600 "$keyfile"

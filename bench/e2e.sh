@@ -29,7 +29,7 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 . "$repo/bench/lib.sh"
-[ -n "${BENCH_WORK:-}" ] || bench_die "run me through bench/run (it starts the services and sets BENCH_WORK)"
+bench_need_run
 : "${ZL_PG_DSN:?}" "${ZL_KAFKA_BROKERS:?}" "${ZL_IPFS_API_URL:?}" "${ZL_ANVIL:?}"
 trap bench_stop_spawned EXIT
 

@@ -20,7 +20,7 @@ connection (a cast process per transfer costs 50-100 ms; this costs ~1 ms).
 Nonces are explicit per sender: requests of one batch run concurrently in
 anvil, so nonces it picked itself would clash. Limits: TICK_MS (pacing
 granularity), BATCH_MAX (transfers per HTTP request); the JSON-RPC client
-is deploy/local/jsonrpc.py.
+is tests/lib/zlharness/jsonrpc.py.
 """
 import argparse
 import json
@@ -28,8 +28,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy" / "local"))
-from jsonrpc import Rpc, transfer_data, wait_pool_empty, word  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "lib"))  # the harness
+from zlharness.jsonrpc import Rpc, transfer_data, wait_pool_empty, word  # noqa: E402
 
 TICK_MS = 10
 BATCH_MAX = 200  # transfers per HTTP request (also bounded by the senders)

@@ -46,18 +46,25 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "lib"))  # the harness
+from zlharness import pg, web  # noqa: E402
+from zlharness.chain import ANVIL_KEY0, Anvil, deploy_contracts, rpc_call  # noqa: E402
+from zlharness.env import write_secret  # noqa: E402
+from zlharness.kafka import create_topics  # noqa: E402
+from zlharness.procs import run  # noqa: E402
+
 BUILD = Path(os.environ.get("ZL_BUILD_DIR", REPO / "build" / "release"))
 BIN = BUILD / "bin"
 E = os.environ
+E.setdefault("ZL_BIN_DIR", str(BIN))
 WORK = Path(E["BENCH_WORK"]) / "e2e"
 PIDS_FILE = E.get("BENCH_PIDS_FILE", "")
 STAGES = ["detect", "verify", "ipfs-upload", "mint", "credit"]
 STATES = ["detected", "verified", "pinned", "mint_submitted", "minted", "credited", "dead", "reorged"]
-DEPLOYER_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"  # anvil dev account 0
+DEPLOYER_KEY = ANVIL_KEY0
 
 
 def knob(name, default):
@@ -97,13 +104,6 @@ def now_ms():
     return int(time.time() * 1000)
 
 
-def run(cmd, env=None, timeout=300, check=True, input=None):
-    p = subprocess.run([str(c) for c in cmd], env=env, capture_output=True, text=True, timeout=timeout, input=input)
-    if check and p.returncode != 0:
-        die(f"{' '.join(map(str, cmd[:3]))} failed ({p.returncode}): {p.stderr.strip()[-2000:]}")
-    return p.stdout
-
-
 def remember_pid(pid):
     if PIDS_FILE:
         with open(PIDS_FILE, "a") as f:
@@ -111,19 +111,12 @@ def remember_pid(pid):
 
 
 def psql(dsn, sql, timeout=120):
-    out = run([Path(E["ZL_PG_BIN"]) / "psql", dsn, "-X", "-q", "-tA", "-F", ",", "-v", "ON_ERROR_STOP=1", "-c", sql],
-              timeout=timeout)
-    return [line.split(",") for line in out.splitlines() if line]
+    return pg.psql(sql, dsn=dsn, timeout=timeout)
 
 
 def http_get(url, timeout=2.0):
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, ""
-    except Exception:
-        return 0, ""
+    code, body = web.http_get(url, timeout)
+    return code, body.decode(errors="replace")
 
 
 def proc_status(pid):
@@ -247,34 +240,21 @@ def pctl(xs, q):
 # ---------------------------------------------------------------- the chain
 class Chain:
     def __init__(self):
-        port = run([sys.executable, "-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); "
-                    "print(s.getsockname()[1])"]).strip()
-        self.rpc = f"http://127.0.0.1:{port}"
-        log = open(WORK / "anvil.log", "w")
         # Automine: a transfer or a mint is mined as soon as the node admits
         # it. 101 dev accounts: 0 deploys and signs the mints, 1..100 deposit.
-        self.proc = subprocess.Popen([E["ZL_ANVIL"], "--host", "127.0.0.1", "--port", port, "--chain-id", "31337",
-                                      "--accounts", str(SENDERS + 1), "--balance", "1000000",
-                                      "--gas-limit", "1000000000",
-                                      # No historical states: beyond its in-memory window anvil wrote
-                                      # the whole state (~4 MB of JSON) to disk for every block, 14 GB
-                                      # and 3,600 files per suite, and its CPU per block grew with the
-                                      # chain (241 ms per single mint late in the suite). Nothing here
-                                      # reads state at an old block.
-                                      "--prune-history"],
-                                     stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
-                                     env=dict(E, HOME=str(WORK)))  # its state spill stays in the bench folder
+        # Its state spill stays in the bench folder (HOME, see Anvil).
+        self.anvil = Anvil(WORK, "--accounts", str(SENDERS + 1), "--balance", "1000000", "--gas-limit", "1000000000",
+                           # No historical states: beyond its in-memory window anvil wrote
+                           # the whole state (~4 MB of JSON) to disk for every block, 14 GB
+                           # and 3,600 files per suite, and its CPU per block grew with the
+                           # chain (241 ms per single mint late in the suite). Nothing here
+                           # reads state at an old block.
+                           "--prune-history")
+        self.proc = self.anvil.proc
+        self.rpc = self.anvil.url
         remember_pid(self.proc.pid)
-        deadline = time.monotonic() + 60
-        while self.block_number() is None:
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                die(f"anvil did not start (log {WORK / 'anvil.log'})")
-            time.sleep(0.2)
-        self.keyfile = WORK / "signer.key"
-        self.keyfile.write_text(DEPLOYER_KEY + "\n")
-        self.keyfile.chmod(0o600)
-        out = run([REPO / "deploy" / "contracts" / "deploy.sh", self.rpc, self.keyfile], timeout=300)
-        addrs = dict(line.split("=", 1) for line in out.split() if "=" in line)
+        self.keyfile = write_secret(WORK / "signer.key", DEPLOYER_KEY)
+        addrs = deploy_contracts(self.rpc, self.keyfile)
         self.token, self.nft = addrs["ZL_TOKEN_ADDRESS"].lower(), addrs["ZL_NFT_ADDRESS"].lower()
         self.nft_block = self.block_number()
         run([sys.executable, REPO / "bench" / "e2e_load.py", "fund", self.rpc, self.token, SENDERS], timeout=120)
@@ -293,11 +273,7 @@ class Chain:
         say(f"chain {self.rpc}: token {self.token}, NFT {self.nft}, {SENDERS} funded senders")
 
     def _rpc(self, method, *params):
-        req = urllib.request.Request(self.rpc, json.dumps({"jsonrpc": "2.0", "id": 1, "method": method,
-                                                           "params": list(params)}).encode(),
-                                     {"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=5) as r:
-            return json.loads(r.read())["result"]
+        return rpc_call(self.rpc, method, *params)
 
     def _kick(self):
         while not self._stop_kick.wait(KICK_INTERVAL_S):
@@ -310,14 +286,7 @@ class Chain:
                 pass
 
     def block_number(self):
-        try:
-            req = urllib.request.Request(self.rpc, json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber",
-                                                               "params": []}).encode(),
-                                         {"Content-Type": "application/json"})
-            with urllib.request.urlopen(req, timeout=5) as r:
-                return int(json.loads(r.read())["result"], 16)
-        except Exception:
-            return None
+        return self.anvil.block_number()
 
     def load(self, out_csv, rate=0.0, seconds=0.0, count=0):
         args = [sys.executable, REPO / "bench" / "e2e_load.py", "send", self.rpc, self.token, SENDERS, self.addrs_csv,
@@ -326,13 +295,7 @@ class Chain:
 
     def stop(self):
         self._stop_kick.set()
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        self.anvil.stop(signal.SIGTERM)
 
 
 # ---------------------------------------------------------------- a trial
@@ -404,18 +367,17 @@ class Trial:
         self.dir = WORK / f"{label}-{self.tag}"
         self.dir.mkdir(parents=True)
         self.db = f"zl_e2e_{self.tag}"
-        self.dsn = E["ZL_PG_DSN"].rsplit("/", 1)[0] + "/" + self.db
+        self.dsn = pg.dsn_for(self.db)
         self.prefix = f"e2e.{self.tag}."
         self.extra_env = extra_env or {}
         self.static = static_member
         self.samples = []
         self._stop_sampler = threading.Event()
-        psql(E["ZL_PG_DSN"], f"CREATE DATABASE {self.db}")
-        run([BIN / "zl-migrate"], env=dict(E, ZL_PG_DSN=self.dsn, ZL_SCHEMA_DIR=str(REPO / "schemas" / "sql")))
+        pg.create_database(self.db)
         psql(self.dsn, f"\\copy deposit_addresses (chain_id, address, user_id) FROM '{chain.addrs_csv}' "
                        "WITH (FORMAT csv)")
         psql(self.dsn, f"INSERT INTO credit_rates (token, rate, note) VALUES ('{chain.token}', 100, 'bench e2e')")
-        run([BIN / "zl-topics"], env=dict(E, ZL_TOPIC_PREFIX=self.prefix, ZL_TOPIC_PARTITIONS=str(PARTS)))
+        create_topics(dict(E, ZL_TOPIC_PREFIX=self.prefix), partitions=PARTS)
         self.start_block = chain.block_number() + 1
         self.workers = [Worker(self, "detect", 0, static_member)]
         for s in STAGES[1:]:
@@ -611,7 +573,7 @@ class Trial:
 
     def cleanup(self):
         (self.dir / "samples.json").write_text(json.dumps(self.samples))
-        psql(E["ZL_PG_DSN"], f"DROP DATABASE IF EXISTS {self.db} WITH (FORCE)")
+        pg.drop_database(self.db)
 
 
 # ---------------------------------------------------------------- trials

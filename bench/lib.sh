@@ -23,6 +23,15 @@
 #                               and their state rows (CSV for COPY)
 #   bench_psql SQL              one statement against $ZL_PG_DSN, tuples only
 #   bench_now_ms                wall clock in ms
+#   bench_need_run              die unless run through bench/run
+#   bench_require FILE...       die unless every binary is built
+#   bench_free_port             a free loopback port (the harness's free_port)
+#   bench_anvil DIR ARGS...     a private anvil, HOME=DIR; pid in
+#                               BENCH_ANVIL_PID (remembered), URL in
+#                               BENCH_ANVIL_URL
+#
+# The Python side of the benches shares the test harness, tests/lib/zlharness
+# (BENCH_HARNESS below is the folder to put on sys.path).
 #
 # Every limit is named: BENCH_STOP_TIMEOUT_S bounds a stop, suites bound
 # their own waits.
@@ -30,6 +39,8 @@
 BENCH_REPO=${BENCH_REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 BENCH_SERVICES="$BENCH_REPO/deploy/local/services"
 BENCH_STOP_TIMEOUT_S=${BENCH_STOP_TIMEOUT_S:-20}
+BENCH_ANVIL_START_TIMEOUT_S=${BENCH_ANVIL_START_TIMEOUT_S:-30}
+BENCH_HARNESS="$BENCH_REPO/tests/lib"
 # The pid list lives in a file so a suite run as a child process and the
 # runner's trap share it.
 BENCH_PIDS_FILE=${BENCH_PIDS_FILE:-}
@@ -38,6 +49,45 @@ bench_say() { printf 'bench: %s\n' "$*" >&2; }
 bench_die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
 
 bench_now_ms() { date +%s%3N; }
+
+# A suite's first check: it needs bench/run's services and BENCH_WORK.
+bench_need_run() {
+  [ -n "${BENCH_WORK:-}" ] || bench_die "run me through bench/run (it starts the services and sets BENCH_WORK)"
+}
+
+# bench_require FILE...: every built binary a suite runs, or a clear error.
+bench_require() {
+  local b
+  for b in "$@"; do [ -x "$b" ] || bench_die "$b missing: run make first"; done
+}
+
+bench_free_port() {
+  python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); from zlharness.procs import free_port; print(free_port())' \
+    "$BENCH_HARNESS"
+}
+
+# bench_anvil DIR ARGS...: a private anvil (chain id 31337) on a free port,
+# with HOME=DIR: anvil spills old states under $HOME/.foundry and leaves them
+# when killed (once 70 GB, a full disk), so they stay in the bench folder.
+# Waits up to BENCH_ANVIL_START_TIMEOUT_S for an answer. Sets BENCH_ANVIL_PID
+# (stopped by bench_cleanup too) and BENCH_ANVIL_URL.
+bench_anvil() {
+  local dir=$1; shift
+  local anvil_bin=${ZL_ANVIL:-$(command -v anvil || true)} port
+  [ -x "$anvil_bin" ] || bench_die "anvil not found (ZL_ANVIL)"
+  port=$(bench_free_port)
+  BENCH_ANVIL_URL=http://127.0.0.1:$port
+  HOME="$dir" setsid "$anvil_bin" --host 127.0.0.1 --port "$port" --chain-id 31337 "$@" >"$dir/anvil.log" 2>&1 \
+    </dev/null &
+  BENCH_ANVIL_PID=$!
+  if [ -n "$BENCH_PIDS_FILE" ]; then echo "$BENCH_ANVIL_PID" >> "$BENCH_PIDS_FILE"; fi
+  local deadline=$((SECONDS + BENCH_ANVIL_START_TIMEOUT_S))
+  until curl -sf -X POST -H 'Content-Type: application/json' \
+      -d '{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}' "$BENCH_ANVIL_URL" >/dev/null; do
+    [ $SECONDS -lt $deadline ] || bench_die "anvil did not answer within ${BENCH_ANVIL_START_TIMEOUT_S}s ($dir/anvil.log)"
+    sleep 0.2
+  done
+}
 
 # Starts (if not running) the named services in the bench folder and exports
 # their ZL_* variables into the caller's shell.
@@ -146,36 +196,23 @@ bench_psql() {
   "$ZL_PG_BIN/psql" "$ZL_PG_DSN" -X -q -tA -v ON_ERROR_STOP=1 -c "$1"
 }
 
-# bench_deposits N TAG KAFKA_FILE CSV_FILE: the same events as
-# tests/integration/runtime_helpers.new_deposit(): random tx hashes, as on a
-# chain (ids that share a long prefix would make every id comparison slower
-# than real ones), ending in TAG (hex, <= 16 digits) so a trial's rows can
-# be found afterwards with LIKE '%TAG'.
+# bench_deposits N TAG KAFKA_FILE CSV_FILE: the tests' events
+# (zlharness.stage.new_deposit): random tx hashes, as on a chain (ids that
+# share a long prefix would make every id comparison slower than real ones),
+# ending in TAG (hex, <= 16 digits) so a trial's rows can be found afterwards
+# with LIKE '%TAG'.
 bench_deposits() {
-  python3 - "$@" <<'EOF'
-import csv, json, sys, uuid
+  python3 - "$BENCH_HARNESS" "$@" <<'EOF'
+import csv, json, sys
+sys.path.insert(0, sys.argv.pop(1))
+from zlharness.stage import new_deposit, new_tx_hash
 n, tag, kafka_file, csv_file = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 assert len(tag) <= 16 and all(c in "0123456789abcdef" for c in tag)
 with open(kafka_file, "w") as kf, open(csv_file, "w", newline="") as cf:
     w = csv.writer(cf)
     for i in range(n):
-        tx = "0x" + (uuid.uuid4().hex + uuid.uuid4().hex)[:64 - len(tag)] + tag
-        d = {
-            "schema": "zl.deposits.detected/v1",
-            "event_id": str(uuid.uuid4()),
-            "deposit_id": f"31337:{tx}:0",
-            "chain_id": 31337,
-            "tx_hash": tx,
-            "log_index": 0,
-            "block_number": 100,
-            "block_hash": "0x" + "ab" * 32,
-            "token": "0x" + "11" * 20,
-            "from": "0x" + "22" * 20,
-            "to": "0x" + "33" * 20,
-            "user_id": "u1",
-            "amount": "1000000000000000000",
-            "occurred_at": "2026-11-23T10:00:00.000Z",
-        }
+        d = new_deposit(tx=new_tx_hash(tag))
+        tx = d["tx_hash"]
         kf.write(d["deposit_id"] + "\t" + json.dumps(d) + "\n")
         w.writerow([d["deposit_id"], d["chain_id"], tx, 0, d["block_number"], d["block_hash"], d["token"],
                     d["from"], d["to"], d["user_id"], d["amount"], d["occurred_at"]])

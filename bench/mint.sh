@@ -36,7 +36,7 @@
 # bench/run mint
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-[ -n "${BENCH_WORK:-}" ] || bench_die "run me through bench/run (it starts the services and sets BENCH_WORK)"
+bench_need_run
 
 N=${BENCH_MINT_N:-1000}
 N1=${BENCH_MINT_N_SINGLE:-200}
@@ -47,9 +47,7 @@ TRIAL_TIMEOUT_S=${BENCH_TRIAL_TIMEOUT_S:-300}
 POLL_INTERVAL_S=0.2   # completion poll: kcat -Q of the output's end offsets
 
 build=${ZL_BUILD_DIR:-$BENCH_REPO/build/release}
-for b in "$build/bin/mint" "$build/bin/zl-migrate" "$build/bin/zl-topics"; do
-  [ -x "$b" ] || bench_die "$b missing: run make first"
-done
+bench_require "$build/bin/mint" "$build/bin/zl-migrate" "$build/bin/zl-topics"
 anvil_bin=${ZL_ANVIL:-$(command -v anvil || true)}
 cast_bin=${ZL_CAST:-$(command -v cast || true)}
 [ -x "$anvil_bin" ] && [ -x "$cast_bin" ] || bench_die "anvil/cast not found (ZL_ANVIL, ZL_CAST)"
@@ -66,16 +64,9 @@ cleanup() {
 trap cleanup EXIT
 
 # ---------------------------------------------------------------- the chain
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-rpc=http://127.0.0.1:$port
-HOME="$work" setsid "$anvil_bin" --port "$port" --chain-id 31337 --accounts 2 >"$work/anvil.log" 2>&1 </dev/null &
-anvil_pid=$!
-if [ -n "${BENCH_PIDS_FILE:-}" ]; then echo "$anvil_pid" >> "$BENCH_PIDS_FILE"; fi
-for _ in $(seq 1 150); do
-  curl -sf -X POST -H 'Content-Type: application/json' \
-    -d '{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}' "$rpc" >/dev/null && break
-  sleep 0.2
-done
+bench_anvil "$work" --accounts 2
+anvil_pid=$BENCH_ANVIL_PID
+rpc=$BENCH_ANVIL_URL
 key0=0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80
 echo "$key0" > "$work/deployer.key"
 chmod 600 "$work/deployer.key"

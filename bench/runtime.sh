@@ -29,7 +29,7 @@
 # BENCH_TRIAL_TIMEOUT_S (300).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-[ -n "${BENCH_WORK:-}" ] || bench_die "run me through bench/run (it starts the services and sets BENCH_WORK)"
+bench_need_run
 
 N=${BENCH_RUNTIME_N:-50000}
 ROUNDS=${BENCH_ROUNDS:-3}
@@ -41,10 +41,8 @@ POLL_INTERVAL_S=0.2   # completion poll: kcat -Q of the output's end offsets
 KO_BATCH=${BATCHES[0]}
 
 build=${ZL_BUILD_DIR:-$BENCH_REPO/build/release}
-for b in "$build/tests/zl-passthrough" "$build/tests/zl-kafka-passthrough" "$build/bin/zl-migrate" \
-         "$build/bin/zl-topics"; do
-  [ -x "$b" ] || bench_die "$b missing: run make first"
-done
+bench_require "$build/tests/zl-passthrough" "$build/tests/zl-kafka-passthrough" "$build/bin/zl-migrate" \
+  "$build/bin/zl-topics"
 
 work=$BENCH_WORK/runtime
 mkdir -p "$work"

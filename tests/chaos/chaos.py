@@ -42,12 +42,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-sys.path.insert(0, str(REPO / "deploy" / "local"))
-sys.path.insert(0, str(REPO / "tests" / "integration"))
-sys.path.insert(0, str(HERE))
-from pipeline import STAGES, LocalPipeline, PipelineError  # noqa: E402
-from rpc_fault_proxy import FaultProxy  # noqa: E402
-from tcp_proxy import TcpProxy  # noqa: E402
+sys.path.insert(0, str(REPO / "tests" / "lib"))  # the harness
+from zlharness.kafka import keyed_headers, produce_bytes  # noqa: E402
+from zlharness.pipeline import STAGES, LocalPipeline, PipelineError  # noqa: E402
+from zlharness.rpc_fault_proxy import FaultProxy  # noqa: E402
+from zlharness.tcp_proxy import TcpProxy  # noqa: E402
 
 RPC_FAULTS = ["500", "429", "32005", "stall", "garbage", "dead"]
 # Each stage's input topic (detect reads the chain): where poison goes.
@@ -163,15 +162,8 @@ class Chaos(LocalPipeline):
             self.faults[kind] = self.faults.get(kind, 0) + 1
 
     def kcat_produce(self, topic: str, key: str, value: bytes) -> None:
-        deadline = time.monotonic() + KCAT_TIMEOUT_S
-        while True:  # the broker may be restarting right now
-            out = subprocess.run(["kcat", "-b", self.env["ZL_KAFKA_BROKERS"], "-P", "-t", topic, "-k", key],
-                                 input=value, capture_output=True, timeout=KCAT_TIMEOUT_S)
-            if out.returncode == 0:
-                return
-            if time.monotonic() > deadline:
-                raise PipelineError(f"kcat could not produce to {topic}: {out.stderr.decode(errors='replace')}")
-            time.sleep(1)
+        # The broker may be restarting right now: retried for a while.
+        produce_bytes(topic, key, value, self.env["ZL_KAFKA_BROKERS"], retry_s=KCAT_TIMEOUT_S)
 
     def fire(self, e: Event, addrs: list[str], amounts: list[int], sent: list[int]) -> None:
         if e.kind == "kill":
@@ -289,14 +281,7 @@ class Chaos(LocalPipeline):
         out = []
         for stage in STAGES:
             topic = f"zl.{stage}.dlq"
-            r = subprocess.run(["kcat", "-b", self.env["ZL_KAFKA_BROKERS"], "-C", "-t", topic, "-o", "beginning",
-                                "-e", "-q", "-f", "%k\t%h\n"], capture_output=True, text=True, timeout=KCAT_TIMEOUT_S)
-            for line in r.stdout.splitlines():
-                if not line:
-                    continue
-                key, _, hs = line.partition("\t")
-                headers = dict(h.split("=", 1) for h in hs.split(",") if "=" in h)
-                out.append({"topic": topic, "key": key, "headers": headers})
+            out += [dict(m, topic=topic) for m in keyed_headers(topic, self.env["ZL_KAFKA_BROKERS"])]
         return out
 
     def replay_all(self) -> None:

@@ -3,30 +3,20 @@
 tests/run-all starts the real local services and exports the ZL_* variables
 from `deploy/local/services env` before pytest runs; these tests never start
 their own broker or database, and a missing variable is a clear error.
+
+The helpers live in the one harness, tests/lib/zlharness; the line below
+makes it importable for every test and helper module.
 """
 import os
-import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-SERVICES = REPO / "deploy" / "local" / "services"
-
-
-def need_env(name: str) -> str:
-    value = os.environ.get(name)
-    if not value:
-        raise RuntimeError(f"{name} is not set: run the tests through `make test` (tests/run-all)")
-    return value
-
-
-def services(*args: str, timeout: float = 180) -> str:
-    """Runs deploy/local/services with the test run's ZL_LOCAL_DIR."""
-    out = subprocess.run([str(SERVICES), *args], capture_output=True, text=True, timeout=timeout)
-    if out.returncode != 0:
-        raise RuntimeError(f"services {' '.join(args)} failed ({out.returncode}): {out.stderr}")
-    return out.stdout
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+from zlharness.env import REPO, need_env  # noqa: E402,F401
+from zlharness.pg import ensure_pt_effects, migrate  # noqa: E402
+from zlharness.services import SERVICES, services  # noqa: E402,F401
 
 
 @pytest.fixture(scope="session")
@@ -44,23 +34,15 @@ def bin_dir() -> Path:
     return Path(need_env("ZL_BIN_DIR"))
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def migrated_database():
     """Every test file may assume the schema is current and the passthrough
-    test stage's effect table exists, whatever order files run in."""
-    bin_dir = os.environ.get("ZL_BIN_DIR")
-    if not bin_dir or not os.environ.get("ZL_PG_DSN"):
+    test stage's effect table exists, whatever order files run in (and
+    whatever a file before it did to the schema)."""
+    if not os.environ.get("ZL_BIN_DIR") or not os.environ.get("ZL_PG_DSN"):
         return  # tests that need no services (schemas, artifacts) still run
-    env = dict(os.environ, ZL_SCHEMA_DIR=str(REPO / "schemas" / "sql"))
-    out = subprocess.run([os.path.join(bin_dir, "zl-migrate")], env=env, capture_output=True, text=True, timeout=120)
-    if out.returncode != 0:
-        raise RuntimeError(f"zl-migrate failed: {out.stderr}")
-    psql = os.path.join(need_env("ZL_PG_BIN"), "psql")
-    out = subprocess.run([psql, os.environ["ZL_PG_DSN"], "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c",
-                          "CREATE TABLE IF NOT EXISTS pt_effects (deposit_id text PRIMARY KEY, n integer NOT NULL)"],
-                         capture_output=True, text=True, timeout=60)
-    if out.returncode != 0:
-        raise RuntimeError(f"creating pt_effects failed: {out.stderr}")
+    migrate()
+    ensure_pt_effects()
 
 
 # Lines of each worker log shown with a failed test: CI keeps only its

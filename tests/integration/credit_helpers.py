@@ -2,62 +2,40 @@
 test plants discrepancies, which must never reach the shared database other
 suites audit), minted rows and events, and a credit pipeline.
 """
-import json
 import os
 import random
 import secrets
 import shutil
-import signal
 import subprocess
 import tempfile
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from conftest import REPO, need_env
-from runtime_helpers import kcat, new_deposit
+from conftest import need_env
+from runtime_helpers import new_deposit
+from zlharness.env import REPO  # noqa: F401 (names other tests import from here)
+from zlharness.kafka import kcat  # noqa: F401
+from zlharness.pg import create_database as create_db
+from zlharness.pg import drop_database, dsn_for, local_dsn, migrate  # noqa: F401
+from zlharness.pg import psql
+from zlharness.procs import wait_until
+from zlharness.services import local_env, services
+from zlharness.stage import StagePipeline, new_stage_pipeline, states
 
 B32 = "abcdefghijklmnopqrstuvwxyz234567"
 UINT256_MAX = 2**256 - 1
 
 
-def dsn_for(dbname: str) -> str:
-    """The shared server's DSN with another database name."""
-    u = urllib.parse.urlsplit(need_env("ZL_PG_DSN"))
-    return urllib.parse.urlunsplit((u.scheme, u.netloc, "/" + dbname, u.query, u.fragment))
-
-
 def psql_at(dsn: str, sql: str, *params: str, check: bool = True) -> list[list[str]]:
     """One statement on dsn; parameters are psql variables (:'v1'), quoted by psql."""
-    cmd = [os.path.join(need_env("ZL_PG_BIN"), "psql"), dsn, "-v", "ON_ERROR_STOP=1", "-X", "-q", "-tA", "-F", "\t"]
-    for i, p in enumerate(params, 1):
-        cmd += ["-v", f"v{i}={p}"]
-    out = subprocess.run(cmd, input=sql, capture_output=True, text=True, timeout=60)
-    if out.returncode != 0:
-        if check:
-            raise RuntimeError(f"psql failed: {out.stderr}")
-        return [["ERROR", out.stderr]]
-    return [line.split("\t") for line in out.stdout.splitlines() if line]
+    return psql(sql, *params, dsn=dsn, check=check)
 
 
 def create_database() -> tuple[str, str]:
     """A fresh database on the shared server with every migration applied."""
     name = "zl_credit_" + uuid.uuid4().hex[:10]
-    psql_at(need_env("ZL_PG_DSN"), f"CREATE DATABASE {name}")  # name is our own hex, not input
-    dsn = dsn_for(name)
-    env = dict(os.environ, ZL_PG_DSN=dsn, ZL_SCHEMA_DIR=str(REPO / "schemas" / "sql"))
-    out = subprocess.run([str(Path(need_env("ZL_BIN_DIR")) / "zl-migrate")], env=env, capture_output=True,
-                         text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    return name, dsn
-
-
-def drop_database(name: str) -> None:
-    psql_at(need_env("ZL_PG_DSN"), f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    return name, create_db(name)
 
 
 _RC = [0x0000000000000001, 0x0000000000008082, 0x800000000000808A, 0x8000000080008000, 0x000000000000808B,
@@ -136,93 +114,23 @@ def expected_eggs(amount: int, rate: str, decimals: int = 18) -> int:
 
 
 @dataclass
-class CreditPipeline:
-    dsn: str
-    prefix: str
-    workdir: Path
-    env: dict
-    procs: list = field(default_factory=list)
+class CreditPipeline(StagePipeline):
+    """One isolated credit pipeline on the database dsn."""
+    dsn: str = ""
 
-    @property
-    def in_topic(self) -> str:
-        return self.prefix + "nft.minted"
-
-    @property
-    def out_topic(self) -> str:
-        return self.prefix + "credits.applied"
-
-    @property
-    def dlq_topic(self) -> str:
-        return self.prefix + "credit.dlq"
+    STAGE = "credit"
+    IN = "nft.minted"
+    OUT = "credits.applied"
+    BINARY = "credit"
 
     def sql(self, statement: str, *params: str, check: bool = True) -> list[list[str]]:
         return psql_at(self.dsn, statement, *params, check=check)
 
-    def produce(self, deposits: list[dict]) -> None:
-        lines = [f"{d['deposit_id']}\t{json.dumps(d)}" for d in deposits]
-        kcat("-P", "-t", self.in_topic, "-K", "\t", "-X", "acks=all", data="\n".join(lines) + "\n")
-
-    def start(self, name: str, **extra_env: str) -> subprocess.Popen:
-        env = dict(self.env)
-        env.update({k: str(v) for k, v in extra_env.items()})
-        env["ZL_HTTP_PORT_FILE"] = str(self.workdir / f"{name}.port")
-        log = open(self.workdir / f"{name}.log", "ab")
-        p = subprocess.Popen([str(Path(need_env("ZL_BIN_DIR")) / "credit")], env=env, stdout=log, stderr=log,
-                             start_new_session=True)
-        log.close()
-        p.zl_name = name
-        self.procs.append(p)
-        return p
-
-    def metrics(self, name: str) -> str:
-        port = int((self.workdir / f"{name}.port").read_text())
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-            return r.read().decode()
-
-    def ready(self, name: str) -> int:
-        """The HTTP status of the worker's /health/ready (503 while paused)."""
-        port = int((self.workdir / f"{name}.port").read_text())
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready", timeout=5) as r:
-                return r.status
-        except urllib.error.HTTPError as e:
-            return e.code
-
-    def log(self, name: str) -> str:
-        path = self.workdir / f"{name}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def stop_all(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGKILL)
-                p.wait(timeout=10)
-        for p in self.procs:
-            text = self.log(p.zl_name)
-            for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
-                if marker in text:
-                    at = text.index(marker)
-                    raise AssertionError(f"sanitizer report in {p.zl_name}'s log:\n{text[at:at + 3000]}")
-
-    def outputs(self) -> list[dict]:
-        out = kcat("-C", "-t", self.out_topic, "-o", "beginning", "-e", "-q", "-f", "%s\n")
-        return [json.loads(v) for v in out.splitlines() if v]
-
     def dlq(self) -> list[dict]:
-        out = kcat("-C", "-t", self.dlq_topic, "-o", "beginning", "-e", "-q", "-f", "%k|%h\x1e")
-        msgs = []
-        for rec in out.split("\x1e"):
-            if not rec.strip():
-                continue
-            key, _, hdrs = rec.partition("|")
-            headers = dict(pair.partition("=")[::2] for pair in hdrs.split(","))
-            msgs.append({"key": key, "headers": headers})
-        return msgs
+        return self.dlq_messages()
 
     def states(self, ids: list[str]) -> dict[str, str]:
-        rows = self.sql("SELECT deposit_id, state FROM deposits WHERE deposit_id = ANY(:'v1'::text[])",
-                        "{" + ",".join(ids) + "}")
-        return {r[0]: r[1] for r in rows}
+        return states(ids, dsn=self.dsn)
 
     def entries(self, ids: list[str]) -> list[dict]:
         rows = self.sql("SELECT deposit_id, kind, entry_id, credit_id, account_id, amount, rate, rate_source"
@@ -238,35 +146,14 @@ class CreditPipeline:
 
 
 def new_pipeline(dsn: str, workdir: Path) -> CreditPipeline:
-    prefix = f"c{uuid.uuid4().hex[:10]}."
-    env = {
-        "PATH": os.environ["PATH"],
-        "ZL_KAFKA_BROKERS": need_env("ZL_KAFKA_BROKERS"),
-        "ZL_PG_DSN": dsn,
-        "ZL_TOPIC_PREFIX": prefix,
-        "ZL_GROUP_ID": f"zl-credit-{prefix}",
-        "ZL_RETRY_TIERS_MS": "300,600",
-        "ZL_BATCH_SIZE_MAX": "50",
-        "ZL_OUTAGE_CAP_MS": "1000",
-        "ZL_INPLACE_BASE_MS": "10",
-        "ZL_INPLACE_CAP_MS": "50",
-        "ZL_LOG_LEVEL": "info",
-    }
-    topics_env = dict(env, ZL_TOPICS_STAGES="credit", ZL_TOPIC_PARTITIONS="3")
-    out = subprocess.run([str(Path(need_env("ZL_BIN_DIR")) / "zl-topics")], env=topics_env, capture_output=True,
-                         text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    return CreditPipeline(dsn=dsn, prefix=prefix, workdir=workdir, env=env)
+    p = new_stage_pipeline(CreditPipeline, workdir, "credit", letter="c", dsn=dsn, ZL_RETRY_TIERS_MS="300,600",
+                           ZL_BATCH_SIZE_MAX="50")
+    p.dsn = dsn
+    return p
 
 
 def wait_for(pred, timeout_s: float, what: str, interval_s: float = 0.2):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(interval_s)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+    return wait_until(pred, timeout_s, what, interval_s)
 
 
 def insert_minted_rows_bulk(dsn: str, deposits: list[dict]) -> None:
@@ -301,13 +188,11 @@ class OwnPostgres:
     def __init__(self):
         self.local = Path(tempfile.mkdtemp(prefix="zl-credit-pg-"))
         self.local.chmod(0o755)
-        self.env = dict(os.environ, ZL_LOCAL_DIR=str(self.local))
+        self.env = local_env(self.local)
         self.started = False
 
     def svc(self, *args: str) -> None:
-        services = REPO / "deploy" / "local" / "services"
-        out = subprocess.run([str(services), *args], env=self.env, capture_output=True, text=True, timeout=120)
-        assert out.returncode == 0, f"services {' '.join(args)} failed: {out.stderr}"
+        services(*args, env=self.env, timeout=120)
 
     def start(self) -> None:
         self.started = True
@@ -318,14 +203,10 @@ class OwnPostgres:
 
     @property
     def dsn(self) -> str:
-        ports = dict(line.split("=", 1) for line in (self.local / "ports.env").read_text().split())
-        return f"postgresql://zeroloss@127.0.0.1:{ports['PG_PORT']}/zeroloss"
+        return local_dsn(self.local)
 
     def migrate(self) -> None:
-        env = dict(os.environ, ZL_PG_DSN=self.dsn, ZL_SCHEMA_DIR=str(REPO / "schemas" / "sql"))
-        out = subprocess.run([str(Path(need_env("ZL_BIN_DIR")) / "zl-migrate")], env=env, capture_output=True,
-                             text=True, timeout=60)
-        assert out.returncode == 0, out.stderr
+        migrate(self.dsn)
 
     def close(self) -> None:
         try:

@@ -6,37 +6,20 @@ import hashlib
 import http.server
 import json
 import os
-import signal
-import socket
 import subprocess
 import threading
-import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from conftest import REPO, need_env
-from runtime_helpers import Pipeline, kcat, new_deposit, psql
+from runtime_helpers import Pipeline, insert_rows, kcat, new_deposit, psql
+from zlharness.procs import free_port, kill, spawn, wait_until  # noqa: F401
+from zlharness.web import http_get  # noqa: F401
 
 IMAGE_FILE = REPO / "deploy" / "assets" / "receipt.svg"
 NAME_PREFIX = "zeroloss deposit receipt"
 DESCRIPTION = "Receipt for a USDT deposit credited by zeroloss."
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http_get(url: str, timeout: float = 10) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-    except OSError:
-        return 0, b""
 
 
 def verified_deposit(user_id: str = "u1", amount: str = "1000000000000000000") -> dict:
@@ -48,7 +31,6 @@ def verified_deposit(user_id: str = "u1", amount: str = "1000000000000000000") -
 
 
 def insert_verified_rows(deposits: list[dict]) -> None:
-    from runtime_helpers import insert_rows
     insert_rows(deposits)
     arr = "{" + ",".join(d["deposit_id"] for d in deposits) + "}"
     psql("UPDATE deposits SET state = 'verified', confirmations = 12 WHERE deposit_id = ANY(:'v1'::text[])", arr)
@@ -112,24 +94,23 @@ class Kubo:
         return f"http://127.0.0.1:{self.gw_port}"
 
     def start(self) -> None:
-        log = open(self.log, "ab")
-        self.proc = subprocess.Popen([need_env("ZL_IPFS"), "daemon", "--offline"], env=self.env, stdout=log,
-                                     stderr=log, start_new_session=True)
-        log.close()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        self.proc = spawn([need_env("ZL_IPFS"), "daemon", "--offline"], self.log, self.env)
+
+        def answers() -> bool:
+            req = urllib.request.Request(self.api_url + "/api/v0/version", method="POST")
             try:
-                req = urllib.request.Request(self.api_url + "/api/v0/version", method="POST")
                 with urllib.request.urlopen(req, timeout=2):
-                    return
+                    return True
             except OSError:
-                time.sleep(0.2)
-        raise AssertionError(f"private kubo did not start: {self.log.read_text(errors='replace')[-2000:]}")
+                return False
+        try:
+            wait_until(answers, 30, "private kubo", 0.2)
+        except AssertionError:
+            raise AssertionError(f"private kubo did not start: {self.log.read_text(errors='replace')[-2000:]}")
 
     def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=10)
+        if self.proc is not None:
+            kill(self.proc)
         self.proc = None
 
 
@@ -190,12 +171,6 @@ class IpfsPipeline(Pipeline):
     IN = "deposits.verified"
     OUT = "nft.pinned"
     BINARY = "ipfs-upload"
-
-    def metrics(self, name: str) -> str:
-        return http_get(f"http://127.0.0.1:{self.http_port(name)}/metrics")[1].decode()
-
-    def ready(self, name: str) -> int:
-        return http_get(f"http://127.0.0.1:{self.http_port(name)}/health/ready")[0]
 
     def dlq_headers(self) -> list[dict]:
         out = kcat("-C", "-t", self.dlq_topic, "-o", "beginning", "-e", "-q", "-f", "%h\x1e")

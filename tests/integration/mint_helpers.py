@@ -3,75 +3,33 @@ may switch automine off or own every nonce), the contracts deployed on it, a
 fresh signer per test, pinned deposits, and a mint pipeline's workers.
 """
 import json
-import os
 import random
 import secrets
-import signal
-import socket
-import subprocess
-import time
-import urllib.request
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, need_env
-from runtime_helpers import Pipeline, insert_rows, kcat, new_deposit, psql
+from runtime_helpers import Pipeline, insert_rows, new_deposit, psql
+from zlharness.env import REPO, need_env  # noqa: F401 (names other tests import from here)
+from zlharness.kafka import kcat  # noqa: F401
+from zlharness.procs import free_port  # noqa: F401
+from zlharness.chain import ANVIL_KEY0, TRANSFER_TOPIC, cast, rpc_batch  # noqa: F401
+from zlharness.chain import Anvil as PrivateAnvil
+from zlharness.env import write_secret
+from zlharness.kafka import create_topics as zl_topics
+from zlharness.stage import stage_env
 
-ANVIL_KEY0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 B32 = "abcdefghijklmnopqrstuvwxyz234567"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class Anvil(PrivateAnvil):
+    """A private anvil (zlharness.chain.Anvil) with the mint tests' calls."""
 
-
-def cast(*args: str, timeout: float = 60) -> str:
-    out = subprocess.run([need_env("ZL_CAST"), *args], capture_output=True, text=True, timeout=timeout)
-    if out.returncode != 0:
-        raise RuntimeError(f"cast {args[0]} failed: {out.stderr.strip()}")
-    return out.stdout.strip()
-
-
-class Anvil:
-    """An anvil of our own on a free port, stopped by pid."""
-
-    def __init__(self, workdir: Path):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(workdir / "anvil.log", "ab")
-        self.proc = subprocess.Popen([need_env("ZL_ANVIL"), "--port", str(self.port), "--chain-id", "31337"],
-                                     stdout=self.log, stderr=self.log, start_new_session=True)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                cast("block-number", "--rpc-url", self.url, timeout=5)
-                return
-            except Exception:
-                time.sleep(0.2)
-        raise AssertionError("private anvil did not start")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=10)
-        self.log.close()
-
-    def rpc(self, method: str, *params: str) -> str:
-        return cast("rpc", "--rpc-url", self.url, method, *params)
-
-    def deploy(self, workdir: Path) -> str:
-        keyfile = workdir / "deployer.key"
-        keyfile.write_text(ANVIL_KEY0 + "\n")
-        keyfile.chmod(0o600)
-        out = subprocess.run([str(REPO / "deploy" / "contracts" / "deploy.sh"), self.url, str(keyfile)],
-                             capture_output=True, text=True, timeout=120, env=dict(os.environ))
-        assert out.returncode == 0, out.stderr
-        return dict(line.split("=", 1) for line in out.stdout.split())["ZL_NFT_ADDRESS"]
+    def deploy(self, workdir: Path | None = None) -> str:
+        """The contracts, deployed by anvil's account 0; the NFT's address."""
+        return super().deploy(ANVIL_KEY0)["ZL_NFT_ADDRESS"]
 
     def new_signer(self, workdir: Path, nft: str, minter: bool = True) -> tuple[str, str, Path]:
         """A fresh funded key (its own nonces, its own signer_nonces row),
@@ -83,10 +41,7 @@ class Anvil:
             role = cast("keccak", "MINTER_ROLE")
             cast("send", "--rpc-url", self.url, "--private-key", ANVIL_KEY0, nft, "grantRole(bytes32,address)", role,
                  addr)
-        path = workdir / f"signer-{addr[2:10]}.key"
-        path.write_text(key + "\n")
-        path.chmod(0o600)
-        return key, addr, path
+        return key, addr, write_secret(workdir / f"signer-{addr[2:10]}.key", key)
 
     def nonce(self, addr: str) -> int:
         return int(cast("nonce", "--rpc-url", self.url, addr))
@@ -128,26 +83,10 @@ def insert_pinned_rows(deposits: list[dict]) -> None:
          " WHERE deposits.deposit_id = m.id", arr("deposit_id"), arr("metadata_cid"), arr("token_uri"))
 
 
-def rpc_batch(url: str, calls: list[tuple[str, list]], chunk: int = 200) -> list:
-    """JSON-RPC batches (chunk calls per request): results in call order;
-    an error object stands for a failed call."""
-    out = []
-    for at in range(0, len(calls), chunk):
-        body = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls[at:at + chunk])]
-        req = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=60) as r:
-            answers = {a["id"]: a for a in json.loads(r.read())}
-        out += [answers[i].get("result", answers[i].get("error")) for i in range(len(body))]
-    return out
-
-
 def owners(url: str, nft: str, token_ids: list[str]) -> list[str]:
     """ownerOf of each token id ("" for a token that does not exist)."""
     calls = [("eth_call", [{"to": nft, "data": "0x6352211e" + format(int(t), "064x")}, "latest"]) for t in token_ids]
     return ["0x" + r[-40:] if isinstance(r, str) else "" for r in rpc_batch(url, calls)]
-
-
-TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"  # Transfer(address,address,uint256)
 
 
 def mints_per_token(url: str, nft: str) -> dict[str, int]:
@@ -166,32 +105,13 @@ def mints_per_token(url: str, nft: str) -> dict[str, int]:
 def mint_env(chain, prefix: str, keyfile: Path) -> dict:
     """A mint worker's environment against chain, with short tiers and waits
     so a test's retries happen within seconds."""
-    return {
-        "PATH": os.environ["PATH"],
-        "ZL_KAFKA_BROKERS": need_env("ZL_KAFKA_BROKERS"),
-        "ZL_PG_DSN": need_env("ZL_PG_DSN"),
-        "ZL_TOPIC_PREFIX": prefix,
-        "ZL_GROUP_ID": f"zl-mint-{prefix}",
-        "ZL_RETRY_TIERS_MS": "300,600,1000",
-        "ZL_BATCH_SIZE_MAX": "50",
-        "ZL_OUTAGE_BASE_MS": "100",
-        "ZL_OUTAGE_CAP_MS": "1000",
-        "ZL_INPLACE_BASE_MS": "10",
-        "ZL_INPLACE_CAP_MS": "50",
-        "ZL_RPC_URLS": chain.url,
-        "ZL_NFT_ADDRESS": chain.nft,
-        "ZL_SIGNER_KEY_FILE": str(keyfile),
-        "ZL_MINT_RECEIPT_WAIT_MS": "2000",
-        "ZL_MINT_JANITOR_MS": "300",
-        "ZL_LOG_LEVEL": "info",
-    }
+    return stage_env(prefix, f"zl-mint-{prefix}", ZL_RETRY_TIERS_MS="300,600,1000", ZL_BATCH_SIZE_MAX="50",
+                     ZL_OUTAGE_BASE_MS="100", ZL_RPC_URLS=chain.url, ZL_NFT_ADDRESS=chain.nft,
+                     ZL_SIGNER_KEY_FILE=str(keyfile), ZL_MINT_RECEIPT_WAIT_MS="2000", ZL_MINT_JANITOR_MS="300")
 
 
 def create_topics(env: dict, partitions: int = 3) -> None:
-    topics_env = dict(env, ZL_TOPICS_STAGES="mint", ZL_TOPIC_PARTITIONS=str(partitions))
-    out = subprocess.run([str(Path(need_env("ZL_BIN_DIR")) / "zl-topics")], env=topics_env, capture_output=True,
-                         text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
+    zl_topics(env, "mint", partitions)
 
 
 def row(deposit_id: str) -> dict:
@@ -214,10 +134,6 @@ class MintPipeline(Pipeline):
     IN = "nft.pinned"
     OUT = "nft.minted"
     BINARY = "mint"
-
-    def dlq_keys(self) -> list[str]:
-        out = kcat("-C", "-t", self.dlq_topic, "-o", "beginning", "-e", "-q", "-f", "%k\n")
-        return [k for k in out.splitlines() if k]
 
 
 @pytest.fixture(scope="module")

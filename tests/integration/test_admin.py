@@ -7,23 +7,9 @@ import subprocess
 import time
 import uuid
 
-import pytest
 
-from ops_helpers import (ADMIN_TOKEN, bin_path, http, make_dead, make_pipeline, migrate, start_tool, stop,
-                         token_file)
+from ops_helpers import ADMIN_TOKEN, bin_path, http, make_dead, pipeline, start_tool, stop, token_file  # noqa: F401
 from runtime_helpers import psql, states, wait_until
-
-
-@pytest.fixture(scope="module", autouse=True)
-def schema():
-    migrate()
-
-
-@pytest.fixture
-def pipeline(tmp_path):
-    p = make_pipeline(tmp_path)
-    yield p
-    p.stop_all()
 
 
 def start_admin(p, workers: str = "", **env) -> str:

@@ -22,7 +22,6 @@ import shutil
 import signal
 import subprocess
 import time
-import urllib.request
 import uuid
 import warnings
 from pathlib import Path
@@ -31,6 +30,7 @@ import pytest
 import yaml
 
 from conftest import REPO, need_env
+from zlharness.web import http_get
 
 K8S = REPO / "deploy" / "k8s"
 COMPOSE = REPO / "docker-compose.yml"
@@ -130,14 +130,6 @@ def source_metric_names() -> tuple[set[str], set[str]]:
     return names, hist
 
 
-def http_get(url: str, timeout: float = 5) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-
 @pytest.fixture(scope="module")
 def scraped_metrics(tmp_path_factory):
     """Families a running stage worker (the passthrough test stage, which runs
@@ -163,7 +155,8 @@ def scraped_metrics(tmp_path_factory):
             port = int(t) if t else None
             time.sleep(0.1)
         assert port, f"worker wrote no port: {(workdir / 'w.log').read_text()[-2000:]}"
-        status, body = http_get(f"http://127.0.0.1:{port}/metrics")
+        status, raw = http_get(f"http://127.0.0.1:{port}/metrics")
+        body = raw.decode()
         assert status == 200, body
         types = dict(re.findall(r"^# TYPE (\S+) (\S+)$", body, re.M))
         assert types, f"no # TYPE lines in /metrics:\n{body[:2000]}"

@@ -6,29 +6,9 @@ record exactly that set as rows: nothing missing, nothing twice.
 """
 import time
 
-import pytest
 
-from chain_helpers import Chain, Workers, dep_id, migrate, register_addresses, rows_for, wait_until
+from chain_helpers import Chain, Workers, chain, dep_id, register_addresses, rows_for, wait_until, workers  # noqa: F401
 from runtime_helpers import psql
-
-
-@pytest.fixture(scope="module", autouse=True)
-def schema():
-    migrate()
-
-
-@pytest.fixture
-def chain(tmp_path):
-    c = Chain(tmp_path)
-    yield c
-    c.stop()
-
-
-@pytest.fixture
-def workers(tmp_path, chain):
-    w = Workers(tmp_path, chain)
-    yield w
-    w.stop_all()
 
 
 def truth_ids(chain: Chain, addrs: dict) -> set[str]:

@@ -5,12 +5,8 @@ random deposit ids. Where a test needs an IPFS provider to die, it starts its
 own Kubo daemon (never the shared one) and kills it by pid; the one fake is a
 proxy that lies about CIDs, used only for that fault.
 """
-import os
 import signal
-import subprocess
 import time
-import uuid
-from pathlib import Path
 
 import pytest
 
@@ -18,6 +14,7 @@ from conftest import need_env
 from ipfs_helpers import (IMAGE_FILE, IpfsPipeline, Kubo, KuboCli, KuboProxy, expected_metadata, free_port,
                           http_get, insert_verified_rows, pinned_transitions, rows, verified_deposit)
 from runtime_helpers import psql, wait_until
+from zlharness.stage import new_stage_pipeline
 
 
 @pytest.fixture(scope="module")
@@ -32,30 +29,10 @@ def image_cid(cli):
 
 @pytest.fixture
 def pipeline(tmp_path):
-    prefix = f"t{uuid.uuid4().hex[:10]}."
-    env = {
-        "PATH": os.environ["PATH"],
-        "ZL_KAFKA_BROKERS": need_env("ZL_KAFKA_BROKERS"),
-        "ZL_PG_DSN": need_env("ZL_PG_DSN"),
-        "ZL_TOPIC_PREFIX": prefix,
-        "ZL_GROUP_ID": f"zl-ipfs-upload-{prefix}",
-        "ZL_RETRY_TIERS_MS": "500,1000",
-        "ZL_BATCH_SIZE_MAX": "10",
-        "ZL_OUTAGE_BASE_MS": "100",
-        "ZL_OUTAGE_CAP_MS": "1000",
-        "ZL_INPLACE_BASE_MS": "10",
-        "ZL_INPLACE_CAP_MS": "50",
-        "ZL_LOG_LEVEL": "info",
-        "ZL_IPFS_PROVIDERS": f"kubo={need_env('ZL_IPFS_API_URL')}",
-        "ZL_IPFS_GATEWAY_URLS": need_env("ZL_IPFS_GATEWAY_URLS").split(",")[0],
-        "ZL_NFT_IMAGE_FILE": str(IMAGE_FILE),
-        "ZL_IPFS_BREAKER_BREAK_MS": "500",
-    }
-    topics_env = dict(env, ZL_TOPICS_STAGES="ipfs-upload", ZL_TOPIC_PARTITIONS="3")
-    out = subprocess.run([str(Path(need_env("ZL_BIN_DIR")) / "zl-topics")], env=topics_env, capture_output=True,
-                         text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    p = IpfsPipeline(prefix=prefix, workdir=tmp_path, env=env)
+    p = new_stage_pipeline(IpfsPipeline, tmp_path, "ipfs-upload", ZL_BATCH_SIZE_MAX="10", ZL_OUTAGE_BASE_MS="100",
+                           ZL_IPFS_PROVIDERS=f"kubo={need_env('ZL_IPFS_API_URL')}",
+                           ZL_IPFS_GATEWAY_URLS=need_env("ZL_IPFS_GATEWAY_URLS").split(",")[0],
+                           ZL_NFT_IMAGE_FILE=str(IMAGE_FILE), ZL_IPFS_BREAKER_BREAK_MS="500")
     yield p
     p.stop_all()
 

@@ -17,7 +17,6 @@ import base64
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -27,16 +26,11 @@ import pytest
 
 from conftest import need_env
 from runtime_helpers import insert_rows, new_deposit, psql, wait_until
+from zlharness.procs import free_port
 
 USER, PASSWORD = "zl-worker", "s3cret-for-tests"
 ADMIN_USER, ADMIN_PASSWORD = "admin", "admin-secret-for-tests"
 BROKER_START_TIMEOUT_S = 60
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def sasl_props(user: str = USER, password: str = PASSWORD) -> dict:

@@ -17,7 +17,7 @@ import pytest
 
 from mint_helpers import (ANVIL_KEY0, MintPipeline, cast, chain, create_topics, insert_pinned_rows, mint_env,
                           mints_per_token, new_pipeline, owners, pinned_deposit, signer_txs, token_id)
-from runtime_helpers import psql, wait_until
+from runtime_helpers import psql, states, wait_until
 
 
 @pytest.fixture
@@ -27,11 +27,6 @@ def pipeline(tmp_path, chain):
     p = new_pipeline(tmp_path, chain, ZL_BATCH_FILL_MS="1000")
     yield p
     p.stop_all()
-
-
-def states(ids: list[str]) -> dict[str, str]:
-    rows = psql("SELECT deposit_id, state FROM deposits WHERE deposit_id = ANY(:'v1'::text[])", "{" + ",".join(ids) + "}")
-    return {r[0]: r[1] for r in rows}
 
 
 def all_minted(deposits: list[dict]):

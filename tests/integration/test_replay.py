@@ -7,21 +7,9 @@ from collections import Counter
 
 import pytest
 
-from ops_helpers import (make_dead, make_pipeline, migrate, replayed_keys, run_replay, stop, summary,
+from ops_helpers import (make_dead, pipeline, replayed_keys, run_replay, stop, summary,  # noqa: F401
                          topic_messages)
 from runtime_helpers import psql, states, wait_until
-
-
-@pytest.fixture(scope="module", autouse=True)
-def schema():
-    migrate()
-
-
-@pytest.fixture
-def pipeline(tmp_path):
-    p = make_pipeline(tmp_path)
-    yield p
-    p.stop_all()
 
 
 def test_filters_select_exactly_the_matching_dead_letters(pipeline):

@@ -7,26 +7,13 @@ import random
 import re
 import subprocess
 
-import pytest
 
 from conftest import REPO
-from ops_helpers import bin_path, chain_deposit, make_pipeline, migrate, run_replay, start_tool, stop, summary, \
-    token_file
+from ops_helpers import bin_path, chain_deposit, pipeline, run_replay, start_tool, stop, summary, \
+    token_file  # noqa: F401
 from runtime_helpers import effects, insert_rows, states, wait_until
 
 RUNBOOK = REPO / "docs" / "operations.md"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def schema():
-    migrate()
-
-
-@pytest.fixture
-def pipeline(tmp_path):
-    p = make_pipeline(tmp_path)
-    yield p
-    p.stop_all()
 
 
 def runbook_command(pattern: str) -> str:

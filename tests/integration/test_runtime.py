@@ -10,12 +10,12 @@ import signal
 import subprocess
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
 from conftest import need_env, services
 from runtime_helpers import Pipeline, effects, insert_rows, new_deposit, psql, states, wait_until
+from zlharness.stage import new_stage_pipeline
 
 FAULT_POINTS = ["after_decode", "after_side_effect", "after_db_commit", "before_produce",
                 "after_produce_before_offset_store"]
@@ -23,27 +23,9 @@ FAULT_POINTS = ["after_decode", "after_side_effect", "after_db_commit", "before_
 
 @pytest.fixture
 def pipeline(tmp_path):
-    prefix = f"t{uuid.uuid4().hex[:10]}."
-    env = {
-        "PATH": os.environ["PATH"],
-        "ZL_KAFKA_BROKERS": need_env("ZL_KAFKA_BROKERS"),
-        "ZL_PG_DSN": need_env("ZL_PG_DSN"),
-        "ZL_TOPIC_PREFIX": prefix,
-        # A group per test: killed workers of one test must not slow the
-        # next test's rebalances until their sessions time out.
-        "ZL_GROUP_ID": f"zl-passthrough-{prefix}",
-        "ZL_RETRY_TIERS_MS": "500,1000",
-        "ZL_BATCH_SIZE_MAX": "10",
-        "ZL_OUTAGE_CAP_MS": "1000",
-        "ZL_INPLACE_BASE_MS": "10",
-        "ZL_INPLACE_CAP_MS": "50",
-        "ZL_LOG_LEVEL": "info",
-    }
-    topics_env = dict(env, ZL_TOPICS_STAGES="passthrough", ZL_TOPIC_PARTITIONS="3")
-    out = subprocess.run([str(Path(need_env("ZL_BIN_DIR")) / "zl-topics")], env=topics_env, capture_output=True,
-                         text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    p = Pipeline(prefix=prefix, workdir=tmp_path, env=env)
+    # A group per test (new_stage_pipeline): killed workers of one test
+    # must not slow the next test's rebalances until their sessions time out.
+    p = new_stage_pipeline(Pipeline, tmp_path, "passthrough", ZL_BATCH_SIZE_MAX="10")
     yield p
     p.stop_all()
 

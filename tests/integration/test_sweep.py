@@ -3,29 +3,14 @@ stopping it disturbs nobody else), with the passthrough test stage.
 
 Each test uses its own random chain id and ZL_SWEEP_CHAIN_ID, so its sweeper
 only ever touches its own rows in the shared database."""
-import os
 import random
-import subprocess
 import time
-import uuid
 
 import pytest
 
-from conftest import SERVICES
-from ops_helpers import make_pipeline, migrate, start_tool, stop, topic_messages
+from zlharness.services import local_env, ports, services
+from ops_helpers import chain_deposit, make_pipeline, start_tool, stop, topic_messages
 from runtime_helpers import effects, insert_rows, new_deposit, psql, states, wait_until
-
-
-def chain_deposit(chain_id: int, user: str = "u1") -> dict:
-    d = new_deposit(user)
-    d["chain_id"] = chain_id
-    d["deposit_id"] = f"{chain_id}:{d['tx_hash']}:0"
-    return d
-
-
-@pytest.fixture(scope="module", autouse=True)
-def schema():
-    migrate()
 
 
 @pytest.fixture(scope="module")
@@ -33,14 +18,12 @@ def own_kafka(tmp_path_factory):
     """A Kafka broker for this module only, from the project's services
     script in a folder of its own; stopped by that script (by pid)."""
     local = tmp_path_factory.mktemp("kafka-local")
-    env = dict(os.environ, ZL_LOCAL_DIR=str(local))
+    env = local_env(local)
 
     def svc(*args):
-        out = subprocess.run([str(SERVICES), *args], env=env, capture_output=True, text=True, timeout=240)
-        assert out.returncode == 0, out.stderr
+        services(*args, env=env, timeout=240)
     svc("start", "kafka")
-    ports = dict(line.split("=", 1) for line in (local / "ports.env").read_text().split())
-    broker = f"127.0.0.1:{ports['KAFKA_PORT']}"
+    broker = f"127.0.0.1:{ports(local)['KAFKA_PORT']}"
     try:
         yield broker, svc
     finally:

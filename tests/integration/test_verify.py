@@ -3,30 +3,10 @@ failover across misbehaving RPC endpoints (tests/integration/rpc_fault_proxy.py)
 import json
 import time
 
-import pytest
 
-from chain_helpers import Chain, Workers, cast, dep_id, migrate, register_addresses, rows_for, wait_until
+from chain_helpers import Chain, Workers, cast, chain, dep_id, register_addresses, rows_for, wait_until, workers  # noqa: F401
 from rpc_fault_proxy import FaultProxy
 from runtime_helpers import kcat, psql
-
-
-@pytest.fixture(scope="module", autouse=True)
-def schema():
-    migrate()
-
-
-@pytest.fixture
-def chain(tmp_path):
-    c = Chain(tmp_path)
-    yield c
-    c.stop()
-
-
-@pytest.fixture
-def workers(tmp_path, chain):
-    w = Workers(tmp_path, chain)
-    yield w
-    w.stop_all()
 
 
 def state_of(chain, did):

@@ -1,7 +1,7 @@
 """A JSON-RPC client for the local chain: one kept-alive HTTP connection,
 calls sent in batches. A cast process per call costs 50-100 ms; a batch of a
 hundred calls on this connection costs a few ms. Used by the deposit senders
-of the local pipeline (deploy/local/pipeline.py) and the benchmark load
+of the local pipeline (zlharness/pipeline.py) and the benchmark load
 generator (bench/e2e_load.py). Limits: HTTP_TIMEOUT_S per request.
 """
 import http.client

@@ -14,10 +14,13 @@ import subprocess
 import time
 from pathlib import Path
 
-from jsonrpc import Rpc, RpcError, transfer_data, wait_pool_empty
-
-REPO = Path(__file__).resolve().parents[2]
-SERVICES = REPO / "deploy" / "local" / "services"
+from .chain import cast, deploy_contracts
+from .env import REPO, HarnessError, write_secret
+from .jsonrpc import Rpc, RpcError, transfer_data, wait_pool_empty
+from .kafka import create_topics
+from .pg import migrate, psql
+from .procs import kill, run, sanitizer_report, spawn
+from .services import SERVICES, services, services_env  # noqa: F401
 # anvil's dev accounts come from this public test mnemonic: test keys only.
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
 TERMINAL = ("credited", "dead", "reorged")
@@ -37,15 +40,8 @@ TRANSFER_GAS = 0x10000
 DEPOSIT_MAX_FEE_WEI = 500 * 10**9
 
 
-class PipelineError(Exception):
-    """A setup step failed; the message names the command and its stderr."""
-
-
-def run(cmd, env=None, timeout=300, check=True) -> str:
-    out = subprocess.run([str(c) for c in cmd], env=env, capture_output=True, text=True, timeout=timeout)
-    if check and out.returncode != 0:
-        raise PipelineError(f"{' '.join(map(str, cmd[:3]))} failed ({out.returncode}):\n{out.stderr.strip()}")
-    return out.stdout
+# A setup step failed; the message names the command and its stderr.
+PipelineError = HarnessError
 
 
 class LocalPipeline:
@@ -54,7 +50,7 @@ class LocalPipeline:
     def __init__(self, local: Path, bin_dir: Path | None = None, log=print):
         self.local = local
         self.bin = bin_dir or Path(os.environ.get("ZL_BIN_DIR", REPO / "build" / "release" / "bin"))
-        self.env = dict(os.environ, ZL_LOCAL_DIR=str(local))
+        self.env = dict(os.environ, ZL_LOCAL_DIR=str(local), ZL_BIN_DIR=str(self.bin))
         self.log = log
         self.procs: list[tuple[str, subprocess.Popen]] = []
         self.worker_overrides: dict[str, str] = {}
@@ -64,7 +60,7 @@ class LocalPipeline:
 
     # ------------------------------------------------------------ services
     def services(self, *args: str, timeout=600) -> str:
-        return run([SERVICES, *args], env=self.env, timeout=timeout)
+        return services(*args, env=self.env, timeout=timeout)
 
     def up(self, block_time_s: int = 1) -> float:
         """Fresh services in an empty folder; returns the seconds it took."""
@@ -75,9 +71,7 @@ class LocalPipeline:
         self.env["ZL_ANVIL_BLOCK_TIME_S"] = str(block_time_s)
         t0 = time.monotonic()
         self.services("up")
-        for line in self.services("env").splitlines():
-            k, _, v = line.removeprefix("export ").partition("=")
-            self.env[k] = v.strip("'")
+        self.env.update(services_env(self.env))
         return time.monotonic() - t0
 
     def down(self) -> None:
@@ -87,18 +81,10 @@ class LocalPipeline:
     def psql(self, sql: str, *params: str) -> list[list[str]]:
         """Rows of a query; params bind to :'v1', :'v2', ... (psql variables,
         quoted by psql itself, never pasted into the SQL)."""
-        cmd = [Path(self.env["ZL_PG_BIN"]) / "psql", self.env["ZL_PG_DSN"], "-X", "-q", "-tA", "-F", "\t",
-               "-v", "ON_ERROR_STOP=1"]
-        for i, p in enumerate(params, 1):
-            cmd += ["-v", f"v{i}={p}"]
-        out = subprocess.run([str(c) for c in cmd], env=self.env, input=sql, capture_output=True, text=True,
-                             timeout=60)
-        if out.returncode != 0:
-            raise PipelineError(f"psql failed: {out.stderr.strip()}")
-        return [line.split("\t") for line in out.stdout.splitlines() if line]
+        return psql(sql, *params, env=self.env)
 
     def cast(self, *args: str, timeout=60) -> str:
-        return run([self.env["ZL_CAST"], *args], env=self.env, timeout=timeout).strip()
+        return cast(*args, timeout=timeout, env=self.env)
 
     def anvil_key(self, index: int) -> str:
         return self.cast("wallet", "private-key", "--mnemonic", ANVIL_MNEMONIC, "--mnemonic-index", str(index))
@@ -109,16 +95,11 @@ class LocalPipeline:
         and `accounts` funded depositors (anvil accounts 3..)."""
         keys = self.local / "keys"
         keys.mkdir(parents=True, exist_ok=True)
-        self.deployer_key = keys / "deployer.key"
         self.keys = [self.anvil_key(i) for i in range(3 + accounts)]
-        self.deployer_key.write_text(self.keys[0] + "\n")
-        self.deployer_key.chmod(0o600)
-        env = dict(self.env, ZL_SCHEMA_DIR=str(REPO / "schemas" / "sql"))
-        run([self.bin / "zl-migrate"], env=env)
-        run([self.bin / "zl-topics"], env=env)
-        out = run([REPO / "deploy" / "contracts" / "deploy.sh", self.env["ZL_RPC_URLS"], self.deployer_key],
-                  env=self.env, timeout=300)
-        addrs = dict(line.split("=", 1) for line in out.split())
+        self.deployer_key = write_secret(keys / "deployer.key", self.keys[0])
+        migrate(env=self.env)
+        create_topics(self.env)
+        addrs = deploy_contracts(self.env["ZL_RPC_URLS"], self.deployer_key, self.env)
         self.token, self.nft = addrs["ZL_TOKEN_ADDRESS"].lower(), addrs["ZL_NFT_ADDRESS"].lower()
         self.nft_from_block = self.cast("block-number", "--rpc-url", self.env["ZL_RPC_URLS"])
         self.log(f"contracts: USDT {self.token}, receipt NFT {self.nft}")
@@ -173,14 +154,11 @@ class LocalPipeline:
         return env
 
     def start(self, name: str, binary: str) -> subprocess.Popen:
-        (self.local / "run").mkdir(parents=True, exist_ok=True)
-        logf = open(self.local / "run" / f"{name}.log", "ab")
-        p = subprocess.Popen([str(self.bin / binary)], env=self.worker_env(name), stdout=logf, stderr=logf,
-                             start_new_session=True)
-        logf.close()
+        run_dir = self.local / "run"
+        run_dir.mkdir(parents=True, exist_ok=True)
         # A pid file per worker, so whoever cleans up after a killed run
         # (tests/run-all) can find and stop what is left, by pid.
-        (self.local / "run" / f"{name}.pid").write_text(f"{p.pid}\n")
+        p = spawn([self.bin / binary], run_dir / f"{name}.log", self.worker_env(name), run_dir / f"{name}.pid")
         p.zl_name, p.zl_binary = name, binary
         self.procs.append((name, p))
         return p
@@ -203,8 +181,7 @@ class LocalPipeline:
         p = self.worker(name)
         if p is None or p.poll() is not None:
             return False
-        p.send_signal(signal.SIGKILL)
-        p.wait(timeout=10)
+        kill(p)
         return True
 
     def restart(self, name: str) -> subprocess.Popen:
@@ -233,8 +210,7 @@ class LocalPipeline:
         """Worker logs holding an AddressSanitizer/UBSan report."""
         bad = []
         for f in sorted((self.local / "run").glob("*.log")):
-            text = f.read_text(errors="replace")
-            if any(m in text for m in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")):
+            if sanitizer_report(f.read_text(errors="replace")):
                 bad.append(str(f))
         return bad
 

@@ -1,0 +1,86 @@
+"""Kafka through kcat and zl-topics."""
+import json
+import os
+import subprocess
+import time
+
+from .env import HarnessError, bin_path, need_env
+from .procs import run
+
+KCAT_TIMEOUT_S = 60
+
+
+def kcat(*args: str, data: str | None = None, brokers: str | None = None, timeout: float = KCAT_TIMEOUT_S) -> str:
+    """kcat against brokers (default ZL_KAFKA_BROKERS); its stdout."""
+    out = subprocess.run(["kcat", "-b", brokers or need_env("ZL_KAFKA_BROKERS"), *args], input=data,
+                         capture_output=True, text=True, timeout=timeout)
+    if out.returncode != 0:
+        raise HarnessError(f"kcat {' '.join(args)} failed: {out.stderr}")
+    return out.stdout
+
+
+def produce(topic: str, records: list[tuple[str, str]], brokers: str | None = None) -> None:
+    """(key, value) records, acks=all (keys and values hold no tab or newline)."""
+    lines = "".join(f"{k}\t{v}\n" for k, v in records)
+    kcat("-P", "-t", topic, "-K", "\t", "-X", "acks=all", data=lines, brokers=brokers)
+
+
+def produce_deposits(topic: str, deposits: list[dict], key: str | None = None, brokers: str | None = None) -> None:
+    """Deposit events as JSON, keyed by deposit_id (or by `key`)."""
+    produce(topic, [(key or d["deposit_id"], json.dumps(d)) for d in deposits], brokers)
+
+
+def produce_bytes(topic: str, key: str, value: bytes, brokers: str, retry_s: float = 0) -> None:
+    """One message with any bytes as its value; retried for retry_s seconds
+    (the broker may be restarting)."""
+    deadline = time.monotonic() + retry_s
+    while True:
+        out = subprocess.run(["kcat", "-b", brokers, "-P", "-t", topic, "-k", key], input=value,
+                             capture_output=True, timeout=KCAT_TIMEOUT_S)
+        if out.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise HarnessError(f"kcat could not produce to {topic}: {out.stderr.decode(errors='replace')}")
+        time.sleep(1)
+
+
+def consume(topic: str, fmt: str = "%s\n", brokers: str | None = None) -> str:
+    """Every message on topic from the beginning, formatted by kcat's -f."""
+    return kcat("-C", "-t", topic, "-o", "beginning", "-e", "-q", "-f", fmt, brokers=brokers)
+
+
+def consume_json(topic: str, brokers: str | None = None) -> list[dict]:
+    """Every message value on topic, decoded (duplicates kept)."""
+    return [json.loads(v) for v in consume(topic, brokers=brokers).splitlines() if v]
+
+
+def headers(text: str) -> dict[str, str]:
+    """kcat's %h (name=value,name=value) as a dict."""
+    out = {}
+    for pair in text.split(","):
+        name, _, value = pair.partition("=")
+        if name:
+            out[name] = value
+    return out
+
+
+def keyed_headers(topic: str, brokers: str | None = None) -> list[dict]:
+    """Each message's key and headers (a DLQ as operators see it with kcat)."""
+    msgs = []
+    for rec in consume(topic, "%k|%h\x1e", brokers).split("\x1e"):
+        if not rec.strip():
+            continue
+        key, _, hdrs = rec.partition("|")
+        msgs.append({"key": key.lstrip("\n"), "headers": headers(hdrs)})
+    return msgs
+
+
+def create_topics(env: dict, stages: str | None = None, partitions: int | None = None) -> None:
+    """zl-topics with env (its prefix); stages: ZL_TOPICS_STAGES (default all)."""
+    env = dict(env)
+    if stages:
+        env["ZL_TOPICS_STAGES"] = stages
+    if partitions:
+        env["ZL_TOPIC_PARTITIONS"] = str(partitions)
+    env.setdefault("PATH", os.environ["PATH"])
+    run([bin_path("zl-topics", dict(os.environ, **env))], env=env, timeout=120)

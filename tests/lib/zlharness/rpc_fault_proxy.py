@@ -1,0 +1,96 @@
+"""TEST CODE: a JSON-RPC HTTP proxy in front of anvil that misbehaves on
+command, for the failover tests. Runs in the pytest process on threads.
+
+Modes (set proxy.mode at any time):
+  ok       forward to the upstream
+  dead     refuse connections (the listening socket is closed)
+  429      HTTP 429 with Retry-After: 1
+  500      HTTP 500
+  garbage  HTTP 200 with a body that is not JSON
+  stall    hold the request for stall_s, then answer (hedging bait)
+  32005    JSON-RPC error -32005 "limit exceeded" (rate limited)
+"""
+import socket
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out as two writes; with Nagle on, the body waits
+    # for the client's delayed ACK of the headers (40 ms on Linux), which
+    # made every proxied call take 40 ms and a 2,000-deposit chaos schedule
+    # spend minutes in verify.
+    disable_nagle_algorithm = True
+
+    def log_message(self, *args):  # quiet
+        pass
+
+    def _send(self, status: int, body: bytes, extra: dict | None = None):
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        proxy = self.server.proxy
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        proxy.hits += 1
+        mode = proxy.mode
+        try:
+            if mode == "429":
+                return self._send(429, b"{}", {"Retry-After": "1"})
+            if mode == "500":
+                return self._send(500, b"internal error")
+            if mode == "garbage":
+                return self._send(200, b"<html>definitely not json")
+            if mode == "32005":
+                return self._send(200, b'{"jsonrpc":"2.0","id":1,"error":{"code":-32005,"message":"limit exceeded"}}')
+            if mode == "stall":
+                time.sleep(proxy.stall_s)
+            req = urllib.request.Request(proxy.upstream, data=body, headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return self._send(200, r.read())
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+class FaultProxy:
+    def __init__(self, upstream: str, mode: str = "ok", stall_s: float = 3.0):
+        self.upstream = upstream
+        self.mode = mode
+        self.stall_s = stall_s
+        self.hits = 0
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server = None
+        if mode != "dead":
+            self._start()
+
+    def _start(self):
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), _Handler)
+        self._server.daemon_threads = True
+        self._server.proxy = self
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def set_mode(self, mode: str):
+        if mode == "dead" and self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        elif mode != "dead" and self._server is None:
+            self._start()
+        self.mode = mode
+
+    def close(self):
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
