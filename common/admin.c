@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hex.h"
 #include "log.h"
 #include "pg.h"
 #include "sweep.h"
@@ -97,8 +98,7 @@ static void sha256_hex(const char *data, size_t len, char *out /* 65 */)
     sha256_init(&c);
     sha256_update(&c, len, (const uint8_t *)data);
     sha256_digest(&c, sizeof(d), d);
-    for (size_t i = 0; i < sizeof(d); i++)
-        snprintf(out + 2 * i, 3, "%02x", d[i]);
+    zl_hex_encode_bare(d, sizeof(d), out, 2 * sizeof(d) + 1);
 }
 
 /* ------------------------------------------------------------ statements */

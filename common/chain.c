@@ -5,20 +5,11 @@
 #include <stdio.h>
 #include <string.h>
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+#include "hex.h"
 
 int zl_hex_lower(const char *s, size_t hex_digits, char *out, size_t out_size)
 {
-    if (s == NULL || out_size < hex_digits + 3 || s[0] != '0' || (s[1] != 'x' && s[1] != 'X'))
+    if (s == NULL || out_size < hex_digits + 3 || !zl_hex_has_prefix(s))
         return -1;
     if (strlen(s) != hex_digits + 2)
         return -1;
@@ -26,7 +17,7 @@ int zl_hex_lower(const char *s, size_t hex_digits, char *out, size_t out_size)
     out[1] = 'x';
     for (size_t i = 0; i < hex_digits; i++) {
         int c = (unsigned char)s[2 + i];
-        if (hexval(c) < 0)
+        if (zl_hex_digit(c) < 0)
             return -1;
         out[2 + i] = (char)(c >= 'A' && c <= 'F' ? c - 'A' + 'a' : c);
     }
@@ -50,7 +41,7 @@ int zl_address_topic(const char *addr, char *out, size_t out_size)
 
 int zl_uint256_hex_to_dec(const char *hex, char *out, size_t out_size)
 {
-    if (hex == NULL || hex[0] != '0' || (hex[1] != 'x' && hex[1] != 'X'))
+    if (hex == NULL || !zl_hex_has_prefix(hex))
         return -1;
     const char *p = hex + 2;
     size_t n = strlen(p);
@@ -58,7 +49,7 @@ int zl_uint256_hex_to_dec(const char *hex, char *out, size_t out_size)
         return -1;
     uint32_t limbs[DEC_LIMBS] = {0};
     for (size_t i = 0; i < n; i++) {
-        int d = hexval((unsigned char)p[i]);
+        int d = zl_hex_digit((unsigned char)p[i]);
         if (d < 0)
             return -1;
         uint64_t carry = (uint64_t)d;

@@ -76,14 +76,6 @@ int zl_tx_decode(const uint8_t *raw, size_t len, struct zl_tx_decoded *out, char
 /* The digest that was signed, for a decoded tx (for recovery checks). */
 int zl_tx_signing_hash(const struct zl_tx *tx, uint8_t digest[32], char *errstr, size_t errstr_size);
 
-/* Hex: "0x" + lowercase hex of data into out (2*len + 3 bytes needed).
- * Returns 0, or -1 (out is "" when out_size > 0) when out is too small. */
-int zl_tx_hex_encode(const uint8_t *data, size_t len, char *out, size_t out_size);
-
-/* Parses hex ("0x" optional, even length, any case) into out. Returns 0 with
- * *len_out, or -1 when it is not hex or does not fit. */
-int zl_tx_hex_decode(const char *hex, uint8_t *out, size_t out_size, size_t *len_out);
-
 /* Parses a "0x" + 40 hex address. Returns 0 or -1. */
 int zl_tx_parse_address(const char *hex, uint8_t out[20]);
 

@@ -1,8 +1,9 @@
 #include "keccak.h"
 
 #include <nettle/sha3.h>
-#include <stdio.h>
 #include <string.h>
+
+#include "hex.h"
 
 /* Keccak-256 absorbs 136 bytes per permutation (1600 - 2*256 bits). */
 #define RATE_BYTES 136
@@ -45,10 +46,7 @@ void zl_keccak256_hex(const void *data, size_t len, char out[67])
 {
     uint8_t h[ZL_KECCAK256_SIZE];
     zl_keccak256(data, len, h);
-    out[0] = '0';
-    out[1] = 'x';
-    for (int i = 0; i < ZL_KECCAK256_SIZE; i++)
-        snprintf(out + 2 + 2 * i, 3, "%02x", h[i]);
+    zl_hex_encode(h, sizeof(h), out, ZL_HEX_SIZE(ZL_KECCAK256_SIZE));
 }
 
 int zl_token_id_decimal(const char *deposit_id, char *out, size_t out_size)

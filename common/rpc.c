@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "breaker.h"
+#include "hex.h"
 #include "log.h"
 #include "rpc_int.h"
 
@@ -119,7 +120,7 @@ int zl_rpc_parse_quantity(const json_t *v, uint64_t *out)
         return -1;
     const char *s = json_string_value(v);
     size_t len = json_string_length(v);
-    if (len < 3 || s[0] != '0' || (s[1] != 'x' && s[1] != 'X'))
+    if (len < 3 || !zl_hex_has_prefix(s))
         return -1;
     size_t i = 2;
     while (i < len - 1 && s[i] == '0')
@@ -128,15 +129,8 @@ int zl_rpc_parse_quantity(const json_t *v, uint64_t *out)
         return -1;
     uint64_t val = 0;
     for (; i < len; i++) {
-        int c = (unsigned char)s[i];
-        int d;
-        if (c >= '0' && c <= '9')
-            d = c - '0';
-        else if (c >= 'a' && c <= 'f')
-            d = c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F')
-            d = c - 'A' + 10;
-        else
+        int d = zl_hex_digit((unsigned char)s[i]);
+        if (d < 0)
             return -1;
         val = (val << 4) | (uint64_t)d;
     }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <uuid/uuid.h>
 
+#include "hex.h"
 #include "kafka.h"
 #include "log.h"
 
@@ -300,13 +301,11 @@ static void traceparent(const char *trace_id, char *out, size_t out_size)
         memcpy(tid, trace_id, 33);
     } else {
         uuid_generate_random(a);
-        for (int i = 0; i < 16; i++)
-            snprintf(tid + 2 * i, 3, "%02x", a[i]);
+        zl_hex_encode_bare(a, sizeof(a), tid, sizeof(tid));
     }
     uuid_generate_random(b);
     char span[17];
-    for (int i = 0; i < 8; i++)
-        snprintf(span + 2 * i, 3, "%02x", b[i]);
+    zl_hex_encode_bare(b, sizeof(span) / 2, span, sizeof(span)); /* 8 of the uuid's 16 bytes */
     snprintf(out, out_size, "00-%s-%s-01", tid, span);
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "hex.h"
 #include "txmgr.h"
 
 /* Fillers the janitor handles per pass. */
@@ -68,7 +69,7 @@ static zl_class stored_call(struct zl_txmgr *t, const struct zl_nonce_tx *slot, 
     static struct zl_tx_decoded old;
     size_t len;
     char err[ZL_ERRSTR_SIZE];
-    if (zl_tx_hex_decode(slot->raw_hex, raw, sizeof(raw), &len) != 0 ||
+    if (zl_hex_decode(slot->raw_hex, raw, sizeof(raw), &len) != 0 ||
         zl_tx_decode(raw, len, &old, err, sizeof(err)) != 0 || memcmp(old.tx.to, t->o.contract, 20) != 0) {
         snprintf(errstr, errstr_size, "stored tx %s at nonce %" PRIu64 " does not decode to a call of %s",
                  slot->tx_hash, slot->nonce, t->contract_hex);

@@ -8,6 +8,7 @@
 
 #include "chain.h"
 #include "ethtx.h"
+#include "hex.h"
 #include "keccak.h"
 #include "mint.h"
 
@@ -27,7 +28,7 @@ static zl_class owner_of(struct mint *m, const uint8_t id[32], char owner[43], c
     uint8_t data[36];
     char hex[80];
     zl_abi_owner_of(id, data);
-    zl_tx_hex_encode(data, sizeof(data), hex, sizeof(hex));
+    zl_hex_encode(data, sizeof(data), hex, sizeof(hex));
     json_t *res;
     struct zl_rpc_error re;
     owner[0] = '\0';
@@ -54,7 +55,7 @@ static zl_class find_mint_log(struct mint *m, const uint8_t id[32], const char *
     char to_topic[67], id_topic[67], from_block[24];
     snprintf(to_topic, sizeof(to_topic), "0x000000000000000000000000%s", to + 2);
     lower(to_topic);
-    zl_tx_hex_encode(id, 32, id_topic, sizeof(id_topic));
+    zl_hex_encode(id, 32, id_topic, sizeof(id_topic));
     snprintf(from_block, sizeof(from_block), "0x%" PRIx64, (uint64_t)m->cfg.nft_from_block);
     json_t *res;
     zl_class c = zl_txmgr_read(&m->tx, "eth_getLogs",
@@ -119,8 +120,8 @@ static bool receipt_minted(const struct mint *m, const struct zl_tx_receipt *r, 
         char owner[43];
         uint8_t got[32];
         size_t len;
-        if (zl_abi_decode_address(t[2], owner) == 0 && zl_tx_hex_decode(t[3], got, sizeof(got), &len) == 0 &&
-            len == 32 && memcmp(got, id, 32) == 0 && strcasecmp(owner, to) == 0)
+        if (zl_abi_decode_address(t[2], owner) == 0 && zl_hex_decode(t[3], got, sizeof(got), &len) == 0 && len == 32 &&
+            memcmp(got, id, 32) == 0 && strcasecmp(owner, to) == 0)
             return true;
     }
     return false;
