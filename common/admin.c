@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "hex.h"
+#include "httpbuf.h"
 #include "log.h"
 #include "pg.h"
 #include "sweep.h"
@@ -243,33 +244,13 @@ static json_t *body_with_reason(struct call *c, const char **reason)
 
 /* ------------------------------------------------------------ worker HTTP */
 
-struct buf {
-    char *data;
-    size_t len;
-};
-
-static size_t on_data(char *p, size_t size, size_t n, void *opaque)
-{
-    struct buf *b = opaque;
-    size_t add = size * n;
-    if (b->len + add > WORKER_BODY_MAX_BYTES)
-        return 0; /* too large: curl reports a write error */
-    char *d = realloc(b->data, b->len + add + 1);
-    if (d == NULL)
-        return 0;
-    memcpy(d + b->len, p, add);
-    b->len += add;
-    d[b->len] = '\0';
-    b->data = d;
-    return add;
-}
-
 /* GET or POST url; returns the HTTP status (0 when unreachable, with err)
  * and the body (caller frees). */
 static long http_call(const struct zl_admin *a, const char *url, const char *post_body, char **body, char *err,
                       size_t err_size)
 {
-    struct buf b = {0};
+    struct zl_httpbuf b;
+    zl_httpbuf_init(&b, WORKER_BODY_MAX_BYTES); /* past it curl reports a write error */
     CURL *h = curl_easy_init();
     long status = 0;
     *body = NULL;
@@ -282,7 +263,7 @@ static long http_call(const struct zl_admin *a, const char *url, const char *pos
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)a->o.http_timeout_ms);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, zl_httpbuf_write_cb);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -298,7 +279,7 @@ static long http_call(const struct zl_admin *a, const char *url, const char *pos
         snprintf(err, err_size, "%s", cerr[0] ? cerr : curl_easy_strerror(rc));
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(h);
-    *body = b.data;
+    *body = zl_httpbuf_take(&b);
     return status;
 }
 

@@ -59,32 +59,6 @@ static void endpoint_label(const char *url, char *out, size_t out_size)
     snprintf(out, out_size, "%.*s%s%.*s", scheme_len, url, p != NULL ? "://" : "", (int)(end - host), host);
 }
 
-static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-    struct rpc_endpoint *ep = userdata;
-    size_t n = size * nmemb;
-    if (ep->len + n + 1 > RPC_RESPONSE_BYTES_MAX) {
-        ep->overflow = true;
-        return 0; /* aborts the transfer */
-    }
-    if (ep->len + n + 1 > ep->cap) {
-        size_t cap = ep->cap == 0 ? 4096 : ep->cap;
-        while (cap < ep->len + n + 1)
-            cap *= 2;
-        char *nb = realloc(ep->buf, cap);
-        if (nb == NULL) {
-            ep->overflow = true;
-            return 0;
-        }
-        ep->buf = nb;
-        ep->cap = cap;
-    }
-    memcpy(ep->buf + ep->len, ptr, n);
-    ep->len += n;
-    ep->buf[ep->len] = '\0';
-    return n;
-}
-
 static size_t header_cb(char *buffer, size_t size, size_t nitems, void *userdata)
 {
     struct rpc_endpoint *ep = userdata;
@@ -319,11 +293,8 @@ static void finish_transfer(struct zl_rpc *r, struct rpc_endpoint *ep)
 
 static int start_request(struct zl_rpc *r, struct rpc_endpoint *ep, const char *body, size_t body_len)
 {
-    ep->len = 0;
-    ep->overflow = false;
+    zl_httpbuf_reset(&ep->body);
     ep->retry_after_ms = -1;
-    if (ep->buf != NULL)
-        ep->buf[0] = '\0';
     curl_easy_setopt(ep->easy, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(ep->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
     if (curl_multi_add_handle(r->multi, ep->easy) != CURLM_OK)
@@ -341,10 +312,11 @@ static enum ep_verdict judge_transfer(struct zl_rpc *r, struct rpc_endpoint *ep,
 {
     (void)r;
     *parsed = NULL;
+    /* Our write callback refused the body: too large, or no memory for it. */
+    bool refused = ep->body.too_big || ep->body.no_memory;
     if (cc != CURLE_OK) {
-        snprintf(why, why_size, "%s: %s", ep->label,
-                 ep->overflow ? "response too large" : curl_easy_strerror(cc));
-        return ep->overflow ? EP_BAD : EP_DOWN;
+        snprintf(why, why_size, "%s: %s", ep->label, refused ? "response too large" : curl_easy_strerror(cc));
+        return refused ? EP_BAD : EP_DOWN;
     }
     long status = 0;
     curl_easy_getinfo(ep->easy, CURLINFO_RESPONSE_CODE, &status);
@@ -359,7 +331,7 @@ static enum ep_verdict judge_transfer(struct zl_rpc *r, struct rpc_endpoint *ep,
     json_error_t jerr;
     /* anvil and geth put revert arguments into error.message as raw bytes,
      * \u0000 included: refusing them would call a healthy answer garbage. */
-    json_t *body = json_loadb(ep->buf != NULL ? ep->buf : "", ep->len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+    json_t *body = json_loadb(zl_httpbuf_str(&ep->body), ep->body.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
     if (body == NULL) {
         snprintf(why, why_size, "%s: response is not JSON: %s", ep->label, jerr.text);
         return EP_BAD;
@@ -590,8 +562,9 @@ static int endpoint_init(struct zl_rpc *r, struct rpc_endpoint *ep, const char *
     ep->headers = curl_slist_append(NULL, "Content-Type: application/json");
     curl_easy_setopt(ep->easy, CURLOPT_URL, ep->url);
     curl_easy_setopt(ep->easy, CURLOPT_HTTPHEADER, ep->headers);
-    curl_easy_setopt(ep->easy, CURLOPT_WRITEFUNCTION, write_cb);
-    curl_easy_setopt(ep->easy, CURLOPT_WRITEDATA, ep);
+    zl_httpbuf_init(&ep->body, RPC_RESPONSE_BYTES_MAX);
+    curl_easy_setopt(ep->easy, CURLOPT_WRITEFUNCTION, zl_httpbuf_write_cb);
+    curl_easy_setopt(ep->easy, CURLOPT_WRITEDATA, &ep->body);
     curl_easy_setopt(ep->easy, CURLOPT_HEADERFUNCTION, header_cb);
     curl_easy_setopt(ep->easy, CURLOPT_HEADERDATA, ep);
     curl_easy_setopt(ep->easy, CURLOPT_TIMEOUT_MS, (long)r->opts.timeout_ms);
@@ -705,7 +678,7 @@ void zl_rpc_free(struct zl_rpc *r)
             curl_easy_cleanup(ep->easy);
         }
         curl_slist_free_all(ep->headers);
-        free(ep->buf);
+        zl_httpbuf_free(&ep->body);
         if (ep->br_ready)
             zl_breaker_destroy(&ep->br);
     }

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "breaker.h"
+#include "httpbuf.h"
 #include "rpc.h"
 
 /* Bytes of a URL, including the NUL. */
@@ -34,10 +35,7 @@ struct rpc_endpoint {
     CURL *easy;
     struct curl_slist *headers;
     /* per request, reset in start_request */
-    char *buf;
-    size_t len;
-    size_t cap;
-    bool overflow;
+    struct zl_httpbuf body; /* the answer; its memory is kept between requests */
     int64_t retry_after_ms; /* -1 none */
     int64_t started_ms;
     bool running;
