@@ -21,9 +21,16 @@
 /* Longest reason, Idempotency-Key and deposit id accepted. */
 #define REASON_MAX_BYTES 2000
 #define IDEM_KEY_MAX_BYTES 200
-#define DEPOSIT_ID_MAX_BYTES 159
+#define DEPOSIT_ID_MAX_BYTES (ZL_DEPOSIT_ID_SIZE - 1)
 /* Default and largest page of the dead-letter listing. */
 #define LIST_DEFAULT 100
+/* sha256 as bare lowercase hex, NUL included. */
+#define SHA256_HEX_SIZE (2 * SHA256_DIGEST_SIZE + 1)
+/* Hex digits of sha256(token) kept as the audit actor: enough to tell
+ * tokens apart in the audit log, too few to help guess one. */
+#define TOKEN_FPR_DIGITS 16
+/* "<who> (token <fingerprint>)" as the audit log's actor. */
+#define ACTOR_SIZE 160
 
 struct worker {
     char name[64];
@@ -32,14 +39,14 @@ struct worker {
 
 struct zl_admin {
     struct zl_admin_opts o;
-    char token_fpr[17];            /* first 16 hex of sha256(token): the audit actor */
+    char token_fpr[TOKEN_FPR_DIGITS + 1]; /* first hex digits of sha256(token): the audit actor */
     struct worker workers[ZL_ADMIN_WORKERS_MAX];
     int nworkers;
-    pthread_mutex_t db_lock;       /* guards pg: one request at a time */
+    pthread_mutex_t db_lock;              /* guards pg: one request at a time */
     struct zl_pg pg;
-    pthread_mutex_t rate_lock;     /* guards bucket */
+    pthread_mutex_t rate_lock;            /* guards bucket */
     struct zl_token_bucket bucket;
-    struct zl_pg gauges_pg;        /* main thread only: zl_admin_tick */
+    struct zl_pg gauges_pg;               /* main thread only: zl_admin_tick */
 };
 
 /* ------------------------------------------------------------ pure helpers */
@@ -92,14 +99,14 @@ int64_t zl_token_bucket_take(struct zl_token_bucket *b, int64_t now_ms)
     return wait;
 }
 
-static void sha256_hex(const char *data, size_t len, char *out /* 65 */)
+static void sha256_hex(const char *data, size_t len, char out[SHA256_HEX_SIZE])
 {
     uint8_t d[SHA256_DIGEST_SIZE];
     struct sha256_ctx c;
     sha256_init(&c);
     sha256_update(&c, len, (const uint8_t *)data);
     sha256_digest(&c, sizeof(d), d);
-    zl_hex_encode_bare(d, sizeof(d), out, 2 * sizeof(d) + 1);
+    zl_hex_encode_bare(d, sizeof(d), out, SHA256_HEX_SIZE);
 }
 
 /* ------------------------------------------------------------ statements */
@@ -159,7 +166,7 @@ static const struct {
 struct call {
     struct zl_admin *a;
     const struct zl_health_request *req;
-    char actor[160];
+    char actor[ACTOR_SIZE];
     const char *idem_key; /* may be NULL */
     int status;
     json_t *body; /* owned */
@@ -362,7 +369,7 @@ static void h_dead(struct call *c)
             return;
         }
     }
-    char ns[16];
+    char ns[ZL_INT64_DEC_SIZE];
     snprintf(ns, sizeof(ns), "%ld", n);
     const char *v[3] = {ns, stage != NULL ? stage : "", inc != NULL && strcmp(inc, "1") == 0 ? "1" : "0"};
     PGresult *r = db(c, "adm_dead", 3, v, PGRES_TUPLES_OK);
@@ -462,12 +469,12 @@ static void h_sweep(struct call *c)
         stale = json_integer_value(s);
     }
     const char *only = json_string_value(json_object_get(in, "deposit_id"));
-    char ss[24];
+    char ss[ZL_INT64_DEC_SIZE];
     snprintf(ss, sizeof(ss), "%" JSON_INTEGER_FORMAT, stale);
     const char *v[3] = {c->actor, ss, only != NULL ? only : ""};
     PGresult *r = db(c, "adm_sweep_req", 3, v, PGRES_TUPLES_OK);
     if (r != NULL) {
-        char id[24];
+        char id[ZL_INT64_DEC_SIZE];
         snprintf(id, sizeof(id), "%s", PQgetvalue(r, 0, 0));
         PQclear(r);
         json_t *detail = json_pack("{s:s,s:I}", "request_id", id, "stale_ms", (json_int_t)stale);
@@ -644,7 +651,7 @@ static int idem_lookup(struct call *c, const char *hash)
 
 static void run_post(struct call *c)
 {
-    char hash[65];
+    char hash[SHA256_HEX_SIZE];
     sha256_hex(c->req->body, c->req->body_len, hash);
     char err[ZL_ERRSTR_SIZE];
     if (c->idem_key != NULL && idem_lookup(c, hash) == 0)
@@ -791,10 +798,10 @@ int zl_admin_new(struct zl_admin **out, const struct zl_admin_opts *o, char *err
         free(a);
         return -1;
     }
-    char full[65];
+    char full[SHA256_HEX_SIZE];
     sha256_hex(o->token, strlen(o->token), full);
-    memcpy(a->token_fpr, full, 16);
-    a->token_fpr[16] = '\0';
+    memcpy(a->token_fpr, full, TOKEN_FPR_DIGITS);
+    a->token_fpr[TOKEN_FPR_DIGITS] = '\0';
     pthread_mutex_init(&a->db_lock, NULL);
     pthread_mutex_init(&a->rate_lock, NULL);
     zl_token_bucket_init(&a->bucket, o->rate_per_s, o->burst, zl_now_ms());

@@ -727,7 +727,7 @@ int zl_event_encode(const struct zl_event *ev, char *buf, size_t buf_size,
         if (f->type == FT_STRING) {
             put_json_string(&w, field_cstr(ev, f));
         } else {
-            char digits[24]; /* UINT64_MAX has 20 digits */
+            char digits[ZL_INT64_DEC_SIZE]; /* UINT64_MAX has 20 digits */
             int n = snprintf(digits, sizeof(digits), "%" PRIu64, field_int(ev, f));
             ZL_ASSERT(n > 0 && (size_t)n < sizeof(digits));
             put(&w, digits, (size_t)n);

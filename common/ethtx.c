@@ -362,7 +362,7 @@ void zl_abi_owner_of(const uint8_t id[32], uint8_t out[36])
     memcpy(out + 4, id, 32);
 }
 
-int zl_abi_decode_address(const char *hex, char out[43])
+int zl_abi_decode_address(const char *hex, char out[ZL_ADDRESS_HEX_SIZE])
 {
     uint8_t w[32];
     size_t n;
@@ -371,7 +371,7 @@ int zl_abi_decode_address(const char *hex, char out[43])
     for (int i = 0; i < 12; i++)
         if (w[i] != 0)
             return -1;
-    return zl_hex_encode(w + 12, 20, out, 43);
+    return zl_hex_encode(w + 12, 20, out, ZL_ADDRESS_HEX_SIZE);
 }
 
 bool zl_abi_is_token_exists_revert(const char *data_hex)

@@ -19,6 +19,16 @@
 /* Bytes a "0x"-prefixed, NUL-terminated hex text of n bytes needs. */
 #define ZL_HEX_SIZE(n) (ZL_HEX_PREFIX_LEN + 2 * (n) + 1)
 
+/* The chain's two fixed-size hex texts, as nodes send them and zeroloss
+ * stores them: "0x" + lowercase digits + NUL. A 32-byte hash (transaction,
+ * block, log topic, keccak, an ABI word) takes 67 bytes, a 20-byte address
+ * 43. Every buffer holding one is declared with these, so a reader sees the
+ * concept, not a count to re-derive. */
+#define ZL_HASH_HEX_DIGITS 64
+#define ZL_HASH_HEX_SIZE ZL_HEX_SIZE(32)
+#define ZL_ADDRESS_HEX_DIGITS 40
+#define ZL_ADDRESS_HEX_SIZE ZL_HEX_SIZE(20)
+
 /* The value (0..15) of hex digit c ('0'-'9', 'a'-'f', 'A'-'F'), -1 for any
  * other character, NUL included. c is a char's value as unsigned char or an
  * int read with getc-like functions; negative values give -1. */

@@ -11,6 +11,9 @@
 #include "hex.h"
 #include "keccak.h"
 
+/* A serialized uncompressed public key: 0x04, then x and y (32 bytes each). */
+#define PUBKEY_UNCOMPRESSED_SIZE 65
+
 /* Zeroes memory in a way the compiler may not drop as a dead store. */
 static void wipe(void *p, size_t n)
 {
@@ -21,11 +24,11 @@ static void wipe(void *p, size_t n)
 
 static void address_of(const secp256k1_context *ctx, const secp256k1_pubkey *pub, uint8_t address[20])
 {
-    uint8_t ser[65];
+    uint8_t ser[PUBKEY_UNCOMPRESSED_SIZE];
     size_t n = sizeof(ser);
     secp256k1_ec_pubkey_serialize(ctx, ser, &n, pub, SECP256K1_EC_UNCOMPRESSED);
     uint8_t h[32];
-    zl_keccak256(ser + 1, 64, h); /* drop the 0x04 prefix */
+    zl_keccak256(ser + 1, sizeof(ser) - 1, h); /* drop the 0x04 prefix */
     memcpy(address, h + 12, 20);
 }
 

@@ -116,7 +116,7 @@ static zl_class resign(struct zl_txmgr *t, struct zl_nonce_tx *slot, bool to_fil
                  slot->nonce);
         return ZL_TRANSIENT;
     }
-    char n[24], fee[24];
+    char n[ZL_INT64_DEC_SIZE], fee[ZL_INT64_DEC_SIZE];
     snprintf(n, sizeof(n), "%" PRIu64, slot->nonce);
     snprintf(fee, sizeof(fee), "%" PRIu64, tx.max_fee_wei);
     zl_log_kv(ZL_LOG_WARN, lc, to_filler ? "nonce filled with a self-send" : "stuck tx replaced with higher fees",

@@ -248,7 +248,7 @@ static int mint_init(void *ctx, const struct zl_runtime_env *env, char *errstr, 
         snprintf(errstr, errstr_size, "mint: cannot register the nonce statements (ZL_PG_STMTS_MAX reached)");
         goto fail;
     }
-    char chain[24];
+    char chain[ZL_INT64_DEC_SIZE];
     snprintf(chain, sizeof(chain), "%" PRIu64, m->chain_id);
     zl_log_kv(ZL_LOG_INFO, NULL, "mint signer", "address", m->key.address_hex, "nft", m->nft_hex, "chain_id", chain,
               "tx_type", m->cfg.tx_type, NULL);
