@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hex.h"
+#include "httpbuf.h"
 #include "log.h"
 #include "pg.h"
 #include "sweep.h"
@@ -19,9 +21,16 @@
 /* Longest reason, Idempotency-Key and deposit id accepted. */
 #define REASON_MAX_BYTES 2000
 #define IDEM_KEY_MAX_BYTES 200
-#define DEPOSIT_ID_MAX_BYTES 159
+#define DEPOSIT_ID_MAX_BYTES (ZL_DEPOSIT_ID_SIZE - 1)
 /* Default and largest page of the dead-letter listing. */
 #define LIST_DEFAULT 100
+/* sha256 as bare lowercase hex, NUL included. */
+#define SHA256_HEX_SIZE (2 * SHA256_DIGEST_SIZE + 1)
+/* Hex digits of sha256(token) kept as the audit actor: enough to tell
+ * tokens apart in the audit log, too few to help guess one. */
+#define TOKEN_FPR_DIGITS 16
+/* "<who> (token <fingerprint>)" as the audit log's actor. */
+#define ACTOR_SIZE 160
 
 struct worker {
     char name[64];
@@ -30,14 +39,14 @@ struct worker {
 
 struct zl_admin {
     struct zl_admin_opts o;
-    char token_fpr[17];            /* first 16 hex of sha256(token): the audit actor */
+    char token_fpr[TOKEN_FPR_DIGITS + 1]; /* first hex digits of sha256(token): the audit actor */
     struct worker workers[ZL_ADMIN_WORKERS_MAX];
     int nworkers;
-    pthread_mutex_t db_lock;       /* guards pg: one request at a time */
+    pthread_mutex_t db_lock;              /* guards pg: one request at a time */
     struct zl_pg pg;
-    pthread_mutex_t rate_lock;     /* guards bucket */
+    pthread_mutex_t rate_lock;            /* guards bucket */
     struct zl_token_bucket bucket;
-    struct zl_pg gauges_pg;        /* main thread only: zl_admin_tick */
+    struct zl_pg gauges_pg;               /* main thread only: zl_admin_tick */
 };
 
 /* ------------------------------------------------------------ pure helpers */
@@ -90,15 +99,14 @@ int64_t zl_token_bucket_take(struct zl_token_bucket *b, int64_t now_ms)
     return wait;
 }
 
-static void sha256_hex(const char *data, size_t len, char *out /* 65 */)
+static void sha256_hex(const char *data, size_t len, char out[SHA256_HEX_SIZE])
 {
     uint8_t d[SHA256_DIGEST_SIZE];
     struct sha256_ctx c;
     sha256_init(&c);
     sha256_update(&c, len, (const uint8_t *)data);
     sha256_digest(&c, sizeof(d), d);
-    for (size_t i = 0; i < sizeof(d); i++)
-        snprintf(out + 2 * i, 3, "%02x", d[i]);
+    zl_hex_encode_bare(d, sizeof(d), out, SHA256_HEX_SIZE);
 }
 
 /* ------------------------------------------------------------ statements */
@@ -158,7 +166,7 @@ static const struct {
 struct call {
     struct zl_admin *a;
     const struct zl_health_request *req;
-    char actor[160];
+    char actor[ACTOR_SIZE];
     const char *idem_key; /* may be NULL */
     int status;
     json_t *body; /* owned */
@@ -243,33 +251,13 @@ static json_t *body_with_reason(struct call *c, const char **reason)
 
 /* ------------------------------------------------------------ worker HTTP */
 
-struct buf {
-    char *data;
-    size_t len;
-};
-
-static size_t on_data(char *p, size_t size, size_t n, void *opaque)
-{
-    struct buf *b = opaque;
-    size_t add = size * n;
-    if (b->len + add > WORKER_BODY_MAX_BYTES)
-        return 0; /* too large: curl reports a write error */
-    char *d = realloc(b->data, b->len + add + 1);
-    if (d == NULL)
-        return 0;
-    memcpy(d + b->len, p, add);
-    b->len += add;
-    d[b->len] = '\0';
-    b->data = d;
-    return add;
-}
-
 /* GET or POST url; returns the HTTP status (0 when unreachable, with err)
  * and the body (caller frees). */
 static long http_call(const struct zl_admin *a, const char *url, const char *post_body, char **body, char *err,
                       size_t err_size)
 {
-    struct buf b = {0};
+    struct zl_httpbuf b;
+    zl_httpbuf_init(&b, WORKER_BODY_MAX_BYTES); /* past it curl reports a write error */
     CURL *h = curl_easy_init();
     long status = 0;
     *body = NULL;
@@ -282,7 +270,7 @@ static long http_call(const struct zl_admin *a, const char *url, const char *pos
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)a->o.http_timeout_ms);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, zl_httpbuf_write_cb);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -298,7 +286,7 @@ static long http_call(const struct zl_admin *a, const char *url, const char *pos
         snprintf(err, err_size, "%s", cerr[0] ? cerr : curl_easy_strerror(rc));
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(h);
-    *body = b.data;
+    *body = zl_httpbuf_take(&b);
     return status;
 }
 
@@ -381,7 +369,7 @@ static void h_dead(struct call *c)
             return;
         }
     }
-    char ns[16];
+    char ns[ZL_INT64_DEC_SIZE];
     snprintf(ns, sizeof(ns), "%ld", n);
     const char *v[3] = {ns, stage != NULL ? stage : "", inc != NULL && strcmp(inc, "1") == 0 ? "1" : "0"};
     PGresult *r = db(c, "adm_dead", 3, v, PGRES_TUPLES_OK);
@@ -481,12 +469,12 @@ static void h_sweep(struct call *c)
         stale = json_integer_value(s);
     }
     const char *only = json_string_value(json_object_get(in, "deposit_id"));
-    char ss[24];
+    char ss[ZL_INT64_DEC_SIZE];
     snprintf(ss, sizeof(ss), "%" JSON_INTEGER_FORMAT, stale);
     const char *v[3] = {c->actor, ss, only != NULL ? only : ""};
     PGresult *r = db(c, "adm_sweep_req", 3, v, PGRES_TUPLES_OK);
     if (r != NULL) {
-        char id[24];
+        char id[ZL_INT64_DEC_SIZE];
         snprintf(id, sizeof(id), "%s", PQgetvalue(r, 0, 0));
         PQclear(r);
         json_t *detail = json_pack("{s:s,s:I}", "request_id", id, "stale_ms", (json_int_t)stale);
@@ -663,7 +651,7 @@ static int idem_lookup(struct call *c, const char *hash)
 
 static void run_post(struct call *c)
 {
-    char hash[65];
+    char hash[SHA256_HEX_SIZE];
     sha256_hex(c->req->body, c->req->body_len, hash);
     char err[ZL_ERRSTR_SIZE];
     if (c->idem_key != NULL && idem_lookup(c, hash) == 0)
@@ -810,10 +798,10 @@ int zl_admin_new(struct zl_admin **out, const struct zl_admin_opts *o, char *err
         free(a);
         return -1;
     }
-    char full[65];
+    char full[SHA256_HEX_SIZE];
     sha256_hex(o->token, strlen(o->token), full);
-    memcpy(a->token_fpr, full, 16);
-    a->token_fpr[16] = '\0';
+    memcpy(a->token_fpr, full, TOKEN_FPR_DIGITS);
+    a->token_fpr[TOKEN_FPR_DIGITS] = '\0';
     pthread_mutex_init(&a->db_lock, NULL);
     pthread_mutex_init(&a->rate_lock, NULL);
     zl_token_bucket_init(&a->bucket, o->rate_per_s, o->burst, zl_now_ms());

@@ -4,11 +4,15 @@
 
 #include "log.h"
 
+/* A dependency name escaped as a Prometheus label value: names are short
+ * ("rpc:http://host:port"), escaping at most doubles them. */
+#define LABEL_VALUE_SIZE 160
+
 static void publish(struct zl_breaker_watch *w, const char *name, zl_breaker_state s)
 {
     if (w->metrics != NULL) {
         char labels[256];
-        char esc[160];
+        char esc[LABEL_VALUE_SIZE];
         if (zl_metrics_label_escape(name, esc, sizeof(esc)) != 0)
             snprintf(esc, sizeof(esc), "invalid");
         snprintf(labels, sizeof(labels), "stage=\"%s\",dependency=\"%s\"", w->stage ? w->stage : "", esc);

@@ -5,20 +5,11 @@
 #include <stdio.h>
 #include <string.h>
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+#include "hex.h"
 
 int zl_hex_lower(const char *s, size_t hex_digits, char *out, size_t out_size)
 {
-    if (s == NULL || out_size < hex_digits + 3 || s[0] != '0' || (s[1] != 'x' && s[1] != 'X'))
+    if (s == NULL || out_size < hex_digits + 3 || !zl_hex_has_prefix(s))
         return -1;
     if (strlen(s) != hex_digits + 2)
         return -1;
@@ -26,7 +17,7 @@ int zl_hex_lower(const char *s, size_t hex_digits, char *out, size_t out_size)
     out[1] = 'x';
     for (size_t i = 0; i < hex_digits; i++) {
         int c = (unsigned char)s[2 + i];
-        if (hexval(c) < 0)
+        if (zl_hex_digit(c) < 0)
             return -1;
         out[2 + i] = (char)(c >= 'A' && c <= 'F' ? c - 'A' + 'a' : c);
     }
@@ -36,8 +27,8 @@ int zl_hex_lower(const char *s, size_t hex_digits, char *out, size_t out_size)
 
 int zl_address_topic(const char *addr, char *out, size_t out_size)
 {
-    char a[43];
-    if (out_size < 67 || zl_hex_lower(addr, 40, a, sizeof(a)) != 0)
+    char a[ZL_ADDRESS_HEX_SIZE];
+    if (out_size < ZL_HASH_HEX_SIZE || zl_hex_lower(addr, ZL_ADDRESS_HEX_DIGITS, a, sizeof(a)) != 0)
         return -1;
     snprintf(out, out_size, "0x000000000000000000000000%s", a + 2);
     return 0;
@@ -50,7 +41,7 @@ int zl_address_topic(const char *addr, char *out, size_t out_size)
 
 int zl_uint256_hex_to_dec(const char *hex, char *out, size_t out_size)
 {
-    if (hex == NULL || hex[0] != '0' || (hex[1] != 'x' && hex[1] != 'X'))
+    if (hex == NULL || !zl_hex_has_prefix(hex))
         return -1;
     const char *p = hex + 2;
     size_t n = strlen(p);
@@ -58,7 +49,7 @@ int zl_uint256_hex_to_dec(const char *hex, char *out, size_t out_size)
         return -1;
     uint32_t limbs[DEC_LIMBS] = {0};
     for (size_t i = 0; i < n; i++) {
-        int d = hexval((unsigned char)p[i]);
+        int d = zl_hex_digit((unsigned char)p[i]);
         if (d < 0)
             return -1;
         uint64_t carry = (uint64_t)d;
@@ -114,10 +105,10 @@ int zl_chain_parse_transfer_log(const json_t *log, struct zl_transfer_log *out, 
         snprintf(errstr, errstr_size, "log: topics must be an array of 3 (Transfer with indexed from, to)");
         return -1;
     }
-    char t0[67], t1[67], t2[67];
-    if (zl_hex_lower(json_string_value(json_array_get(topics, 0)), 64, t0, sizeof(t0)) != 0 ||
-        zl_hex_lower(json_string_value(json_array_get(topics, 1)), 64, t1, sizeof(t1)) != 0 ||
-        zl_hex_lower(json_string_value(json_array_get(topics, 2)), 64, t2, sizeof(t2)) != 0) {
+    char t0[ZL_HASH_HEX_SIZE], t1[ZL_HASH_HEX_SIZE], t2[ZL_HASH_HEX_SIZE];
+    if (zl_hex_lower(json_string_value(json_array_get(topics, 0)), ZL_HASH_HEX_DIGITS, t0, sizeof(t0)) != 0 ||
+        zl_hex_lower(json_string_value(json_array_get(topics, 1)), ZL_HASH_HEX_DIGITS, t1, sizeof(t1)) != 0 ||
+        zl_hex_lower(json_string_value(json_array_get(topics, 2)), ZL_HASH_HEX_DIGITS, t2, sizeof(t2)) != 0) {
         snprintf(errstr, errstr_size, "log: topics must be 32-byte 0x-hex strings");
         return -1;
     }
@@ -132,12 +123,12 @@ int zl_chain_parse_transfer_log(const json_t *log, struct zl_transfer_log *out, 
     }
     snprintf(out->from, sizeof(out->from), "0x%s", t1 + 26);
     snprintf(out->to, sizeof(out->to), "0x%s", t2 + 26);
-    if (zl_json_hex_field(log, "address", 40, out->token, sizeof(out->token)) != 0) {
+    if (zl_json_hex_field(log, "address", ZL_ADDRESS_HEX_DIGITS, out->token, sizeof(out->token)) != 0) {
         snprintf(errstr, errstr_size, "log: address is not a 20-byte 0x-hex string");
         return -1;
     }
-    char data[67];
-    if (zl_json_hex_field(log, "data", 64, data, sizeof(data)) != 0) {
+    char data[ZL_HASH_HEX_SIZE];
+    if (zl_json_hex_field(log, "data", ZL_HASH_HEX_DIGITS, data, sizeof(data)) != 0) {
         snprintf(errstr, errstr_size, "log: data is not one 32-byte word (uint256 value)");
         return -1;
     }
@@ -145,8 +136,8 @@ int zl_chain_parse_transfer_log(const json_t *log, struct zl_transfer_log *out, 
         snprintf(errstr, errstr_size, "log: data is not a uint256");
         return -1;
     }
-    if (zl_json_hex_field(log, "transactionHash", 64, out->tx_hash, sizeof(out->tx_hash)) != 0 ||
-        zl_json_hex_field(log, "blockHash", 64, out->block_hash, sizeof(out->block_hash)) != 0) {
+    if (zl_json_hex_field(log, "transactionHash", ZL_HASH_HEX_DIGITS, out->tx_hash, sizeof(out->tx_hash)) != 0 ||
+        zl_json_hex_field(log, "blockHash", ZL_HASH_HEX_DIGITS, out->block_hash, sizeof(out->block_hash)) != 0) {
         snprintf(errstr, errstr_size, "log: transactionHash/blockHash missing or not 32-byte 0x-hex");
         return -1;
     }
@@ -219,10 +210,10 @@ zl_class zl_chain_token_decimals(struct zl_rpc *rpc, const char *token, int *dec
     }
     if (c != ZL_OK)
         return c;
-    char word[67];
-    char dec[80];
+    char word[ZL_HASH_HEX_SIZE];
+    char dec[ZL_UINT256_DEC_SIZE];
     int rc = -1;
-    if (json_is_string(res) && zl_hex_lower(json_string_value(res), 64, word, sizeof(word)) == 0 &&
+    if (json_is_string(res) && zl_hex_lower(json_string_value(res), ZL_HASH_HEX_DIGITS, word, sizeof(word)) == 0 &&
         zl_uint256_hex_to_dec(word, dec, sizeof(dec)) == 0 && strlen(dec) <= 3) {
         long v = 0;
         for (const char *p = dec; *p != '\0'; p++)

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "hex.h"
 #include "rpc.h"
 #include "zl.h"
 
@@ -25,15 +26,15 @@
 /* One decoded ERC-20 Transfer log. Addresses and hashes are lower-case
  * 0x-hex; amount is the canonical decimal of the uint256 value. */
 struct zl_transfer_log {
-    char token[43];       /* the log's emitting contract */
-    char from[43];
-    char to[43];
-    char amount[80];
-    char tx_hash[67];
-    char block_hash[67];
+    char token[ZL_ADDRESS_HEX_SIZE]; /* the log's emitting contract */
+    char from[ZL_ADDRESS_HEX_SIZE];
+    char to[ZL_ADDRESS_HEX_SIZE];
+    char amount[ZL_UINT256_DEC_SIZE];
+    char tx_hash[ZL_HASH_HEX_SIZE];
+    char block_hash[ZL_HASH_HEX_SIZE];
     uint64_t block_number;
     uint32_t log_index;
-    bool removed;         /* eth_getLogs' "removed": true after a reorg */
+    bool removed;                    /* eth_getLogs' "removed": true after a reorg */
 };
 
 /* Decodes a log object as eth_getLogs and receipts return it. Returns 0, or

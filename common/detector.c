@@ -40,15 +40,15 @@ struct step_times {
 
 struct zl_detector {
     struct zl_detector_opts o;
-    char token[43];
+    char token[ZL_ADDRESS_HEX_SIZE];
     char topic[256];
     char lock_key[128];
     char chain_text[NUM_TEXT_MAX];
     bool locked;
-    unsigned long lock_reconnects; /* pg->reconnects when the lock was taken */
-    int64_t range;                 /* current blocks per step: halved on refusals */
-    int64_t sub_blocks;            /* blocks per eth_getLogs request, adapted to the log count */
-    char (*addrs)[67];             /* address topics, loaded each step */
+    unsigned long lock_reconnects;   /* pg->reconnects when the lock was taken */
+    int64_t range;                   /* current blocks per step: halved on refusals */
+    int64_t sub_blocks;              /* blocks per eth_getLogs request, adapted to the log count */
+    char (*addrs)[ZL_HASH_HEX_SIZE]; /* address topics, loaded each step */
     size_t naddrs;
     size_t addrs_cap;
     zl_metric *m_blocks;
@@ -139,7 +139,7 @@ int zl_detector_new(struct zl_detector **out, const struct zl_detector_opts *opt
         return -1;
     }
     d->o = *opts;
-    if (zl_hex_lower(opts->token, 40, d->token, sizeof(d->token)) != 0) {
+    if (zl_hex_lower(opts->token, ZL_ADDRESS_HEX_DIGITS, d->token, sizeof(d->token)) != 0) {
         snprintf(errstr, errstr_size, "ZL_TOKEN_ADDRESS: \"%s\" is not a 0x-prefixed 20-byte hex address",
                  opts->token);
         free(d);
@@ -231,7 +231,7 @@ static zl_class block_hash_at(struct zl_detector *d, uint64_t n, char *hash, siz
     json_decref(params);
     if (c != ZL_OK)
         return c;
-    int rc = json_is_object(res) ? zl_json_hex_field(res, "hash", 64, hash, hash_size) : -1;
+    int rc = json_is_object(res) ? zl_json_hex_field(res, "hash", ZL_HASH_HEX_DIGITS, hash, hash_size) : -1;
     json_decref(res);
     if (rc != 0) {
         snprintf(errstr, errstr_size, "eth_getBlockByNumber %" PRIu64 ": no block or no hash (endpoint behind?)", n);
@@ -304,7 +304,7 @@ static zl_class load_addresses(struct zl_detector *d, char *errstr, size_t errst
     if (n > ZL_DETECT_ADDRESSES_MAX)
         n = ZL_DETECT_ADDRESSES_MAX;
     if (n > d->addrs_cap) {
-        char (*na)[67] = realloc(d->addrs, n * sizeof(*na));
+        char (*na)[ZL_HASH_HEX_SIZE] = realloc(d->addrs, n * sizeof(*na));
         if (na == NULL) {
             PQclear(r);
             snprintf(errstr, errstr_size, "detector: out of memory for %zu addresses", n);
@@ -315,7 +315,7 @@ static zl_class load_addresses(struct zl_detector *d, char *errstr, size_t errst
     }
     d->naddrs = 0;
     for (size_t i = 0; i < n; i++)
-        if (zl_address_topic(PQgetvalue(r, (int)i, 0), d->addrs[d->naddrs], 67) == 0)
+        if (zl_address_topic(PQgetvalue(r, (int)i, 0), d->addrs[d->naddrs], ZL_HASH_HEX_SIZE) == 0)
             d->naddrs++;
     PQclear(r);
     return ZL_OK;
@@ -341,11 +341,11 @@ static zl_class handle_reorg(struct zl_detector *d, uint64_t cursor, char *errst
         return c;
     bool found = false;
     uint64_t ancestor = 0;
-    char ancestor_hash[67] = "";
+    char ancestor_hash[ZL_HASH_HEX_SIZE] = "";
     int n = PQntuples(r);
     for (int i = 0; i < n && i < ZL_DETECT_REORG_WALK_MAX; i++) {
         uint64_t num = strtoull(PQgetvalue(r, i, 0), NULL, 10);
-        char chain_hash[67];
+        char chain_hash[ZL_HASH_HEX_SIZE];
         c = block_hash_at(d, num, chain_hash, sizeof(chain_hash), errstr, errstr_size);
         if (c != ZL_OK) {
             PQclear(r);
@@ -494,7 +494,7 @@ struct found_log {
     char id[DEPOSIT_ID_TEXT_MAX];
     char log_index[NUM_TEXT_MAX];
     char block_number[NUM_TEXT_MAX];
-    char user_id[65];
+    char user_id[ZL_USER_ID_SIZE];
     bool fresh; /* inserted or re-included by this step: publish it */
 };
 
@@ -801,7 +801,7 @@ static zl_class scan_and_record(struct zl_detector *d, uint64_t from, uint64_t t
     }
     /* Same hash after the logs were read: they came from this chain, not
      * from a fork that was replaced while we read. (Overlaps the last insert.) */
-    char hash_after[67];
+    char hash_after[ZL_HASH_HEX_SIZE];
     c = block_hash_at(d, to, hash_after, sizeof(hash_after), errstr, errstr_size);
     if (c == ZL_OK && strcmp(hash_before, hash_after) != 0) {
         snprintf(errstr, errstr_size, "block %" PRIu64 " changed while scanning (reorg in progress); retrying", to);
@@ -898,13 +898,13 @@ zl_class zl_detector_step(struct zl_detector *d, bool *idle, char *errstr, size_
 
     bool have = false;
     uint64_t cursor = 0;
-    char cursor_hash[67] = "";
+    char cursor_hash[ZL_HASH_HEX_SIZE] = "";
     c = read_cursor(d, &have, &cursor, cursor_hash, errstr, errstr_size);
     if (c != ZL_OK)
         return c;
     uint64_t from;
     if (have) {
-        char chain_hash[67];
+        char chain_hash[ZL_HASH_HEX_SIZE];
         if (cursor > safe) {
             /* the chain got shorter than our cursor: a reorg to a shorter fork,
              * or a node behind; compare at the cursor anyway when it exists */
@@ -937,7 +937,7 @@ zl_class zl_detector_step(struct zl_detector *d, bool *idle, char *errstr, size_
     c = load_addresses(d, errstr, errstr_size);
     if (c != ZL_OK)
         return c;
-    char hash_before[67];
+    char hash_before[ZL_HASH_HEX_SIZE];
     c = block_hash_at(d, to, hash_before, sizeof(hash_before), errstr, errstr_size);
     if (c != ZL_OK)
         return c;

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <uuid/uuid.h>
 
+#include "hex.h"
+
 /* ------------------------------------------------------------ kinds */
 
 struct kind_names {
@@ -100,7 +102,7 @@ static const char uint256_max_dec[] =
 
 static bool is_digit(char c) { return c >= '0' && c <= '9'; }
 static bool is_lower_hex(char c) { return is_digit(c) || (c >= 'a' && c <= 'f'); }
-static bool is_any_hex(char c) { return is_lower_hex(c) || (c >= 'A' && c <= 'F'); }
+static bool is_any_hex(char c) { return zl_hex_digit((unsigned char)c) >= 0; }
 
 static bool all_of(const char *s, size_t n, bool (*pred)(char))
 {
@@ -725,7 +727,7 @@ int zl_event_encode(const struct zl_event *ev, char *buf, size_t buf_size,
         if (f->type == FT_STRING) {
             put_json_string(&w, field_cstr(ev, f));
         } else {
-            char digits[24]; /* UINT64_MAX has 20 digits */
+            char digits[ZL_INT64_DEC_SIZE]; /* UINT64_MAX has 20 digits */
             int n = snprintf(digits, sizeof(digits), "%" PRIu64, field_int(ev, f));
             ZL_ASSERT(n > 0 && (size_t)n < sizeof(digits));
             put(&w, digits, (size_t)n);

@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hex.h"
 #include "zl.h"
 
 /* Largest message value decode accepts. Our biggest event encodes to well
@@ -44,6 +45,15 @@
  * a JSON reader that holds numbers as doubles (JavaScript, jq) reads exactly.
  * Every real chain id and block number is far below it. */
 #define ZL_JSON_SAFE_INT_MAX UINT64_C(9007199254740991)
+
+/* Text sizes of the identifiers an event carries, NUL included.
+ * ZL_DEPOSIT_ID_SIZE: "<chain_id>:<tx_hash>:<log_index>" is at most
+ * 16 + 1 + 66 + 1 + 10 = 94 characters; 160 leaves room for a longer chain
+ * id spelling without changing the wire format. ZL_UUID_TEXT_SIZE: a
+ * lowercase UUID 8-4-4-4-12. ZL_USER_ID_SIZE: 1..64 characters. */
+#define ZL_DEPOSIT_ID_SIZE 160
+#define ZL_UUID_TEXT_SIZE 37
+#define ZL_USER_ID_SIZE 65
 
 /* What a message is, by its `schema` field. The order is the pipeline order
  * and matters: a kind carries every field of every kind before it.
@@ -65,44 +75,44 @@ typedef enum zl_topic_kind {
  * sizes include the NUL. Fields a kind does not carry are empty strings or 0.
  * Owned by whoever declared it; nothing inside points elsewhere. */
 struct zl_event {
-    zl_topic_kind kind;   /* ZL_TOPIC_DETECTED..ZL_TOPIC_CREDITED; never ANY */
-    char schema[48];      /* zl_topic_kind_schema(kind), e.g. "zl.nft.pinned/v1" */
-    char event_id[37];    /* this event's own id: lowercase UUID 8-4-4-4-12,
-                             new for every event, even of the same deposit */
-    char deposit_id[160]; /* "<chain_id>:<tx_hash>:<log_index>", the Kafka key
-                             and idempotency key; must agree with those fields */
-    uint64_t chain_id;    /* EIP-155 chain id, 1..ZL_JSON_SAFE_INT_MAX */
-    char tx_hash[67];     /* deposit transaction: "0x" + 64 lowercase hex */
-    uint32_t log_index;   /* index of the Transfer log in its block */
-    uint64_t block_number; /* block of the deposit, 0..ZL_JSON_SAFE_INT_MAX */
-    char block_hash[67];  /* that block's hash, "0x" + 64 lowercase hex: a
-                             later different hash at this number is a reorg */
-    char token[43];       /* ERC-20 contract: "0x" + 40 hex, any case, kept
-                             as given (EIP-55 checksums are not verified) */
-    char from[43];        /* Transfer sender, address as for token */
-    char to[43];          /* Transfer recipient: our deposit address */
-    char user_id[65];     /* account credited: 1..64 of [A-Za-z0-9_.:-] */
-    char amount[80];      /* token's smallest unit, decimal string of an
-                             unsigned integer < 2^256 (max 78 digits), no
-                             leading zeros except "0"; never a JSON number */
-    char occurred_at[40]; /* when this event was made: RFC 3339 UTC,
-                             "YYYY-MM-DDTHH:MM:SS[.1-9 digits]Z" */
+    zl_topic_kind kind;                     /* ZL_TOPIC_DETECTED..ZL_TOPIC_CREDITED; never ANY */
+    char schema[48];                        /* zl_topic_kind_schema(kind), e.g. "zl.nft.pinned/v1" */
+    char event_id[ZL_UUID_TEXT_SIZE];       /* this event's own id: lowercase UUID 8-4-4-4-12,
+                                               new for every event, even of the same deposit */
+    char deposit_id[ZL_DEPOSIT_ID_SIZE];    /* "<chain_id>:<tx_hash>:<log_index>", the Kafka key
+                                               and idempotency key; must agree with those fields */
+    uint64_t chain_id;                      /* EIP-155 chain id, 1..ZL_JSON_SAFE_INT_MAX */
+    char tx_hash[ZL_HASH_HEX_SIZE];         /* deposit transaction: "0x" + 64 lowercase hex */
+    uint32_t log_index;                     /* index of the Transfer log in its block */
+    uint64_t block_number;                  /* block of the deposit, 0..ZL_JSON_SAFE_INT_MAX */
+    char block_hash[ZL_HASH_HEX_SIZE];      /* that block's hash, "0x" + 64 lowercase hex: a
+                                               later different hash at this number is a reorg */
+    char token[ZL_ADDRESS_HEX_SIZE];        /* ERC-20 contract: "0x" + 40 hex, any case, kept
+                                               as given (EIP-55 checksums are not verified) */
+    char from[ZL_ADDRESS_HEX_SIZE];         /* Transfer sender, address as for token */
+    char to[ZL_ADDRESS_HEX_SIZE];           /* Transfer recipient: our deposit address */
+    char user_id[ZL_USER_ID_SIZE];          /* account credited: 1..64 of [A-Za-z0-9_.:-] */
+    char amount[ZL_UINT256_DEC_SIZE];       /* token's smallest unit, decimal string of an
+                                               unsigned integer < 2^256 (max 78 digits), no
+                                               leading zeros except "0"; never a JSON number */
+    char occurred_at[40];                   /* when this event was made: RFC 3339 UTC,
+                                               "YYYY-MM-DDTHH:MM:SS[.1-9 digits]Z" */
     /* ZL_TOPIC_VERIFIED and later */
-    uint32_t confirmations; /* blocks on top of block_number when verified */
+    uint32_t confirmations;                 /* blocks on top of block_number when verified */
     /* ZL_TOPIC_PINNED and later */
-    char metadata_cid[128]; /* CIDv1 base32 of the NFT metadata: 'b' then
-                               [a-z2-7], 10..120 characters in all */
-    char token_uri[140];    /* exactly "ipfs://" + metadata_cid */
+    char metadata_cid[128];                 /* CIDv1 base32 of the NFT metadata: 'b' then
+                                               [a-z2-7], 10..120 characters in all */
+    char token_uri[140];                    /* exactly "ipfs://" + metadata_cid */
     /* ZL_TOPIC_MINTED and later */
-    char mint_tx_hash[67];  /* mint transaction: "0x" + 64 lowercase hex */
-    char token_id[80];      /* NFT token id, decimal string like amount */
-    char nft_contract[43];  /* NFT contract address, as for token */
+    char mint_tx_hash[ZL_HASH_HEX_SIZE];    /* mint transaction: "0x" + 64 lowercase hex */
+    char token_id[ZL_UINT256_DEC_SIZE];     /* NFT token id, decimal string like amount */
+    char nft_contract[ZL_ADDRESS_HEX_SIZE]; /* NFT contract address, as for token */
     /* ZL_TOPIC_CREDITED */
-    char credit_eggs[80];   /* eggs credited, decimal string like amount,
-                               may be "0" */
-    char credit_id[37];     /* ledger entry id: lowercase UUID */
-    char rate[48];          /* rate applied: digits, optionally one '.' and
-                               more digits; no leading zeros ("0.5", "12") */
+    char credit_eggs[ZL_UINT256_DEC_SIZE];  /* eggs credited, decimal string like amount,
+                                               may be "0" */
+    char credit_id[ZL_UUID_TEXT_SIZE];      /* ledger entry id: lowercase UUID */
+    char rate[48];                          /* rate applied: digits, optionally one '.' and
+                                               more digits; no leading zeros ("0.5", "12") */
 };
 
 /* The schema id of a kind ("zl.deposits.detected/v1"), or NULL for

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "hex.h"
 #include "keccak.h"
 #include "rlp.h"
 
@@ -240,57 +241,10 @@ int zl_tx_decode(const uint8_t *raw, size_t len, struct zl_tx_decoded *out, char
     return 0;
 }
 
-int zl_tx_hex_encode(const uint8_t *data, size_t len, char *out, size_t out_size)
-{
-    static const char digits[] = "0123456789abcdef";
-    if (out_size < 3 || (out_size - 3) / 2 < len) {
-        if (out_size > 0)
-            out[0] = '\0';
-        return -1;
-    }
-    out[0] = '0';
-    out[1] = 'x';
-    for (size_t i = 0; i < len; i++) {
-        out[2 + 2 * i] = digits[data[i] >> 4];
-        out[3 + 2 * i] = digits[data[i] & 15];
-    }
-    out[2 + 2 * len] = '\0';
-    return 0;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-int zl_tx_hex_decode(const char *hex, uint8_t *out, size_t out_size, size_t *len_out)
-{
-    if (hex[0] == '0' && (hex[1] == 'x' || hex[1] == 'X'))
-        hex += 2;
-    size_t n = strlen(hex);
-    if (n % 2 != 0 || n / 2 > out_size)
-        return -1;
-    for (size_t i = 0; i < n / 2; i++) {
-        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return -1;
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
-    *len_out = n / 2;
-    return 0;
-}
-
 int zl_tx_parse_address(const char *hex, uint8_t out[20])
 {
     size_t n;
-    if (hex[0] != '0' || (hex[1] != 'x' && hex[1] != 'X') || strlen(hex) != 42 ||
-        zl_tx_hex_decode(hex, out, 20, &n) != 0 || n != 20)
+    if (!zl_hex_has_prefix(hex) || strlen(hex) != 42 || zl_hex_decode(hex, out, 20, &n) != 0 || n != 20)
         return -1;
     return 0;
 }
@@ -408,16 +362,16 @@ void zl_abi_owner_of(const uint8_t id[32], uint8_t out[36])
     memcpy(out + 4, id, 32);
 }
 
-int zl_abi_decode_address(const char *hex, char out[43])
+int zl_abi_decode_address(const char *hex, char out[ZL_ADDRESS_HEX_SIZE])
 {
     uint8_t w[32];
     size_t n;
-    if (zl_tx_hex_decode(hex, w, sizeof(w), &n) != 0 || n != 32)
+    if (zl_hex_decode(hex, w, sizeof(w), &n) != 0 || n != 32)
         return -1;
     for (int i = 0; i < 12; i++)
         if (w[i] != 0)
             return -1;
-    return zl_tx_hex_encode(w + 12, 20, out, 43);
+    return zl_hex_encode(w + 12, 20, out, ZL_ADDRESS_HEX_SIZE);
 }
 
 bool zl_abi_is_token_exists_revert(const char *data_hex)

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hex.h"
 #include "secp.h"
 
 /* Largest calldata we build: a mintBatch of ZL_MINT_BATCH_MAX (100)
@@ -52,7 +53,7 @@ struct zl_tx {
 struct zl_signed_tx {
     uint8_t raw[ZL_TX_RAW_MAX];
     size_t raw_len;
-    char hash[67];                 /* "0x" + 64 lowercase hex */
+    char hash[ZL_HASH_HEX_SIZE]; /* "0x" + 64 lowercase hex */
 };
 
 /* Signs tx with k. Returns 0 with *out filled and checked (decodes back to
@@ -76,14 +77,6 @@ int zl_tx_decode(const uint8_t *raw, size_t len, struct zl_tx_decoded *out, char
 /* The digest that was signed, for a decoded tx (for recovery checks). */
 int zl_tx_signing_hash(const struct zl_tx *tx, uint8_t digest[32], char *errstr, size_t errstr_size);
 
-/* Hex: "0x" + lowercase hex of data into out (2*len + 3 bytes needed).
- * Returns 0, or -1 (out is "" when out_size > 0) when out is too small. */
-int zl_tx_hex_encode(const uint8_t *data, size_t len, char *out, size_t out_size);
-
-/* Parses hex ("0x" optional, even length, any case) into out. Returns 0 with
- * *len_out, or -1 when it is not hex or does not fit. */
-int zl_tx_hex_decode(const char *hex, uint8_t *out, size_t out_size, size_t *len_out);
-
 /* Parses a "0x" + 40 hex address. Returns 0 or -1. */
 int zl_tx_parse_address(const char *hex, uint8_t out[20]);
 
@@ -103,7 +96,7 @@ void zl_abi_owner_of(const uint8_t id[32], uint8_t out[36]);
 /* Reads an ABI-encoded address return value (a 32-byte word, hex as an
  * eth_call returns it) into "0x" + 40 lowercase hex. Returns 0, or -1 when
  * it is not one word with 12 zero bytes first. */
-int zl_abi_decode_address(const char *hex, char out[43]);
+int zl_abi_decode_address(const char *hex, char out[ZL_ADDRESS_HEX_SIZE]);
 
 /* The 4-byte selector of a Solidity signature, e.g. "ownerOf(uint256)". */
 void zl_abi_selector(const char *signature, uint8_t out[4]);

@@ -1,8 +1,9 @@
 #include "keccak.h"
 
 #include <nettle/sha3.h>
-#include <stdio.h>
 #include <string.h>
+
+#include "hex.h"
 
 /* Keccak-256 absorbs 136 bytes per permutation (1600 - 2*256 bits). */
 #define RATE_BYTES 136
@@ -41,24 +42,21 @@ void zl_keccak256(const void *data, size_t len, uint8_t out[ZL_KECCAK256_SIZE])
         out[i] = (uint8_t)(st.a[i / 8] >> (8 * (i % 8)));
 }
 
-void zl_keccak256_hex(const void *data, size_t len, char out[67])
+void zl_keccak256_hex(const void *data, size_t len, char out[ZL_HASH_HEX_SIZE])
 {
     uint8_t h[ZL_KECCAK256_SIZE];
     zl_keccak256(data, len, h);
-    out[0] = '0';
-    out[1] = 'x';
-    for (int i = 0; i < ZL_KECCAK256_SIZE; i++)
-        snprintf(out + 2 + 2 * i, 3, "%02x", h[i]);
+    zl_hex_encode(h, sizeof(h), out, ZL_HEX_SIZE(ZL_KECCAK256_SIZE));
 }
 
 int zl_token_id_decimal(const char *deposit_id, char *out, size_t out_size)
 {
-    if (out_size < 79)
+    if (out_size < ZL_UINT256_DEC_DIGITS_MAX + 1)
         return -1;
     uint8_t h[ZL_KECCAK256_SIZE];
     zl_keccak256(deposit_id, strlen(deposit_id), h);
     /* Base 2^256 -> base 10 by repeated division of the big-endian bytes. */
-    char digits[80];
+    char digits[ZL_UINT256_DEC_SIZE];
     int nd = 0;
     int nonzero = 1;
     while (nonzero) {

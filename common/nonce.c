@@ -132,7 +132,7 @@ zl_class zl_nonce_find_for_deposit(struct zl_pg *p, uint64_t chain_id, const cha
                                    struct zl_nonce_tx *out, bool *found, char *errstr, size_t errstr_size)
 {
     *found = false;
-    char chain[24];
+    char chain[ZL_INT64_DEC_SIZE];
     snprintf(chain, sizeof(chain), "%" PRIu64, chain_id);
     const char *params[3] = {chain, signer, deposit_id};
     zl_class c;
@@ -159,7 +159,7 @@ zl_class zl_nonce_find_for_deposit(struct zl_pg *p, uint64_t chain_id, const cha
 static zl_class lock_signer(struct zl_pg *p, uint64_t chain_id, const char *signer, uint64_t chain_floor,
                             uint64_t *nonce, char *errstr, size_t errstr_size)
 {
-    char chain[24], floor_s[24];
+    char chain[ZL_INT64_DEC_SIZE], floor_s[ZL_INT64_DEC_SIZE];
     snprintf(chain, sizeof(chain), "%" PRIu64, chain_id);
     snprintf(floor_s, sizeof(floor_s), "%" PRIu64, chain_floor);
     const char *init[3] = {chain, signer, floor_s};
@@ -251,7 +251,7 @@ zl_class zl_nonce_begin_batch(struct zl_pg *p, uint64_t chain_id, const char *si
                 skip[i] = false;
     }
     PQclear(r);
-    char chain[24];
+    char chain[ZL_INT64_DEC_SIZE];
     snprintf(chain, sizeof(chain), "%" PRIu64, chain_id);
     const char *live[3] = {chain, signer, ids};
     r = zl_pg_prepared(p, "nonce_live", 3, live, PGRES_TUPLES_OK, &c, errstr, errstr_size);
@@ -282,7 +282,8 @@ out_free:
 zl_class zl_nonce_store_batch(struct zl_pg *p, const struct zl_nonce_tx *t, const char *const *deposit_ids, size_t n,
                               char *errstr, size_t errstr_size)
 {
-    char chain[24], nonce[24], type[8], gas[24], fee[24], prio[24];
+    char chain[ZL_INT64_DEC_SIZE], nonce[ZL_INT64_DEC_SIZE], type[8], gas[ZL_INT64_DEC_SIZE], fee[ZL_INT64_DEC_SIZE],
+        prio[ZL_INT64_DEC_SIZE];
     snprintf(chain, sizeof(chain), "%" PRIu64, t->chain_id);
     snprintf(nonce, sizeof(nonce), "%" PRIu64, t->nonce);
     snprintf(type, sizeof(type), "%d", t->tx_type);
@@ -343,7 +344,8 @@ zl_class zl_nonce_replace(struct zl_pg *p, const struct zl_nonce_tx *t, const ch
                           bool *replaced, char *errstr, size_t errstr_size)
 {
     *replaced = false;
-    char chain[24], nonce[24], gas[24], fee[24], prio[24], maxh[12];
+    char chain[ZL_INT64_DEC_SIZE], nonce[ZL_INT64_DEC_SIZE], gas[ZL_INT64_DEC_SIZE], fee[ZL_INT64_DEC_SIZE],
+        prio[ZL_INT64_DEC_SIZE], maxh[12];
     snprintf(chain, sizeof(chain), "%" PRIu64, t->chain_id);
     snprintf(nonce, sizeof(nonce), "%" PRIu64, t->nonce);
     snprintf(gas, sizeof(gas), "%" PRIu64, t->gas_limit);
@@ -365,7 +367,7 @@ zl_class zl_nonce_mark_mined(struct zl_pg *p, uint64_t chain_id, const char *sig
                              const char *hash, int64_t block_number, int receipt_status, char *errstr,
                              size_t errstr_size)
 {
-    char chain[24], n[24], block[24], st[8];
+    char chain[ZL_INT64_DEC_SIZE], n[ZL_INT64_DEC_SIZE], block[ZL_INT64_DEC_SIZE], st[8];
     snprintf(chain, sizeof(chain), "%" PRIu64, chain_id);
     snprintf(n, sizeof(n), "%" PRIu64, nonce);
     snprintf(block, sizeof(block), "%" PRId64, block_number);
@@ -381,7 +383,7 @@ zl_class zl_nonce_mark_mined(struct zl_pg *p, uint64_t chain_id, const char *sig
 zl_class zl_nonce_note_error(struct zl_pg *p, uint64_t chain_id, const char *signer, uint64_t nonce,
                              const char *error, char *errstr, size_t errstr_size)
 {
-    char chain[24], n[24];
+    char chain[ZL_INT64_DEC_SIZE], n[ZL_INT64_DEC_SIZE];
     snprintf(chain, sizeof(chain), "%" PRIu64, chain_id);
     snprintf(n, sizeof(n), "%" PRIu64, nonce);
     const char *params[4] = {chain, signer, n, error};
@@ -396,7 +398,7 @@ zl_class zl_nonce_pending_fillers(struct zl_pg *p, uint64_t chain_id, const char
                                   size_t max, size_t *n, char *errstr, size_t errstr_size)
 {
     *n = 0;
-    char chain[24], lim[24];
+    char chain[ZL_INT64_DEC_SIZE], lim[ZL_INT64_DEC_SIZE];
     snprintf(chain, sizeof(chain), "%" PRIu64, chain_id);
     snprintf(lim, sizeof(lim), "%zu", max);
     const char *params[3] = {chain, signer, lim};

@@ -29,6 +29,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "envelope.h"
+#include "hex.h"
 #include "pg.h"
 #include "zl.h"
 
@@ -39,26 +41,26 @@
 /* A transaction to store, or one read back. Strings are NUL-terminated. */
 struct zl_nonce_tx {
     uint64_t chain_id;
-    char signer[43];           /* "0x" + 40 lowercase hex */
+    char signer[ZL_ADDRESS_HEX_SIZE];                   /* "0x" + 40 lowercase hex */
     uint64_t nonce;
-    char purpose[12];          /* "mint", "mint_batch" or "filler" */
-    int tx_type;               /* 0 legacy, 2 EIP-1559 */
-    char to_addr[43];          /* lowercase */
+    char purpose[12];                                   /* "mint", "mint_batch" or "filler" */
+    int tx_type;                                        /* 0 legacy, 2 EIP-1559 */
+    char to_addr[ZL_ADDRESS_HEX_SIZE];                  /* lowercase */
     uint64_t gas_limit;
-    uint64_t max_fee_wei;      /* legacy: gas price */
-    uint64_t priority_fee_wei; /* legacy: 0 */
-    char *raw_hex;             /* "0x..." signed bytes; owned when read back
-                                  (zl_nonce_tx_clear frees), borrowed when stored */
-    char tx_hash[67];
+    uint64_t max_fee_wei;                               /* legacy: gas price */
+    uint64_t priority_fee_wei;                          /* legacy: 0 */
+    char *raw_hex;                                      /* "0x..." signed bytes; owned when read back
+                                                           (zl_nonce_tx_clear frees), borrowed when stored */
+    char tx_hash[ZL_HASH_HEX_SIZE];
     /* read back only */
-    char hashes[ZL_NONCE_HASHES_MAX][67]; /* every hash signed at this nonce */
+    char hashes[ZL_NONCE_HASHES_MAX][ZL_HASH_HEX_SIZE]; /* every hash signed at this nonce */
     int nhashes;
     bool mined;
-    char mined_hash[67];
+    char mined_hash[ZL_HASH_HEX_SIZE];
     int64_t block_number;
-    int receipt_status;        /* 1 success, 0 reverted; -1 unknown */
-    int64_t signed_age_ms;     /* now - signed_at, by the database clock */
-    char first_deposit[160];   /* deposit_ids[1], "" for none */
+    int receipt_status;                                 /* 1 success, 0 reverted; -1 unknown */
+    int64_t signed_age_ms;                              /* now - signed_at, by the database clock */
+    char first_deposit[ZL_DEPOSIT_ID_SIZE];             /* deposit_ids[1], "" for none */
 };
 
 /* Frees raw_hex when it was read back. */

@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* "postgres prepare <statement name>: " before the server's message. */
+#define PG_STMT_PREFIX_SIZE 160
+
 int zl_pg_init(struct zl_pg *p, const char *dsn, int64_t connect_timeout_ms)
 {
     memset(p, 0, sizeof(*p));
@@ -56,7 +59,7 @@ zl_class zl_pg_ensure(struct zl_pg *p, char *errstr, size_t errstr_size)
         p->conn = NULL;
         p->reconnects++;
     }
-    char timeout_s[24];
+    char timeout_s[ZL_INT64_DEC_SIZE];
     long secs = (long)((p->connect_timeout_ms + 999) / 1000);
     snprintf(timeout_s, sizeof(timeout_s), "%ld", secs < 1 ? 1L : secs);
     /* expand_dbname=1: the DSN may be a URI or key=value string. */
@@ -72,7 +75,7 @@ zl_class zl_pg_ensure(struct zl_pg *p, char *errstr, size_t errstr_size)
         PGresult *r = PQprepare(c, p->stmts[i].name, p->stmts[i].sql, p->stmts[i].nparams, NULL);
         ExecStatusType st = PQresultStatus(r);
         if (st != PGRES_COMMAND_OK) {
-            char prefix[160];
+            char prefix[PG_STMT_PREFIX_SIZE];
             snprintf(prefix, sizeof(prefix), "postgres prepare %s: ", p->stmts[i].name);
             copy_pg_message(errstr, errstr_size, prefix, PQresultErrorMessage(r));
             size_t used = strlen(errstr);

@@ -20,6 +20,8 @@
 #define REPLAY_QUERY_TIMEOUT_MS 10000
 /* Filtered messages between two progress calls. */
 #define REPLAY_PROGRESS_EVERY 1000
+/* A replay_log status ("pending", "sent") with its NUL. */
+#define REPLAY_STATUS_SIZE 16
 
 static const char *const outcome_names[] = {
     [ZL_REPLAY_FILTERED] = "filtered",   [ZL_REPLAY_SENT] = "sent",
@@ -373,7 +375,7 @@ struct dead_letter {
     char stage[64];
     int64_t failed_at_ms;
     int64_t replay_count;
-    char part_s[16], off_s[24];
+    char part_s[ZL_INT64_DEC_SIZE], off_s[ZL_INT64_DEC_SIZE];
 };
 
 /* Moves the row out of 'dead' and claims the message, in one transaction.
@@ -382,7 +384,7 @@ struct dead_letter {
 static int claim(struct run *r, struct dead_letter *dl, char *detail, size_t detail_size, char *errstr,
                  size_t errstr_size)
 {
-    char count_s[24], note[ZL_TOPIC_NAME_MAX + 64];
+    char count_s[ZL_INT64_DEC_SIZE], note[ZL_TOPIC_NAME_MAX + 64];
     snprintf(count_s, sizeof(count_s), "%" PRId64, dl->replay_count + 1);
     snprintf(note, sizeof(note), "replayed from %s/%s/%s", r->o->dlq_topic, dl->part_s, dl->off_s);
     if (zl_pg_exec(&r->pg, "BEGIN", errstr, errstr_size) != ZL_OK)
@@ -537,7 +539,7 @@ static int handle(struct run *r, const rd_kafka_message_t *m, char *errstr, size
     PGresult *res = q(r, "zl_replay_lookup", 3, lv, PGRES_TUPLES_OK, errstr, errstr_size);
     if (res == NULL)
         return -1;
-    char status[16] = "";
+    char status[REPLAY_STATUS_SIZE] = "";
     if (PQntuples(res) == 1)
         snprintf(status, sizeof(status), "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
@@ -577,7 +579,7 @@ static int handle(struct run *r, const rd_kafka_message_t *m, char *errstr, size
         return -1;
     r->sends++;
     zl_fault_point("replay_after_delivery");
-    char dp[16], doff[24];
+    char dp[ZL_INT64_DEC_SIZE], doff[ZL_INT64_DEC_SIZE];
     snprintf(dp, sizeof(dp), "%" PRId32, d.partition);
     snprintf(doff, sizeof(doff), "%" PRId64, d.offset);
     const char *sv[5] = {r->o->dlq_topic, dl.part_s, dl.off_s, dp, doff};

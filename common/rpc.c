@@ -1,6 +1,6 @@
 /* rpc.c: the Ethereum JSON-RPC client behind rpc.h.
  *
- * Every request goes through one engine (run_request): candidates are the
+ * Every request goes through one engine (rpc_run_request): candidates are the
  * endpoints in rank order; the best one is asked first; when it fails the
  * next is asked at once (failover), and when it has not answered after
  * hedge_after_ms the next is asked too (hedging). The first good answer wins
@@ -10,6 +10,8 @@
  *
  * Endpoint URLs may carry API keys in their path or query, so logs, metrics
  * and health only ever show scheme://host[:port] (the endpoint's label).
+ * Batches and quorum reads are in rpc_batch.c; the structs both files share
+ * are in rpc_int.h.
  */
 #include "rpc.h"
 
@@ -21,7 +23,9 @@
 #include <string.h>
 
 #include "breaker.h"
+#include "hex.h"
 #include "log.h"
+#include "rpc_int.h"
 
 /* Largest response body accepted: eth_getLogs over a busy range can be large,
  * but a body bigger than this is a misbehaving endpoint, not data. */
@@ -31,52 +35,8 @@
 #define RPC_RETRY_AFTER_MAX_MS INT64_C(60000)
 /* Rate-limit pause when the endpoint said 429 / -32005 without Retry-After. */
 #define RPC_RATE_LIMIT_DEFAULT_MS INT64_C(1000)
-/* Bytes of a URL, including the NUL. */
-#define RPC_URL_BYTES_MAX 1024
 /* Weight of the newest sample in the ranking averages. */
 #define RPC_EWMA_ALPHA 0.2
-
-enum ep_verdict {
-    EP_GOOD = 0,        /* an answer the caller can use */
-    EP_RPC_ERROR,       /* healthy endpoint, JSON-RPC error for this call */
-    EP_RATE_LIMITED,    /* 429, Retry-After, -32005 */
-    EP_BAD,             /* 5xx, other HTTP status, garbage body */
-    EP_DOWN,            /* transport failure: refused, reset, timeout */
-};
-
-struct rpc_endpoint {
-    char url[RPC_URL_BYTES_MAX];
-    char label[256];          /* scheme://host[:port], safe to show */
-    struct zl_breaker br;
-    bool br_ready;
-    CURL *easy;
-    struct curl_slist *headers;
-    /* per request, reset in start_request */
-    char *buf;
-    size_t len;
-    size_t cap;
-    bool overflow;
-    int64_t retry_after_ms;   /* -1 none */
-    int64_t started_ms;
-    bool running;
-    /* ranking */
-    double success_ewma;      /* 1 = every recent call succeeded */
-    double latency_ewma_ms;
-    int64_t rate_limited_until_ms;
-    int index;                /* position in the configured order */
-};
-
-struct zl_rpc {
-    struct rpc_endpoint eps[ZL_RPC_ENDPOINTS_MAX];
-    int n;
-    CURLM *multi;
-    struct zl_rpc_opts opts;
-    char name[64];
-    uint64_t next_id;
-    struct zl_metrics *metrics;
-    struct zl_health *health;
-    int last_healthy_reported; /* -1 never */
-};
 
 static int curl_global_done;
 
@@ -97,32 +57,6 @@ static void endpoint_label(const char *url, char *out, size_t out_size)
         host = at + 1;
     int scheme_len = p != NULL ? (int)(p - url) : 0;
     snprintf(out, out_size, "%.*s%s%.*s", scheme_len, url, p != NULL ? "://" : "", (int)(end - host), host);
-}
-
-static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-    struct rpc_endpoint *ep = userdata;
-    size_t n = size * nmemb;
-    if (ep->len + n + 1 > RPC_RESPONSE_BYTES_MAX) {
-        ep->overflow = true;
-        return 0; /* aborts the transfer */
-    }
-    if (ep->len + n + 1 > ep->cap) {
-        size_t cap = ep->cap == 0 ? 4096 : ep->cap;
-        while (cap < ep->len + n + 1)
-            cap *= 2;
-        char *nb = realloc(ep->buf, cap);
-        if (nb == NULL) {
-            ep->overflow = true;
-            return 0;
-        }
-        ep->buf = nb;
-        ep->cap = cap;
-    }
-    memcpy(ep->buf + ep->len, ptr, n);
-    ep->len += n;
-    ep->buf[ep->len] = '\0';
-    return n;
 }
 
 static size_t header_cb(char *buffer, size_t size, size_t nitems, void *userdata)
@@ -160,7 +94,7 @@ int zl_rpc_parse_quantity(const json_t *v, uint64_t *out)
         return -1;
     const char *s = json_string_value(v);
     size_t len = json_string_length(v);
-    if (len < 3 || s[0] != '0' || (s[1] != 'x' && s[1] != 'X'))
+    if (len < 3 || !zl_hex_has_prefix(s))
         return -1;
     size_t i = 2;
     while (i < len - 1 && s[i] == '0')
@@ -169,15 +103,8 @@ int zl_rpc_parse_quantity(const json_t *v, uint64_t *out)
         return -1;
     uint64_t val = 0;
     for (; i < len; i++) {
-        int c = (unsigned char)s[i];
-        int d;
-        if (c >= '0' && c <= '9')
-            d = c - '0';
-        else if (c >= 'a' && c <= 'f')
-            d = c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F')
-            d = c - 'A' + 10;
-        else
+        int d = zl_hex_digit((unsigned char)s[i]);
+        if (d < 0)
             return -1;
         val = (val << 4) | (uint64_t)d;
     }
@@ -204,7 +131,7 @@ static bool is_rate_limit_error(long code, const char *msg)
            strstr(low, "exceeded the quota") != NULL || strstr(low, "capacity exceeded") != NULL;
 }
 
-static void fill_rpc_error(const json_t *err, struct zl_rpc_error *out)
+void rpc_fill_error(const json_t *err, struct zl_rpc_error *out)
 {
     if (out == NULL)
         return;
@@ -238,7 +165,7 @@ static enum ep_verdict judge_single(const json_t *resp, struct zl_rpc_error *err
         if (!json_is_object(e))
             return EP_BAD;
         struct zl_rpc_error tmp;
-        fill_rpc_error(e, &tmp);
+        rpc_fill_error(e, &tmp);
         if (err != NULL)
             *err = tmp;
         return is_rate_limit_error(tmp.code, tmp.message) ? EP_RATE_LIMITED : EP_RPC_ERROR;
@@ -247,11 +174,6 @@ static enum ep_verdict judge_single(const json_t *resp, struct zl_rpc_error *err
         return EP_BAD;
     return EP_GOOD;
 }
-
-struct batch_ctx {
-    size_t n;
-    uint64_t first_id;
-};
 
 /* A batch answer must be an array holding one response per id we sent. */
 static enum ep_verdict judge_batch(const json_t *resp, const struct batch_ctx *bc, struct zl_rpc_error *err)
@@ -371,11 +293,8 @@ static void finish_transfer(struct zl_rpc *r, struct rpc_endpoint *ep)
 
 static int start_request(struct zl_rpc *r, struct rpc_endpoint *ep, const char *body, size_t body_len)
 {
-    ep->len = 0;
-    ep->overflow = false;
+    zl_httpbuf_reset(&ep->body);
     ep->retry_after_ms = -1;
-    if (ep->buf != NULL)
-        ep->buf[0] = '\0';
     curl_easy_setopt(ep->easy, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(ep->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
     if (curl_multi_add_handle(r->multi, ep->easy) != CURLM_OK)
@@ -393,10 +312,11 @@ static enum ep_verdict judge_transfer(struct zl_rpc *r, struct rpc_endpoint *ep,
 {
     (void)r;
     *parsed = NULL;
+    /* Our write callback refused the body: too large, or no memory for it. */
+    bool refused = ep->body.too_big || ep->body.no_memory;
     if (cc != CURLE_OK) {
-        snprintf(why, why_size, "%s: %s", ep->label,
-                 ep->overflow ? "response too large" : curl_easy_strerror(cc));
-        return ep->overflow ? EP_BAD : EP_DOWN;
+        snprintf(why, why_size, "%s: %s", ep->label, refused ? "response too large" : curl_easy_strerror(cc));
+        return refused ? EP_BAD : EP_DOWN;
     }
     long status = 0;
     curl_easy_getinfo(ep->easy, CURLINFO_RESPONSE_CODE, &status);
@@ -411,7 +331,7 @@ static enum ep_verdict judge_transfer(struct zl_rpc *r, struct rpc_endpoint *ep,
     json_error_t jerr;
     /* anvil and geth put revert arguments into error.message as raw bytes,
      * \u0000 included: refusing them would call a healthy answer garbage. */
-    json_t *body = json_loadb(ep->buf != NULL ? ep->buf : "", ep->len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+    json_t *body = json_loadb(zl_httpbuf_str(&ep->body), ep->body.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
     if (body == NULL) {
         snprintf(why, why_size, "%s: response is not JSON: %s", ep->label, jerr.text);
         return EP_BAD;
@@ -438,20 +358,13 @@ static enum ep_verdict judge_transfer(struct zl_rpc *r, struct rpc_endpoint *ep,
     return v;
 }
 
-struct engine_result {
-    json_t *body;        /* decoded response of the winner */
-    int endpoint;        /* index of the winner, -1 none */
-    enum ep_verdict verdict;
-};
-
 /* Runs one request over the endpoints not in `skip`, with failover and
  * (when hedge is true) hedging. Returns ZL_OK with res->body on a good answer,
  * ZL_TRANSIENT with res->body and *err (answered) on a JSON-RPC error from a
  * healthy endpoint, ZL_OUTAGE when no endpoint could be reached (all refused
  * by their breaker or down), ZL_TRANSIENT otherwise. */
-static zl_class run_request(struct zl_rpc *r, const char *body, const struct batch_ctx *bc, const bool *skip,
-                            bool hedge, struct engine_result *res, struct zl_rpc_error *err, char *errstr,
-                            size_t errstr_size)
+zl_class rpc_run_request(struct zl_rpc *r, const char *body, const struct batch_ctx *bc, const bool *skip, bool hedge,
+                         struct engine_result *res, struct zl_rpc_error *err, char *errstr, size_t errstr_size)
 {
     int order[ZL_RPC_ENDPOINTS_MAX];
     rank(r, order);
@@ -649,8 +562,9 @@ static int endpoint_init(struct zl_rpc *r, struct rpc_endpoint *ep, const char *
     ep->headers = curl_slist_append(NULL, "Content-Type: application/json");
     curl_easy_setopt(ep->easy, CURLOPT_URL, ep->url);
     curl_easy_setopt(ep->easy, CURLOPT_HTTPHEADER, ep->headers);
-    curl_easy_setopt(ep->easy, CURLOPT_WRITEFUNCTION, write_cb);
-    curl_easy_setopt(ep->easy, CURLOPT_WRITEDATA, ep);
+    zl_httpbuf_init(&ep->body, RPC_RESPONSE_BYTES_MAX);
+    curl_easy_setopt(ep->easy, CURLOPT_WRITEFUNCTION, zl_httpbuf_write_cb);
+    curl_easy_setopt(ep->easy, CURLOPT_WRITEDATA, &ep->body);
     curl_easy_setopt(ep->easy, CURLOPT_HEADERFUNCTION, header_cb);
     curl_easy_setopt(ep->easy, CURLOPT_HEADERDATA, ep);
     curl_easy_setopt(ep->easy, CURLOPT_TIMEOUT_MS, (long)r->opts.timeout_ms);
@@ -764,7 +678,7 @@ void zl_rpc_free(struct zl_rpc *r)
             curl_easy_cleanup(ep->easy);
         }
         curl_slist_free_all(ep->headers);
-        free(ep->buf);
+        zl_httpbuf_free(&ep->body);
         if (ep->br_ready)
             zl_breaker_destroy(&ep->br);
     }
@@ -774,7 +688,7 @@ void zl_rpc_free(struct zl_rpc *r)
 }
 
 /* Encodes {"jsonrpc":"2.0","id":id,"method":m,"params":p}; NULL on failure. */
-static json_t *make_request(uint64_t id, const char *method, json_t *params)
+json_t *rpc_make_request(uint64_t id, const char *method, json_t *params)
 {
     json_t *req = json_object();
     if (req == NULL)
@@ -789,12 +703,11 @@ static json_t *make_request(uint64_t id, const char *method, json_t *params)
     return req;
 }
 
-static zl_class call_once(struct zl_rpc *r, const char *method, json_t *params, const bool *skip, bool hedge,
-                          json_t **result, int *endpoint, struct zl_rpc_error *rpc_err, char *errstr,
-                          size_t errstr_size)
+zl_class rpc_call_once(struct zl_rpc *r, const char *method, json_t *params, const bool *skip, bool hedge,
+                       json_t **result, int *endpoint, struct zl_rpc_error *rpc_err, char *errstr, size_t errstr_size)
 {
     *result = NULL;
-    json_t *req = make_request(r->next_id++, method, params);
+    json_t *req = rpc_make_request(r->next_id++, method, params);
     char *body = req != NULL ? json_dumps(req, JSON_COMPACT) : NULL;
     json_decref(req);
     if (body == NULL) {
@@ -802,7 +715,7 @@ static zl_class call_once(struct zl_rpc *r, const char *method, json_t *params, 
         return ZL_TRANSIENT;
     }
     struct engine_result res;
-    zl_class c = run_request(r, body, NULL, skip, hedge, &res, rpc_err, errstr, errstr_size);
+    zl_class c = rpc_run_request(r, body, NULL, skip, hedge, &res, rpc_err, errstr, errstr_size);
     free(body);
     if (endpoint != NULL)
         *endpoint = res.endpoint;
@@ -823,217 +736,7 @@ zl_class zl_rpc_call(struct zl_rpc *r, const char *method, json_t *params, json_
 {
     if (rpc_err != NULL)
         memset(rpc_err, 0, sizeof(*rpc_err));
-    return call_once(r, method, params, NULL, true, result, NULL, rpc_err, errstr, errstr_size);
-}
-
-/* One round of a quorum read: what the endpoint's answer (class c, from
- * endpoint ep, why on failure) means for the rounds. */
-enum quorum_step { Q_STOP, Q_NEXT, Q_VOTE };
-
-struct quorum_rounds {
-    bool skip[ZL_RPC_ENDPOINTS_MAX];
-    zl_class worst;
-    bool any_reached;
-    char last[ZL_ERRSTR_SIZE];
-};
-
-static enum quorum_step quorum_step(struct quorum_rounds *q, zl_class c, int ep, const char *why)
-{
-    if (ep < 0) {
-        /* nobody left who answered */
-        snprintf(q->last, sizeof(q->last), "%s", why);
-        if (c == ZL_OUTAGE && !q->any_reached)
-            q->worst = ZL_OUTAGE;
-        return Q_STOP;
-    }
-    q->any_reached = true;
-    q->skip[ep] = true;
-    if (c != ZL_OK) {
-        snprintf(q->last, sizeof(q->last), "%s", why);
-        return Q_NEXT; /* a JSON-RPC error is not a vote */
-    }
-    return Q_VOTE;
-}
-
-/* One batch request to the best endpoint not in skip; *endpoint is the one
- * that answered (-1 when none did). */
-static zl_class batch_once(struct zl_rpc *r, size_t n, const char *const *methods, json_t *const *params,
-                           const bool *skip, bool hedge, json_t **results, struct zl_rpc_error *errs, int *endpoint,
-                           char *errstr, size_t errstr_size)
-{
-    *endpoint = -1;
-    for (size_t i = 0; i < n; i++) {
-        results[i] = NULL;
-        if (errs != NULL)
-            memset(&errs[i], 0, sizeof(errs[i]));
-    }
-    if (n == 0)
-        return ZL_OK;
-    if (n > ZL_RPC_BATCH_MAX) {
-        snprintf(errstr, errstr_size, "rpc batch: %zu calls, more than ZL_RPC_BATCH_MAX %d", n, ZL_RPC_BATCH_MAX);
-        return ZL_PERMANENT;
-    }
-    struct batch_ctx bc = {.n = n, .first_id = r->next_id};
-    r->next_id += n;
-    json_t *arr = json_array();
-    for (size_t i = 0; arr != NULL && i < n; i++)
-        json_array_append_new(arr, make_request(bc.first_id + i, methods[i], params[i]));
-    char *body = arr != NULL ? json_dumps(arr, JSON_COMPACT) : NULL;
-    json_decref(arr);
-    if (body == NULL) {
-        snprintf(errstr, errstr_size, "rpc batch: cannot encode request (out of memory)");
-        return ZL_TRANSIENT;
-    }
-    struct engine_result res;
-    zl_class c = run_request(r, body, &bc, skip, hedge, &res, NULL, errstr, errstr_size);
-    free(body);
-    *endpoint = res.endpoint;
-    if (c != ZL_OK) {
-        json_decref(res.body);
-        return c;
-    }
-    size_t i;
-    json_t *item;
-    json_array_foreach(res.body, i, item) {
-        size_t k = (size_t)(json_integer_value(json_object_get(item, "id")) - (json_int_t)bc.first_id);
-        json_t *e = json_object_get(item, "error");
-        if (e != NULL && !json_is_null(e)) {
-            if (errs != NULL) {
-                fill_rpc_error(e, &errs[k]);
-                errs[k].answered = true;
-            }
-            continue;
-        }
-        if (results[k] == NULL)
-            results[k] = json_incref(json_object_get(item, "result"));
-    }
-    json_decref(res.body);
-    return ZL_OK;
-}
-
-zl_class zl_rpc_batch(struct zl_rpc *r, size_t n, const char *const *methods, json_t *const *params,
-                      json_t **results, struct zl_rpc_error *errs, char *errstr, size_t errstr_size)
-{
-    int ep;
-    return batch_once(r, n, methods, params, NULL, true, results, errs, &ep, errstr, errstr_size);
-}
-
-zl_class zl_rpc_batch_quorum(struct zl_rpc *r, size_t n, const char *const *methods, json_t *const *params,
-                             json_t **results, struct zl_rpc_error *errs, char *errstr, size_t errstr_size)
-{
-    if (r->opts.quorum <= 1)
-        return zl_rpc_batch(r, n, methods, params, results, errs, errstr, errstr_size);
-    for (size_t i = 0; i < n; i++) {
-        results[i] = NULL;
-        if (errs != NULL)
-            memset(&errs[i], 0, sizeof(errs[i]));
-    }
-    if (n > ZL_RPC_BATCH_MAX) {
-        snprintf(errstr, errstr_size, "rpc batch: %zu calls, more than ZL_RPC_BATCH_MAX %d", n, ZL_RPC_BATCH_MAX);
-        return ZL_PERMANENT;
-    }
-    /* answers[round][i]: what the round's endpoint said to call i (NULL: an
-     * error, which is not a vote). A call is decided once quorum answers to
-     * it are equal; the rest stay NULL with errs[i] saying so. */
-    json_t *answers[ZL_RPC_ENDPOINTS_MAX][ZL_RPC_BATCH_MAX];
-    struct zl_rpc_error *round_errs = calloc(n, sizeof(*round_errs)); /* 1.3 KiB each: not on the stack */
-    if (round_errs == NULL) {
-        snprintf(errstr, errstr_size, "rpc batch: out of memory");
-        return ZL_TRANSIENT;
-    }
-    struct quorum_rounds q = {.worst = ZL_TRANSIENT};
-    int rounds = 0;
-    size_t decided = 0;
-    while (rounds < r->n && decided < n) {
-        int ep = -1;
-        char why[ZL_ERRSTR_SIZE];
-        zl_class c = batch_once(r, n, methods, params, q.skip, false, answers[rounds], round_errs, &ep, why,
-                                sizeof(why));
-        enum quorum_step st = quorum_step(&q, c, ep, why);
-        if (st == Q_STOP)
-            break;
-        if (st == Q_NEXT)
-            continue;
-        int me = rounds++;
-        for (size_t i = 0; i < n; i++) {
-            json_t *a = answers[me][i];
-            if (a == NULL) {
-                if (errs != NULL && results[i] == NULL)
-                    errs[i] = round_errs[i];
-                continue;
-            }
-            if (results[i] != NULL)
-                continue;
-            int agree = 0;
-            for (int k = 0; k <= me; k++)
-                if (answers[k][i] != NULL && json_equal(answers[k][i], a))
-                    agree++;
-            if (agree >= r->opts.quorum) {
-                results[i] = json_incref(a);
-                decided++;
-            }
-        }
-    }
-    for (int k = 0; k < rounds; k++)
-        for (size_t i = 0; i < n; i++)
-            json_decref(answers[k][i]);
-    free(round_errs);
-    if (!q.any_reached) {
-        snprintf(errstr, errstr_size, "rpc batch: quorum of %d not reached (last error: %s)", r->opts.quorum,
-                 q.last[0] != '\0' ? q.last : "none");
-        return q.worst;
-    }
-    /* Calls short of a quorum fail one by one, like an error answer. */
-    for (size_t i = 0; errs != NULL && i < n; i++)
-        if (results[i] == NULL && errs[i].message[0] == '\0')
-            snprintf(errs[i].message, sizeof(errs[i].message), "%s: quorum of %d not reached (%d answers)",
-                     methods[i], r->opts.quorum, rounds);
-    if (decided == 0 && rounds == 0) {
-        snprintf(errstr, errstr_size, "rpc batch: quorum of %d not reached (last error: %s)", r->opts.quorum,
-                 q.last[0] != '\0' ? q.last : "none");
-        return ZL_TRANSIENT;
-    }
-    return ZL_OK;
-}
-
-zl_class zl_rpc_call_quorum(struct zl_rpc *r, const char *method, json_t *params, json_t **result,
-                            struct zl_rpc_error *rpc_err, char *errstr, size_t errstr_size)
-{
-    *result = NULL;
-    if (r->opts.quorum <= 1)
-        return zl_rpc_call(r, method, params, result, rpc_err, errstr, errstr_size);
-    if (rpc_err != NULL)
-        memset(rpc_err, 0, sizeof(*rpc_err));
-    struct quorum_rounds q = {.worst = ZL_TRANSIENT};
-    json_t *answers[ZL_RPC_ENDPOINTS_MAX];
-    int n_answers = 0;
-    for (int round = 0; round < r->n; round++) {
-        json_t *res = NULL;
-        int ep = -1;
-        char why[ZL_ERRSTR_SIZE];
-        zl_class c = call_once(r, method, params, q.skip, false, &res, &ep, rpc_err, why, sizeof(why));
-        enum quorum_step st = quorum_step(&q, c, ep, why);
-        if (st == Q_STOP)
-            break;
-        if (st == Q_NEXT)
-            continue;
-        answers[n_answers++] = res;
-        int agree = 0;
-        for (int i = 0; i < n_answers; i++)
-            if (json_equal(answers[i], res))
-                agree++;
-        if (agree >= r->opts.quorum) {
-            *result = json_incref(res);
-            for (int i = 0; i < n_answers; i++)
-                json_decref(answers[i]);
-            return ZL_OK;
-        }
-    }
-    for (int i = 0; i < n_answers; i++)
-        json_decref(answers[i]);
-    snprintf(errstr, errstr_size, "%s: quorum of %d not reached (%d answers; last error: %s)", method,
-             r->opts.quorum, n_answers, q.last[0] != '\0' ? q.last : "none");
-    return q.worst;
+    return rpc_call_once(r, method, params, NULL, true, result, NULL, rpc_err, errstr, errstr_size);
 }
 
 bool zl_rpc_any_healthy(struct zl_rpc *r)

@@ -8,7 +8,11 @@
 #include <secp256k1.h>
 #include <secp256k1_recovery.h>
 
+#include "hex.h"
 #include "keccak.h"
+
+/* A serialized uncompressed public key: 0x04, then x and y (32 bytes each). */
+#define PUBKEY_UNCOMPRESSED_SIZE 65
 
 /* Zeroes memory in a way the compiler may not drop as a dead store. */
 static void wipe(void *p, size_t n)
@@ -18,24 +22,13 @@ static void wipe(void *p, size_t n)
         *v++ = 0;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static void address_of(const secp256k1_context *ctx, const secp256k1_pubkey *pub, uint8_t address[20])
 {
-    uint8_t ser[65];
+    uint8_t ser[PUBKEY_UNCOMPRESSED_SIZE];
     size_t n = sizeof(ser);
     secp256k1_ec_pubkey_serialize(ctx, ser, &n, pub, SECP256K1_EC_UNCOMPRESSED);
     uint8_t h[32];
-    zl_keccak256(ser + 1, 64, h); /* drop the 0x04 prefix */
+    zl_keccak256(ser + 1, sizeof(ser) - 1, h); /* drop the 0x04 prefix */
     memcpy(address, h + 12, 20);
 }
 
@@ -45,11 +38,11 @@ int zl_secp_key_load(struct zl_secp_key *k, const char *text, char *errstr, size
     const char *p = text;
     while (isspace((unsigned char)*p))
         p++;
-    if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X'))
-        p += 2;
+    if (zl_hex_has_prefix(p))
+        p += ZL_HEX_PREFIX_LEN;
     bool ok = true;
     for (size_t j = 0; ok && j < 64; j++)
-        ok = hexval(p[j]) >= 0; /* stops at the NUL of a short text */
+        ok = zl_hex_digit((unsigned char)p[j]) >= 0; /* stops at the NUL of a short text */
     const char *rest = ok ? p + 64 : p;
     while (ok && isspace((unsigned char)*rest))
         rest++;
@@ -57,8 +50,11 @@ int zl_secp_key_load(struct zl_secp_key *k, const char *text, char *errstr, size
         snprintf(errstr, errstr_size, "signer key: expected 64 hex digits (0x optional)");
         return -1;
     }
-    for (size_t j = 0; j < 32; j++)
-        k->secret[j] = (uint8_t)(hexval(p[2 * j]) << 4 | hexval(p[2 * j + 1]));
+    for (size_t j = 0; j < 32; j++) {
+        int hi = zl_hex_digit((unsigned char)p[2 * j]); /* both digits checked above */
+        int lo = zl_hex_digit((unsigned char)p[2 * j + 1]);
+        k->secret[j] = (uint8_t)(hi << 4 | lo);
+    }
     secp256k1_context *ctx = secp256k1_context_create(SECP256K1_CONTEXT_NONE);
     if (ctx == NULL) {
         wipe(k->secret, sizeof(k->secret));
@@ -74,14 +70,7 @@ int zl_secp_key_load(struct zl_secp_key *k, const char *text, char *errstr, size
     }
     k->ctx = ctx;
     address_of(ctx, &pub, k->address);
-    static const char digits[] = "0123456789abcdef";
-    k->address_hex[0] = '0';
-    k->address_hex[1] = 'x';
-    for (size_t j = 0; j < 20; j++) {
-        k->address_hex[2 + 2 * j] = digits[k->address[j] >> 4];
-        k->address_hex[3 + 2 * j] = digits[k->address[j] & 15];
-    }
-    k->address_hex[42] = '\0';
+    zl_hex_encode(k->address, sizeof(k->address), k->address_hex, sizeof(k->address_hex));
     return 0;
 }
 

@@ -14,11 +14,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hex.h"
+
 struct zl_secp_key {
-    void *ctx;             /* secp256k1_context *, owned */
-    uint8_t secret[32];    /* never logged; wiped by zl_secp_key_free */
-    uint8_t address[20];   /* keccak256(uncompressed pubkey)[12..32) */
-    char address_hex[43];  /* "0x" + 40 lowercase hex */
+    void *ctx;                             /* secp256k1_context *, owned */
+    uint8_t secret[32];                    /* never logged; wiped by zl_secp_key_free */
+    uint8_t address[20];                   /* keccak256(uncompressed pubkey)[12..32) */
+    char address_hex[ZL_ADDRESS_HEX_SIZE]; /* "0x" + 40 lowercase hex */
 };
 
 /* Loads a key from text: 64 hex digits, "0x" optional, surrounding

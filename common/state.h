@@ -13,6 +13,8 @@
 
 #include <stdbool.h>
 
+#include "envelope.h"
+#include "hex.h"
 #include "pg.h"
 #include "zl.h"
 
@@ -27,6 +29,10 @@ typedef enum zl_state {
     ZL_STATE_REORGED, /* terminal side state: never credited */
     ZL_STATE_DEAD,    /* in a DLQ, waiting for replay */
 } zl_state;
+
+/* Bytes of a state name with its NUL: the longest, "mint_submitted", has 14
+ * characters. */
+#define ZL_STATE_NAME_SIZE 16
 
 /* "detected", ...; "unknown" for ZL_STATE_UNKNOWN. */
 const char *zl_state_name(zl_state s);
@@ -43,16 +49,16 @@ struct zl_row {
     int attempts;
     char metadata_cid[128];
     char token_uri[140];
-    char nft_contract[43];
-    char token_id[80];
-    char mint_tx_hash[67];
-    char credit_id[37];
-    char credit_eggs[80];
-    char dead_from_state[16];
+    char nft_contract[ZL_ADDRESS_HEX_SIZE];
+    char token_id[ZL_UINT256_DEC_SIZE];
+    char mint_tx_hash[ZL_HASH_HEX_SIZE];
+    char credit_id[ZL_UUID_TEXT_SIZE];
+    char credit_eggs[ZL_UINT256_DEC_SIZE];
+    char dead_from_state[ZL_STATE_NAME_SIZE];
     /* the block the deposit is recorded in now (it moves when a reorg
      * re-includes the tx), and the confirmations verify saw; -1 if NULL */
     uint64_t block_number;
-    char block_hash[67];
+    char block_hash[ZL_HASH_HEX_SIZE];
     int64_t confirmations;
 };
 

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <uuid/uuid.h>
 
+#include "hex.h"
 #include "kafka.h"
 #include "log.h"
 
@@ -20,6 +21,10 @@
 #define ZL_SWEEP_BACKOFF_DOUBLINGS_MAX "6"
 
 /* Non-terminal states on the main path, as a Postgres array literal. */
+/* W3C traceparent ids as bare lowercase hex, NUL included: a 16-byte
+ * trace id and an 8-byte span (parent) id. */
+#define TRACE_ID_HEX_SIZE (2 * 16 + 1)
+#define SPAN_ID_HEX_SIZE (2 * 8 + 1)
 #define PENDING_STATES "{detected,verified,pinned,mint_submitted,minted}"
 
 static const char SQL_LOCK[] = "SELECT pg_try_advisory_lock($1::bigint)";
@@ -272,7 +277,7 @@ static zl_class hold_lock(struct zl_sweeper *s, char *errstr, size_t errstr_size
         return ZL_OK;
     bool was = s->active;
     s->active = false;
-    char key[24];
+    char key[ZL_INT64_DEC_SIZE];
     snprintf(key, sizeof(key), "%lld", (long long)zl_sweep_lock_key(s->o.topic_prefix, s->o.chain_id));
     const char *v[1] = {key};
     zl_class c = ZL_OK;
@@ -295,18 +300,16 @@ static int row_topic(const struct zl_sweeper *s, zl_topic_kind kind, char *out, 
 static void traceparent(const char *trace_id, char *out, size_t out_size)
 {
     uuid_t a, b;
-    char tid[33];
-    if (strlen(trace_id) == 32) {
-        memcpy(tid, trace_id, 33);
+    char tid[TRACE_ID_HEX_SIZE];
+    if (strlen(trace_id) == TRACE_ID_HEX_SIZE - 1) {
+        memcpy(tid, trace_id, TRACE_ID_HEX_SIZE);
     } else {
         uuid_generate_random(a);
-        for (int i = 0; i < 16; i++)
-            snprintf(tid + 2 * i, 3, "%02x", a[i]);
+        zl_hex_encode_bare(a, sizeof(a), tid, sizeof(tid));
     }
     uuid_generate_random(b);
-    char span[17];
-    for (int i = 0; i < 8; i++)
-        snprintf(span + 2 * i, 3, "%02x", b[i]);
+    char span[SPAN_ID_HEX_SIZE];
+    zl_hex_encode_bare(b, sizeof(span) / 2, span, sizeof(span)); /* 8 of the uuid's 16 bytes */
     snprintf(out, out_size, "00-%s-%s-01", tid, span);
 }
 
@@ -314,7 +317,7 @@ static void traceparent(const char *trace_id, char *out, size_t out_size)
 static zl_class sweep(struct zl_sweeper *s, int64_t stale_ms, const char *only_id, struct zl_sweep_result *res,
                       int64_t *published, char *errstr, size_t errstr_size)
 {
-    char stale_s[24], limit_s[24], chain_s[24];
+    char stale_s[ZL_INT64_DEC_SIZE], limit_s[ZL_INT64_DEC_SIZE], chain_s[ZL_INT64_DEC_SIZE];
     snprintf(stale_s, sizeof(stale_s), "%" PRId64, stale_ms);
     snprintf(limit_s, sizeof(limit_s), "%" PRId64, s->o.batch_max);
     snprintf(chain_s, sizeof(chain_s), "%" PRId64, s->o.chain_id);
@@ -432,7 +435,7 @@ static zl_class serve_requests(struct zl_sweeper *s, struct zl_sweep_result *res
             PQclear(r);
             return ZL_OK;
         }
-        char id[24], only[160];
+        char id[ZL_INT64_DEC_SIZE], only[ZL_DEPOSIT_ID_SIZE];
         snprintf(id, sizeof(id), "%s", PQgetvalue(r, 0, 0));
         int64_t stale = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
         snprintf(only, sizeof(only), "%s", PQgetvalue(r, 0, 2));
@@ -441,7 +444,7 @@ static zl_class serve_requests(struct zl_sweeper *s, struct zl_sweep_result *res
         char err[ZL_ERRSTR_SIZE] = "";
         zl_class sc = sweep(s, stale, only, res, &published, err, sizeof(err));
         res->requests++;
-        char pub[24];
+        char pub[ZL_INT64_DEC_SIZE];
         snprintf(pub, sizeof(pub), "%" PRId64, published);
         const char *v[3] = {id, pub, sc == ZL_OK ? "" : err};
         r = zl_pg_prepared(&s->pg, "zl_sweep_req_done", 3, v, PGRES_COMMAND_OK, &c, errstr, errstr_size);

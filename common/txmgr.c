@@ -9,6 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "hex.h"
+
 /* Longest error message kept from a node in our own messages. */
 #define TXMGR_NODE_ERROR_MAX 200
 /* Recent blocks whose tips are weighed (eth_feeHistory's block count). */
@@ -22,7 +24,7 @@ void zl_txmgr_init(struct zl_txmgr *t, const struct zl_txmgr_opts *o)
     memset(t, 0, sizeof(*t));
     t->o = *o;
     snprintf(t->signer_hex, sizeof(t->signer_hex), "%s", o->key->address_hex);
-    zl_tx_hex_encode(o->contract, 20, t->contract_hex, sizeof(t->contract_hex));
+    zl_hex_encode(o->contract, 20, t->contract_hex, sizeof(t->contract_hex));
 }
 
 /* ------------------------------------------------------------ pure parts */
@@ -253,7 +255,7 @@ zl_class zl_txmgr_estimate(struct zl_txmgr *t, const uint8_t *data, size_t len, 
         snprintf(errstr, errstr_size, "out of memory");
         return ZL_TRANSIENT;
     }
-    zl_tx_hex_encode(data, len, data_hex, 2 * len + 3);
+    zl_hex_encode(data, len, data_hex, 2 * len + 3);
     json_t *res;
     zl_class c = zl_txmgr_read(
         t, "eth_estimateGas",
@@ -290,7 +292,7 @@ zl_class zl_txmgr_sign(struct zl_txmgr *t, const struct zl_tx *tx, const char *p
     if (zl_tx_sign(tx, t->o.key, &st, errstr, errstr_size) != 0)
         return ZL_PERMANENT;
     char *hex = malloc(2 * st.raw_len + 3);
-    if (hex == NULL || zl_tx_hex_encode(st.raw, st.raw_len, hex, 2 * st.raw_len + 3) != 0) {
+    if (hex == NULL || zl_hex_encode(st.raw, st.raw_len, hex, 2 * st.raw_len + 3) != 0) {
         free(hex);
         snprintf(errstr, errstr_size, "out of memory");
         return ZL_TRANSIENT;
@@ -300,7 +302,7 @@ zl_class zl_txmgr_sign(struct zl_txmgr *t, const struct zl_tx *tx, const char *p
     rec->nonce = tx->nonce;
     snprintf(rec->purpose, sizeof(rec->purpose), "%s", purpose);
     rec->tx_type = (int)tx->type;
-    zl_tx_hex_encode(tx->to, 20, rec->to_addr, sizeof(rec->to_addr));
+    zl_hex_encode(tx->to, 20, rec->to_addr, sizeof(rec->to_addr));
     rec->gas_limit = tx->gas_limit;
     rec->max_fee_wei = tx->max_fee_wei;
     rec->priority_fee_wei = tx->type == ZL_TX_EIP1559 ? tx->max_priority_fee_wei : 0;

@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "ethtx.h"
+#include "hex.h"
 #include "log.h"
 #include "nonce.h"
 #include "pg.h"
@@ -63,8 +64,8 @@ struct zl_txmgr_opts {
 
 struct zl_txmgr {
     struct zl_txmgr_opts o;
-    char signer_hex[43];   /* "0x" + 40 lowercase hex */
-    char contract_hex[43]; /* lowercase */
+    char signer_hex[ZL_ADDRESS_HEX_SIZE];   /* "0x" + 40 lowercase hex */
+    char contract_hex[ZL_ADDRESS_HEX_SIZE]; /* lowercase */
     int64_t next_janitor_ms;
 };
 
@@ -175,10 +176,10 @@ void zl_txmgr_stored(struct zl_nonce_tx *slot);
 /* A receipt of one of the hashes signed at a nonce. */
 struct zl_tx_receipt {
     bool found;
-    char hash[67];  /* the hash that was mined */
+    char hash[ZL_HASH_HEX_SIZE]; /* the hash that was mined */
     int64_t block;
-    int status;     /* 1 success, 0 reverted */
-    json_t *logs;   /* owned (zl_tx_receipt_clear): the receipt's logs when status is 1, else NULL */
+    int status;                  /* 1 success, 0 reverted */
+    json_t *logs;                /* owned (zl_tx_receipt_clear): the receipt's logs when status is 1, else NULL */
 };
 
 /* Releases r->logs; r stays usable (not found). Safe on a zeroed struct. */

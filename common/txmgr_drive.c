@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "hex.h"
 #include "txmgr.h"
 
 /* Fillers the janitor handles per pass. */
@@ -68,7 +69,7 @@ static zl_class stored_call(struct zl_txmgr *t, const struct zl_nonce_tx *slot, 
     static struct zl_tx_decoded old;
     size_t len;
     char err[ZL_ERRSTR_SIZE];
-    if (zl_tx_hex_decode(slot->raw_hex, raw, sizeof(raw), &len) != 0 ||
+    if (zl_hex_decode(slot->raw_hex, raw, sizeof(raw), &len) != 0 ||
         zl_tx_decode(raw, len, &old, err, sizeof(err)) != 0 || memcmp(old.tx.to, t->o.contract, 20) != 0) {
         snprintf(errstr, errstr_size, "stored tx %s at nonce %" PRIu64 " does not decode to a call of %s",
                  slot->tx_hash, slot->nonce, t->contract_hex);
@@ -115,7 +116,7 @@ static zl_class resign(struct zl_txmgr *t, struct zl_nonce_tx *slot, bool to_fil
                  slot->nonce);
         return ZL_TRANSIENT;
     }
-    char n[24], fee[24];
+    char n[ZL_INT64_DEC_SIZE], fee[ZL_INT64_DEC_SIZE];
     snprintf(n, sizeof(n), "%" PRIu64, slot->nonce);
     snprintf(fee, sizeof(fee), "%" PRIu64, tx.max_fee_wei);
     zl_log_kv(ZL_LOG_WARN, lc, to_filler ? "nonce filled with a self-send" : "stuck tx replaced with higher fees",

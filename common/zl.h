@@ -16,6 +16,13 @@
  * name and a server's message. */
 #define ZL_ERRSTR_SIZE 512
 
+/* Integers as decimal text, NUL included. A 64-bit integer has at most 20
+ * digits and a sign: 24 leaves room (SQL parameters, log values). A uint256
+ * (token amounts, NFT token ids) has at most 78 digits: 80 with the NUL. */
+#define ZL_INT64_DEC_SIZE 24
+#define ZL_UINT256_DEC_DIGITS_MAX 78
+#define ZL_UINT256_DEC_SIZE 80
+
 /* Failure classes (docs/architecture.md §6): where a failed message goes. */
 typedef enum zl_class {
     ZL_OK = 0,        /* done: publish the output and store the offset */

@@ -67,9 +67,9 @@ int main(int argc, char **argv)
     if (!(add && npos == 3) && !(strcmp(pos[0], "list") == 0 && npos == 1))
         return usage();
 
-    char addr[43] = "";
+    char addr[ZL_ADDRESS_HEX_SIZE] = "";
     if (add) {
-        if (zl_hex_lower(pos[1], 40, addr, sizeof(addr)) != 0) {
+        if (zl_hex_lower(pos[1], ZL_ADDRESS_HEX_DIGITS, addr, sizeof(addr)) != 0) {
             fprintf(stderr, "zl-address: \"%s\" is not a 0x-prefixed 20-byte hex address\n", pos[1]);
             return 1;
         }
@@ -94,7 +94,7 @@ int main(int argc, char **argv)
         zl_pg_close(&pg);
         return 2;
     }
-    char chain_text[24];
+    char chain_text[ZL_INT64_DEC_SIZE];
     snprintf(chain_text, sizeof(chain_text), "%lld", chain);
     int rc = 0;
     zl_class c;

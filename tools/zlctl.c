@@ -20,6 +20,7 @@
 #include <uuid/uuid.h>
 
 #include "config.h"
+#include "httpbuf.h"
 
 /* Largest answer printed (a dead-letter listing of 1000 rows fits). */
 #define BODY_MAX_BYTES (8 * 1024 * 1024)
@@ -39,27 +40,6 @@ static const struct zl_setting ctl_settings[] = {
     {"ZL_ADMIN_HTTP_TIMEOUT_MS", ZL_CFG_INT, "30000", "bound on one admin call",
      offsetof(struct ctl_config, timeout_ms), 100, 600000},
 };
-
-struct buf {
-    char *data;
-    size_t len;
-};
-
-static size_t on_data(char *p, size_t size, size_t n, void *opaque)
-{
-    struct buf *b = opaque;
-    size_t add = size * n;
-    if (b->len + add > BODY_MAX_BYTES)
-        return 0;
-    char *d = realloc(b->data, b->len + add + 1);
-    if (d == NULL)
-        return 0;
-    memcpy(d + b->len, p, add);
-    b->len += add;
-    d[b->len] = '\0';
-    b->data = d;
-    return add;
-}
 
 static int call(const struct ctl_config *c, const char *method, const char *path, const char *query,
                 json_t *body, const char *key)
@@ -88,12 +68,13 @@ static int call(const struct ctl_config *c, const char *method, const char *path
         payload = json_dumps(body, JSON_COMPACT);
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, payload != NULL ? payload : "{}");
     }
-    struct buf b = {0};
+    struct zl_httpbuf b;
+    zl_httpbuf_init(&b, BODY_MAX_BYTES);
     char cerr[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, zl_httpbuf_write_cb);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr);
     CURLcode rc = curl_easy_perform(h);
@@ -119,7 +100,7 @@ static int call(const struct ctl_config *c, const char *method, const char *path
     memset(auth, 0, sizeof(auth));
     free(esc_path);
     free(payload);
-    free(b.data);
+    zl_httpbuf_free(&b);
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(h);
     return exit_code;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "ethtx.h"
+#include "hex.h"
 #include "keccak.h"
 #include "zltest.h"
 
@@ -25,7 +26,7 @@ static const char MINT_CALLDATA[] =
 
 static void hex_of(const struct zl_signed_tx *st, char *out, size_t out_size)
 {
-    ZT_REQUIRE(zl_tx_hex_encode(st->raw, st->raw_len, out, out_size) == 0);
+    ZT_REQUIRE(zl_hex_encode(st->raw, st->raw_len, out, out_size) == 0);
 }
 
 static void check_signed(const char *key, const struct zl_tx *tx, const char *want)
@@ -75,14 +76,14 @@ ZT_TEST(test_mint_calldata_matches_cast_calldata)
     size_t n = 0;
     ZT_REQUIRE(zl_abi_mint(to, id, URI, data, sizeof(data), &n) == 0);
     char hex[1200];
-    ZT_REQUIRE(zl_tx_hex_encode(data, n, hex, sizeof(hex)) == 0);
+    ZT_REQUIRE(zl_hex_encode(data, n, hex, sizeof(hex)) == 0);
     ZT_EQ_STR(MINT_CALLDATA, hex);
     ZT_EQ_INT(-1, zl_abi_mint(to, id, URI, data, 100, &n));
 }
 
 static void mint_tx(zl_tx_type type, uint64_t fee, uint8_t *data, size_t *n, struct zl_tx *tx)
 {
-    ZT_REQUIRE(zl_tx_hex_decode(MINT_CALLDATA, data, 512, n) == 0);
+    ZT_REQUIRE(zl_hex_decode(MINT_CALLDATA, data, 512, n) == 0);
     memset(tx, 0, sizeof(*tx));
     tx->type = type;
     tx->chain_id = 56;
@@ -139,7 +140,7 @@ ZT_TEST(test_mint_batch_calldata_matches_cast_calldata)
     ZT_REQUIRE(zl_abi_mint_batch(2, (const uint8_t(*)[20])to, (const uint8_t(*)[32])ids, uris, data, sizeof(data),
                                  &n) == 0);
     char hex[2200];
-    ZT_REQUIRE(zl_tx_hex_encode(data, n, hex, sizeof(hex)) == 0);
+    ZT_REQUIRE(zl_hex_encode(data, n, hex, sizeof(hex)) == 0);
     ZT_EQ_STR("0x92315df7"
               "0000000000000000000000000000000000000000000000000000000000000060"
               "00000000000000000000000000000000000000000000000000000000000000c0"

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hex.h"
 #include "txmgr.h"
 #include "zltest.h"
 
@@ -187,7 +188,7 @@ ZT_TEST(test_a_signed_call_decodes_back_to_the_contract_and_the_record_holds_it)
     static uint8_t raw[ZL_TX_RAW_MAX];
     static struct zl_tx_decoded d;
     size_t len;
-    ZT_REQUIRE(zl_tx_hex_decode(rec.raw_hex, raw, sizeof(raw), &len) == 0);
+    ZT_REQUIRE(zl_hex_decode(rec.raw_hex, raw, sizeof(raw), &len) == 0);
     ZT_REQUIRE(zl_tx_decode(raw, len, &d, err, sizeof(err)) == 0);
     ZT_EQ_INT(7, d.tx.nonce);
     ZT_EQ_INT(90000, d.tx.gas_limit);

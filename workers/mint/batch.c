@@ -80,7 +80,7 @@ static zl_class store_batch(struct mint *m, struct zl_work *const *ws, const siz
         if (!skip[i])
             g->of[idx[i]] = (ssize_t)g->n;
     g->n++;
-    char n[24], count[24];
+    char n[ZL_INT64_DEC_SIZE], count[ZL_INT64_DEC_SIZE];
     snprintf(n, sizeof(n), "%" PRIu64, slot->nonce);
     snprintf(count, sizeof(count), "%zu", nk);
     zl_log_kv(ZL_LOG_INFO, NULL, "mintBatch signed and stored", "nonce", n, "tx_hash", slot->tx_hash, "deposits",
@@ -183,7 +183,7 @@ static void drive_group(struct mint *m, struct zl_work *const *ws, size_t n, con
             snprintf(w->error, sizeof(w->error), "%s", err);
             continue;
         }
-        char hash[67] = "";
+        char hash[ZL_HASH_HEX_SIZE] = "";
         w->result = mint_verdict(m, w, slot, &r, hash);
         if (w->result == ZL_OK)
             mint_done(m, w, hash);

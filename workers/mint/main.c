@@ -55,6 +55,7 @@
 #include <string.h>
 
 #include "ethtx.h"
+#include "hex.h"
 #include "log.h"
 #include "mint.h"
 
@@ -208,7 +209,7 @@ static int mint_init(void *ctx, const struct zl_runtime_env *env, char *errstr, 
         snprintf(errstr, errstr_size, "ZL_NFT_ADDRESS: \"%s\" is not 0x + 40 hex digits", m->cfg.nft_address);
         return -1;
     }
-    zl_tx_hex_encode(m->nft, 20, m->nft_hex, sizeof(m->nft_hex));
+    zl_hex_encode(m->nft, 20, m->nft_hex, sizeof(m->nft_hex));
     if (zl_secp_key_load(&m->key, m->cfg.signer_key.value, errstr, errstr_size) != 0)
         return -1;
     /* Breaker settings left 0: breaker.h's defaults, as for every stage. */
@@ -247,7 +248,7 @@ static int mint_init(void *ctx, const struct zl_runtime_env *env, char *errstr, 
         snprintf(errstr, errstr_size, "mint: cannot register the nonce statements (ZL_PG_STMTS_MAX reached)");
         goto fail;
     }
-    char chain[24];
+    char chain[ZL_INT64_DEC_SIZE];
     snprintf(chain, sizeof(chain), "%" PRIu64, m->chain_id);
     zl_log_kv(ZL_LOG_INFO, NULL, "mint signer", "address", m->key.address_hex, "nft", m->nft_hex, "chain_id", chain,
               "tx_type", m->cfg.tx_type, NULL);

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "hex.h"
 #include "nonce.h"
 #include "pg.h"
 #include "rpc.h"
@@ -45,14 +46,14 @@ struct mint_config {
 
 struct mint {
     struct mint_config cfg;
-    struct zl_pg pg; /* own connection: the nonce transaction commits before broadcast */
+    struct zl_pg pg;                   /* own connection: the nonce transaction commits before broadcast */
     bool pg_inited;
     struct zl_secp_key key;
     uint64_t chain_id;
     uint8_t nft[20];
-    char nft_hex[43];   /* lowercase */
-    struct zl_rpc *rpc; /* owned: zl_rpc_new in init, zl_rpc_free in fini */
-    struct zl_txmgr tx; /* the signer's transactions; borrows pg, key and rpc */
+    char nft_hex[ZL_ADDRESS_HEX_SIZE]; /* lowercase */
+    struct zl_rpc *rpc;                /* owned: zl_rpc_new in init, zl_rpc_free in fini */
+    struct zl_txmgr tx;                /* the signer's transactions; borrows pg, key and rpc */
 };
 
 /* The stage's process(): one deposit, one mint tx (single.c). */
@@ -75,11 +76,12 @@ uint64_t mint_gas_limit(const struct mint *m, uint64_t estimate, size_t k);
  * ZL_OK with hash (the tx whose Transfer minted it) when the depositor owns
  * it; ZL_PERMANENT when someone else does; ZL_TRANSIENT with *none when no
  * token exists; else a read's class. w->error says why. */
-zl_class mint_already_minted(struct mint *m, struct zl_work *w, const uint8_t id[32], char hash[67], bool *none);
+zl_class mint_already_minted(struct mint *m, struct zl_work *w, const uint8_t id[32], char hash[ZL_HASH_HEX_SIZE],
+                             bool *none);
 
 /* The deposit's fate once its tx's receipt counts (see verdict.c). */
-zl_class mint_verdict(struct mint *m, struct zl_work *w, const struct zl_nonce_tx *slot,
-                      const struct zl_tx_receipt *r, char hash[67]);
+zl_class mint_verdict(struct mint *m, struct zl_work *w, const struct zl_nonce_tx *slot, const struct zl_tx_receipt *r,
+                      char hash[ZL_HASH_HEX_SIZE]);
 
 /* What a refused (nonce-filled) tx means for one of its deposits: a single
  * mint the node will never take is permanent; a batch may have been refused

@@ -40,7 +40,8 @@ static zl_class mint_calldata(const struct zl_work *w, uint8_t *data, size_t cap
 
 /* Estimates, prices, allocates a nonce, signs and stores this deposit's
  * mint. *done with hash set when the token turns out to exist already. */
-static zl_class new_mint(struct mint *m, struct zl_work *w, struct zl_nonce_tx *slot, bool *done, char hash[67])
+static zl_class new_mint(struct mint *m, struct zl_work *w, struct zl_nonce_tx *slot, bool *done,
+                         char hash[ZL_HASH_HEX_SIZE])
 {
     *done = false;
     static uint8_t data[ZL_TX_DATA_MAX];
@@ -92,7 +93,7 @@ static zl_class new_mint(struct mint *m, struct zl_work *w, struct zl_nonce_tx *
     zl_txmgr_stored(slot);
     struct zl_log_ctx lc;
     zl_work_log_ctx(w, &lc);
-    char n[24];
+    char n[ZL_INT64_DEC_SIZE];
     snprintf(n, sizeof(n), "%" PRIu64, nonce);
     zl_log_kv(ZL_LOG_INFO, &lc, "mint signed and stored", "nonce", n, "tx_hash", slot->tx_hash, NULL);
     zl_fault_point("mint_after_store");
@@ -100,7 +101,7 @@ static zl_class new_mint(struct mint *m, struct zl_work *w, struct zl_nonce_tx *
 }
 
 /* One deposit's stored mint (single or batch) driven to its outcome. */
-static zl_class drive(struct mint *m, struct zl_work *w, struct zl_nonce_tx *slot, char hash[67])
+static zl_class drive(struct mint *m, struct zl_work *w, struct zl_nonce_tx *slot, char hash[ZL_HASH_HEX_SIZE])
 {
     struct zl_log_ctx lc;
     zl_work_log_ctx(w, &lc);
@@ -127,7 +128,7 @@ zl_class mint_process(void *ctx, struct zl_work *w)
     struct zl_nonce_tx slot;
     memset(&slot, 0, sizeof(slot));
     bool found;
-    char hash[67] = "";
+    char hash[ZL_HASH_HEX_SIZE] = "";
     c = zl_nonce_find_for_deposit(&m->pg, m->chain_id, m->key.address_hex, w->in.deposit_id, &slot, &found, w->error,
                                   sizeof(w->error));
     if (c != ZL_OK)

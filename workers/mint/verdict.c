@@ -8,6 +8,7 @@
 
 #include "chain.h"
 #include "ethtx.h"
+#include "hex.h"
 #include "keccak.h"
 #include "mint.h"
 
@@ -22,12 +23,13 @@ static void lower(char *s)
 }
 
 /* ownerOf(id) as lowercase hex; "" when the token does not exist. */
-static zl_class owner_of(struct mint *m, const uint8_t id[32], char owner[43], char *errstr, size_t errstr_size)
+static zl_class owner_of(struct mint *m, const uint8_t id[32], char owner[ZL_ADDRESS_HEX_SIZE], char *errstr,
+                         size_t errstr_size)
 {
-    uint8_t data[36];
-    char hex[80];
+    uint8_t data[4 + 32]; /* selector, token id */
+    char hex[ZL_HEX_SIZE(sizeof(data))];
     zl_abi_owner_of(id, data);
-    zl_tx_hex_encode(data, sizeof(data), hex, sizeof(hex));
+    zl_hex_encode(data, sizeof(data), hex, sizeof(hex));
     json_t *res;
     struct zl_rpc_error re;
     owner[0] = '\0';
@@ -48,13 +50,13 @@ static zl_class owner_of(struct mint *m, const uint8_t id[32], char owner[43], c
 
 /* The hash of the tx that minted id to `to`, from the contract's Transfer
  * log (from = 0): the mint may have been another attempt's or a batch's. */
-static zl_class find_mint_log(struct mint *m, const uint8_t id[32], const char *to, char hash[67], char *errstr,
-                              size_t errstr_size)
+static zl_class find_mint_log(struct mint *m, const uint8_t id[32], const char *to, char hash[ZL_HASH_HEX_SIZE],
+                              char *errstr, size_t errstr_size)
 {
-    char to_topic[67], id_topic[67], from_block[24];
+    char to_topic[ZL_HASH_HEX_SIZE], id_topic[ZL_HASH_HEX_SIZE], from_block[ZL_INT64_DEC_SIZE];
     snprintf(to_topic, sizeof(to_topic), "0x000000000000000000000000%s", to + 2);
     lower(to_topic);
-    zl_tx_hex_encode(id, 32, id_topic, sizeof(id_topic));
+    zl_hex_encode(id, 32, id_topic, sizeof(id_topic));
     snprintf(from_block, sizeof(from_block), "0x%" PRIx64, (uint64_t)m->cfg.nft_from_block);
     json_t *res;
     zl_class c = zl_txmgr_read(&m->tx, "eth_getLogs",
@@ -79,9 +81,10 @@ static zl_class find_mint_log(struct mint *m, const uint8_t id[32], const char *
     return ZL_OK;
 }
 
-zl_class mint_already_minted(struct mint *m, struct zl_work *w, const uint8_t id[32], char hash[67], bool *none)
+zl_class mint_already_minted(struct mint *m, struct zl_work *w, const uint8_t id[32], char hash[ZL_HASH_HEX_SIZE],
+                             bool *none)
 {
-    char owner[43];
+    char owner[ZL_ADDRESS_HEX_SIZE];
     *none = false;
     zl_class c = owner_of(m, id, owner, w->error, sizeof(w->error));
     if (c != ZL_OK)
@@ -116,11 +119,11 @@ static bool receipt_minted(const struct mint *m, const struct zl_tx_receipt *r, 
         if (t[0] == NULL || t[1] == NULL || t[2] == NULL || t[3] == NULL ||
             strcasecmp(t[0], ZL_TRANSFER_TOPIC0) != 0 || strcasecmp(t[1], zero_topic) != 0)
             continue;
-        char owner[43];
+        char owner[ZL_ADDRESS_HEX_SIZE];
         uint8_t got[32];
         size_t len;
-        if (zl_abi_decode_address(t[2], owner) == 0 && zl_tx_hex_decode(t[3], got, sizeof(got), &len) == 0 &&
-            len == 32 && memcmp(got, id, 32) == 0 && strcasecmp(owner, to) == 0)
+        if (zl_abi_decode_address(t[2], owner) == 0 && zl_hex_decode(t[3], got, sizeof(got), &len) == 0 && len == 32 &&
+            memcmp(got, id, 32) == 0 && strcasecmp(owner, to) == 0)
             return true;
     }
     return false;
@@ -144,8 +147,8 @@ zl_class mint_refused_class(const struct zl_nonce_tx *slot)
  * success only when the token exists and is the depositor's, else
  * permanent; a reverted batch minted nothing (all or nothing), so its
  * deposits are minted again (transient). */
-zl_class mint_verdict(struct mint *m, struct zl_work *w, const struct zl_nonce_tx *slot,
-                      const struct zl_tx_receipt *r, char hash[67])
+zl_class mint_verdict(struct mint *m, struct zl_work *w, const struct zl_nonce_tx *slot, const struct zl_tx_receipt *r,
+                      char hash[ZL_HASH_HEX_SIZE])
 {
     uint8_t id[32];
     zl_keccak256(w->in.deposit_id, strlen(w->in.deposit_id), id);
