@@ -136,7 +136,7 @@ static enum attempt pinata_pin(struct zl_ipfs *c, struct provider *p, const void
     struct http_resp r;
     enum attempt a = ipfs_post_mime(c, p, url, mime, &r, err, err_size);
     free(meta_s);
-    if (a == A_OK && zl_ipfs_parse_pinata_pin(r.body != NULL ? r.body : "", r.len, got, got_size, err, err_size) != 0)
+    if (a == A_OK && zl_ipfs_parse_pinata_pin(zl_httpbuf_str(&r.body), r.body.len, got, got_size, err, err_size) != 0)
         a = A_BAD;
     ipfs_resp_free(&r);
     return a;
@@ -170,7 +170,7 @@ static enum attempt psa_pin(struct zl_ipfs *c, struct provider *p, const char *c
     enum attempt a;
     for (;;) {
         a = ipfs_http_outcome(&r, err, err_size);
-        if (a == A_OK && zl_ipfs_parse_psa_status(r.body != NULL ? r.body : "", r.len, requestid, sizeof(requestid),
+        if (a == A_OK && zl_ipfs_parse_psa_status(zl_httpbuf_str(&r.body), r.body.len, requestid, sizeof(requestid),
                                                   status, sizeof(status), got, got_size, err, err_size) != 0)
             a = A_BAD;
         ipfs_resp_free(&r);
