@@ -41,6 +41,7 @@
 #include <strings.h>
 
 #include "config.h"
+#include "hex.h"
 #include "keccak.h"
 #include "rpc.h"
 #include "zl.h"
@@ -202,9 +203,13 @@ static int run_sql_checks(struct audit *a, json_t *summary)
     return 0;
 }
 
+/* An ABI word (32 bytes) as bare lowercase hex, NUL included: the
+ * argument appended to a selector in eth_call data. */
+#define WORD_HEX_SIZE (ZL_HASH_HEX_DIGITS + 1)
+
 /* Writes the 32-byte big-endian value of a decimal uint256 as 64 hex
  * digits. Returns -1 when dec is not a decimal that fits. */
-static int dec_to_hex64(const char *dec, char out[65])
+static int dec_to_hex64(const char *dec, char out[WORD_HEX_SIZE])
 {
     uint8_t v[32] = {0};
     size_t n = strlen(dec);
@@ -222,9 +227,7 @@ static int dec_to_hex64(const char *dec, char out[65])
         if (carry != 0)
             return -1;
     }
-    for (int k = 0; k < 32; k++)
-        snprintf(out + 2 * k, 3, "%02x", v[k]);
-    return 0;
+    return zl_hex_encode_bare(v, sizeof(v), out, WORD_HEX_SIZE);
 }
 
 /* ownerOf(uint256) of one row. Returns 0 when checked (discrepancy or
@@ -232,7 +235,7 @@ static int dec_to_hex64(const char *dec, char out[65])
 static int check_owner(struct audit *a, struct zl_rpc *rpc, const char *id, const char *token_id,
                        const char *contract, const char *from)
 {
-    char hex[65], data[2 + 8 + 64 + 1];
+    char hex[WORD_HEX_SIZE], data[2 + 8 + 64 + 1];
     if (dec_to_hex64(token_id, hex) != 0) {
         report(a, "token_id", id, "token id is not a uint256");
         return 0;
