@@ -17,6 +17,13 @@
 #include "log.h"
 #include "metrics.h"
 
+/* Characters of a non-2xx answer's body quoted in the error: enough for a
+ * provider's message, short enough for one log line. */
+#define HTTP_ERROR_SNIPPET_CHARS 150
+/* One metric's label set: stage (63 characters at most) and a provider's
+ * label or breaker name (47) with their quoting fit with room to spare. */
+#define PROVIDER_LABELS_SIZE 160
+
 static const char *attempt_name(enum attempt a)
 {
     switch (a) {
@@ -121,8 +128,8 @@ enum attempt ipfs_http_outcome(const struct http_resp *r, char *err, size_t err_
     }
     if (r->status >= 200 && r->status < 300)
         return A_OK;
-    char snippet[160];
-    snprintf(snippet, sizeof(snippet), "%.150s", zl_httpbuf_str(&r->body));
+    char snippet[HTTP_ERROR_SNIPPET_CHARS + 1];
+    snprintf(snippet, sizeof(snippet), "%.*s", HTTP_ERROR_SNIPPET_CHARS, zl_httpbuf_str(&r->body));
     for (char *p = snippet; *p != '\0'; p++)
         if ((unsigned char)*p < 0x20)
             *p = ' ';
@@ -178,7 +185,7 @@ static void on_breaker_change(void *opaque, const char *name, zl_breaker_state o
               "dependency", name, "from", zl_breaker_state_name(old_state), "to", zl_breaker_state_name(new_state),
               NULL);
     if (c->metrics != NULL) {
-        char labels[160];
+        char labels[PROVIDER_LABELS_SIZE];
         snprintf(labels, sizeof(labels), "stage=\"%s\",dependency=\"%s\"", c->stage, name);
         zl_metrics_gauge_set(c->metrics, "zl_breaker_state", labels, (double)zl_breaker_state_metric(new_state));
     }
@@ -572,7 +579,7 @@ int zl_ipfs_new(struct zl_ipfs **out, const struct zl_ipfs_opts *o, char *errstr
     }
     for (int i = 0; i < c->nprov; i++) {
         struct provider *p = &c->prov[i];
-        char labels[160];
+        char labels[PROVIDER_LABELS_SIZE];
         snprintf(labels, sizeof(labels), "stage=\"%s\",provider=\"%s\"", c->stage, p->label);
         p->m_mismatch = c->metrics != NULL ? zl_metrics_counter_handle(c->metrics, "zl_ipfs_cid_mismatch_total", labels)
                                            : NULL;

@@ -9,6 +9,13 @@
 #include "breaker.h"
 #include "ipfs_int.h"
 
+/* A Pinning Service API requestid as the service wrote it, NUL included.
+ * The spec sets no length; services send UUIDs or CIDs, well under this. */
+#define PSA_REQUESTID_SIZE 160
+/* A Pinning Service API status (queued, pinning, pinned, failed), NUL
+ * included. */
+#define PSA_STATUS_SIZE 16
+
 static int copy_text(const char *what, json_t *v, char *out, size_t out_size, char *errstr, size_t errstr_size)
 {
     const char *s = json_string_value(v);
@@ -165,7 +172,7 @@ static enum attempt psa_pin(struct zl_ipfs *c, struct provider *p, const char *c
     ipfs_http_do(p->curl, "POST", url, hdrs, NULL, body, c->timeout_ms, c->connect_timeout_ms,
                  ZL_IPFS_RESPONSE_MAX_BYTES, &r);
     free(body);
-    char requestid[160], status[16];
+    char requestid[PSA_REQUESTID_SIZE], status[PSA_STATUS_SIZE];
     int64_t deadline = zl_now_ms() + c->psa_poll_timeout_ms;
     enum attempt a;
     for (;;) {

@@ -139,13 +139,13 @@ static zl_class fetch_primary(struct zl_rates *r, const char *token, int64_t now
     return c;
 }
 
-static bool lower_token(const char *token, char out[43])
+static bool lower_token(const char *token, char out[ZL_ADDRESS_HEX_SIZE])
 {
     if (token == NULL || !zl_valid_address(token))
         return false;
-    for (size_t i = 0; i < 42; i++)
+    for (size_t i = 0; i < ZL_ADDRESS_HEX_SIZE - 1; i++)
         out[i] = (char)tolower((unsigned char)token[i]);
-    out[42] = '\0';
+    out[ZL_ADDRESS_HEX_SIZE - 1] = '\0';
     return true;
 }
 
@@ -153,7 +153,7 @@ zl_class zl_rates_get(struct zl_rates *r, const char *token, int64_t now_ms, str
                       size_t errstr_size)
 {
     memset(out, 0, sizeof(*out));
-    char tok[43];
+    char tok[ZL_ADDRESS_HEX_SIZE];
     if (!lower_token(token, tok)) {
         snprintf(errstr, errstr_size, "rates: token \"%s\" is not an address", token ? token : "(null)");
         return ZL_PERMANENT;

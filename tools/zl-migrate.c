@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "hex.h"
+#include "zl.h"
 
 /* Enough migrations for the life of the project; a bound on the dir scan. */
 #define MIGRATIONS_MAX 512
@@ -140,7 +141,7 @@ static int migrate(PGconn *c, const char *dir, const struct migration *m, int co
 {
     int applied = 0, pending = 0;
     for (int i = 0; i < count; i++) {
-        char path[4096], errstr[512], sum[SHA256_HEX_SIZE], version[16];
+        char path[4096], errstr[512], sum[SHA256_HEX_SIZE], version[ZL_INT64_DEC_SIZE];
         snprintf(path, sizeof(path), "%s/%s", dir, m[i].name);
         size_t len = 0;
         char *sql = read_file(path, &len, errstr, sizeof(errstr));
