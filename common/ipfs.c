@@ -17,6 +17,13 @@
 #include "log.h"
 #include "metrics.h"
 
+/* Characters of a non-2xx answer's body quoted in the error: enough for a
+ * provider's message, short enough for one log line. */
+#define HTTP_ERROR_SNIPPET_CHARS 150
+/* One metric's label set: stage (63 characters at most) and a provider's
+ * label or breaker name (47) with their quoting fit with room to spare. */
+#define PROVIDER_LABELS_SIZE 160
+
 static const char *attempt_name(enum attempt a)
 {
     switch (a) {
@@ -70,30 +77,7 @@ int ipfs_copy_cid(const char *what, json_t *v, char *cid, size_t cid_size, char 
 
 /* --------------------------------------------------------------------- http */
 
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *opaque)
-{
-    struct http_resp *r = opaque;
-    size_t n = size * nmemb;
-    if (r->len + n > r->max) {
-        r->too_big = true;
-        return 0; /* aborts with CURLE_WRITE_ERROR */
-    }
-    char *nb = realloc(r->body, r->len + n + 1);
-    if (nb == NULL)
-        return 0;
-    r->body = nb;
-    memcpy(r->body + r->len, ptr, n);
-    r->len += n;
-    r->body[r->len] = '\0';
-    return n;
-}
-
-void ipfs_resp_free(struct http_resp *r)
-{
-    free(r->body);
-    r->body = NULL;
-    r->len = 0;
-}
+void ipfs_resp_free(struct http_resp *r) { zl_httpbuf_free(&r->body); }
 
 /* One request. method "GET" or "POST"; for POST either mime or json (or
  * neither: an empty body). Never fails as a C call: the outcome is in r. */
@@ -102,7 +86,7 @@ void ipfs_http_do(CURL *h, const char *method, const char *url, struct curl_slis
                     struct http_resp *r)
 {
     memset(r, 0, sizeof(*r));
-    r->max = body_max;
+    zl_httpbuf_init(&r->body, body_max);
     curl_easy_reset(h);
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -110,8 +94,8 @@ void ipfs_http_do(CURL *h, const char *method, const char *url, struct curl_slis
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)connect_timeout_ms);
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L); /* a redirect could carry the bearer token elsewhere */
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, zl_httpbuf_write_cb);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &r->body);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, r->curl_err);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "zeroloss-ipfs-upload/1");
     if (hdrs != NULL)
@@ -128,14 +112,14 @@ void ipfs_http_do(CURL *h, const char *method, const char *url, struct curl_slis
     r->cc = curl_easy_perform(h);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
     if (r->cc != CURLE_OK)
-        r->status = r->too_big ? r->status : 0;
+        r->status = r->body.too_big ? r->status : 0;
 }
 
 /* Classifies the HTTP side of an answer; A_OK means a 2xx to be parsed. */
 enum attempt ipfs_http_outcome(const struct http_resp *r, char *err, size_t err_size)
 {
-    if (r->too_big) {
-        snprintf(err, err_size, "answer larger than %zu bytes", r->max);
+    if (r->body.too_big) {
+        snprintf(err, err_size, "answer larger than %zu bytes", r->body.max_bytes);
         return A_BAD;
     }
     if (r->cc != CURLE_OK) {
@@ -144,8 +128,8 @@ enum attempt ipfs_http_outcome(const struct http_resp *r, char *err, size_t err_
     }
     if (r->status >= 200 && r->status < 300)
         return A_OK;
-    char snippet[160];
-    snprintf(snippet, sizeof(snippet), "%.150s", r->body != NULL ? r->body : "");
+    char snippet[HTTP_ERROR_SNIPPET_CHARS + 1];
+    snprintf(snippet, sizeof(snippet), "%.*s", HTTP_ERROR_SNIPPET_CHARS, zl_httpbuf_str(&r->body));
     for (char *p = snippet; *p != '\0'; p++)
         if ((unsigned char)*p < 0x20)
             *p = ' ';
@@ -201,7 +185,7 @@ static void on_breaker_change(void *opaque, const char *name, zl_breaker_state o
               "dependency", name, "from", zl_breaker_state_name(old_state), "to", zl_breaker_state_name(new_state),
               NULL);
     if (c->metrics != NULL) {
-        char labels[160];
+        char labels[PROVIDER_LABELS_SIZE];
         snprintf(labels, sizeof(labels), "stage=\"%s\",dependency=\"%s\"", c->stage, name);
         zl_metrics_gauge_set(c->metrics, "zl_breaker_state", labels, (double)zl_breaker_state_metric(new_state));
     }
@@ -357,9 +341,9 @@ zl_class zl_ipfs_verify(struct zl_ipfs *c, const void *data, size_t len, const c
         if (a == A_OK) {
             char fetched[ZL_CID_SIZE];
             char cerr[ZL_ERRSTR_SIZE];
-            if (zl_cid_raw_v1(r.body, r.len, fetched, sizeof(fetched), cerr, sizeof(cerr)) != 0 ||
-                strcmp(fetched, cid) != 0 || r.len != len || (len > 0 && memcmp(r.body, data, len) != 0)) {
-                snprintf(err, sizeof(err), "served %zu bytes that do not hash to %s", r.len, cid);
+            if (zl_cid_raw_v1(r.body.data, r.body.len, fetched, sizeof(fetched), cerr, sizeof(cerr)) != 0 ||
+                strcmp(fetched, cid) != 0 || r.body.len != len || (len > 0 && memcmp(r.body.data, data, len) != 0)) {
+                snprintf(err, sizeof(err), "served %zu bytes that do not hash to %s", r.body.len, cid);
                 a = A_MISMATCH;
             }
         }
@@ -595,7 +579,7 @@ int zl_ipfs_new(struct zl_ipfs **out, const struct zl_ipfs_opts *o, char *errstr
     }
     for (int i = 0; i < c->nprov; i++) {
         struct provider *p = &c->prov[i];
-        char labels[160];
+        char labels[PROVIDER_LABELS_SIZE];
         snprintf(labels, sizeof(labels), "stage=\"%s\",provider=\"%s\"", c->stage, p->label);
         p->m_mismatch = c->metrics != NULL ? zl_metrics_counter_handle(c->metrics, "zl_ipfs_cid_mismatch_total", labels)
                                            : NULL;

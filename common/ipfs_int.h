@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "httpbuf.h"
 #include "ipfs.h"
 #include "metrics.h"
 
@@ -57,10 +58,7 @@ struct zl_ipfs {
 
 /* One HTTP answer. */
 struct http_resp {
-    char *body;      /* malloc'd, NUL-terminated; NULL before the first byte */
-    size_t len;
-    size_t max;      /* bytes accepted; more aborts the transfer */
-    bool too_big;
+    struct zl_httpbuf body; /* the answer's body, bounded by ipfs_http_do's body_max */
     long status;     /* 0 when no HTTP answer */
     CURLcode cc;
     char curl_err[CURL_ERROR_SIZE];

@@ -102,8 +102,7 @@ static enum attempt kubo_add(struct zl_ipfs *c, struct provider *p, const struct
     }
     struct http_resp r;
     enum attempt a = ipfs_post_mime(c, p, url, mime, &r, err, err_size);
-    if (a == A_OK &&
-        zl_ipfs_parse_kubo_add(r.body != NULL ? r.body : "", r.len, names, k, got, err, err_size) != 0)
+    if (a == A_OK && zl_ipfs_parse_kubo_add(zl_httpbuf_str(&r.body), r.body.len, names, k, got, err, err_size) != 0)
         a = A_BAD;
     ipfs_resp_free(&r);
     return a;

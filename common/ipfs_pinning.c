@@ -9,6 +9,13 @@
 #include "breaker.h"
 #include "ipfs_int.h"
 
+/* A Pinning Service API requestid as the service wrote it, NUL included.
+ * The spec sets no length; services send UUIDs or CIDs, well under this. */
+#define PSA_REQUESTID_SIZE 160
+/* A Pinning Service API status (queued, pinning, pinned, failed), NUL
+ * included. */
+#define PSA_STATUS_SIZE 16
+
 static int copy_text(const char *what, json_t *v, char *out, size_t out_size, char *errstr, size_t errstr_size)
 {
     const char *s = json_string_value(v);
@@ -136,7 +143,7 @@ static enum attempt pinata_pin(struct zl_ipfs *c, struct provider *p, const void
     struct http_resp r;
     enum attempt a = ipfs_post_mime(c, p, url, mime, &r, err, err_size);
     free(meta_s);
-    if (a == A_OK && zl_ipfs_parse_pinata_pin(r.body != NULL ? r.body : "", r.len, got, got_size, err, err_size) != 0)
+    if (a == A_OK && zl_ipfs_parse_pinata_pin(zl_httpbuf_str(&r.body), r.body.len, got, got_size, err, err_size) != 0)
         a = A_BAD;
     ipfs_resp_free(&r);
     return a;
@@ -165,12 +172,12 @@ static enum attempt psa_pin(struct zl_ipfs *c, struct provider *p, const char *c
     ipfs_http_do(p->curl, "POST", url, hdrs, NULL, body, c->timeout_ms, c->connect_timeout_ms,
                  ZL_IPFS_RESPONSE_MAX_BYTES, &r);
     free(body);
-    char requestid[160], status[16];
+    char requestid[PSA_REQUESTID_SIZE], status[PSA_STATUS_SIZE];
     int64_t deadline = zl_now_ms() + c->psa_poll_timeout_ms;
     enum attempt a;
     for (;;) {
         a = ipfs_http_outcome(&r, err, err_size);
-        if (a == A_OK && zl_ipfs_parse_psa_status(r.body != NULL ? r.body : "", r.len, requestid, sizeof(requestid),
+        if (a == A_OK && zl_ipfs_parse_psa_status(zl_httpbuf_str(&r.body), r.body.len, requestid, sizeof(requestid),
                                                   status, sizeof(status), got, got_size, err, err_size) != 0)
             a = A_BAD;
         ipfs_resp_free(&r);

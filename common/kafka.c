@@ -97,7 +97,7 @@ rd_kafka_t *zl_kafka_producer_new(const char *brokers, const struct zl_kv_list *
                                   void (*dr_cb)(rd_kafka_t *, const rd_kafka_message_t *, void *),
                                   void *opaque, char *errstr, size_t errstr_size)
 {
-    char timeout[24];
+    char timeout[ZL_INT64_DEC_SIZE];
     snprintf(timeout, sizeof(timeout), "%" PRId64, delivery_timeout_ms);
     const char *kv[] = {
         "bootstrap.servers", brokers,
@@ -193,7 +193,7 @@ int zl_kafka_create_topics(rd_kafka_t *rk, const char *const *names, int count, 
 {
     if (count <= 0)
         return 0;
-    char retention[24];
+    char retention[ZL_INT64_DEC_SIZE];
     snprintf(retention, sizeof(retention), "%" PRId64, retention_ms);
     rd_kafka_NewTopic_t **nts = calloc((size_t)count, sizeof(*nts));
     if (nts == NULL) {

@@ -223,7 +223,7 @@ zl_class zl_ledger_apply(struct zl_pg *p, const struct zl_ledger_credit *c, size
         snprintf(errstr, errstr_size, "ledger: out of memory building a batch of %zu credits", n);
         goto out;
     }
-    char dec[16];
+    char dec[ZL_INT64_DEC_SIZE];
     snprintf(dec, sizeof(dec), "%d", decimals);
     const char *params[8] = {arrs[0], arrs[1], arrs[2], arrs[3], arrs[4], arrs[5], arrs[6], dec};
     char perr[ZL_ERRSTR_SIZE];

@@ -179,7 +179,7 @@ int zl_nftmeta_build(const struct zl_event *ev, const struct zl_nftmeta_opts *o,
     char token[sizeof(ev->token)];
     for (size_t i = 0; i < sizeof(token); i++)
         token[i] = (char)tolower((unsigned char)ev->token[i]);
-    char chain[24], log_index[16];
+    char chain[ZL_INT64_DEC_SIZE], log_index[ZL_INT64_DEC_SIZE];
     snprintf(chain, sizeof(chain), "%" PRIu64, ev->chain_id);
     snprintf(log_index, sizeof(log_index), "%" PRIu32, ev->log_index);
 

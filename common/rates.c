@@ -5,10 +5,10 @@
 #include <curl/curl.h>
 #include <jansson.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "envelope.h"
+#include "httpbuf.h"
 
 /* Longest URL built from the template (the token adds 42 bytes). */
 #define RATES_URL_BYTES_MAX 2048
@@ -139,13 +139,13 @@ static zl_class fetch_primary(struct zl_rates *r, const char *token, int64_t now
     return c;
 }
 
-static bool lower_token(const char *token, char out[43])
+static bool lower_token(const char *token, char out[ZL_ADDRESS_HEX_SIZE])
 {
     if (token == NULL || !zl_valid_address(token))
         return false;
-    for (size_t i = 0; i < 42; i++)
+    for (size_t i = 0; i < ZL_ADDRESS_HEX_SIZE - 1; i++)
         out[i] = (char)tolower((unsigned char)token[i]);
-    out[42] = '\0';
+    out[ZL_ADDRESS_HEX_SIZE - 1] = '\0';
     return true;
 }
 
@@ -153,7 +153,7 @@ zl_class zl_rates_get(struct zl_rates *r, const char *token, int64_t now_ms, str
                       size_t errstr_size)
 {
     memset(out, 0, sizeof(*out));
-    char tok[43];
+    char tok[ZL_ADDRESS_HEX_SIZE];
     if (!lower_token(token, tok)) {
         snprintf(errstr, errstr_size, "rates: token \"%s\" is not an address", token ? token : "(null)");
         return ZL_PERMANENT;
@@ -279,30 +279,6 @@ int zl_rates_parse_http_body(const char *body, size_t len, char *rate, size_t ra
     return rc;
 }
 
-struct body {
-    char *data;
-    size_t len;
-    bool too_big;
-};
-
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-    struct body *b = userdata;
-    size_t n = size * nmemb;
-    if (b->len + n > ZL_RATES_HTTP_BODY_BYTES_MAX) {
-        b->too_big = true;
-        return 0; /* aborts the transfer */
-    }
-    char *grown = realloc(b->data, b->len + n + 1);
-    if (grown == NULL)
-        return 0;
-    b->data = grown;
-    memcpy(b->data + b->len, ptr, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return n;
-}
-
 static int build_url(const char *tmpl, const char *token, char *out, size_t out_size)
 {
     const char *at = strstr(tmpl, "{token}");
@@ -328,7 +304,8 @@ zl_class zl_rates_http_fetch(void *opaque, const char *token, char *rate, size_t
         snprintf(errstr, errstr_size, "price source: curl_easy_init failed");
         return ZL_TRANSIENT;
     }
-    struct body b = {NULL, 0, false};
+    struct zl_httpbuf b;
+    zl_httpbuf_init(&b, ZL_RATES_HTTP_BODY_BYTES_MAX);
     char cerr[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -336,7 +313,7 @@ zl_class zl_rates_http_fetch(void *opaque, const char *token, char *rate, size_t
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)h->timeout_ms);
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, zl_httpbuf_write_cb);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "zeroloss-credit/1");
@@ -352,10 +329,9 @@ zl_class zl_rates_http_fetch(void *opaque, const char *token, char *rate, size_t
         cls = rc == CURLE_COULDNT_CONNECT || rc == CURLE_OPERATION_TIMEDOUT ? ZL_OUTAGE : ZL_TRANSIENT;
     } else if (status != 200) {
         snprintf(errstr, errstr_size, "price source for %s: HTTP %ld", token, status);
-    } else if (zl_rates_parse_http_body(b.data != NULL ? b.data : "", b.len, rate, rate_size, errstr,
-                                        errstr_size) == 0) {
+    } else if (zl_rates_parse_http_body(zl_httpbuf_str(&b), b.len, rate, rate_size, errstr, errstr_size) == 0) {
         cls = ZL_OK;
     }
-    free(b.data);
+    zl_httpbuf_free(&b);
     return cls;
 }

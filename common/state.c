@@ -168,7 +168,7 @@ zl_class zl_state_cas(struct zl_pg *p, const char *const *ids, size_t n, const c
 zl_class zl_state_record_failure(struct zl_pg *p, const char *id, zl_class cls, const char *error,
                                  int64_t delay_ms, char *errstr, size_t errstr_size)
 {
-    char delay[24];
+    char delay[ZL_INT64_DEC_SIZE];
     snprintf(delay, sizeof(delay), "%" PRId64, delay_ms);
     const char *params[4] = {id, zl_class_name(cls), error, delay};
     zl_class rc;
@@ -182,7 +182,7 @@ zl_class zl_state_mark_dead(struct zl_pg *p, const char *id, zl_class cls, const
                             int32_t dlq_partition, int64_t dlq_offset, const char *past_states,
                             const char *block_hash, bool *marked, char *errstr, size_t errstr_size)
 {
-    char part[16], off[24];
+    char part[ZL_INT64_DEC_SIZE], off[ZL_INT64_DEC_SIZE];
     snprintf(part, sizeof(part), "%" PRId32, dlq_partition);
     snprintf(off, sizeof(off), "%" PRId64, dlq_offset);
     const char *params[8] = {id, zl_class_name(cls), error, dlq_topic, part, off, past_states, block_hash};

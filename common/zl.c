@@ -5,6 +5,10 @@
 #include <string.h>
 #include <time.h>
 
+/* "YYYY-MM-DDTHH:MM:SS" and its NUL (20 bytes), with room for a year past
+ * 9999 so strftime never fails. */
+#define RFC3339_SECONDS_SIZE 24
+
 static const char *const class_names[] = {
     [ZL_OK] = "ok",
     [ZL_TRANSIENT] = "transient",
@@ -52,7 +56,7 @@ char *zl_rfc3339_now(char *buf, size_t buf_size)
     time_t secs = (time_t)(ms / 1000);
     struct tm tm;
     gmtime_r(&secs, &tm);
-    char base[24];
+    char base[RFC3339_SECONDS_SIZE];
     strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(buf, buf_size, "%s.%03dZ", base, (int)(ms % 1000));
     return buf;

@@ -41,6 +41,7 @@
 #include <strings.h>
 
 #include "config.h"
+#include "hex.h"
 #include "keccak.h"
 #include "rpc.h"
 #include "zl.h"
@@ -202,13 +203,17 @@ static int run_sql_checks(struct audit *a, json_t *summary)
     return 0;
 }
 
+/* An ABI word (32 bytes) as bare lowercase hex, NUL included: the
+ * argument appended to a selector in eth_call data. */
+#define WORD_HEX_SIZE (ZL_HASH_HEX_DIGITS + 1)
+
 /* Writes the 32-byte big-endian value of a decimal uint256 as 64 hex
  * digits. Returns -1 when dec is not a decimal that fits. */
-static int dec_to_hex64(const char *dec, char out[65])
+static int dec_to_hex64(const char *dec, char out[WORD_HEX_SIZE])
 {
     uint8_t v[32] = {0};
     size_t n = strlen(dec);
-    if (n == 0 || n > 78)
+    if (n == 0 || n > ZL_UINT256_DEC_DIGITS_MAX)
         return -1;
     for (size_t i = 0; i < n; i++) {
         if (!isdigit((unsigned char)dec[i]))
@@ -222,9 +227,7 @@ static int dec_to_hex64(const char *dec, char out[65])
         if (carry != 0)
             return -1;
     }
-    for (int k = 0; k < 32; k++)
-        snprintf(out + 2 * k, 3, "%02x", v[k]);
-    return 0;
+    return zl_hex_encode_bare(v, sizeof(v), out, WORD_HEX_SIZE);
 }
 
 /* ownerOf(uint256) of one row. Returns 0 when checked (discrepancy or
@@ -232,7 +235,7 @@ static int dec_to_hex64(const char *dec, char out[65])
 static int check_owner(struct audit *a, struct zl_rpc *rpc, const char *id, const char *token_id,
                        const char *contract, const char *from)
 {
-    char hex[65], data[2 + 8 + 64 + 1];
+    char hex[WORD_HEX_SIZE], data[ZL_HEX_SIZE(4 + 32)]; /* selector + one word */
     if (dec_to_hex64(token_id, hex) != 0) {
         report(a, "token_id", id, "token id is not a uint256");
         return 0;
@@ -269,7 +272,7 @@ static int run_chain_checks(struct audit *a, json_t *summary)
 {
     json_t *chain = json_object();
     json_object_set_new(summary, "chain", chain);
-    char sample[24];
+    char sample[ZL_INT64_DEC_SIZE];
     snprintf(sample, sizeof(sample), "%lld", (long long)a->cfg.chain_sample);
     const char *params[1] = {sample};
     PGresult *r = PQexecParams(a->pg, SQL_CHAIN_ROWS, 1, NULL, params, NULL, NULL, 0);
@@ -281,7 +284,7 @@ static int run_chain_checks(struct audit *a, json_t *summary)
     /* Token ids need no chain: the id is a function of the deposit. */
     for (int i = 0; i < PQntuples(r); i++) {
         const char *id = PQgetvalue(r, i, 0), *tid = PQgetvalue(r, i, 1);
-        char want[80];
+        char want[ZL_UINT256_DEC_SIZE];
         if (zl_token_id_decimal(id, want, sizeof(want)) == 0 && strcmp(want, tid) != 0) {
             char detail[256];
             snprintf(detail, sizeof(detail), "token id %s is not keccak256(deposit_id) = %s", tid, want);

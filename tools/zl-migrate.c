@@ -17,12 +17,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hex.h"
+#include "zl.h"
+
 /* Enough migrations for the life of the project; a bound on the dir scan. */
 #define MIGRATIONS_MAX 512
 /* A migration file larger than this is a data dump, not a schema change. */
 #define MIGRATION_BYTES_MAX (1024 * 1024)
 /* Arbitrary constant shared by every copy of zl-migrate: "zlmigrat". */
 #define MIGRATE_LOCK_KEY "8245937291384401"
+/* A migration's checksum: sha256 as bare lowercase hex, NUL included, as
+ * zl_schema_migrations.checksum stores it. */
+#define SHA256_HEX_SIZE (2 * SHA256_DIGEST_SIZE + 1)
 
 struct migration {
     char name[256];
@@ -75,15 +81,14 @@ static char *read_file(const char *path, size_t *len, char *errstr, size_t errst
     return buf;
 }
 
-static void sha256_hex(const char *data, size_t len, char out[65])
+static void sha256_hex(const char *data, size_t len, char out[SHA256_HEX_SIZE])
 {
     struct sha256_ctx ctx;
     uint8_t digest[SHA256_DIGEST_SIZE];
     sha256_init(&ctx);
     sha256_update(&ctx, len, (const uint8_t *)data);
     sha256_digest(&ctx, sizeof(digest), digest);
-    for (int i = 0; i < SHA256_DIGEST_SIZE; i++)
-        snprintf(out + 2 * i, 3, "%02x", digest[i]);
+    zl_hex_encode_bare(digest, sizeof(digest), out, SHA256_HEX_SIZE);
 }
 
 static int exec_ok(PGconn *c, const char *sql, const char *what)
@@ -136,7 +141,7 @@ static int migrate(PGconn *c, const char *dir, const struct migration *m, int co
 {
     int applied = 0, pending = 0;
     for (int i = 0; i < count; i++) {
-        char path[4096], errstr[512], sum[65], version[16];
+        char path[4096], errstr[512], sum[SHA256_HEX_SIZE], version[ZL_INT64_DEC_SIZE];
         snprintf(path, sizeof(path), "%s/%s", dir, m[i].name);
         size_t len = 0;
         char *sql = read_file(path, &len, errstr, sizeof(errstr));

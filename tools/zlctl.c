@@ -20,6 +20,7 @@
 #include <uuid/uuid.h>
 
 #include "config.h"
+#include "envelope.h"
 #include "httpbuf.h"
 
 /* Largest answer printed (a dead-letter listing of 1000 rows fits). */
@@ -55,7 +56,7 @@ static int call(const struct ctl_config *c, const char *method, const char *path
     hdrs = curl_slist_append(hdrs, auth);
     char *payload = NULL;
     if (strcmp(method, "POST") == 0) {
-        char k[37];
+        char k[ZL_UUID_TEXT_SIZE];
         if (key == NULL) {
             uuid_t u;
             uuid_generate_random(u);

@@ -118,7 +118,7 @@ zl_class iu_image_ensure(struct iu_image *img, struct zl_pg *pg, struct zl_ipfs 
             c = zl_ipfs_verify(ipfs, img->bytes, img->len, img->cid, errstr, errstr_size);
         if (c != ZL_OK)
             return c;
-        char bytes[24];
+        char bytes[ZL_INT64_DEC_SIZE];
         snprintf(bytes, sizeof(bytes), "%zu", img->len);
         const char *put[5] = {img->cid, providers, img->tier, bytes, img->path};
         r = zl_pg_prepared(pg, "iu_image_put", 5, put, PGRES_COMMAND_OK, &c, errstr, errstr_size);

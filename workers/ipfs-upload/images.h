@@ -24,7 +24,7 @@
 /* Amount tiers with their own image, plus the default image. */
 #define IU_IMAGES_MAX 9
 /* "default" or a tier's minimum amount (a uint256 in decimal: 78 digits). */
-#define IU_IMAGE_TIER_SIZE 80
+#define IU_IMAGE_TIER_SIZE ZL_UINT256_DEC_SIZE
 #define IU_IMAGE_PATH_SIZE 512
 
 struct iu_image {

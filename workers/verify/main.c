@@ -45,7 +45,7 @@ static const struct zl_setting verify_settings[] = {
 struct verify {
     struct zl_chain_config chain;
     struct verify_cfg cfg;
-    char token[43];
+    char token[ZL_ADDRESS_HEX_SIZE];
     struct zl_rpc *rpc;
     struct zl_pg pg; /* own connection: marks rows reorged outside the CAS */
     zl_metric *m_reorged;
@@ -56,7 +56,7 @@ static struct verify V;
 static int verify_init(void *ctx, const struct zl_runtime_env *env, char *errstr, size_t errstr_size)
 {
     struct verify *v = ctx;
-    if (zl_hex_lower(v->chain.token_address, 40, v->token, sizeof(v->token)) != 0) {
+    if (zl_hex_lower(v->chain.token_address, ZL_ADDRESS_HEX_DIGITS, v->token, sizeof(v->token)) != 0) {
         snprintf(errstr, errstr_size, "ZL_TOKEN_ADDRESS: \"%s\" is not a 0x-prefixed 20-byte hex address",
                  v->chain.token_address);
         return -1;
@@ -160,8 +160,8 @@ struct vitem {
 static bool static_checks(struct verify *v, struct zl_work *w)
 {
     const struct zl_event *in = &w->in;
-    char tok[43];
-    if (zl_hex_lower(in->token, 40, tok, sizeof(tok)) != 0 || strcmp(tok, v->token) != 0) {
+    char tok[ZL_ADDRESS_HEX_SIZE];
+    if (zl_hex_lower(in->token, ZL_ADDRESS_HEX_DIGITS, tok, sizeof(tok)) != 0 || strcmp(tok, v->token) != 0) {
         snprintf(w->error, sizeof(w->error), "token %s is not the deposit token %s", in->token, v->token);
         w->result = ZL_PERMANENT;
         return false;
@@ -189,7 +189,7 @@ static void judge_receipt(struct verify *v, struct zl_work *w, struct vitem *it,
     uint64_t status = 0;
     if (zl_json_quantity_field(rcpt, "status", &status) != 0 ||
         zl_json_quantity_field(rcpt, "blockNumber", &it->bn) != 0 ||
-        zl_json_hex_field(rcpt, "blockHash", 64, it->bh, sizeof(it->bh)) != 0) {
+        zl_json_hex_field(rcpt, "blockHash", ZL_HASH_HEX_DIGITS, it->bh, sizeof(it->bh)) != 0) {
         snprintf(w->error, sizeof(w->error), "receipt of %s lacks status/blockNumber/blockHash", in->tx_hash);
         w->result = ZL_TRANSIENT;
         it->live = false;
@@ -203,11 +203,12 @@ static void judge_receipt(struct verify *v, struct zl_work *w, struct vitem *it,
     }
     bool moved = strcmp(it->bh, in->block_hash) != 0;
     struct zl_transfer_log tl;
-    char from[43], to[43];
+    char from[ZL_ADDRESS_HEX_SIZE], to[ZL_ADDRESS_HEX_SIZE];
     bool matched = zl_chain_receipt_transfer(rcpt, in->log_index, &tl) == 0 &&
-                   zl_hex_lower(in->from, 40, from, sizeof(from)) == 0 &&
-                   zl_hex_lower(in->to, 40, to, sizeof(to)) == 0 && strcmp(tl.token, v->token) == 0 &&
-                   strcmp(tl.from, from) == 0 && strcmp(tl.to, to) == 0 && strcmp(tl.amount, in->amount) == 0;
+                   zl_hex_lower(in->from, ZL_ADDRESS_HEX_DIGITS, from, sizeof(from)) == 0 &&
+                   zl_hex_lower(in->to, ZL_ADDRESS_HEX_DIGITS, to, sizeof(to)) == 0 &&
+                   strcmp(tl.token, v->token) == 0 && strcmp(tl.from, from) == 0 && strcmp(tl.to, to) == 0 &&
+                   strcmp(tl.amount, in->amount) == 0;
     if (!matched) {
         if (moved) {
             w->result = gone(v, w, "transaction re-included elsewhere at another log index");
@@ -352,7 +353,7 @@ static zl_class verify_in_tx(void *ctx, struct zl_pg *pg, struct zl_work *const 
     (void)ctx;
     for (size_t i = 0; i < n; i++) {
         const struct zl_event *o = &moved[i]->out;
-        char conf[16], bn[24];
+        char conf[ZL_INT64_DEC_SIZE], bn[ZL_INT64_DEC_SIZE];
         snprintf(conf, sizeof(conf), "%" PRIu32, o->confirmations);
         snprintf(bn, sizeof(bn), "%" PRIu64, o->block_number);
         const char *vals[4] = {o->deposit_id, conf, bn, o->block_hash};
