@@ -31,13 +31,14 @@
 
 #include "chain.h"
 #include "rpc.h"
+#include "hex.h"
 #include "zl.h"
 
 /* A block's error text: one per distinct block of a batch of up to 500
  * deposits, so shorter than ZL_ERRSTR_SIZE. */
 #define ZL_CHAIN_BLOCK_ERROR_SIZE 256
 /* 0x + 64 hex digits + NUL. */
-#define ZL_CHAIN_HASH_SIZE 67
+#define ZL_CHAIN_HASH_SIZE ZL_HASH_HEX_SIZE
 
 /* One receipt as its request returned: c is ZL_OK with receipt the
  * "result" (JSON null when the node knows no receipt for the transaction),

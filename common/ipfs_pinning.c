@@ -158,7 +158,8 @@ static void sleep_ms(int64_t ms)
 static enum attempt psa_pin(struct zl_ipfs *c, struct provider *p, const char *cid, const char *name, char *got,
                             size_t got_size, char *err, size_t err_size)
 {
-    char url[ZL_IPFS_URL_MAX + 160];
+    /* room for "<base>/pins/<requestid>" when the status is polled */
+    char url[ZL_IPFS_URL_MAX + sizeof("/pins/") + PSA_REQUESTID_SIZE];
     snprintf(url, sizeof(url), "%s/pins", p->url);
     json_t *req = json_pack("{s:s,s:s}", "cid", cid, "name", name);
     char *body = req != NULL ? json_dumps(req, JSON_COMPACT) : NULL;
