@@ -13,6 +13,7 @@
 #include <uuid/uuid.h>
 
 #include "backoff.h"
+#include "boot.h"
 #include "fault.h"
 #include "health.h"
 #include "kafka.h"
@@ -65,17 +66,12 @@ const struct zl_setting zl_runtime_settings[] = {
      65535},
     {"ZL_HTTP_PORT_FILE", ZL_CFG_STR, "", "write the bound HTTP port here (for tests and scrapers)",
      OFF(http_port_file), 0, 0},
-    {"ZL_LOG_LEVEL", ZL_CFG_STR, "info", "debug, info, warn or error", OFF(log_level), 0, 0},
-    {"ZL_FAULT_POINT", ZL_CFG_STR, "", "tests only: SIGKILL self at this named step (see common/fault.h)",
-     OFF(fault_point), 0, 0},
     {"ZL_STALL_MS", ZL_CFG_INT, "30000",
      "a partition with messages waiting and no progress this long is resumed and re-seeked (0 = never)",
      OFF(stall_ms), 0, 3600000},
     {"ZL_TEST_STRAY_PAUSE_AFTER", ZL_CFG_INT, "0",
      "tests only: after this many batches, pause the input partitions without recording it (0 = never)",
      OFF(test_stray_pause_after), 0, 1000000},
-    {"ZL_FAULT_AFTER", ZL_CFG_INT, "1", "tests only: at the Nth pass of ZL_FAULT_POINT", OFF(fault_after), 1,
-     1000000000},
 };
 const size_t zl_runtime_settings_count = sizeof(zl_runtime_settings) / sizeof(zl_runtime_settings[0]);
 #undef OFF
@@ -119,8 +115,9 @@ struct rt {
     rd_kafka_t *consumer;
     rd_kafka_t *producer;
     struct zl_pg pg;
-    struct zl_metrics *metrics;
-    struct zl_health *health;
+    struct zl_boot boot;       /* config, signals, metrics, the HTTP server */
+    struct zl_metrics *metrics; /* boot.metrics */
+    struct zl_health *health;   /* boot.health, once serving */
     struct zl_backoff backoff; /* outage probes */
     struct zl_backoff inplace; /* in-place retries of transient failures */
     struct part parts[PARTITIONS_MAX];
@@ -141,20 +138,12 @@ struct rt {
     int64_t batches; /* processed since start: for ZL_TEST_STRAY_PAUSE_AFTER */
 };
 
-static volatile sig_atomic_t run = 1;
-
 /* A breaker reset asked for over HTTP (libmicrohttpd's thread), carried out
  * by the main thread, which alone touches the stage's state. */
 static atomic_bool reset_requested;
 static pthread_mutex_t reset_lock = PTHREAD_MUTEX_INITIALIZER;
 static char reset_dependency[128]; /* "" = every breaker */
 static void apply_admin_requests(struct rt *rt);
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    run = 0; /* the loop polls with a short timeout and sees this quickly */
-}
 
 static const char *phase_outcome(int ph)
 {
@@ -519,7 +508,7 @@ static zl_class process_with_retries(struct rt *rt, struct zl_work *w)
     for (int64_t a = 0;; a++) {
         w->error[0] = '\0';
         zl_class c = rt->stage->process(rt->stage->ctx, w);
-        if (c != ZL_TRANSIENT || a + 1 >= rt->cfg.inplace_attempts_max || !run)
+        if (c != ZL_TRANSIENT || a + 1 >= rt->cfg.inplace_attempts_max || !zl_boot_running())
             return c;
         int64_t delay = zl_backoff_delay_ms(&rt->inplace, (uint32_t)a);
         struct zl_log_ctx ctx;
@@ -639,7 +628,7 @@ static bool process_batch_with_retries(struct rt *rt, struct zl_work **todo, siz
                      rt->stage->name);
         }
         call_batch_hook(rt, todo, n);
-        bool last = a + 1 >= rt->cfg.inplace_attempts_max || !run;
+        bool last = a + 1 >= rt->cfg.inplace_attempts_max || !zl_boot_running();
         bool outage = false;
         size_t again = 0;
         for (size_t i = 0; i < n; i++) {
@@ -1178,10 +1167,10 @@ static void ride_out_outage(struct rt *rt)
     zl_health_set_paused(rt->health, true, rt->outage_reason);
     zl_metric_gauge_set(rt->m_paused, 1);
     int64_t started = zl_now_ms();
-    for (uint32_t attempt = 0; run; attempt++) {
+    for (uint32_t attempt = 0; zl_boot_running(); attempt++) {
         int64_t delay = zl_backoff_delay_ms(&rt->backoff, attempt < 30 ? attempt : 30);
         int64_t until = zl_now_ms() + (delay < rt->cfg.outage_cap_ms ? delay : rt->cfg.outage_cap_ms);
-        while (run && zl_now_ms() < until) {
+        while (zl_boot_running() && zl_now_ms() < until) {
             zl_health_heartbeat(rt->health);
             apply_admin_requests(rt);
             rd_kafka_message_t *m = rd_kafka_consumer_poll(rt->consumer, 50);
@@ -1194,7 +1183,7 @@ static void ride_out_outage(struct rt *rt)
         if (attempt % 10 == 0)
             zl_log(ZL_LOG_WARN, NULL, "still in outage after %" PRId64 " ms: %s", zl_now_ms() - started, err);
     }
-    if (!run)
+    if (!zl_boot_running())
         return;
     rt->outage = false;
     zl_health_set_paused(rt->health, false, NULL);
@@ -1473,25 +1462,19 @@ static int start(struct rt *rt, char *err, size_t err_size)
                         err_size) != 0 ||
         zl_backoff_init(&rt->inplace, rt->cfg.inplace_base_ms, rt->cfg.inplace_cap_ms, 0, err, err_size) != 0)
         return -1;
-    rt->metrics = zl_metrics_create(512);
-    if (rt->metrics == NULL) {
-        snprintf(err, err_size, "out of memory");
-        return -1;
-    }
+    rt->metrics = rt->boot.metrics;
     describe_metrics(rt);
     struct zl_health_opts hopts = {
         .stage = rt->stage->name,
-        .bind_addr = rt->cfg.http_addr,
-        .port = (uint16_t)rt->cfg.http_port,
         .liveness_timeout_ms = 60000,
-        .metrics = rt->metrics,
         .route = admin_route,
         .route_opaque = (void *)rt->stage,
     };
-    if (zl_health_start(&rt->health, &hopts, err, err_size) != 0)
+    if (zl_boot_serve(&rt->boot, &hopts) != 0) {
+        snprintf(err, err_size, "HTTP server not started");
         return -1;
-    if (zl_health_write_port_file(rt->health, rt->cfg.http_port_file) != 0)
-        zl_log(ZL_LOG_WARN, NULL, "could not write the HTTP port to %s", rt->cfg.http_port_file);
+    }
+    rt->health = rt->boot.health;
     if (rt->stage->init != NULL) {
         struct zl_runtime_env env = {.metrics = rt->metrics, .health = rt->health, .cfg = &rt->cfg};
         if (rt->stage->init(rt->stage->ctx, &env, err, err_size) != 0)
@@ -1549,7 +1532,7 @@ static void loop(struct rt *rt)
     size_t cap = (size_t)rt->cfg.batch_size_max;
     struct zl_work *ws = calloc(cap, sizeof(*ws));
     ZL_ASSERT(ws != NULL);
-    while (run) {
+    while (zl_boot_running()) {
         char fatal[512];
         if (rd_kafka_fatal_error(rt->consumer, fatal, sizeof(fatal)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
             /* E.g. fenced: another live consumer has our group.instance.id.
@@ -1568,7 +1551,7 @@ static void loop(struct rt *rt)
         resume_due(rt);
         size_t n = 0;
         int64_t fill_until = 0;
-        while (n < cap && run) {
+        while (n < cap && zl_boot_running()) {
             int timeout = n == 0 ? (int)rt->cfg.poll_timeout_ms : (int)(fill_until - zl_now_ms());
             if (n > 0 && timeout <= 0)
                 break;
@@ -1625,10 +1608,7 @@ static void stop(struct rt *rt)
     zl_pg_close(&rt->pg);
     if (rt->stage_inited && rt->stage->fini != NULL)
         rt->stage->fini(rt->stage->ctx);
-    if (rt->health != NULL)
-        zl_health_stop(rt->health);
-    if (rt->metrics != NULL)
-        zl_metrics_destroy(rt->metrics);
+    zl_boot_stop(&rt->boot); /* the HTTP server, metrics and config */
 }
 
 int zl_runtime_main(const struct zl_stage *stage, struct zl_config_section *extra, size_t nextra, int argc,
@@ -1637,53 +1617,38 @@ int zl_runtime_main(const struct zl_stage *stage, struct zl_config_section *extr
     static struct rt rt; /* large (partition table): static, one per process */
     memset(&rt, 0, sizeof(rt));
     rt.stage = stage;
-    struct zl_config_section sections[1 + 8];
-    ZL_ASSERT(nextra <= 8);
-    sections[0] = (struct zl_config_section){"runtime", zl_runtime_settings, zl_runtime_settings_count, &rt.cfg};
-    for (size_t i = 0; i < nextra; i++)
-        sections[1 + i] = extra[i];
+    struct zl_boot_opts bo = {
+        .name = stage->name,
+        .service = true,
+        .metrics_series_max = 512,
+        .runtime = &rt.cfg,
+        .sections = extra,
+        .nsections = nextra,
+        .kafka_props = &rt.kprops,
+        .argc = argc,
+        .argv = argv,
+    };
+    int rc = ZL_EXIT_OK;
+    if (zl_boot_start(&rt.boot, &bo, &rc) != 0)
+        return rc;
     char err[ZL_ERRSTR_SIZE];
-    zl_log_init(stage->name, ZL_LOG_INFO);
-    int rc = zl_config_load(sections, 1 + nextra, argc, argv, &rt.kprops, err, sizeof(err));
-    if (rc == 1)
-        return 0; /* --help */
-    if (rc != 0) {
-        zl_log(ZL_LOG_ERROR, NULL, "configuration: %s", err);
-        return 2;
-    }
-    zl_log_level lvl;
-    if (zl_log_level_parse(rt.cfg.log_level, &lvl) != 0) {
-        zl_log(ZL_LOG_ERROR, NULL, "configuration: ZL_LOG_LEVEL \"%s\": expected debug, info, warn or error",
-               rt.cfg.log_level);
-        zl_config_free(sections, 1 + nextra, &rt.kprops);
-        return 2;
-    }
-    zl_log_set_level(lvl);
-    zl_fault_configure(rt.cfg.fault_point, rt.cfg.fault_after);
     if (build_names(&rt, err, sizeof(err)) != 0) {
         zl_log(ZL_LOG_ERROR, NULL, "configuration: %s", err);
-        zl_config_free(sections, 1 + nextra, &rt.kprops);
-        return 2;
+        zl_boot_stop(&rt.boot);
+        return ZL_EXIT_CONFIG;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    rc = 0;
     if (start(&rt, err, sizeof(err)) != 0) {
         zl_log(ZL_LOG_ERROR, NULL, "startup: %s", err);
-        rc = 1;
+        rc = ZL_EXIT_FATAL;
     } else {
         loop(&rt);
         if (rt.consumer_fatal)
-            rc = 1;
+            rc = ZL_EXIT_FATAL;
         else
             zl_log(ZL_LOG_INFO, NULL, "signal received: drained, committing and leaving the group");
     }
     stop(&rt);
-    zl_config_free(sections, 1 + nextra, &rt.kprops);
-    if (rc == 0)
+    if (rc == ZL_EXIT_OK)
         zl_log(ZL_LOG_INFO, NULL, "stopped cleanly");
     return rc;
 }

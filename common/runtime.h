@@ -164,9 +164,6 @@ struct zl_runtime_config {
     char *http_addr;
     int64_t http_port;
     char *http_port_file;
-    char *log_level;
-    char *fault_point;
-    int64_t fault_after;
     int64_t stall_ms;           /* a partition with lag and no progress this long is re-seeked */
     int64_t test_stray_pause_after; /* tests only: pause the input behind the runtime's back */
 };

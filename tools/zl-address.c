@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "boot.h"
 #include "chain.h"
 #include "envelope.h"
 #include "pg.h"
@@ -38,7 +39,7 @@ static int parse_chain(const char *s, long long *out)
     return 0;
 }
 
-int main(int argc, char **argv)
+static int address_main(int argc, char **argv)
 {
     const char *dsn = getenv("ZL_PG_DSN");
     long long chain = 31337;
@@ -128,5 +129,20 @@ int main(int argc, char **argv)
         }
     }
     zl_pg_close(&pg);
+    return rc;
+}
+
+/* The start-up every binary shares (boot.h), then the command. Only the
+ * program name goes to the config loader: the arguments are the command's,
+ * and the settings come from the environment. */
+int main(int argc, char **argv)
+{
+    static struct zl_boot boot;
+    struct zl_boot_opts opts = {.name = "zl-address", .argc = 1, .argv = argv};
+    int rc = ZL_EXIT_OK;
+    if (zl_boot_start(&boot, &opts, &rc) != 0)
+        return rc;
+    rc = address_main(argc, argv);
+    zl_boot_stop(&boot);
     return rc;
 }

@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "boot.h"
+
 /* Enough migrations for the life of the project; a bound on the dir scan. */
 #define MIGRATIONS_MAX 512
 /* A migration file larger than this is a data dump, not a schema change. */
@@ -207,7 +209,7 @@ static int migrate(PGconn *c, const char *dir, const struct migration *m, int co
     return 0;
 }
 
-int main(int argc, char **argv)
+static int migrate_main(int argc, char **argv)
 {
     const char *cmd = "up";
     const char *dir = getenv("ZL_SCHEMA_DIR") ? getenv("ZL_SCHEMA_DIR") : "schemas/sql";
@@ -253,5 +255,20 @@ int main(int argc, char **argv)
     rc = migrate(c, dir, m, count, strcmp(cmd, "status") == 0);
 out:
     PQfinish(c); /* also releases the advisory lock */
+    return rc;
+}
+
+/* The start-up every binary shares (boot.h), then the command. Only the
+ * program name goes to the config loader: the arguments are the command's,
+ * and the settings come from the environment. */
+int main(int argc, char **argv)
+{
+    static struct zl_boot boot;
+    struct zl_boot_opts opts = {.name = "zl-migrate", .argc = 1, .argv = argv};
+    int rc = ZL_EXIT_OK;
+    if (zl_boot_start(&boot, &opts, &rc) != 0)
+        return rc;
+    rc = migrate_main(argc, argv);
+    zl_boot_stop(&boot);
     return rc;
 }
