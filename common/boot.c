@@ -125,6 +125,18 @@ int zl_boot_serve(struct zl_boot *b, struct zl_health_opts *opts)
     return 0;
 }
 
+int zl_boot_command(const char *name, int argc, char **argv, int (*command)(int argc, char **argv))
+{
+    static struct zl_boot b;
+    struct zl_boot_opts opts = {.name = name, .argc = 1 /* argv[0] only */, .argv = argv};
+    int rc = ZL_EXIT_OK;
+    if (zl_boot_start(&b, &opts, &rc) != 0)
+        return rc;
+    rc = command(argc, argv);
+    zl_boot_stop(&b);
+    return rc;
+}
+
 void zl_boot_stop(struct zl_boot *b)
 {
     if (b->health != NULL)

@@ -111,6 +111,13 @@ bool zl_boot_running(void);
  * (zl_replay_opts.run). */
 const volatile sig_atomic_t *zl_boot_run_flag(void);
 
+/* The whole main() of a tool whose arguments are all its own (zl-migrate,
+ * zl-address): starts with only argv[0] given to the config loader (the
+ * settings come from the environment and ZL_CONFIG_FILE), runs command with
+ * the full argv, stops, and returns command's exit code (or boot's, when
+ * starting fails). */
+int zl_boot_command(const char *name, int argc, char **argv, int (*command)(int argc, char **argv));
+
 /* Stops the HTTP server, frees the metrics and the config (the runtime's,
  * the binary's sections and kafka_props included). Safe after a failed
  * start and twice. */

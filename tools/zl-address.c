@@ -132,17 +132,9 @@ static int address_main(int argc, char **argv)
     return rc;
 }
 
-/* The start-up every binary shares (boot.h), then the command. Only the
- * program name goes to the config loader: the arguments are the command's,
- * and the settings come from the environment. */
+/* The start-up every binary shares (boot.h), then the command: its
+ * arguments are all its own, its settings come from the environment. */
 int main(int argc, char **argv)
 {
-    static struct zl_boot boot;
-    struct zl_boot_opts opts = {.name = "zl-address", .argc = 1, .argv = argv};
-    int rc = ZL_EXIT_OK;
-    if (zl_boot_start(&boot, &opts, &rc) != 0)
-        return rc;
-    rc = address_main(argc, argv);
-    zl_boot_stop(&boot);
-    return rc;
+    return zl_boot_command("zl-address", argc, argv, address_main);
 }

@@ -58,14 +58,13 @@ int main(int argc, char **argv)
 
     status = ZL_EXIT_FATAL;
     char err[ZL_ERRSTR_SIZE];
-    struct zl_metrics *metrics = boot.metrics;
     struct zl_admin *admin = NULL;
     struct zl_health *health = NULL;
     struct zl_admin_opts ao = {
         .pg_dsn = rcfg.pg_dsn, .token = acfg.token.value, .worker_urls = acfg.worker_urls,
         .rate_per_s = (double)acfg.rate_per_s, .burst = (double)acfg.burst,
         .http_timeout_ms = acfg.http_timeout_ms, .pg_connect_timeout_ms = rcfg.pg_connect_timeout_ms,
-        .metrics = metrics,
+        .metrics = boot.metrics,
     };
     if (zl_admin_new(&admin, &ao, err, sizeof(err)) != 0) {
         zl_log(ZL_LOG_ERROR, NULL, "zl-admin: %s", err);

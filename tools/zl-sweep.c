@@ -61,7 +61,6 @@ int main(int argc, char **argv)
 
     status = ZL_EXIT_FATAL;
     char err[ZL_ERRSTR_SIZE];
-    struct zl_metrics *metrics = boot.metrics;
     struct zl_health *health = NULL;
     struct zl_sweeper *sw = NULL;
     struct zl_health_opts ho = {.stage = "sweep"};
@@ -72,7 +71,7 @@ int main(int argc, char **argv)
         .brokers = rcfg.kafka_brokers, .kafka_props = &props, .pg_dsn = rcfg.pg_dsn,
         .topic_prefix = rcfg.topic_prefix, .chain_id = scfg.chain_id, .stale_ms = scfg.stale_ms, .batch_max = scfg.batch_max,
         .delivery_timeout_ms = rcfg.delivery_timeout_ms, .pg_connect_timeout_ms = rcfg.pg_connect_timeout_ms,
-        .metrics = metrics,
+        .metrics = boot.metrics,
     };
     if (zl_sweeper_new(&sw, &so, err, sizeof(err)) != 0) {
         zl_log(ZL_LOG_ERROR, NULL, "sweeper: %s", err);
