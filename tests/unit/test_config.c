@@ -108,6 +108,24 @@ static bool temp_file(char path[TMP_PATH_SIZE], const char *content, mode_t mode
     return ok;
 }
 
+/* A new temp file open for writing and reading back (path gets its name),
+ * or NULL. */
+static FILE *temp_stream(char path[TMP_PATH_SIZE])
+{
+    return temp_file(path, "", 0600) ? fopen(path, "w+") : NULL;
+}
+
+/* Reads what was written to f into out (NUL-terminated, cut to size), then
+ * closes and removes the file. */
+static void read_back(FILE *f, const char *path, char *out, size_t size)
+{
+    rewind(f);
+    size_t n = fread(out, 1, size - 1, f);
+    out[n] = '\0';
+    fclose(f);
+    unlink(path);
+}
+
 static bool contains(const char *haystack, const char *needle)
 {
     return haystack != NULL && strstr(haystack, needle) != NULL;
@@ -619,15 +637,10 @@ ZT_TEST(test_config_markdown_has_one_row_per_setting)
 {
     static char out[16384];
     char path[TMP_PATH_SIZE];
-    ZT_REQUIRE(temp_file(path, "", 0600));
-    FILE *f = fopen(path, "w+");
+    FILE *f = temp_stream(path);
     ZT_REQUIRE(f != NULL);
     zl_config_print_markdown(f, both_sections, 2);
-    rewind(f);
-    size_t n = fread(out, 1, sizeof(out) - 1, f);
-    out[n] = '\0';
-    fclose(f);
-    unlink(path);
+    read_back(f, path, out, sizeof(out));
     ZT_CHECK(contains(out, "### Worker\n\n| Setting | Type | Default | Meaning |\n|---|---|---|---|\n"));
     ZT_CHECK(contains(out, "| `ZL_TEST_BATCH_SIZE_MAX` | integer (1..10000) | `500` | Messages handled per batch. |\n"));
     ZT_CHECK(contains(out, "| `ZL_TEST_DATABASE_URL` | string | *required* | PostgreSQL URL. |\n"));
@@ -736,16 +749,11 @@ ZT_TEST(test_config_enum_choices_listed_in_help_and_markdown)
     clean_env();
     static char out[4096];
     char path[TMP_PATH_SIZE];
-    ZT_REQUIRE(temp_file(path, "", 0600));
-    FILE *f = fopen(path, "w+");
+    FILE *f = temp_stream(path);
     ZT_REQUIRE(f != NULL);
     zl_config_print_help(f, "zl-test", choice_section, 1);
     zl_config_print_markdown(f, choice_section, 1);
-    rewind(f);
-    size_t n = fread(out, 1, sizeof(out) - 1, f);
-    out[n] = '\0';
-    fclose(f);
-    unlink(path);
+    read_back(f, path, out, sizeof(out));
     ZT_CHECK(contains(out, "ZL_TEST_COLOR  (one of red, green, blue, default green)"));
     ZT_CHECK(contains(out, "| `ZL_TEST_COLOR` | one of red, green, blue | `green` | A colour. |\n"));
 }
