@@ -1,6 +1,7 @@
 /* config.c: ZL_* settings from defaults, a file, the environment and the
  * command line (see config.h for the contract). */
 #include "config.h"
+#include "config_int.h"
 
 #include "log.h"
 #include "zl.h"
@@ -15,9 +16,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define CONFIG_FILE_NAME "ZL_CONFIG_FILE"
-#define KAFKA_PROPS_FILE_NAME "ZL_KAFKA_PROPERTIES_FILE"
-#define KAFKA_PREFIX "kafka."
+const struct zl_cfg_type zl_cfg_type_str = {ZL_CFG_KIND_STR, NULL};
+const struct zl_cfg_type zl_cfg_type_int = {ZL_CFG_KIND_INT, NULL};
+const struct zl_cfg_type zl_cfg_type_bool = {ZL_CFG_KIND_BOOL, NULL};
+const struct zl_cfg_type zl_cfg_type_secret_file = {ZL_CFG_KIND_SECRET_FILE, NULL};
 
 /* Settings of the loader itself: listed in --help and the README like any
  * other, but stored by the loader rather than in a caller's struct. */
@@ -32,15 +34,12 @@ static const struct zl_setting builtin_settings[] = {
      0, 0, 0},
 };
 #define BUILTIN_COUNT (sizeof(builtin_settings) / sizeof(builtin_settings[0]))
-static const struct zl_config_section builtin_section = {
+const struct zl_config_section cfg_builtin_section = {
     "Configuration sources", builtin_settings, BUILTIN_COUNT, NULL};
 
 /* ---- errors ------------------------------------------------------------- */
 
-static int fail(char *errstr, size_t errstr_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *errstr, size_t errstr_size, const char *fmt, ...)
+int cfg_fail(char *errstr, size_t errstr_size, const char *fmt, ...)
 {
     if (errstr != NULL && errstr_size > 0) {
         va_list ap;
@@ -52,26 +51,6 @@ static int fail(char *errstr, size_t errstr_size, const char *fmt, ...)
 }
 
 /* ---- where a value came from -------------------------------------------- */
-
-enum source_kind { SRC_DEFAULT, SRC_FILE, SRC_ENV, SRC_SET };
-
-/* The winning raw text of one setting, before it is parsed. */
-struct raw {
-    const struct zl_setting *setting;
-    void *base;   /* the section's struct; NULL for a builtin */
-    char *value;  /* owned; NULL: not set by any source (use the default) */
-    enum source_kind src;
-    int line;     /* SRC_FILE: line number in the config file */
-};
-
-struct loader {
-    struct raw *raws; /* every section's settings, then the builtins */
-    size_t nraws;
-    const char *config_path; /* NULL: no config file */
-    struct zl_kv_list *kafka;
-    char *errstr;
-    size_t errstr_size;
-};
 
 /* "(from environment)" etc., for the end of an error message. */
 static const char *describe_source(const struct loader *L, const struct raw *r,
@@ -95,7 +74,7 @@ static const char *describe_source(const struct loader *L, const struct raw *r,
     return buf;
 }
 
-static struct raw *find_raw(struct loader *L, const char *name, size_t name_len)
+struct raw *cfg_find_raw(struct loader *L, const char *name, size_t name_len)
 {
     for (size_t i = 0; i < L->nraws; i++) {
         const char *n = L->raws[i].setting->name;
@@ -105,12 +84,12 @@ static struct raw *find_raw(struct loader *L, const char *name, size_t name_len)
     return NULL;
 }
 
-static int set_raw(struct loader *L, struct raw *r, const char *value,
-                   size_t value_len, enum source_kind src, int line)
+int cfg_set_raw(struct loader *L, struct raw *r, const char *value, size_t value_len,
+                enum source_kind src, int line)
 {
     char *copy = strndup(value, value_len);
     if (copy == NULL)
-        return fail(L->errstr, L->errstr_size, "%s: out of memory",
+        return cfg_fail(L->errstr, L->errstr_size, "%s: out of memory",
                     r->setting->name);
     free(r->value);
     r->value = copy;
@@ -155,11 +134,6 @@ static int parse_bool(const char *s, bool *out)
     return -1;
 }
 
-static bool int_bounded(const struct zl_setting *st)
-{
-    return !(st->min == 0 && st->max == 0);
-}
-
 /* Parses and range-checks an INT value; the error names the setting, the
  * value and the source. */
 static int check_int(const struct zl_setting *st, const char *v, int64_t *out,
@@ -167,20 +141,53 @@ static int check_int(const struct zl_setting *st, const char *v, int64_t *out,
 {
     int rc = parse_int(v, out);
     if (rc == -2)
-        return fail(errstr, errstr_size,
+        return cfg_fail(errstr, errstr_size,
                     "%s: \"%s\" is out of the 64-bit integer range (from %s)",
                     st->name, v, source);
     if (rc != 0)
-        return fail(errstr, errstr_size, "%s: \"%s\" is not an integer (from %s)",
+        return cfg_fail(errstr, errstr_size, "%s: \"%s\" is not an integer (from %s)",
                     st->name, v, source);
-    if (int_bounded(st) && *out < st->min)
-        return fail(errstr, errstr_size,
+    if (cfg_int_bounded(st) && *out < st->min)
+        return cfg_fail(errstr, errstr_size,
                     "%s: %" PRId64 " is below the minimum %" PRId64 " (from %s)",
                     st->name, *out, st->min, source);
-    if (int_bounded(st) && *out > st->max)
-        return fail(errstr, errstr_size,
+    if (cfg_int_bounded(st) && *out > st->max)
+        return cfg_fail(errstr, errstr_size,
                     "%s: %" PRId64 " is above the maximum %" PRId64 " (from %s)",
                     st->name, *out, st->max, source);
+    return 0;
+}
+
+int zl_cfg_choice_index(const char *const *choices, const char *name)
+{
+    for (int i = 0; choices != NULL && name != NULL && choices[i] != NULL; i++)
+        if (strcasecmp(choices[i], name) == 0)
+            return i;
+    return -1;
+}
+
+const char *cfg_choices_text(const char *const *choices, char *buf, size_t size)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int i = 0; choices[i] != NULL && len < size; i++)
+        len += (size_t)snprintf(buf + len, size - len, "%s%s", i == 0 ? "" : ", ", choices[i]);
+    return buf;
+}
+
+/* Stores the index of an ENUM value; the error names the setting, the
+ * value, every choice and the source. */
+static int check_choice(const struct zl_setting *st, const char *v, int *out,
+                        const char *source, char *errstr, size_t errstr_size)
+{
+    int i = zl_cfg_choice_index(st->type->choices, v);
+    if (i < 0) {
+        char list[ZL_ERRSTR_SIZE / 2];
+        return cfg_fail(errstr, errstr_size, "%s: \"%s\" is not one of %s (from %s)",
+                        st->name, v, cfg_choices_text(st->type->choices, list, sizeof(list)),
+                        source);
+    }
+    *out = i;
     return 0;
 }
 
@@ -200,35 +207,35 @@ static int read_file_limited(const char *path, size_t max_bytes,
     char *buf = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0)
-        return fail(errstr, errstr_size, "%s: cannot open %s: %s (from %s)",
+        return cfg_fail(errstr, errstr_size, "%s: cannot open %s: %s (from %s)",
                     what, path, strerror(errno), source);
     struct stat st;
     if (fstat(fd, &st) != 0) {
-        fail(errstr, errstr_size, "%s: cannot stat %s: %s (from %s)", what,
+        cfg_fail(errstr, errstr_size, "%s: cannot stat %s: %s (from %s)", what,
              path, strerror(errno), source);
         goto out_close;
     }
     if (!S_ISREG(st.st_mode)) {
-        fail(errstr, errstr_size, "%s: %s is not a regular file (from %s)",
+        cfg_fail(errstr, errstr_size, "%s: %s is not a regular file (from %s)",
              what, path, source);
         goto out_close;
     }
     if (must_be_private && (st.st_mode & 077) != 0) {
-        fail(errstr, errstr_size,
+        cfg_fail(errstr, errstr_size,
              "%s: %s is %s by group or others (mode %04o): chmod 600 it",
              what, path, (st.st_mode & 044) ? "readable" : "accessible",
              (unsigned)(st.st_mode & 07777));
         goto out_close;
     }
     if (st.st_size < 0 || (uint64_t)st.st_size > max_bytes) {
-        fail(errstr, errstr_size, "%s: %s is larger than %zu bytes (from %s)",
+        cfg_fail(errstr, errstr_size, "%s: %s is larger than %zu bytes (from %s)",
              what, path, max_bytes, source);
         goto out_close;
     }
     size_t size = (size_t)st.st_size;
     buf = malloc(size + 1);
     if (buf == NULL) {
-        fail(errstr, errstr_size, "%s: out of memory reading %s", what, path);
+        cfg_fail(errstr, errstr_size, "%s: out of memory reading %s", what, path);
         goto out_close;
     }
     size_t got = 0;
@@ -239,7 +246,7 @@ static int read_file_limited(const char *path, size_t max_bytes,
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            fail(errstr, errstr_size, "%s: cannot read %s: %s (from %s)", what,
+            cfg_fail(errstr, errstr_size, "%s: cannot read %s: %s (from %s)", what,
                  path, strerror(errno), source);
             goto out_free_buffer;
         }
@@ -334,11 +341,11 @@ static int for_each_line(struct loader *L, const char *buf, size_t len,
         size_t line_len = nl != NULL ? (size_t)(nl - start) : len - pos;
         line_no++;
         if (line_len > ZL_CONFIG_LINE_BYTES_MAX)
-            return fail(L->errstr, L->errstr_size,
+            return cfg_fail(L->errstr, L->errstr_size,
                         "%s %s:%d: line longer than %d bytes", what, path,
                         line_no, ZL_CONFIG_LINE_BYTES_MAX);
         if (memchr(start, '\0', line_len) != NULL)
-            return fail(L->errstr, L->errstr_size,
+            return cfg_fail(L->errstr, L->errstr_size,
                         "%s %s:%d: contains a NUL byte", what, path, line_no);
         if (fn(L, start, line_len, line_no, arg) != 0)
             return -1;
@@ -347,17 +354,15 @@ static int for_each_line(struct loader *L, const char *buf, size_t len,
     return 0;
 }
 
-/* Appends a librdkafka property; source names it in errors (never the
- * value: it may be a password). */
-static int kafka_append(struct loader *L, const char *key, size_t key_len,
-                        const char *value, size_t value_len, const char *source)
+int cfg_kafka_append(struct loader *L, const char *key, size_t key_len, const char *value,
+                     size_t value_len, const char *source)
 {
     if (L->kafka == NULL)
-        return fail(L->errstr, L->errstr_size,
+        return cfg_fail(L->errstr, L->errstr_size,
                     "%.*s: this program takes no librdkafka properties (from %s)",
                     (int)key_len, key, source);
     if (L->kafka->count >= ZL_KV_MAX)
-        return fail(L->errstr, L->errstr_size,
+        return cfg_fail(L->errstr, L->errstr_size,
                     "%.*s: more than %d librdkafka properties (from %s)",
                     (int)key_len, key, ZL_KV_MAX, source);
     char *k = strndup(key, key_len);
@@ -365,7 +370,7 @@ static int kafka_append(struct loader *L, const char *key, size_t key_len,
     if (k == NULL || v == NULL) {
         free(k);
         free(v);
-        return fail(L->errstr, L->errstr_size, "%.*s: out of memory",
+        return cfg_fail(L->errstr, L->errstr_size, "%.*s: out of memory",
                     (int)key_len, key);
     }
     struct zl_kv *item = &L->kafka->items[L->kafka->count++];
@@ -385,33 +390,33 @@ static int config_file_line(struct loader *L, const char *line, size_t len,
     if (kind == LINE_SKIP)
         return 0;
     if (kind == LINE_BAD)
-        return fail(L->errstr, L->errstr_size,
+        return cfg_fail(L->errstr, L->errstr_size,
                     "config file %s:%d: expected NAME=value", L->config_path,
                     line_no);
     size_t prefix_len = strlen(KAFKA_PREFIX);
     if (kv.key_len >= prefix_len && memcmp(kv.key, KAFKA_PREFIX, prefix_len) == 0) {
         if (kv.key_len == prefix_len)
-            return fail(L->errstr, L->errstr_size,
+            return cfg_fail(L->errstr, L->errstr_size,
                         "config file %s:%d: expected kafka.<property>=value",
                         L->config_path, line_no);
         char source[ZL_ERRSTR_SIZE];
         snprintf(source, sizeof(source), "config file %s:%d", L->config_path,
                  line_no);
-        return kafka_append(L, kv.key + prefix_len, kv.key_len - prefix_len,
+        return cfg_kafka_append(L, kv.key + prefix_len, kv.key_len - prefix_len,
                             kv.value, kv.value_len, source);
     }
     if (kv.key_len == strlen(CONFIG_FILE_NAME) &&
         memcmp(kv.key, CONFIG_FILE_NAME, kv.key_len) == 0)
-        return fail(L->errstr, L->errstr_size,
+        return cfg_fail(L->errstr, L->errstr_size,
                     "config file %s:%d: %s cannot be set in a config file: set "
                     "it in the environment or use --config PATH",
                     L->config_path, line_no, CONFIG_FILE_NAME);
-    struct raw *r = find_raw(L, kv.key, kv.key_len);
+    struct raw *r = cfg_find_raw(L, kv.key, kv.key_len);
     if (r == NULL)
-        return fail(L->errstr, L->errstr_size,
+        return cfg_fail(L->errstr, L->errstr_size,
                     "unknown setting %.*s (line %d of %s): see --help",
                     (int)kv.key_len, kv.key, line_no, L->config_path);
-    return set_raw(L, r, kv.value, kv.value_len, SRC_FILE, line_no);
+    return cfg_set_raw(L, r, kv.value, kv.value_len, SRC_FILE, line_no);
 }
 
 static int load_config_file(struct loader *L, const char *source)
@@ -440,13 +445,13 @@ static int kafka_props_line(struct loader *L, const char *line, size_t len,
     if (kind == LINE_SKIP)
         return 0;
     if (kind == LINE_BAD)
-        return fail(L->errstr, L->errstr_size,
+        return cfg_fail(L->errstr, L->errstr_size,
                     "%s %s:%d: expected property=value", KAFKA_PROPS_FILE_NAME,
                     path, line_no);
     char source[ZL_ERRSTR_SIZE];
     snprintf(source, sizeof(source), "%s %s:%d", KAFKA_PROPS_FILE_NAME, path,
              line_no);
-    return kafka_append(L, kv.key, kv.key_len, kv.value, kv.value_len, source);
+    return cfg_kafka_append(L, kv.key, kv.key_len, kv.value, kv.value_len, source);
 }
 
 static int load_kafka_props_file(struct loader *L, const struct raw *r)
@@ -465,167 +470,7 @@ static int load_kafka_props_file(struct loader *L, const struct raw *r)
     return rc;
 }
 
-/* ---- command line --------------------------------------------------------- */
-
-enum opt_kind { OPT_END, OPT_HELP, OPT_HELP_MARKDOWN, OPT_CONFIG, OPT_SET, OPT_X, OPT_ERROR };
-
-/* Matches "--name VALUE" or "--name=VALUE" (or "-X VALUE" / "-XVALUE" when
- * attached is true) at argv[*i]; advances *i past what it used. When the
- * option matches but its value is missing, returns true with *value NULL. */
-static bool match_opt(int argc, char **argv, int *i, const char *name,
-                      bool attached, const char **value)
-{
-    const char *a = argv[*i];
-    size_t n = strlen(name);
-    if (strncmp(a, name, n) != 0)
-        return false;
-    if (a[n] == '\0') {
-        if (*i + 1 >= argc || argv[*i + 1] == NULL) {
-            *value = NULL;
-            return true;
-        }
-        *value = argv[*i + 1];
-        *i += 2;
-        return true;
-    }
-    if (a[n] == '=' && !attached) {
-        *value = a + n + 1;
-        *i += 1;
-        return true;
-    }
-    if (attached) {
-        *value = a + n;
-        *i += 1;
-        return true;
-    }
-    return false;
-}
-
-/* Reads the next option from argv[*i]. On OPT_ERROR, errstr says why. */
-static enum opt_kind next_opt(int argc, char **argv, int *i, const char **value,
-                              char *errstr, size_t errstr_size)
-{
-    if (*i >= argc || argv[*i] == NULL)
-        return OPT_END;
-    const char *a = argv[*i];
-    *value = NULL;
-    if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-        *i += 1;
-        return OPT_HELP;
-    }
-    if (strcmp(a, "--help-markdown") == 0) {
-        *i += 1;
-        return OPT_HELP_MARKDOWN;
-    }
-    if (match_opt(argc, argv, i, "--config", false, value)) {
-        if (*value == NULL || (*value)[0] == '\0') {
-            fail(errstr, errstr_size, "--config needs a path: --config PATH");
-            return OPT_ERROR;
-        }
-        return OPT_CONFIG;
-    }
-    if (match_opt(argc, argv, i, "--set", false, value)) {
-        if (*value == NULL || strchr(*value, '=') == NULL || (*value)[0] == '=') {
-            fail(errstr, errstr_size, "--set expects ZL_NAME=value, got \"%s\"",
-                 *value == NULL ? "" : *value);
-            return OPT_ERROR;
-        }
-        return OPT_SET;
-    }
-    if (match_opt(argc, argv, i, "-X", true, value)) {
-        if (*value == NULL || strchr(*value, '=') == NULL || (*value)[0] == '=') {
-            /* Only the part before '=' could be printed safely; a value
-             * without '=' might be a mistyped password, so print nothing. */
-            fail(errstr, errstr_size, "-X expects property=value");
-            return OPT_ERROR;
-        }
-        return OPT_X;
-    }
-    if (strcmp(a, "--") == 0) {
-        if (*i + 1 < argc)
-            fail(errstr, errstr_size, "unexpected argument \"%s\": see --help",
-                 argv[*i + 1]);
-        else
-            fail(errstr, errstr_size, "unexpected \"--\" at the end: see --help");
-        return OPT_ERROR;
-    }
-    if (a[0] == '-')
-        fail(errstr, errstr_size, "unknown option \"%s\": see --help", a);
-    else
-        fail(errstr, errstr_size, "unexpected argument \"%s\": see --help", a);
-    return OPT_ERROR;
-}
-
-static const char *prog_name(int argc, char **argv)
-{
-    if (argc < 1 || argv == NULL || argv[0] == NULL)
-        return "zl";
-    const char *slash = strrchr(argv[0], '/');
-    return slash != NULL ? slash + 1 : argv[0];
-}
-
-/* First pass: syntax errors, --help, and the last --config. Returns 0, 1 for
- * help, -1 for an error. */
-static int scan_args(int argc, char **argv, const char **config_path,
-                     char *errstr, size_t errstr_size)
-{
-    int i = 1;
-    for (;;) {
-        const char *value;
-        enum opt_kind k = next_opt(argc, argv, &i, &value, errstr, errstr_size);
-        if (k == OPT_END)
-            return 0;
-        if (k == OPT_ERROR)
-            return -1;
-        if (k == OPT_HELP)
-            return 1;
-        if (k == OPT_HELP_MARKDOWN)
-            return 2;
-        if (k == OPT_CONFIG)
-            *config_path = value;
-    }
-}
-
-/* Second pass: applies --set (kind OPT_SET) or -X (OPT_X) in order. argv
- * was checked by scan_args(), so options parse cleanly here. */
-static int apply_args(struct loader *L, int argc, char **argv, enum opt_kind want)
-{
-    int i = 1;
-    for (;;) {
-        const char *value;
-        enum opt_kind k = next_opt(argc, argv, &i, &value, NULL, 0);
-        if (k == OPT_END || k == OPT_ERROR || k == OPT_HELP || k == OPT_HELP_MARKDOWN)
-            return 0;
-        if (k != want)
-            continue;
-        const char *eq = strchr(value, '=');
-        size_t key_len = (size_t)(eq - value);
-        if (k == OPT_X) {
-            if (kafka_append(L, value, key_len, eq + 1, strlen(eq + 1), "-X") != 0)
-                return -1;
-            continue;
-        }
-        if (key_len == strlen(CONFIG_FILE_NAME) &&
-            memcmp(value, CONFIG_FILE_NAME, key_len) == 0)
-            return fail(L->errstr, L->errstr_size,
-                        "%s cannot be set with --set: use --config PATH",
-                        CONFIG_FILE_NAME);
-        struct raw *r = find_raw(L, value, key_len);
-        if (r == NULL)
-            return fail(L->errstr, L->errstr_size,
-                        "unknown setting %.*s (from --set): see --help",
-                        (int)key_len, value);
-        if (set_raw(L, r, eq + 1, strlen(eq + 1), SRC_SET, 0) != 0)
-            return -1;
-    }
-}
-
 /* ---- table ---------------------------------------------------------------- */
-
-static void *field_ptr(const struct zl_config_section *sec, const struct zl_setting *st)
-{
-    return (char *)sec->base + st->offset;
-}
 
 /* Puts every field in its empty state, so that a failed load, and a free
  * after it, never see garbage. */
@@ -637,18 +482,21 @@ static void clear_storage(struct zl_config_section *sections, size_t nsections)
             continue;
         for (size_t i = 0; i < sec->count; i++) {
             const struct zl_setting *st = &sec->settings[i];
-            void *p = field_ptr(sec, st);
-            switch (st->type) {
-            case ZL_CFG_STR:
+            void *p = cfg_field_ptr(sec, st);
+            switch (st->type->kind) {
+            case ZL_CFG_KIND_STR:
                 *(char **)p = NULL;
                 break;
-            case ZL_CFG_INT:
+            case ZL_CFG_KIND_INT:
                 *(int64_t *)p = 0;
                 break;
-            case ZL_CFG_BOOL:
+            case ZL_CFG_KIND_BOOL:
                 *(bool *)p = false;
                 break;
-            case ZL_CFG_SECRET_FILE:
+            case ZL_CFG_KIND_ENUM:
+                *(int *)p = 0;
+                break;
+            case ZL_CFG_KIND_SECRET_FILE:
                 ((struct zl_secret *)p)->path = NULL;
                 ((struct zl_secret *)p)->value = NULL;
                 break;
@@ -673,24 +521,27 @@ static int check_setting(const struct zl_config_section *sec,
                          size_t errstr_size)
 {
     if (!valid_name(st->name))
-        return fail(errstr, errstr_size,
+        return cfg_fail(errstr, errstr_size,
                     "settings table: section \"%s\": name \"%s\" is not "
                     "ZL_ followed by A-Z, 0-9 or _",
                     sec->title, st->name ? st->name : "(null)");
     for (size_t b = 0; b < BUILTIN_COUNT; b++) {
         if (strcmp(st->name, builtin_settings[b].name) == 0)
-            return fail(errstr, errstr_size,
+            return cfg_fail(errstr, errstr_size,
                         "settings table: %s is reserved by the loader", st->name);
     }
     if (st->help == NULL || st->help[0] == '\0')
-        return fail(errstr, errstr_size, "settings table: %s has no help text",
+        return cfg_fail(errstr, errstr_size, "settings table: %s has no help text",
                     st->name);
-    if (st->type != ZL_CFG_STR && st->type != ZL_CFG_INT &&
-        st->type != ZL_CFG_BOOL && st->type != ZL_CFG_SECRET_FILE)
-        return fail(errstr, errstr_size, "settings table: %s has type %d",
-                    st->name, (int)st->type);
+    if (st->type == NULL || st->type->kind > ZL_CFG_KIND_ENUM)
+        return cfg_fail(errstr, errstr_size, "settings table: %s has no known type",
+                    st->name);
+    if (st->type->kind == ZL_CFG_KIND_ENUM &&
+        (st->type->choices == NULL || st->type->choices[0] == NULL))
+        return cfg_fail(errstr, errstr_size, "settings table: %s has no choices",
+                    st->name);
     if (st->type == ZL_CFG_INT && st->min > st->max)
-        return fail(errstr, errstr_size,
+        return cfg_fail(errstr, errstr_size,
                     "settings table: %s has min %" PRId64 " > max %" PRId64,
                     st->name, st->min, st->max);
     if (st->default_value == NULL)
@@ -699,15 +550,20 @@ static int check_setting(const struct zl_config_section *sec,
         int64_t v;
         char msg[ZL_ERRSTR_SIZE];
         if (check_int(st, st->default_value, &v, "the default", msg, sizeof(msg)) != 0)
-            return fail(errstr, errstr_size, "settings table: %s", msg);
+            return cfg_fail(errstr, errstr_size, "settings table: %s", msg);
     }
     if (st->type == ZL_CFG_BOOL) {
         bool v;
         if (parse_bool(st->default_value, &v) != 0)
-            return fail(errstr, errstr_size,
+            return cfg_fail(errstr, errstr_size,
                         "settings table: %s: default \"%s\" is not a boolean",
                         st->name, st->default_value);
     }
+    if (st->type->kind == ZL_CFG_KIND_ENUM &&
+        zl_cfg_choice_index(st->type->choices, st->default_value) < 0)
+        return cfg_fail(errstr, errstr_size,
+                    "settings table: %s: default \"%s\" is not one of its choices",
+                    st->name, st->default_value);
     return 0;
 }
 
@@ -721,9 +577,9 @@ static int check_tables(const struct zl_config_section *sections,
     for (size_t s = 0; s < nsections; s++) {
         const struct zl_config_section *sec = &sections[s];
         if (sec->title == NULL)
-            return fail(errstr, errstr_size, "settings table: section %zu has no title", s);
+            return cfg_fail(errstr, errstr_size, "settings table: section %zu has no title", s);
         if (sec->count > 0 && (sec->settings == NULL || sec->base == NULL))
-            return fail(errstr, errstr_size,
+            return cfg_fail(errstr, errstr_size,
                         "settings table: section \"%s\" has no settings or no base",
                         sec->title);
         for (size_t i = 0; i < sec->count; i++) {
@@ -734,7 +590,7 @@ static int check_tables(const struct zl_config_section *sections,
                 size_t end = s2 == s ? i : sections[s2].count;
                 for (size_t j = 0; j < end; j++) {
                     if (strcmp(sections[s2].settings[j].name, sec->settings[i].name) == 0)
-                        return fail(errstr, errstr_size,
+                        return cfg_fail(errstr, errstr_size,
                                     "settings table: %s is defined twice",
                                     sec->settings[i].name);
                 }
@@ -760,7 +616,7 @@ static int read_secret(struct loader *L, const struct raw *r, const char *path,
     size_t full_len = len;
     if (memchr(buf, '\0', len) != NULL) {
         wipe_free(buf, full_len);
-        return fail(L->errstr, L->errstr_size,
+        return cfg_fail(L->errstr, L->errstr_size,
                     "%s: %s contains a NUL byte (from %s)", name, path, source);
     }
     /* Editors and `echo` add a final newline that is not part of a key. */
@@ -768,13 +624,13 @@ static int read_secret(struct loader *L, const struct raw *r, const char *path,
         buf[--len] = '\0';
     if (len == 0) {
         wipe_free(buf, full_len);
-        return fail(L->errstr, L->errstr_size, "%s: %s is empty (from %s)",
+        return cfg_fail(L->errstr, L->errstr_size, "%s: %s is empty (from %s)",
                     name, path, source);
     }
     char *path_copy = strdup(path);
     if (path_copy == NULL) {
         wipe_free(buf, full_len);
-        return fail(L->errstr, L->errstr_size, "%s: out of memory", name);
+        return cfg_fail(L->errstr, L->errstr_size, "%s: out of memory", name);
     }
     out->path = path_copy;
     out->value = buf; /* now owned by the config */
@@ -789,36 +645,38 @@ static int resolve(struct loader *L, const struct raw *r)
     char source[ZL_ERRSTR_SIZE];
     describe_source(L, r, source, sizeof(source));
     if (v == NULL)
-        return fail(L->errstr, L->errstr_size,
+        return cfg_fail(L->errstr, L->errstr_size,
                     "%s is required: set it in the environment, the config "
                     "file or with --set %s=value",
                     st->name, st->name);
     bool required = st->default_value == NULL;
     void *p = (char *)r->base + st->offset;
 
-    switch (st->type) {
-    case ZL_CFG_STR: {
+    switch (st->type->kind) {
+    case ZL_CFG_KIND_STR: {
         if (required && v[0] == '\0')
-            return fail(L->errstr, L->errstr_size,
+            return cfg_fail(L->errstr, L->errstr_size,
                         "%s is required but empty (from %s)", st->name, source);
         char *copy = strdup(v);
         if (copy == NULL)
-            return fail(L->errstr, L->errstr_size, "%s: out of memory", st->name);
+            return cfg_fail(L->errstr, L->errstr_size, "%s: out of memory", st->name);
         *(char **)p = copy;
         return 0;
     }
-    case ZL_CFG_INT:
+    case ZL_CFG_KIND_INT:
         return check_int(st, v, (int64_t *)p, source, L->errstr, L->errstr_size);
-    case ZL_CFG_BOOL:
+    case ZL_CFG_KIND_ENUM:
+        return check_choice(st, v, (int *)p, source, L->errstr, L->errstr_size);
+    case ZL_CFG_KIND_BOOL:
         if (parse_bool(v, (bool *)p) != 0)
-            return fail(L->errstr, L->errstr_size,
+            return cfg_fail(L->errstr, L->errstr_size,
                         "%s: \"%s\" is not a boolean: use true or false (from %s)",
                         st->name, v, source);
         return 0;
-    case ZL_CFG_SECRET_FILE:
+    case ZL_CFG_KIND_SECRET_FILE:
         if (v[0] == '\0') {
             if (required)
-                return fail(L->errstr, L->errstr_size,
+                return cfg_fail(L->errstr, L->errstr_size,
                             "%s is required but empty: give the path of a "
                             "file holding the secret (from %s)",
                             st->name, source);
@@ -826,7 +684,7 @@ static int resolve(struct loader *L, const struct raw *r)
         }
         return read_secret(L, r, v, source, (struct zl_secret *)p);
     }
-    return fail(L->errstr, L->errstr_size, "%s: unknown type", st->name);
+    return cfg_fail(L->errstr, L->errstr_size, "%s: unknown type", st->name);
 }
 
 /* ---- load --------------------------------------------------------------- */
@@ -847,7 +705,7 @@ static int build_raws(struct loader *L, struct zl_config_section *sections,
     L->nraws = total + BUILTIN_COUNT;
     L->raws = calloc(L->nraws, sizeof(L->raws[0]));
     if (L->raws == NULL)
-        return fail(L->errstr, L->errstr_size, "out of memory loading the config");
+        return cfg_fail(L->errstr, L->errstr_size, "out of memory loading the config");
     size_t k = 0;
     for (size_t s = 0; s < nsections; s++) {
         for (size_t i = 0; i < sections[s].count; i++) {
@@ -869,7 +727,7 @@ static int load_env(struct loader *L)
         if (strcmp(name, CONFIG_FILE_NAME) == 0)
             continue; /* already used to find the config file */
         const char *v = getenv(name);
-        if (v != NULL && set_raw(L, &L->raws[i], v, strlen(v), SRC_ENV, 0) != 0)
+        if (v != NULL && cfg_set_raw(L, &L->raws[i], v, strlen(v), SRC_ENV, 0) != 0)
             return -1;
     }
     return 0;
@@ -890,15 +748,15 @@ static int load_sources(struct loader *L, int argc, char **argv,
     }
     if (load_env(L) != 0)
         return -1;
-    if (apply_args(L, argc, argv, OPT_SET) != 0)
+    if (cfg_apply_args(L, argc, argv, false /* --set */) != 0)
         return -1;
-    const struct raw *props = find_raw(L, KAFKA_PROPS_FILE_NAME,
+    const struct raw *props = cfg_find_raw(L, KAFKA_PROPS_FILE_NAME,
                                        strlen(KAFKA_PROPS_FILE_NAME));
     ZL_ASSERT(props != NULL);
     if (L->kafka != NULL && props->value != NULL && props->value[0] != '\0' &&
         load_kafka_props_file(L, props) != 0)
         return -1;
-    if (apply_args(L, argc, argv, OPT_X) != 0)
+    if (cfg_apply_args(L, argc, argv, true /* -X */) != 0)
         return -1;
     for (size_t i = 0; i < L->nraws; i++) {
         if (L->raws[i].base == NULL)
@@ -923,9 +781,9 @@ int zl_config_load(struct zl_config_section *sections, size_t nsections,
     if (check_tables(sections, nsections, &total, errstr, errstr_size) != 0)
         return -1;
     const char *cli_config = NULL;
-    int rc = scan_args(argc, argv, &cli_config, errstr, errstr_size);
+    int rc = cfg_scan_args(argc, argv, &cli_config, errstr, errstr_size);
     if (rc == 1) {
-        zl_config_print_help(stdout, prog_name(argc, argv), sections, nsections);
+        zl_config_print_help(stdout, cfg_prog_name(argc, argv), sections, nsections);
         fflush(stdout);
         return 1;
     }
@@ -960,7 +818,7 @@ void zl_config_free(struct zl_config_section *sections, size_t nsections,
             continue;
         for (size_t i = 0; i < sec->count; i++) {
             const struct zl_setting *st = &sec->settings[i];
-            void *p = field_ptr(sec, st);
+            void *p = cfg_field_ptr(sec, st);
             if (st->type == ZL_CFG_STR) {
                 free(*(char **)p);
                 *(char **)p = NULL;
@@ -987,282 +845,3 @@ void zl_config_free(struct zl_config_section *sections, size_t nsections,
     kafka_props->count = 0;
 }
 
-/* ---- dump ------------------------------------------------------------------ */
-
-struct out_buf {
-    char *buf;
-    size_t size;
-    size_t len;
-    bool overflow;
-};
-
-static void out_put(struct out_buf *o, const char *s, size_t n)
-{
-    /* One byte stays for the NUL. */
-    if (o->overflow || o->size == 0 || n > o->size - 1 - o->len) {
-        o->overflow = true;
-        return;
-    }
-    memcpy(o->buf + o->len, s, n);
-    o->len += n;
-}
-
-static void out_puts(struct out_buf *o, const char *s)
-{
-    out_put(o, s, strlen(s));
-}
-
-static void out_escaped_n(struct out_buf *o, const char *s, size_t n)
-{
-    if (o->overflow || o->size == 0)
-        return;
-    size_t written = 0;
-    size_t used = zl_log_escape_json(o->buf + o->len, o->size - o->len, s, n, &written);
-    o->len += written;
-    if (used < n)
-        o->overflow = true;
-}
-
-static void out_escaped(struct out_buf *o, const char *s)
-{
-    out_escaped_n(o, s, strlen(s));
-}
-
-#define REDACTED "<redacted>"
-
-/* Writes a string setting with any password it embeds replaced: the
- * startup line must not leak ZL_PG_DSN=postgresql://zl:pw@db/zl. Two forms
- * are recognised: URL userinfo ("scheme://user:password@host") and libpq
- * keywords or URI query ("... password=pw ...", "?password=pw"). Secrets belong in SECRET_FILE settings;
- * this is the safety net for when they are not. */
-static void out_string_redacted(struct out_buf *o, const char *v)
-{
-    const char *scheme_end = strstr(v, "://");
-    if (scheme_end != NULL) {
-        const char *user = scheme_end + 3;
-        size_t authority_len = strcspn(user, "/?#");
-        const char *at = NULL;
-        for (size_t i = 0; i < authority_len; i++) {
-            if (user[i] == '@')
-                at = user + i; /* the last '@' ends the userinfo */
-        }
-        const char *colon = at != NULL ? memchr(user, ':', (size_t)(at - user)) : NULL;
-        if (colon != NULL) {
-            out_escaped_n(o, v, (size_t)(colon + 1 - v));
-            out_puts(o, REDACTED);
-            out_escaped(o, at);
-            return;
-        }
-    }
-    const char *kw = strstr(v, "password=");
-    /* A keyword starts the string or follows a blank (key=value DSN) or
-     * '?'/'&' (URI query parameter). */
-    if (kw != NULL && (kw == v || strchr(" \t?&", kw[-1]) != NULL)) {
-        const char *pw = kw + strlen("password=");
-        const char *rest = pw;
-        if (*rest == '\'') {
-            /* libpq quoted value: up to the closing quote (\' escapes). */
-            for (rest++; *rest != '\0' && *rest != '\''; rest++) {
-                if (*rest == '\\' && rest[1] != '\0')
-                    rest++;
-            }
-            if (*rest == '\'')
-                rest++;
-        } else {
-            rest += strcspn(rest, " \t&");
-        }
-        out_escaped_n(o, v, (size_t)(pw - v));
-        out_puts(o, REDACTED);
-        out_escaped(o, rest);
-        return;
-    }
-    out_escaped(o, v);
-}
-
-int zl_config_dump_json(const struct zl_config_section *sections,
-                        size_t nsections, char *buf, size_t size)
-{
-    struct out_buf o = {.buf = buf, .size = size, .len = 0, .overflow = false};
-    bool first = true;
-    out_puts(&o, "{");
-    for (size_t s = 0; s < nsections; s++) {
-        const struct zl_config_section *sec = &sections[s];
-        for (size_t i = 0; i < sec->count && sec->base != NULL; i++) {
-            const struct zl_setting *st = &sec->settings[i];
-            const void *p = field_ptr(sec, st);
-            out_puts(&o, first ? "\"" : ",\"");
-            first = false;
-            out_escaped(&o, st->name);
-            out_puts(&o, "\":");
-            switch (st->type) {
-            case ZL_CFG_STR: {
-                const char *v = *(char *const *)p;
-                if (v == NULL) {
-                    out_puts(&o, "null");
-                    break;
-                }
-                out_puts(&o, "\"");
-                out_string_redacted(&o, v);
-                out_puts(&o, "\"");
-                break;
-            }
-            case ZL_CFG_INT: {
-                char num[32];
-                snprintf(num, sizeof(num), "%" PRId64, *(const int64_t *)p);
-                out_puts(&o, num);
-                break;
-            }
-            case ZL_CFG_BOOL:
-                out_puts(&o, *(const bool *)p ? "true" : "false");
-                break;
-            case ZL_CFG_SECRET_FILE: {
-                /* The path only: the content never leaves the struct. */
-                const struct zl_secret *sv = p;
-                if (sv->path == NULL) {
-                    out_puts(&o, "null");
-                    break;
-                }
-                out_puts(&o, "\"<redacted: ");
-                out_escaped(&o, sv->path);
-                out_puts(&o, ">\"");
-                break;
-            }
-            }
-        }
-    }
-    out_puts(&o, "}");
-    if (o.overflow) {
-        if (size > 0)
-            buf[0] = '\0';
-        return -1;
-    }
-    buf[o.len] = '\0';
-    return 0;
-}
-
-/* ---- help and markdown ----------------------------------------------------- */
-
-static const char *type_name(zl_cfg_type t)
-{
-    switch (t) {
-    case ZL_CFG_STR:
-        return "string";
-    case ZL_CFG_INT:
-        return "integer";
-    case ZL_CFG_BOOL:
-        return "boolean";
-    case ZL_CFG_SECRET_FILE:
-        return "secret file";
-    }
-    return "unknown";
-}
-
-/* "integer 1..10000" or just the type name. */
-static const char *type_text(const struct zl_setting *st, char *buf, size_t size)
-{
-    if (st->type == ZL_CFG_INT && int_bounded(st))
-        snprintf(buf, size, "integer %" PRId64 "..%" PRId64, st->min, st->max);
-    else if (st->type == ZL_CFG_SECRET_FILE)
-        snprintf(buf, size, "secret file (path; mode 0600)");
-    else
-        snprintf(buf, size, "%s", type_name(st->type));
-    return buf;
-}
-
-static void help_section(FILE *out, const struct zl_config_section *sec)
-{
-    fprintf(out, "\n%s:\n", sec->title);
-    for (size_t i = 0; i < sec->count; i++) {
-        const struct zl_setting *st = &sec->settings[i];
-        char type[64];
-        type_text(st, type, sizeof(type));
-        if (st->default_value == NULL)
-            fprintf(out, "  %s  (%s, required)\n", st->name, type);
-        else if (st->default_value[0] == '\0')
-            fprintf(out, "  %s  (%s, default empty)\n", st->name, type);
-        else
-            fprintf(out, "  %s  (%s, default %s)\n", st->name, type,
-                    st->default_value);
-        fprintf(out, "      %s\n", st->help);
-    }
-}
-
-void zl_config_print_help(FILE *out, const char *prog,
-                          const struct zl_config_section *sections,
-                          size_t nsections)
-{
-    fprintf(out,
-            "Usage: %s [--config PATH] [--set ZL_NAME=value]... "
-            "[-X property=value]... [--help]\n"
-            "\n"
-            "Settings come from, lowest to highest precedence: the defaults "
-            "below,\n"
-            "the config file (--config PATH, else $" CONFIG_FILE_NAME "; "
-            "ZL_NAME=value lines),\n"
-            "environment variables ZL_NAME, then --set ZL_NAME=value.\n"
-            "librdkafka properties come from kafka.<property>=value lines "
-            "of the config file,\n"
-            "then the file $" KAFKA_PROPS_FILE_NAME " (property=value, "
-            "mode 0600), then -X property=value.\n",
-            prog != NULL ? prog : "zl");
-    for (size_t s = 0; s < nsections; s++)
-        help_section(out, &sections[s]);
-    help_section(out, &builtin_section);
-}
-
-/* Markdown table cell text: '|' would end the cell, a newline the row, and
- * "<property>" would be taken for an HTML tag and vanish. */
-static void md_cell(FILE *out, const char *s)
-{
-    for (const char *c = s; *c != '\0'; c++) {
-        if (*c == '|')
-            fputs("\\|", out);
-        else if (*c == '<')
-            fputs("&lt;", out);
-        else if (*c == '>')
-            fputs("&gt;", out);
-        else if (*c == '\n' || *c == '\r')
-            fputc(' ', out);
-        else
-            fputc(*c, out);
-    }
-}
-
-static void md_section(FILE *out, const struct zl_config_section *sec)
-{
-    fprintf(out, "### %s\n\n", sec->title);
-    fputs("| Setting | Type | Default | Meaning |\n", out);
-    fputs("|---|---|---|---|\n", out);
-    for (size_t i = 0; i < sec->count; i++) {
-        const struct zl_setting *st = &sec->settings[i];
-        char type[64];
-        if (st->type == ZL_CFG_INT && int_bounded(st))
-            snprintf(type, sizeof(type), "integer (%" PRId64 "..%" PRId64 ")",
-                     st->min, st->max);
-        else
-            snprintf(type, sizeof(type), "%s", type_name(st->type));
-        fprintf(out, "| `%s` | %s | ", st->name, type);
-        if (st->default_value == NULL) {
-            fputs("*required*", out);
-        } else if (st->default_value[0] == '\0') {
-            fputs("(empty)", out);
-        } else {
-            fputc('`', out);
-            md_cell(out, st->default_value);
-            fputc('`', out);
-        }
-        fputs(" | ", out);
-        md_cell(out, st->help);
-        fputs(" |\n", out);
-    }
-    fputc('\n', out);
-}
-
-void zl_config_print_markdown(FILE *out,
-                              const struct zl_config_section *sections,
-                              size_t nsections)
-{
-    for (size_t s = 0; s < nsections; s++)
-        md_section(out, &sections[s]);
-    md_section(out, &builtin_section);
-}

@@ -51,12 +51,43 @@
 /* Longest line of either file (a value can be a list of RPC URLs). */
 #define ZL_CONFIG_LINE_BYTES_MAX 8192
 
-typedef enum zl_cfg_type {
-    ZL_CFG_STR,         /* storage: char * (owned by the config) */
-    ZL_CFG_INT,         /* storage: int64_t, checked against min..max */
-    ZL_CFG_BOOL,        /* storage: bool; true/false/1/0/yes/no/on/off */
-    ZL_CFG_SECRET_FILE, /* storage: struct zl_secret */
-} zl_cfg_type;
+/* What kind of value a setting holds, and so the C type of its field. */
+typedef enum zl_cfg_kind {
+    ZL_CFG_KIND_STR,         /* storage: char * (owned by the config) */
+    ZL_CFG_KIND_INT,         /* storage: int64_t, checked against min..max */
+    ZL_CFG_KIND_BOOL,        /* storage: bool; true/false/1/0/yes/no/on/off */
+    ZL_CFG_KIND_SECRET_FILE, /* storage: struct zl_secret */
+    ZL_CFG_KIND_ENUM,        /* storage: int, the index of the chosen name */
+} zl_cfg_kind;
+
+/* A setting's type, as PgBouncer's CF_LOOKUP: a kind plus, for a choice,
+ * the names it takes. Tables name a type with the macros below. */
+struct zl_cfg_type {
+    zl_cfg_kind kind;
+    const char *const *choices; /* ENUM only: names, ended by NULL */
+};
+
+extern const struct zl_cfg_type zl_cfg_type_str, zl_cfg_type_int, zl_cfg_type_bool,
+    zl_cfg_type_secret_file;
+#define ZL_CFG_STR (&zl_cfg_type_str)
+#define ZL_CFG_INT (&zl_cfg_type_int)
+#define ZL_CFG_BOOL (&zl_cfg_type_bool)
+#define ZL_CFG_SECRET_FILE (&zl_cfg_type_secret_file)
+/* A choice among fixed names: choices is a NULL-ended array of names, e.g.
+ *     static const char *const tx_types[] = {"auto", "legacy", "eip1559", NULL};
+ *     {"ZL_TX_TYPE", ZL_CFG_ENUM(tx_types), "auto", "...", OFF(tx_type), 0, 0},
+ * with `int tx_type;` in the struct. A value is accepted in any case and
+ * stored as the index of its name (0 for "auto" above), so a C enum whose
+ * values are 0, 1, ... in the same order can be cast from the field. Any
+ * other value is an error naming the setting and every choice, and --help
+ * and the README list the choices. The array must outlive the table (make
+ * it static). Use it only in a table at file scope or a static one: the
+ * type is a compound literal, which lives as long as its scope. */
+#define ZL_CFG_ENUM(choices) (&(const struct zl_cfg_type){ZL_CFG_KIND_ENUM, (choices)})
+
+/* Index of name among choices (NULL-ended), compared in any case; -1 when it
+ * is not one of them. */
+int zl_cfg_choice_index(const char *const *choices, const char *name);
 
 /* Storage of a ZL_CFG_SECRET_FILE setting. Both pointers are NULL when the
  * setting is empty (allowed only when its default is ""): the stage decides
@@ -75,7 +106,7 @@ struct zl_secret {
 struct zl_setting {
     const char *name;          /* "ZL_BATCH_SIZE_MAX": must start with ZL_,
                                   unique across all sections */
-    zl_cfg_type type;
+    const struct zl_cfg_type *type; /* ZL_CFG_STR, ZL_CFG_ENUM(names), ... */
     const char *default_value; /* NULL: required, must be set by a source
                                   (and not empty); "": empty by default
                                   (STR "" / SECRET_FILE unset); otherwise a

@@ -29,26 +29,29 @@ static atomic_int log_fd = STDERR_FILENO;
  * kernel takes in two pieces, is never interleaved with another thread's. */
 static pthread_mutex_t log_write_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static const char *const level_names[] = {
+const char *const zl_log_level_names[] = {
     [ZL_LOG_DEBUG] = "debug",
     [ZL_LOG_INFO] = "info",
     [ZL_LOG_WARN] = "warn",
     [ZL_LOG_ERROR] = "error",
+    NULL,
 };
+/* The levels, without the NULL that ends the list. */
+#define LEVELS_COUNT (sizeof(zl_log_level_names) / sizeof(zl_log_level_names[0]) - 1)
 
 const char *zl_log_level_name(zl_log_level level)
 {
-    if ((unsigned)level >= sizeof(level_names) / sizeof(level_names[0]))
+    if ((unsigned)level >= LEVELS_COUNT)
         return "unknown";
-    return level_names[level];
+    return zl_log_level_names[level];
 }
 
 int zl_log_level_parse(const char *s, zl_log_level *out)
 {
     if (s == NULL)
         return -1;
-    for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
-        if (strcasecmp(s, level_names[i]) == 0) {
+    for (size_t i = 0; i < LEVELS_COUNT; i++) {
+        if (strcasecmp(s, zl_log_level_names[i]) == 0) {
             *out = (zl_log_level)i;
             return 0;
         }

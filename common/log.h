@@ -103,6 +103,10 @@ bool zl_log_enabled(zl_log_level level);
  * two fds. */
 int zl_log_set_fd(int fd);
 
+/* The level names in enum order, ended by NULL: the choices of the
+ * ZL_LOG_LEVEL setting (config.h's ZL_CFG_ENUM), whose index is the level. */
+extern const char *const zl_log_level_names[];
+
 /* Parses "debug", "info", "warn" (or "warning"), "error", in any case.
  * Returns 0 and sets *out, or -1 (and leaves *out alone) for anything else. */
 int zl_log_level_parse(const char *s, zl_log_level *out);

@@ -32,7 +32,9 @@
 #include "zl.h"
 
 /* One consumed message and what became of it. Owned by the runtime; a stage
- * reads in/row and writes out/error. */
+ * reads in/row and writes out/error. The runtime's own bookkeeping of a
+ * work (its phase in the batch, its delivery) is private to the runtime
+ * (runtime_int.h): a stage never sees it. */
 struct zl_work {
     rd_kafka_message_t *msg;   /* owned by the runtime */
     int tier;                  /* -1: the stage's input topic; n: retry tier n */
@@ -45,16 +47,6 @@ struct zl_work {
     struct zl_event out;       /* output event, filled by the stage */
     zl_class result;
     char error[ZL_ERRSTR_SIZE];
-    /* runtime bookkeeping */
-    int phase;                 /* internal: see runtime.c */
-    bool has_out;
-    bool decoded;
-    bool lost_race;            /* succeeded, but another copy moved the row first */
-    int64_t started_ms;
-    int delivery;              /* 0 none, 1 pending, 2 delivered, -1 failed */
-    int32_t delivered_partition;
-    int64_t delivered_offset;
-    char produced_topic[256];
 };
 
 struct zl_metrics;
@@ -164,9 +156,6 @@ struct zl_runtime_config {
     char *http_addr;
     int64_t http_port;
     char *http_port_file;
-    char *log_level;
-    char *fault_point;
-    int64_t fault_after;
     int64_t stall_ms;           /* a partition with lag and no progress this long is re-seeked */
     int64_t test_stray_pause_after; /* tests only: pause the input behind the runtime's back */
 };

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "boot.h"
 #include "chain.h"
 #include "envelope.h"
 #include "pg.h"
@@ -38,7 +39,7 @@ static int parse_chain(const char *s, long long *out)
     return 0;
 }
 
-int main(int argc, char **argv)
+static int address_main(int argc, char **argv)
 {
     const char *dsn = getenv("ZL_PG_DSN");
     long long chain = 31337;
@@ -129,4 +130,11 @@ int main(int argc, char **argv)
     }
     zl_pg_close(&pg);
     return rc;
+}
+
+/* The start-up every binary shares (boot.h), then the command: its
+ * arguments are all its own, its settings come from the environment. */
+int main(int argc, char **argv)
+{
+    return zl_boot_command("zl-address", argc, argv, address_main);
 }

@@ -3,12 +3,12 @@
  * from ZL_ADMIN_TOKEN_FILE and never logged.
  * Exit: 0 after SIGTERM/SIGINT, 1 fatal, 2 configuration error.
  */
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "admin.h"
+#include "boot.h"
 #include "config.h"
 #include "health.h"
 #include "log.h"
@@ -42,69 +42,43 @@ static const struct zl_setting admin_settings[] = {
      offsetof(struct admin_config, http_timeout_ms), 100, 60000},
 };
 
-static volatile sig_atomic_t run = 1;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    run = 0;
-}
-
 int main(int argc, char **argv)
 {
+    static struct zl_boot boot;
     static struct zl_runtime_config rcfg;
     static struct admin_config acfg;
     struct zl_config_section sections[] = {
         {"zl-admin", admin_settings, sizeof(admin_settings) / sizeof(admin_settings[0]), &acfg},
-        {"runtime", zl_runtime_settings, zl_runtime_settings_count, &rcfg},
     };
-    const size_t nsections = sizeof(sections) / sizeof(sections[0]);
-    char err[ZL_ERRSTR_SIZE];
-    int rc = zl_config_load(sections, nsections, argc, argv, NULL, err, sizeof(err));
-    if (rc == 1)
-        return 0;
-    if (rc != 0) {
-        fprintf(stderr, "zl-admin: %s\n", err);
-        return 2;
-    }
-    zl_log_level level = ZL_LOG_INFO;
-    zl_log_level_parse(rcfg.log_level, &level);
-    zl_log_init("zl-admin", level);
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    signal(SIGPIPE, SIG_IGN);
+    struct zl_boot_opts opts = {.name = "zl-admin", .service = true, .runtime = &rcfg, .sections = sections,
+                                .nsections = 1, .argc = argc, .argv = argv};
+    int status = ZL_EXIT_OK;
+    if (zl_boot_start(&boot, &opts, &status) != 0)
+        return status;
 
-    int status = 1;
-    struct zl_metrics *metrics = zl_metrics_create(0);
+    status = ZL_EXIT_FATAL;
+    char err[ZL_ERRSTR_SIZE];
     struct zl_admin *admin = NULL;
     struct zl_health *health = NULL;
-    if (metrics == NULL) {
-        zl_log(ZL_LOG_ERROR, NULL, "out of memory");
-        goto out;
-    }
     struct zl_admin_opts ao = {
         .pg_dsn = rcfg.pg_dsn, .token = acfg.token.value, .worker_urls = acfg.worker_urls,
         .rate_per_s = (double)acfg.rate_per_s, .burst = (double)acfg.burst,
         .http_timeout_ms = acfg.http_timeout_ms, .pg_connect_timeout_ms = rcfg.pg_connect_timeout_ms,
-        .metrics = metrics,
+        .metrics = boot.metrics,
     };
     if (zl_admin_new(&admin, &ao, err, sizeof(err)) != 0) {
         zl_log(ZL_LOG_ERROR, NULL, "zl-admin: %s", err);
-        status = 2;
+        status = ZL_EXIT_CONFIG;
         goto out;
     }
-    struct zl_health_opts ho = {.stage = "admin", .bind_addr = rcfg.http_addr, .port = (uint16_t)rcfg.http_port,
-                                .metrics = metrics, .route = zl_admin_route, .route_opaque = admin};
-    if (zl_health_start(&health, &ho, err, sizeof(err)) != 0) {
-        zl_log(ZL_LOG_ERROR, NULL, "http server: %s", err);
+    struct zl_health_opts ho = {.stage = "admin", .route = zl_admin_route, .route_opaque = admin};
+    if (zl_boot_serve(&boot, &ho) != 0)
         goto out;
-    }
-    if (zl_health_write_port_file(health, rcfg.http_port_file) != 0)
-        zl_log(ZL_LOG_WARN, NULL, "could not write %s", rcfg.http_port_file);
+    health = boot.health;
     zl_log(ZL_LOG_INFO, NULL, "zl-admin listening on %s:%u", rcfg.http_addr, (unsigned)zl_health_port(health));
     int64_t next_gauges_ms = 0;
     bool db_ok = true;
-    while (run) {
+    while (zl_boot_running()) {
         zl_health_heartbeat(health);
         if (zl_now_ms() >= next_gauges_ms) {
             next_gauges_ms = zl_now_ms() + GAUGES_EVERY_MS;
@@ -120,11 +94,9 @@ int main(int argc, char **argv)
     }
     zl_health_set_draining(health);
     zl_log(ZL_LOG_INFO, NULL, "zl-admin stopped cleanly");
-    status = 0;
+    status = ZL_EXIT_OK;
 out:
-    zl_health_stop(health);
+    zl_boot_stop(&boot); /* the HTTP server first: its route uses admin */
     zl_admin_free(admin);
-    zl_metrics_destroy(metrics);
-    zl_config_free(sections, nsections, NULL);
     return status;
 }

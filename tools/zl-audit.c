@@ -40,6 +40,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "boot.h"
 #include "config.h"
 #include "hex.h"
 #include "keccak.h"
@@ -332,16 +333,13 @@ static int run_chain_checks(struct audit *a, json_t *summary)
 int main(int argc, char **argv)
 {
     static struct audit a;
+    static struct zl_boot boot;
     struct zl_config_section sec = {"zl-audit", audit_settings, sizeof(audit_settings) / sizeof(audit_settings[0]),
                                     &a.cfg};
-    char err[ZL_ERRSTR_SIZE];
-    int lrc = zl_config_load(&sec, 1, argc, argv, NULL, err, sizeof(err));
-    if (lrc == 1)
-        return 0;
-    if (lrc != 0) {
-        fprintf(stderr, "zl-audit: %s\n", err);
-        return 2;
-    }
+    struct zl_boot_opts opts = {.name = "zl-audit", .sections = &sec, .nsections = 1, .argc = argc, .argv = argv};
+    int lrc = ZL_EXIT_OK;
+    if (zl_boot_start(&boot, &opts, &lrc) != 0)
+        return lrc;
     int exit_code = 2;
     json_t *summary = json_object();
     a.checks = json_object();
@@ -384,6 +382,6 @@ out:
     json_decref(summary);
     json_decref(a.checks);
     PQfinish(a.pg);
-    zl_config_free(&sec, 1, NULL);
+    zl_boot_stop(&boot);
     return exit_code;
 }

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "boot.h"
 #include "hex.h"
 #include "zl.h"
 
@@ -212,7 +213,7 @@ static int migrate(PGconn *c, const char *dir, const struct migration *m, int co
     return 0;
 }
 
-int main(int argc, char **argv)
+static int migrate_main(int argc, char **argv)
 {
     const char *cmd = "up";
     const char *dir = getenv("ZL_SCHEMA_DIR") ? getenv("ZL_SCHEMA_DIR") : "schemas/sql";
@@ -259,4 +260,11 @@ int main(int argc, char **argv)
 out:
     PQfinish(c); /* also releases the advisory lock */
     return rc;
+}
+
+/* The start-up every binary shares (boot.h), then the command: its
+ * arguments are all its own, its settings come from the environment. */
+int main(int argc, char **argv)
+{
+    return zl_boot_command("zl-migrate", argc, argv, migrate_main);
 }

@@ -16,14 +16,13 @@
  * Exit: 0 done, 1 stopped early (run again to continue), 2 usage/config.
  */
 #include <inttypes.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "boot.h"
 #include "config.h"
-#include "fault.h"
 #include "kafka.h"
 #include "log.h"
 #include "replay.h"
@@ -48,14 +47,6 @@ static const struct zl_setting replay_settings[] = {
     {"ZL_REPLAY_RATE", ZL_CFG_STR, "50/s", "default --rate: sends per second (N, N/s or N/m; 0 = unlimited)",
      offsetof(struct replay_config, rate), 0, 0},
 };
-
-static volatile sig_atomic_t run = 1;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    run = 0;
-}
 
 struct ui {
     bool tty;
@@ -99,14 +90,13 @@ static int usage(const char *msg)
 
 int main(int argc, char **argv)
 {
+    static struct zl_boot boot;
     static struct zl_runtime_config rcfg;
     static struct replay_config pcfg;
     static struct zl_kv_list props;
     struct zl_config_section sections[] = {
         {"zl-replay", replay_settings, sizeof(replay_settings) / sizeof(replay_settings[0]), &pcfg},
-        {"runtime", zl_runtime_settings, zl_runtime_settings_count, &rcfg},
     };
-    const size_t nsections = sizeof(sections) / sizeof(sections[0]);
     struct zl_replay_opts o = {0};
     const char *topic = NULL, *from_stage = NULL, *since = NULL, *until = NULL, *rate = NULL, *max = NULL;
 
@@ -145,21 +135,16 @@ int main(int argc, char **argv)
         opts[nopts++] = argv[i];
     }
     opts[nopts] = NULL;
+    struct zl_boot_opts bopts = {.name = "zl-replay", .stop_on_signal = true, .runtime = &rcfg,
+                                 .sections = sections, .nsections = 1, .kafka_props = &props,
+                                 .argc = nopts, .argv = opts};
+    int status = ZL_EXIT_OK;
+    if (zl_boot_start(&boot, &bopts, &status) != 0)
+        return status;
     char err[ZL_ERRSTR_SIZE];
-    int rc = zl_config_load(sections, nsections, nopts, opts, &props, err, sizeof(err));
-    if (rc == 1)
-        return 0;
-    if (rc != 0) {
-        fprintf(stderr, "zl-replay: %s\n", err);
-        return 2;
-    }
-    zl_log_level level = ZL_LOG_INFO;
-    zl_log_level_parse(rcfg.log_level, &level);
-    zl_log_init("zl-replay", level);
-    zl_fault_configure(rcfg.fault_point, rcfg.fault_after);
 
     char dlq[ZL_TOPIC_NAME_MAX];
-    int status = 2;
+    status = ZL_EXIT_CONFIG;
     if ((topic == NULL) == (from_stage == NULL)) {
         status = usage("give exactly one of --topic and --from-stage");
         goto out;
@@ -208,15 +193,12 @@ int main(int argc, char **argv)
     o.replay_count_max = pcfg.count_max;
     o.delivery_timeout_ms = rcfg.delivery_timeout_ms;
     o.pg_connect_timeout_ms = rcfg.pg_connect_timeout_ms;
-    o.run = &run;
+    o.run = zl_boot_run_flag();
     struct ui ui = {.tty = isatty(STDERR_FILENO) == 1};
     o.progress = progress;
     o.progress_opaque = &ui;
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-
     struct zl_replay_summary s;
-    rc = zl_replay_run(&o, &s, err, sizeof(err));
+    int rc = zl_replay_run(&o, &s, err, sizeof(err));
     if (ui.tty)
         fputc('\n', stderr);
     printf("zl-replay %s%s: scanned %" PRId64 ", matched %" PRId64, dlq, o.dry_run ? " (dry run)" : "", s.scanned,
@@ -231,6 +213,6 @@ int main(int argc, char **argv)
         status = 0;
     }
 out:
-    zl_config_free(sections, nsections, &props);
+    zl_boot_stop(&boot);
     return status;
 }

@@ -11,11 +11,11 @@
  */
 #include <inttypes.h>
 #include <stdint.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
+#include "boot.h"
 #include "config.h"
 #include "health.h"
 #include "log.h"
@@ -44,59 +44,34 @@ static const struct zl_setting sweep_settings[] = {
      offsetof(struct sweep_config, batch_max), 1, ZL_SWEEP_BATCH_LIMIT},
 };
 
-static volatile sig_atomic_t run = 1;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    run = 0;
-}
-
 int main(int argc, char **argv)
 {
+    static struct zl_boot boot;
     static struct zl_runtime_config rcfg;
     static struct sweep_config scfg;
     static struct zl_kv_list props;
     struct zl_config_section sections[] = {
         {"zl-sweep", sweep_settings, sizeof(sweep_settings) / sizeof(sweep_settings[0]), &scfg},
-        {"runtime", zl_runtime_settings, zl_runtime_settings_count, &rcfg},
     };
-    const size_t nsections = sizeof(sections) / sizeof(sections[0]);
-    char err[ZL_ERRSTR_SIZE];
-    int rc = zl_config_load(sections, nsections, argc, argv, &props, err, sizeof(err));
-    if (rc == 1)
-        return 0;
-    if (rc != 0) {
-        fprintf(stderr, "zl-sweep: %s\n", err);
-        return 2;
-    }
-    zl_log_level level = ZL_LOG_INFO;
-    zl_log_level_parse(rcfg.log_level, &level);
-    zl_log_init("zl-sweep", level);
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    struct zl_boot_opts opts = {.name = "zl-sweep", .service = true, .runtime = &rcfg, .sections = sections,
+                                .nsections = 1, .kafka_props = &props, .argc = argc, .argv = argv};
+    int status = ZL_EXIT_OK;
+    if (zl_boot_start(&boot, &opts, &status) != 0)
+        return status;
 
-    int status = 1;
-    struct zl_metrics *metrics = zl_metrics_create(0);
+    status = ZL_EXIT_FATAL;
+    char err[ZL_ERRSTR_SIZE];
     struct zl_health *health = NULL;
     struct zl_sweeper *sw = NULL;
-    if (metrics == NULL) {
-        zl_log(ZL_LOG_ERROR, NULL, "out of memory");
+    struct zl_health_opts ho = {.stage = "sweep"};
+    if (zl_boot_serve(&boot, &ho) != 0)
         goto out;
-    }
-    struct zl_health_opts ho = {.stage = "sweep", .bind_addr = rcfg.http_addr, .port = (uint16_t)rcfg.http_port,
-                                .metrics = metrics};
-    if (zl_health_start(&health, &ho, err, sizeof(err)) != 0) {
-        zl_log(ZL_LOG_ERROR, NULL, "health server: %s", err);
-        goto out;
-    }
-    if (zl_health_write_port_file(health, rcfg.http_port_file) != 0)
-        zl_log(ZL_LOG_WARN, NULL, "could not write %s", rcfg.http_port_file);
+    health = boot.health;
     struct zl_sweeper_opts so = {
         .brokers = rcfg.kafka_brokers, .kafka_props = &props, .pg_dsn = rcfg.pg_dsn,
         .topic_prefix = rcfg.topic_prefix, .chain_id = scfg.chain_id, .stale_ms = scfg.stale_ms, .batch_max = scfg.batch_max,
         .delivery_timeout_ms = rcfg.delivery_timeout_ms, .pg_connect_timeout_ms = rcfg.pg_connect_timeout_ms,
-        .metrics = metrics,
+        .metrics = boot.metrics,
     };
     if (zl_sweeper_new(&sw, &so, err, sizeof(err)) != 0) {
         zl_log(ZL_LOG_ERROR, NULL, "sweeper: %s", err);
@@ -106,7 +81,7 @@ int main(int argc, char **argv)
            scfg.stale_ms, scfg.interval_ms, (unsigned)zl_health_port(health));
     int64_t next_sweep_ms = 0;
     bool was_ok = true;
-    while (run) {
+    while (zl_boot_running()) {
         zl_health_heartbeat(health);
         int64_t now = zl_now_ms();
         bool due = now >= next_sweep_ms;
@@ -130,11 +105,9 @@ int main(int argc, char **argv)
     }
     zl_health_set_draining(health);
     zl_log(ZL_LOG_INFO, NULL, "zl-sweep stopped cleanly");
-    status = 0;
+    status = ZL_EXIT_OK;
 out:
     zl_sweeper_free(sw);
-    zl_health_stop(health);
-    zl_metrics_destroy(metrics);
-    zl_config_free(sections, nsections, &props);
+    zl_boot_stop(&boot); /* the HTTP server, metrics and config */
     return status;
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "boot.h"
 #include "config.h"
 #include "envelope.h"
 #include "kafka.h"
@@ -46,13 +47,12 @@ static const struct zl_setting topics_settings[] = {
 
 int main(int argc, char **argv)
 {
+    static struct zl_boot boot;
     static struct zl_runtime_config rcfg;
     static struct topics_config tcfg;
     struct zl_config_section sections[] = {
         {"zl-topics", topics_settings, sizeof(topics_settings) / sizeof(topics_settings[0]), &tcfg},
-        {"runtime", zl_runtime_settings, zl_runtime_settings_count, &rcfg},
     };
-    const size_t nsections = sizeof(sections) / sizeof(sections[0]);
     static struct zl_kv_list props;
     char err[ZL_ERRSTR_SIZE];
 
@@ -74,13 +74,11 @@ int main(int argc, char **argv)
         }
     }
     opts[nopts] = NULL;
-    int rc = zl_config_load(sections, nsections, nopts, opts, &props, err, sizeof(err));
-    if (rc == 1)
-        return 0;
-    if (rc != 0) {
-        fprintf(stderr, "zl-topics: %s\n", err);
-        return 2;
-    }
+    struct zl_boot_opts bopts = {.name = "zl-topics", .runtime = &rcfg, .sections = sections, .nsections = 1,
+                                 .kafka_props = &props, .argc = nopts, .argv = opts};
+    int rc = ZL_EXIT_OK;
+    if (zl_boot_start(&boot, &bopts, &rc) != 0)
+        return rc;
 
     static char names[TOPICS_MAX][ZL_TOPIC_NAME_MAX];
     const char *flow[TOPICS_MAX], *dlqs[TOPICS_MAX];
@@ -143,6 +141,6 @@ int main(int argc, char **argv)
     }
     rd_kafka_destroy(rk);
 out:
-    zl_config_free(sections, nsections, &props);
+    zl_boot_stop(&boot);
     return rc;
 }

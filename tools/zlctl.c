@@ -19,6 +19,7 @@
 #include <string.h>
 #include <uuid/uuid.h>
 
+#include "boot.h"
 #include "config.h"
 #include "envelope.h"
 #include "httpbuf.h"
@@ -120,6 +121,7 @@ static int usage(const char *msg)
 int main(int argc, char **argv)
 {
     static struct ctl_config cfg;
+    static struct zl_boot boot;
     struct zl_config_section sections[] = {{"zlctl", ctl_settings, sizeof(ctl_settings) / sizeof(ctl_settings[0]), &cfg}};
     char *opts[ARGS_MAX], *pos[ARGS_MAX];
     int nopts = 0, npos = 0;
@@ -154,14 +156,10 @@ int main(int argc, char **argv)
         }
     }
     opts[nopts] = NULL;
-    char err[512];
-    int rc = zl_config_load(sections, 1, nopts, opts, NULL, err, sizeof(err));
-    if (rc == 1)
-        return 0;
-    if (rc != 0) {
-        fprintf(stderr, "zlctl: %s\n", err);
-        return 2;
-    }
+    struct zl_boot_opts bopts = {.name = "zlctl", .sections = sections, .nsections = 1, .argc = nopts, .argv = opts};
+    int rc = ZL_EXIT_OK;
+    if (zl_boot_start(&boot, &bopts, &rc) != 0)
+        return rc;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     int status = 2;
     const char *cmd = npos > 0 ? pos[0] : "";
@@ -201,6 +199,6 @@ int main(int argc, char **argv)
         status = usage("unknown command or missing argument (resolve, sweep and breaker-reset need --reason)");
     }
     curl_global_cleanup();
-    zl_config_free(sections, 1, NULL);
+    zl_boot_stop(&boot);
     return status;
 }

@@ -1,9 +1,6 @@
-/* Unit tests for common/breaker.c (circuit breaker, Polly v8 semantics) and
- * common/bulkhead.c (bounded concurrency). Time is injected into the
- * breaker, so its tests are deterministic; the bulkhead tests use real
- * threads and short real waits. */
+/* Unit tests for common/breaker.c (circuit breaker, Polly v8 semantics).
+ * Time is injected into the breaker, so its tests are deterministic. */
 #include "breaker.h"
-#include "bulkhead.h"
 #include "zl.h"
 #include "zltest.h"
 
@@ -72,13 +69,6 @@ static int open_breaker(struct zl_breaker *b, struct change_log *changes)
     }
     fail_n(b, 4, 1000);
     return zl_breaker_state_at(b, 1000) == ZL_BREAKER_OPEN ? 0 : -1;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000,
-                          .tv_nsec = (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 /* ---- breaker ------------------------------------------------------------ */
@@ -487,143 +477,6 @@ ZT_TEST(test_breaker_concurrent_callers_get_exactly_one_probe)
     zl_breaker_destroy(&b);
 }
 
-/* ---- bulkhead ----------------------------------------------------------- */
-
-ZT_TEST(test_bulkhead_init_rejects_bad_max_and_name)
-{
-    struct zl_bulkhead bh;
-    char err[ZL_ERRSTR_SIZE] = "";
-    ZT_EQ_INT(-1, zl_bulkhead_init(&bh, "ipfs", 0, err, sizeof(err)));
-    ZT_CHECK(strstr(err, "max_concurrent") != NULL);
-    ZT_CHECK(strstr(err, "ipfs") != NULL);
-    err[0] = '\0';
-    ZT_EQ_INT(-1, zl_bulkhead_init(&bh, "ipfs", -4, err, sizeof(err)));
-    ZT_CHECK(strstr(err, "max_concurrent") != NULL);
-    err[0] = '\0';
-    ZT_EQ_INT(-1, zl_bulkhead_init(&bh, "ipfs", ZL_BULKHEAD_CONCURRENT_MAX + 1,
-                                   err, sizeof(err)));
-    ZT_CHECK(strstr(err, "max_concurrent") != NULL);
-    err[0] = '\0';
-    ZT_EQ_INT(-1, zl_bulkhead_init(&bh, "", 4, err, sizeof(err)));
-    ZT_CHECK(strstr(err, "name") != NULL);
-    ZT_EQ_INT(0, zl_bulkhead_init(&bh, "ipfs", 1, err, sizeof(err)));
-    zl_bulkhead_destroy(&bh);
-}
-
-ZT_TEST(test_bulkhead_try_acquire_refuses_beyond_max_until_release)
-{
-    struct zl_bulkhead bh;
-    ZT_REQUIRE(zl_bulkhead_init(&bh, "rpc", 2, NULL, 0) == 0);
-    ZT_CHECK(zl_bulkhead_try_acquire(&bh));
-    ZT_CHECK(zl_bulkhead_try_acquire(&bh));
-    ZT_EQ_INT(2, zl_bulkhead_in_use(&bh));
-    ZT_CHECK(!zl_bulkhead_try_acquire(&bh));
-    ZT_CHECK(!zl_bulkhead_acquire_timeout(&bh, 0)); /* 0: no wait */
-    ZT_EQ_INT(2, (long long)zl_bulkhead_rejected_total(&bh));
-    zl_bulkhead_release(&bh);
-    ZT_EQ_INT(1, zl_bulkhead_in_use(&bh));
-    ZT_CHECK(zl_bulkhead_try_acquire(&bh));
-    zl_bulkhead_release(&bh);
-    zl_bulkhead_release(&bh);
-    ZT_EQ_INT(0, zl_bulkhead_in_use(&bh));
-    zl_bulkhead_destroy(&bh);
-}
-
-ZT_TEST(test_bulkhead_acquire_timeout_gives_up_after_the_timeout)
-{
-    struct zl_bulkhead bh;
-    ZT_REQUIRE(zl_bulkhead_init(&bh, "rpc", 1, NULL, 0) == 0);
-    ZT_REQUIRE(zl_bulkhead_try_acquire(&bh));
-    int64_t start_ms = zl_now_ms();
-    ZT_CHECK(!zl_bulkhead_acquire_timeout(&bh, 60));
-    int64_t waited_ms = zl_now_ms() - start_ms;
-    ZT_CHECK(waited_ms >= 60);
-    ZT_CHECK(waited_ms < 5000);
-    ZT_EQ_INT(1, zl_bulkhead_in_use(&bh));
-    zl_bulkhead_release(&bh);
-    zl_bulkhead_destroy(&bh);
-}
-
-static void *release_after_50ms(void *arg)
-{
-    sleep_ms(50);
-    zl_bulkhead_release(arg);
-    return NULL;
-}
-
-ZT_TEST(test_bulkhead_acquire_timeout_wakes_when_a_permit_is_released)
-{
-    struct zl_bulkhead bh;
-    ZT_REQUIRE(zl_bulkhead_init(&bh, "rpc", 1, NULL, 0) == 0);
-    ZT_REQUIRE(zl_bulkhead_try_acquire(&bh));
-    pthread_t th;
-    ZT_REQUIRE(pthread_create(&th, NULL, release_after_50ms, &bh) == 0);
-    int64_t start_ms = zl_now_ms();
-    ZT_CHECK(zl_bulkhead_acquire_timeout(&bh, 10000));
-    int64_t waited_ms = zl_now_ms() - start_ms;
-    pthread_join(th, NULL);
-    ZT_CHECK(waited_ms < 5000); /* woken by the release, not the timeout */
-    ZT_EQ_INT(1, zl_bulkhead_in_use(&bh));
-    zl_bulkhead_release(&bh);
-    zl_bulkhead_destroy(&bh);
-}
-
-/* Workers contending for a bulkhead of BH_MAX permits. */
-#define BH_MAX 3
-#define BH_THREADS 8
-#define BH_ROUNDS_PER_THREAD 200
-
-struct bh_contention {
-    struct zl_bulkhead *bh;
-    atomic_int inside;   /* threads between acquire and release now */
-    atomic_int peak;     /* most ever seen inside at once */
-    atomic_int timeouts; /* acquires that gave up (should be none) */
-};
-
-static void *bh_worker(void *arg)
-{
-    struct bh_contention *c = arg;
-    for (int i = 0; i < BH_ROUNDS_PER_THREAD; i++) {
-        if (!zl_bulkhead_acquire_timeout(c->bh, 10000)) {
-            atomic_fetch_add(&c->timeouts, 1);
-            continue;
-        }
-        int now_inside = atomic_fetch_add(&c->inside, 1) + 1;
-        int peak = atomic_load(&c->peak);
-        while (now_inside > peak &&
-               !atomic_compare_exchange_weak(&c->peak, &peak, now_inside))
-            ;
-        /* Hold the permit a little so others pile up behind it. */
-        struct timespec ts = {.tv_sec = 0, .tv_nsec = 100000};
-        nanosleep(&ts, NULL);
-        atomic_fetch_sub(&c->inside, 1);
-        zl_bulkhead_release(c->bh);
-    }
-    return NULL;
-}
-
-ZT_TEST(test_bulkhead_never_admits_more_than_max_concurrent_threads)
-{
-    struct zl_bulkhead bh;
-    ZT_REQUIRE(zl_bulkhead_init(&bh, "rpc", BH_MAX, NULL, 0) == 0);
-    struct bh_contention c = {.bh = &bh};
-    atomic_init(&c.inside, 0);
-    atomic_init(&c.peak, 0);
-    atomic_init(&c.timeouts, 0);
-    pthread_t th[BH_THREADS];
-    for (int i = 0; i < BH_THREADS; i++)
-        ZT_REQUIRE(pthread_create(&th[i], NULL, bh_worker, &c) == 0);
-    for (int i = 0; i < BH_THREADS; i++)
-        pthread_join(th[i], NULL);
-    ZT_CHECK(atomic_load(&c.peak) <= BH_MAX);
-    /* With 8 threads sleeping while holding a permit, all 3 permits are in
-     * use together; seeing fewer would mean the bulkhead serialises. */
-    ZT_EQ_INT(BH_MAX, atomic_load(&c.peak));
-    ZT_EQ_INT(0, atomic_load(&c.timeouts));
-    ZT_EQ_INT(0, zl_bulkhead_in_use(&bh));
-    zl_bulkhead_destroy(&bh);
-}
-
 ZT_MAIN(test_breaker_stays_closed_below_minimum_throughput_even_at_full_failure,
         test_breaker_opens_when_failure_ratio_reached_not_below,
         test_breaker_old_failures_age_out_of_sampling_window,
@@ -638,9 +491,4 @@ ZT_MAIN(test_breaker_stays_closed_below_minimum_throughput_even_at_full_failure,
         test_breaker_stale_clock_reading_cannot_shorten_the_break,
         test_breaker_state_names_and_prometheus_values,
         test_breaker_concurrent_records_are_all_counted,
-        test_breaker_concurrent_callers_get_exactly_one_probe,
-        test_bulkhead_init_rejects_bad_max_and_name,
-        test_bulkhead_try_acquire_refuses_beyond_max_until_release,
-        test_bulkhead_acquire_timeout_gives_up_after_the_timeout,
-        test_bulkhead_acquire_timeout_wakes_when_a_permit_is_released,
-        test_bulkhead_never_admits_more_than_max_concurrent_threads)
+        test_breaker_concurrent_callers_get_exactly_one_probe)

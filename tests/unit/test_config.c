@@ -108,6 +108,24 @@ static bool temp_file(char path[TMP_PATH_SIZE], const char *content, mode_t mode
     return ok;
 }
 
+/* A new temp file open for writing and reading back (path gets its name),
+ * or NULL. */
+static FILE *temp_stream(char path[TMP_PATH_SIZE])
+{
+    return temp_file(path, "", 0600) ? fopen(path, "w+") : NULL;
+}
+
+/* Reads what was written to f into out (NUL-terminated, cut to size), then
+ * closes and removes the file. */
+static void read_back(FILE *f, const char *path, char *out, size_t size)
+{
+    rewind(f);
+    size_t n = fread(out, 1, size - 1, f);
+    out[n] = '\0';
+    fclose(f);
+    unlink(path);
+}
+
 static bool contains(const char *haystack, const char *needle)
 {
     return haystack != NULL && strstr(haystack, needle) != NULL;
@@ -619,15 +637,10 @@ ZT_TEST(test_config_markdown_has_one_row_per_setting)
 {
     static char out[16384];
     char path[TMP_PATH_SIZE];
-    ZT_REQUIRE(temp_file(path, "", 0600));
-    FILE *f = fopen(path, "w+");
+    FILE *f = temp_stream(path);
     ZT_REQUIRE(f != NULL);
     zl_config_print_markdown(f, both_sections, 2);
-    rewind(f);
-    size_t n = fread(out, 1, sizeof(out) - 1, f);
-    out[n] = '\0';
-    fclose(f);
-    unlink(path);
+    read_back(f, path, out, sizeof(out));
     ZT_CHECK(contains(out, "### Worker\n\n| Setting | Type | Default | Meaning |\n|---|---|---|---|\n"));
     ZT_CHECK(contains(out, "| `ZL_TEST_BATCH_SIZE_MAX` | integer (1..10000) | `500` | Messages handled per batch. |\n"));
     ZT_CHECK(contains(out, "| `ZL_TEST_DATABASE_URL` | string | *required* | PostgreSQL URL. |\n"));
@@ -674,6 +687,97 @@ ZT_TEST(test_config_broken_table_is_reported_not_loaded)
     ZT_CHECK(contains(err, "reserved"));
 }
 
+/* ---- choices (ZL_CFG_ENUM) ------------------------------------------------ */
+
+/* A choice setting as a stage declares one: names in enum order. */
+enum test_color { COLOR_RED, COLOR_GREEN, COLOR_BLUE };
+static const char *const color_names[] = {"red", "green", "blue", NULL};
+struct choice_cfg {
+    int color; /* an enum test_color */
+};
+static struct choice_cfg ccfg;
+static const struct zl_setting choice_settings[] = {
+    {"ZL_TEST_COLOR", ZL_CFG_ENUM(color_names), "green", "A colour.", offsetof(struct choice_cfg, color), 0, 0},
+};
+static struct zl_config_section choice_section[] = {{"Choice", choice_settings, 1, &ccfg}};
+
+static int load_choice(int argc, char **argv)
+{
+    memset(&ccfg, 0xA5, sizeof(ccfg));
+    err[0] = '\0';
+    return zl_config_load(choice_section, 1, argc, argv, NULL, err, sizeof(err));
+}
+
+ZT_TEST(test_config_enum_stores_the_index_of_the_choice_in_any_case)
+{
+    clean_env();
+    unsetenv("ZL_TEST_COLOR");
+    char *plain[] = {"zl-test"};
+    ZT_EQ_INT(0, load_choice(ARGC(plain), plain));
+    ZT_EQ_INT(COLOR_GREEN, ccfg.color); /* the default */
+    setenv("ZL_TEST_COLOR", "BLUE", 1);
+    ZT_EQ_INT(0, load_choice(ARGC(plain), plain));
+    ZT_EQ_INT(COLOR_BLUE, ccfg.color);
+    char buf[256];
+    ZT_REQUIRE(zl_config_dump_json(choice_section, 1, buf, sizeof(buf)) == 0);
+    ZT_EQ_STR("{\"ZL_TEST_COLOR\":\"blue\"}", buf); /* the name, as the table spells it */
+    char *set[] = {"zl-test", "--set", "ZL_TEST_COLOR=red"};
+    ZT_EQ_INT(0, load_choice(ARGC(set), set));
+    ZT_EQ_INT(COLOR_RED, ccfg.color);
+    ZT_EQ_INT(2, zl_cfg_choice_index(color_names, "Blue"));
+    ZT_EQ_INT(-1, zl_cfg_choice_index(color_names, "blu"));
+    ZT_EQ_INT(-1, zl_cfg_choice_index(color_names, NULL));
+    zl_config_free(choice_section, 1, NULL);
+    unsetenv("ZL_TEST_COLOR");
+}
+
+ZT_TEST(test_config_enum_other_value_names_setting_value_every_choice_and_source)
+{
+    clean_env();
+    setenv("ZL_TEST_COLOR", "purple", 1);
+    char *plain[] = {"zl-test"};
+    ZT_EQ_INT(-1, load_choice(ARGC(plain), plain));
+    ZT_EQ_STR("ZL_TEST_COLOR: \"purple\" is not one of red, green, blue (from environment)", err);
+    setenv("ZL_TEST_COLOR", "", 1); /* empty is not a choice either */
+    ZT_EQ_INT(-1, load_choice(ARGC(plain), plain));
+    ZT_EQ_STR("ZL_TEST_COLOR: \"\" is not one of red, green, blue (from environment)", err);
+    unsetenv("ZL_TEST_COLOR");
+}
+
+ZT_TEST(test_config_enum_choices_listed_in_help_and_markdown)
+{
+    clean_env();
+    static char out[4096];
+    char path[TMP_PATH_SIZE];
+    FILE *f = temp_stream(path);
+    ZT_REQUIRE(f != NULL);
+    zl_config_print_help(f, "zl-test", choice_section, 1);
+    zl_config_print_markdown(f, choice_section, 1);
+    read_back(f, path, out, sizeof(out));
+    ZT_CHECK(contains(out, "ZL_TEST_COLOR  (one of red, green, blue, default green)"));
+    ZT_CHECK(contains(out, "| `ZL_TEST_COLOR` | one of red, green, blue | `green` | A colour. |\n"));
+}
+
+static const char *const no_names[] = {NULL};
+static const struct zl_setting bad_choice_default[] = {
+    {"ZL_TEST_COLOR", ZL_CFG_ENUM(color_names), "pink", "c", offsetof(struct choice_cfg, color), 0, 0},
+};
+static const struct zl_setting no_choices[] = {
+    {"ZL_TEST_COLOR", ZL_CFG_ENUM(no_names), "pink", "c", offsetof(struct choice_cfg, color), 0, 0},
+};
+
+ZT_TEST(test_config_enum_broken_table_is_reported)
+{
+    clean_env();
+    char *argv[] = {"zl-test"};
+    struct zl_config_section s1[] = {{"Bad", bad_choice_default, 1, &ccfg}};
+    ZT_EQ_INT(-1, zl_config_load(s1, 1, ARGC(argv), argv, NULL, err, sizeof(err)));
+    ZT_EQ_STR("settings table: ZL_TEST_COLOR: default \"pink\" is not one of its choices", err);
+    struct zl_config_section s2[] = {{"None", no_choices, 1, &ccfg}};
+    ZT_EQ_INT(-1, zl_config_load(s2, 1, ARGC(argv), argv, NULL, err, sizeof(err)));
+    ZT_EQ_STR("settings table: ZL_TEST_COLOR has no choices", err);
+}
+
 ZT_MAIN(test_config_defaults_apply_when_no_source_sets_a_value,
         test_config_env_overrides_file_and_file_overrides_default,
         test_config_set_overrides_env_and_the_last_set_wins,
@@ -698,4 +802,8 @@ ZT_MAIN(test_config_defaults_apply_when_no_source_sets_a_value,
         test_config_required_setting_missing_is_an_error_naming_it,
         test_config_help_returns_1_and_lists_every_setting,
         test_config_markdown_has_one_row_per_setting,
-        test_config_broken_table_is_reported_not_loaded)
+        test_config_broken_table_is_reported_not_loaded,
+        test_config_enum_stores_the_index_of_the_choice_in_any_case,
+        test_config_enum_other_value_names_setting_value_every_choice_and_source,
+        test_config_enum_choices_listed_in_help_and_markdown,
+        test_config_enum_broken_table_is_reported)

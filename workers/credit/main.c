@@ -130,9 +130,8 @@ static zl_class credit_process(void *ctx, struct zl_work *w)
     zl_ledger_entry_ids(w->in.deposit_id, w->out.credit_id, (char[ZL_LEDGER_ID_SIZE]){0});
     zl_metric_counter_add(cr->source_total[rate.source], 1);
     if (rate.source == ZL_RATE_SRC_STALE_CACHE || rate.source == ZL_RATE_SRC_STATIC) {
-        struct zl_log_ctx lc = ZL_LOG_CTX_NONE;
-        lc.deposit_id = w->in.deposit_id;
-        lc.trace_id = w->trace_id;
+        struct zl_log_ctx lc;
+        zl_work_log_ctx(w, &lc);
         char age[24];
         snprintf(age, sizeof(age), "%lld", (long long)rate.age_ms);
         zl_log_kv(ZL_LOG_WARN, &lc, "rate source down: crediting with a fallback rate", "source",

@@ -4,18 +4,17 @@
  * from the common pieces (config, log, health + metrics, producer, pg, rpc).
  * Run two copies for hot standby: a PostgreSQL advisory lock lets one scan.
  */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "backoff.h"
+#include "boot.h"
 #include "chain.h"
 #include "config.h"
 #include "detector.h"
 #include "envelope.h"
-#include "fault.h"
 #include "health.h"
 #include "kafka.h"
 #include "log.h"
@@ -50,18 +49,10 @@ static const struct zl_setting detect_settings[] = {
 };
 #undef OFF
 
-static volatile sig_atomic_t running = 1;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    running = 0;
-}
-
 static void sleep_ms(int64_t ms)
 {
     /* short slices so SIGTERM is noticed quickly */
-    while (ms > 0 && running) {
+    while (ms > 0 && zl_boot_running()) {
         int64_t slice = ms > 100 ? 100 : ms;
         struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)slice * 1000000L};
         nanosleep(&ts, NULL);
@@ -87,32 +78,33 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 
 int main(int argc, char **argv)
 {
+    static struct zl_boot boot;
     static struct zl_runtime_config rc_cfg;
     static struct zl_chain_config chain_cfg;
     static struct detect_cfg dcfg;
     static struct zl_kv_list kprops;
     struct zl_config_section sections[] = {
-        {"runtime", zl_runtime_settings, zl_runtime_settings_count, &rc_cfg},
         {"chain", zl_chain_settings, zl_chain_settings_count, &chain_cfg},
         {"detect stage", detect_settings, sizeof(detect_settings) / sizeof(detect_settings[0]), &dcfg},
     };
-    const size_t nsec = sizeof(sections) / sizeof(sections[0]);
-    char err[ZL_ERRSTR_SIZE];
-    zl_log_init("detect", ZL_LOG_INFO);
-    int lrc = zl_config_load(sections, nsec, argc, argv, &kprops, err, sizeof(err));
-    if (lrc == 1)
-        return 0;
-    if (lrc != 0) {
-        zl_log(ZL_LOG_ERROR, NULL, "configuration: %s", err);
-        return 2;
-    }
-    zl_log_level lvl;
-    if (zl_log_level_parse(rc_cfg.log_level, &lvl) == 0)
-        zl_log_set_level(lvl);
-    zl_fault_configure(rc_cfg.fault_point, rc_cfg.fault_after);
+    struct zl_boot_opts opts = {
+        .name = "detect",
+        .service = true,
+        .metrics_series_max = 256,
+        .runtime = &rc_cfg,
+        .sections = sections,
+        .nsections = sizeof(sections) / sizeof(sections[0]),
+        .kafka_props = &kprops,
+        .argc = argc,
+        .argv = argv,
+    };
+    int exit_code = ZL_EXIT_OK;
+    if (zl_boot_start(&boot, &opts, &exit_code) != 0)
+        return exit_code;
 
-    int exit_code = 1;
-    struct zl_metrics *metrics = NULL;
+    exit_code = ZL_EXIT_FATAL;
+    char err[ZL_ERRSTR_SIZE];
+    struct zl_metrics *metrics = boot.metrics;
     struct zl_health *health = NULL;
     struct zl_rpc *rpc = NULL;
     rd_kafka_t *producer = NULL;
@@ -125,29 +117,20 @@ int main(int argc, char **argv)
     else if (zl_topic_name(topic, sizeof(topic), rc_cfg.topic_prefix, ZL_TOPIC_DETECTED) != 0) {
         zl_log(ZL_LOG_ERROR, NULL, "configuration: ZL_TOPIC_PREFIX \"%s\" makes an invalid topic name",
                rc_cfg.topic_prefix);
-        exit_code = 2;
+        exit_code = ZL_EXIT_CONFIG;
         goto out;
     }
 
-    metrics = zl_metrics_create(256);
-    struct zl_health_opts hopts = {
-        .stage = "detect",
-        .bind_addr = rc_cfg.http_addr,
-        .port = (uint16_t)rc_cfg.http_port,
-        .metrics = metrics,
-    };
-    if (metrics == NULL || zl_health_start(&health, &hopts, err, sizeof(err)) != 0) {
-        zl_log(ZL_LOG_ERROR, NULL, "startup: health server: %s", metrics == NULL ? "out of memory" : err);
+    struct zl_health_opts hopts = {.stage = "detect"};
+    if (zl_boot_serve(&boot, &hopts) != 0)
         goto out;
-    }
-    if (zl_health_write_port_file(health, rc_cfg.http_port_file) != 0)
-        zl_log(ZL_LOG_WARN, NULL, "could not write the HTTP port to %s", rc_cfg.http_port_file);
+    health = boot.health;
     struct zl_rpc_opts ropts;
     zl_chain_rpc_opts(&chain_cfg, metrics, health, &ropts);
     ropts.quorum = 1; /* the scan reads logs; verify is where quorum matters */
     if (zl_rpc_new(&rpc, &ropts, err, sizeof(err)) != 0) {
         zl_log(ZL_LOG_ERROR, NULL, "configuration: %s", err);
-        exit_code = 2;
+        exit_code = ZL_EXIT_CONFIG;
         goto out;
     }
     producer = zl_kafka_producer_new(rc_cfg.kafka_brokers, &kprops, rc_cfg.delivery_timeout_ms, dr_cb, NULL, err,
@@ -177,20 +160,14 @@ int main(int argc, char **argv)
     };
     if (zl_detector_new(&det, &dopts, err, sizeof(err)) != 0) {
         zl_log(ZL_LOG_ERROR, NULL, "configuration: %s", err);
-        exit_code = 2;
+        exit_code = ZL_EXIT_CONFIG;
         goto out;
     }
-
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
 
     struct zl_backoff bo;
     if (zl_backoff_init(&bo, rc_cfg.outage_base_ms, rc_cfg.outage_cap_ms, 0, err, sizeof(err)) != 0) {
         zl_log(ZL_LOG_ERROR, NULL, "configuration: %s", err);
-        exit_code = 2;
+        exit_code = ZL_EXIT_CONFIG;
         goto out;
     }
     zl_log(ZL_LOG_INFO, NULL, "detect started: chain %lld, token %s, topic %s", (long long)chain_cfg.chain_id,
@@ -198,7 +175,7 @@ int main(int argc, char **argv)
     bool decimals_known = false;
     int failures = 0;
     zl_class last = ZL_OK;
-    while (running) {
+    while (zl_boot_running()) {
         zl_health_heartbeat(health);
         if (!decimals_known && zl_detector_active(det)) {
             int decimals = 0;
@@ -232,7 +209,7 @@ int main(int argc, char **argv)
     }
     zl_health_set_draining(health);
     zl_log(ZL_LOG_INFO, NULL, "signal received: flushing the producer");
-    exit_code = 0;
+    exit_code = ZL_EXIT_OK;
 out:
     if (producer != NULL) {
         rd_kafka_flush(producer, 5000);
@@ -241,8 +218,6 @@ out:
     zl_detector_free(det);
     zl_pg_close(&pg);
     zl_rpc_free(rpc);
-    zl_health_stop(health);
-    zl_metrics_destroy(metrics);
-    zl_config_free(sections, nsec, &kprops);
+    zl_boot_stop(&boot); /* the HTTP server, metrics and config */
     return exit_code;
 }

@@ -1,0 +1,189 @@
+/* runtime_int.h: the stage runtime's internals, shared by its files (as
+ * librdkafka's rdkafka_int.h). Stages include runtime.h only: nothing here
+ * is theirs to touch.
+ *
+ *   runtime.c             settings, start-up through boot, the poll loop, the
+ *                         admin request, an orderly stop
+ *   runtime_batch.c       one poll batch, steps 1-6 of runtime.h: decode, rows,
+ *                         the stage's side effect, the CAS, offsets
+ *   runtime_route.c       where a finished work goes: output, retry tier or
+ *                         DLQ, produced and waited for, and its bookkeeping
+ *   runtime_partitions.c  assigned partitions, delay-tier pauses, outages
+ *                         (pause, probe, resume) and the stall watch
+ *
+ * @locality everything here runs on the runtime's main thread (librdkafka
+ * serves its callbacks inside the runtime's poll calls), except where noted.
+ */
+#ifndef ZL_RUNTIME_INT_H
+#define ZL_RUNTIME_INT_H
+
+#include <librdkafka/rdkafka.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backoff.h"
+#include "boot.h"
+#include "kafka.h"
+#include "metrics.h"
+#include "runtime.h"
+
+/* Partitions one worker may own at once, across its input and retry topics. */
+#define PARTITIONS_MAX 1024
+/* Hard cap on ZL_BATCH_SIZE_MAX: bounds the batch arrays. */
+#define BATCH_SIZE_LIMIT 10000
+/* Encoded event size bound (envelope.h's own bound). */
+#define OUT_BYTES_MAX ZL_EVENT_ENCODED_MAX_BYTES
+
+/* Work phases within a batch. */
+enum work_phase {
+    PH_NEW = 0,   /* not yet looked at */
+    PH_SKIP,      /* not ours to finish in this batch (revoked, delayed): no offset */
+    PH_OK,        /* output to publish */
+    PH_DONE,      /* nothing to publish, finished (dead/reorged row) */
+    PH_RETRY,     /* to the next delay tier */
+    PH_DLQ,       /* to the DLQ */
+    PH_UNFINISHED /* stopped by an outage: re-consume after it */
+};
+
+/* Where a work's output, retry or dead letter is in its delivery. */
+enum work_delivery {
+    DELIVERY_NONE = 0, /* nothing produced */
+    DELIVERY_PENDING,  /* produced, no report yet */
+    DELIVERY_DONE,     /* the broker has it: delivered_partition/offset */
+    DELIVERY_FAILED,   /* produce or delivery failed: error says why */
+};
+
+/* A work as the runtime holds it: the stage's part, then the runtime's own. */
+struct rt_work {
+    struct zl_work pub; /* first: a stage's struct zl_work * converts back (C11 6.7.2.1) */
+    enum work_phase phase;
+    enum work_delivery delivery;
+    bool has_out;       /* pub.out is to be published */
+    bool decoded;       /* pub.in holds the decoded message */
+    bool lost_race;     /* succeeded, but another copy moved the row first */
+    int64_t started_ms; /* when the batch took it: zl_processing_seconds */
+    int32_t delivered_partition;
+    int64_t delivered_offset;
+    char produced_topic[ZL_TOPIC_NAME_MAX + 1]; /* where it went, for the log */
+};
+
+/* The runtime's part of w. Every struct zl_work the runtime hands out is the
+ * first member of an rt_work. */
+static inline struct rt_work *rt_work_of(const struct zl_work *w)
+{
+    return (struct rt_work *)w; /* the runtime owns w: the const is the caller's view only */
+}
+
+/* Stall watch: how often it looks, and its bound on a broker query. */
+#define STALL_CHECK_MS 5000
+#define STALL_QUERY_TIMEOUT_MS 1000
+
+struct part {
+    char topic[ZL_TOPIC_NAME_MAX];
+    int32_t partition;
+    int64_t paused_until_ms; /* delay tier: resume at this time; 0 = not delayed */
+    /* Stall watch: the consumer position last seen, and since when. */
+    int64_t seen_position;
+    int64_t seen_since_ms;
+};
+
+struct rt {
+    const struct zl_stage *stage;
+    struct zl_runtime_config cfg;
+    struct zl_kv_list kprops;
+    char group_id[ZL_TOPIC_NAME_MAX];
+    char in_topic[ZL_TOPIC_NAME_MAX];
+    char out_topic[ZL_TOPIC_NAME_MAX];
+    char dlq_topic[ZL_TOPIC_NAME_MAX];
+    char past_states[160]; /* '{<done state>,...,credited}': the row moved past this stage */
+    char retry_topics[ZL_RETRY_TIERS_MAX][ZL_TOPIC_NAME_MAX];
+    int64_t tier_delay_ms[ZL_RETRY_TIERS_MAX];
+    int ntiers;
+    rd_kafka_t *consumer;
+    rd_kafka_t *producer;
+    struct zl_pg pg;
+    struct zl_boot boot;       /* config, signals, metrics, the HTTP server */
+    struct zl_metrics *metrics; /* boot.metrics */
+    struct zl_health *health;   /* boot.health, once serving */
+    struct zl_backoff backoff; /* outage probes */
+    struct zl_backoff inplace; /* in-place retries of transient failures */
+    struct part parts[PARTITIONS_MAX];
+    int nparts;
+    bool outage;
+    bool stage_inited;
+    bool consumer_fatal; /* the loop stopped on a fatal consumer error: exit 1 */
+    char outage_reason[ZL_ERRSTR_SIZE];
+    int pending_deliveries;
+    /* metric handles for the hot path */
+    zl_metric *m_latency;
+    zl_metric *m_outcome[PH_UNFINISHED + 1];
+    zl_metric *m_paused;
+    zl_metric *m_lag;
+    zl_metric *m_stalls;
+    int64_t next_stall_check_ms;
+    int64_t idle_since_ms; /* the first empty poll since the last batch; 0 while busy */
+    int64_t batches; /* processed since start: for ZL_TEST_STRAY_PAUSE_AFTER */
+};
+
+/* ---- runtime_batch.c */
+
+/* Steps 1-6 of runtime.h for the n works of one poll batch. */
+void rt_process_batch(struct rt *rt, struct zl_work **ws, size_t n);
+
+/* "ok", "retry", ...: the outcome label of a phase (metrics, log lines). */
+const char *rt_phase_outcome(enum work_phase ph);
+
+/* ---- runtime_route.c */
+
+/* Delivery reports. @locality main thread: served by rd_kafka_poll(producer). */
+void rt_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
+
+/* Retries whose budget is spent (transient attempts or defers) go to the DLQ
+ * instead of a tier. */
+void rt_route_failures(struct rt *rt, struct zl_work **ws, size_t n);
+
+/* Step 5: produces every output, retry and dead letter of the batch and
+ * waits for their delivery. Returns false when a delivery failed (the broker
+ * is taken as down: rt_enter_outage called, those works unfinished). */
+bool rt_publish_all(struct rt *rt, struct zl_work **ws, size_t n);
+
+/* Records delivered retries and dead letters in the state table. Returns
+ * false on an outage (rt_enter_outage called). */
+bool rt_record_failures(struct rt *rt, struct zl_work **ws, size_t n);
+
+/* ---- runtime_partitions.c */
+
+/* The assigned partition topic[partition], or NULL. */
+struct part *rt_part_find(struct rt *rt, const char *topic, int32_t partition);
+
+/* Pauses one partition; with offset >= 0 also seeks it there, so it is
+ * fetched again from that message when resumed. */
+void rt_pause_one(struct rt *rt, const char *topic, int32_t partition, int64_t offset);
+
+/* Incremental (cooperative) assignment. @locality main thread: served by
+ * rd_kafka_consumer_poll. */
+void rt_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
+                     void *opaque);
+
+/* Marks an outage (logged once); the loop then rides it out. */
+void rt_enter_outage(struct rt *rt, const char *reason);
+
+/* Pauses every partition and probes with backoff until every dependency
+ * answers (or a signal), then resumes those not held by a delay tier. */
+void rt_ride_out_outage(struct rt *rt);
+
+/* Resumes the delay-tier partitions whose time has come. */
+void rt_resume_due(struct rt *rt);
+
+/* Resumes and re-seeks partitions stalled with messages waiting. */
+void rt_watch_stalls(struct rt *rt);
+
+/* ZL_TEST_STRAY_PAUSE_AFTER: pauses the input behind the runtime's back. */
+void rt_test_stray_pause(struct rt *rt);
+
+/* ---- runtime.c */
+
+/* Carries out a breaker reset asked for over HTTP, if any. */
+void rt_apply_admin_requests(struct rt *rt);
+
+#endif /* ZL_RUNTIME_INT_H */
