@@ -41,3 +41,21 @@ def test_bad_log_level_is_a_configuration_error_naming_the_setting(name):
     assert "bogus" in out.stderr, f"{name}: stderr does not quote the bad value: {out.stderr}"
     for level in LEVELS:
         assert level in out.stderr, f"{name}: stderr does not list the choice {level!r}: {out.stderr}"
+
+
+def test_a_stage_choice_setting_is_checked_the_same_way(tmp_path):
+    """Guards against a stage's own choice setting checked by hand (mint's
+    ZL_TX_TYPE was a string compared in mint_init, with its own message):
+    mint refuses a bad ZL_TX_TYPE through the config table, exit 2, naming
+    the setting, the value and every choice."""
+    binary = Path(need_env("ZL_BIN_DIR")) / "mint"
+    key = tmp_path / "key"
+    key.write_text("%064x\n" % 1)
+    key.chmod(0o600)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "ZL_RPC_URLS": "http://127.0.0.1:1",
+           "ZL_NFT_ADDRESS": "0x" + "0" * 39 + "1", "ZL_SIGNER_KEY_FILE": str(key), "ZL_TX_TYPE": "bogus"}
+    out = subprocess.run([str(binary)], env=env, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2, f"expected exit 2, got {out.returncode}; stderr: {out.stderr}"
+    assert "ZL_TX_TYPE" in out.stderr and "bogus" in out.stderr, out.stderr
+    for choice in ("auto", "eip1559", "legacy"):
+        assert choice in out.stderr, f"stderr does not list the choice {choice!r}: {out.stderr}"

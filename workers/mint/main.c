@@ -59,6 +59,9 @@
 #include "log.h"
 #include "mint.h"
 
+/* In zl_tx_fee_mode's order: the stored index is the mode. */
+static const char *const tx_types[] = {"auto", "eip1559", "legacy", NULL};
+
 #define OFF(f) offsetof(struct mint_config, f)
 static const struct zl_setting mint_settings[] = {
     {"ZL_RPC_URLS", ZL_CFG_STR, NULL, "JSON-RPC endpoints of the NFT's chain, comma-separated, in preference order",
@@ -72,7 +75,7 @@ static const struct zl_setting mint_settings[] = {
     {"ZL_SIGNER_KEY_FILE", ZL_CFG_SECRET_FILE, NULL,
      "file holding the minter's private key (64 hex digits); must not be readable by group or others",
      OFF(signer_key), 0, 0},
-    {"ZL_TX_TYPE", ZL_CFG_STR, "auto",
+    {"ZL_TX_TYPE", ZL_CFG_ENUM(tx_types), "auto",
      "auto (EIP-1559 when the chain has a base fee, else legacy), eip1559 or legacy", OFF(tx_type), 0, 0},
     {"ZL_MINT_CONFIRMATIONS", ZL_CFG_INT, "1", "blocks including the mint's before it counts as minted",
      OFF(confirmations), 1, 1000},
@@ -194,17 +197,8 @@ static void mint_fini(void *ctx)
 static int mint_init(void *ctx, const struct zl_runtime_env *env, char *errstr, size_t errstr_size)
 {
     struct mint *m = ctx;
-    zl_tx_fee_mode fee_mode;
-    if (strcmp(m->cfg.tx_type, "auto") == 0) {
-        fee_mode = ZL_TX_FEES_AUTO;
-    } else if (strcmp(m->cfg.tx_type, "eip1559") == 0) {
-        fee_mode = ZL_TX_FEES_EIP1559;
-    } else if (strcmp(m->cfg.tx_type, "legacy") == 0) {
-        fee_mode = ZL_TX_FEES_LEGACY;
-    } else {
-        snprintf(errstr, errstr_size, "ZL_TX_TYPE: \"%s\" is not auto, eip1559 or legacy", m->cfg.tx_type);
-        return -1;
-    }
+    ZL_ASSERT(ZL_TX_FEES_AUTO == 0 && ZL_TX_FEES_EIP1559 == 1 && ZL_TX_FEES_LEGACY == 2);
+    zl_tx_fee_mode fee_mode = (zl_tx_fee_mode)m->cfg.tx_type; /* config checked it is a choice */
     if (zl_tx_parse_address(m->cfg.nft_address, m->nft) != 0) {
         snprintf(errstr, errstr_size, "ZL_NFT_ADDRESS: \"%s\" is not 0x + 40 hex digits", m->cfg.nft_address);
         return -1;
@@ -251,7 +245,7 @@ static int mint_init(void *ctx, const struct zl_runtime_env *env, char *errstr, 
     char chain[ZL_INT64_DEC_SIZE];
     snprintf(chain, sizeof(chain), "%" PRIu64, m->chain_id);
     zl_log_kv(ZL_LOG_INFO, NULL, "mint signer", "address", m->key.address_hex, "nft", m->nft_hex, "chain_id", chain,
-              "tx_type", m->cfg.tx_type, NULL);
+              "tx_type", tx_types[m->cfg.tx_type], NULL);
     return 0;
 fail:
     /* The runtime calls fini only after a successful init. */

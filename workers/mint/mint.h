@@ -28,7 +28,7 @@ struct mint_config {
     int64_t chain_id;
     char *nft_address;
     struct zl_secret signer_key;
-    char *tx_type;
+    int tx_type;            /* index in tx_types: a zl_tx_fee_mode */
     int64_t confirmations;
     int64_t receipt_wait_ms;
     int64_t receipt_poll_ms;
