@@ -295,9 +295,11 @@ static void credit_fini(void *ctx)
     cr->ring = NULL;
 }
 
+/* The stage's one instance, like every stage's g_<stage>. */
+static struct credit g_credit;
+
 int main(int argc, char **argv)
 {
-    static struct credit cr;
     const struct zl_stage stage = {
         .name = "credit",
         .in_kind = ZL_TOPIC_MINTED,
@@ -311,9 +313,9 @@ int main(int argc, char **argv)
         .probe = credit_probe,
         .init = credit_init,
         .fini = credit_fini,
-        .ctx = &cr,
+        .ctx = &g_credit,
     };
     struct zl_config_section extra = {"Credit stage", credit_settings,
-                                      sizeof(credit_settings) / sizeof(credit_settings[0]), &cr.cfg};
+                                      sizeof(credit_settings) / sizeof(credit_settings[0]), &g_credit.cfg};
     return zl_runtime_main(&stage, &extra, 1, argc, argv);
 }

@@ -23,7 +23,7 @@
 #include "rpc.h"
 #include "runtime.h"
 
-struct detect_cfg {
+struct detect_config {
     int64_t lag_blocks;
     int64_t range_max;
     int64_t start_block;
@@ -32,7 +32,7 @@ struct detect_cfg {
     int64_t blocks_kept;
 };
 
-#define OFF(f) offsetof(struct detect_cfg, f)
+#define OFF(f) offsetof(struct detect_config, f)
 static const struct zl_setting detect_settings[] = {
     {"ZL_DETECT_LAG_BLOCKS", ZL_CFG_INT, "3", "blocks behind the chain head the scan stays", OFF(lag_blocks), 0,
      100000},
@@ -81,7 +81,7 @@ int main(int argc, char **argv)
     static struct zl_boot boot;
     static struct zl_runtime_config rc_cfg;
     static struct zl_chain_config chain_cfg;
-    static struct detect_cfg dcfg;
+    static struct detect_config dcfg;
     static struct zl_kv_list kprops;
     struct zl_config_section sections[] = {
         {"chain", zl_chain_settings, zl_chain_settings_count, &chain_cfg},

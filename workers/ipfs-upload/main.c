@@ -24,7 +24,7 @@
 #include "nftmeta.h"
 #include "runtime.h"
 
-struct iu_config {
+struct ipfs_upload_config {
     char *providers;
     char *api_url;
     char *gateways;
@@ -48,7 +48,7 @@ struct iu_config {
     char *external_url;
 };
 
-#define OFF(f) offsetof(struct iu_config, f)
+#define OFF(f) offsetof(struct ipfs_upload_config, f)
 static const struct zl_setting iu_settings[] = {
     {"ZL_IPFS_PROVIDERS", ZL_CFG_STR, "",
      "IPFS providers in preference order, kind=url comma-separated (kind: kubo, pinata, psa); empty: kubo=ZL_IPFS_API_URL",
@@ -97,8 +97,8 @@ static const struct zl_setting iu_settings[] = {
 };
 #undef OFF
 
-struct iu {
-    struct iu_config cfg;
+struct ipfs_upload {
+    struct ipfs_upload_config cfg;
     struct zl_ipfs *ipfs;
     struct zl_pg pg;        /* own connection: process() reads ipfs_images outside the CAS transaction */
     bool pg_inited;
@@ -106,7 +106,7 @@ struct iu {
     char providers[ZL_IPFS_URL_MAX * 2];   /* the effective provider list: part of an image's key */
 };
 
-static struct iu g_iu;
+static struct ipfs_upload g_ipfs_upload;
 
 /* --------------------------------------------------------------- stage */
 
@@ -134,7 +134,7 @@ struct iu_doc {
 };
 
 /* Builds w's document (permanent when its event cannot make one). */
-static zl_class build_doc(struct iu *u, struct zl_work *w, struct iu_doc *d)
+static zl_class build_doc(struct ipfs_upload *u, struct zl_work *w, struct iu_doc *d)
 {
     struct iu_image *img = iu_images_for(&u->images, w->in.amount);
     zl_class c = iu_image_ensure(img, &u->pg, u->ipfs, u->providers, w->error, sizeof(w->error));
@@ -163,7 +163,7 @@ static zl_class build_doc(struct iu *u, struct zl_work *w, struct iu_doc *d)
 }
 
 /* The pinned document is read back through a gateway, then w->out is set. */
-static zl_class finish(struct iu *u, struct zl_work *w, const struct iu_doc *d)
+static zl_class finish(struct ipfs_upload *u, struct zl_work *w, const struct iu_doc *d)
 {
     zl_class c = zl_ipfs_verify(u->ipfs, d->bytes, d->len, d->cid, w->error, sizeof(w->error));
     if (c != ZL_OK)
@@ -182,7 +182,7 @@ static zl_class finish(struct iu *u, struct zl_work *w, const struct iu_doc *d)
  * (zl_ipfs_pin_many) instead of one each, then read back. */
 static void iu_process_batch(void *ctx, struct zl_work *const *ws, size_t n)
 {
-    struct iu *u = ctx;
+    struct ipfs_upload *u = ctx;
     struct iu_doc *docs = calloc(n, sizeof(*docs));
     struct zl_ipfs_obj *objs = calloc(ZL_IPFS_BATCH_MAX, sizeof(*objs));
     /* per work: its object in the chunk, SIZE_MAX when decided while
@@ -291,7 +291,7 @@ out:
  * migrated, rather than resuming into the same failure), then the providers. */
 static zl_class iu_probe(void *ctx, char *errstr, size_t errstr_size)
 {
-    struct iu *u = ctx;
+    struct ipfs_upload *u = ctx;
     zl_class c = zl_pg_ensure(&u->pg, errstr, errstr_size);
     if (c != ZL_OK)
         return c;
@@ -300,7 +300,7 @@ static zl_class iu_probe(void *ctx, char *errstr, size_t errstr_size)
 
 static int iu_init(void *ctx, const struct zl_runtime_env *env, char *errstr, size_t errstr_size)
 {
-    struct iu *u = ctx;
+    struct ipfs_upload *u = ctx;
     if (iu_images_load(&u->images, u->cfg.image_file, u->cfg.image_tiers, errstr, errstr_size) != 0)
         return -1;
     const struct zl_nftmeta_opts mo = {u->cfg.name_prefix, u->cfg.description, u->cfg.external_url,
@@ -349,7 +349,7 @@ static int iu_init(void *ctx, const struct zl_runtime_env *env, char *errstr, si
 
 static void iu_fini(void *ctx)
 {
-    struct iu *u = ctx;
+    struct ipfs_upload *u = ctx;
     zl_ipfs_free(u->ipfs);
     u->ipfs = NULL;
     if (u->pg_inited)
@@ -372,9 +372,9 @@ int main(int argc, char **argv)
         .probe = iu_probe,
         .init = iu_init,
         .fini = iu_fini,
-        .ctx = &g_iu,
+        .ctx = &g_ipfs_upload,
     };
     struct zl_config_section extra = {"ipfs-upload stage", iu_settings, sizeof(iu_settings) / sizeof(iu_settings[0]),
-                                      &g_iu.cfg};
+                                      &g_ipfs_upload.cfg};
     return zl_runtime_main(&stage, &extra, 1, argc, argv);
 }

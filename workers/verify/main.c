@@ -28,12 +28,12 @@
 #include "metrics.h"
 #include "runtime.h"
 
-struct verify_cfg {
+struct verify_config {
     int64_t confirmations;
     char *min_amount;
 };
 
-#define OFF(f) offsetof(struct verify_cfg, f)
+#define OFF(f) offsetof(struct verify_config, f)
 static const struct zl_setting verify_settings[] = {
     {"ZL_CONFIRMATIONS", ZL_CFG_INT, "15", "blocks on top of a deposit's block before it is verified (BSC: 15)",
      OFF(confirmations), 0, 100000},
@@ -44,14 +44,14 @@ static const struct zl_setting verify_settings[] = {
 
 struct verify {
     struct zl_chain_config chain;
-    struct verify_cfg cfg;
+    struct verify_config cfg;
     char token[ZL_ADDRESS_HEX_SIZE];
     struct zl_rpc *rpc;
     struct zl_pg pg; /* own connection: marks rows reorged outside the CAS */
     zl_metric *m_reorged;
 };
 
-static struct verify V;
+static struct verify g_verify;
 
 static int verify_init(void *ctx, const struct zl_runtime_env *env, char *errstr, size_t errstr_size)
 {
@@ -382,11 +382,11 @@ int main(int argc, char **argv)
         .reset_breakers = verify_reset_breakers,
         .init = verify_init,
         .fini = verify_fini,
-        .ctx = &V,
+        .ctx = &g_verify,
     };
     struct zl_config_section extra[] = {
-        {"chain", zl_chain_settings, zl_chain_settings_count, &V.chain},
-        {"verify stage", verify_settings, sizeof(verify_settings) / sizeof(verify_settings[0]), &V.cfg},
+        {"chain", zl_chain_settings, zl_chain_settings_count, &g_verify.chain},
+        {"verify stage", verify_settings, sizeof(verify_settings) / sizeof(verify_settings[0]), &g_verify.cfg},
     };
     return zl_runtime_main(&stage, extra, 2, argc, argv);
 }
