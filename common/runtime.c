@@ -159,7 +159,7 @@ static int build_names(struct rt *rt, char *err, size_t err_size)
 static void describe_metrics(struct rt *rt)
 {
     struct zl_metrics *m = rt->metrics;
-    char labels[160];
+    char labels[RT_METRIC_LABELS_SIZE];
     zl_metrics_describe(m, "zl_messages_total", ZL_METRIC_COUNTER, "messages handled, by outcome");
     zl_metrics_describe(m, "zl_retries_total", ZL_METRIC_COUNTER, "messages sent to a delay tier");
     zl_metrics_describe(m, "zl_dlq_total", ZL_METRIC_COUNTER, "messages dead-lettered, by class");

@@ -29,6 +29,7 @@
 #include "log.h"
 #include "pg.h"
 #include "state.h"
+#include "trace.h"
 #include "zl.h"
 
 /* One consumed message and what became of it. Owned by the runtime; a stage
@@ -40,8 +41,8 @@ struct zl_work {
     int tier;                  /* -1: the stage's input topic; n: retry tier n */
     int attempt;               /* transient failures so far (header zl-attempt); defers apart */
     int defers;                /* defers so far (header zl-defers) */
-    char traceparent[64];      /* W3C header, propagated or started here */
-    char trace_id[33];
+    char traceparent[ZL_TRACEPARENT_BUF_SIZE]; /* W3C header, propagated or started here */
+    char trace_id[ZL_TRACE_ID_HEX_SIZE];
     struct zl_event in;        /* decoded input */
     struct zl_row row;         /* its state row, read before process() */
     struct zl_event out;       /* output event, filled by the stage */

@@ -8,9 +8,9 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-#include <uuid/uuid.h>
 
 #include "fault.h"
+#include "trace.h"
 
 const char *rt_phase_outcome(enum work_phase ph)
 {
@@ -37,27 +37,15 @@ void zl_work_log_ctx(const struct zl_work *w, struct zl_log_ctx *ctx)
 static void start_trace(struct zl_work *w)
 {
     if (zl_kafka_header(w->msg, "traceparent", w->traceparent, sizeof(w->traceparent)) == 0 &&
-        strlen(w->traceparent) == 55 && w->traceparent[2] == '-') {
-        memcpy(w->trace_id, w->traceparent + 3, 32);
-        w->trace_id[32] = '\0';
+        zl_trace_parse(w->traceparent, w->trace_id) == 0)
         return;
-    }
-    /* No usable parent: start a trace here, ids from libuuid's randomness. */
-    uuid_t a, b;
-    uuid_generate_random(a);
-    uuid_generate_random(b);
-    char *p = w->trace_id;
-    for (int i = 0; i < 16; i++, p += 2)
-        snprintf(p, 3, "%02x", a[i]);
-    char span[17];
-    for (int i = 0; i < 8; i++)
-        snprintf(span + 2 * i, 3, "%02x", b[i]);
-    snprintf(w->traceparent, sizeof(w->traceparent), "00-%s-%s-01", w->trace_id, span);
+    /* No usable parent: start a trace here. */
+    zl_trace_new(NULL, w->traceparent, sizeof(w->traceparent), w->trace_id);
 }
 
 static int header_int(const rd_kafka_message_t *m, const char *name, int64_t dflt, int64_t *out)
 {
-    char buf[32];
+    char buf[ZL_INT64_DEC_SIZE + 8]; /* an integer, and room to see a longer header as too long */
     *out = dflt;
     if (zl_kafka_header(m, name, buf, sizeof(buf)) != 0)
         return -1;
@@ -565,11 +553,11 @@ static void log_outcomes(struct rt *rt, struct zl_work **ws, size_t n)
             zl_log(rw->phase == PH_DLQ ? ZL_LOG_ERROR : ZL_LOG_WARN, &ctx, "%s (%s) -> %s: %s",
                    rt_phase_outcome(rw->phase), zl_class_name(w->result), rw->produced_topic, w->error);
             if (rw->phase == PH_DLQ) {
-                char labels[160];
+                char labels[RT_METRIC_LABELS_SIZE];
                 snprintf(labels, sizeof(labels), "stage=\"%s\",class=\"%s\"", rt->stage->name, zl_class_name(w->result));
                 zl_metrics_counter_add(rt->metrics, "zl_dlq_total", labels, 1);
             } else {
-                char labels[160];
+                char labels[RT_METRIC_LABELS_SIZE];
                 snprintf(labels, sizeof(labels), "stage=\"%s\",class=\"%s\"", rt->stage->name, zl_class_name(w->result));
                 zl_metrics_counter_add(rt->metrics, "zl_retries_total", labels, 1);
             }

@@ -17,6 +17,12 @@
 #ifndef ZL_RUNTIME_INT_H
 #define ZL_RUNTIME_INT_H
 
+/* Prometheus labels of one runtime series: stage="<name>",class="<class>"
+ * and the like; a stage name is short (ZL_LOG_STAGE_BYTES_MAX). */
+#define RT_METRIC_LABELS_SIZE 160
+/* '{<done state>,...,credited}': at most every state name, comma-separated. */
+#define RT_PAST_STATES_SIZE 160
+
 #include <librdkafka/rdkafka.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -95,7 +101,7 @@ struct rt {
     char in_topic[ZL_TOPIC_NAME_MAX];
     char out_topic[ZL_TOPIC_NAME_MAX];
     char dlq_topic[ZL_TOPIC_NAME_MAX];
-    char past_states[160]; /* '{<done state>,...,credited}': the row moved past this stage */
+    char past_states[RT_PAST_STATES_SIZE]; /* '{<done state>,...,credited}': the row moved past this stage */
     char retry_topics[ZL_RETRY_TIERS_MAX][ZL_TOPIC_NAME_MAX];
     int64_t tier_delay_ms[ZL_RETRY_TIERS_MAX];
     int ntiers;

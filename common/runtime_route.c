@@ -39,7 +39,7 @@ static void add_text_header(rd_kafka_headers_t *h, const char *name, const char 
 
 static void add_int_header(rd_kafka_headers_t *h, const char *name, int64_t v)
 {
-    char buf[24];
+    char buf[ZL_INT64_DEC_SIZE];
     snprintf(buf, sizeof(buf), "%" PRId64, v);
     add_text_header(h, name, buf);
 }
@@ -122,7 +122,7 @@ static void produce_retry(struct rt *rt, struct zl_work *w)
 {
     int tier = next_tier(rt, w);
     rd_kafka_headers_t *h = copy_headers(w->msg);
-    char otopic[ZL_TOPIC_NAME_MAX], opart[16], ooff[24];
+    char otopic[ZL_TOPIC_NAME_MAX], opart[ZL_INT64_DEC_SIZE], ooff[ZL_INT64_DEC_SIZE];
     origin(rt, w, otopic, sizeof(otopic), opart, sizeof(opart), ooff, sizeof(ooff));
     add_text_header(h, "zl-origin-topic", otopic);
     add_text_header(h, "zl-origin-partition", opart);
@@ -140,7 +140,8 @@ static void produce_retry(struct rt *rt, struct zl_work *w)
 static void produce_dlq(struct rt *rt, struct zl_work *w)
 {
     rd_kafka_headers_t *h = copy_headers(w->msg);
-    char otopic[ZL_TOPIC_NAME_MAX], opart[16], ooff[24], ts[40], now[40], replay[16];
+    char otopic[ZL_TOPIC_NAME_MAX], opart[ZL_INT64_DEC_SIZE], ooff[ZL_INT64_DEC_SIZE], ts[ZL_INT64_DEC_SIZE],
+        now[ZL_RFC3339_MS_SIZE], replay[ZL_INT64_DEC_SIZE];
     origin(rt, w, otopic, sizeof(otopic), opart, sizeof(opart), ooff, sizeof(ooff));
     rd_kafka_timestamp_type_t tstype;
     int64_t msg_ts = rd_kafka_message_timestamp(w->msg, &tstype);

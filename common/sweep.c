@@ -4,11 +4,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uuid/uuid.h>
 
 #include "hex.h"
 #include "kafka.h"
 #include "log.h"
+#include "trace.h"
 
 /* A row swept again in the same state waits stale_ms * 2^sweeps (at most
  * 2^this) since its last sweep. A flat stale_ms re-published a whole
@@ -21,10 +21,6 @@
 #define ZL_SWEEP_BACKOFF_DOUBLINGS_MAX "6"
 
 /* Non-terminal states on the main path, as a Postgres array literal. */
-/* W3C traceparent ids as bare lowercase hex, NUL included: a 16-byte
- * trace id and an 8-byte span (parent) id. */
-#define TRACE_ID_HEX_SIZE (2 * 16 + 1)
-#define SPAN_ID_HEX_SIZE (2 * 8 + 1)
 #define PENDING_STATES "{detected,verified,pinned,mint_submitted,minted}"
 
 static const char SQL_LOCK[] = "SELECT pg_try_advisory_lock($1::bigint)";
@@ -297,22 +293,6 @@ static int row_topic(const struct zl_sweeper *s, zl_topic_kind kind, char *out, 
     return zl_topic_name(out, out_size, s->o.topic_prefix, kind);
 }
 
-static void traceparent(const char *trace_id, char *out, size_t out_size)
-{
-    uuid_t a, b;
-    char tid[TRACE_ID_HEX_SIZE];
-    if (strlen(trace_id) == TRACE_ID_HEX_SIZE - 1) {
-        memcpy(tid, trace_id, TRACE_ID_HEX_SIZE);
-    } else {
-        uuid_generate_random(a);
-        zl_hex_encode_bare(a, sizeof(a), tid, sizeof(tid));
-    }
-    uuid_generate_random(b);
-    char span[SPAN_ID_HEX_SIZE];
-    zl_hex_encode_bare(b, sizeof(span) / 2, span, sizeof(span)); /* 8 of the uuid's 16 bytes */
-    snprintf(out, out_size, "00-%s-%s-01", tid, span);
-}
-
 /* One sweep of stale rows (or of one deposit). Sets *published. */
 static zl_class sweep(struct zl_sweeper *s, int64_t stale_ms, const char *only_id, struct zl_sweep_result *res,
                       int64_t *published, char *errstr, size_t errstr_size)
@@ -351,8 +331,8 @@ static zl_class sweep(struct zl_sweeper *s, int64_t stale_ms, const char *only_i
                 zl_metrics_counter_add(s->o.metrics, "zl_sweep_invalid_total", NULL, 1);
             continue;
         }
-        char tp[64], now[40];
-        traceparent(PQgetvalue(r, i, ZL_SWEEP_ROW_COLS), tp, sizeof(tp));
+        char tp[ZL_TRACEPARENT_BUF_SIZE], now[ZL_RFC3339_MS_SIZE];
+        zl_trace_new(PQgetvalue(r, i, ZL_SWEEP_ROW_COLS), tp, sizeof(tp), NULL);
         rd_kafka_headers_t *h = rd_kafka_headers_new(3);
         rd_kafka_header_add(h, "traceparent", -1, tp, -1);
         rd_kafka_header_add(h, "zl-attempt", -1, "0", -1);

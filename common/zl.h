@@ -46,8 +46,11 @@ int64_t zl_now_ms(void);
 /* Milliseconds since the Unix epoch: for timestamps that leave the process. */
 int64_t zl_wall_ms(void);
 
+/* "2026-11-23T09:20:00.123Z" and its NUL. */
+#define ZL_RFC3339_MS_SIZE 25
+
 /* Writes now as RFC 3339 UTC with milliseconds ("2026-11-23T09:20:00.123Z")
- * into buf; returns buf. buf_size must be >= 25. */
+ * into buf; returns buf. buf_size must be >= ZL_RFC3339_MS_SIZE. */
 char *zl_rfc3339_now(char *buf, size_t buf_size);
 
 /* Invariant check that is never compiled out (Redis's serverAssert): for

@@ -75,7 +75,7 @@ static const struct zl_setting credit_settings[] = {
  * carries eggs, rate and credit id, but not where the rate came from. */
 struct pending {
     const struct zl_work *w;
-    char deposit_id[160];
+    char deposit_id[ZL_DEPOSIT_ID_SIZE];
     zl_rate_source source;
 };
 
@@ -132,7 +132,7 @@ static zl_class credit_process(void *ctx, struct zl_work *w)
     if (rate.source == ZL_RATE_SRC_STALE_CACHE || rate.source == ZL_RATE_SRC_STATIC) {
         struct zl_log_ctx lc;
         zl_work_log_ctx(w, &lc);
-        char age[24];
+        char age[ZL_INT64_DEC_SIZE];
         snprintf(age, sizeof(age), "%lld", (long long)rate.age_ms);
         zl_log_kv(ZL_LOG_WARN, &lc, "rate source down: crediting with a fallback rate", "source",
                   zl_rate_source_name(rate.source), "rate", rate.value, "age_ms", age, NULL);

@@ -65,7 +65,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     (void)rk;
     (void)opaque;
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        char id[160];
+        char id[ZL_DEPOSIT_ID_SIZE];
         size_t n = m->key_len < sizeof(id) - 1 ? m->key_len : sizeof(id) - 1;
         memcpy(id, m->key, n);
         id[n] = '\0';
