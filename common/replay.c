@@ -619,9 +619,15 @@ static int check_letter(struct run *r, const struct dead_letter *dl, struct zl_e
                         size_t detail_size, char *errstr, size_t errstr_size)
 {
     const rd_kafka_message_t *m = dl->m;
-    if (m->key == NULL || m->key_len == 0 || m->key_len >= sizeof(dl->key)) {
-        snprintf(detail, detail_size, "its key is %s: it cannot name a deposit",
-                 m->key == NULL || m->key_len == 0 ? "empty" : "too long");
+    const char *bad_key = NULL;
+    if (m->key == NULL || m->key_len == 0)
+        bad_key = "empty";
+    else if (m->key_len >= sizeof(dl->key))
+        bad_key = "too long";
+    else if (memchr(m->key, '\0', m->key_len) != NULL)
+        bad_key = "not text"; /* dl->key would stop at the NUL and match a shorter id */
+    if (bad_key != NULL) {
+        snprintf(detail, detail_size, "its key is %s: it cannot name a deposit", bad_key);
         return ZL_REPLAY_UNTRUSTED;
     }
     char err[ZL_ERRSTR_SIZE];
