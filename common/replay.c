@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "envelope.h"
@@ -28,11 +29,12 @@ static const char *const outcome_names[] = {
     [ZL_REPLAY_DRY_RUN] = "dry-run",     [ZL_REPLAY_ALREADY] = "already-replayed",
     [ZL_REPLAY_SUPERSEDED] = "superseded", [ZL_REPLAY_NOT_DEAD] = "row-not-dead",
     [ZL_REPLAY_REFUSED] = "refused",     [ZL_REPLAY_INVALID] = "invalid",
+    [ZL_REPLAY_MISDIRECTED] = "misdirected", [ZL_REPLAY_UNTRUSTED] = "untrusted",
 };
 
 const char *zl_replay_outcome_name(zl_replay_outcome o)
 {
-    if ((int)o < 0 || (int)o > ZL_REPLAY_INVALID)
+    if ((int)o < 0 || (int)o > ZL_REPLAY_OUTCOME_LAST)
         return "unknown";
     return outcome_names[o];
 }
@@ -91,6 +93,67 @@ rd_kafka_headers_t *zl_replay_headers(const rd_kafka_headers_t *src, int64_t rep
     snprintf(buf, sizeof(buf), "%s/%" PRId32 "/%" PRId64, from_topic, from_partition, from_offset);
     rd_kafka_header_add(h, "zl-replayed-from", -1, buf, -1);
     return h;
+}
+
+/* The stages that read a topic, and its kind; the same pairs as their
+ * struct zl_stage (workers/<stage>/main.c). detect reads the chain. */
+static const struct {
+    const char *stage;
+    zl_topic_kind in_kind;
+} stage_inputs[] = {
+    {"verify", ZL_TOPIC_DETECTED},
+    {"ipfs-upload", ZL_TOPIC_VERIFIED},
+    {"mint", ZL_TOPIC_PINNED},
+    {"credit", ZL_TOPIC_MINTED},
+};
+
+static zl_topic_kind kind_of_topic(const char *topic)
+{
+    size_t tl = strlen(topic);
+    for (int k = ZL_TOPIC_KIND_FIRST; k <= ZL_TOPIC_KIND_LAST; k++) {
+        const char *suffix = zl_topic_kind_suffix((zl_topic_kind)k);
+        size_t sl = strlen(suffix);
+        if (tl >= sl && strcmp(topic + tl - sl, suffix) == 0)
+            return (zl_topic_kind)k;
+    }
+    return ZL_TOPIC_ANY;
+}
+
+int zl_replay_target(const char *prefix, const char *dlq_topic, const char *in_topic_override, char *out,
+                     size_t out_size, zl_topic_kind *kind, char *errstr, size_t errstr_size)
+{
+    static const char dlq_suffix[] = ".dlq";
+    size_t pl = strlen(prefix), tl = strlen(dlq_topic), sl = strlen(dlq_suffix);
+    if (tl <= pl + sl || strncmp(dlq_topic, prefix, pl) != 0 || strcmp(dlq_topic + tl - sl, dlq_suffix) != 0) {
+        snprintf(errstr, errstr_size, "%s is not a stage's DLQ topic (expected %s<stage>%s)", dlq_topic, prefix,
+                 dlq_suffix);
+        return -1;
+    }
+    if (!empty(in_topic_override)) {
+        if (snprintf(out, out_size, "%s", in_topic_override) >= (int)out_size) {
+            snprintf(errstr, errstr_size, "ZL_IN_TOPIC is too long");
+            return -1;
+        }
+        *kind = kind_of_topic(out);
+        return 0;
+    }
+    const char *stage = dlq_topic + pl;
+    size_t stage_len = tl - pl - sl;
+    for (size_t i = 0; i < sizeof(stage_inputs) / sizeof(stage_inputs[0]); i++) {
+        if (strlen(stage_inputs[i].stage) != stage_len || strncmp(stage, stage_inputs[i].stage, stage_len) != 0)
+            continue;
+        if (zl_topic_name(out, out_size, prefix, stage_inputs[i].in_kind) != 0) {
+            snprintf(errstr, errstr_size, "ZL_TOPIC_PREFIX \"%s\" makes an invalid topic name", prefix);
+            return -1;
+        }
+        *kind = stage_inputs[i].in_kind;
+        return 0;
+    }
+    snprintf(errstr, errstr_size,
+             "%s: stage \"%.*s\" has no input topic known to zl-replay (verify, ipfs-upload, mint, credit);"
+             " set ZL_IN_TOPIC to the stage's input topic",
+             dlq_topic, (int)stage_len, stage);
+    return -1;
 }
 
 static int digits(const char **p, int n, int *out)
@@ -182,6 +245,13 @@ static const char SQL_CLAIM[] =
     "INSERT INTO replay_log (dlq_topic, dlq_partition, dlq_offset, deposit_id, target_topic, status,"
     " replay_count, restored_state) VALUES ($1, $2::int, $3::bigint, nullif($4, ''), $5, 'claimed', $6::int,"
     " nullif($7, '')) ON CONFLICT DO NOTHING RETURNING 1";
+/* Replays of this deposit from this DLQ, this letter's own claim aside (an
+ * interrupted run's claim of it is that same replay, not another one). */
+static const char SQL_COUNT[] =
+    "SELECT count(*) FROM replay_log WHERE deposit_id = $1 AND dlq_topic = $2"
+    " AND NOT (dlq_partition = $3::int AND dlq_offset = $4::bigint)";
+static const char SQL_FACTS[] =
+    "SELECT token, from_addr, to_addr, user_id, amount::text FROM deposits WHERE deposit_id = $1";
 static const char SQL_SENT[] =
     "UPDATE replay_log SET status = 'sent', sent_partition = $4::int, sent_offset = $5::bigint, sent_at = now()"
     " WHERE dlq_topic = $1 AND dlq_partition = $2::int AND dlq_offset = $3::bigint";
@@ -347,30 +417,21 @@ static PGresult *q(struct run *r, const char *name, int n, const char *const *v,
 }
 
 /* The state a row goes back to when it has no dead_from_state: the one whose
- * event the original topic carries. */
-static const char *implied_state(const char *topic)
+ * event the target topic carries. */
+static const char *implied_state(zl_topic_kind kind)
 {
-    static const struct {
-        zl_topic_kind kind;
-        const char *state;
-    } map[] = {{ZL_TOPIC_DETECTED, "detected"},
-               {ZL_TOPIC_VERIFIED, "verified"},
-               {ZL_TOPIC_PINNED, "pinned"},
-               {ZL_TOPIC_MINTED, "minted"}};
-    size_t tl = strlen(topic);
-    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
-        const char *suffix = zl_topic_kind_suffix(map[i].kind);
-        size_t sl = strlen(suffix);
-        if (tl >= sl && strcmp(topic + tl - sl, suffix) == 0)
-            return map[i].state;
+    switch (kind) {
+    case ZL_TOPIC_VERIFIED: return "verified";
+    case ZL_TOPIC_PINNED: return "pinned";
+    case ZL_TOPIC_MINTED: return "minted";
+    default: return "detected";
     }
-    return "detected";
 }
 
 struct dead_letter {
     const rd_kafka_message_t *m;
     char key[256];
-    char target[ZL_TOPIC_NAME_MAX];
+    const char *target; /* the run's target topic (never the letter's header) */
     char cls[32];
     char stage[64];
     int64_t failed_at_ms;
@@ -392,7 +453,7 @@ static int claim(struct run *r, struct dead_letter *dl, char *detail, size_t det
     char restored[32] = "";
     bool poison = strcmp(dl->cls, "poison") == 0;
     if (!poison && dl->key[0] != '\0') {
-        const char *v[6] = {dl->key, r->o->dlq_topic, dl->part_s, dl->off_s, implied_state(dl->target), note};
+        const char *v[6] = {dl->key, r->o->dlq_topic, dl->part_s, dl->off_s, implied_state(r->o->target_kind), note};
         PGresult *res = q(r, "zl_replay_restore", 6, v, PGRES_TUPLES_OK, errstr, errstr_size);
         if (res == NULL)
             goto fail;
@@ -484,6 +545,105 @@ static void report(struct run *r, const char *id, zl_replay_outcome o, const cha
         r->o->progress(r->o->progress_opaque, id, o, detail, r->sum);
 }
 
+/* A letter that zl-replay will never send: logged with its coordinates
+ * (it stays in the DLQ topic for an operator to read), counted, and
+ * finished so later runs do not stop at it again, except in a dry run,
+ * which moves nothing. */
+static int refuse(struct run *r, struct rpart *p, const struct dead_letter *dl, zl_replay_outcome o,
+                  const char *detail, char *errstr, size_t errstr_size)
+{
+    struct zl_log_ctx ctx = {.deposit_id = dl->key[0] ? dl->key : NULL, .topic = r->o->dlq_topic,
+                             .partition = dl->m->partition, .offset = dl->m->offset};
+    zl_log(ZL_LOG_WARN, &ctx, "dead letter refused (%s): %s", zl_replay_outcome_name(o), detail);
+    report(r, dl->key, o, detail);
+    if (r->o->dry_run) {
+        p->blocked = true;
+        return 0;
+    }
+    return finish(r, p, dl->m->offset, errstr, errstr_size);
+}
+
+static bool same_address(const char *a, const char *b)
+{
+    return strcasecmp(a, b) == 0; /* hex digits: an EIP-55 checksum is case only */
+}
+
+/* The facts a replayed letter carries against its state row: ZL_REPLAY_SENT
+ * when they match, ZL_REPLAY_UNTRUSTED with detail naming the first field
+ * that differs, ZL_REPLAY_NOT_DEAD when there is no row, -1 with errstr on a
+ * database failure.
+ * TODO(issue 17): compare with zl_facts_compare() (common/facts.h) once it
+ * is merged, so replay and the stages judge a letter alike; until then this
+ * compares the detection facts only: token, from, to, user_id, amount. */
+static int facts_match_row(struct run *r, const struct zl_event *ev, char *detail, size_t detail_size,
+                           char *errstr, size_t errstr_size)
+{
+    const char *v[1] = {ev->deposit_id};
+    PGresult *res = q(r, "zl_replay_facts", 1, v, PGRES_TUPLES_OK, errstr, errstr_size);
+    if (res == NULL)
+        return -1;
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        snprintf(detail, detail_size, "no state row for %s", ev->deposit_id);
+        return ZL_REPLAY_NOT_DEAD;
+    }
+    const struct {
+        const char *name;
+        const char *letter;
+        bool address;
+    } fields[] = {
+        {"token", ev->token, true},   {"from", ev->from, true},          {"to", ev->to, true},
+        {"user_id", ev->user_id, false}, {"amount", ev->amount, false},
+    };
+    int outcome = ZL_REPLAY_SENT;
+    for (int i = 0; i < (int)(sizeof(fields) / sizeof(fields[0])); i++) {
+        const char *row = PQgetvalue(res, 0, i);
+        bool same = fields[i].address ? same_address(fields[i].letter, row) : strcmp(fields[i].letter, row) == 0;
+        if (!same) {
+            snprintf(detail, detail_size, "field \"%s\" is %s in the letter but %s in the state row", fields[i].name,
+                     fields[i].letter, row);
+            outcome = ZL_REPLAY_UNTRUSTED;
+            break;
+        }
+    }
+    PQclear(res);
+    return outcome;
+}
+
+/* Step 1 past the topic check: the value decodes as the target's kind, the
+ * key is its deposit_id, and its facts match the row. Every letter, not only
+ * poison ones: the class header is the letter's word too. Returns
+ * ZL_REPLAY_SENT (go on) with *ev filled, another outcome with detail, or -1
+ * with errstr on a database failure. */
+static int check_letter(struct run *r, const struct dead_letter *dl, struct zl_event *ev, char *detail,
+                        size_t detail_size, char *errstr, size_t errstr_size)
+{
+    const rd_kafka_message_t *m = dl->m;
+    const char *bad_key = NULL;
+    if (m->key == NULL || m->key_len == 0)
+        bad_key = "empty";
+    else if (m->key_len >= sizeof(dl->key))
+        bad_key = "too long";
+    else if (memchr(m->key, '\0', m->key_len) != NULL)
+        bad_key = "not text"; /* dl->key would stop at the NUL and match a shorter id */
+    if (bad_key != NULL) {
+        snprintf(detail, detail_size, "its key is %s: it cannot name a deposit", bad_key);
+        return ZL_REPLAY_UNTRUSTED;
+    }
+    char err[ZL_ERRSTR_SIZE];
+    if (m->payload == NULL || zl_event_decode(r->o->target_kind, m->payload, m->len, ev, err, sizeof(err)) != 0) {
+        snprintf(detail, detail_size, "its value is not a %s event: %s",
+                 r->o->target_kind == ZL_TOPIC_ANY ? "valid" : zl_topic_kind_schema(r->o->target_kind),
+                 m->payload == NULL ? "empty value" : err);
+        return ZL_REPLAY_UNTRUSTED;
+    }
+    if (strcmp(dl->key, ev->deposit_id) != 0) {
+        snprintf(detail, detail_size, "its key %s is not the envelope's deposit_id %s", dl->key, ev->deposit_id);
+        return ZL_REPLAY_UNTRUSTED;
+    }
+    return facts_match_row(r, ev, detail, detail_size, errstr, errstr_size);
+}
+
 /* Handles one message. Returns 0, or -1 with errstr when the run must stop. */
 static int handle(struct run *r, const rd_kafka_message_t *m, char *errstr, size_t errstr_size)
 {
@@ -514,26 +674,27 @@ static int handle(struct run *r, const rd_kafka_message_t *m, char *errstr, size
         return 0;
     }
     r->sum->matched++;
+    dl.target = r->o->target_topic;
     char detail[ZL_ERRSTR_SIZE] = "";
-    if (zl_kafka_header(m, "zl-dlq-original-topic", dl.target, sizeof(dl.target)) != 0 || dl.target[0] == '\0') {
+    char header_target[ZL_TOPIC_NAME_MAX + 1];
+    if (zl_kafka_header(m, "zl-dlq-original-topic", header_target, sizeof(header_target)) != 0 ||
+        header_target[0] == '\0') {
         p->blocked = true;
         report(r, dl.key, ZL_REPLAY_INVALID, "no zl-dlq-original-topic header: not a zeroloss dead letter");
         return 0;
     }
-    dl.replay_count = 0;
-    if (zl_kafka_header(m, "zl-dlq-replay-count", buf, sizeof(buf)) == 0) {
-        char *end = NULL;
-        long long v = strtoll(buf, &end, 10);
-        if (end != buf && *end == '\0' && v >= 0)
-            dl.replay_count = v;
+    if (strcmp(header_target, dl.target) != 0) {
+        snprintf(detail, sizeof(detail),
+                 "zl-dlq-original-topic says %s, but %s holds dead letters of the stage that reads %s: not sent",
+                 header_target, r->o->dlq_topic, dl.target);
+        return refuse(r, p, &dl, ZL_REPLAY_MISDIRECTED, detail, errstr, errstr_size);
     }
-    if (dl.replay_count >= r->o->replay_count_max) {
-        p->blocked = true;
-        snprintf(detail, sizeof(detail), "replayed %" PRId64 " times already (max %" PRId64 "): resolve it by hand",
-                 dl.replay_count, r->o->replay_count_max);
-        report(r, dl.key, ZL_REPLAY_REFUSED, detail);
-        return 0;
-    }
+    struct zl_event ev;
+    int t = check_letter(r, &dl, &ev, detail, sizeof(detail), errstr, errstr_size);
+    if (t < 0)
+        return -1;
+    if (t != ZL_REPLAY_SENT)
+        return refuse(r, p, &dl, (zl_replay_outcome)t, detail, errstr, errstr_size);
 
     const char *lv[3] = {r->o->dlq_topic, dl.part_s, dl.off_s};
     PGresult *res = q(r, "zl_replay_lookup", 3, lv, PGRES_TUPLES_OK, errstr, errstr_size);
@@ -546,6 +707,23 @@ static int handle(struct run *r, const rd_kafka_message_t *m, char *errstr, size
     if (strcmp(status, "sent") == 0) {
         report(r, dl.key, ZL_REPLAY_ALREADY, "replayed by an earlier run");
         return finish(r, p, m->offset, errstr, errstr_size);
+    }
+    /* The count is replay_log's: a letter's zl-dlq-replay-count header is
+     * whatever its writer put there, and trusting it would let a rewritten
+     * letter start over at 0. */
+    const char *cv[4] = {dl.key, r->o->dlq_topic, dl.part_s, dl.off_s};
+    res = q(r, "zl_replay_count", 4, cv, PGRES_TUPLES_OK, errstr, errstr_size);
+    if (res == NULL)
+        return -1;
+    dl.replay_count = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+    PQclear(res);
+    if (dl.replay_count >= r->o->replay_count_max) {
+        p->blocked = true;
+        snprintf(detail, sizeof(detail),
+                 "replayed %" PRId64 " times already by replay_log (max %" PRId64 "): resolve it by hand",
+                 dl.replay_count, r->o->replay_count_max);
+        report(r, dl.key, ZL_REPLAY_REFUSED, detail);
+        return 0;
     }
     if (r->o->dry_run) {
         p->blocked = true;
@@ -610,7 +788,9 @@ static int open_clients(struct run *r, char *errstr, size_t errstr_size)
         zl_pg_add_stmt(&r->pg, "zl_replay_restore", SQL_RESTORE, 6) != 0 ||
         zl_pg_add_stmt(&r->pg, "zl_replay_row", SQL_ROW, 1) != 0 ||
         zl_pg_add_stmt(&r->pg, "zl_replay_claim", SQL_CLAIM, 7) != 0 ||
-        zl_pg_add_stmt(&r->pg, "zl_replay_sent", SQL_SENT, 5) != 0) {
+        zl_pg_add_stmt(&r->pg, "zl_replay_sent", SQL_SENT, 5) != 0 ||
+        zl_pg_add_stmt(&r->pg, "zl_replay_count", SQL_COUNT, 4) != 0 ||
+        zl_pg_add_stmt(&r->pg, "zl_replay_facts", SQL_FACTS, 1) != 0) {
         snprintf(errstr, errstr_size, "too many prepared statements");
         return -1;
     }

@@ -1,36 +1,55 @@
-/* replay.h: re-publishing dead letters to the topic they came from
- * (architecture §7-§8), the policy behind tools/zl-replay.
+/* replay.h: re-publishing dead letters to the input of the stage whose DLQ
+ * they are in (architecture §7-§8), the policy behind tools/zl-replay.
+ *
+ * Nothing in a letter is trusted: anyone who can write the DLQ topic can
+ * write any key, value and headers. Where a letter goes is derived from the
+ * DLQ topic's name (<prefix><stage>.dlq: that stage's input topic, see
+ * zl_replay_target), never from its zl-dlq-original-topic header; its replay
+ * count comes from replay_log, never from its zl-dlq-replay-count header;
+ * and its value must decode, its key must be the envelope's deposit_id, and
+ * its facts must match the deposit's state row.
  *
  * One run reads a DLQ topic from its consumer group's committed offsets (the
  * beginning for a new group) up to the end offsets seen at start, so a
  * message that fails again and returns to the DLQ during the run is not
  * replayed twice in one run. For each message that passes the filter:
  *
- *   1. refuse it when zl-dlq-replay-count >= replay_count_max;
+ *   1. refuse it ("misdirected") when zl-dlq-original-topic is not the
+ *      target topic, and ("untrusted") when its value does not decode as the
+ *      target's kind, its key is not the envelope's deposit_id, or its facts
+ *      differ from the row; "row-not-dead" when there is no row at all;
  *   2. look it up in replay_log (schemas/sql/006_ops.sql) by its DLQ
  *      coordinates: 'sent' means done before, skip it;
- *   3. in one transaction: claim it in replay_log and move its row from
+ *   3. refuse it ("refused") when replay_log holds replay_count_max replays
+ *      of this deposit from this DLQ topic already (other letters than
+ *      this one: an interrupted run's claim of it does not count);
+ *   4. in one transaction: claim it in replay_log and move its row from
  *      'dead' back to dead_from_state (CAS: WHERE state = 'dead' AND the
  *      row's dlq coordinates are this message's, so an older dead letter of
  *      a deposit that died again is "superseded", not replayed);
- *   4. publish key, value and headers to zl-dlq-original-topic, with
- *      zl-dlq-replay-count + 1, zl-attempt 0, without the zl-retry-*,
- *      zl-origin-*, zl-defers and other zl-dlq-* headers, traceparent kept;
- *      wait for the delivery report;
- *   5. mark it 'sent' in replay_log, then commit the group's offset past
+ *   5. publish key, value and headers to the target topic, with
+ *      zl-dlq-replay-count = the replay_log count + 1, zl-attempt 0, without
+ *      the zl-retry-*, zl-origin-*, zl-defers and other zl-dlq-* headers,
+ *      traceparent kept; wait for the delivery report;
+ *   6. mark it 'sent' in replay_log, then commit the group's offset past
  *      every message finished in order on that partition.
- * A crash after 3 leaves the claim: the next run publishes it (step 4) even
- * though the row has left 'dead'. A crash between the delivery in 4 and the
- * mark in 5 is the one window that re-sends a message; the stages' CAS makes
+ * A crash after 4 leaves the claim: the next run publishes it (step 5) even
+ * though the row has left 'dead'. A crash between the delivery in 5 and the
+ * mark in 6 is the one window that re-sends a message; the stages' CAS makes
  * that duplicate harmless (architecture §5).
  *
  * Poison dead letters do not mark their row dead (architecture §10), so they
- * are published without a row move. A message whose row is not 'dead' (an
- * operator resolved it, or it was requeued) is skipped unless force is set.
+ * are published without a row move, once step 1 passed. A message whose row
+ * is not 'dead' (an operator resolved it, or it was requeued) is skipped
+ * unless force is set; force never skips step 1.
  *
- * Messages that do not pass the filter, dry-run ones and refused ones are not
- * finished: the group's offset does not move past them, so a later run with
- * another filter still sees them.
+ * Letters refused in step 1 are finished (the group's offset moves past
+ * them, except in a dry run): no later run could send them either, and each
+ * is logged with its coordinates, so an operator finds it in the DLQ topic,
+ * where it stays. Messages that do not pass the filter, dry-run ones,
+ * unreadable ones and those refused in step 3 are not finished: the group's
+ * offset does not move past them, so a later run with another filter or a
+ * higher maximum still sees them.
  *
  * @locality the calling thread; one run at a time per struct.
  */
@@ -43,6 +62,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "envelope.h"
 #include "zl.h"
 
 /* Partitions of one DLQ topic a run handles (topics have a few dozen). */
@@ -64,16 +84,20 @@ typedef enum zl_replay_outcome {
     ZL_REPLAY_ALREADY,       /* replay_log says sent before */
     ZL_REPLAY_SUPERSEDED,    /* the row is dead from a newer dead letter */
     ZL_REPLAY_NOT_DEAD,      /* the row is not dead (or missing) */
-    ZL_REPLAY_REFUSED,       /* replay count at or past the maximum */
+    ZL_REPLAY_REFUSED,       /* replay count (replay_log) at or past the maximum */
     ZL_REPLAY_INVALID,       /* headers missing or unreadable */
+    ZL_REPLAY_MISDIRECTED,   /* zl-dlq-original-topic is not the stage's input topic */
+    ZL_REPLAY_UNTRUSTED,     /* value, key or facts disagree with the envelope or the row */
 } zl_replay_outcome;
+
+#define ZL_REPLAY_OUTCOME_LAST ZL_REPLAY_UNTRUSTED
 
 const char *zl_replay_outcome_name(zl_replay_outcome o);
 
 struct zl_replay_summary {
     int64_t scanned;  /* messages read */
     int64_t matched;  /* passed the filter */
-    int64_t by_outcome[ZL_REPLAY_INVALID + 1];
+    int64_t by_outcome[ZL_REPLAY_OUTCOME_LAST + 1];
     int64_t total;    /* messages between the start and end offsets */
     double elapsed_s;
 };
@@ -90,6 +114,8 @@ struct zl_replay_opts {
     const char *pg_dsn;
     const char *group_id;       /* the replay's own consumer group */
     const char *dlq_topic;
+    const char *target_topic;   /* zl_replay_target's: where letters go */
+    zl_topic_kind target_kind;  /* ... and the kind they must decode as */
     struct zl_replay_filter filter;
     int64_t max_count;          /* stop after this many matched; 0 = all */
     double rate_per_s;          /* sends per second; 0 = unlimited */
@@ -110,6 +136,19 @@ struct zl_replay_opts {
 int zl_replay_run(const struct zl_replay_opts *o, struct zl_replay_summary *sum, char *errstr, size_t errstr_size);
 
 /* ---- pure helpers, exposed for unit tests and the fuzz target ---- */
+
+/* The topic a letter of dlq_topic is replayed to, from the DLQ topic's name
+ * alone: "<prefix><stage>.dlq" names the stage, and the stage's input topic
+ * is <prefix> + the suffix of its input kind (verify: deposits.detected,
+ * ipfs-upload: deposits.verified, mint: nft.pinned, credit: nft.minted), as
+ * the runtime names it (runtime.c). in_topic_override, when not empty, is
+ * the stage's ZL_IN_TOPIC: an operator who moved a stage's input moves its
+ * replays with it; its kind is that of its suffix, else ZL_TOPIC_ANY.
+ * Writes the topic into out and the kind into *kind and returns 0, or -1
+ * with errstr when the name is not a DLQ of a stage with an input topic
+ * (detect has none) and there is no override. */
+int zl_replay_target(const char *prefix, const char *dlq_topic, const char *in_topic_override, char *out,
+                     size_t out_size, zl_topic_kind *kind, char *errstr, size_t errstr_size);
 
 /* The filter decision for one dead letter, from its key and headers. */
 bool zl_replay_filter_match(const struct zl_replay_filter *f, const char *key, const char *error_class,

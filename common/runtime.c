@@ -175,6 +175,7 @@ static void describe_metrics(struct rt *rt)
     rt->m_paused = zl_metrics_gauge_handle(m, "zl_outage_paused", labels);
     rt->m_lag = zl_metrics_gauge_handle(m, "zl_consumer_lag", labels);
     rt->m_stalls = zl_metrics_counter_handle(m, "zl_partition_stalls_total", labels);
+    rt_partitions_metrics(rt, labels);
     for (enum work_phase ph = PH_SKIP; ph <= PH_UNFINISHED; ph++) {
         snprintf(labels, sizeof(labels), "stage=\"%s\",outcome=\"%s\"", rt->stage->name, rt_phase_outcome(ph));
         rt->m_outcome[ph] = zl_metrics_counter_handle(m, "zl_messages_total", labels);

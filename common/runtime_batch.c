@@ -85,10 +85,15 @@ static void decode_all(struct rt *rt, struct zl_work **ws, size_t n)
         header_int(w->msg, "zl-defers", 0, &v);
         w->defers = v < 0 || v > 1000000 ? 0 : (int)v;
         start_trace(w);
-        if (w->tier >= 0 && header_int(w->msg, "zl-retry-due-at", 0, &v) == 0 && v > now) {
+        /* A due time that is unreadable or past is due now; one beyond the
+         * longest tier is the header's word only, clamped by rt_retry_due. */
+        int64_t due = 0;
+        if (w->tier >= 0 && header_int(w->msg, "zl-retry-due-at", 0, &due) == 0)
+            due = rt_retry_due(rt, p, w->msg, w->tier, due, now);
+        if (due > now) {
             /* Not due: hold the partition at this message. Later messages
              * in the tier are due later still (one fixed delay per tier). */
-            p->paused_until_ms = zl_now_ms() + (v - now);
+            p->paused_until_ms = zl_now_ms() + (due - now);
             rt_pause_one(rt, topic, w->msg->partition, w->msg->offset);
             rw->phase = PH_SKIP;
             continue;

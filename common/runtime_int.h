@@ -91,6 +91,11 @@ struct part {
     /* Stall watch: the consumer position last seen, and since when. */
     int64_t seen_position;
     int64_t seen_since_ms;
+    /* The last retry whose zl-retry-due-at was clamped (rt_retry_due): its
+     * offset (-1: none) and the wall time it was clamped to, so a re-fetch
+     * after the pause finds it due, and it is logged and counted once. */
+    int64_t clamped_offset;
+    int64_t clamped_due_ms;
 };
 
 struct rt {
@@ -126,6 +131,7 @@ struct rt {
     zl_metric *m_paused;
     zl_metric *m_lag;
     zl_metric *m_stalls;
+    zl_metric *m_due_clamped; /* zl_retry_due_clamped_total */
     int64_t next_stall_check_ms;
     int64_t idle_since_ms; /* the first empty poll since the last batch; 0 while busy */
     int64_t batches; /* processed since start: for ZL_TEST_STRAY_PAUSE_AFTER */
@@ -177,6 +183,19 @@ void rt_enter_outage(struct rt *rt, const char *reason);
 /* Pauses every partition and probes with backoff until every dependency
  * answers (or a signal), then resumes those not held by a delay tier. */
 void rt_ride_out_outage(struct rt *rt);
+
+/* Describes the partition metrics of this file (zl_retry_due_clamped_total)
+ * and takes their handles; labels: the runtime's stage="<name>". */
+void rt_partitions_metrics(struct rt *rt, const char *labels);
+
+/* When the retry m on partition p of retry tier `tier` is due (wall ms),
+ * given its zl-retry-due-at header due_ms: due_ms itself, unless it is
+ * further out than now_ms + the longest tier delay (a forged or corrupt
+ * header would otherwise pause the partition for as long): then now_ms +
+ * this tier's delay, logged with the message's coordinates and counted
+ * once per message. A due time in the past is due now: the caller's test. */
+int64_t rt_retry_due(struct rt *rt, struct part *p, const rd_kafka_message_t *m, int tier, int64_t due_ms,
+                     int64_t now_ms);
 
 /* Resumes the delay-tier partitions whose time has come. */
 void rt_resume_due(struct rt *rt);

@@ -64,6 +64,8 @@ void rt_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_par
             p->paused_until_ms = 0;
             p->seen_position = RD_KAFKA_OFFSET_INVALID;
             p->seen_since_ms = zl_now_ms();
+            p->clamped_offset = -1;
+            p->clamped_due_ms = 0;
         }
         rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
         if (e != NULL) {
@@ -164,6 +166,37 @@ void rt_ride_out_outage(struct rt *rt)
         if (rt->parts[i].paused_until_ms == 0)
             resume_one(rt, rt->parts[i].topic, rt->parts[i].partition);
     zl_log(ZL_LOG_INFO, NULL, "outage over after %" PRId64 " ms: resuming", zl_now_ms() - started);
+}
+
+void rt_partitions_metrics(struct rt *rt, const char *labels)
+{
+    zl_metrics_describe(rt->metrics, "zl_retry_due_clamped_total", ZL_METRIC_COUNTER,
+                        "retries whose zl-retry-due-at lay beyond the longest delay tier, held for their tier's delay"
+                        " instead");
+    rt->m_due_clamped = zl_metrics_counter_handle(rt->metrics, "zl_retry_due_clamped_total", labels);
+}
+
+int64_t rt_retry_due(struct rt *rt, struct part *p, const rd_kafka_message_t *m, int tier, int64_t due_ms,
+                     int64_t now_ms)
+{
+    if (p->clamped_offset == m->offset)
+        return p->clamped_due_ms; /* fetched again after its pause (or a seek): clamped once already */
+    int64_t longest_ms = 0;
+    for (int i = 0; i < rt->ntiers; i++)
+        if (rt->tier_delay_ms[i] > longest_ms)
+            longest_ms = rt->tier_delay_ms[i];
+    /* Written as a difference: the header may hold any int64. */
+    if (due_ms <= now_ms || due_ms - now_ms <= longest_ms)
+        return due_ms;
+    p->clamped_offset = m->offset;
+    p->clamped_due_ms = now_ms + rt->tier_delay_ms[tier];
+    struct zl_log_ctx ctx = {.topic = p->topic, .partition = p->partition, .offset = m->offset};
+    zl_log(ZL_LOG_WARN, &ctx,
+           "zl-retry-due-at %" PRId64 " is %" PRId64 " ms ahead, beyond the longest tier (%" PRId64
+           " ms): held for tier %d's %" PRId64 " ms instead, so the partition keeps flowing",
+           due_ms, due_ms - now_ms, longest_ms, tier, rt->tier_delay_ms[tier]);
+    zl_metric_counter_add(rt->m_due_clamped, 1);
+    return p->clamped_due_ms;
 }
 
 void rt_resume_due(struct rt *rt)

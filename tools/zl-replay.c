@@ -1,5 +1,6 @@
-/* zl-replay: re-publishes dead letters to the topic they came from, once
- * their cause is fixed. Policy in common/replay.h; this is the command line.
+/* zl-replay: re-publishes dead letters to the input topic of the stage
+ * whose DLQ they are in, once their cause is fixed. Policy in
+ * common/replay.h; this is the command line.
  *
  * Usage: zl-replay (--topic DLQ_TOPIC | --from-stage STAGE) [filters] [options]
  *   --deposit ID        only this deposit (the message key)
@@ -69,7 +70,8 @@ static void progress(void *opaque, const char *id, zl_replay_outcome o, const ch
                 bar, handled, s->total, s->by_outcome[ZL_REPLAY_SENT] + s->by_outcome[ZL_REPLAY_DRY_RUN],
                 s->by_outcome[ZL_REPLAY_ALREADY] + s->by_outcome[ZL_REPLAY_SUPERSEDED] +
                     s->by_outcome[ZL_REPLAY_NOT_DEAD],
-                s->by_outcome[ZL_REPLAY_REFUSED]);
+                s->by_outcome[ZL_REPLAY_REFUSED] + s->by_outcome[ZL_REPLAY_MISDIRECTED] +
+                    s->by_outcome[ZL_REPLAY_UNTRUSTED]);
         fflush(stderr);
         return;
     }
@@ -155,6 +157,12 @@ int main(int argc, char **argv)
         status = usage("--from-stage: not a valid stage name");
         goto out;
     }
+    char target[ZL_TOPIC_NAME_MAX];
+    if (zl_replay_target(rcfg.topic_prefix, dlq, rcfg.in_topic, target, sizeof(target), &o.target_kind, err,
+                         sizeof(err)) != 0) {
+        status = usage(err);
+        goto out;
+    }
     if (since != NULL && zl_rfc3339_parse_ms(since, &o.filter.since_ms) != 0) {
         status = usage("--since: expected an RFC 3339 time, e.g. 2026-11-23T10:00:00Z");
         goto out;
@@ -190,6 +198,7 @@ int main(int argc, char **argv)
     o.pg_dsn = rcfg.pg_dsn;
     o.group_id = pcfg.group_id;
     o.dlq_topic = dlq;
+    o.target_topic = target;
     o.replay_count_max = pcfg.count_max;
     o.delivery_timeout_ms = rcfg.delivery_timeout_ms;
     o.pg_connect_timeout_ms = rcfg.pg_connect_timeout_ms;
@@ -203,7 +212,7 @@ int main(int argc, char **argv)
         fputc('\n', stderr);
     printf("zl-replay %s%s: scanned %" PRId64 ", matched %" PRId64, dlq, o.dry_run ? " (dry run)" : "", s.scanned,
            s.matched);
-    for (int i = ZL_REPLAY_SENT; i <= ZL_REPLAY_INVALID; i++)
+    for (int i = ZL_REPLAY_SENT; i <= ZL_REPLAY_OUTCOME_LAST; i++)
         printf(", %s %" PRId64, zl_replay_outcome_name((zl_replay_outcome)i), s.by_outcome[i]);
     printf(" in %.1f s\n", s.elapsed_s);
     if (rc != 0) {

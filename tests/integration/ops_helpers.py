@@ -52,6 +52,10 @@ def run_replay(p: Pipeline, *args: str, group: str | None = None, timeout: float
     env = dict(p.env)
     env["ZL_REPLAY_GROUP_ID"] = group or f"zl-replay-{p.prefix}"
     env["ZL_REPLAY_RATE"] = "0"
+    # zl-replay sends a letter to the input of the stage whose DLQ it reads; the
+    # passthrough test stage is not one it knows, so name its input as the
+    # stage's own ZL_IN_TOPIC would.
+    env["ZL_IN_TOPIC"] = p.in_topic
     env.update({k: str(v) for k, v in extra_env.items()})
     return subprocess.run([bin_path("zl-replay"), "--from-stage", "passthrough", *args], env=env,
                           capture_output=True, text=True, timeout=timeout)

@@ -1,10 +1,11 @@
 /* Unit tests of the operations modules' pure parts: replay filters, header
- * rewriting, time and rate parsing; the sweeper's row -> event; the admin
+ * rewriting, time and rate parsing, the replay target; the sweeper's row -> event; the admin
  * token check and rate limiter. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "admin.h"
+#include "kafka.h"
 #include "replay.h"
 #include "sweep.h"
 #include "zltest.h"
@@ -97,6 +98,32 @@ ZT_TEST(replay_headers_drop_retry_and_dlq_state_and_raise_the_count)
     rd_kafka_headers_destroy(src);
 }
 
+ZT_TEST(replay_target_is_the_dlq_stage_s_input_from_the_topic_name_alone)
+{
+    char t[ZL_TOPIC_NAME_MAX], err[256];
+    zl_topic_kind k = ZL_TOPIC_ANY;
+    ZT_REQUIRE(zl_replay_target("zl.", "zl.verify.dlq", "", t, sizeof(t), &k, err, sizeof(err)) == 0);
+    ZT_EQ_STR("zl.deposits.detected", t);
+    ZT_EQ_INT(ZL_TOPIC_DETECTED, (int)k);
+    ZT_REQUIRE(zl_replay_target("zl.", "zl.ipfs-upload.dlq", NULL, t, sizeof(t), &k, err, sizeof(err)) == 0);
+    ZT_EQ_STR("zl.deposits.verified", t);
+    ZT_REQUIRE(zl_replay_target("p.", "p.mint.dlq", "", t, sizeof(t), &k, err, sizeof(err)) == 0);
+    ZT_EQ_STR("p.nft.pinned", t);
+    ZT_REQUIRE(zl_replay_target("zl.", "zl.credit.dlq", "", t, sizeof(t), &k, err, sizeof(err)) == 0);
+    ZT_EQ_STR("zl.nft.minted", t);
+    ZT_EQ_INT(ZL_TOPIC_MINTED, (int)k);
+    /* detect reads no topic; an unknown stage, another prefix, not a DLQ: no target. */
+    ZT_CHECK(zl_replay_target("zl.", "zl.detect.dlq", "", t, sizeof(t), &k, err, sizeof(err)) != 0);
+    ZT_CHECK(zl_replay_target("zl.", "zl.other.dlq", "", t, sizeof(t), &k, err, sizeof(err)) != 0);
+    ZT_CHECK(zl_replay_target("zl.", "x.verify.dlq", "", t, sizeof(t), &k, err, sizeof(err)) != 0);
+    ZT_CHECK(zl_replay_target("zl.", "zl.nft.pinned", "", t, sizeof(t), &k, err, sizeof(err)) != 0);
+    ZT_CHECK(zl_replay_target("zl.", "zl..dlq", "", t, sizeof(t), &k, err, sizeof(err)) != 0);
+    /* The stage's own ZL_IN_TOPIC moves its replays with it. */
+    ZT_REQUIRE(zl_replay_target("zl.", "zl.other.dlq", "alt.nft.pinned", t, sizeof(t), &k, err, sizeof(err)) == 0);
+    ZT_EQ_STR("alt.nft.pinned", t);
+    ZT_EQ_INT(ZL_TOPIC_PINNED, (int)k);
+}
+
 ZT_TEST(sweep_rebuilds_each_state_s_event_and_skips_terminal_rows)
 {
     const char *tx = "0x" "1111111111111111111111111111111111111111111111111111111111111111";
@@ -170,5 +197,6 @@ ZT_TEST(token_bucket_allows_a_burst_then_the_rate)
 
 ZT_MAIN(filter_matches_only_what_was_asked, rfc3339_parses_utc_offsets_and_fractions,
         rate_parses_per_second_and_per_minute, replay_headers_drop_retry_and_dlq_state_and_raise_the_count,
+        replay_target_is_the_dlq_stage_s_input_from_the_topic_name_alone,
         sweep_rebuilds_each_state_s_event_and_skips_terminal_rows, sweep_lock_keys_differ_per_deployment_and_chain,
         admin_token_must_match_exactly_with_the_bearer_scheme, token_bucket_allows_a_burst_then_the_rate)
