@@ -153,3 +153,21 @@ def test_each_source_of_meaning_still_exists():
     for rel, fn in SOURCES_OF_MEANING:
         src = (REPO / rel).read_text()
         assert re.search(r"^\w[^\n;]*\b" + fn + r"\s*\(", src, re.MULTILINE), f"{rel} no longer defines {fn}()"
+
+
+FILE_LINES_MAX = 1000       # one screen of concern, split at a seam past it (issue 16)
+STAGE_MAIN_LINES_MAX = 400  # a stage's main.c is its settings and stage table
+
+
+def test_no_source_file_grows_past_one_concern():
+    """Guards against the 1,400-line stage and the 1,700-line runtime coming
+    back: no .c or .h under common/ or workers/ over FILE_LINES_MAX lines,
+    and every workers/<stage>/main.c under STAGE_MAIN_LINES_MAX."""
+    too_long = []
+    for d in ("common", "workers"):
+        for path in sorted((REPO / d).rglob("*.[ch]")):
+            n = path.read_text(errors="replace").count("\n")
+            limit = STAGE_MAIN_LINES_MAX - 1 if path.name == "main.c" and d == "workers" else FILE_LINES_MAX
+            if n > limit:
+                too_long.append(f"{path.relative_to(REPO)}: {n} lines, limit {limit}")
+    assert too_long == [], "split these at a seam:\n" + "\n".join(too_long)
