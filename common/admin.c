@@ -26,26 +26,35 @@
 #define LIST_DEFAULT 100
 /* sha256 as bare lowercase hex, NUL included. */
 #define SHA256_HEX_SIZE (2 * SHA256_DIGEST_SIZE + 1)
-/* Hex digits of sha256(token) kept as the audit actor: enough to tell
- * tokens apart in the audit log, too few to help guess one. */
-#define TOKEN_FPR_DIGITS 16
-/* "<who> (token <fingerprint>)" as the audit log's actor. */
-#define ACTOR_SIZE 160
+/* "<who> (token <fingerprint> from <peer>)" as the audit log's actor. */
+#define ACTOR_SIZE 200
+/* Peers whose failed attempts are counted apart. A peer past it takes the
+ * slot of the one idle longest: it starts with a full budget, which costs
+ * an attacker with many addresses nothing they did not have anyway, and
+ * operators (authenticated) never draw on these budgets. */
+#define FAIL_PEERS_MAX 256
 
 struct worker {
     char name[64];
     char url[512];
 };
 
+/* One peer's budget of failed attempts. */
+struct fail_peer {
+    char addr[ZL_HEALTH_PEER_SIZE]; /* "" = free slot */
+    struct zl_token_bucket bucket;
+};
+
 struct zl_admin {
     struct zl_admin_opts o;
-    char token_fpr[TOKEN_FPR_DIGITS + 1]; /* first hex digits of sha256(token): the audit actor */
+    char token_fpr[ZL_HEALTH_TOKEN_FPR_SIZE]; /* zl_health_token_fingerprint(token): the audit's caller */
     struct worker workers[ZL_ADMIN_WORKERS_MAX];
     int nworkers;
     pthread_mutex_t db_lock;              /* guards pg: one request at a time */
     struct zl_pg pg;
-    pthread_mutex_t rate_lock;            /* guards bucket */
-    struct zl_token_bucket bucket;
+    pthread_mutex_t rate_lock;            /* guards bucket and fail_peers */
+    struct zl_token_bucket bucket;        /* the token's callers: one token, one caller */
+    struct fail_peer fail_peers[FAIL_PEERS_MAX];
     struct zl_pg gauges_pg;               /* main thread only: zl_admin_tick */
 };
 
@@ -53,25 +62,7 @@ struct zl_admin {
 
 bool zl_admin_auth_ok(const char *authorization, const char *expected)
 {
-    static const char prefix[] = "Bearer ";
-    const char *given = "";
-    bool has_prefix = authorization != NULL && strncmp(authorization, prefix, sizeof(prefix) - 1) == 0;
-    if (has_prefix)
-        given = authorization + sizeof(prefix) - 1;
-    /* Compare digests, so the time depends on neither value's length or
-     * content; then fold every byte's difference. */
-    uint8_t a[SHA256_DIGEST_SIZE], b[SHA256_DIGEST_SIZE];
-    struct sha256_ctx c;
-    sha256_init(&c);
-    sha256_update(&c, strlen(given), (const uint8_t *)given);
-    sha256_digest(&c, sizeof(a), a);
-    sha256_init(&c);
-    sha256_update(&c, strlen(expected), (const uint8_t *)expected);
-    sha256_digest(&c, sizeof(b), b);
-    volatile uint8_t diff = 0;
-    for (size_t i = 0; i < sizeof(a); i++)
-        diff |= (uint8_t)(a[i] ^ b[i]);
-    return has_prefix && expected[0] != '\0' && diff == 0;
+    return zl_health_bearer_ok(authorization, expected);
 }
 
 void zl_token_bucket_init(struct zl_token_bucket *b, double rate_per_s, double burst, int64_t now_ms)
@@ -167,6 +158,7 @@ struct call {
     struct zl_admin *a;
     const struct zl_health_request *req;
     char actor[ACTOR_SIZE];
+    char peer[ZL_HEALTH_PEER_SIZE]; /* the TCP peer, not a header */
     const char *idem_key; /* may be NULL */
     int status;
     json_t *body; /* owned */
@@ -216,7 +208,13 @@ static json_t *db_json(struct call *c, const char *name, const char *arg)
 static int audit(struct call *c, const char *action, const char *deposit_id, const char *reason, const char *from,
                  const char *to, json_t *detail)
 {
-    char *d = json_dumps(detail != NULL ? detail : json_object(), JSON_COMPACT);
+    /* Who, from facts the caller cannot choose: the token they proved and
+     * the address they called from (X-Actor is only what they say). */
+    json_t *full = detail != NULL ? json_deep_copy(detail) : json_object();
+    json_object_set_new(full, "token_fingerprint", json_string(c->a->token_fpr));
+    json_object_set_new(full, "peer", json_string(c->peer));
+    char *d = json_dumps(full, JSON_COMPACT);
+    json_decref(full);
     const char *v[8] = {c->actor, action, deposit_id, reason, from, to, c->idem_key != NULL ? c->idem_key : "",
                         d != NULL ? d : "{}"};
     PGresult *r = db(c, "adm_audit", 8, v, PGRES_COMMAND_OK);
@@ -256,6 +254,8 @@ static json_t *body_with_reason(struct call *c, const char **reason)
 static long http_call(const struct zl_admin *a, const char *url, const char *post_body, char **body, char *err,
                       size_t err_size)
 {
+    char *auth = NULL; /* "Authorization: Bearer <token>", wiped and freed */
+    size_t auth_size = 0;
     struct zl_httpbuf b;
     zl_httpbuf_init(&b, WORKER_BODY_MAX_BYTES); /* past it curl reports a write error */
     CURL *h = curl_easy_init();
@@ -275,6 +275,14 @@ static long http_call(const struct zl_admin *a, const char *url, const char *pos
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     if (post_body != NULL) {
+        /* A worker's /admin/ needs its admin token (health.h). */
+        const char *wt = a->o.worker_token != NULL && a->o.worker_token[0] ? a->o.worker_token : a->o.token;
+        auth_size = strlen(wt) + sizeof("Authorization: Bearer ");
+        auth = malloc(auth_size);
+        if (auth != NULL) {
+            snprintf(auth, auth_size, "Authorization: Bearer %s", wt);
+            hdrs = curl_slist_append(hdrs, auth);
+        }
         hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, post_body);
@@ -286,6 +294,9 @@ static long http_call(const struct zl_admin *a, const char *url, const char *pos
         snprintf(err, err_size, "%s", cerr[0] ? cerr : curl_easy_strerror(rc));
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(h);
+    if (auth != NULL)
+        memset(auth, 0, auth_size); /* the token does not linger in freed memory */
+    free(auth);
     *body = zl_httpbuf_take(&b);
     return status;
 }
@@ -549,6 +560,9 @@ static void h_breaker_reset(struct call *c)
             c->status = 200;
             c->body = json_pack("{s:s,s:s?,s:o}", "worker", w->name, "dependency", dep, "worker_answer",
                                 answer != NULL ? json_incref(answer) : json_null());
+        } else if (st == 401 || st == 403) {
+            set_error(c, 502, "worker %s refused the admin token (%ld): give it the same ZL_ADMIN_TOKEN_FILE as"
+                              " zl-admin's ZL_ADMIN_WORKER_TOKEN_FILE (or zl-admin's own token)", w->name, st);
         } else if (st == 404 || st == 405) {
             set_error(c, 501, "worker %s has no breaker reset endpoint (POST /admin/breakers/reset); its breakers"
                               " close by themselves after their break duration", w->name);
@@ -687,33 +701,66 @@ static void run_post(struct call *c)
         set_error(c, 503, "database: commit: %s", err);
 }
 
+/* The failed-attempt budget of peer (rate_lock held): its slot, or the
+ * slot of the peer idle longest, started afresh. */
+static struct zl_token_bucket *fail_bucket(struct zl_admin *a, const char *peer, int64_t now_ms)
+{
+    struct fail_peer *idlest = &a->fail_peers[0];
+    for (int i = 0; i < FAIL_PEERS_MAX; i++) {
+        struct fail_peer *f = &a->fail_peers[i];
+        if (f->addr[0] != '\0' && strcmp(f->addr, peer) == 0)
+            return &f->bucket;
+        if (f->addr[0] == '\0' || (idlest->addr[0] != '\0' && f->bucket.last_ms < idlest->bucket.last_ms))
+            idlest = f;
+    }
+    snprintf(idlest->addr, sizeof(idlest->addr), "%s", peer);
+    zl_token_bucket_init(&idlest->bucket, a->o.auth_fail_per_s, a->o.auth_fail_burst, now_ms);
+    return &idlest->bucket;
+}
+
+/* Authentication first, then the budget: a caller with the token draws on
+ * the token's budget, one without it on its peer's budget of failures. So a
+ * flood of wrong or missing tokens gets 401 then 429, and never spends what
+ * operators need. Returns true to go on, false with the answer set. */
+static bool admit(struct call *c)
+{
+    struct zl_admin *a = c->a;
+    bool authed = zl_admin_auth_ok(zl_health_request_header(c->req, "Authorization"), a->o.token);
+    int64_t now_ms = zl_now_ms();
+    pthread_mutex_lock(&a->rate_lock);
+    int64_t wait_ms = zl_token_bucket_take(authed ? &a->bucket : fail_bucket(a, c->peer, now_ms), now_ms);
+    pthread_mutex_unlock(&a->rate_lock);
+    if (!authed && a->o.metrics != NULL)
+        zl_metrics_counter_add(a->o.metrics, "zl_admin_auth_failures_total", NULL, 1);
+    if (wait_ms > 0) {
+        set_error(c, 429, "%s: retry in %" PRId64 " ms",
+                  authed ? "rate limited" : "too many failed attempts from this address", wait_ms);
+        return false;
+    }
+    if (!authed) {
+        set_error(c, 401, "missing or wrong bearer token (Authorization: Bearer <token>)");
+        return false;
+    }
+    return true;
+}
+
 int zl_admin_route(void *opaque, const struct zl_health_request *req, struct zl_health_response *resp)
 {
     struct zl_admin *a = opaque;
     if (strncmp(req->path, "/admin/", 7) != 0)
         return -1;
     struct call c = {.a = a, .req = req, .status = 0, .body = json_null()};
-    pthread_mutex_lock(&a->rate_lock);
-    int64_t wait_ms = zl_token_bucket_take(&a->bucket, zl_now_ms());
-    pthread_mutex_unlock(&a->rate_lock);
+    zl_health_request_peer(req, c.peer, sizeof(c.peer));
     const char *route = "none";
-    if (wait_ms > 0) {
-        set_error(&c, 429, "rate limited: retry in %" PRId64 " ms", wait_ms);
+    if (!admit(&c))
         goto out;
-    }
-    if (!zl_admin_auth_ok(zl_health_request_header(req, "Authorization"), a->o.token)) {
-        if (a->o.metrics != NULL)
-            zl_metrics_counter_add(a->o.metrics, "zl_admin_auth_failures_total", NULL, 1);
-        set_error(&c, 401, "missing or wrong bearer token (Authorization: Bearer <token>)");
-        goto out;
-    }
     const char *who = zl_health_request_header(req, "X-Actor");
     char who_s[64];
     snprintf(who_s, sizeof(who_s), "%s", who != NULL && who[0] ? who : "operator");
     for (char *p = who_s; *p; p++)
         if ((unsigned char)*p < 0x20 || *p == '"')
             *p = '_';
-    snprintf(c.actor, sizeof(c.actor), "%s (token %s)", who_s, a->token_fpr);
+    snprintf(c.actor, sizeof(c.actor), "%s (token %s from %s)", who_s, a->token_fpr, c.peer);
     const char *key = zl_health_request_header(req, "Idempotency-Key");
     if (key != NULL && (key[0] == '\0' || strlen(key) > IDEM_KEY_MAX_BYTES)) {
         set_error(&c, 400, "Idempotency-Key must be 1..%d bytes", IDEM_KEY_MAX_BYTES);
@@ -798,10 +845,7 @@ int zl_admin_new(struct zl_admin **out, const struct zl_admin_opts *o, char *err
         free(a);
         return -1;
     }
-    char full[SHA256_HEX_SIZE];
-    sha256_hex(o->token, strlen(o->token), full);
-    memcpy(a->token_fpr, full, TOKEN_FPR_DIGITS);
-    a->token_fpr[TOKEN_FPR_DIGITS] = '\0';
+    zl_health_token_fingerprint(o->token, a->token_fpr);
     pthread_mutex_init(&a->db_lock, NULL);
     pthread_mutex_init(&a->rate_lock, NULL);
     zl_token_bucket_init(&a->bucket, o->rate_per_s, o->burst, zl_now_ms());
@@ -822,7 +866,8 @@ int zl_admin_new(struct zl_admin **out, const struct zl_admin_opts *o, char *err
     if (o->metrics != NULL) {
         zl_metrics_describe(o->metrics, "zl_admin_requests_total", ZL_METRIC_COUNTER, "admin API calls by route and code");
         zl_metrics_describe(o->metrics, "zl_admin_auth_failures_total", ZL_METRIC_COUNTER,
-                            "admin API calls refused for a missing or wrong token");
+                            "admin API calls refused for a missing or wrong token (401, or 429 past the"
+                            " peer's budget of failed attempts)");
         zl_metrics_describe(o->metrics, "zl_pending_deposits", ZL_METRIC_GAUGE,
                             "deposits detected and not yet finished (state table)");
         zl_metrics_describe(o->metrics, "zl_oldest_pending_seconds", ZL_METRIC_GAUGE,
