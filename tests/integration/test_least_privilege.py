@@ -5,15 +5,21 @@ cannot write the ledger, verify cannot publish pinned NFTs.
 
 The database half uses schemas/sql/009_roles.sql in a database of its own,
 with LOGIN roles that are members of the group roles (as docs/deploy.md
-tells operators to do). The Kafka half is in test_kafka_acls.py's style:
-a broker of its own with an authorizer (see the Kafka tests below)."""
+tells operators to do). The Kafka half starts a broker of its own
+(test_kafka_sasl's SaslBroker: KRaft, SASL/PLAIN, one user per stage) with
+KRaft's StandardAuthorizer denying whatever no ACL allows, applies
+deploy/kafka/acls.sh, and produces and consumes as the stages' principals."""
+import os
 import random
+import subprocess
 import urllib.parse
 import uuid
 
 import pytest
 
 from credit_helpers import B32, create_database, drop_database, insert_minted_rows, minted_deposit, new_pipeline, wait_for
+from conftest import REPO, need_env
+from test_kafka_sasl import ADMIN_PASSWORD, ADMIN_USER, SaslBroker, sasl_props, write_props_file, zl_topics
 from zlharness.pg import psql
 
 TOKEN = "0x" + "5b" * 20
@@ -133,3 +139,89 @@ def test_the_credit_stage_credits_under_its_own_role(db, login_role, tmp_path):
         assert "permission denied" not in p.log("w1")
     finally:
         p.stop_all()
+
+
+# ---------------------------------------------------------------- Kafka
+
+STAGE_USERS = {"zl-verify": "verify-secret-for-tests", "zl-ipfs-upload": "ipfs-upload-secret-for-tests"}
+AUTHORIZER = """\
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+# The controller listener is loopback PLAINTEXT (ANONYMOUS): the broker's own
+# calls to its controller come from there.
+super.users=User:admin;User:ANONYMOUS
+"""
+ACL_APPLY_TIMEOUT_S = 300
+
+
+@pytest.fixture(scope="module")
+def acl_broker(tmp_path_factory):
+    """A broker with the authorizer, zeroloss's topics (prefix zl.) and
+    deploy/kafka/acls.txt applied by deploy/kafka/acls.sh as the admin."""
+    work = tmp_path_factory.mktemp("acl-kafka")
+    b = SaslBroker(work, users=STAGE_USERS, extra_properties=AUTHORIZER)
+    try:
+        b.start()
+        admin = sasl_props(ADMIN_USER, ADMIN_PASSWORD)
+        env = {"PATH": os.environ["PATH"], "ZL_KAFKA_BROKERS": b.bootstrap, "ZL_PG_DSN": need_env("ZL_PG_DSN"),
+               "ZL_TOPIC_PARTITIONS": "1", "ZL_ADMIN_TIMEOUT_MS": "8000",
+               "ZL_KAFKA_PROPERTIES_FILE": str(write_props_file(work / "admin.properties", admin))}
+        out = zl_topics(env)
+        assert out.returncode == 0, f"zl-topics as the admin: {out.stderr}"
+        # The ACL tool is a Java client: its properties are Java's, not librdkafka's.
+        java_admin = work / "admin-java.properties"
+        java_admin.write_text("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n"
+                              "sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required"
+                              f' username="{ADMIN_USER}" password="{ADMIN_PASSWORD}";\n')
+        java_admin.chmod(0o600)
+        out = subprocess.run([str(REPO / "deploy" / "kafka" / "acls.sh"), b.bootstrap, str(java_admin)],
+                             env=dict(os.environ, ZL_TOPIC_PREFIX="zl."), capture_output=True, text=True,
+                             timeout=ACL_APPLY_TIMEOUT_S)
+        assert out.returncode == 0, f"acls.sh failed:\n{out.stdout}{out.stderr}"
+        yield b
+    finally:
+        b.stop()
+
+
+def as_principal(b: SaslBroker, user: str, *args: str, data: str | None = None) -> subprocess.CompletedProcess:
+    return b.kcat(*args, props=sasl_props(user, STAGE_USERS[user]), data=data)
+
+
+def produce(b: SaslBroker, user: str, topic: str) -> subprocess.CompletedProcess:
+    key = uuid.uuid4().hex
+    return as_principal(b, user, "-P", "-t", topic, "-K", "\t", "-X", "acks=all", "-X", "message.timeout.ms=10000",
+                        data=f"{key}\t{{\"probe\":\"{key}\"}}\n")
+
+
+def denied(out: subprocess.CompletedProcess) -> bool:
+    return "authorization failed" in (out.stdout + out.stderr).lower()
+
+
+def test_the_verify_principal_cannot_publish_a_pinned_nft(acl_broker):
+    """Guards against every stage sharing one Kafka user: a taken-over verify
+    could publish zl.nft.pinned and have mint act on it."""
+    out = produce(acl_broker, "zl-verify", "zl.nft.pinned")
+    assert out.returncode != 0 and denied(out), f"verify wrote zl.nft.pinned:\n{out.stdout}{out.stderr}"
+    out = produce(acl_broker, "zl-verify", "zl.deposits.verified")
+    assert out.returncode == 0 and not denied(out), out.stderr
+    out = produce(acl_broker, "zl-verify", "zl.verify.dlq")
+    assert out.returncode == 0, out.stderr
+    out = produce(acl_broker, "zl-verify", "zl.verify.retry.0")
+    assert out.returncode == 0, out.stderr
+    # Another stage's DLQ or retry tier is not its own.
+    assert denied(produce(acl_broker, "zl-verify", "zl.mint.dlq"))
+    assert denied(produce(acl_broker, "zl-verify", "zl.credit.retry.0"))
+
+
+def test_each_principal_reads_only_its_input_in_its_group(acl_broker):
+    """Guards against a principal able to read (and so commit offsets past)
+    another stage's input."""
+    out = as_principal(acl_broker, "zl-verify", "-G", "zl-verify", "-o", "beginning", "-e", "zl.deposits.detected")
+    assert out.returncode == 0 and not denied(out), out.stderr
+    out = as_principal(acl_broker, "zl-verify", "-C", "-t", "zl.nft.minted", "-o", "beginning", "-e")
+    assert denied(out), f"verify read zl.nft.minted:\n{out.stderr}"
+    # ipfs-upload writes what verify may not, and not verify's output.
+    assert produce(acl_broker, "zl-ipfs-upload", "zl.nft.pinned").returncode == 0
+    assert denied(produce(acl_broker, "zl-ipfs-upload", "zl.deposits.verified"))
+    out = as_principal(acl_broker, "zl-ipfs-upload", "-C", "-t", "zl.deposits.verified", "-o", "beginning", "-e")
+    assert out.returncode == 0 and not denied(out), out.stderr
