@@ -39,6 +39,16 @@ struct worker {
     char url[512];
 };
 
+/* Shortest token accepted: 16 characters. */
+#define TOKEN_MIN_CHARS 16
+
+/* One caller: a token of ZL_ADMIN_TOKEN_FILE, with its own budget. */
+struct caller {
+    char *token;                              /* owned copy; wiped on free */
+    char fpr[ZL_HEALTH_TOKEN_FPR_SIZE];       /* zl_health_token_fingerprint(token) */
+    struct zl_token_bucket bucket;            /* guarded by rate_lock */
+};
+
 /* One peer's budget of failed attempts. */
 struct fail_peer {
     char addr[ZL_HEALTH_PEER_SIZE]; /* "" = free slot */
@@ -47,13 +57,13 @@ struct fail_peer {
 
 struct zl_admin {
     struct zl_admin_opts o;
-    char token_fpr[ZL_HEALTH_TOKEN_FPR_SIZE]; /* zl_health_token_fingerprint(token): the audit's caller */
+    struct caller callers[ZL_ADMIN_TOKENS_MAX];
+    int ncallers;
     struct worker workers[ZL_ADMIN_WORKERS_MAX];
     int nworkers;
     pthread_mutex_t db_lock;              /* guards pg: one request at a time */
     struct zl_pg pg;
-    pthread_mutex_t rate_lock;            /* guards bucket and fail_peers */
-    struct zl_token_bucket bucket;        /* the token's callers: one token, one caller */
+    pthread_mutex_t rate_lock;            /* guards the callers' buckets and fail_peers */
     struct fail_peer fail_peers[FAIL_PEERS_MAX];
     struct zl_pg gauges_pg;               /* main thread only: zl_admin_tick */
 };
@@ -159,6 +169,7 @@ struct call {
     const struct zl_health_request *req;
     char actor[ACTOR_SIZE];
     char peer[ZL_HEALTH_PEER_SIZE]; /* the TCP peer, not a header */
+    struct caller *caller;          /* whose token it carries; NULL before admit() */
     const char *idem_key; /* may be NULL */
     int status;
     json_t *body; /* owned */
@@ -211,7 +222,7 @@ static int audit(struct call *c, const char *action, const char *deposit_id, con
     /* Who, from facts the caller cannot choose: the token they proved and
      * the address they called from (X-Actor is only what they say). */
     json_t *full = detail != NULL ? json_deep_copy(detail) : json_object();
-    json_object_set_new(full, "token_fingerprint", json_string(c->a->token_fpr));
+    json_object_set_new(full, "token_fingerprint", json_string(c->caller->fpr));
     json_object_set_new(full, "peer", json_string(c->peer));
     char *d = json_dumps(full, JSON_COMPACT);
     json_decref(full);
@@ -276,7 +287,8 @@ static long http_call(const struct zl_admin *a, const char *url, const char *pos
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     if (post_body != NULL) {
         /* A worker's /admin/ needs its admin token (health.h). */
-        const char *wt = a->o.worker_token != NULL && a->o.worker_token[0] ? a->o.worker_token : a->o.token;
+        const char *wt =
+            a->o.worker_token != NULL && a->o.worker_token[0] ? a->o.worker_token : a->callers[0].token;
         auth_size = strlen(wt) + sizeof("Authorization: Bearer ");
         auth = malloc(auth_size);
         if (auth != NULL) {
@@ -718,17 +730,31 @@ static struct zl_token_bucket *fail_bucket(struct zl_admin *a, const char *peer,
     return &idlest->bucket;
 }
 
-/* Authentication first, then the budget: a caller with the token draws on
- * the token's budget, one without it on its peer's budget of failures. So a
+/* The caller whose token the Authorization header carries, or NULL. Every
+ * token is compared, whichever matches, so the time says nothing about
+ * which one did (or how many there are that did not). */
+static struct caller *find_caller(struct zl_admin *a, const char *authorization)
+{
+    struct caller *found = NULL;
+    for (int i = 0; i < a->ncallers; i++)
+        if (zl_admin_auth_ok(authorization, a->callers[i].token) && found == NULL)
+            found = &a->callers[i];
+    return found;
+}
+
+/* Authentication first, then the budget: a caller with a token draws on
+ * that token's budget, one without on its peer's budget of failures. So a
  * flood of wrong or missing tokens gets 401 then 429, and never spends what
- * operators need. Returns true to go on, false with the answer set. */
+ * operators need; nor does one operator's script spend another's. Returns
+ * true to go on, false with the answer set. */
 static bool admit(struct call *c)
 {
     struct zl_admin *a = c->a;
-    bool authed = zl_admin_auth_ok(zl_health_request_header(c->req, "Authorization"), a->o.token);
+    c->caller = find_caller(a, zl_health_request_header(c->req, "Authorization"));
+    bool authed = c->caller != NULL;
     int64_t now_ms = zl_now_ms();
     pthread_mutex_lock(&a->rate_lock);
-    int64_t wait_ms = zl_token_bucket_take(authed ? &a->bucket : fail_bucket(a, c->peer, now_ms), now_ms);
+    int64_t wait_ms = zl_token_bucket_take(authed ? &c->caller->bucket : fail_bucket(a, c->peer, now_ms), now_ms);
     pthread_mutex_unlock(&a->rate_lock);
     if (!authed && a->o.metrics != NULL)
         zl_metrics_counter_add(a->o.metrics, "zl_admin_auth_failures_total", NULL, 1);
@@ -760,7 +786,7 @@ int zl_admin_route(void *opaque, const struct zl_health_request *req, struct zl_
     for (char *p = who_s; *p; p++)
         if ((unsigned char)*p < 0x20 || *p == '"')
             *p = '_';
-    snprintf(c.actor, sizeof(c.actor), "%s (token %s from %s)", who_s, a->token_fpr, c.peer);
+    snprintf(c.actor, sizeof(c.actor), "%s (token %s from %s)", who_s, c.caller->fpr, c.peer);
     const char *key = zl_health_request_header(req, "Idempotency-Key");
     if (key != NULL && (key[0] == '\0' || strlen(key) > IDEM_KEY_MAX_BYTES)) {
         set_error(&c, 400, "Idempotency-Key must be 1..%d bytes", IDEM_KEY_MAX_BYTES);
@@ -789,6 +815,57 @@ out:
 }
 
 /* ------------------------------------------------------------ lifecycle */
+
+static void zl_admin_free_tokens(struct zl_admin *a)
+{
+    for (int i = 0; i < a->ncallers; i++) {
+        memset(a->callers[i].token, 0, strlen(a->callers[i].token));
+        free(a->callers[i].token);
+        a->callers[i].token = NULL;
+    }
+    a->ncallers = 0;
+}
+
+/* ZL_ADMIN_TOKEN_FILE holds one token per line (blank lines skipped): one
+ * per operator or script, each its own caller in the audit and the rate
+ * limit. Errors name the line, never its content. */
+static int parse_tokens(struct zl_admin *a, const char *text, char *errstr, size_t errstr_size)
+{
+    const char *p = text != NULL ? text : "";
+    for (int line = 1; *p != '\0'; line++) {
+        size_t len = strcspn(p, "\n");
+        size_t skip = strspn(p, " \t"), n = len;
+        while (n > skip && (p[n - 1] == '\r' || p[n - 1] == ' ' || p[n - 1] == '\t'))
+            n--;
+        n -= skip; /* n >= skip: the trim stops there */
+        if (n > 0) {
+            if (n < TOKEN_MIN_CHARS) {
+                snprintf(errstr, errstr_size, "ZL_ADMIN_TOKEN_FILE: the token on line %d is shorter than %d characters",
+                         line, TOKEN_MIN_CHARS);
+                return -1;
+            }
+            if (a->ncallers >= ZL_ADMIN_TOKENS_MAX) {
+                snprintf(errstr, errstr_size, "ZL_ADMIN_TOKEN_FILE: more than %d tokens", ZL_ADMIN_TOKENS_MAX);
+                return -1;
+            }
+            struct caller *c = &a->callers[a->ncallers];
+            c->token = strndup(p + skip, n);
+            if (c->token == NULL) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return -1;
+            }
+            zl_health_token_fingerprint(c->token, c->fpr);
+            a->ncallers++;
+        }
+        p += len + (p[len] == '\n');
+    }
+    if (a->ncallers == 0) {
+        snprintf(errstr, errstr_size, "ZL_ADMIN_TOKEN_FILE: the admin token must be at least %d characters",
+                 TOKEN_MIN_CHARS);
+        return -1;
+    }
+    return 0;
+}
 
 static int parse_workers(struct zl_admin *a, const char *list, char *errstr, size_t errstr_size)
 {
@@ -831,24 +908,22 @@ static int parse_workers(struct zl_admin *a, const char *list, char *errstr, siz
 int zl_admin_new(struct zl_admin **out, const struct zl_admin_opts *o, char *errstr, size_t errstr_size)
 {
     *out = NULL;
-    if (o->token == NULL || strlen(o->token) < 16) {
-        snprintf(errstr, errstr_size, "ZL_ADMIN_TOKEN_FILE: the admin token must be at least 16 characters");
-        return -1;
-    }
     struct zl_admin *a = calloc(1, sizeof(*a));
     if (a == NULL) {
         snprintf(errstr, errstr_size, "out of memory");
         return -1;
     }
     a->o = *o;
-    if (parse_workers(a, o->worker_urls, errstr, errstr_size) != 0) {
+    if (parse_tokens(a, o->token, errstr, errstr_size) != 0 ||
+        parse_workers(a, o->worker_urls, errstr, errstr_size) != 0) {
+        zl_admin_free_tokens(a);
         free(a);
         return -1;
     }
-    zl_health_token_fingerprint(o->token, a->token_fpr);
     pthread_mutex_init(&a->db_lock, NULL);
     pthread_mutex_init(&a->rate_lock, NULL);
-    zl_token_bucket_init(&a->bucket, o->rate_per_s, o->burst, zl_now_ms());
+    for (int i = 0; i < a->ncallers; i++)
+        zl_token_bucket_init(&a->callers[i].bucket, o->rate_per_s, o->burst, zl_now_ms());
     if (zl_pg_init(&a->pg, o->pg_dsn, o->pg_connect_timeout_ms) != 0 ||
         zl_pg_init(&a->gauges_pg, o->pg_dsn, o->pg_connect_timeout_ms) != 0 ||
         zl_state_gauges_prepare(&a->gauges_pg) != 0) {
@@ -896,5 +971,6 @@ void zl_admin_free(struct zl_admin *a)
     zl_pg_close(&a->gauges_pg);
     pthread_mutex_destroy(&a->db_lock);
     pthread_mutex_destroy(&a->rate_lock);
+    zl_admin_free_tokens(a);
     free(a);
 }

@@ -1,8 +1,9 @@
 /* admin.h: the admin HTTP API (architecture §8), served by tools/zl-admin
  * through common/health.h's route hook. Every /admin/ path needs
- * `Authorization: Bearer <token>` (compared in constant time). The rate
- * limit applies after authentication: a caller with the token draws on the
- * token's budget (rate_per_s, burst); a call without it draws on its peer
+ * `Authorization: Bearer <token>` (compared in constant time) with one of
+ * the tokens (one per line of the token file). The rate limit applies after
+ * authentication: a caller with a token draws on that token's own budget
+ * (rate_per_s, burst); a call without one draws on its peer
  * address's budget of failed attempts (auth_fail_per_s, auth_fail_burst)
  * and gets 401, then 429 once that is spent. An unauthenticated flood thus
  * never locks operators out. A POST with an `Idempotency-Key` header gets
@@ -31,8 +32,8 @@
  *                                       "dependency":"...","reason":"..."}:
  *                                      forwarded to the worker's
  *                                      POST /admin/breakers/reset with
- *                                      worker_token (else token) as its
- *                                      bearer token. Audited.
+ *                                      worker_token (else the first token)
+ *                                      as its bearer token. Audited.
  *   GET  /metrics                      the admin's registry (health.h)
  * Errors are JSON {"error":"..."} with 400, 401, 404, 409, 422, 429, 502.
  *
@@ -52,6 +53,9 @@
 #include "health.h"
 #include "metrics.h"
 
+/* Tokens ZL_ADMIN_TOKEN_FILE may hold (one per line: one per operator or
+ * script, each a caller of its own). */
+#define ZL_ADMIN_TOKENS_MAX 16
 /* Workers ZL_ADMIN_WORKER_URLS may list. */
 #define ZL_ADMIN_WORKERS_MAX 64
 /* Rows a dead-letter listing returns at most. */
@@ -59,7 +63,8 @@
 
 struct zl_admin_opts {
     const char *pg_dsn;
-    const char *token;        /* borrowed secret; never logged */
+    const char *token;        /* borrowed secret: one token per line (at least
+                                 one, each >= 16 characters); never logged */
     const char *worker_urls;  /* "name=http://host:port,..." or bare URLs */
     const char *worker_token; /* borrowed secret: the workers' admin token;
                                  NULL or "" = token */
@@ -74,7 +79,8 @@ struct zl_admin_opts {
 
 struct zl_admin;
 
-/* Returns 0, or -1 with errstr (empty token, bad worker list, no memory). */
+/* Returns 0, or -1 with errstr (no token, a short one, bad worker list, no
+ * memory). */
 int zl_admin_new(struct zl_admin **out, const struct zl_admin_opts *o, char *errstr, size_t errstr_size);
 
 /* The route hook (zl_health_route_fn); opaque is the struct zl_admin. */

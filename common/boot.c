@@ -25,8 +25,8 @@ const size_t zl_boot_settings_count = sizeof(zl_boot_settings) / sizeof(zl_boot_
 
 const struct zl_setting zl_boot_service_settings[] = {
     {"ZL_ADMIN_TOKEN_FILE", ZL_CFG_SECRET_FILE, "",
-     "file holding the bearer token /admin/... needs on this HTTP port (empty: /admin/... answers 403;"
-     " zl-admin requires one of >= 16 characters)",
+     "file holding the bearer token /admin/... needs on this HTTP port, or one per line (empty: /admin/..."
+     " answers 403; zl-admin requires one, each >= 16 characters)",
      offsetof(struct zl_boot_service_config, admin_token), 0, 0},
 };
 const size_t zl_boot_service_settings_count = sizeof(zl_boot_service_settings) / sizeof(zl_boot_service_settings[0]);

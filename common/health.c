@@ -49,10 +49,10 @@ struct zl_health {
     struct zl_metrics *metrics;   /* borrowed; NULL = no /metrics */
     zl_health_route_fn route;
     void *route_opaque;
-    /* sha256 of the admin token (the token itself is not kept); unused
-     * when admin_token_set is false or the route authenticates itself. */
-    uint8_t admin_token_digest[SHA256_DIGEST_SIZE];
-    bool admin_token_set;
+    /* sha256 of each admin token (the tokens themselves are not kept);
+     * none, or the route authenticates itself: unused. */
+    uint8_t admin_token_digests[ZL_HEALTH_ADMIN_TOKENS_MAX][SHA256_DIGEST_SIZE];
+    size_t admin_tokens_n;
     bool admin_route_authenticates;
     size_t body_max_bytes;
     uint16_t port;
@@ -358,6 +358,39 @@ static bool bearer_matches(const char *authorization,
     return has_prefix && diff == 0;
 }
 
+/* True when authorization carries one of h's admin tokens; every one is
+ * compared, so the time does not say which matched. */
+static bool admin_token_matches(const struct zl_health *h,
+                                const char *authorization)
+{
+    bool ok = false;
+    for (size_t i = 0; i < h->admin_tokens_n; i++)
+        ok |= bearer_matches(authorization, h->admin_token_digests[i]);
+    return ok;
+}
+
+/* Keeps the digest of each non-blank line of text (one token per line, as
+ * in zl-admin's token file; surrounding blanks and CR dropped), at most
+ * ZL_HEALTH_ADMIN_TOKENS_MAX; later ones are ignored. */
+static void keep_admin_tokens(struct zl_health *h, const char *text)
+{
+    const char *p = text != NULL ? text : "";
+    while (*p != '\0' && h->admin_tokens_n < ZL_HEALTH_ADMIN_TOKENS_MAX) {
+        size_t len = strcspn(p, "\n");
+        size_t skip = strspn(p, " \t"), n = len;
+        while (n > skip && (p[n - 1] == '\r' || p[n - 1] == ' ' || p[n - 1] == '\t'))
+            n--;
+        if (n > skip) {
+            struct sha256_ctx c;
+            sha256_init(&c);
+            sha256_update(&c, n - skip, (const uint8_t *)p + skip);
+            sha256_digest(&c, SHA256_DIGEST_SIZE,
+                          h->admin_token_digests[h->admin_tokens_n++]);
+        }
+        p += len + (p[len] == '\n');
+    }
+}
+
 bool zl_health_bearer_ok(const char *authorization, const char *expected)
 {
     ZL_ASSERT(expected != NULL);
@@ -485,14 +518,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
          * it costs one hash, never a buffered upload or a hook call. */
         if (strncmp(url, PATH_ADMIN_PREFIX, sizeof(PATH_ADMIN_PREFIX) - 1) == 0 &&
             !h->admin_route_authenticates) {
-            if (!h->admin_token_set)
+            if (h->admin_tokens_n == 0)
                 return respond_error(conn, MHD_HTTP_FORBIDDEN,
                                      "admin endpoints are off: no admin token "
                                      "is configured (ZL_ADMIN_TOKEN_FILE)",
                                      "path", url, NULL);
             const char *auth = MHD_lookup_connection_value(
                 conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-            if (!bearer_matches(auth, h->admin_token_digest))
+            if (!admin_token_matches(h, auth))
                 return respond_error(conn, MHD_HTTP_UNAUTHORIZED,
                                      "missing or wrong bearer token "
                                      "(Authorization: Bearer <token>)",
@@ -658,9 +691,7 @@ int zl_health_start(struct zl_health **out, const struct zl_health_opts *opts,
     h->route = opts->route;
     h->route_opaque = opts->route_opaque;
     h->admin_route_authenticates = opts->admin_route_authenticates;
-    h->admin_token_set = opts->admin_token != NULL && opts->admin_token[0] != '\0';
-    if (h->admin_token_set)
-        sha256_of(opts->admin_token, h->admin_token_digest);
+    keep_admin_tokens(h, opts->admin_token);
     h->body_max_bytes = opts->body_max_bytes > 0
                             ? opts->body_max_bytes
                             : ZL_HEALTH_BODY_MAX_BYTES_DEFAULT;

@@ -77,6 +77,9 @@ struct zl_metrics;
  * guess one. */
 #define ZL_HEALTH_TOKEN_FPR_SIZE 17
 
+/* Admin tokens kept from opts.admin_token (one per line). */
+#define ZL_HEALTH_ADMIN_TOKENS_MAX 16
+
 /* Longest peer address text (an IPv6 literal), NUL included. */
 #define ZL_HEALTH_PEER_SIZE 46
 
@@ -152,9 +155,12 @@ struct zl_health_opts {
     unsigned connections_max;    /* 0 = ZL_HEALTH_CONNECTIONS_MAX_DEFAULT */
     size_t body_max_bytes;       /* hook request bodies; larger ones get
                                     413; 0 = ZL_HEALTH_BODY_MAX_BYTES_DEFAULT */
-    const char *admin_token;     /* the bearer token /admin/... needs; read
-                                    at start only (its digest is kept, not
-                                    the token); NULL or "" = /admin/...
+    const char *admin_token;     /* the bearer token /admin/... needs, or
+                                    several, one per line (any of them
+                                    will do; at most
+                                    ZL_HEALTH_ADMIN_TOKENS_MAX); read at
+                                    start only (digests are kept, not the
+                                    tokens); NULL or blank = /admin/...
                                     answers 403 */
     bool admin_route_authenticates; /* the hook checks /admin/... callers
                                        itself (zl-admin); admin_token unused */

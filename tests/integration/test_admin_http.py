@@ -7,7 +7,7 @@ import threading
 import time
 
 from ops_helpers import ADMIN_TOKEN, http, make_dead, pipeline, start_tool, token_file  # noqa: F401
-from runtime_helpers import wait_until
+from runtime_helpers import psql, wait_until
 
 FLOOD_PER_S = 30
 FLOOD_S = 4
@@ -54,6 +54,26 @@ def test_an_unauthenticated_flood_does_not_lock_operators_out(pipeline):
     assert set(flood_codes) <= {401, 429}, sorted(set(flood_codes))
     assert 429 in flood_codes, "failed attempts have no budget of their own"
     assert operator_codes == [200] * len(operator_codes), operator_codes
+
+
+def test_each_token_is_a_caller_with_its_own_budget(pipeline):
+    """Guards against one operator's script spending every operator's budget:
+    with one token per line in the token file, each token is rate limited on
+    its own and named by its own fingerprint in the audit."""
+    bob = "bob-token-" + "y" * 16
+    token_file(pipeline.workdir, f"{ADMIN_TOKEN}\n{bob}")
+    start_tool(pipeline, "admin", "zl-admin", ZL_ADMIN_TOKEN_FILE=str(pipeline.workdir / "admin_token"),
+               ZL_ADMIN_RATE_PER_S="1", ZL_ADMIN_BURST="3")
+    base = f"http://127.0.0.1:{pipeline.http_port('admin')}"
+    wait_until(lambda: http("GET", base + "/health/live", token=None)[0] == 200, 20, "zl-admin up")
+    codes = [http("GET", base + "/admin/dead?limit=1")[0] for _ in range(6)]
+    assert codes[:3] == [200] * 3 and 429 in codes[3:], codes
+    assert http("GET", base + "/admin/dead?limit=1", token=bob)[0] == 200, "bob was limited by alice's calls"
+    status, answer = http("POST", base + "/admin/sweep", token=bob, body={"reason": "bob checks", "stale_ms": 60000})
+    assert status == 202, answer
+    rows = psql("SELECT detail->>'token_fingerprint' FROM admin_audit WHERE reason = 'bob checks'"
+                " AND detail->>'peer' = '127.0.0.1' ORDER BY id DESC LIMIT 1")
+    assert rows and rows[0][0] == hashlib.sha256(bob.encode()).hexdigest()[:16], rows
 
 
 def test_the_audit_records_the_token_fingerprint_and_the_peer(pipeline):

@@ -540,6 +540,23 @@ ZT_TEST(test_admin_paths_need_the_bearer_token_before_the_hook_runs)
     zl_health_stop(h);
 }
 
+ZT_TEST(test_admin_paths_take_any_token_of_a_file_with_one_per_line)
+{
+    int calls = 0;
+    struct zl_health *h = start_admin(echo_route, &calls,
+                                      "alice-token-0123456789\r\n\n  bob-token-0123456789  \n");
+    ZT_REQUIRE(h != NULL);
+    uint16_t port = zl_health_port(h);
+    struct http_reply r;
+    ZT_EQ_INT(201, post_with_auth(port, "/admin/echo", "Authorization: Bearer alice-token-0123456789", &r));
+    ZT_EQ_INT(201, post_with_auth(port, "/admin/echo", "Authorization: Bearer bob-token-0123456789", &r));
+    /* Blank lines are no token; the blanks around one are not part of it. */
+    ZT_EQ_INT(401, post_with_auth(port, "/admin/echo", "Authorization: Bearer ", &r));
+    ZT_EQ_INT(401, post_with_auth(port, "/admin/echo", "Authorization: Bearer   bob-token-0123456789", &r));
+    ZT_EQ_INT(2, calls);
+    zl_health_stop(h);
+}
+
 /* Answers the caller's peer address. */
 static int peer_route(void *opaque, const struct zl_health_request *req,
                       struct zl_health_response *resp)
@@ -682,6 +699,7 @@ ZT_MAIN(test_port_zero_listens_on_an_ephemeral_port_it_reports,
         test_route_hook_body_over_the_limit_is_413_without_calling_the_hook,
         test_admin_paths_without_a_configured_token_are_refused_403,
         test_admin_paths_need_the_bearer_token_before_the_hook_runs,
+        test_admin_paths_take_any_token_of_a_file_with_one_per_line,
         test_route_hook_sees_the_tcp_peer_address,
         test_bearer_check_and_token_fingerprint,
         test_dependency_table_is_bounded_and_rejects_bad_names,
