@@ -19,8 +19,11 @@ import pytest
 
 from credit_helpers import B32, create_database, drop_database, insert_minted_rows, minted_deposit, new_pipeline, wait_for
 from conftest import REPO, need_env
+from ipfs_helpers import IMAGE_FILE, IpfsPipeline, insert_verified_rows, rows, verified_deposit
 from test_kafka_sasl import ADMIN_PASSWORD, ADMIN_USER, SaslBroker, sasl_props, write_props_file, zl_topics
-from zlharness.pg import psql
+from zlharness.pg import migrate, psql
+from zlharness.procs import wait_until
+from zlharness.stage import new_stage_pipeline
 
 TOKEN = "0x" + "5b" * 20
 
@@ -34,15 +37,17 @@ def db():
 
 @pytest.fixture
 def login_role(db):
-    """login_role("zl_credit") -> the DSN of a new LOGIN role that is a member
-    of that group role (and nothing else); dropped afterwards."""
+    """login_role("zl_credit") -> the DSN (on the module's database, or on
+    dsn) of a new LOGIN role that is a member of that group role and of
+    nothing else; dropped afterwards."""
     made = []
 
-    def make(group: str) -> str:
+    def make(group: str, dsn: str | None = None) -> str:
+        dsn = dsn or db
         name = f"zlt_{group}_{uuid.uuid4().hex[:8]}"
         psql(f'CREATE ROLE "{name}" LOGIN IN ROLE {group}', dsn=db)
         made.append(name)
-        u = urllib.parse.urlsplit(db)
+        u = urllib.parse.urlsplit(dsn)
         host = u.netloc.rsplit("@", 1)[-1]
         return urllib.parse.urlunsplit((u.scheme, f"{name}@{host}", u.path, u.query, u.fragment))
 
@@ -137,6 +142,31 @@ def test_the_credit_stage_credits_under_its_own_role(db, login_role, tmp_path):
         assert kinds == ["system_debit", "user_credit"], kinds
         wait_for(lambda: dep["deposit_id"] in {o["deposit_id"] for o in p.outputs()}, 30, "published")
         assert "permission denied" not in p.log("w1")
+    finally:
+        p.stop_all()
+
+
+def test_the_ipfs_upload_stage_pins_under_its_own_role(login_role, tmp_path):
+    """Guards against grants that miss a statement ipfs-upload runs: the
+    stage, connected as a member of zl_ipfs_upload only, pins deposits end
+    to end (images table, the row's CID and URI, the state, the event)."""
+    migrate()  # the shared database, where the stage's test rows live
+    shared = need_env("ZL_PG_DSN")
+    p = new_stage_pipeline(IpfsPipeline, tmp_path, "ipfs-upload", ZL_BATCH_SIZE_MAX="10",
+                           ZL_IPFS_PROVIDERS=f"kubo={need_env('ZL_IPFS_API_URL')}",
+                           ZL_IPFS_GATEWAY_URLS=need_env("ZL_IPFS_GATEWAY_URLS").split(",")[0],
+                           ZL_NFT_IMAGE_FILE=str(IMAGE_FILE))
+    try:
+        deposits = [verified_deposit(amount=str(10 ** i + i)) for i in range(5)]
+        insert_verified_rows(deposits)
+        ids = [d["deposit_id"] for d in deposits]
+        p.produce(deposits)
+        p.start("w", ZL_PG_DSN=login_role("zl_ipfs_upload", shared))
+        wait_until(lambda: all(r["state"] == "pinned" and r["cid"] for r in rows(ids).values()), 60,
+                   "every deposit pinned")
+        wait_until(lambda: {o["deposit_id"] for o in p.outputs()} >= set(ids), 30, "every deposit published")
+        assert "permission denied" not in p.log("w")
+        assert p.dlq_headers() == []
     finally:
         p.stop_all()
 
