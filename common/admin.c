@@ -26,26 +26,45 @@
 #define LIST_DEFAULT 100
 /* sha256 as bare lowercase hex, NUL included. */
 #define SHA256_HEX_SIZE (2 * SHA256_DIGEST_SIZE + 1)
-/* Hex digits of sha256(token) kept as the audit actor: enough to tell
- * tokens apart in the audit log, too few to help guess one. */
-#define TOKEN_FPR_DIGITS 16
-/* "<who> (token <fingerprint>)" as the audit log's actor. */
-#define ACTOR_SIZE 160
+/* "<who> (token <fingerprint> from <peer>)" as the audit log's actor. */
+#define ACTOR_SIZE 200
+/* Peers whose failed attempts are counted apart. A peer past it takes the
+ * slot of the one idle longest: it starts with a full budget, which costs
+ * an attacker with many addresses nothing they did not have anyway, and
+ * operators (authenticated) never draw on these budgets. */
+#define FAIL_PEERS_MAX 256
 
 struct worker {
     char name[64];
     char url[512];
 };
 
+/* Shortest token accepted: 16 characters. */
+#define TOKEN_MIN_CHARS 16
+
+/* One caller: a token of ZL_ADMIN_TOKEN_FILE, with its own budget. */
+struct caller {
+    char *token;                              /* owned copy; wiped on free */
+    char fpr[ZL_HEALTH_TOKEN_FPR_SIZE];       /* zl_health_token_fingerprint(token) */
+    struct zl_token_bucket bucket;            /* guarded by rate_lock */
+};
+
+/* One peer's budget of failed attempts. */
+struct fail_peer {
+    char addr[ZL_HEALTH_PEER_SIZE]; /* "" = free slot */
+    struct zl_token_bucket bucket;
+};
+
 struct zl_admin {
     struct zl_admin_opts o;
-    char token_fpr[TOKEN_FPR_DIGITS + 1]; /* first hex digits of sha256(token): the audit actor */
+    struct caller callers[ZL_ADMIN_TOKENS_MAX];
+    int ncallers;
     struct worker workers[ZL_ADMIN_WORKERS_MAX];
     int nworkers;
     pthread_mutex_t db_lock;              /* guards pg: one request at a time */
     struct zl_pg pg;
-    pthread_mutex_t rate_lock;            /* guards bucket */
-    struct zl_token_bucket bucket;
+    pthread_mutex_t rate_lock;            /* guards the callers' buckets and fail_peers */
+    struct fail_peer fail_peers[FAIL_PEERS_MAX];
     struct zl_pg gauges_pg;               /* main thread only: zl_admin_tick */
 };
 
@@ -53,25 +72,7 @@ struct zl_admin {
 
 bool zl_admin_auth_ok(const char *authorization, const char *expected)
 {
-    static const char prefix[] = "Bearer ";
-    const char *given = "";
-    bool has_prefix = authorization != NULL && strncmp(authorization, prefix, sizeof(prefix) - 1) == 0;
-    if (has_prefix)
-        given = authorization + sizeof(prefix) - 1;
-    /* Compare digests, so the time depends on neither value's length or
-     * content; then fold every byte's difference. */
-    uint8_t a[SHA256_DIGEST_SIZE], b[SHA256_DIGEST_SIZE];
-    struct sha256_ctx c;
-    sha256_init(&c);
-    sha256_update(&c, strlen(given), (const uint8_t *)given);
-    sha256_digest(&c, sizeof(a), a);
-    sha256_init(&c);
-    sha256_update(&c, strlen(expected), (const uint8_t *)expected);
-    sha256_digest(&c, sizeof(b), b);
-    volatile uint8_t diff = 0;
-    for (size_t i = 0; i < sizeof(a); i++)
-        diff |= (uint8_t)(a[i] ^ b[i]);
-    return has_prefix && expected[0] != '\0' && diff == 0;
+    return zl_health_bearer_ok(authorization, expected);
 }
 
 void zl_token_bucket_init(struct zl_token_bucket *b, double rate_per_s, double burst, int64_t now_ms)
@@ -167,6 +168,8 @@ struct call {
     struct zl_admin *a;
     const struct zl_health_request *req;
     char actor[ACTOR_SIZE];
+    char peer[ZL_HEALTH_PEER_SIZE]; /* the TCP peer, not a header */
+    struct caller *caller;          /* whose token it carries; NULL before admit() */
     const char *idem_key; /* may be NULL */
     int status;
     json_t *body; /* owned */
@@ -216,7 +219,13 @@ static json_t *db_json(struct call *c, const char *name, const char *arg)
 static int audit(struct call *c, const char *action, const char *deposit_id, const char *reason, const char *from,
                  const char *to, json_t *detail)
 {
-    char *d = json_dumps(detail != NULL ? detail : json_object(), JSON_COMPACT);
+    /* Who, from facts the caller cannot choose: the token they proved and
+     * the address they called from (X-Actor is only what they say). */
+    json_t *full = detail != NULL ? json_deep_copy(detail) : json_object();
+    json_object_set_new(full, "token_fingerprint", json_string(c->caller->fpr));
+    json_object_set_new(full, "peer", json_string(c->peer));
+    char *d = json_dumps(full, JSON_COMPACT);
+    json_decref(full);
     const char *v[8] = {c->actor, action, deposit_id, reason, from, to, c->idem_key != NULL ? c->idem_key : "",
                         d != NULL ? d : "{}"};
     PGresult *r = db(c, "adm_audit", 8, v, PGRES_COMMAND_OK);
@@ -256,6 +265,8 @@ static json_t *body_with_reason(struct call *c, const char **reason)
 static long http_call(const struct zl_admin *a, const char *url, const char *post_body, char **body, char *err,
                       size_t err_size)
 {
+    char *auth = NULL; /* "Authorization: Bearer <token>", wiped and freed */
+    size_t auth_size = 0;
     struct zl_httpbuf b;
     zl_httpbuf_init(&b, WORKER_BODY_MAX_BYTES); /* past it curl reports a write error */
     CURL *h = curl_easy_init();
@@ -275,6 +286,15 @@ static long http_call(const struct zl_admin *a, const char *url, const char *pos
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     if (post_body != NULL) {
+        /* A worker's /admin/ needs its admin token (health.h). */
+        const char *wt =
+            a->o.worker_token != NULL && a->o.worker_token[0] ? a->o.worker_token : a->callers[0].token;
+        auth_size = strlen(wt) + sizeof("Authorization: Bearer ");
+        auth = malloc(auth_size);
+        if (auth != NULL) {
+            snprintf(auth, auth_size, "Authorization: Bearer %s", wt);
+            hdrs = curl_slist_append(hdrs, auth);
+        }
         hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, post_body);
@@ -286,6 +306,9 @@ static long http_call(const struct zl_admin *a, const char *url, const char *pos
         snprintf(err, err_size, "%s", cerr[0] ? cerr : curl_easy_strerror(rc));
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(h);
+    if (auth != NULL)
+        memset(auth, 0, auth_size); /* the token does not linger in freed memory */
+    free(auth);
     *body = zl_httpbuf_take(&b);
     return status;
 }
@@ -549,6 +572,9 @@ static void h_breaker_reset(struct call *c)
             c->status = 200;
             c->body = json_pack("{s:s,s:s?,s:o}", "worker", w->name, "dependency", dep, "worker_answer",
                                 answer != NULL ? json_incref(answer) : json_null());
+        } else if (st == 401 || st == 403) {
+            set_error(c, 502, "worker %s refused the admin token (%ld): give it the same ZL_ADMIN_TOKEN_FILE as"
+                              " zl-admin's ZL_ADMIN_WORKER_TOKEN_FILE (or zl-admin's own token)", w->name, st);
         } else if (st == 404 || st == 405) {
             set_error(c, 501, "worker %s has no breaker reset endpoint (POST /admin/breakers/reset); its breakers"
                               " close by themselves after their break duration", w->name);
@@ -687,33 +713,80 @@ static void run_post(struct call *c)
         set_error(c, 503, "database: commit: %s", err);
 }
 
+/* The failed-attempt budget of peer (rate_lock held): its slot, or the
+ * slot of the peer idle longest, started afresh. */
+static struct zl_token_bucket *fail_bucket(struct zl_admin *a, const char *peer, int64_t now_ms)
+{
+    struct fail_peer *idlest = &a->fail_peers[0];
+    for (int i = 0; i < FAIL_PEERS_MAX; i++) {
+        struct fail_peer *f = &a->fail_peers[i];
+        if (f->addr[0] != '\0' && strcmp(f->addr, peer) == 0)
+            return &f->bucket;
+        if (f->addr[0] == '\0' || (idlest->addr[0] != '\0' && f->bucket.last_ms < idlest->bucket.last_ms))
+            idlest = f;
+    }
+    snprintf(idlest->addr, sizeof(idlest->addr), "%s", peer);
+    zl_token_bucket_init(&idlest->bucket, a->o.auth_fail_per_s, a->o.auth_fail_burst, now_ms);
+    return &idlest->bucket;
+}
+
+/* The caller whose token the Authorization header carries, or NULL. Every
+ * token is compared, whichever matches, so the time says nothing about
+ * which one did (or how many there are that did not). */
+static struct caller *find_caller(struct zl_admin *a, const char *authorization)
+{
+    struct caller *found = NULL;
+    for (int i = 0; i < a->ncallers; i++)
+        if (zl_admin_auth_ok(authorization, a->callers[i].token) && found == NULL)
+            found = &a->callers[i];
+    return found;
+}
+
+/* Authentication first, then the budget: a caller with a token draws on
+ * that token's budget, one without on its peer's budget of failures. So a
+ * flood of wrong or missing tokens gets 401 then 429, and never spends what
+ * operators need; nor does one operator's script spend another's. Returns
+ * true to go on, false with the answer set. */
+static bool admit(struct call *c)
+{
+    struct zl_admin *a = c->a;
+    c->caller = find_caller(a, zl_health_request_header(c->req, "Authorization"));
+    bool authed = c->caller != NULL;
+    int64_t now_ms = zl_now_ms();
+    pthread_mutex_lock(&a->rate_lock);
+    int64_t wait_ms = zl_token_bucket_take(authed ? &c->caller->bucket : fail_bucket(a, c->peer, now_ms), now_ms);
+    pthread_mutex_unlock(&a->rate_lock);
+    if (!authed && a->o.metrics != NULL)
+        zl_metrics_counter_add(a->o.metrics, "zl_admin_auth_failures_total", NULL, 1);
+    if (wait_ms > 0) {
+        set_error(c, 429, "%s: retry in %" PRId64 " ms",
+                  authed ? "rate limited" : "too many failed attempts from this address", wait_ms);
+        return false;
+    }
+    if (!authed) {
+        set_error(c, 401, "missing or wrong bearer token (Authorization: Bearer <token>)");
+        return false;
+    }
+    return true;
+}
+
 int zl_admin_route(void *opaque, const struct zl_health_request *req, struct zl_health_response *resp)
 {
     struct zl_admin *a = opaque;
     if (strncmp(req->path, "/admin/", 7) != 0)
         return -1;
     struct call c = {.a = a, .req = req, .status = 0, .body = json_null()};
-    pthread_mutex_lock(&a->rate_lock);
-    int64_t wait_ms = zl_token_bucket_take(&a->bucket, zl_now_ms());
-    pthread_mutex_unlock(&a->rate_lock);
+    zl_health_request_peer(req, c.peer, sizeof(c.peer));
     const char *route = "none";
-    if (wait_ms > 0) {
-        set_error(&c, 429, "rate limited: retry in %" PRId64 " ms", wait_ms);
+    if (!admit(&c))
         goto out;
-    }
-    if (!zl_admin_auth_ok(zl_health_request_header(req, "Authorization"), a->o.token)) {
-        if (a->o.metrics != NULL)
-            zl_metrics_counter_add(a->o.metrics, "zl_admin_auth_failures_total", NULL, 1);
-        set_error(&c, 401, "missing or wrong bearer token (Authorization: Bearer <token>)");
-        goto out;
-    }
     const char *who = zl_health_request_header(req, "X-Actor");
     char who_s[64];
     snprintf(who_s, sizeof(who_s), "%s", who != NULL && who[0] ? who : "operator");
     for (char *p = who_s; *p; p++)
         if ((unsigned char)*p < 0x20 || *p == '"')
             *p = '_';
-    snprintf(c.actor, sizeof(c.actor), "%s (token %s)", who_s, a->token_fpr);
+    snprintf(c.actor, sizeof(c.actor), "%s (token %s from %s)", who_s, c.caller->fpr, c.peer);
     const char *key = zl_health_request_header(req, "Idempotency-Key");
     if (key != NULL && (key[0] == '\0' || strlen(key) > IDEM_KEY_MAX_BYTES)) {
         set_error(&c, 400, "Idempotency-Key must be 1..%d bytes", IDEM_KEY_MAX_BYTES);
@@ -742,6 +815,57 @@ out:
 }
 
 /* ------------------------------------------------------------ lifecycle */
+
+static void zl_admin_free_tokens(struct zl_admin *a)
+{
+    for (int i = 0; i < a->ncallers; i++) {
+        memset(a->callers[i].token, 0, strlen(a->callers[i].token));
+        free(a->callers[i].token);
+        a->callers[i].token = NULL;
+    }
+    a->ncallers = 0;
+}
+
+/* ZL_ADMIN_TOKEN_FILE holds one token per line (blank lines skipped): one
+ * per operator or script, each its own caller in the audit and the rate
+ * limit. Errors name the line, never its content. */
+static int parse_tokens(struct zl_admin *a, const char *text, char *errstr, size_t errstr_size)
+{
+    const char *p = text != NULL ? text : "";
+    for (int line = 1; *p != '\0'; line++) {
+        size_t len = strcspn(p, "\n");
+        size_t skip = strspn(p, " \t"), n = len;
+        while (n > skip && (p[n - 1] == '\r' || p[n - 1] == ' ' || p[n - 1] == '\t'))
+            n--;
+        n -= skip; /* n >= skip: the trim stops there */
+        if (n > 0) {
+            if (n < TOKEN_MIN_CHARS) {
+                snprintf(errstr, errstr_size, "ZL_ADMIN_TOKEN_FILE: the token on line %d is shorter than %d characters",
+                         line, TOKEN_MIN_CHARS);
+                return -1;
+            }
+            if (a->ncallers >= ZL_ADMIN_TOKENS_MAX) {
+                snprintf(errstr, errstr_size, "ZL_ADMIN_TOKEN_FILE: more than %d tokens", ZL_ADMIN_TOKENS_MAX);
+                return -1;
+            }
+            struct caller *c = &a->callers[a->ncallers];
+            c->token = strndup(p + skip, n);
+            if (c->token == NULL) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return -1;
+            }
+            zl_health_token_fingerprint(c->token, c->fpr);
+            a->ncallers++;
+        }
+        p += len + (p[len] == '\n');
+    }
+    if (a->ncallers == 0) {
+        snprintf(errstr, errstr_size, "ZL_ADMIN_TOKEN_FILE: the admin token must be at least %d characters",
+                 TOKEN_MIN_CHARS);
+        return -1;
+    }
+    return 0;
+}
 
 static int parse_workers(struct zl_admin *a, const char *list, char *errstr, size_t errstr_size)
 {
@@ -784,27 +908,22 @@ static int parse_workers(struct zl_admin *a, const char *list, char *errstr, siz
 int zl_admin_new(struct zl_admin **out, const struct zl_admin_opts *o, char *errstr, size_t errstr_size)
 {
     *out = NULL;
-    if (o->token == NULL || strlen(o->token) < 16) {
-        snprintf(errstr, errstr_size, "ZL_ADMIN_TOKEN_FILE: the admin token must be at least 16 characters");
-        return -1;
-    }
     struct zl_admin *a = calloc(1, sizeof(*a));
     if (a == NULL) {
         snprintf(errstr, errstr_size, "out of memory");
         return -1;
     }
     a->o = *o;
-    if (parse_workers(a, o->worker_urls, errstr, errstr_size) != 0) {
+    if (parse_tokens(a, o->token, errstr, errstr_size) != 0 ||
+        parse_workers(a, o->worker_urls, errstr, errstr_size) != 0) {
+        zl_admin_free_tokens(a);
         free(a);
         return -1;
     }
-    char full[SHA256_HEX_SIZE];
-    sha256_hex(o->token, strlen(o->token), full);
-    memcpy(a->token_fpr, full, TOKEN_FPR_DIGITS);
-    a->token_fpr[TOKEN_FPR_DIGITS] = '\0';
     pthread_mutex_init(&a->db_lock, NULL);
     pthread_mutex_init(&a->rate_lock, NULL);
-    zl_token_bucket_init(&a->bucket, o->rate_per_s, o->burst, zl_now_ms());
+    for (int i = 0; i < a->ncallers; i++)
+        zl_token_bucket_init(&a->callers[i].bucket, o->rate_per_s, o->burst, zl_now_ms());
     if (zl_pg_init(&a->pg, o->pg_dsn, o->pg_connect_timeout_ms) != 0 ||
         zl_pg_init(&a->gauges_pg, o->pg_dsn, o->pg_connect_timeout_ms) != 0 ||
         zl_state_gauges_prepare(&a->gauges_pg) != 0) {
@@ -822,7 +941,8 @@ int zl_admin_new(struct zl_admin **out, const struct zl_admin_opts *o, char *err
     if (o->metrics != NULL) {
         zl_metrics_describe(o->metrics, "zl_admin_requests_total", ZL_METRIC_COUNTER, "admin API calls by route and code");
         zl_metrics_describe(o->metrics, "zl_admin_auth_failures_total", ZL_METRIC_COUNTER,
-                            "admin API calls refused for a missing or wrong token");
+                            "admin API calls refused for a missing or wrong token (401, or 429 past the"
+                            " peer's budget of failed attempts)");
         zl_metrics_describe(o->metrics, "zl_pending_deposits", ZL_METRIC_GAUGE,
                             "deposits detected and not yet finished (state table)");
         zl_metrics_describe(o->metrics, "zl_oldest_pending_seconds", ZL_METRIC_GAUGE,
@@ -851,5 +971,6 @@ void zl_admin_free(struct zl_admin *a)
     zl_pg_close(&a->gauges_pg);
     pthread_mutex_destroy(&a->db_lock);
     pthread_mutex_destroy(&a->rate_lock);
+    zl_admin_free_tokens(a);
     free(a);
 }

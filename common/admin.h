@@ -1,8 +1,16 @@
 /* admin.h: the admin HTTP API (architecture §8), served by tools/zl-admin
  * through common/health.h's route hook. Every /admin/ path needs
- * `Authorization: Bearer <token>` (compared in constant time); every call is
- * rate limited; a POST with an `Idempotency-Key` header gets the stored
- * answer when the key is seen again with the same body (422 with another).
+ * `Authorization: Bearer <token>` (compared in constant time) with one of
+ * the tokens (one per line of the token file). The rate limit applies after
+ * authentication: a caller with a token draws on that token's own budget
+ * (rate_per_s, burst); a call without one draws on its peer
+ * address's budget of failed attempts (auth_fail_per_s, auth_fail_burst)
+ * and gets 401, then 429 once that is spent. An unauthenticated flood thus
+ * never locks operators out. A POST with an `Idempotency-Key` header gets
+ * the stored answer when the key is seen again with the same body (422 with
+ * another). Audit entries record the token's fingerprint and the TCP peer
+ * (detail.token_fingerprint, detail.peer, and in the actor), besides the
+ * caller's self-declared X-Actor.
  *
  *   GET  /admin/health                 workers' /health/ready, aggregated:
  *                                      200 all ready, 503 otherwise
@@ -23,7 +31,9 @@
  *   POST /admin/breakers/reset         {"worker":"<name or url>",
  *                                       "dependency":"...","reason":"..."}:
  *                                      forwarded to the worker's
- *                                      POST /admin/breakers/reset. Audited.
+ *                                      POST /admin/breakers/reset with
+ *                                      worker_token (else the first token)
+ *                                      as its bearer token. Audited.
  *   GET  /metrics                      the admin's registry (health.h)
  * Errors are JSON {"error":"..."} with 400, 401, 404, 409, 422, 429, 502.
  *
@@ -43,6 +53,9 @@
 #include "health.h"
 #include "metrics.h"
 
+/* Tokens ZL_ADMIN_TOKEN_FILE may hold (one per line: one per operator or
+ * script, each a caller of its own). */
+#define ZL_ADMIN_TOKENS_MAX 16
 /* Workers ZL_ADMIN_WORKER_URLS may list. */
 #define ZL_ADMIN_WORKERS_MAX 64
 /* Rows a dead-letter listing returns at most. */
@@ -50,10 +63,15 @@
 
 struct zl_admin_opts {
     const char *pg_dsn;
-    const char *token;        /* borrowed secret; never logged */
+    const char *token;        /* borrowed secret: one token per line (at least
+                                 one, each >= 16 characters); never logged */
     const char *worker_urls;  /* "name=http://host:port,..." or bare URLs */
-    double rate_per_s;        /* sustained requests per second */
+    const char *worker_token; /* borrowed secret: the workers' admin token;
+                                 NULL or "" = token */
+    double rate_per_s;        /* the token's calls per second */
     double burst;             /* bucket size */
+    double auth_fail_per_s;   /* each peer's failed attempts per second */
+    double auth_fail_burst;   /* each peer's bucket of failed attempts */
     int64_t http_timeout_ms;  /* per worker scrape / forward */
     int64_t pg_connect_timeout_ms;
     struct zl_metrics *metrics; /* borrowed; may be NULL */
@@ -61,7 +79,8 @@ struct zl_admin_opts {
 
 struct zl_admin;
 
-/* Returns 0, or -1 with errstr (empty token, bad worker list, no memory). */
+/* Returns 0, or -1 with errstr (no token, a short one, bad worker list, no
+ * memory). */
 int zl_admin_new(struct zl_admin **out, const struct zl_admin_opts *o, char *errstr, size_t errstr_size);
 
 /* The route hook (zl_health_route_fn); opaque is the struct zl_admin. */

@@ -23,6 +23,14 @@ const struct zl_setting zl_boot_settings[] = {
 const size_t zl_boot_settings_count = sizeof(zl_boot_settings) / sizeof(zl_boot_settings[0]);
 #undef OFF
 
+const struct zl_setting zl_boot_service_settings[] = {
+    {"ZL_ADMIN_TOKEN_FILE", ZL_CFG_SECRET_FILE, "",
+     "file holding the bearer token /admin/... needs on this HTTP port, or one per line (empty: /admin/..."
+     " answers 403; zl-admin requires one, each >= 16 characters)",
+     offsetof(struct zl_boot_service_config, admin_token), 0, 0},
+};
+const size_t zl_boot_service_settings_count = sizeof(zl_boot_service_settings) / sizeof(zl_boot_service_settings[0]);
+
 static volatile sig_atomic_t run = 1;
 
 static void on_signal(int sig)
@@ -77,6 +85,9 @@ int zl_boot_start(struct zl_boot *b, const struct zl_boot_opts *o, int *exit_cod
      * and a bad log level must be named whatever else is missing. */
     b->sections[b->nsections++] =
         (struct zl_config_section){"every binary", zl_boot_settings, zl_boot_settings_count, &b->cfg};
+    if (o->service)
+        b->sections[b->nsections++] = (struct zl_config_section){"every service", zl_boot_service_settings,
+                                                                 zl_boot_service_settings_count, &b->svc};
     for (size_t i = 0; i < o->nsections; i++)
         b->sections[b->nsections++] = o->sections[i];
     if (o->runtime != NULL)
@@ -115,6 +126,8 @@ int zl_boot_serve(struct zl_boot *b, struct zl_health_opts *opts)
     opts->bind_addr = b->runtime->http_addr;
     opts->port = (uint16_t)b->runtime->http_port;
     opts->metrics = b->metrics;
+    if (opts->admin_token == NULL)
+        opts->admin_token = b->svc.admin_token.value;
     char err[ZL_ERRSTR_SIZE];
     if (zl_health_start(&b->health, opts, err, sizeof(err)) != 0) {
         report(b, "startup: HTTP server", err);

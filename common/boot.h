@@ -54,6 +54,15 @@ struct zl_boot_config {
 extern const struct zl_setting zl_boot_settings[];
 extern const size_t zl_boot_settings_count;
 
+/* The settings every service has (one that serves HTTP). */
+struct zl_boot_service_config {
+    struct zl_secret admin_token; /* ZL_ADMIN_TOKEN_FILE: what /admin/... needs
+                                     (health.h); empty = /admin/... answers 403 */
+};
+
+extern const struct zl_setting zl_boot_service_settings[];
+extern const size_t zl_boot_service_settings_count;
+
 struct zl_boot_opts {
     const char *name;  /* "verify", "zl-sweep": the stage field of log lines, and
                           the prefix of a tool's error messages */
@@ -79,10 +88,11 @@ struct zl_boot_opts {
  * settings and sections can be large); fields are read-only to callers. */
 struct zl_boot {
     struct zl_boot_config cfg;
+    struct zl_boot_service_config svc; /* service only */
     struct zl_metrics *metrics;  /* service: owned; NULL otherwise */
     struct zl_health *health;    /* after zl_boot_serve(): owned */
     struct zl_runtime_config *runtime; /* borrowed from the opts */
-    struct zl_config_section sections[ZL_BOOT_SECTIONS_MAX + 2];
+    struct zl_config_section sections[ZL_BOOT_SECTIONS_MAX + 3]; /* + boot, service, runtime */
     size_t nsections;
     struct zl_kv_list *kafka_props;
     const char *name;
@@ -99,7 +109,8 @@ int zl_boot_start(struct zl_boot *b, const struct zl_boot_opts *o, int *exit_cod
 /* Starts the HTTP server of /health/live, /health/ready and /metrics on
  * ZL_HTTP_ADDR:ZL_HTTP_PORT and writes the bound port to ZL_HTTP_PORT_FILE
  * (a failed write is a warning). opts gives the stage name, the route hook
- * and the liveness timeout; boot fills in the address, port and metrics.
+ * and the liveness timeout; boot fills in the address, port and metrics,
+ * and the admin token (ZL_ADMIN_TOKEN_FILE) when opts has none.
  * Returns 0, or -1 after logging why (exit ZL_EXIT_FATAL). Service only. */
 int zl_boot_serve(struct zl_boot *b, struct zl_health_opts *opts);
 

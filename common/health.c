@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <nettle/sha2.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -20,6 +21,8 @@
 #define PATH_LIVE "/health/live"
 #define PATH_READY "/health/ready"
 #define PATH_METRICS "/metrics"
+/* Paths under it act on the worker: they need the admin bearer token. */
+#define PATH_ADMIN_PREFIX "/admin/"
 
 #define CONTENT_JSON "application/json"
 #define CONTENT_METRICS "text/plain; version=0.0.4; charset=utf-8"
@@ -46,6 +49,11 @@ struct zl_health {
     struct zl_metrics *metrics;   /* borrowed; NULL = no /metrics */
     zl_health_route_fn route;
     void *route_opaque;
+    /* sha256 of each admin token (the tokens themselves are not kept);
+     * none, or the route authenticates itself: unused. */
+    uint8_t admin_token_digests[ZL_HEALTH_ADMIN_TOKENS_MAX][SHA256_DIGEST_SIZE];
+    size_t admin_tokens_n;
+    bool admin_route_authenticates;
     size_t body_max_bytes;
     uint16_t port;
     struct MHD_Daemon *daemon;
@@ -306,6 +314,104 @@ const char *zl_health_request_arg(const struct zl_health_request *req,
     return MHD_lookup_connection_value(req->conn_, MHD_GET_ARGUMENT_KIND, key);
 }
 
+void zl_health_request_peer(const struct zl_health_request *req, char *out,
+                            size_t out_size)
+{
+    ZL_ASSERT(req != NULL && out != NULL && out_size > 0);
+    snprintf(out, out_size, "unknown");
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+        req->conn_, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci == NULL || ci->client_addr == NULL)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    char ip[INET6_ADDRSTRLEN];
+    const void *src = sa->sa_family == AF_INET6
+                          ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+                          : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
+    if ((sa->sa_family == AF_INET || sa->sa_family == AF_INET6) &&
+        inet_ntop(sa->sa_family, src, ip, sizeof(ip)) != NULL)
+        snprintf(out, out_size, "%s", ip);
+}
+
+static void sha256_of(const char *s, uint8_t out[SHA256_DIGEST_SIZE])
+{
+    struct sha256_ctx c;
+    sha256_init(&c);
+    sha256_update(&c, strlen(s), (const uint8_t *)s);
+    sha256_digest(&c, SHA256_DIGEST_SIZE, out);
+}
+
+/* The given Authorization value against a token's digest: the given token
+ * is hashed too, so the time depends on neither value's length or content;
+ * then every byte's difference is folded. */
+static bool bearer_matches(const char *authorization,
+                           const uint8_t expected[SHA256_DIGEST_SIZE])
+{
+    static const char prefix[] = "Bearer ";
+    bool has_prefix = authorization != NULL &&
+                      strncmp(authorization, prefix, sizeof(prefix) - 1) == 0;
+    uint8_t given[SHA256_DIGEST_SIZE];
+    sha256_of(has_prefix ? authorization + sizeof(prefix) - 1 : "", given);
+    volatile uint8_t diff = 0;
+    for (size_t i = 0; i < SHA256_DIGEST_SIZE; i++)
+        diff |= (uint8_t)(given[i] ^ expected[i]);
+    return has_prefix && diff == 0;
+}
+
+/* True when authorization carries one of h's admin tokens; every one is
+ * compared, so the time does not say which matched. */
+static bool admin_token_matches(const struct zl_health *h,
+                                const char *authorization)
+{
+    bool ok = false;
+    for (size_t i = 0; i < h->admin_tokens_n; i++)
+        ok |= bearer_matches(authorization, h->admin_token_digests[i]);
+    return ok;
+}
+
+/* Keeps the digest of each non-blank line of text (one token per line, as
+ * in zl-admin's token file; surrounding blanks and CR dropped), at most
+ * ZL_HEALTH_ADMIN_TOKENS_MAX; later ones are ignored. */
+static void keep_admin_tokens(struct zl_health *h, const char *text)
+{
+    const char *p = text != NULL ? text : "";
+    while (*p != '\0' && h->admin_tokens_n < ZL_HEALTH_ADMIN_TOKENS_MAX) {
+        size_t len = strcspn(p, "\n");
+        size_t skip = strspn(p, " \t"), n = len;
+        while (n > skip && (p[n - 1] == '\r' || p[n - 1] == ' ' || p[n - 1] == '\t'))
+            n--;
+        if (n > skip) {
+            struct sha256_ctx c;
+            sha256_init(&c);
+            sha256_update(&c, n - skip, (const uint8_t *)p + skip);
+            sha256_digest(&c, SHA256_DIGEST_SIZE,
+                          h->admin_token_digests[h->admin_tokens_n++]);
+        }
+        p += len + (p[len] == '\n');
+    }
+}
+
+bool zl_health_bearer_ok(const char *authorization, const char *expected)
+{
+    ZL_ASSERT(expected != NULL);
+    uint8_t d[SHA256_DIGEST_SIZE];
+    sha256_of(expected, d);
+    return bearer_matches(authorization, d) && expected[0] != '\0';
+}
+
+void zl_health_token_fingerprint(const char *token,
+                                 char out[ZL_HEALTH_TOKEN_FPR_SIZE])
+{
+    static const char digits[] = "0123456789abcdef";
+    uint8_t d[SHA256_DIGEST_SIZE];
+    sha256_of(token != NULL ? token : "", d);
+    for (size_t i = 0; i < (ZL_HEALTH_TOKEN_FPR_SIZE - 1) / 2; i++) {
+        out[2 * i] = digits[d[i] >> 4];
+        out[2 * i + 1] = digits[d[i] & 0xf];
+    }
+    out[ZL_HEALTH_TOKEN_FPR_SIZE - 1] = '\0';
+}
+
 /* Keeps up to body_max_bytes of the body; beyond that, remembers it was too
  * large and drops the rest (the client gets 413 once it is all read). */
 static bool upload_append(struct upload *u, const char *data, size_t n,
@@ -408,6 +514,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 
     struct upload *u = *con_cls;
     if (u == NULL) {
+        /* The token is checked before any body is read: a caller without
+         * it costs one hash, never a buffered upload or a hook call. */
+        if (strncmp(url, PATH_ADMIN_PREFIX, sizeof(PATH_ADMIN_PREFIX) - 1) == 0 &&
+            !h->admin_route_authenticates) {
+            if (h->admin_tokens_n == 0)
+                return respond_error(conn, MHD_HTTP_FORBIDDEN,
+                                     "admin endpoints are off: no admin token "
+                                     "is configured (ZL_ADMIN_TOKEN_FILE)",
+                                     "path", url, NULL);
+            const char *auth = MHD_lookup_connection_value(
+                conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+            if (!admin_token_matches(h, auth))
+                return respond_error(conn, MHD_HTTP_UNAUTHORIZED,
+                                     "missing or wrong bearer token "
+                                     "(Authorization: Bearer <token>)",
+                                     "path", url, NULL);
+        }
         u = calloc(1, sizeof(*u));
         if (u == NULL)
             return MHD_NO;
@@ -567,6 +690,8 @@ int zl_health_start(struct zl_health **out, const struct zl_health_opts *opts,
     h->metrics = opts->metrics;
     h->route = opts->route;
     h->route_opaque = opts->route_opaque;
+    h->admin_route_authenticates = opts->admin_route_authenticates;
+    keep_admin_tokens(h, opts->admin_token);
     h->body_max_bytes = opts->body_max_bytes > 0
                             ? opts->body_max_bytes
                             : ZL_HEALTH_BODY_MAX_BYTES_DEFAULT;

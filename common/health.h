@@ -23,6 +23,13 @@
  *   (for the admin endpoints: every method, with headers and body), or gets
  *   a 404 JSON body when there is no hook or the hook declines.
  *
+ *   /admin/... paths act on the worker (a breaker reset), so they are never
+ *   open: before the body is read or the hook called, the request must carry
+ *   `Authorization: Bearer <opts.admin_token>` (401 otherwise, compared in
+ *   constant time); with no admin token configured they answer 403. Only a
+ *   hook that authenticates by itself (zl-admin's, which rate limits per
+ *   caller first) sets admin_route_authenticates to skip this.
+ *
  * Server: libmicrohttpd, one thread per connection behind an internal
  * listening thread, at most connections_max connections, each closed after
  * ZL_HEALTH_CONNECTION_TIMEOUT_S idle seconds, so a slow admin request or a
@@ -65,6 +72,17 @@ struct zl_metrics;
 #define ZL_HEALTH_CONNECTIONS_MAX_DEFAULT 32
 #define ZL_HEALTH_BODY_MAX_BYTES_DEFAULT 65536
 
+/* A token's fingerprint: the first 16 hex digits of its sha256, NUL
+ * included. Enough to tell tokens apart in an audit log, too few to help
+ * guess one. */
+#define ZL_HEALTH_TOKEN_FPR_SIZE 17
+
+/* Admin tokens kept from opts.admin_token (one per line). */
+#define ZL_HEALTH_ADMIN_TOKENS_MAX 16
+
+/* Longest peer address text (an IPv6 literal), NUL included. */
+#define ZL_HEALTH_PEER_SIZE 46
+
 /* Idle seconds before a connection is closed (slow or stuck clients). */
 #define ZL_HEALTH_CONNECTION_TIMEOUT_S 10
 
@@ -87,6 +105,22 @@ const char *zl_health_request_header(const struct zl_health_request *req,
 /* A query-string argument's decoded value, or NULL. */
 const char *zl_health_request_arg(const struct zl_health_request *req,
                                   const char *key);
+
+/* The caller's IP address as text ("unknown" when libmicrohttpd cannot
+ * say), cut to out_size. It is the TCP peer: a proxy in front shows as
+ * itself, which is what an audit should record (headers can be forged). */
+void zl_health_request_peer(const struct zl_health_request *req, char *out,
+                            size_t out_size);
+
+/* True when authorization is "Bearer <expected>" and expected is not empty.
+ * Takes the same time whatever the given value (both sides are hashed).
+ * @locality any thread */
+bool zl_health_bearer_ok(const char *authorization, const char *expected);
+
+/* Writes token's fingerprint (see ZL_HEALTH_TOKEN_FPR_SIZE) into out.
+ * @locality any thread */
+void zl_health_token_fingerprint(const char *token,
+                                 char out[ZL_HEALTH_TOKEN_FPR_SIZE]);
 
 /* What the route hook answers. */
 struct zl_health_response {
@@ -121,6 +155,15 @@ struct zl_health_opts {
     unsigned connections_max;    /* 0 = ZL_HEALTH_CONNECTIONS_MAX_DEFAULT */
     size_t body_max_bytes;       /* hook request bodies; larger ones get
                                     413; 0 = ZL_HEALTH_BODY_MAX_BYTES_DEFAULT */
+    const char *admin_token;     /* the bearer token /admin/... needs, or
+                                    several, one per line (any of them
+                                    will do; at most
+                                    ZL_HEALTH_ADMIN_TOKENS_MAX); read at
+                                    start only (digests are kept, not the
+                                    tokens); NULL or blank = /admin/...
+                                    answers 403 */
+    bool admin_route_authenticates; /* the hook checks /admin/... callers
+                                       itself (zl-admin); admin_token unused */
 };
 
 /* Starts the server; the heartbeat clock starts now, so the loop has one

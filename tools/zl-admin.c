@@ -1,6 +1,7 @@
 /* zl-admin: the admin HTTP API (common/admin.h) on ZL_HTTP_ADDR:ZL_HTTP_PORT,
  * next to /health/live, /health/ready and /metrics. The bearer token is read
- * from ZL_ADMIN_TOKEN_FILE and never logged.
+ * from ZL_ADMIN_TOKEN_FILE (every service's setting, boot.h; required here)
+ * and never logged.
  * Exit: 0 after SIGTERM/SIGINT, 1 fatal, 2 configuration error.
  */
 #include <stdio.h>
@@ -21,16 +22,20 @@
 #define LOOP_SLEEP_MS 200
 
 struct admin_config {
-    struct zl_secret token;
+    struct zl_secret worker_token;
     char *worker_urls;
     int64_t rate_per_s;
     int64_t burst;
+    int64_t auth_fail_per_s;
+    int64_t auth_fail_burst;
     int64_t http_timeout_ms;
 };
 
 static const struct zl_setting admin_settings[] = {
-    {"ZL_ADMIN_TOKEN_FILE", ZL_CFG_SECRET_FILE, "", "file holding the admin API bearer token (>= 16 characters)",
-     offsetof(struct admin_config, token), 0, 0},
+    {"ZL_ADMIN_WORKER_TOKEN_FILE", ZL_CFG_SECRET_FILE, "",
+     "file holding the workers' ZL_ADMIN_TOKEN_FILE token, sent with a forwarded breaker reset (empty: the admin"
+     " API's own token)",
+     offsetof(struct admin_config, worker_token), 0, 0},
     {"ZL_ADMIN_WORKER_URLS", ZL_CFG_STR, "",
      "workers for aggregated health and breaker reset: name=http://host:port,... (or bare URLs)",
      offsetof(struct admin_config, worker_urls), 0, 0},
@@ -38,6 +43,11 @@ static const struct zl_setting admin_settings[] = {
      offsetof(struct admin_config, rate_per_s), 1, 10000},
     {"ZL_ADMIN_BURST", ZL_CFG_INT, "40", "admin API calls allowed in a burst",
      offsetof(struct admin_config, burst), 1, 100000},
+    {"ZL_ADMIN_AUTH_FAIL_PER_S", ZL_CFG_INT, "1",
+     "calls without the right token allowed per second from one address (then 429; apart from the token's budget)",
+     offsetof(struct admin_config, auth_fail_per_s), 1, 10000},
+    {"ZL_ADMIN_AUTH_FAIL_BURST", ZL_CFG_INT, "20", "calls without the right token allowed in a burst from one address",
+     offsetof(struct admin_config, auth_fail_burst), 1, 100000},
     {"ZL_ADMIN_HTTP_TIMEOUT_MS", ZL_CFG_INT, "2000", "bound on each worker health scrape or forwarded call",
      offsetof(struct admin_config, http_timeout_ms), 100, 60000},
 };
@@ -61,8 +71,10 @@ int main(int argc, char **argv)
     struct zl_admin *admin = NULL;
     struct zl_health *health = NULL;
     struct zl_admin_opts ao = {
-        .pg_dsn = rcfg.pg_dsn, .token = acfg.token.value, .worker_urls = acfg.worker_urls,
+        .pg_dsn = rcfg.pg_dsn, .token = boot.svc.admin_token.value, .worker_urls = acfg.worker_urls,
+        .worker_token = acfg.worker_token.value,
         .rate_per_s = (double)acfg.rate_per_s, .burst = (double)acfg.burst,
+        .auth_fail_per_s = (double)acfg.auth_fail_per_s, .auth_fail_burst = (double)acfg.auth_fail_burst,
         .http_timeout_ms = acfg.http_timeout_ms, .pg_connect_timeout_ms = rcfg.pg_connect_timeout_ms,
         .metrics = boot.metrics,
     };
@@ -71,7 +83,10 @@ int main(int argc, char **argv)
         status = ZL_EXIT_CONFIG;
         goto out;
     }
-    struct zl_health_opts ho = {.stage = "admin", .route = zl_admin_route, .route_opaque = admin};
+    /* The admin route checks the token itself: it rate limits per caller
+     * after authentication (admin.h). */
+    struct zl_health_opts ho = {.stage = "admin", .route = zl_admin_route, .route_opaque = admin,
+                                .admin_route_authenticates = true};
     if (zl_boot_serve(&boot, &ho) != 0)
         goto out;
     health = boot.health;

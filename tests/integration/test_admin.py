@@ -43,7 +43,8 @@ def test_each_call_works_and_a_resolve_shows_in_the_history(pipeline):
     chain = random.randrange(3 * 10**9, 4 * 10**9)
     deps = make_dead(pipeline, 2, chain_id=chain)
     ids = [d["deposit_id"] for d in deps]
-    w = pipeline.start("healthy-worker")
+    # The worker's /admin/ takes the admin token (zl-admin forwards its own).
+    w = pipeline.start("healthy-worker", ZL_ADMIN_TOKEN_FILE=str(token_file(pipeline.workdir)))
     wport = pipeline.http_port("healthy-worker")
     start_tool(pipeline, "sweep", "zl-sweep", ZL_SWEEP_CHAIN_ID=chain, ZL_SWEEP_STALE_MS=86400000,
                ZL_SWEEP_INTERVAL_MS=300)
@@ -125,7 +126,9 @@ def test_each_call_works_and_a_resolve_shows_in_the_history(pipeline):
 def test_rate_limit_refuses_a_burst_beyond_the_bucket(pipeline):
     """Guards against an admin API that a script (or a token-guessing
     client) can hammer without limit."""
-    base = start_admin(pipeline, ZL_ADMIN_RATE_PER_S="1", ZL_ADMIN_BURST="5")
+    # Wrong tokens draw on the peer's budget of failed attempts (admin.h).
+    base = start_admin(pipeline, ZL_ADMIN_RATE_PER_S="1", ZL_ADMIN_BURST="5", ZL_ADMIN_AUTH_FAIL_PER_S="1",
+                       ZL_ADMIN_AUTH_FAIL_BURST="5")
     codes = [http("GET", base + "/admin/dead?limit=1", token="wrong-token-guess-123")[0] for _ in range(10)]
     assert codes[:5] == [401] * 5 and 429 in codes[5:], codes
     time.sleep(2.2)

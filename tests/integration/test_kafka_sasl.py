@@ -55,8 +55,12 @@ def write_props_file(path: Path, props: dict, mode: int = 0o600) -> Path:
 class SaslBroker:
     """A one-node KRaft broker with a SASL_PLAINTEXT (PLAIN) client listener."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, users: dict | None = None, extra_properties: str = ""):
+        """users: more SASL users (name: password); extra_properties: more
+        server.properties lines (an authorizer, for the ACL tests)."""
         self.dir = workdir
+        self.users = users or {}
+        self.extra_properties = extra_properties
         self.port = free_port()
         self.controller_port = free_port()
         self.proc = None
@@ -73,7 +77,8 @@ class SaslBroker:
         data.mkdir(parents=True)
         jaas = ("org.apache.kafka.common.security.plain.PlainLoginModule required"
                 f' username="{ADMIN_USER}" password="{ADMIN_PASSWORD}"'
-                f' user_{ADMIN_USER}="{ADMIN_PASSWORD}" user_{USER}="{PASSWORD}";')
+                f' user_{ADMIN_USER}="{ADMIN_PASSWORD}" user_{USER}="{PASSWORD}"'
+                + "".join(f' user_{u}="{pw}"' for u, pw in self.users.items()) + ";")
         (self.dir / "server.properties").write_text(f"""\
 process.roles=broker,controller
 node.id=1
@@ -95,7 +100,7 @@ offsets.topic.num.partitions=2
 transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 group.initial.rebalance.delay.ms=0
-""")
+{self.extra_properties}""")
         (self.dir / "log4j.properties").write_text(
             "log4j.rootLogger=WARN, stdout\n"
             "log4j.appender.stdout=org.apache.log4j.ConsoleAppender\n"

@@ -80,6 +80,8 @@ def test_admin_breaker_reset_closes_an_open_endpoint_breaker(chain, workers):
     import re
     import subprocess
 
+    from zlharness.env import write_secret
+
     bad = FaultProxy(chain.url, "500")
     good = FaultProxy(chain.url, "ok")
     try:
@@ -88,8 +90,10 @@ def test_admin_breaker_reset_closes_an_open_endpoint_breaker(chain, workers):
         txs = [chain.transfer(i % 3, addr, 1000 + i) for i in range(6)]
         ids = {dep_id(t, 0) for t in txs}
         workers.start("detect", "detect", ZL_RPC_URLS=good.url)
+        token = "verify-admin-token-0123456789"
+        token_path = write_secret(workers.workdir / "verify_admin_token", token)
         workers.start("verify", "verify", ZL_RPC_URLS=urls, ZL_CONFIRMATIONS="1", ZL_RPC_BREAKER_MIN_CALLS="1",
-                      ZL_RPC_BREAKER_BREAK_MS="600000")
+                      ZL_RPC_BREAKER_BREAK_MS="600000", ZL_ADMIN_TOKEN_FILE=str(token_path))
         chain.mine(2)
         wait_until(lambda: all(state_of(chain, d) == "verified" for d in ids), 60, "verified via the good endpoint")
         port = (workers.workdir / "verify.port").read_text().strip()
@@ -103,7 +107,8 @@ def test_admin_breaker_reset_closes_an_open_endpoint_breaker(chain, workers):
 
         wait_until(lambda: breaker_state() == "2", 30, f"the failing endpoint's breaker open ({bad_dep})")
         bad.set_mode("ok")  # the operator fixed it
-        out = subprocess.run(["curl", "-s", "-w", "\n%{http_code}", "-X", "POST", "-d",
+        out = subprocess.run(["curl", "-s", "-w", "\n%{http_code}", "-X", "POST", "-H", f"Authorization: Bearer {token}",
+                              "-d",
                               json.dumps({"dependency": "rpc"}), f"http://127.0.0.1:{port}/admin/breakers/reset"],
                              capture_output=True, text=True, timeout=10).stdout
         body, status = out.rsplit("\n", 1)

@@ -107,11 +107,34 @@ static int http(uint16_t port, const char *method, const char *path,
     return (int)rc;
 }
 
+/* admin_token: NULL with admin_route_authenticates (the hook checks the
+ * token, as zl-admin's does), else the token /admin/... needs ("" = none). */
+static struct zl_health *start_admin(zl_health_route_fn route, void *opaque,
+                                     const char *admin_token)
+{
+    struct zl_health_opts opts = {
+        .stage = "verify",
+        .route = route,
+        .route_opaque = opaque,
+        .body_max_bytes = 64,
+        .admin_token = admin_token,
+        .admin_route_authenticates = admin_token == NULL,
+    };
+    char err[ZL_ERRSTR_SIZE];
+    struct zl_health *h = NULL;
+    if (zl_health_start(&h, &opts, err, sizeof(err)) != 0) {
+        fprintf(stderr, "  zl_health_start: %s\n", err);
+        return NULL;
+    }
+    return h;
+}
+
 static struct zl_health *start(int64_t liveness_timeout_ms,
                                struct zl_metrics *metrics,
                                zl_health_route_fn route, void *opaque)
 {
     struct zl_health_opts opts = {
+        .admin_route_authenticates = true, /* the hooks below stand for zl-admin's */
         .stage = "verify",
         .port = 0,
         .liveness_timeout_ms = liveness_timeout_ms,
@@ -458,6 +481,119 @@ ZT_TEST(test_route_hook_body_over_the_limit_is_413_without_calling_the_hook)
     zl_health_stop(h);
 }
 
+/* POST with an Authorization header (NULL = none); returns the status. */
+static long post_with_auth(uint16_t port, const char *path, const char *auth,
+                           struct http_reply *r)
+{
+    curl_init_once();
+    memset(r, 0, sizeof(*r));
+    CURL *c = curl_easy_init();
+    if (c == NULL)
+        return -1;
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", (unsigned)port, path);
+    struct curl_slist *hdrs = auth != NULL ? curl_slist_append(NULL, auth) : NULL;
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, "{}");
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(c);
+    return r->status;
+}
+
+ZT_TEST(test_admin_paths_without_a_configured_token_are_refused_403)
+{
+    int calls = 0;
+    struct zl_health *h = start_admin(echo_route, &calls, "");
+    ZT_REQUIRE(h != NULL);
+    struct http_reply r;
+    ZT_EQ_INT(403, post_with_auth(zl_health_port(h), "/admin/echo", NULL, &r));
+    ZT_CHECK(strstr(r.body, "ZL_ADMIN_TOKEN_FILE") != NULL);
+    /* Not even a guessed token opens them. */
+    ZT_EQ_INT(403, post_with_auth(zl_health_port(h), "/admin/echo",
+                                  "Authorization: Bearer ", &r));
+    ZT_EQ_INT(0, calls);
+    /* The health endpoints stay open. */
+    ZT_REQUIRE(http(zl_health_port(h), "GET", "/health/live", NULL, &r) == 0);
+    ZT_EQ_INT(200, r.status);
+    zl_health_stop(h);
+}
+
+ZT_TEST(test_admin_paths_need_the_bearer_token_before_the_hook_runs)
+{
+    int calls = 0;
+    struct zl_health *h = start_admin(echo_route, &calls, "worker-token-0123456789");
+    ZT_REQUIRE(h != NULL);
+    uint16_t port = zl_health_port(h);
+    struct http_reply r;
+    ZT_EQ_INT(401, post_with_auth(port, "/admin/echo", NULL, &r));
+    ZT_EQ_INT(401, post_with_auth(port, "/admin/echo", "Authorization: Bearer worker-token-012345678", &r));
+    ZT_EQ_INT(401, post_with_auth(port, "/admin/echo", "Authorization: worker-token-0123456789", &r));
+    ZT_EQ_INT(0, calls);
+    ZT_EQ_INT(201, post_with_auth(port, "/admin/echo", "Authorization: Bearer worker-token-0123456789", &r));
+    ZT_EQ_INT(1, calls);
+    zl_health_stop(h);
+}
+
+ZT_TEST(test_admin_paths_take_any_token_of_a_file_with_one_per_line)
+{
+    int calls = 0;
+    struct zl_health *h = start_admin(echo_route, &calls,
+                                      "alice-token-0123456789\r\n\n  bob-token-0123456789  \n");
+    ZT_REQUIRE(h != NULL);
+    uint16_t port = zl_health_port(h);
+    struct http_reply r;
+    ZT_EQ_INT(201, post_with_auth(port, "/admin/echo", "Authorization: Bearer alice-token-0123456789", &r));
+    ZT_EQ_INT(201, post_with_auth(port, "/admin/echo", "Authorization: Bearer bob-token-0123456789", &r));
+    /* Blank lines are no token; the blanks around one are not part of it. */
+    ZT_EQ_INT(401, post_with_auth(port, "/admin/echo", "Authorization: Bearer ", &r));
+    ZT_EQ_INT(401, post_with_auth(port, "/admin/echo", "Authorization: Bearer   bob-token-0123456789", &r));
+    ZT_EQ_INT(2, calls);
+    zl_health_stop(h);
+}
+
+/* Answers the caller's peer address. */
+static int peer_route(void *opaque, const struct zl_health_request *req,
+                      struct zl_health_response *resp)
+{
+    (void)opaque;
+    char peer[ZL_HEALTH_PEER_SIZE];
+    zl_health_request_peer(req, peer, sizeof(peer));
+    resp->status = 200;
+    resp->content_type = "text/plain";
+    resp->body = strdup(peer);
+    resp->body_len = resp->body != NULL ? strlen(resp->body) : 0;
+    return 0;
+}
+
+ZT_TEST(test_route_hook_sees_the_tcp_peer_address)
+{
+    struct zl_health *h = start_admin(peer_route, NULL, NULL);
+    ZT_REQUIRE(h != NULL);
+    struct http_reply r;
+    ZT_EQ_INT(200, post_with_auth(zl_health_port(h), "/admin/peer", "X-Forwarded-For: 10.9.9.9", &r));
+    ZT_EQ_STR("127.0.0.1", r.body);
+    zl_health_stop(h);
+}
+
+ZT_TEST(test_bearer_check_and_token_fingerprint)
+{
+    ZT_CHECK(zl_health_bearer_ok("Bearer s3cret-token", "s3cret-token"));
+    ZT_CHECK(!zl_health_bearer_ok("Bearer s3cret-toke", "s3cret-token"));
+    ZT_CHECK(!zl_health_bearer_ok("bearer s3cret-token", "s3cret-token"));
+    ZT_CHECK(!zl_health_bearer_ok(NULL, "s3cret-token"));
+    ZT_CHECK(!zl_health_bearer_ok("Bearer ", ""));
+    char fpr[ZL_HEALTH_TOKEN_FPR_SIZE];
+    /* sha256("abc") = ba7816bf8f01cfea 414140de5dae2223... */
+    zl_health_token_fingerprint("abc", fpr);
+    ZT_EQ_STR("ba7816bf8f01cfea", fpr);
+}
+
 ZT_TEST(test_dependency_table_is_bounded_and_rejects_bad_names)
 {
     struct zl_health *h = start(0, NULL, NULL, NULL);
@@ -561,6 +697,11 @@ ZT_MAIN(test_port_zero_listens_on_an_ephemeral_port_it_reports,
         test_methods_other_than_get_are_405_with_allow_header,
         test_route_hook_gets_other_paths_with_method_headers_args_and_body,
         test_route_hook_body_over_the_limit_is_413_without_calling_the_hook,
+        test_admin_paths_without_a_configured_token_are_refused_403,
+        test_admin_paths_need_the_bearer_token_before_the_hook_runs,
+        test_admin_paths_take_any_token_of_a_file_with_one_per_line,
+        test_route_hook_sees_the_tcp_peer_address,
+        test_bearer_check_and_token_fingerprint,
         test_dependency_table_is_bounded_and_rejects_bad_names,
         test_detail_that_is_not_utf8_still_gives_valid_json,
         test_start_fails_with_a_reason_for_bad_address_busy_port_and_no_stage,
