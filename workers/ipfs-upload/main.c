@@ -147,6 +147,8 @@ static zl_class build_doc(struct ipfs_upload *u, struct zl_work *w, struct iu_do
         .image_cid = img->cid,
     };
     char buf[ZL_NFTMETA_MAX_BYTES];
+    /* w->in carries the row's facts here: the runtime refused a message that
+     * disagreed with its row and then applied the row's (facts.h). */
     if (zl_nftmeta_build(&w->in, &mo, buf, sizeof(buf), &d->len, w->error, sizeof(w->error)) != 0 ||
         zl_cid_raw_v1(buf, d->len, d->cid, sizeof(d->cid), w->error, sizeof(w->error)) != 0)
         return ZL_PERMANENT;
