@@ -99,7 +99,7 @@ int zl_facts_compare(const struct zl_facts *f, const struct zl_event *ev, char *
         return 0;
     if (field != NULL)
         snprintf(field, ZL_FACTS_FIELD_SIZE, "%s", name);
-    snprintf(why, why_size, "field %s: message says %s, the row says %s", name, says, holds);
+    snprintf(why, why_size, "field %s differs: message says %s, the row says %s", name, says, holds);
     return -1;
 }
 

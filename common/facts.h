@@ -69,7 +69,7 @@ void zl_facts_from_result(const PGresult *r, int row, int col, struct zl_facts *
 /* Compares ev with the row's facts f. Returns 0 when they agree on every
  * compared field ev's kind carries, else -1 with field (ZL_FACTS_FIELD_SIZE
  * bytes, may be NULL) set to the first differing field's name and why set
- * to "field amount: message says 101, the row says 100". */
+ * to "field amount differs: message says 101, the row says 100". */
 int zl_facts_compare(const struct zl_facts *f, const struct zl_event *ev, char *field, char *why,
                      size_t why_size);
 

@@ -64,11 +64,11 @@ ZT_TEST(test_the_first_differing_field_is_named_with_both_values)
     char field[ZL_FACTS_FIELD_SIZE], why[256];
     ZT_EQ_INT(-1, zl_facts_compare(&f, &ev, field, why, sizeof(why)));
     ZT_EQ_STR("user_id", field);
-    ZT_EQ_STR("field user_id: message says mallory, the row says alice", why);
+    ZT_EQ_STR("field user_id differs: message says mallory, the row says alice", why);
     agreeing(&f, &ev);
     snprintf(ev.amount, sizeof(ev.amount), "101");
     ZT_EQ_INT(-1, zl_facts_compare(&f, &ev, NULL, why, sizeof(why)));
-    ZT_EQ_STR("field amount: message says 101, the row says 100", why);
+    ZT_EQ_STR("field amount differs: message says 101, the row says 100", why);
 }
 
 ZT_TEST(test_every_compared_fact_is_checked)
