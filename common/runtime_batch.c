@@ -1,5 +1,6 @@
 /* runtime_batch.c: one poll batch, steps 1-6 of runtime.h (decode, rows,
- * the stage's side effect with in-place retries, the CAS, offsets). */
+ * the key and facts checked against the row, the stage's side effect with
+ * in-place retries, the CAS, offsets). */
 #include "runtime_int.h"
 
 #include <inttypes.h>
@@ -259,7 +260,7 @@ static bool process_batch_with_retries(struct rt *rt, struct zl_work **todo, siz
 
 /* Bytes of a Kafka key quoted in a dead letter's reason: a deposit id and
  * then some; a longer key is cut. */
-#define KEY_QUOTE_MAX 160
+#define KEY_QUOTE_BYTES_MAX 160
 
 /* The Kafka key names the deposit too (it picks the partition, and so the
  * order of its events): a key that names another is misrouted or forged. */
@@ -269,7 +270,7 @@ static bool key_refused(struct zl_work *w)
     size_t idlen = strlen(w->in.deposit_id);
     if (m->key != NULL && m->key_len == idlen && memcmp(m->key, w->in.deposit_id, idlen) == 0)
         return false;
-    int shown = m->key == NULL ? 0 : (int)(m->key_len > KEY_QUOTE_MAX ? KEY_QUOTE_MAX : m->key_len);
+    int shown = m->key == NULL ? 0 : (int)(m->key_len > KEY_QUOTE_BYTES_MAX ? KEY_QUOTE_BYTES_MAX : m->key_len);
     w->result = ZL_POISON;
     snprintf(w->error, sizeof(w->error), "key \"%.*s\" differs from deposit_id %s", shown,
              m->key == NULL ? "" : (const char *)m->key, w->in.deposit_id);
@@ -351,12 +352,12 @@ static bool republish_lost_races(struct rt *rt, struct zl_work **group, size_t n
     }
     for (size_t j = 0; j < k && ok; j++) {
         lost[j]->row = rows[j];
-        adopt_row_block(lost[j]);
         if (!rows[j].found || zl_state_rank(rows[j].state) < zl_state_rank(rt->stage->done_state)) {
             rt_work_of(lost[j])->phase = PH_DONE; /* moved elsewhere (dead, reorged): nothing to publish */
             rt_work_of(lost[j])->has_out = false;
             continue;
         }
+        adopt_row_block(lost[j]);
         ok = republish(rt, lost[j]);
     }
 out:
