@@ -43,7 +43,7 @@ struct zl_work {
     int defers;                /* defers so far (header zl-defers) */
     char traceparent[ZL_TRACEPARENT_BUF_SIZE]; /* W3C header, propagated or started here */
     char trace_id[ZL_TRACE_ID_HEX_SIZE];
-    struct zl_event in;        /* decoded input */
+    struct zl_event in;        /* decoded input; once its row is read, its facts are the row's (facts.h) */
     struct zl_row row;         /* its state row, read before process() */
     struct zl_event out;       /* output event, filled by the stage */
     zl_class result;

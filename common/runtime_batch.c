@@ -1,5 +1,6 @@
 /* runtime_batch.c: one poll batch, steps 1-6 of runtime.h (decode, rows,
- * the stage's side effect with in-place retries, the CAS, offsets). */
+ * the key and facts checked against the row, the stage's side effect with
+ * in-place retries, the CAS, offsets). */
 #include "runtime_int.h"
 
 #include <inttypes.h>
@@ -9,6 +10,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "facts.h"
 #include "fault.h"
 #include "trace.h"
 
@@ -261,6 +263,48 @@ static bool process_batch_with_retries(struct rt *rt, struct zl_work **todo, siz
     return true;
 }
 
+/* Bytes of a Kafka key quoted in a dead letter's reason: a deposit id and
+ * then some; a longer key is cut. */
+#define KEY_QUOTE_BYTES_MAX 160
+
+/* The Kafka key names the deposit too (it picks the partition, and so the
+ * order of its events): a key that names another is misrouted or forged. */
+static bool key_refused(struct zl_work *w)
+{
+    const rd_kafka_message_t *m = w->msg;
+    size_t idlen = strlen(w->in.deposit_id);
+    if (m->key != NULL && m->key_len == idlen && memcmp(m->key, w->in.deposit_id, idlen) == 0)
+        return false;
+    int shown = m->key == NULL ? 0 : (int)(m->key_len > KEY_QUOTE_BYTES_MAX ? KEY_QUOTE_BYTES_MAX : m->key_len);
+    w->result = ZL_POISON;
+    snprintf(w->error, sizeof(w->error), "key \"%.*s\" differs from deposit_id %s", shown,
+             m->key == NULL ? "" : (const char *)m->key, w->in.deposit_id);
+    return true;
+}
+
+/* The row is the truth (facts.h): a message that says something else about
+ * its deposit is refused as poison, and the row is left untouched. One that
+ * agrees takes the row's facts, so the stage acts on the row's. */
+static bool facts_refused(struct zl_work *w)
+{
+    char why[ZL_ERRSTR_SIZE];
+    if (zl_facts_compare(&w->row.facts, &w->in, NULL, why, sizeof(why)) == 0) {
+        zl_facts_apply(&w->row.facts, &w->in);
+        return false;
+    }
+    w->result = ZL_POISON;
+    snprintf(w->error, sizeof(w->error), "message disagrees with the state row: %s", why);
+    return true;
+}
+
+/* A republished output names the block the row records: a copy from before
+ * a reorg still names the orphaned one. */
+static void adopt_row_block(struct zl_work *w)
+{
+    w->in.block_number = w->row.block_number;
+    snprintf(w->in.block_hash, sizeof(w->in.block_hash), "%s", w->row.block_hash);
+}
+
 /* The row is done already: publish its output again, built from the row.
  * Routes a failure by its class. Returns false on an outage. */
 static bool republish(struct rt *rt, struct zl_work *w)
@@ -318,6 +362,7 @@ static bool republish_lost_races(struct rt *rt, struct zl_work **group, size_t n
             rt_work_of(lost[j])->has_out = false;
             continue;
         }
+        adopt_row_block(lost[j]);
         ok = republish(rt, lost[j]);
     }
 out:
@@ -369,14 +414,19 @@ static bool process_all(struct rt *rt, struct zl_work **ws, size_t n)
         w->row = rows[j];
         struct zl_log_ctx ctx;
         zl_work_log_ctx(w, &ctx);
-        if (!w->row.found) {
+        if (key_refused(w)) {
+            rw->phase = PH_DLQ;
+        } else if (!w->row.found) {
             w->result = ZL_PERMANENT;
             snprintf(w->error, sizeof(w->error), "no state row for deposit %s", w->in.deposit_id);
+            rw->phase = PH_DLQ;
+        } else if (facts_refused(w)) {
             rw->phase = PH_DLQ;
         } else if (w->row.state == ZL_STATE_DEAD || w->row.state == ZL_STATE_REORGED) {
             zl_log(ZL_LOG_INFO, &ctx, "row is %s: nothing to do", zl_state_name(w->row.state));
             rw->phase = PH_DONE;
         } else if (zl_state_rank(w->row.state) >= zl_state_rank(rt->stage->done_state)) {
+            adopt_row_block(w);
             if (!republish(rt, w))
                 goto out;
         } else if (accepts(rt->stage, w->row.state) && superseded(w, &w->row)) {

@@ -46,10 +46,9 @@ int zl_state_rank(zl_state s)
 /* Rows come back with the 1-based position of their id in the batch
  * (WITH ORDINALITY), so matching them is O(1) per row, not a search. */
 static const char SQL_READ[] =
-    "SELECT u.ord, state, attempts, coalesce(metadata_cid, ''), coalesce(token_uri, ''),"
-    " coalesce(nft_contract, ''), coalesce(token_id::text, ''), coalesce(mint_tx_hash, ''),"
+    "SELECT u.ord, state, attempts,"
     " coalesce(credit_id::text, ''), coalesce(credit_eggs::text, ''), coalesce(dead_from_state, ''),"
-    " block_number, block_hash, coalesce(confirmations, -1)"
+    " block_number, block_hash, coalesce(confirmations, -1), " ZL_FACTS_COLUMNS
     " FROM unnest($1::text[]) WITH ORDINALITY AS u(id, ord) JOIN deposits d ON d.deposit_id = u.id";
 
 static const char SQL_CAS[] =
@@ -118,17 +117,13 @@ zl_class zl_state_read(struct zl_pg *p, const char *const *ids, size_t n, struct
         if (zl_state_parse(PQgetvalue(r, j, 1), &row->state) != 0)
             row->state = ZL_STATE_UNKNOWN;
         row->attempts = (int)strtol(PQgetvalue(r, j, 2), NULL, 10);
-        copy_col(row->metadata_cid, sizeof(row->metadata_cid), r, j, 3);
-        copy_col(row->token_uri, sizeof(row->token_uri), r, j, 4);
-        copy_col(row->nft_contract, sizeof(row->nft_contract), r, j, 5);
-        copy_col(row->token_id, sizeof(row->token_id), r, j, 6);
-        copy_col(row->mint_tx_hash, sizeof(row->mint_tx_hash), r, j, 7);
-        copy_col(row->credit_id, sizeof(row->credit_id), r, j, 8);
-        copy_col(row->credit_eggs, sizeof(row->credit_eggs), r, j, 9);
-        copy_col(row->dead_from_state, sizeof(row->dead_from_state), r, j, 10);
-        row->block_number = strtoull(PQgetvalue(r, j, 11), NULL, 10);
-        copy_col(row->block_hash, sizeof(row->block_hash), r, j, 12);
-        row->confirmations = strtoll(PQgetvalue(r, j, 13), NULL, 10);
+        copy_col(row->credit_id, sizeof(row->credit_id), r, j, 3);
+        copy_col(row->credit_eggs, sizeof(row->credit_eggs), r, j, 4);
+        copy_col(row->dead_from_state, sizeof(row->dead_from_state), r, j, 5);
+        row->block_number = strtoull(PQgetvalue(r, j, 6), NULL, 10);
+        copy_col(row->block_hash, sizeof(row->block_hash), r, j, 7);
+        row->confirmations = strtoll(PQgetvalue(r, j, 8), NULL, 10);
+        zl_facts_from_result(r, j, 9, &row->facts);
     }
     PQclear(r);
     return ZL_OK;

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 
 #include "envelope.h"
+#include "facts.h"
 #include "hex.h"
 #include "pg.h"
 #include "zl.h"
@@ -47,11 +48,8 @@ struct zl_row {
     bool found;
     zl_state state;
     int attempts;
-    char metadata_cid[128];
-    char token_uri[140];
-    char nft_contract[ZL_ADDRESS_HEX_SIZE];
-    char token_id[ZL_UINT256_DEC_SIZE];
-    char mint_tx_hash[ZL_HASH_HEX_SIZE];
+    /* the deposit's facts and the stage results: what stages act on */
+    struct zl_facts facts;
     char credit_id[ZL_UUID_TEXT_SIZE];
     char credit_eggs[ZL_UINT256_DEC_SIZE];
     char dead_from_state[ZL_STATE_NAME_SIZE];
@@ -67,7 +65,7 @@ struct zl_row {
 int zl_state_prepare(struct zl_pg *p);
 
 /* Reads the rows of ids[0..n) into rows[0..n) (rows[i].found = false for a
- * missing row), in one round trip. */
+ * missing row), their facts included, in one round trip. */
 zl_class zl_state_read(struct zl_pg *p, const char *const *ids, size_t n, struct zl_row *rows, char *errstr,
                        size_t errstr_size);
 

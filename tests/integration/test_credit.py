@@ -169,7 +169,9 @@ def test_permanent_failures_go_to_the_dlq_without_stopping_good_credits(pipe):
     """Guards against a bad deposit crashing the stage or holding up the
     others: no rate for the token, eggs beyond a uint256, and an event whose
     amount differs from its row are dead-lettered with the reason; the good
-    deposit in the same batch is credited."""
+    deposit in the same batch is credited. The event whose amount differs is
+    bad input, not a bad deposit (issue 17, the row is the truth): poison,
+    its row left minted, and the genuine event then credits it."""
     set_rate(pipe, TOKEN, RATE)
     unpriced = deposits_for(pipe, [10**18], token="0x" + "77" * 20)
     huge_token = "0x" + "78" * 20
@@ -189,10 +191,15 @@ def test_permanent_failures_go_to_the_dlq_without_stopping_good_credits(pipe):
     assert "uint256" in reasons[overflow[0]["deposit_id"]]
     assert "amount differs" in reasons[tampered[0]["deposit_id"]]
     classes = {m["key"]: m["headers"].get("zl-dlq-error-class") for m in pipe.dlq()}
-    assert set(classes[i] for i in bad_ids) == {"permanent"}
-    assert set(pipe.states(bad_ids).values()) == {"dead"}
+    assert set(classes[i] for i in bad_ids[:2]) == {"permanent"}
+    assert classes[tampered[0]["deposit_id"]] == "poison"
+    assert set(pipe.states(bad_ids[:2]).values()) == {"dead"}
+    assert pipe.states([tampered[0]["deposit_id"]]) == {tampered[0]["deposit_id"]: "minted"}
     assert pipe.entries(bad_ids) == [], "a dead-lettered deposit has ledger entries"
     assert_credited_once(pipe, good)
+    pipe.produce(tampered)
+    wait_for(all_credited(pipe, [tampered[0]["deposit_id"]]), 20, "the genuine event credits the row's amount")
+    assert_credited_once(pipe, good + tampered)
     assert_audit_clean(pipe)
 
 

@@ -74,14 +74,15 @@ def test_poison_goes_to_dlq_with_readable_headers_and_partition_keeps_flowing(pi
     partition, and against DLQ headers operators cannot read with kcat."""
     good = [new_deposit() for _ in range(3)]
     insert_rows(good)
-    key = "same-partition"
-    pipeline.produce([good[0]], key=key)
-    pipeline.produce_raw(key, "this is not json")
-    pipeline.produce([good[1]], key=key)
+    # One partition, each message keyed by its deposit (a stage refuses any
+    # other key as poison).
+    pipeline.produce([good[0]], partition=0)
+    pipeline.produce_raw("same-partition", "this is not json", partition=0)
+    pipeline.produce([good[1]], partition=0)
     bad_schema = new_deposit()
     bad_schema["amount"] = 12.5  # a float amount: never valid
-    pipeline.produce([bad_schema], key=key)
-    pipeline.produce([good[2]], key=key)
+    pipeline.produce([bad_schema], partition=0)
+    pipeline.produce([good[2]], partition=0)
 
     worker = pipeline.start("w")
     ids = [d["deposit_id"] for d in good]
@@ -110,9 +111,9 @@ def test_transient_failure_walks_the_delay_tiers_to_the_dlq_without_holding_up_i
     flaky = new_deposit(user_id="flaky")
     normal = [new_deposit() for _ in range(20)]
     insert_rows([flaky] + normal)
-    key = "one-partition"
-    pipeline.produce([flaky], key=key)
-    pipeline.produce(normal, key=key)
+    key = flaky["deposit_id"]  # the key a stage accepts: the deposit's own
+    pipeline.produce([flaky], partition=0)
+    pipeline.produce(normal, partition=0)
 
     pipeline.start("w", ZL_PT_TRANSIENT_USER="flaky")
     ids = [d["deposit_id"] for d in normal]
@@ -143,7 +144,7 @@ def test_defers_do_not_spend_the_transient_budget(pipeline):
     once while the chain was being reorganised, and the deposit died."""
     waiter = new_deposit(user_id="waiter")
     insert_rows([waiter])
-    pipeline.produce([waiter], key="w")
+    pipeline.produce([waiter])
     pipeline.start("w", ZL_PT_DEFER_USER="waiter", ZL_PT_DEFERS="3")
     did = waiter["deposit_id"]
     wait_until(lambda: states([did])[did] in ("verified", "dead"), 30, "the waiting deposit settled")
@@ -173,6 +174,10 @@ def test_a_stale_message_for_a_reincluded_deposit_is_dropped_and_never_kills_the
     assert states([d["deposit_id"]])[d["deposit_id"]] == "detected", "the stale message changed the row"
     assert pipeline.dlq_messages() == [], "a stale message was dead-lettered"
     assert effects([d["deposit_id"]]) == {}, "a stale message was processed"
+    # The row is the truth (a message must agree with it on the user): the
+    # current message, for a user the stage does not fail, needs a row that
+    # says so.
+    psql("UPDATE deposits SET user_id = 'ok' WHERE deposit_id = :'v1'", d["deposit_id"])
     fresh = dict(d, block_hash="0x" + "cd" * 32, block_number=101, event_id=str(uuid.uuid4()), user_id="ok")
     pipeline.produce([fresh], key=d["deposit_id"])
     wait_until(lambda: states([d["deposit_id"]])[d["deposit_id"]] == "verified", 30, "the current message applied")

@@ -119,11 +119,11 @@ static zl_class credit_process(void *ctx, struct zl_work *w)
 {
     struct credit *cr = ctx;
     struct zl_rate rate;
-    zl_class c = zl_rates_get(&cr->rates, w->in.token, zl_now_ms(), &rate, w->error, sizeof(w->error));
+    zl_class c = zl_rates_get(&cr->rates, w->row.facts.token, zl_now_ms(), &rate, w->error, sizeof(w->error));
     if (c != ZL_OK)
         return c;
     zl_event_derive(&w->out, &w->in, ZL_TOPIC_CREDITED);
-    if (zl_ledger_eggs(w->in.amount, rate.value, (int)cr->cfg.token_decimals, w->out.credit_eggs,
+    if (zl_ledger_eggs(w->row.facts.amount, rate.value, (int)cr->cfg.token_decimals, w->out.credit_eggs,
                        sizeof(w->out.credit_eggs), w->error, sizeof(w->error)) != 0)
         return ZL_PERMANENT;
     memcpy(w->out.rate, rate.value, sizeof(w->out.rate));
@@ -184,7 +184,7 @@ static zl_class credit_in_tx(void *ctx, struct zl_pg *pg, struct zl_work *const 
         ZL_ASSERT(strcmp(credit_id, w->out.credit_id) == 0);
         cs[i] = (struct zl_ledger_credit){
             .deposit_id = w->in.deposit_id,
-            .amount = w->in.amount,
+            .amount = w->row.facts.amount,
             .eggs = w->out.credit_eggs,
             .rate = w->out.rate,
             .source = zl_rate_source_name(src),

@@ -113,14 +113,14 @@ static struct ipfs_upload g_ipfs_upload;
 static zl_class iu_republish(void *ctx, struct zl_work *w)
 {
     (void)ctx;
-    if (w->row.metadata_cid[0] == '\0' || w->row.token_uri[0] == '\0') {
+    if (w->row.facts.metadata_cid[0] == '\0' || w->row.facts.token_uri[0] == '\0') {
         snprintf(w->error, sizeof(w->error), "row is %s but has no metadata_cid/token_uri",
                  zl_state_name(w->row.state));
         return ZL_PERMANENT;
     }
     zl_event_derive(&w->out, &w->in, ZL_TOPIC_PINNED);
-    snprintf(w->out.metadata_cid, sizeof(w->out.metadata_cid), "%s", w->row.metadata_cid);
-    snprintf(w->out.token_uri, sizeof(w->out.token_uri), "%s", w->row.token_uri);
+    snprintf(w->out.metadata_cid, sizeof(w->out.metadata_cid), "%s", w->row.facts.metadata_cid);
+    snprintf(w->out.token_uri, sizeof(w->out.token_uri), "%s", w->row.facts.token_uri);
     return ZL_OK;
 }
 
@@ -136,7 +136,7 @@ struct iu_doc {
 /* Builds w's document (permanent when its event cannot make one). */
 static zl_class build_doc(struct ipfs_upload *u, struct zl_work *w, struct iu_doc *d)
 {
-    struct iu_image *img = iu_images_for(&u->images, w->in.amount);
+    struct iu_image *img = iu_images_for(&u->images, w->row.facts.amount);
     zl_class c = iu_image_ensure(img, &u->pg, u->ipfs, u->providers, w->error, sizeof(w->error));
     if (c != ZL_OK)
         return c;
@@ -147,6 +147,8 @@ static zl_class build_doc(struct ipfs_upload *u, struct zl_work *w, struct iu_do
         .image_cid = img->cid,
     };
     char buf[ZL_NFTMETA_MAX_BYTES];
+    /* w->in carries the row's facts here: the runtime refused a message that
+     * disagreed with its row and then applied the row's (facts.h). */
     if (zl_nftmeta_build(&w->in, &mo, buf, sizeof(buf), &d->len, w->error, sizeof(w->error)) != 0 ||
         zl_cid_raw_v1(buf, d->len, d->cid, sizeof(d->cid), w->error, sizeof(w->error)) != 0)
         return ZL_PERMANENT;

@@ -37,11 +37,11 @@ static zl_class batch_calldata(struct zl_work *const *ws, const size_t *idx, siz
             continue;
         const struct zl_work *w = ws[idx[i]];
         zl_keccak256(w->in.deposit_id, strlen(w->in.deposit_id), ids[n]);
-        if (zl_tx_parse_address(w->in.from, to[n]) != 0) {
-            snprintf(errstr, errstr_size, "depositor %s is not an address", w->in.from);
+        if (zl_tx_parse_address(w->row.facts.from, to[n]) != 0) {
+            snprintf(errstr, errstr_size, "depositor %s is not an address", w->row.facts.from);
             return ZL_PERMANENT; /* checked before: cannot happen */
         }
-        uris[n++] = w->in.token_uri;
+        uris[n++] = w->row.facts.token_uri;
     }
     if (zl_abi_mint_batch(n, (const uint8_t(*)[20])to, (const uint8_t(*)[32])ids, uris, data, cap, len) != 0) {
         snprintf(errstr, errstr_size, "mintBatch of %zu deposits does not fit in %zu bytes of calldata", n, cap);

@@ -111,15 +111,15 @@ static struct mint g_mint;
 static zl_class mint_republish(void *ctx, struct zl_work *w)
 {
     (void)ctx;
-    if (!zl_valid_hash32(w->row.mint_tx_hash) || w->row.token_id[0] == '\0' || w->row.nft_contract[0] == '\0') {
+    if (!zl_valid_hash32(w->row.facts.mint_tx_hash) || w->row.facts.token_id[0] == '\0' || w->row.facts.nft_contract[0] == '\0') {
         snprintf(w->error, sizeof(w->error), "row is %s but lacks mint_tx_hash/token_id/nft_contract",
                  zl_state_name(w->row.state));
         return ZL_PERMANENT;
     }
     zl_event_derive(&w->out, &w->in, ZL_TOPIC_MINTED);
-    snprintf(w->out.mint_tx_hash, sizeof(w->out.mint_tx_hash), "%s", w->row.mint_tx_hash);
-    snprintf(w->out.token_id, sizeof(w->out.token_id), "%s", w->row.token_id);
-    snprintf(w->out.nft_contract, sizeof(w->out.nft_contract), "%s", w->row.nft_contract);
+    snprintf(w->out.mint_tx_hash, sizeof(w->out.mint_tx_hash), "%s", w->row.facts.mint_tx_hash);
+    snprintf(w->out.token_id, sizeof(w->out.token_id), "%s", w->row.facts.token_id);
+    snprintf(w->out.nft_contract, sizeof(w->out.nft_contract), "%s", w->row.facts.nft_contract);
     return ZL_OK;
 }
 

@@ -12,9 +12,9 @@
 
 bool mint_bad_depositor(struct zl_work *w)
 {
-    if (zl_valid_address(w->in.from) && strcmp(w->in.from, "0x0000000000000000000000000000000000000000") != 0)
+    if (zl_valid_address(w->row.facts.from) && strcmp(w->row.facts.from, "0x0000000000000000000000000000000000000000") != 0)
         return false;
-    snprintf(w->error, sizeof(w->error), "depositor address %s cannot receive an NFT", w->in.from);
+    snprintf(w->error, sizeof(w->error), "depositor address %s cannot receive an NFT", w->row.facts.from);
     return true;
 }
 
@@ -31,8 +31,8 @@ static zl_class mint_calldata(const struct zl_work *w, uint8_t *data, size_t cap
 {
     uint8_t to[20];
     zl_keccak256(w->in.deposit_id, strlen(w->in.deposit_id), id);
-    if (zl_tx_parse_address(w->in.from, to) != 0 || zl_abi_mint(to, id, w->in.token_uri, data, cap, len) != 0) {
-        snprintf(errstr, errstr_size, "cannot encode mint(%s, id, %s)", w->in.from, w->in.token_uri);
+    if (zl_tx_parse_address(w->row.facts.from, to) != 0 || zl_abi_mint(to, id, w->row.facts.token_uri, data, cap, len) != 0) {
+        snprintf(errstr, errstr_size, "cannot encode mint(%s, id, %s)", w->row.facts.from, w->row.facts.token_uri);
         return ZL_PERMANENT;
     }
     return ZL_OK;

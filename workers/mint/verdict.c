@@ -94,11 +94,11 @@ zl_class mint_already_minted(struct mint *m, struct zl_work *w, const uint8_t id
         snprintf(w->error, sizeof(w->error), "mint reverted as if the token existed, but ownerOf finds none");
         return ZL_TRANSIENT;
     }
-    if (strcasecmp(owner, w->in.from) != 0) {
-        snprintf(w->error, sizeof(w->error), "token already minted to %s, not to the depositor %s", owner, w->in.from);
+    if (strcasecmp(owner, w->row.facts.from) != 0) {
+        snprintf(w->error, sizeof(w->error), "token already minted to %s, not to the depositor %s", owner, w->row.facts.from);
         return ZL_PERMANENT;
     }
-    return find_mint_log(m, id, w->in.from, hash, w->error, sizeof(w->error));
+    return find_mint_log(m, id, w->row.facts.from, hash, w->error, sizeof(w->error));
 }
 
 /* Did the receipt's own logs mint token `id` to `to` (a Transfer(0, to, id)
@@ -152,7 +152,7 @@ zl_class mint_verdict(struct mint *m, struct zl_work *w, const struct zl_nonce_t
 {
     uint8_t id[32];
     zl_keccak256(w->in.deposit_id, strlen(w->in.deposit_id), id);
-    if (r->status == 1 && (!is_batch(slot) || receipt_minted(m, r, id, w->in.from))) {
+    if (r->status == 1 && (!is_batch(slot) || receipt_minted(m, r, id, w->row.facts.from))) {
         snprintf(hash, 67, "%s", r->hash);
         return ZL_OK;
     }

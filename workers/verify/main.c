@@ -16,6 +16,11 @@
  *   - every RPC endpoint down: outage (pause, never DLQ).
  * A tx re-included in another block at the same log index keeps its
  * deposit id; the verified event and the row carry the new block facts.
+ *
+ * Every fact checked is the state row's (detect wrote it from the chain):
+ * the runtime has already refused, as poison, a message that says otherwise
+ * (facts.h), so what goes dead here is a deposit the chain disowns, never a
+ * deposit some message misdescribed.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -118,7 +123,7 @@ static zl_class gone(struct verify *v, struct zl_work *w, const char *why)
     char err[ZL_ERRSTR_SIZE];
     zl_class c = zl_pg_ensure(&v->pg, err, sizeof(err));
     if (c == ZL_OK) {
-        const char *vals[3] = {w->in.deposit_id, w->in.block_hash, why};
+        const char *vals[3] = {w->in.deposit_id, w->row.block_hash, why};
         PGresult *r = zl_pg_prepared(&v->pg, "verify_mark_reorged", 3, vals, PGRES_COMMAND_OK, &c, err, sizeof(err));
         if (r != NULL)
             PQclear(r);
@@ -156,10 +161,10 @@ struct vitem {
     size_t block;               /* index into the batch's block array */
 };
 
-/* The checks that need no chain: token and amount. */
+/* The checks that need no chain: the row's token and amount. */
 static bool static_checks(struct verify *v, struct zl_work *w)
 {
-    const struct zl_event *in = &w->in;
+    const struct zl_facts *in = &w->row.facts;
     char tok[ZL_ADDRESS_HEX_SIZE];
     if (zl_hex_lower(in->token, ZL_ADDRESS_HEX_DIGITS, tok, sizeof(tok)) != 0 || strcmp(tok, v->token) != 0) {
         snprintf(w->error, sizeof(w->error), "token %s is not the deposit token %s", in->token, v->token);
@@ -183,7 +188,7 @@ static void judge_receipt(struct verify *v, struct zl_work *w, struct vitem *it,
     if (!it->has_rcpt) {
         /* No receipt: gone only if the block that held it was replaced;
          * decided by that block's canonical hash. */
-        it->bn = in->block_number;
+        it->bn = w->row.block_number;
         return;
     }
     uint64_t status = 0;
@@ -201,21 +206,22 @@ static void judge_receipt(struct verify *v, struct zl_work *w, struct vitem *it,
         it->live = false;
         return;
     }
-    bool moved = strcmp(it->bh, in->block_hash) != 0;
+    bool moved = strcmp(it->bh, w->row.block_hash) != 0;
+    const struct zl_facts *f = &w->row.facts; /* the row, not the message: see the top */
     struct zl_transfer_log tl;
     char from[ZL_ADDRESS_HEX_SIZE], to[ZL_ADDRESS_HEX_SIZE];
-    bool matched = zl_chain_receipt_transfer(rcpt, in->log_index, &tl) == 0 &&
-                   zl_hex_lower(in->from, ZL_ADDRESS_HEX_DIGITS, from, sizeof(from)) == 0 &&
-                   zl_hex_lower(in->to, ZL_ADDRESS_HEX_DIGITS, to, sizeof(to)) == 0 &&
+    bool matched = zl_chain_receipt_transfer(rcpt, f->log_index, &tl) == 0 &&
+                   zl_hex_lower(f->from, ZL_ADDRESS_HEX_DIGITS, from, sizeof(from)) == 0 &&
+                   zl_hex_lower(f->to, ZL_ADDRESS_HEX_DIGITS, to, sizeof(to)) == 0 &&
                    strcmp(tl.token, v->token) == 0 && strcmp(tl.from, from) == 0 && strcmp(tl.to, to) == 0 &&
-                   strcmp(tl.amount, in->amount) == 0;
+                   strcmp(tl.amount, f->amount) == 0;
     if (!matched) {
         if (moved) {
             w->result = gone(v, w, "transaction re-included elsewhere at another log index");
         } else {
             snprintf(w->error, sizeof(w->error),
-                     "log %" PRIu32 " of %s is not a Transfer of %s %s -> %s (event does not match the chain)",
-                     in->log_index, in->tx_hash, in->amount, in->from, in->to);
+                     "log %" PRIu32 " of %s is not a Transfer of %s %s -> %s (the recorded deposit does not match"
+                     " the chain)", f->log_index, f->tx_hash, f->amount, f->from, f->to);
             w->result = ZL_PERMANENT;
         }
         it->live = false;
@@ -233,14 +239,14 @@ static void judge_block(struct verify *v, struct zl_work *w, const struct vitem 
         return;
     }
     if (!it->has_rcpt) {
-        if (bl->exists && strcmp(bl->hash, in->block_hash) != 0) {
+        if (bl->exists && strcmp(bl->hash, w->row.block_hash) != 0) {
             w->result = gone(v, w, "transaction not on the chain and its block was replaced");
         } else if (!bl->exists) {
             /* The chain is shorter than the deposit's block: a reorg in
              * progress (the tx may come back in the new branch) or an
              * endpoint behind. Not yet decidable, so not a failure. */
             snprintf(w->error, sizeof(w->error), "no block %" PRIu64 " on the chain yet (reorg in progress or"
-                     " endpoint behind): %s waits", in->block_number, in->tx_hash);
+                     " endpoint behind): %s waits", w->row.block_number, in->tx_hash);
             w->result = ZL_DEFER;
         } else {
             snprintf(w->error, sizeof(w->error), "no receipt for %s yet (endpoint behind?)", in->tx_hash);

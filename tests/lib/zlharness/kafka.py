@@ -19,15 +19,21 @@ def kcat(*args: str, data: str | None = None, brokers: str | None = None, timeou
     return out.stdout
 
 
-def produce(topic: str, records: list[tuple[str, str]], brokers: str | None = None) -> None:
-    """(key, value) records, acks=all (keys and values hold no tab or newline)."""
+def produce(topic: str, records: list[tuple[str, str]], brokers: str | None = None,
+            partition: int | None = None) -> None:
+    """(key, value) records, acks=all (keys and values hold no tab or newline);
+    into `partition` when given, else the partition the key picks."""
     lines = "".join(f"{k}\t{v}\n" for k, v in records)
-    kcat("-P", "-t", topic, "-K", "\t", "-X", "acks=all", data=lines, brokers=brokers)
+    where = ["-p", str(partition)] if partition is not None else []
+    kcat("-P", "-t", topic, *where, "-K", "\t", "-X", "acks=all", data=lines, brokers=brokers)
 
 
-def produce_deposits(topic: str, deposits: list[dict], key: str | None = None, brokers: str | None = None) -> None:
-    """Deposit events as JSON, keyed by deposit_id (or by `key`)."""
-    produce(topic, [(key or d["deposit_id"], json.dumps(d)) for d in deposits], brokers)
+def produce_deposits(topic: str, deposits: list[dict], key: str | None = None, brokers: str | None = None,
+                     partition: int | None = None) -> None:
+    """Deposit events as JSON, keyed by deposit_id (or by `key`; a stage
+    refuses a key other than the deposit id as poison: to keep several
+    deposits in order on one partition, name the partition)."""
+    produce(topic, [(key or d["deposit_id"], json.dumps(d)) for d in deposits], brokers, partition)
 
 
 def produce_bytes(topic: str, key: str, value: bytes, brokers: str, retry_s: float = 0) -> None:

@@ -133,11 +133,12 @@ class StagePipeline(ProcessGroup):
             return Path(need_env("ZL_BUILD_DIR")) / "tests" / "zl-passthrough"
         return Path(need_env("ZL_BIN_DIR")) / binary
 
-    def produce(self, deposits: list[dict], key: str | None = None) -> None:
-        produce_deposits(self.in_topic, deposits, key)
+    def produce(self, deposits: list[dict], key: str | None = None, partition: int | None = None) -> None:
+        produce_deposits(self.in_topic, deposits, key, partition=partition)
 
-    def produce_raw(self, key: str, value: str) -> None:
-        kcat("-P", "-t", self.in_topic, "-K", "\t", data=f"{key}\t{value}\n")
+    def produce_raw(self, key: str, value: str, partition: int | None = None) -> None:
+        where = ["-p", str(partition)] if partition is not None else []
+        kcat("-P", "-t", self.in_topic, *where, "-K", "\t", data=f"{key}\t{value}\n")
 
     def start(self, name: str, binary: str | None = None, **extra_env: str) -> subprocess.Popen:
         """A worker named name (its log and port file in workdir); binary:
