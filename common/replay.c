@@ -10,6 +10,7 @@
 
 #include "envelope.h"
 #include "fault.h"
+#include "facts.h"
 #include "kafka.h"
 #include "log.h"
 #include "pg.h"
@@ -250,8 +251,7 @@ static const char SQL_CLAIM[] =
 static const char SQL_COUNT[] =
     "SELECT count(*) FROM replay_log WHERE deposit_id = $1 AND dlq_topic = $2"
     " AND NOT (dlq_partition = $3::int AND dlq_offset = $4::bigint)";
-static const char SQL_FACTS[] =
-    "SELECT token, from_addr, to_addr, user_id, amount::text FROM deposits WHERE deposit_id = $1";
+static const char SQL_FACTS[] = "SELECT " ZL_FACTS_COLUMNS " FROM deposits d WHERE d.deposit_id = $1";
 static const char SQL_SENT[] =
     "UPDATE replay_log SET status = 'sent', sent_partition = $4::int, sent_offset = $5::bigint, sent_at = now()"
     " WHERE dlq_topic = $1 AND dlq_partition = $2::int AND dlq_offset = $3::bigint";
@@ -563,18 +563,12 @@ static int refuse(struct run *r, struct rpart *p, const struct dead_letter *dl, 
     return finish(r, p, dl->m->offset, errstr, errstr_size);
 }
 
-static bool same_address(const char *a, const char *b)
-{
-    return strcasecmp(a, b) == 0; /* hex digits: an EIP-55 checksum is case only */
-}
-
-/* The facts a replayed letter carries against its state row: ZL_REPLAY_SENT
- * when they match, ZL_REPLAY_UNTRUSTED with detail naming the first field
- * that differs, ZL_REPLAY_NOT_DEAD when there is no row, -1 with errstr on a
- * database failure.
- * TODO(issue 17): compare with zl_facts_compare() (common/facts.h) once it
- * is merged, so replay and the stages judge a letter alike; until then this
- * compares the detection facts only: token, from, to, user_id, amount. */
+/* The facts a replayed letter carries against its state row, judged by
+ * zl_facts_compare(), the same check the stages' runtime makes before it
+ * acts (so a letter replay sends is one the stage would accept):
+ * ZL_REPLAY_SENT when they match, ZL_REPLAY_UNTRUSTED with detail naming the
+ * first field that differs, ZL_REPLAY_NOT_DEAD when there is no row, -1 with
+ * errstr on a database failure. */
 static int facts_match_row(struct run *r, const struct zl_event *ev, char *detail, size_t detail_size,
                            char *errstr, size_t errstr_size)
 {
@@ -587,27 +581,15 @@ static int facts_match_row(struct run *r, const struct zl_event *ev, char *detai
         snprintf(detail, detail_size, "no state row for %s", ev->deposit_id);
         return ZL_REPLAY_NOT_DEAD;
     }
-    const struct {
-        const char *name;
-        const char *letter;
-        bool address;
-    } fields[] = {
-        {"token", ev->token, true},   {"from", ev->from, true},          {"to", ev->to, true},
-        {"user_id", ev->user_id, false}, {"amount", ev->amount, false},
-    };
-    int outcome = ZL_REPLAY_SENT;
-    for (int i = 0; i < (int)(sizeof(fields) / sizeof(fields[0])); i++) {
-        const char *row = PQgetvalue(res, 0, i);
-        bool same = fields[i].address ? same_address(fields[i].letter, row) : strcmp(fields[i].letter, row) == 0;
-        if (!same) {
-            snprintf(detail, detail_size, "field \"%s\" is %s in the letter but %s in the state row", fields[i].name,
-                     fields[i].letter, row);
-            outcome = ZL_REPLAY_UNTRUSTED;
-            break;
-        }
-    }
+    struct zl_facts f;
+    zl_facts_from_result(res, 0, 0, &f);
     PQclear(res);
-    return outcome;
+    char why[ZL_ERRSTR_SIZE];
+    if (zl_facts_compare(&f, ev, NULL, why, sizeof(why)) != 0) {
+        snprintf(detail, detail_size, "the letter disagrees with the state row: %s", why);
+        return ZL_REPLAY_UNTRUSTED;
+    }
+    return ZL_REPLAY_SENT;
 }
 
 /* Step 1 past the topic check: the value decodes as the target's kind, the
