@@ -95,7 +95,7 @@ static const struct zl_pg_stmt det_stmts[] = {
      " WHERE chain_id = $1 AND token = $2 AND block_number > $3 AND state = 'detected' RETURNING deposit_id",
      3},
     {"det_orphans_past_detected",
-     "SELECT det_count(*) FROM deposits WHERE chain_id = $1 AND token = $2 AND block_number > $3"
+     "SELECT count(*) FROM deposits WHERE chain_id = $1 AND token = $2 AND block_number > $3"
      " AND state NOT IN ('detected', 'reorged')",
      3},
     {"det_decimals_put",

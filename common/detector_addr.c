@@ -93,11 +93,13 @@ static void gauge(zl_metric *m, double v)
 
 /* ---------- the address set ---------- */
 
-/* The rows of one page that are not in the set yet. */
+/* What one page brings: addresses new to the set, and the backfill ranges
+ * to record (new addresses, and addresses registered again since the last
+ * read: an earlier --since-block widens the range). */
 struct new_rows {
-    const char **addr;  /* every new address; borrowed from the page's PGresult */
+    const char **addr;    /* addresses not in the set; borrowed from the page's PGresult */
     size_t n;
-    const char **bf_addr; /* those with a scan_from_block, and it */
+    const char **bf_addr; /* rows with a scan_from_block to record, and it */
     const char **bf_from;
     size_t nbf;
 };
@@ -145,8 +147,7 @@ out:
     return c;
 }
 
-/* Fills nr with the rows of page r not in the set (row order). Returns 0, or
- * -1 when out of memory. */
+/* Fills nr from page r (row order). Returns 0, or -1 when out of memory. */
 static int page_new_rows(struct zl_detector *d, PGresult *r, struct new_rows *nr)
 {
     size_t n = (size_t)PQntuples(r);
@@ -160,9 +161,12 @@ static int page_new_rows(struct zl_detector *d, PGresult *r, struct new_rows *nr
     }
     for (size_t i = 0; i < n; i++) {
         const char *a = PQgetvalue(r, (int)i, 0);
-        if (zl_addrset_has(d->addrs, a))
+        bool known = zl_addrset_has(d->addrs, a);
+        /* Known and not written since the last read: the overlap or a full read. */
+        if (known && strtoll(PQgetvalue(r, (int)i, 1), NULL, 10) <= d->addr_seq_seen)
             continue;
-        nr->addr[nr->n++] = a;
+        if (!known)
+            nr->addr[nr->n++] = a;
         if (!PQgetisnull(r, (int)i, 2)) {
             nr->bf_addr[nr->nbf] = a;
             nr->bf_from[nr->nbf++] = PQgetvalue(r, (int)i, 2);
