@@ -257,8 +257,8 @@ zl_class det_addresses_refresh(struct zl_detector *d, int64_t covered_to, char *
     size_t added = zl_addrset_count(d->addrs) - before;
     if (added > 0)
         zl_log(before == 0 ? ZL_LOG_INFO : ZL_LOG_DEBUG, NULL,
-               "address set: %zu added, %zu held in %zu KiB", added, zl_addrset_count(d->addrs),
-               zl_addrset_bytes(d->addrs) / 1024);
+               "address set: %zu added in %" PRId64 " ms, %zu held in %zu KiB", added, zl_now_ms() - now,
+               zl_addrset_count(d->addrs), zl_addrset_bytes(d->addrs) / 1024);
     gauge(d->m_addresses, (double)zl_addrset_count(d->addrs));
     return ZL_OK;
 }
