@@ -469,11 +469,12 @@ static int cmp_key_found(const void *key, const void *elem)
 }
 
 /* Parses the logs of blocks lo..hi into p, keeping well-formed Transfers of
- * our token inside lo..hi to an address in d->addrs, each deposit id once (a
- * provider may repeat a log; the first copy wins). Returns ZL_OK, or
- * ZL_TRANSIENT when out of memory. */
-zl_class det_collect(struct zl_detector *d, json_t *logs, uint64_t lo, uint64_t hi, struct scan_part *p,
-                        char *errstr, size_t errstr_size)
+ * our token inside lo..hi to `only_to` (a lower-case address), or with
+ * only_to NULL to any address in d->addrs, each deposit id once (a provider
+ * may repeat a log; the first copy wins). Returns ZL_OK, or ZL_TRANSIENT
+ * when out of memory. */
+zl_class det_collect(struct zl_detector *d, json_t *logs, uint64_t lo, uint64_t hi, const char *only_to,
+                     struct scan_part *p, char *errstr, size_t errstr_size)
 {
     size_t n = json_array_size(logs), kept = 0;
     p->fl = calloc(n > 0 ? n : 1, sizeof(*p->fl));
@@ -493,7 +494,9 @@ zl_class det_collect(struct zl_detector *d, json_t *logs, uint64_t lo, uint64_t 
             continue;
         }
         if (f->tl.removed || strcmp(f->tl.token, d->token) != 0 || f->tl.block_number < lo ||
-            f->tl.block_number > hi || !zl_addrset_has(d->addrs, f->tl.to))
+            f->tl.block_number > hi)
+            continue;
+        if (only_to != NULL ? strcmp(f->tl.to, only_to) != 0 : !zl_addrset_has(d->addrs, f->tl.to))
             continue;
         if (zl_deposit_id_format(f->id, sizeof(f->id), d->o.chain_id, f->tl.tx_hash, f->tl.log_index) != 0)
             continue;
@@ -721,7 +724,7 @@ static zl_class scan_and_record(struct zl_detector *d, uint64_t from, uint64_t t
         tm->logs += raw;
         det_count(d->m_transfers, raw);
         t = zl_now_ms();
-        c = det_collect(d, logs, lo, hi, &parts[nparts], errstr, errstr_size);
+        c = det_collect(d, logs, lo, hi, NULL, &parts[nparts], errstr, errstr_size);
         json_decref(logs);
         tm->parse_ms += zl_now_ms() - t;
         if (c != ZL_OK)

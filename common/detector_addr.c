@@ -399,7 +399,10 @@ zl_class zl_detector_backfill_step(struct zl_detector *d, bool *idle, char *errs
     struct scan_part part;
     memset(&part, 0, sizeof(part));
     size_t raw = json_array_size(logs);
-    c = det_collect(d, logs, lo, hi, &part, errstr, errstr_size);
+    /* The range's own address, not the set: the range stands on its own
+     * (an address removed since inserts nothing: det_insert joins the
+     * registered addresses). */
+    c = det_collect(d, logs, lo, hi, br.address, &part, errstr, errstr_size);
     json_decref(logs);
     if (c != ZL_OK)
         return c;

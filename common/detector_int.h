@@ -95,8 +95,8 @@ PGresult *det_run(struct zl_detector *d, const char *name, int n, const char *co
                   char *errstr, size_t errstr_size);
 void det_count(zl_metric *m, uint64_t n);
 zl_class det_tx_fail(struct zl_detector *d, zl_class c);
-zl_class det_collect(struct zl_detector *d, json_t *logs, uint64_t lo, uint64_t hi, struct scan_part *p,
-                     char *errstr, size_t errstr_size);
+zl_class det_collect(struct zl_detector *d, json_t *logs, uint64_t lo, uint64_t hi, const char *only_to,
+                     struct scan_part *p, char *errstr, size_t errstr_size);
 zl_class det_insert_part(struct zl_detector *d, struct scan_part *p, struct inflight *inf, char *errstr,
                          size_t errstr_size);
 zl_class det_insert_finish(struct zl_detector *d, struct inflight *inf, bool abandon, char *errstr,

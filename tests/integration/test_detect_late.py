@@ -202,3 +202,39 @@ def test_more_addresses_than_the_bound_stop_the_scan_loudly_never_truncate(chain
     workers.start("detect", "detect-2")
     want = {dep_id(t, 0) for t in txs}
     wait_until(lambda: set(rows_for(chain.token)) == want, 30, "every deposit recorded with the bound raised")
+
+
+def test_late_registered_deposit_is_credited_once_through_the_whole_pipeline(tmp_path):
+    """Guards against a late registration's deposit stopping at detect: paid
+    before the address was registered and passed by the cursor, it must end
+    credited once (one row, one ledger credit) with every stage running, on
+    the harness's own services (LocalPipeline, as the demo and chaos run)."""
+    from zlharness.pipeline import STAGES, LocalPipeline
+    p = LocalPipeline(tmp_path / "local", log=lambda _m: None)
+    try:
+        p.up()
+        p.setup(accounts=1, users=1)
+        p.start_workers([(s, 1) for s in STAGES])
+        late, user = fresh_address()
+        assert p.make_deposits(1, [late], amount_of=lambda _j: 3 * 10**18) == 1
+        p.pool_drained(60)
+        head = int(p.cast("block-number", "--rpc-url", p.env["ZL_RPC_URLS"]))
+
+        def cursor() -> int:
+            rows = p.psql("SELECT block_number FROM detector_cursor WHERE token = :'v1'", p.token)
+            return int(rows[0][0]) if rows else -1
+        wait_until(lambda: cursor() > head, 60, f"detect's cursor past block {head}")
+        assert p.counts([late])["detected"] == 0
+        r = subprocess.run([str(p.bin / "zl-address"), "add", late, user, "--since-block", str(head - 5)],
+                           env=p.env, capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        wait_until(lambda: p.counts([late])["credited"] == 1, 180, "the late deposit credited")
+        time.sleep(3)  # a second credit, if any, would land by now
+        c = p.counts([late])
+        assert sum(c.values()) == 1 and c["credited"] == 1, c
+        entries = p.psql("SELECT e.amount FROM ledger_entries e JOIN deposits d USING (deposit_id)"
+                         " WHERE d.to_addr = :'v1' AND e.kind = 'user_credit'", late)
+        assert entries == [["300"]], f"expected one credit of 300 eggs (3 USDT at 100), got {entries}"
+    finally:
+        p.stop_workers()
+        p.down()
