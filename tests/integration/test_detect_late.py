@@ -12,6 +12,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import subprocess
 import time
 import uuid
@@ -204,13 +205,16 @@ def test_more_addresses_than_the_bound_stop_the_scan_loudly_never_truncate(chain
     wait_until(lambda: set(rows_for(chain.token)) == want, 30, "every deposit recorded with the bound raised")
 
 
-def test_late_registered_deposit_is_credited_once_through_the_whole_pipeline(tmp_path):
+def test_late_registered_deposit_is_credited_once_through_the_whole_pipeline():
     """Guards against a late registration's deposit stopping at detect: paid
     before the address was registered and passed by the cursor, it must end
     credited once (one row, one ledger credit) with every stage running, on
     the harness's own services (LocalPipeline, as the demo and chaos run)."""
-    from zlharness.pipeline import STAGES, LocalPipeline
-    p = LocalPipeline(tmp_path / "local", log=lambda _m: None)
+    from zlharness.pipeline import REPO, STAGES, LocalPipeline
+    # Under the repository's .local, as the demo and chaos: PostgreSQL runs
+    # as its own user, who cannot enter pytest's private tmp folder.
+    local = REPO / ".local" / f"test-late-{uuid.uuid4().hex[:8]}"
+    p = LocalPipeline(local, log=lambda _m: None)
     try:
         p.up()
         p.setup(accounts=1, users=1)
@@ -238,3 +242,4 @@ def test_late_registered_deposit_is_credited_once_through_the_whole_pipeline(tmp
     finally:
         p.stop_workers()
         p.down()
+        shutil.rmtree(local, ignore_errors=True)
