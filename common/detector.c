@@ -112,6 +112,11 @@ int zl_detector_new(struct zl_detector **out, const struct zl_detector_opts *opt
         snprintf(errstr, errstr_size, "detector: out of memory");
         return -1;
     }
+    if (opts->addresses_max < 1 || opts->backfill_blocks < 1 || opts->range_max < 1) {
+        snprintf(errstr, errstr_size, "detector: addresses_max, backfill_blocks and range_max must be >= 1");
+        free(d);
+        return -1;
+    }
     d->o = *opts;
     if (zl_hex_lower(opts->token, ZL_ADDRESS_HEX_DIGITS, d->token, sizeof(d->token)) != 0) {
         snprintf(errstr, errstr_size, "ZL_TOKEN_ADDRESS: \"%s\" is not a 0x-prefixed 20-byte hex address",
