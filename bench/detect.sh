@@ -22,12 +22,26 @@
 # Its venv is ~/.cache/zeroloss/bench-venv (created with `pip install
 # ethereum-etl` when missing).
 #
+# Since issue 18 detect asks the node for every Transfer of the token and
+# keeps those to an address in its in-memory set, so the figures also hold
+# the set: BENCH_DETECT_REGISTERED addresses registered in all (default
+# BENCH_DETECT_ADDRS), of which the last BENCH_DETECT_ADDRS COPYed (the
+# highest seq: registered last) receive the transfers; BENCH_DETECT_OTHERS
+# more transfers go to unregistered addresses (the token's other traffic,
+# read and dropped). Recorded per detect round: transfers recorded/s,
+# transfers scanned/s (ours + others), the address set's load time (from
+# its log line) and detect's VmHWM (peak RSS). bench/detect-addresses.sh is
+# the 1,000,000-address suite.
+#
 # Knobs: BENCH_DETECT_N (20000), BENCH_DETECT_ADDRS (300),
+# BENCH_DETECT_REGISTERED (= ADDRS), BENCH_DETECT_OTHERS (0),
+# BENCH_DETECT_ETL (1; 0 skips ethereumetl), BENCH_DETECT_SUITE (detect: the
+# result file names),
 # BENCH_DETECT_PER_BLOCK (500), BENCH_DETECT_GAP (4), BENCH_ROUNDS (3),
 # BENCH_DETECT_RANGE_MAX (detect's default when unset), BENCH_ETL_BATCH (100),
 # BENCH_ETL_WORKERS (5), BENCH_TRIAL_TIMEOUT_S (300).
 # Also measured, as the bound under any scanner: anvil's own eth_getLogs for
-# the whole chain with detect's filter (token, Transfer, our addresses), one
+# the whole chain with detect's filter (token, Transfer), one
 # request by curl into /dev/null, BENCH_DETECT_RAW_ROUNDS (3) times; and, per
 # detect round, where its time went (eth_getLogs + JSON decoding, log
 # parsing, waiting for PostgreSQL, publishing), from its step log lines.
@@ -38,6 +52,10 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 build=${ZL_BUILD_DIR:-$repo/build/release}
 N=${BENCH_DETECT_N:-20000}
 ADDRS=${BENCH_DETECT_ADDRS:-300}
+REGISTERED=${BENCH_DETECT_REGISTERED:-$ADDRS}
+OTHERS=${BENCH_DETECT_OTHERS:-0}
+SUITE=${BENCH_DETECT_SUITE:-detect}
+[ "$REGISTERED" -ge "$ADDRS" ] || bench_die "BENCH_DETECT_REGISTERED ($REGISTERED) < BENCH_DETECT_ADDRS ($ADDRS)"
 PER_BLOCK=${BENCH_DETECT_PER_BLOCK:-500}
 GAP=${BENCH_DETECT_GAP:-4}
 ROUNDS=${BENCH_ROUNDS:-3}
@@ -51,8 +69,8 @@ ETL_PYTHON=${ETL_PYTHON:-python3}
 anvil_bin=${ZL_ANVIL:-$(command -v anvil || true)}
 [ -x "$anvil_bin" ] || bench_die "anvil not found (ZL_ANVIL)"
 WORK=${BENCH_WORK:-$(mktemp -d)}
-mkdir -p "$WORK/detect"
-W=$WORK/detect
+mkdir -p "$WORK/$SUITE"
+W=$WORK/$SUITE
 trials=$W/trials.jsonl
 : > "$trials"
 
@@ -78,11 +96,12 @@ token=$(echo "$token_cs" | tr 'A-F' 'a-f')
 # web3 (under ethereumetl) takes only EIP-55 checksummed addresses.
 token_cs=$("${ZL_CAST:-cast}" to-check-sum-address "$token")
 [ -n "$token" ] || bench_die "token deploy failed"
-bench_say "detect: preparing $N transfers to $ADDRS addresses on $rpc (token $token)"
+bench_say "detect: preparing $N transfers to $ADDRS of $REGISTERED registered addresses (+$OTHERS to others) on $rpc (token $token)"
 prep_t0=$(bench_now_ms)
-python3 - "$rpc" "$token" "$N" "$ADDRS" "$PER_BLOCK" "$GAP" "$W/addresses.csv" <<'EOF'
+python3 - "$rpc" "$token" "$N" "$ADDRS" "$PER_BLOCK" "$GAP" "$W/addresses.csv" "$REGISTERED" "$OTHERS" <<'EOF'
 import json, secrets, sys, urllib.request
 rpc, token, n, n_addrs, per_block, gap, csv_path = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:7]), sys.argv[7]
+n_registered, n_others = int(sys.argv[8]), int(sys.argv[9])
 def call(reqs):
     body = json.dumps(reqs).encode()
     r = urllib.request.urlopen(urllib.request.Request(rpc, body, {"Content-Type": "application/json"}), timeout=300)
@@ -98,7 +117,11 @@ def req(i, method, *params):
 accounts = call([req(1, "eth_accounts")])[0]
 owner, senders = accounts[0], accounts[1:]
 addrs = ["0x" + secrets.token_hex(20) for _ in range(n_addrs)]
+others = ["0x" + secrets.token_hex(20) for _ in range(min(n_others, 1000))]
 with open(csv_path, "w") as f:
+    # the addresses that receive nothing first: the paid ones are registered last
+    for i in range(n_registered - n_addrs):
+        f.write(f"31337,0x{secrets.token_hex(20)},bench-x{i}\n")
     for i, a in enumerate(addrs):
         f.write(f"31337,{a},bench-u{i}\n")
 def data(sig, to, amount):
@@ -115,12 +138,21 @@ nonces = {s: 0 for s in senders}
 def next_nonce(s):
     nonces[s] += 1
     return hex(nonces[s] - 1)
+# Ours and others' interleaved, every (1 + others/n)-th one ours.
+total = n + n_others
+def recipient(i):
+    if n_others == 0:
+        return addrs[i % n_addrs]
+    ours_before = i * n // total
+    if (i + 1) * n // total > ours_before:
+        return addrs[ours_before % n_addrs]
+    return others[i % len(others)]
 sent = 0
-while sent < n:
-    k = min(per_block, n - sent)
+while sent < total:
+    k = min(per_block, total - sent)
     batch = [req(j, "eth_sendTransaction", {"from": senders[(sent + j) % len(senders)], "to": token,
                                              "nonce": next_nonce(senders[(sent + j) % len(senders)]),
-                                             "data": data(TRANSFER, addrs[(sent + j) % n_addrs], 10**18 + sent + j),
+                                             "data": data(TRANSFER, recipient(sent + j), 10**18 + sent + j),
                                              "gas": "0x20000", "gasPrice": "0x77359400"}) for j in range(k)]
     call(batch)
     call([req(1, "anvil_mine", "0x1")])
@@ -135,24 +167,23 @@ ours = set(addrs)
 got = sum(1 for lg in logs if "0x" + lg["topics"][2][-40:] in ours)
 if got != n:
     raise SystemExit(f"chain holds {got} transfers to our addresses, wanted {n} (txpool {pending})")
-print(f"chain ready: {got} transfers (+{len(logs) - got} mints), head {int(call([req(1, 'eth_blockNumber')])[0], 16)}",
+print(f"chain ready: {got} transfers to ours (+{len(logs) - got} others and mints), head {int(call([req(1, 'eth_blockNumber')])[0], 16)}",
       file=sys.stderr)
 EOF
 prep_s=$(( ($(bench_now_ms) - prep_t0) / 1000 ))
 head=$(curl -sf -X POST -H 'Content-Type: application/json' \
   -d '{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}' "$rpc" | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["result"],16))')
-total_logs=$((N + 9))  # the 9 mints are Transfers too: ethereumetl exports them
+total_logs=$((N + OTHERS + 9))  # the 9 mints are Transfers too: detect reads them, ethereumetl exports them
 
 # ---------------------------------------------------------------- anvil alone
 # The request detect makes (it splits it into sub-ranges) as one request,
 # answered into /dev/null: no scanner reading this node can be faster.
-python3 - "$token" "$head" "$W/addresses.csv" > "$W/getlogs.json" <<'EOF'
+python3 - "$token" "$head" > "$W/getlogs.json" <<'EOF'
 import json, sys
-token, head, csv_path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-addrs = ["0x" + "0" * 24 + line.split(",")[1][2:] for line in open(csv_path) if line.strip()]
+token, head = sys.argv[1], int(sys.argv[2])
 print(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_getLogs", "params": [{
     "fromBlock": "0x0", "toBlock": hex(head), "address": token,
-    "topics": ["0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef", None, addrs]}]}))
+    "topics": ["0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"]}]}))
 EOF
 raw_ms=()
 for _ in $(seq 1 "${BENCH_DETECT_RAW_ROUNDS:-3}"); do
@@ -165,13 +196,15 @@ bench_say "detect: anvil eth_getLogs for blocks 0..$head alone: ${raw_ms[*]} ms"
 # ---------------------------------------------------------------- ethereumetl
 etl_status=ok
 etl_bin=$VENV/bin/ethereumetl
-if [ ! -x "$etl_bin" ]; then
+if [ "${BENCH_DETECT_ETL:-1}" = 0 ]; then
+  etl_status="skipped (BENCH_DETECT_ETL=0)"
+elif [ ! -x "$etl_bin" ]; then
   bench_say "detect: installing ethereum-etl into $VENV"
   # ethereum-etl 2.4 pins eth-abi 2 / parsimonious 0.8, which import
   # inspect.getargspec: gone in Python 3.11. Its venv needs Python <= 3.10.
   { "$ETL_PYTHON" -m venv "$VENV" && "$VENV/bin/pip" install -q ethereum-etl; } >"$W/etl-install.log" 2>&1 || true
 fi
-if [ ! -x "$etl_bin" ] || ! "$etl_bin" --help >"$W/etl-help.log" 2>&1; then
+if [ "$etl_status" = ok ] && { [ ! -x "$etl_bin" ] || ! "$etl_bin" --help >"$W/etl-help.log" 2>&1; }; then
   etl_status="ethereum-etl unusable: $(tail -n 3 "$W/etl-install.log" "$W/etl-help.log" 2>/dev/null | tr '\n' ' ' | cut -c1-400 || true)"
   bench_say "detect: $etl_status"
 fi
@@ -213,6 +246,8 @@ for line in open(sys.argv[1], errors="replace"):
         for k, v in zip(("getlogs_ms", "parse_ms", "db_wait_ms", "publish_ms"), m.groups()):
             tot[k] += int(v)
         tot["steps"] += 1
+m = re.search(r"address set: (\d+) added in (\d+) ms", open(sys.argv[1], errors="replace").read())
+tot["set_load_ms"] = int(m.group(2)) if m else -1
 print(" ".join(f"{k}={v}" for k, v in tot.items()))
 EOF
 )
@@ -220,6 +255,8 @@ EOF
   # shellcheck disable=SC2086
   bench_record "$trials" tool=detect round="$r" transfers="$n" ms="$ms" \
     rate="$(python3 -c "print(round($n * 1000 / max($ms, 1), 1))")" cpu_s="$cpu" vmhwm_kib="$rss" exit="$BENCH_RC" \
+    scanned="$total_logs" scan_rate="$(python3 -c "print(round($total_logs * 1000 / max($ms, 1), 1))")" \
+    scan_rate_after_load="$(python3 -c "print(round($total_logs * 1000 / max($ms - max(${phases##*set_load_ms=}, 0), 1), 1))")" \
     $phases
   bench_say "detect round $r: $n transfers in $ms ms"
 }
@@ -247,11 +284,12 @@ for ((r = 1; r <= ROUNDS; r++)); do
   if [ "$etl_status" = ok ]; then etl_trial "$r"; fi
 done
 
-python3 - "$trials" "$W/../detect.json" "$W/../detect.md" "$N" "$ADDRS" "$PER_BLOCK" "$GAP" "$head" "$prep_s" \
+python3 - "$trials" "$W/../$SUITE.json" "$W/../$SUITE.md" "$N" "$ADDRS" "$PER_BLOCK" "$GAP" "$head" "$prep_s" \
   "$etl_status" "$ETL_BATCH" "$ETL_WORKERS" "${BENCH_DETECT_RANGE_MAX:-default}" "$(cut -d' ' -f1-3 /proc/loadavg)" \
-  "${raw_ms[*]}" <<'EOF'
+  "${raw_ms[*]}" "$REGISTERED" "$OTHERS" "$total_logs" "$SUITE" <<'EOF'
 import json, statistics, sys
-trials_f, jout, mout, n, addrs, per_block, gap, head, prep_s, etl_status, etl_batch, etl_workers, range_max, load, raw = sys.argv[1:]
+(trials_f, jout, mout, n, addrs, per_block, gap, head, prep_s, etl_status, etl_batch, etl_workers, range_max, load, raw,
+ registered, others, scanned, suite) = sys.argv[1:]
 raw_ms = [int(x) for x in raw.split()]
 trials = [json.loads(l) for l in open(trials_f) if l.strip()]
 det = [t for t in trials if t["tool"] == "detect"]
@@ -261,7 +299,10 @@ def med(xs, k):
 ratios = [d["rate"] / e["rate"] for d, e in zip(det, etl)]
 res = {
     "chain": {"transfers": int(n), "addresses": int(addrs), "per_block": int(per_block), "empty_blocks_between": int(gap),
-              "head": int(head), "prepare_s": int(prep_s)},
+              "head": int(head), "prepare_s": int(prep_s), "registered": int(registered), "other_transfers": int(others),
+              "transfers_scanned": int(scanned)},
+    "detect_scan_rate_median": med(det, "scan_rate"), "detect_vmhwm_kib_median": med(det, "vmhwm_kib"),
+    "detect_set_load_ms_median": med(det, "set_load_ms"),
     "detect_rate_median": med(det, "rate"), "detect_rate_min_max": [min(d["rate"] for d in det), max(d["rate"] for d in det)],
     "ethereumetl_status": etl_status,
     "ethereumetl_rate_median": med(etl, "rate"),
@@ -272,21 +313,25 @@ res = {
     "etl_args": {"batch_size": int(etl_batch), "max_workers": int(etl_workers)}, "detect_range_max": range_max,
     "load_end": load, "trials": trials,
     "anvil_getlogs_ms": raw_ms,
-    "anvil_getlogs_rate_bound": round(int(n) * 1000 / max(statistics.median(raw_ms), 1), 1),
+    "anvil_getlogs_rate_bound": round(int(scanned) * 1000 / max(statistics.median(raw_ms), 1), 1),
     "detect_phases_median": {k: med(det, k) for k in ("getlogs_ms", "parse_ms", "db_wait_ms", "publish_ms", "steps")
                              if all(k in d for d in det)},
 }
 json.dump(res, open(jout, "w"), indent=2, sort_keys=True)
 fmt = lambda x: "–" if x is None else f"{x:,.0f}"
-md = ["## detect\n",
-      f"Scan throughput on a private anvil: {int(n):,} ERC-20 Transfers of the test token to {addrs} registered "
-      f"addresses, {per_block} per block with {gap} empty blocks between (head {head}); rounds interleaved "
-      f"detect, ethereumetl. detect: fresh DB, START_BLOCK=0, LAG=0, range max {range_max}; rate = N / (process start → "
-      f"N rows). ethereumetl: `export_token_transfers --batch-size {etl_batch} --max-workers {etl_workers}` over blocks "
-      f"0..{head}; rate = exported / wall time.\n",
+md = [f"## {suite}\n",
+      f"Scan throughput on a private anvil: {int(n):,} ERC-20 Transfers of the test token to {int(addrs):,} of "
+      f"{int(registered):,} registered addresses (the last registered), plus {int(others):,} to unregistered "
+      f"addresses; {per_block} per block with {gap} empty blocks between (head {head}); "
+      + ("rounds interleaved detect, ethereumetl. " if etl else "") +
+      f"detect: fresh DB, START_BLOCK=0, LAG=0, range max {range_max}; rate = N / (process start → "
+      f"N rows)" + (f". ethereumetl: `export_token_transfers --batch-size {etl_batch} --max-workers {etl_workers}` "
+                    f"over blocks 0..{head}; rate = exported / wall time" if etl else "") + ".\n",
       "| figure | median transfers/s | min–max | rounds |", "|---|---|---|---|",
-      f"| detect (rows committed + events published) | {fmt(med(det, 'rate'))} | {fmt(min(d['rate'] for d in det))}–{fmt(max(d['rate'] for d in det))} | {len(det)} |"]
-md.append(f"| bound: anvil's eth_getLogs alone (same filter, one request into /dev/null: "
+      f"| detect (rows committed + events published) | {fmt(med(det, 'rate'))} | {fmt(min(d['rate'] for d in det))}–{fmt(max(d['rate'] for d in det))} | {len(det)} |",
+      f"| detect, Transfers scanned (ours + others + 9 mints: {int(scanned):,}) | {fmt(med(det, 'scan_rate'))} | {fmt(min(d['scan_rate'] for d in det))}–{fmt(max(d['scan_rate'] for d in det))} | {len(det)} |",
+      f"| detect, Transfers scanned, the address set's load left out | {fmt(med(det, 'scan_rate_after_load'))} | {fmt(min(d['scan_rate_after_load'] for d in det))}–{fmt(max(d['scan_rate_after_load'] for d in det))} | {len(det)} |"]
+md.append(f"| bound: anvil's eth_getLogs alone for the {int(scanned):,} Transfers (same filter, one request into /dev/null: "
           f"{', '.join(map(str, raw_ms))} ms) | {fmt(res['anvil_getlogs_rate_bound'])} | | {len(raw_ms)} |")
 if etl:
     md.append(f"| ethereumetl export_token_transfers (CSV) | {fmt(med(etl, 'rate'))} | {fmt(min(e['rate'] for e in etl))}–{fmt(max(e['rate'] for e in etl))} | {len(etl)} |")
@@ -303,6 +348,9 @@ if ph:
               f"JSON decoding {fmt(ph['getlogs_ms'])} ms, log parsing {fmt(ph['parse_ms'])} ms, waiting for "
               f"PostgreSQL {fmt(ph['db_wait_ms'])} ms (each insert overlaps the next request), publishing after "
               f"the commit {fmt(ph['publish_ms'])} ms, in {fmt(ph['steps'])} step(s).")
+md.append(f"\ndetect's memory and start: peak RSS (VmHWM) {fmt(med(det, 'vmhwm_kib'))} KiB median "
+          f"({', '.join(fmt(d['vmhwm_kib']) for d in det)}); loading the {int(registered):,} addresses into its set took "
+          f"{fmt(med(det, 'set_load_ms'))} ms median (inside the timed figures above).")
 md.append(f"\nLoad average at the end: {load}. Chain preparation took {prep_s} s (not timed in the figures).\n")
 open(mout, "w").write("\n".join(md))
 print(open(mout).read(), file=sys.stderr)

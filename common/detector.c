@@ -1,5 +1,6 @@
 /* detector.c: the chain scan loop (see detector.h for the steps). */
 #include "detector.h"
+#include "detector_int.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -11,10 +12,6 @@
 #include "fault.h"
 #include "log.h"
 
-/* Bytes of a block-number parameter ("12345678901"). */
-#define NUM_TEXT_MAX 24
-/* Bytes of a deposit id (zl_deposit_id_format: 95 always suffice). */
-#define DEPOSIT_ID_TEXT_MAX 96
 /* Rows per det_insert statement (~250 bytes of array text per row). A
  * sub-range aims at DET_LOGS_PER_QUERY_TARGET logs, so usually one statement;
  * this bounds a sub-range that came back larger than aimed. */
@@ -36,28 +33,6 @@ struct step_times {
     int64_t publish_ms; /* events encoded and handed to librdkafka */
     size_t logs;
     size_t deposits;
-};
-
-struct zl_detector {
-    struct zl_detector_opts o;
-    char token[ZL_ADDRESS_HEX_SIZE];
-    char topic[256];
-    char lock_key[128];
-    char chain_text[NUM_TEXT_MAX];
-    bool locked;
-    unsigned long lock_reconnects;   /* pg->reconnects when the lock was taken */
-    int64_t range;                   /* current blocks per step: halved on refusals */
-    int64_t sub_blocks;              /* blocks per eth_getLogs request, adapted to the log count */
-    char (*addrs)[ZL_HASH_HEX_SIZE]; /* address topics, loaded each step */
-    size_t naddrs;
-    size_t addrs_cap;
-    zl_metric *m_blocks;
-    zl_metric *m_deposits;
-    zl_metric *m_lag;
-    zl_metric *m_reorgs;
-    zl_metric *m_orphaned;
-    zl_metric *m_publish_failed;
-    zl_metric *m_range;
 };
 
 /* ---------- statements ---------- */
@@ -84,7 +59,6 @@ static const struct zl_pg_stmt det_stmts[] = {
      3},
     {"det_blocks_drop_above", "DELETE FROM detector_blocks WHERE chain_id = $1 AND token = $2 AND block_number > $3",
      3},
-    {"det_addresses", "SELECT address FROM deposit_addresses WHERE chain_id = $1 ORDER BY address", 1},
     /* Insert-if-absent, for a whole chunk of logs in one round trip: the
      * arrays are unnested in their order (WITH ORDINALITY, ORDER BY ord), so
      * rows are inserted in chain order as one statement per log would. A row
@@ -138,6 +112,11 @@ int zl_detector_new(struct zl_detector **out, const struct zl_detector_opts *opt
         snprintf(errstr, errstr_size, "detector: out of memory");
         return -1;
     }
+    if (opts->addresses_max < 1 || opts->backfill_blocks < 1 || opts->range_max < 1) {
+        snprintf(errstr, errstr_size, "detector: addresses_max, backfill_blocks and range_max must be >= 1");
+        free(d);
+        return -1;
+    }
     d->o = *opts;
     if (zl_hex_lower(opts->token, ZL_ADDRESS_HEX_DIGITS, d->token, sizeof(d->token)) != 0) {
         snprintf(errstr, errstr_size, "ZL_TOKEN_ADDRESS: \"%s\" is not a 0x-prefixed 20-byte hex address",
@@ -152,11 +131,23 @@ int zl_detector_new(struct zl_detector **out, const struct zl_detector_opts *opt
     snprintf(d->lock_key, sizeof(d->lock_key), "zl-detect:%s:%s", d->chain_text, d->token);
     d->range = opts->range_max;
     d->sub_blocks = opts->range_max < DET_SUB_BLOCKS_FIRST ? opts->range_max : DET_SUB_BLOCKS_FIRST;
-    for (size_t i = 0; i < sizeof(det_stmts) / sizeof(det_stmts[0]); i++) {
-        if (zl_pg_add_stmt(opts->pg, det_stmts[i].name, det_stmts[i].sql, det_stmts[i].nparams) != 0) {
-            snprintf(errstr, errstr_size, "detector: no room for statement %s (ZL_PG_STMTS_MAX)", det_stmts[i].name);
-            free(d);
-            return -1;
+    d->bf_blocks = opts->backfill_blocks;
+    d->addrs = zl_addrset_new((size_t)opts->addresses_max);
+    if (d->addrs == NULL) {
+        snprintf(errstr, errstr_size, "detector: out of memory");
+        free(d);
+        return -1;
+    }
+    const struct zl_pg_stmt *lists[2] = {det_stmts, det_addr_stmts};
+    size_t counts[2] = {sizeof(det_stmts) / sizeof(det_stmts[0]), det_addr_stmts_count};
+    for (size_t k = 0; k < 2; k++) {
+        for (size_t i = 0; i < counts[k]; i++) {
+            if (zl_pg_add_stmt(opts->pg, lists[k][i].name, lists[k][i].sql, lists[k][i].nparams) != 0) {
+                snprintf(errstr, errstr_size, "detector: no room for statement %s (ZL_PG_STMTS_MAX)",
+                         lists[k][i].name);
+                zl_detector_free(d);
+                return -1;
+            }
         }
     }
     if (opts->metrics != NULL) {
@@ -169,6 +160,8 @@ int zl_detector_new(struct zl_detector **out, const struct zl_detector_opts *opt
         zl_metrics_describe(m, "zl_detect_publish_failed_total", ZL_METRIC_COUNTER,
                             "detected events not handed to Kafka (the sweeper re-publishes them)");
         zl_metrics_describe(m, "zl_detect_range_blocks", ZL_METRIC_GAUGE, "current blocks per eth_getLogs step");
+        zl_metrics_describe(m, "zl_detect_transfers_scanned_total", ZL_METRIC_COUNTER,
+                            "Transfers of the token read by the live scan (before the address filter)");
         d->m_blocks = zl_metrics_counter_handle(m, "zl_detect_blocks_scanned_total", NULL);
         d->m_deposits = zl_metrics_counter_handle(m, "zl_detect_deposits_total", NULL);
         d->m_lag = zl_metrics_gauge_handle(m, "zl_detect_head_lag_blocks", NULL);
@@ -176,6 +169,8 @@ int zl_detector_new(struct zl_detector **out, const struct zl_detector_opts *opt
         d->m_orphaned = zl_metrics_counter_handle(m, "zl_detect_orphaned_total", NULL);
         d->m_publish_failed = zl_metrics_counter_handle(m, "zl_detect_publish_failed_total", NULL);
         d->m_range = zl_metrics_gauge_handle(m, "zl_detect_range_blocks", NULL);
+        d->m_transfers = zl_metrics_counter_handle(m, "zl_detect_transfers_scanned_total", NULL);
+        det_addr_metrics(d);
     }
     *out = d;
     return 0;
@@ -185,7 +180,7 @@ void zl_detector_free(struct zl_detector *d)
 {
     if (d == NULL)
         return;
-    free(d->addrs);
+    zl_addrset_free(d->addrs);
     free(d);
 }
 
@@ -194,7 +189,7 @@ bool zl_detector_active(const struct zl_detector *d)
     return d->locked;
 }
 
-static void count(zl_metric *m, uint64_t n)
+void det_count(zl_metric *m, uint64_t n)
 {
     if (m != NULL)
         zl_metric_counter_add(m, n);
@@ -220,7 +215,7 @@ static zl_class head_number(struct zl_detector *d, uint64_t *out, char *errstr, 
 }
 
 /* The canonical hash at number n (lower-case), from eth_getBlockByNumber. */
-static zl_class block_hash_at(struct zl_detector *d, uint64_t n, char *hash, size_t hash_size, char *errstr,
+static zl_class det_block_hash_at(struct zl_detector *d, uint64_t n, char *hash, size_t hash_size, char *errstr,
                               size_t errstr_size)
 {
     char num[NUM_TEXT_MAX];
@@ -242,7 +237,7 @@ static zl_class block_hash_at(struct zl_detector *d, uint64_t n, char *hash, siz
 
 /* ---------- database ---------- */
 
-static PGresult *run(struct zl_detector *d, const char *name, int n, const char *const *vals, int expect,
+PGresult *det_run(struct zl_detector *d, const char *name, int n, const char *const *vals, int expect,
                      zl_class *c, char *errstr, size_t errstr_size)
 {
     return zl_pg_prepared(d->o.pg, name, n, vals, expect, c, errstr, errstr_size);
@@ -260,7 +255,7 @@ static zl_class ensure_lock(struct zl_detector *d, char *errstr, size_t errstr_s
     /* A new connection does not hold the old one's session lock. */
     d->locked = false;
     const char *vals[1] = {d->lock_key};
-    PGresult *r = run(d, "det_lock", 1, vals, PGRES_TUPLES_OK, &c, errstr, errstr_size);
+    PGresult *r = det_run(d, "det_lock", 1, vals, PGRES_TUPLES_OK, &c, errstr, errstr_size);
     if (r == NULL)
         return c;
     bool got = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
@@ -281,7 +276,7 @@ static zl_class read_cursor(struct zl_detector *d, bool *found, uint64_t *num, c
 {
     const char *vals[2] = {d->chain_text, d->token};
     zl_class c;
-    PGresult *r = run(d, "det_cursor_get", 2, vals, PGRES_TUPLES_OK, &c, errstr, errstr_size);
+    PGresult *r = det_run(d, "det_cursor_get", 2, vals, PGRES_TUPLES_OK, &c, errstr, errstr_size);
     if (r == NULL)
         return c;
     *found = PQntuples(r) == 1;
@@ -293,36 +288,8 @@ static zl_class read_cursor(struct zl_detector *d, bool *found, uint64_t *num, c
     return ZL_OK;
 }
 
-static zl_class load_addresses(struct zl_detector *d, char *errstr, size_t errstr_size)
-{
-    const char *vals[1] = {d->chain_text};
-    zl_class c;
-    PGresult *r = run(d, "det_addresses", 1, vals, PGRES_TUPLES_OK, &c, errstr, errstr_size);
-    if (r == NULL)
-        return c;
-    size_t n = (size_t)PQntuples(r);
-    if (n > ZL_DETECT_ADDRESSES_MAX)
-        n = ZL_DETECT_ADDRESSES_MAX;
-    if (n > d->addrs_cap) {
-        char (*na)[ZL_HASH_HEX_SIZE] = realloc(d->addrs, n * sizeof(*na));
-        if (na == NULL) {
-            PQclear(r);
-            snprintf(errstr, errstr_size, "detector: out of memory for %zu addresses", n);
-            return ZL_TRANSIENT;
-        }
-        d->addrs = na;
-        d->addrs_cap = n;
-    }
-    d->naddrs = 0;
-    for (size_t i = 0; i < n; i++)
-        if (zl_address_topic(PQgetvalue(r, (int)i, 0), d->addrs[d->naddrs], ZL_HASH_HEX_SIZE) == 0)
-            d->naddrs++;
-    PQclear(r);
-    return ZL_OK;
-}
-
 /* Runs the failed transaction's rollback and passes the class on. */
-static zl_class tx_fail(struct zl_detector *d, zl_class c)
+zl_class det_tx_fail(struct zl_detector *d, zl_class c)
 {
     zl_pg_rollback(d->o.pg);
     return c;
@@ -336,7 +303,7 @@ static zl_class handle_reorg(struct zl_detector *d, uint64_t cursor, char *errst
     snprintf(cur, sizeof(cur), "%" PRIu64, cursor);
     const char *vals[3] = {d->chain_text, d->token, cur};
     zl_class c;
-    PGresult *r = run(d, "det_blocks_recent", 3, vals, PGRES_TUPLES_OK, &c, errstr, errstr_size);
+    PGresult *r = det_run(d, "det_blocks_recent", 3, vals, PGRES_TUPLES_OK, &c, errstr, errstr_size);
     if (r == NULL)
         return c;
     bool found = false;
@@ -346,7 +313,7 @@ static zl_class handle_reorg(struct zl_detector *d, uint64_t cursor, char *errst
     for (int i = 0; i < n && i < ZL_DETECT_REORG_WALK_MAX; i++) {
         uint64_t num = strtoull(PQgetvalue(r, i, 0), NULL, 10);
         char chain_hash[ZL_HASH_HEX_SIZE];
-        c = block_hash_at(d, num, chain_hash, sizeof(chain_hash), errstr, errstr_size);
+        c = det_block_hash_at(d, num, chain_hash, sizeof(chain_hash), errstr, errstr_size);
         if (c != ZL_OK) {
             PQclear(r);
             return c;
@@ -363,7 +330,7 @@ static zl_class handle_reorg(struct zl_detector *d, uint64_t cursor, char *errst
     if (!found) {
         /* Deeper than every stored hash: rescan from below the oldest one. */
         ancestor = ancestor > 0 ? ancestor - 1 : 0;
-        c = block_hash_at(d, ancestor, ancestor_hash, sizeof(ancestor_hash), errstr, errstr_size);
+        c = det_block_hash_at(d, ancestor, ancestor_hash, sizeof(ancestor_hash), errstr, errstr_size);
         if (c != ZL_OK)
             return c;
         zl_log_kv(ZL_LOG_ERROR, NULL, "reorg deeper than the stored block hashes; rescanning from below them",
@@ -376,17 +343,17 @@ static zl_class handle_reorg(struct zl_detector *d, uint64_t cursor, char *errst
     if (c != ZL_OK)
         return c;
     const char *ov[3] = {d->chain_text, d->token, anc};
-    r = run(d, "det_orphans_past_detected", 3, ov, PGRES_TUPLES_OK, &c, errstr, errstr_size);
+    r = det_run(d, "det_orphans_past_detected", 3, ov, PGRES_TUPLES_OK, &c, errstr, errstr_size);
     if (r == NULL)
-        return tx_fail(d, c);
+        return det_tx_fail(d, c);
     long past = strtol(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
     if (past > 0)
         zl_log(ZL_LOG_ERROR, NULL,
                "reorg below block %s orphaned %ld deposit(s) already verified: raise ZL_CONFIRMATIONS", anc, past);
-    r = run(d, "det_mark_orphans", 3, ov, PGRES_TUPLES_OK, &c, errstr, errstr_size);
+    r = det_run(d, "det_mark_orphans", 3, ov, PGRES_TUPLES_OK, &c, errstr, errstr_size);
     if (r == NULL)
-        return tx_fail(d, c);
+        return det_tx_fail(d, c);
     int orphaned = PQntuples(r);
     for (int i = 0; i < orphaned; i++) {
         struct zl_log_ctx lc = ZL_LOG_CTX_NONE;
@@ -394,26 +361,26 @@ static zl_class handle_reorg(struct zl_detector *d, uint64_t cursor, char *errst
         zl_log_kv(ZL_LOG_WARN, &lc, "deposit orphaned by a reorg: marked reorged", NULL);
     }
     PQclear(r);
-    r = run(d, "det_blocks_drop_above", 3, ov, PGRES_COMMAND_OK, &c, errstr, errstr_size);
+    r = det_run(d, "det_blocks_drop_above", 3, ov, PGRES_COMMAND_OK, &c, errstr, errstr_size);
     if (r == NULL)
-        return tx_fail(d, c);
+        return det_tx_fail(d, c);
     PQclear(r);
     const char *cv[5] = {d->chain_text, d->token, anc, ancestor_hash, cur};
-    r = run(d, "det_cursor_set", 5, cv, PGRES_TUPLES_OK, &c, errstr, errstr_size);
+    r = det_run(d, "det_cursor_set", 5, cv, PGRES_TUPLES_OK, &c, errstr, errstr_size);
     if (r == NULL)
-        return tx_fail(d, c);
+        return det_tx_fail(d, c);
     bool moved = PQntuples(r) == 1;
     PQclear(r);
     if (!moved) {
         d->locked = false;
         snprintf(errstr, errstr_size, "cursor moved under us: another detector is scanning; standing by");
-        return tx_fail(d, ZL_TRANSIENT);
+        return det_tx_fail(d, ZL_TRANSIENT);
     }
     c = zl_pg_exec(d->o.pg, "COMMIT", errstr, errstr_size);
     if (c != ZL_OK)
-        return tx_fail(d, c);
-    count(d->m_reorgs, 1);
-    count(d->m_orphaned, (uint64_t)orphaned);
+        return det_tx_fail(d, c);
+    det_count(d->m_reorgs, 1);
+    det_count(d->m_orphaned, (uint64_t)orphaned);
     zl_log(ZL_LOG_WARN, NULL, "reorg: block %" PRIu64 " changed; common ancestor %" PRIu64 ", %d deposit(s) orphaned",
            cursor, ancestor, orphaned);
     return ZL_OK;
@@ -421,37 +388,33 @@ static zl_class handle_reorg(struct zl_detector *d, uint64_t cursor, char *errst
 
 /* ---------- scan ---------- */
 
+/* Every Transfer of the token in blocks from..to, appended to `all`: no
+ * address filter is sent to the node, so the request does not grow with the
+ * number of addresses (det_collect keeps those to a registered address). */
 static zl_class get_logs(struct zl_detector *d, uint64_t from, uint64_t to, json_t *all, char *errstr,
                          size_t errstr_size)
 {
     char f[NUM_TEXT_MAX], t[NUM_TEXT_MAX];
     snprintf(f, sizeof(f), "0x%" PRIx64, from);
     snprintf(t, sizeof(t), "0x%" PRIx64, to);
-    size_t per = (size_t)d->o.addresses_per_query;
-    for (size_t off = 0; off < d->naddrs; off += per) {
-        json_t *to_topics = json_array();
-        for (size_t i = off; i < d->naddrs && i < off + per; i++)
-            json_array_append_new(to_topics, json_string(d->addrs[i]));
-        json_t *params = json_pack("[{s:s, s:s, s:s, s:[s, n, o]}]", "fromBlock", f, "toBlock", t, "address",
-                                   d->token, "topics", ZL_TRANSFER_TOPIC0, to_topics);
-        json_t *res = NULL;
-        struct zl_rpc_error re;
-        zl_class c = zl_rpc_call(d->o.rpc, "eth_getLogs", params, &res, &re, errstr, errstr_size);
-        json_decref(params);
-        if (c != ZL_OK)
-            return c;
-        if (!json_is_array(res)) {
-            json_decref(res);
-            snprintf(errstr, errstr_size, "eth_getLogs: result is not an array");
-            return ZL_TRANSIENT;
-        }
-        json_array_extend(all, res);
+    json_t *params = json_pack("[{s:s, s:s, s:s, s:[s]}]", "fromBlock", f, "toBlock", t, "address", d->token,
+                               "topics", ZL_TRANSFER_TOPIC0);
+    json_t *res = NULL;
+    zl_class c = zl_rpc_call(d->o.rpc, "eth_getLogs", params, &res, NULL, errstr, errstr_size);
+    json_decref(params);
+    if (c != ZL_OK)
+        return c;
+    if (!json_is_array(res)) {
         json_decref(res);
+        snprintf(errstr, errstr_size, "eth_getLogs: result is not an array");
+        return ZL_TRANSIENT;
     }
+    json_array_extend(all, res);
+    json_decref(res);
     return ZL_OK;
 }
 
-static void publish(struct zl_detector *d, const struct zl_transfer_log *tl, const char *deposit_id,
+void det_publish(struct zl_detector *d, const struct zl_transfer_log *tl, const char *deposit_id,
                     const char *user_id)
 {
     struct zl_event ev;
@@ -473,7 +436,7 @@ static void publish(struct zl_detector *d, const struct zl_transfer_log *tl, con
     struct zl_log_ctx lc = ZL_LOG_CTX_NONE;
     lc.deposit_id = deposit_id;
     if (zl_event_encode(&ev, buf, sizeof(buf), &len, err, sizeof(err)) != 0) {
-        count(d->m_publish_failed, 1);
+        det_count(d->m_publish_failed, 1);
         zl_log_kv(ZL_LOG_ERROR, &lc, "cannot encode detected event", "error", err, NULL);
         return;
     }
@@ -482,37 +445,13 @@ static void publish(struct zl_detector *d, const struct zl_transfer_log *tl, con
         RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
         /* The row is recorded; the sweeper publishes it later. */
-        count(d->m_publish_failed, 1);
+        det_count(d->m_publish_failed, 1);
         zl_log_kv(ZL_LOG_WARN, &lc, "detected event not queued; the sweeper will re-publish it", "error",
                   rd_kafka_err2str(e), NULL);
     }
 }
 
-/* One log found by the scan, on its way into the state table. */
-struct found_log {
-    struct zl_transfer_log tl;
-    char id[DEPOSIT_ID_TEXT_MAX];
-    char log_index[NUM_TEXT_MAX];
-    char block_number[NUM_TEXT_MAX];
-    char user_id[ZL_USER_ID_SIZE];
-    bool fresh; /* inserted or re-included by this step: publish it */
-};
-
-/* The logs of one eth_getLogs sub-range, kept until the step commits so the
- * fresh ones can be published after it. */
-struct scan_part {
-    struct found_log *fl;     /* kept logs in chain order; owned */
-    struct found_log **by_id; /* the same, sorted by deposit id; owned */
-    size_t n;
-};
-
-/* The det_insert statement sent and not yet answered (libpq async). */
-struct inflight {
-    bool active;
-    struct scan_part *part; /* borrowed */
-};
-
-static void part_free(struct scan_part *p)
+void det_part_free(struct scan_part *p)
 {
     free(p->fl);
     free(p->by_id);
@@ -535,17 +474,19 @@ static int cmp_key_found(const void *key, const void *elem)
 }
 
 /* Parses the logs of blocks lo..hi into p, keeping well-formed Transfers of
- * our token inside lo..hi, each deposit id once (a provider may repeat a log;
- * the first copy wins). Returns ZL_OK, or ZL_TRANSIENT when out of memory. */
-static zl_class collect(struct zl_detector *d, json_t *logs, uint64_t lo, uint64_t hi, struct scan_part *p,
-                        char *errstr, size_t errstr_size)
+ * our token inside lo..hi to `only_to` (a lower-case address), or with
+ * only_to NULL to any address in d->addrs, each deposit id once (a provider
+ * may repeat a log; the first copy wins). Returns ZL_OK, or ZL_TRANSIENT
+ * when out of memory. */
+zl_class det_collect(struct zl_detector *d, json_t *logs, uint64_t lo, uint64_t hi, const char *only_to,
+                     struct scan_part *p, char *errstr, size_t errstr_size)
 {
     size_t n = json_array_size(logs), kept = 0;
     p->fl = calloc(n > 0 ? n : 1, sizeof(*p->fl));
     p->by_id = calloc(n > 0 ? n : 1, sizeof(*p->by_id));
     p->n = 0;
     if (p->fl == NULL || p->by_id == NULL) {
-        part_free(p);
+        det_part_free(p);
         snprintf(errstr, errstr_size, "detector: out of memory for %zu logs", n);
         return ZL_TRANSIENT;
     }
@@ -559,6 +500,8 @@ static zl_class collect(struct zl_detector *d, json_t *logs, uint64_t lo, uint64
         }
         if (f->tl.removed || strcmp(f->tl.token, d->token) != 0 || f->tl.block_number < lo ||
             f->tl.block_number > hi)
+            continue;
+        if (only_to != NULL ? strcmp(f->tl.to, only_to) != 0 : !zl_addrset_has(d->addrs, f->tl.to))
             continue;
         if (zl_deposit_id_format(f->id, sizeof(f->id), d->o.chain_id, f->tl.tx_hash, f->tl.log_index) != 0)
             continue;
@@ -658,7 +601,7 @@ out:
 /* Waits for the insert in flight, if any, and marks the rows it returned
  * fresh. With `abandon` the answer is only drained (the caller rolls back).
  * Returns ZL_OK or the statement's class with errstr. */
-static zl_class insert_finish(struct zl_detector *d, struct inflight *inf, bool abandon, char *errstr,
+zl_class det_insert_finish(struct zl_detector *d, struct inflight *inf, bool abandon, char *errstr,
                               size_t errstr_size)
 {
     if (!inf->active)
@@ -702,12 +645,12 @@ static zl_class insert_finish(struct zl_detector *d, struct inflight *inf, bool 
 
 /* Sends the inserts of part p: every chunk but the last waited for, the
  * last left in flight so the next eth_getLogs overlaps it. */
-static zl_class insert_part(struct zl_detector *d, struct scan_part *p, struct inflight *inf, char *errstr,
+zl_class det_insert_part(struct zl_detector *d, struct scan_part *p, struct inflight *inf, char *errstr,
                             size_t errstr_size)
 {
     for (size_t off = 0; off < p->n; off += DET_INSERT_ROWS_MAX) {
         size_t k = p->n - off < DET_INSERT_ROWS_MAX ? p->n - off : DET_INSERT_ROWS_MAX;
-        zl_class c = insert_finish(d, inf, false, errstr, errstr_size);
+        zl_class c = det_insert_finish(d, inf, false, errstr, errstr_size);
         if (c == ZL_OK)
             c = insert_send(d, p, p->fl + off, k, inf, errstr, errstr_size);
         if (c != ZL_OK)
@@ -760,7 +703,7 @@ static zl_class scan_and_record(struct zl_detector *d, uint64_t from, uint64_t t
             hi = to;
         t = zl_now_ms();
         json_t *logs = json_array();
-        if (d->naddrs > 0) {
+        if (zl_addrset_count(d->addrs) > 0) {
             c = get_logs(d, lo, hi, logs, errstr, errstr_size);
             if (c == ZL_OK && json_array_size(logs) > ZL_DETECT_LOGS_PER_STEP_MAX) {
                 /* Bounded memory per request: the same remedy as a provider's cap. */
@@ -784,8 +727,9 @@ static zl_class scan_and_record(struct zl_detector *d, uint64_t from, uint64_t t
         }
         size_t raw = json_array_size(logs);
         tm->logs += raw;
+        det_count(d->m_transfers, raw);
         t = zl_now_ms();
-        c = collect(d, logs, lo, hi, &parts[nparts], errstr, errstr_size);
+        c = det_collect(d, logs, lo, hi, NULL, &parts[nparts], errstr, errstr_size);
         json_decref(logs);
         tm->parse_ms += zl_now_ms() - t;
         if (c != ZL_OK)
@@ -793,7 +737,7 @@ static zl_class scan_and_record(struct zl_detector *d, uint64_t from, uint64_t t
         nparts++;
         adapt_sub_blocks(d, hi - lo + 1, raw);
         t = zl_now_ms();
-        c = insert_part(d, &parts[nparts - 1], &inf, errstr, errstr_size);
+        c = det_insert_part(d, &parts[nparts - 1], &inf, errstr, errstr_size);
         tm->db_ms += zl_now_ms() - t;
         if (c != ZL_OK)
             goto fail;
@@ -802,7 +746,7 @@ static zl_class scan_and_record(struct zl_detector *d, uint64_t from, uint64_t t
     /* Same hash after the logs were read: they came from this chain, not
      * from a fork that was replaced while we read. (Overlaps the last insert.) */
     char hash_after[ZL_HASH_HEX_SIZE];
-    c = block_hash_at(d, to, hash_after, sizeof(hash_after), errstr, errstr_size);
+    c = det_block_hash_at(d, to, hash_after, sizeof(hash_after), errstr, errstr_size);
     if (c == ZL_OK && strcmp(hash_before, hash_after) != 0) {
         snprintf(errstr, errstr_size, "block %" PRIu64 " changed while scanning (reorg in progress); retrying", to);
         c = ZL_TRANSIENT;
@@ -810,7 +754,7 @@ static zl_class scan_and_record(struct zl_detector *d, uint64_t from, uint64_t t
     if (c != ZL_OK)
         goto fail;
     t = zl_now_ms();
-    c = insert_finish(d, &inf, false, errstr, errstr_size);
+    c = det_insert_finish(d, &inf, false, errstr, errstr_size);
     if (c != ZL_OK)
         goto fail;
     char tn[NUM_TEXT_MAX], oc[NUM_TEXT_MAX];
@@ -818,7 +762,7 @@ static zl_class scan_and_record(struct zl_detector *d, uint64_t from, uint64_t t
     /* No cursor yet: -1 matches no row, so a row another copy created wins. */
     snprintf(oc, sizeof(oc), "%" PRId64, had_cursor ? (int64_t)old_cursor : INT64_C(-1));
     const char *cv[5] = {d->chain_text, d->token, tn, hash_after, oc};
-    PGresult *r = run(d, "det_cursor_set", 5, cv, PGRES_TUPLES_OK, &c, errstr, errstr_size);
+    PGresult *r = det_run(d, "det_cursor_set", 5, cv, PGRES_TUPLES_OK, &c, errstr, errstr_size);
     if (r == NULL)
         goto fail;
     bool moved = PQntuples(r) == 1;
@@ -830,14 +774,14 @@ static zl_class scan_and_record(struct zl_detector *d, uint64_t from, uint64_t t
         goto fail;
     }
     const char *bv[4] = {d->chain_text, d->token, tn, hash_after};
-    r = run(d, "det_block_put", 4, bv, PGRES_COMMAND_OK, &c, errstr, errstr_size);
+    r = det_run(d, "det_block_put", 4, bv, PGRES_COMMAND_OK, &c, errstr, errstr_size);
     if (r == NULL)
         goto fail;
     PQclear(r);
     char keep[NUM_TEXT_MAX];
     snprintf(keep, sizeof(keep), "%" PRId64, (int64_t)to - d->o.blocks_kept);
     const char *pv[3] = {d->chain_text, d->token, keep};
-    r = run(d, "det_block_prune", 3, pv, PGRES_COMMAND_OK, &c, errstr, errstr_size);
+    r = det_run(d, "det_block_prune", 3, pv, PGRES_COMMAND_OK, &c, errstr, errstr_size);
     if (r == NULL)
         goto fail;
     PQclear(r);
@@ -852,25 +796,25 @@ static zl_class scan_and_record(struct zl_detector *d, uint64_t from, uint64_t t
         for (size_t i = 0; i < parts[k].n; i++) {
             if (!parts[k].fl[i].fresh)
                 continue;
-            publish(d, &parts[k].fl[i].tl, parts[k].fl[i].id, parts[k].fl[i].user_id);
+            det_publish(d, &parts[k].fl[i].tl, parts[k].fl[i].id, parts[k].fl[i].user_id);
             found++;
         }
-        part_free(&parts[k]);
+        det_part_free(&parts[k]);
     }
     rd_kafka_poll(d->o.producer, 0);
     tm->publish_ms = zl_now_ms() - t;
     tm->deposits = found;
-    count(d->m_deposits, found);
-    count(d->m_blocks, had_cursor ? to - old_cursor : 1);
+    det_count(d->m_deposits, found);
+    det_count(d->m_blocks, had_cursor ? to - old_cursor : 1);
     return ZL_OK;
 fail:
     {
         char ignored[ZL_ERRSTR_SIZE];
-        insert_finish(d, &inf, true, ignored, sizeof(ignored));
+        det_insert_finish(d, &inf, true, ignored, sizeof(ignored));
     }
-    tx_fail(d, c);
+    det_tx_fail(d, c);
     for (size_t k = 0; k < nparts; k++)
-        part_free(&parts[k]);
+        det_part_free(&parts[k]);
     return c;
 }
 
@@ -913,7 +857,7 @@ zl_class zl_detector_step(struct zl_detector *d, bool *idle, char *errstr, size_
                 return ZL_OK;
             }
         }
-        c = block_hash_at(d, cursor, chain_hash, sizeof(chain_hash), errstr, errstr_size);
+        c = det_block_hash_at(d, cursor, chain_hash, sizeof(chain_hash), errstr, errstr_size);
         if (c != ZL_OK)
             return c;
         if (strcmp(chain_hash, cursor_hash) != 0)
@@ -924,6 +868,12 @@ zl_class zl_detector_step(struct zl_detector *d, bool *idle, char *errstr, size_
     } else {
         from = d->o.start_block >= 0 ? (uint64_t)d->o.start_block : safe;
     }
+    /* Before the idle return: an address registered while the scan is
+     * caught up gets its backfill range at once. The live scan covers from
+     * `from` on, the backfill everything below. */
+    c = det_addresses_refresh(d, (int64_t)from - 1, errstr, errstr_size);
+    if (c != ZL_OK)
+        return c;
     if (from > safe) {
         *idle = true;
         return ZL_OK;
@@ -934,11 +884,8 @@ zl_class zl_detector_step(struct zl_detector *d, bool *idle, char *errstr, size_
     if (d->m_range != NULL)
         zl_metric_gauge_set(d->m_range, (double)d->range);
 
-    c = load_addresses(d, errstr, errstr_size);
-    if (c != ZL_OK)
-        return c;
     char hash_before[ZL_HASH_HEX_SIZE];
-    c = block_hash_at(d, to, hash_before, sizeof(hash_before), errstr, errstr_size);
+    c = det_block_hash_at(d, to, hash_before, sizeof(hash_before), errstr, errstr_size);
     if (c != ZL_OK)
         return c;
     struct step_times tm;
@@ -959,7 +906,7 @@ zl_class zl_detector_step(struct zl_detector *d, bool *idle, char *errstr, size_
     }
     if (!have) {
         /* the first cursor: the step covered from..to */
-        count(d->m_blocks, to - from);
+        det_count(d->m_blocks, to - from);
     }
     return c;
 }
@@ -972,7 +919,7 @@ zl_class zl_detector_store_decimals(struct zl_detector *d, int decimals, char *e
     char dec[8];
     snprintf(dec, sizeof(dec), "%d", decimals);
     const char *vals[3] = {d->chain_text, d->token, dec};
-    PGresult *r = run(d, "det_decimals_put", 3, vals, PGRES_COMMAND_OK, &c, errstr, errstr_size);
+    PGresult *r = det_run(d, "det_decimals_put", 3, vals, PGRES_COMMAND_OK, &c, errstr, errstr_size);
     if (r == NULL)
         return c;
     PQclear(r);

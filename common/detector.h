@@ -1,6 +1,13 @@
 /* detector.h: the chain scan loop behind the detect worker (architecture §2,
- * §4, §8): finds ERC-20 Transfers of one token to our deposit addresses and
- * records each as a `detected` deposit, then publishes it.
+ * §4, §8, §10 "detect"): finds ERC-20 Transfers of one token to our deposit
+ * addresses and records each as a `detected` deposit, then publishes it.
+ *
+ * The addresses are a set in memory (addrset.h), read from deposit_addresses
+ * at the first step and then only the rows registered since (by their seq),
+ * so the scan does not depend on how many there are: it reads every Transfer
+ * of the token and keeps those to a registered address. The set is bounded
+ * by ZL_DETECT_ADDRESSES_MAX; past it the step fails loudly (error, metric)
+ * and the cursor stays: no address is ever left out silently.
  *
  * One step (zl_detector_step):
  *   1. hold the PostgreSQL advisory lock for (chain, token), or stay standby;
@@ -9,9 +16,11 @@
  *      walk back through the stored hashes to the common ancestor, mark the
  *      not-yet-verified deposits above it `reorged` and rewind the cursor
  *      (one transaction), so the next steps rescan;
- *   4. one transaction over the range: eth_getLogs for Transfer(token, *,
- *      our addresses) in sub-ranges sized to ~2,500 logs each (addresses
- *      chunked per request); each sub-range's deposits are inserted with one
+ *   4. refresh the address set (recording a backfill range for each address
+ *      registered with a scan_from_block at or below the cursor);
+ *   5. one transaction over the range: eth_getLogs for Transfer(token, *, *)
+ *      in sub-ranges sized to ~2,500 logs each, kept when the recipient is in
+ *      the set; each sub-range's deposits are inserted with one
  *      statement per 5,000 rows (insert-if-absent over unnested arrays; a
  *      deposit that was `reorged` and is back on the chain becomes
  *      `detected` again with its new block facts), sent without waiting so
@@ -20,9 +29,13 @@
  *      is stored, COMMIT. A refused request halves the range (and the
  *      sub-range) and rolls everything back; the range grows back after
  *      successes;
- *   5. publish the new rows to <prefix>deposits.detected without waiting:
+ *   6. publish the new rows to <prefix>deposits.detected without waiting:
  *      the rows are already safe in the database, so a broker outage loses
  *      nothing (the sweeper re-publishes rows that do not move).
+ * Late registration (zl_detector_backfill_step, called between steps): one
+ * bounded chunk of one address's backfill range per call, through the same
+ * insert-if-absent statement, its progress (next_block) committed with its
+ * rows, so a restart resumes and the live cursor never waits for it.
  * Each step logs where its time went (eth_getLogs + JSON decoding, parsing,
  * waiting for PostgreSQL, publishing) in its "recorded ..." line.
  *
@@ -42,10 +55,9 @@
 #include "rpc.h"
 #include "zl.h"
 
-/* Deposit addresses per eth_getLogs request (topic2 OR-list). */
-#define ZL_DETECT_ADDRESSES_PER_QUERY_MAX 1000
-/* Deposit addresses one detector watches. */
-#define ZL_DETECT_ADDRESSES_MAX 100000
+/* Upper end of ZL_DETECT_ADDRESSES_MAX: 40 to 80 bytes each in memory
+ * (addrset.h), so ~8 GB at most. */
+#define ZL_DETECT_ADDRESSES_LIMIT_MAX INT64_C(100000000)
 /* Logs one eth_getLogs answer may hold: more is treated like a provider's
  * cap (the step is rolled back and the range halved). Bounds memory: ~1 KiB
  * per log while decoded. */
@@ -60,7 +72,8 @@ struct zl_detector_opts {
     int64_t lag_blocks;             /* blocks behind head to stay */
     int64_t range_max;              /* blocks per step at most */
     int64_t start_block;            /* first block when there is no cursor; -1 = head - lag */
-    int64_t addresses_per_query;
+    int64_t addresses_max;          /* addresses held in memory at most; more stops the scan loudly */
+    int64_t backfill_blocks;        /* blocks per backfill eth_getLogs request at most */
     int64_t blocks_kept;            /* stored block hashes kept (reorg depth) */
     struct zl_pg *pg;               /* borrowed: the detector's own connection */
     struct zl_rpc *rpc;             /* borrowed */
@@ -81,6 +94,15 @@ void zl_detector_free(struct zl_detector *d);
  * ZL_TRANSIENT / ZL_OUTAGE / ZL_PERMANENT with errstr; the caller backs off
  * and calls again. Nothing is half-done after any return. */
 zl_class zl_detector_step(struct zl_detector *d, bool *idle, char *errstr, size_t errstr_size);
+
+/* One chunk of the oldest unfinished backfill range (a late-registered
+ * address): eth_getLogs for Transfer(token, *, address) over at most
+ * backfill_blocks blocks, its deposits inserted if absent and the range's
+ * progress moved, in one transaction, then the new rows published. Does
+ * nothing (*idle true) on standby or when no range is pending. A refused
+ * request halves the chunk. Returns ZL_OK, or the class of what failed with
+ * errstr (nothing kept: rolled back). Never moves the live cursor. */
+zl_class zl_detector_backfill_step(struct zl_detector *d, bool *idle, char *errstr, size_t errstr_size);
 
 /* Records the token's decimals (read from the chain by the caller) in
  * token_decimals. Returns ZL_OK or the database's class with errstr. */

@@ -1,13 +1,27 @@
 /* zl-address: registers deposit addresses and the users they credit.
  *
  * Usage:
- *   zl-address add ADDRESS USER_ID [--chain-id N]   add (or confirm) one address
- *   zl-address list [--chain-id N]                  print "address user_id" lines
+ *   zl-address add ADDRESS USER_ID [--chain-id N] [--since-block N]
+ *                                  add (or confirm) one address
+ *   zl-address list [--chain-id N] print "address user_id" lines
  *   ZL_PG_DSN   the database (required); ZL_CHAIN_ID default chain (31337)
+ *   ZL_ADDRESS_LOOKBACK_BLOCKS  blocks before the detector's cursor that a
+ *               new address is scanned from without --since-block (10000)
  * Addresses are stored lower-case (deposit_addresses, migration 001). Adding
  * an address that already belongs to the same user is not an error (scripts
  * may re-run); one that belongs to another user is refused: moving an address
  * between users would credit the wrong account.
+ *
+ * Late registration (migration 008): an address is often handed to a user
+ * before it is registered, and the user may pay at once. So `add` records
+ * the first block the address must be scanned from (scan_from_block):
+ * --since-block N, or else ZL_ADDRESS_LOOKBACK_BLOCKS before the furthest
+ * detector cursor of the chain (the block detect has reached; no node is
+ * needed here). detect backfills the address from there up to where its live
+ * scan took the address over. No cursor yet (detect never ran on the chain):
+ * nothing to backfill, the live scan covers the address. Adding the address
+ * again with an earlier --since-block widens its range (detect backfills the
+ * difference); a later one changes nothing.
  * Exit: 0 ok, 1 refused or failed, 2 usage or connection error.
  */
 #include <errno.h>
@@ -20,12 +34,32 @@
 #include "envelope.h"
 #include "pg.h"
 
+/* Blocks before the detector's cursor that a new address is scanned from:
+ * ~8 hours of BSC, ~33 hours of Ethereum. Registration is usually seconds
+ * to minutes late; support passes --since-block for anything older. */
+#define ADDRESS_LOOKBACK_BLOCKS_DEFAULT 10000
+
 static int usage(void)
 {
-    fprintf(stderr, "usage: zl-address add ADDRESS USER_ID [--chain-id N]\n"
+    fprintf(stderr, "usage: zl-address add ADDRESS USER_ID [--chain-id N] [--since-block N]\n"
                     "       zl-address list [--chain-id N]\n"
-                    "ZL_PG_DSN names the database; ZL_CHAIN_ID the default chain (31337)\n");
+                    "ZL_PG_DSN names the database; ZL_CHAIN_ID the default chain (31337);\n"
+                    "ZL_ADDRESS_LOOKBACK_BLOCKS (%d) the blocks before detect's cursor a new address\n"
+                    "is scanned from without --since-block\n",
+            ADDRESS_LOOKBACK_BLOCKS_DEFAULT);
     return 2;
+}
+
+/* A block number: 0 .. 2^53 - 1. */
+static int parse_block(const char *s, long long *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < 0 || (unsigned long long)v > ZL_JSON_SAFE_INT_MAX)
+        return -1;
+    *out = v;
+    return 0;
 }
 
 static int parse_chain(const char *s, long long *out)
@@ -48,10 +82,23 @@ static int address_main(int argc, char **argv)
         fprintf(stderr, "zl-address: ZL_CHAIN_ID \"%s\" is not a chain id\n", env_chain);
         return 2;
     }
+    long long lookback = ADDRESS_LOOKBACK_BLOCKS_DEFAULT;
+    const char *env_lookback = getenv("ZL_ADDRESS_LOOKBACK_BLOCKS");
+    if (env_lookback != NULL && env_lookback[0] != '\0' && parse_block(env_lookback, &lookback) != 0) {
+        fprintf(stderr, "zl-address: ZL_ADDRESS_LOOKBACK_BLOCKS \"%s\" is not a number of blocks (0..2^53-1)\n",
+                env_lookback);
+        return 2;
+    }
+    long long since = -1; /* none given */
     const char *pos[3] = {NULL, NULL, NULL};
     int npos = 0;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--chain-id") == 0 && i + 1 < argc) {
+        if (strcmp(argv[i], "--since-block") == 0 && i + 1 < argc) {
+            if (parse_block(argv[++i], &since) != 0) {
+                fprintf(stderr, "zl-address: --since-block \"%s\" is not a block number\n", argv[i]);
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--chain-id") == 0 && i + 1 < argc) {
             if (parse_chain(argv[++i], &chain) != 0) {
                 fprintf(stderr, "zl-address: --chain-id \"%s\" is not a chain id\n", argv[i]);
                 return 2;
@@ -83,11 +130,23 @@ static int address_main(int argc, char **argv)
     char err[ZL_ERRSTR_SIZE];
     if (zl_pg_init(&pg, dsn, 5000) != 0)
         return 2;
+    /* The owner is never changed (its check is the caller's, from
+     * RETURNING). For the same owner an earlier first block widens the
+     * range, and a new seq makes detect read the row again and backfill it. */
     zl_pg_add_stmt(&pg, "addr_add",
-                   "INSERT INTO deposit_addresses (chain_id, address, user_id) VALUES ($1, $2, $3)"
-                   " ON CONFLICT (chain_id, address) DO UPDATE SET user_id = deposit_addresses.user_id"
-                   " RETURNING user_id",
-                   3);
+                   "INSERT INTO deposit_addresses (chain_id, address, user_id, scan_from_block)"
+                   " VALUES ($1, $2, $3, COALESCE($4::bigint, (SELECT GREATEST(max(block_number) - $5::bigint, 0)"
+                   "   FROM detector_cursor WHERE chain_id = $1::bigint)))"
+                   " ON CONFLICT (chain_id, address) DO UPDATE SET"
+                   " seq = CASE WHEN deposit_addresses.user_id = EXCLUDED.user_id"
+                   "   AND EXCLUDED.scan_from_block IS NOT NULL AND (deposit_addresses.scan_from_block IS NULL"
+                   "   OR EXCLUDED.scan_from_block < deposit_addresses.scan_from_block)"
+                   "   THEN nextval(pg_get_serial_sequence('deposit_addresses', 'seq')) ELSE deposit_addresses.seq END,"
+                   " scan_from_block = CASE WHEN deposit_addresses.user_id = EXCLUDED.user_id"
+                   "   THEN LEAST(deposit_addresses.scan_from_block, EXCLUDED.scan_from_block)"
+                   "   ELSE deposit_addresses.scan_from_block END"
+                   " RETURNING user_id, scan_from_block",
+                   5);
     zl_pg_add_stmt(&pg, "addr_list",
                    "SELECT address, user_id FROM deposit_addresses WHERE chain_id = $1 ORDER BY address", 1);
     if (zl_pg_ensure(&pg, err, sizeof(err)) != ZL_OK) {
@@ -100,8 +159,11 @@ static int address_main(int argc, char **argv)
     int rc = 0;
     zl_class c;
     if (add) {
-        const char *vals[3] = {chain_text, addr, pos[2]};
-        PGresult *r = zl_pg_prepared(&pg, "addr_add", 3, vals, PGRES_TUPLES_OK, &c, err, sizeof(err));
+        char since_text[ZL_INT64_DEC_SIZE], lookback_text[ZL_INT64_DEC_SIZE];
+        snprintf(since_text, sizeof(since_text), "%lld", since);
+        snprintf(lookback_text, sizeof(lookback_text), "%lld", lookback);
+        const char *vals[5] = {chain_text, addr, pos[2], since >= 0 ? since_text : NULL, lookback_text};
+        PGresult *r = zl_pg_prepared(&pg, "addr_add", 5, vals, PGRES_TUPLES_OK, &c, err, sizeof(err));
         if (r == NULL) {
             fprintf(stderr, "zl-address: %s\n", err);
             rc = 1;
@@ -113,6 +175,12 @@ static int address_main(int argc, char **argv)
                 rc = 1;
             } else {
                 printf("%s %s\n", addr, owner);
+                if (PQgetisnull(r, 0, 1))
+                    fprintf(stderr, "zl-address: chain %s not scanned yet: the live scan covers %s\n", chain_text,
+                            addr);
+                else
+                    fprintf(stderr, "zl-address: %s is scanned from block %s (detect backfills what it passed)\n",
+                            addr, PQgetvalue(r, 0, 1));
             }
             PQclear(r);
         }

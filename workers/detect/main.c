@@ -28,8 +28,9 @@ struct detect_config {
     int64_t range_max;
     int64_t start_block;
     int64_t poll_ms;
-    int64_t addresses_per_query;
     int64_t blocks_kept;
+    int64_t addresses_max;
+    int64_t backfill_blocks;
 };
 
 #define OFF(f) offsetof(struct detect_config, f)
@@ -42,10 +43,14 @@ static const struct zl_setting detect_settings[] = {
      OFF(start_block), -1, INT64_C(9007199254740991)},
     {"ZL_DETECT_POLL_MS", ZL_CFG_INT, "1000", "sleep when caught up with head - lag, or on standby", OFF(poll_ms), 10,
      600000},
-    {"ZL_DETECT_ADDRESSES_PER_QUERY", ZL_CFG_INT, "500", "deposit addresses per eth_getLogs request",
-     OFF(addresses_per_query), 1, ZL_DETECT_ADDRESSES_PER_QUERY_MAX},
     {"ZL_DETECT_BLOCKS_KEPT", ZL_CFG_INT, "10000", "blocks of scanned hashes kept for reorg detection",
      OFF(blocks_kept), 16, 10000000},
+    {"ZL_DETECT_ADDRESSES_MAX", ZL_CFG_INT, "10000000",
+     "registered addresses held in memory (40-80 bytes each); more stops the scan with an error, never drops one",
+     OFF(addresses_max), 1, ZL_DETECT_ADDRESSES_LIMIT_MAX},
+    {"ZL_DETECT_BACKFILL_BLOCKS", ZL_CFG_INT, "2000",
+     "blocks per eth_getLogs request when backfilling a late-registered address (halved on refusals)",
+     OFF(backfill_blocks), 1, 1000000},
 };
 #undef OFF
 
@@ -74,6 +79,26 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         zl_log_kv(ZL_LOG_WARN, &lc, "detected event not delivered; the row is recorded and the sweeper re-publishes it",
                   "error", rd_kafka_err2str(m->err), NULL);
     }
+}
+
+/* One chunk of a late-registered address's backfill between live steps,
+ * unless its backoff runs. Returns true when there was nothing to do. */
+static bool backfill_once(struct zl_detector *det, struct zl_backoff *bo, int *failures, int64_t *next_ms)
+{
+    if (zl_now_ms() < *next_ms)
+        return true;
+    char err[ZL_ERRSTR_SIZE];
+    bool idle = true;
+    zl_class c = zl_detector_backfill_step(det, &idle, err, sizeof(err));
+    if (c == ZL_OK) {
+        *failures = 0;
+        return idle;
+    }
+    (*failures)++;
+    *next_ms = zl_now_ms() + zl_backoff_delay_ms(bo, (uint32_t)*failures);
+    zl_log_kv(ZL_LOG_WARN, NULL, "backfill chunk failed; the live scan goes on, the backfill retries", "class",
+              zl_class_name(c), "error", err, NULL);
+    return true;
 }
 
 int main(int argc, char **argv)
@@ -150,8 +175,9 @@ int main(int argc, char **argv)
         .lag_blocks = dcfg.lag_blocks,
         .range_max = dcfg.range_max,
         .start_block = dcfg.start_block,
-        .addresses_per_query = dcfg.addresses_per_query,
         .blocks_kept = dcfg.blocks_kept,
+        .addresses_max = dcfg.addresses_max,
+        .backfill_blocks = dcfg.backfill_blocks,
         .pg = &pg,
         .rpc = rpc,
         .producer = producer,
@@ -174,6 +200,10 @@ int main(int argc, char **argv)
            chain_cfg.token_address, topic);
     bool decimals_known = false;
     int failures = 0;
+    /* The backfill has its own backoff: its failure (one address's range)
+     * never holds the live scan back. */
+    int bf_failures = 0;
+    int64_t bf_next_ms = 0;
     zl_class last = ZL_OK;
     while (zl_boot_running()) {
         zl_health_heartbeat(health);
@@ -195,7 +225,8 @@ int main(int argc, char **argv)
                 zl_health_set_paused(health, false, NULL);
             last = ZL_OK;
             failures = 0;
-            if (idle)
+            bool bf_idle = backfill_once(det, &bo, &bf_failures, &bf_next_ms);
+            if (idle && bf_idle)
                 sleep_ms(dcfg.poll_ms);
             continue;
         }
