@@ -51,6 +51,8 @@ ALTER FUNCTION deposits_history_upd() SECURITY DEFINER SET search_path FROM CURR
 GRANT SELECT, INSERT, UPDATE ON detector_cursor TO zl_detect;
 GRANT SELECT, INSERT, UPDATE, DELETE ON detector_blocks TO zl_detect;
 GRANT SELECT ON deposit_addresses TO zl_detect;
+-- the backfill of late-registered addresses (008, common/detector_addr.c)
+GRANT SELECT, INSERT, UPDATE ON address_backfill TO zl_detect;
 GRANT SELECT, INSERT, UPDATE ON token_decimals TO zl_detect;
 GRANT SELECT, INSERT ON deposits TO zl_detect;
 GRANT UPDATE (state, block_number, block_hash, last_error, last_error_class, updated_at) ON deposits TO zl_detect;
@@ -116,4 +118,7 @@ GRANT SELECT ON deposits, ledger_entries, ledger_accounts TO zl_audit;
 
 -- zl-address (tools/zl-address.c): registers and lists deposit addresses.
 GRANT SELECT, INSERT ON deposit_addresses TO zl_address;
-GRANT UPDATE (user_id) ON deposit_addresses TO zl_address;
+GRANT UPDATE (user_id, seq, scan_from_block) ON deposit_addresses TO zl_address;
+-- a new seq for a re-registration, and the cursor its default lookback counts back from (008)
+GRANT USAGE ON SEQUENCE deposit_addresses_seq_seq TO zl_address;
+GRANT SELECT ON detector_cursor TO zl_address;

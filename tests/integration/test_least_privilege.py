@@ -126,6 +126,26 @@ def test_the_credit_role_can_write_the_ledger_and_nothing_of_the_operators(db, l
     assert "permission denied" in err, err
 
 
+def test_zl_address_registers_and_widens_under_its_own_role(db, login_role):
+    """Guards against a grant missing for the late-registration columns (008):
+    zl-address under zl_address alone registers an address (the default
+    lookback reads detect's cursor), registers it again from an earlier
+    block (a new seq from the sequence), and cannot touch the deposits."""
+    dsn = login_role("zl_address")
+    psql("INSERT INTO detector_cursor (chain_id, token, block_number, block_hash) VALUES (31337, :'v1', 500, :'v2')"
+         " ON CONFLICT DO NOTHING", TOKEN, "0x" + "ab" * 32, dsn=db)
+    addr = "0x" + uuid.uuid4().hex[:8] + "cd" * 16
+    binary = os.path.join(need_env("ZL_BIN_DIR"), "zl-address")
+    env = dict(os.environ, ZL_PG_DSN=dsn, ZL_CHAIN_ID="31337")
+    for extra in ([], ["--since-block", "3"]):
+        r = subprocess.run([binary, "add", addr, "u-late", *extra], env=env, capture_output=True, text=True,
+                           timeout=30)
+        assert r.returncode == 0, (extra, r.stdout, r.stderr)
+    got = psql("SELECT scan_from_block FROM deposit_addresses WHERE address = :'v1'", addr, dsn=db)
+    assert got == [["3"]], got
+    assert "permission denied" in as_role(dsn, "UPDATE deposits SET state = 'dead'")
+
+
 def test_the_credit_stage_credits_under_its_own_role(db, login_role, tmp_path):
     """Guards against grants that miss a statement the stage runs: the credit
     stage, connected as a member of zl_credit only, credits a deposit end to
