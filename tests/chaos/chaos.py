@@ -11,14 +11,18 @@ deposits in waves while its faults fire, and is judged on its own:
            and a PostgreSQL restart; RPC faults on the primary endpoint (500,
            429, -32005, stalls, garbage, dead) and a window with every
            endpoint down; the primary IPFS provider down; poison messages
-           into every stage's input topic.
+           into every stage's input topic; forged messages (copies of real
+           events of the schedule with one fact changed: amount, depositor,
+           user, token or recipient) into every stage's input topic.
   checks   on-chain deposits = credited + dead-lettered + reorged; then,
            after zl-replay of every dead letter: every deposit credited; no
            deposit credited twice (one user entry per deposit, and each
            user's balance = the eggs of their transfers on chain); no token
            minted twice (one mint event per token id on chain); every token
            owned by its depositor (zl-audit); every dead letter has a reason,
-           and every poison message reached a DLQ.
+           and every poison message reached a DLQ; every forged message
+           reached a DLQ and none moved money or an NFT (the balance and
+           owner checks above).
 
 The schedule is a pure function of (seed, deposits, duration, copies): the
 seed is printed, and `--seed S --print-schedule` shows the schedule a seed
@@ -43,7 +47,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "tests" / "lib"))  # the harness
-from zlharness.kafka import keyed_headers, produce_bytes  # noqa: E402
+from zlharness.env import HarnessError  # noqa: E402
+from zlharness.kafka import kcat, keyed_headers, produce_bytes  # noqa: E402
 from zlharness.pipeline import STAGES, LocalPipeline, PipelineError  # noqa: E402
 from zlharness.rpc_fault_proxy import FaultProxy  # noqa: E402
 from zlharness.tcp_proxy import TcpProxy  # noqa: E402
@@ -54,6 +59,13 @@ INPUT_TOPICS = {"verify": "zl.deposits.detected", "ipfs-upload": "zl.deposits.ve
                 "mint": "zl.nft.pinned", "credit": "zl.nft.minted"}
 POISON = [b"not json at all", b'{"schema":"zl.deposits.detected/v1"}', b"\xff\xfe\x00binary", b"[]",
           b'{"deposit_id":"' + b"9" * 300 + b'"}']
+# The facts a forgery changes (issue 17: a message is a notification, the
+# row is the truth): each must be refused as poison with the row untouched.
+FORGED_FIELDS = ["amount", "from", "user_id", "token", "to"]
+FORGED_HEADER = "zl-chaos-forged"
+# Real events a forgery may copy: the newest of each partition.
+FORGE_SOURCE_PER_PARTITION = 20
+FORGE_SOURCE_WAIT_S = 20
 TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
 ZERO_TOPIC = "0x" + "0" * 64
 # Waits, in seconds: a schedule's deposits to settle, a replay to finish.
@@ -68,7 +80,7 @@ def log(msg: str) -> None:
 @dataclass(frozen=True)
 class Event:
     t: float          # seconds after the schedule starts
-    kind: str         # kill | restart | rpc | rpc_all | ipfs_down | poison | deposits
+    kind: str         # kill | restart | rpc | rpc_all | ipfs_down | poison | forged | deposits
     target: str       # worker name, service, proxy, topic set, or ""
     duration: float   # seconds the fault lasts (kill: until the restart)
     detail: str       # rpc fault mode, deposit count, ...
@@ -106,6 +118,11 @@ def make_schedule(seed: int, deposits: int, duration_s: float, copies: int) -> l
     sizes = [b - a for a, b in zip([0] + cuts, cuts + [deposits])]
     for size in sizes:
         ev.append(Event(round(rng.uniform(0, 0.8) * d, 2), "deposits", "", 0, str(size)))
+    # Forgeries last, so the draws above (and the schedules of earlier runs'
+    # seeds) stay as they were. Late in the schedule, when events exist.
+    for _ in range(rng.randint(1, 2)):
+        ev.append(Event(round(rng.uniform(0.4, 0.9) * d, 2), "forged", "every stage input", 0,
+                        FORGED_FIELDS[rng.randrange(len(FORGED_FIELDS))]))
     ev.sort(key=lambda e: (e.t, e.kind, e.target))
     return ev
 
@@ -165,6 +182,45 @@ class Chaos(LocalPipeline):
         # The broker may be restarting right now: retried for a while.
         produce_bytes(topic, key, value, self.env["ZL_KAFKA_BROKERS"], retry_s=KCAT_TIMEOUT_S)
 
+    def forge(self, stage: str, topic: str, e: Event, addrs: list[str]) -> None:
+        """Copies one real event of this schedule on topic, changes the fact
+        e.detail names, and produces it keyed by the real deposit id."""
+        mine = {a.lower() for a in addrs}
+        deadline = time.monotonic() + FORGE_SOURCE_WAIT_S
+        real = None
+        while real is None and time.monotonic() < deadline:
+            try:
+                out = kcat("-C", "-t", topic, "-o", f"-{FORGE_SOURCE_PER_PARTITION}", "-e", "-q", "-f", "%s\n",
+                           brokers=self.env["ZL_KAFKA_BROKERS"])
+            except HarnessError:
+                out = ""  # the broker may be restarting
+            for line in out.splitlines():
+                try:
+                    ev = json.loads(line)
+                except ValueError:
+                    continue  # a poison message
+                if isinstance(ev, dict) and str(ev.get("to", "")).lower() in mine:
+                    real = ev
+            if real is None:
+                time.sleep(1)
+        if real is None:
+            self.count("forged message skipped (no event of the schedule yet)")
+            return
+        forged = dict(real)
+        field = e.detail
+        if field == "amount":
+            forged["amount"] = str(int(real["amount"]) + 1)
+        elif field == "user_id":
+            forged["user_id"] = real["user_id"] + "-forged"
+        else:  # an address: another one
+            forged[field] = "0x" + ("66" * 20 if real[field].lower() != "0x" + "66" * 20 else "77" * 20)
+        tag = f"{self.seed}-{stage}-{e.t}-{field}"
+        produce_bytes(topic, real["deposit_id"], json.dumps(forged).encode(), self.env["ZL_KAFKA_BROKERS"],
+                      retry_s=KCAT_TIMEOUT_S, hdrs={FORGED_HEADER: tag})
+        self.count("forged message")
+        with self.lock:
+            self.forged_tags.add(tag)
+
     def fire(self, e: Event, addrs: list[str], amounts: list[int], sent: list[int]) -> None:
         if e.kind == "kill":
             if self.kill(e.target):
@@ -200,6 +256,9 @@ class Chaos(LocalPipeline):
                 self.count("poison message")
                 with self.lock:
                     self.poison_keys.add(key)
+        elif e.kind == "forged":
+            for stage, topic in INPUT_TOPICS.items():
+                self.forge(stage, topic, e, addrs)
         elif e.kind == "deposits":
             n = int(e.detail)
             with self.lock:
@@ -219,6 +278,7 @@ class Chaos(LocalPipeline):
         addrs = self.add_users(args.users, tag=f"s{seed}")
         self.faults = {}
         self.poison_keys: set[str] = set()
+        self.forged_tags: set[str] = set()
         self.seed = seed
         sent = [0]
         threads = []
@@ -327,6 +387,17 @@ class Chaos(LocalPipeline):
         if missing:
             problems.append(f"{len(missing)} of {len(self.poison_keys)} poison messages never reached a DLQ: "
                             f"{sorted(missing)[:3]}")
+        # Every forgery reaches a DLQ as bad input (poison), the row left as
+        # it was: the balance and owner checks below prove it moved nothing.
+        forged_letters = [m for m in letters if m["headers"].get(FORGED_HEADER, "").startswith(f"{seed}-")]
+        not_poison = [m for m in forged_letters if m["headers"].get("zl-dlq-error-class") != "poison"]
+        if not_poison:
+            problems.append(f"{len(not_poison)} forged messages dead-lettered as another class than poison: "
+                            f"{not_poison[0]['headers']}")
+        missing_forged = self.forged_tags - {m["headers"][FORGED_HEADER] for m in forged_letters}
+        if missing_forged:
+            problems.append(f"{len(missing_forged)} of {len(self.forged_tags)} forged messages never reached a DLQ:"
+                            f" {sorted(missing_forged)[:3]}")
         dead_rows = self.psql("SELECT count(*) FROM deposits WHERE state = 'dead' AND coalesce(last_error, '') = ''"
                               " AND to_addr = ANY (string_to_array(:'v1', ','))", ",".join(addrs))
         if int(dead_rows[0][0]) > 0:
@@ -383,7 +454,7 @@ class Chaos(LocalPipeline):
         result = {"seed": seed, "deposits_on_chain": n_chain, "credited_first_pass": first["credited"],
                   "dead_first_pass": first["dead"], "reorged": final["reorged"], "replayed": replayed,
                   "credited": final["credited"], "dead_letters": len(letters), "poison_dead_letters": poisoned,
-                  "poison_duplicate_letters": poison_dupes,
+                  "poison_duplicate_letters": poison_dupes, "forged_dead_letters": len(forged_letters),
                   "lost": lost,
                   "double_credited": double_credited, "double_minted": double_minted,
                   "faults": dict(self.faults), "seconds": round(time.monotonic() - t0, 1), "problems": problems}

@@ -32,7 +32,7 @@ def test_every_schedule_has_every_fault_kind_and_kills_every_stage():
     for seed in range(1, 16):
         ev = schedule(seed, "--deposits", "100", "--duration-s", "45")
         kinds = {e["kind"] for e in ev}
-        assert {"kill", "restart", "rpc", "rpc_all", "ipfs_down", "poison", "deposits"} <= kinds, (seed, kinds)
+        assert {"kill", "restart", "rpc", "rpc_all", "ipfs_down", "poison", "forged", "deposits"} <= kinds, (seed, kinds)
         assert {e["target"] for e in ev if e["kind"] == "restart"} == {"kafka", "postgres"}
         killed = {e["target"].rsplit("-", 1)[0] for e in ev if e["kind"] == "kill"}
         assert killed == {"detect", "verify", "ipfs-upload", "mint", "credit"}, (seed, killed)

@@ -36,12 +36,14 @@ def produce_deposits(topic: str, deposits: list[dict], key: str | None = None, b
     produce(topic, [(key or d["deposit_id"], json.dumps(d)) for d in deposits], brokers, partition)
 
 
-def produce_bytes(topic: str, key: str, value: bytes, brokers: str, retry_s: float = 0) -> None:
-    """One message with any bytes as its value; retried for retry_s seconds
-    (the broker may be restarting)."""
+def produce_bytes(topic: str, key: str, value: bytes, brokers: str, retry_s: float = 0,
+                  hdrs: dict[str, str] | None = None) -> None:
+    """One message with any bytes as its value (and text headers hdrs);
+    retried for retry_s seconds (the broker may be restarting)."""
     deadline = time.monotonic() + retry_s
+    hargs = [a for name, v in (hdrs or {}).items() for a in ("-H", f"{name}={v}")]
     while True:
-        out = subprocess.run(["kcat", "-b", brokers, "-P", "-t", topic, "-k", key], input=value,
+        out = subprocess.run(["kcat", "-b", brokers, "-P", "-t", topic, "-k", key, *hargs], input=value,
                              capture_output=True, timeout=KCAT_TIMEOUT_S)
         if out.returncode == 0:
             return
