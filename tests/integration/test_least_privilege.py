@@ -129,10 +129,11 @@ def test_the_credit_role_can_write_the_ledger_and_nothing_of_the_operators(db, l
 def test_zl_address_registers_and_widens_under_its_own_role(db, login_role):
     """Guards against a grant missing for the late-registration columns (008):
     zl-address under zl_address alone registers an address (the default
-    lookback reads detect's cursor), registers it again from an earlier
-    block (a new seq from the sequence), and cannot touch the deposits."""
+    lookback reads detect's cursor: block 100,000 less the default 10,000),
+    registers it again from an earlier block (a new seq from the sequence),
+    and cannot touch the deposits."""
     dsn = login_role("zl_address")
-    psql("INSERT INTO detector_cursor (chain_id, token, block_number, block_hash) VALUES (31337, :'v1', 500, :'v2')"
+    psql("INSERT INTO detector_cursor (chain_id, token, block_number, block_hash) VALUES (31337, :'v1', 100000, :'v2')"
          " ON CONFLICT DO NOTHING", TOKEN, "0x" + "ab" * 32, dsn=db)
     addr = "0x" + uuid.uuid4().hex[:8] + "cd" * 16
     binary = os.path.join(need_env("ZL_BIN_DIR"), "zl-address")

@@ -12,8 +12,9 @@ KCAT_TIMEOUT_S = 60
 
 def kcat(*args: str, data: str | None = None, brokers: str | None = None, timeout: float = KCAT_TIMEOUT_S) -> str:
     """kcat against brokers (default ZL_KAFKA_BROKERS); its stdout."""
+    # errors="replace": a topic may hold poison bytes that are not UTF-8.
     out = subprocess.run(["kcat", "-b", brokers or need_env("ZL_KAFKA_BROKERS"), *args], input=data,
-                         capture_output=True, text=True, timeout=timeout)
+                         capture_output=True, text=True, errors="replace", timeout=timeout)
     if out.returncode != 0:
         raise HarnessError(f"kcat {' '.join(args)} failed: {out.stderr}")
     return out.stdout
