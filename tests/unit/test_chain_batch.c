@@ -259,6 +259,20 @@ ZT_TEST(test_a_head_by_quorum_is_not_the_liars)
     canned_stop(&honest);
 }
 
+ZT_TEST(test_finality_auto_is_decided_by_chain_id)
+{
+    ZT_EQ_INT(ZL_FINALITY_FINALIZED, zl_chain_finality_of(ZL_FINALITY_AUTO, 56));       /* BSC */
+    ZT_EQ_INT(ZL_FINALITY_FINALIZED, zl_chain_finality_of(ZL_FINALITY_AUTO, 1));        /* Ethereum */
+    ZT_EQ_INT(ZL_FINALITY_CONFIRMATIONS, zl_chain_finality_of(ZL_FINALITY_AUTO, 31337)); /* anvil */
+    ZT_EQ_INT(ZL_FINALITY_SAFE, zl_chain_finality_of(ZL_FINALITY_SAFE, 31337));         /* as configured */
+    ZT_CHECK(strcmp(zl_chain_finality_tag(ZL_FINALITY_FINALIZED), "finalized") == 0);
+    ZT_CHECK(strcmp(zl_chain_finality_tag(ZL_FINALITY_CONFIRMATIONS), "latest") == 0);
+    ZT_CHECK(strcmp(zl_finality_names[ZL_FINALITY_SAFE], "safe") == 0); /* config index casts to the enum */
+    ZT_EQ_INT(15, (int)zl_chain_finality_blocks(ZL_FINALITY_CONFIRMATIONS, 56, 15));
+    ZT_EQ_INT(3, (int)zl_chain_finality_blocks(ZL_FINALITY_FINALIZED, 56, 15));
+}
+
 ZT_MAIN(test_receipts_come_back_in_order_with_an_error_answer_transient, test_receipts_go_batch_max_per_request,
         test_blocks_are_asked_once_each_and_judged, test_every_endpoint_down_is_an_outage_for_each_read,
-        test_quorum_mark_is_the_kth_highest_answer, test_a_head_by_quorum_is_not_the_liars)
+        test_quorum_mark_is_the_kth_highest_answer, test_a_head_by_quorum_is_not_the_liars,
+        test_finality_auto_is_decided_by_chain_id)

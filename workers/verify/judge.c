@@ -160,7 +160,7 @@ static void judge_block(struct verify *v, struct zl_work *w, const struct vitem 
     if (head < it->bn || conf < need) {
         /* Not final yet: a defer, never a failure. The estimate is for the
          * operator reading the retry headers. */
-        uint64_t to_go = by_count ? need - conf : it->bn - head;
+        uint64_t to_go = it->bn + need - head;
         snprintf(w->error, sizeof(w->error),
                  "block %" PRIu64 " not final yet (%s): %s block %" PRIu64 ", about %" PRIu64 " blocks (~%" PRIu64
                  " s) to go", it->bn, zl_finality_names[v->finality], v->mark_tag, head, to_go,
