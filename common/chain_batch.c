@@ -164,17 +164,112 @@ void zl_chain_read_blocks(struct zl_rpc *rpc, struct zl_chain_block *blocks, siz
     free(req);
 }
 
-zl_class zl_chain_read_head(struct zl_rpc *rpc, uint64_t *head, char *errstr, size_t errstr_size)
+static bool is_ethereum(int64_t chain_id);
+static bool is_bsc(int64_t chain_id);
+
+const char *const zl_finality_names[] = {"auto", "confirmations", "safe", "finalized", NULL};
+
+zl_finality zl_chain_finality_of(zl_finality configured, int64_t chain_id)
 {
-    *head = 0;
-    json_t *head_j = NULL;
-    json_t *p0 = json_array();
-    zl_class c = zl_rpc_call(rpc, "eth_blockNumber", p0, &head_j, NULL, errstr, errstr_size);
-    json_decref(p0);
-    if (c == ZL_OK && zl_rpc_parse_quantity(head_j, head) != 0) {
-        snprintf(errstr, errstr_size, "eth_blockNumber: not a quantity");
-        c = ZL_TRANSIENT;
+    if (configured != ZL_FINALITY_AUTO)
+        return configured;
+    return is_ethereum(chain_id) || is_bsc(chain_id) ? ZL_FINALITY_FINALIZED : ZL_FINALITY_CONFIRMATIONS;
+}
+
+const char *zl_chain_finality_tag(zl_finality f)
+{
+    switch (f) {
+    case ZL_FINALITY_SAFE:
+        return "safe";
+    case ZL_FINALITY_FINALIZED:
+        return "finalized";
+    default:
+        return "latest";
     }
-    json_decref(head_j);
-    return c;
+}
+
+static bool is_ethereum(int64_t chain_id)
+{
+    return chain_id == 1 || chain_id == 17000 || chain_id == 11155111;
+}
+
+static bool is_bsc(int64_t chain_id)
+{
+    return chain_id == 56 || chain_id == 97;
+}
+
+int64_t zl_chain_block_ms(int64_t chain_id)
+{
+    return is_ethereum(chain_id) ? 12000 : is_bsc(chain_id) ? 750 : 1000;
+}
+
+int64_t zl_chain_finality_blocks(zl_finality f, int64_t chain_id, int64_t confirmations)
+{
+    if (f != ZL_FINALITY_SAFE && f != ZL_FINALITY_FINALIZED)
+        return confirmations;
+    bool fin = f == ZL_FINALITY_FINALIZED;
+    if (is_ethereum(chain_id))
+        return fin ? 96 : 64;
+    if (is_bsc(chain_id))
+        return fin ? 3 : 2;
+    return 64;
+}
+
+int zl_chain_quorum_mark(const uint64_t *marks, size_t n, size_t k, uint64_t *out)
+{
+    if (k == 0 || n < k || n > ZL_RPC_ENDPOINTS_MAX)
+        return -1;
+    uint64_t sorted[ZL_RPC_ENDPOINTS_MAX];
+    /* insertion sort, highest first: n is at most 16 */
+    for (size_t i = 0; i < n; i++) {
+        size_t j = i;
+        for (; j > 0 && sorted[j - 1] < marks[i]; j--)
+            sorted[j] = sorted[j - 1];
+        sorted[j] = marks[i];
+    }
+    *out = sorted[k - 1];
+    return 0;
+}
+
+/* The block number in one endpoint's answer for tag; -1 when it has none. */
+static int mark_of(const char *tag, const json_t *answer, uint64_t *number)
+{
+    if (strcmp(tag, "latest") == 0)
+        return zl_rpc_parse_quantity(answer, number);
+    return json_is_object(answer) ? zl_json_quantity_field(answer, "number", number) : -1;
+}
+
+zl_class zl_chain_read_mark(struct zl_rpc *rpc, const char *tag, uint64_t *number, char *errstr, size_t errstr_size)
+{
+    *number = 0;
+    bool latest = strcmp(tag, "latest") == 0;
+    const char *method = latest ? "eth_blockNumber" : "eth_getBlockByNumber";
+    json_t *params = latest ? json_array() : json_pack("[s, b]", tag, 0);
+    json_t *answers[ZL_RPC_ENDPOINTS_MAX];
+    int n = 0;
+    size_t k = (size_t)zl_rpc_quorum(rpc);
+    zl_class c;
+    if (k <= 1) {
+        c = zl_rpc_call(rpc, method, params, &answers[0], NULL, errstr, errstr_size);
+        n = c == ZL_OK ? 1 : 0;
+        k = 1;
+    } else {
+        c = zl_rpc_call_each(rpc, method, params, answers, &n, errstr, errstr_size);
+    }
+    json_decref(params);
+    uint64_t marks[ZL_RPC_ENDPOINTS_MAX];
+    size_t usable = 0;
+    for (int i = 0; i < n; i++) {
+        if (mark_of(tag, answers[i], &marks[usable]) == 0)
+            usable++;
+        json_decref(answers[i]);
+    }
+    if (c != ZL_OK)
+        return c;
+    if (zl_chain_quorum_mark(marks, usable, k, number) != 0) {
+        snprintf(errstr, errstr_size, "%s %s: %zu of %d answers are block numbers, a quorum of %zu needed", method,
+                 tag, usable, n, k);
+        return ZL_TRANSIENT;
+    }
+    return ZL_OK;
 }

@@ -96,6 +96,20 @@ zl_class zl_rpc_call_quorum(struct zl_rpc *r, const char *method, json_t *params
 zl_class zl_rpc_batch_quorum(struct zl_rpc *r, size_t n, const char *const *methods, json_t *const *params,
                              json_t **results, struct zl_rpc_error *errs, char *errstr, size_t errstr_size);
 
+/* Asks the same call of every endpoint, one after another (no hedging),
+ * each at most once, and hands back every answer: answers[0..*n_answers)
+ * (new references; answers must have room for ZL_RPC_ENDPOINTS_MAX). For a
+ * fact honest endpoints report differently (the head: each is a little
+ * ahead or behind), where equal answers are rare and the caller applies its
+ * own rule (chain_batch.h: zl_chain_quorum_mark). Returns ZL_OK when at
+ * least one endpoint answered, else ZL_OUTAGE when all are down, else
+ * ZL_TRANSIENT. A JSON-RPC error answer is not an answer. */
+zl_class zl_rpc_call_each(struct zl_rpc *r, const char *method, json_t *params, json_t **answers, int *n_answers,
+                          char *errstr, size_t errstr_size);
+
+/* The opts.quorum the client was made with. */
+int zl_rpc_quorum(const struct zl_rpc *r);
+
 /* True when at least one endpoint's breaker admits calls now. */
 bool zl_rpc_any_healthy(struct zl_rpc *r);
 

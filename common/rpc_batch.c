@@ -218,3 +218,30 @@ zl_class zl_rpc_call_quorum(struct zl_rpc *r, const char *method, json_t *params
              r->opts.quorum, n_answers, q.last[0] != '\0' ? q.last : "none");
     return q.worst;
 }
+zl_class zl_rpc_call_each(struct zl_rpc *r, const char *method, json_t *params, json_t **answers, int *n_answers,
+                          char *errstr, size_t errstr_size)
+{
+    *n_answers = 0;
+    struct quorum_rounds q = {.worst = ZL_TRANSIENT};
+    for (int round = 0; round < r->n; round++) {
+        json_t *res = NULL;
+        int ep = -1;
+        char why[ZL_ERRSTR_SIZE];
+        zl_class c = rpc_call_once(r, method, params, q.skip, false, &res, &ep, NULL, why, sizeof(why));
+        enum quorum_step st = quorum_step(&q, c, ep, why);
+        if (st == Q_STOP)
+            break;
+        if (st == Q_VOTE)
+            answers[(*n_answers)++] = res;
+    }
+    if (*n_answers > 0)
+        return ZL_OK;
+    snprintf(errstr, errstr_size, "%s: no endpoint answered (last error: %s)", method,
+             q.last[0] != '\0' ? q.last : "none");
+    return q.worst;
+}
+
+int zl_rpc_quorum(const struct zl_rpc *r)
+{
+    return r->opts.quorum;
+}

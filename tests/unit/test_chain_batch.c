@@ -17,13 +17,13 @@ static void tx_hash(char *out, size_t out_size, unsigned i, unsigned kind)
     snprintf(out, out_size, "0x%060x%02x%02x", i, 0u, kind);
 }
 
-/* The fake node's answer to one call. */
-static json_t *node_answer(const char *method, const json_t *params)
+/* The fake node's answer to one call; head is its eth_blockNumber. */
+static json_t *node_answer(const char *method, const json_t *params, const char *head)
 {
     const char *arg = json_string_value(json_array_get(params, 0));
     char hash64[67];
     if (strcmp(method, "eth_blockNumber") == 0)
-        return json_pack("{s:s}", "result", "0x10");
+        return json_pack("{s:s}", "result", head);
     if (strcmp(method, "eth_getTransactionReceipt") == 0) {
         const char *kind = arg + strlen(arg) - 2;
         snprintf(hash64, sizeof(hash64), "0x%064d", 5);
@@ -36,6 +36,8 @@ static json_t *node_answer(const char *method, const json_t *params)
     }
     if (strcmp(method, "eth_getBlockByNumber") == 0) {
         snprintf(hash64, sizeof(hash64), "0x%064d", 7);
+        if (strcmp(arg, "finalized") == 0)
+            return json_pack("{s:{s:s,s:s}}", "result", "number", "0xc", "hash", hash64);
         if (strcmp(arg, "0x5") == 0)
             return json_pack("{s:{s:s,s:s}}", "result", "number", arg, "hash", hash64);
         if (strcmp(arg, "0x6") == 0)
@@ -45,16 +47,18 @@ static json_t *node_answer(const char *method, const json_t *params)
     return json_pack("{s:{s:i,s:s}}", "error", "code", -32601, "message", "method not found");
 }
 
+/* opaque: the node's head as a quantity string, NULL for 0x10. */
 static void node(void *opaque, const char *request, int *status, char *body, size_t body_size)
 {
-    (void)opaque;
+    const char *head = opaque != NULL ? opaque : "0x10";
     json_t *req = json_loads(request, 0, NULL);
     json_t *calls = json_is_array(req) ? json_incref(req) : json_pack("[O]", req);
     json_t *answers = json_array();
     size_t i;
     json_t *call;
     json_array_foreach(calls, i, call) {
-        json_t *a = node_answer(json_string_value(json_object_get(call, "method")), json_object_get(call, "params"));
+        json_t *a = node_answer(json_string_value(json_object_get(call, "method")), json_object_get(call, "params"),
+                                head);
         json_object_set_new(a, "jsonrpc", json_string("2.0"));
         json_object_set(a, "id", json_object_get(call, "id"));
         json_array_append_new(answers, a);
@@ -68,14 +72,16 @@ static void node(void *opaque, const char *request, int *status, char *body, siz
     json_decref(req);
 }
 
-static struct zl_rpc *client(int port)
+/* A client of the endpoints on ports[0..n) with quorum k. */
+static struct zl_rpc *client_of(const int *ports, int n, int k)
 {
-    char url[64], err[ZL_ERRSTR_SIZE];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
+    char url[256] = "", err[ZL_ERRSTR_SIZE];
+    for (int i = 0; i < n; i++)
+        snprintf(url + strlen(url), sizeof(url) - strlen(url), "%shttp://127.0.0.1:%d", i > 0 ? "," : "", ports[i]);
     struct zl_rpc_opts o = {
         .urls = url,
         .timeout_ms = 3000,
-        .quorum = 1,
+        .quorum = k,
         .breaker_failure_ratio = 0.5,
         .breaker_sampling_ms = 30000,
         .breaker_min_throughput = 100,
@@ -88,6 +94,11 @@ static struct zl_rpc *client(int port)
         abort();
     }
     return r;
+}
+
+static struct zl_rpc *client(int port)
+{
+    return client_of(&port, 1, 1);
 }
 
 /* What the receipts' callback saw. */
@@ -179,7 +190,7 @@ ZT_TEST(test_blocks_are_asked_once_each_and_judged)
     ZT_EQ_INT(1, atomic_load(&srv.requests));
     uint64_t head = 0;
     char err[ZL_ERRSTR_SIZE];
-    ZT_EQ_INT(ZL_OK, zl_chain_read_head(r, &head, err, sizeof(err)));
+    ZT_EQ_INT(ZL_OK, zl_chain_read_mark(r, "latest", &head, err, sizeof(err)));
     ZT_EQ_INT(16, (int)head);
     zl_rpc_free(r);
     canned_stop(&srv);
@@ -202,9 +213,66 @@ ZT_TEST(test_every_endpoint_down_is_an_outage_for_each_read)
     ZT_EQ_INT(ZL_OUTAGE, blocks[0].c);
     uint64_t head = 0;
     char err[ZL_ERRSTR_SIZE];
-    ZT_EQ_INT(ZL_OUTAGE, zl_chain_read_head(r, &head, err, sizeof(err)));
+    ZT_EQ_INT(ZL_OUTAGE, zl_chain_read_mark(r, "latest", &head, err, sizeof(err)));
     zl_rpc_free(r);
 }
 
+ZT_TEST(test_quorum_mark_is_the_kth_highest_answer)
+{
+    uint64_t out = 0;
+    const uint64_t liar[2] = {5100, 100}; /* one endpoint 5,000 blocks ahead */
+    ZT_EQ_INT(0, zl_chain_quorum_mark(liar, 2, 2, &out));
+    ZT_EQ_INT(100, (int)out);
+    const uint64_t three[3] = {99, 101, 100};
+    ZT_EQ_INT(0, zl_chain_quorum_mark(three, 3, 1, &out));
+    ZT_EQ_INT(101, (int)out);
+    ZT_EQ_INT(0, zl_chain_quorum_mark(three, 3, 2, &out));
+    ZT_EQ_INT(100, (int)out); /* the highest block two endpoints have reached */
+    ZT_EQ_INT(0, zl_chain_quorum_mark(three, 3, 3, &out));
+    ZT_EQ_INT(99, (int)out);
+    ZT_EQ_INT(-1, zl_chain_quorum_mark(three, 2, 3, &out)); /* fewer answers than the quorum */
+    ZT_EQ_INT(-1, zl_chain_quorum_mark(three, 3, 0, &out));
+}
+
+ZT_TEST(test_a_head_by_quorum_is_not_the_liars)
+{
+    struct canned honest, liar;
+    canned_start(&honest, 200, "", node, NULL);
+    canned_start(&liar, 200, "", node, "0x1398"); /* 5,016 */
+    int ports[2] = {liar.port, honest.port};
+    struct zl_rpc *r = client_of(ports, 2, 2);
+    uint64_t head = 0;
+    char err[ZL_ERRSTR_SIZE];
+    ZT_EQ_INT(ZL_OK, zl_chain_read_mark(r, "latest", &head, err, sizeof(err)));
+    ZT_EQ_INT(16, (int)head);
+    ZT_EQ_INT(1, atomic_load(&honest.requests));
+    ZT_EQ_INT(1, atomic_load(&liar.requests));
+    ZT_EQ_INT(ZL_OK, zl_chain_read_mark(r, "finalized", &head, err, sizeof(err)));
+    ZT_EQ_INT(12, (int)head);
+    zl_rpc_free(r);
+    canned_stop(&liar);
+    /* one endpoint left: short of the quorum, never its word alone */
+    int one[2] = {honest.port, canned_dead_port()};
+    r = client_of(one, 2, 2);
+    ZT_EQ_INT(ZL_TRANSIENT, zl_chain_read_mark(r, "latest", &head, err, sizeof(err)));
+    zl_rpc_free(r);
+    canned_stop(&honest);
+}
+
+ZT_TEST(test_finality_auto_is_decided_by_chain_id)
+{
+    ZT_EQ_INT(ZL_FINALITY_FINALIZED, zl_chain_finality_of(ZL_FINALITY_AUTO, 56));       /* BSC */
+    ZT_EQ_INT(ZL_FINALITY_FINALIZED, zl_chain_finality_of(ZL_FINALITY_AUTO, 1));        /* Ethereum */
+    ZT_EQ_INT(ZL_FINALITY_CONFIRMATIONS, zl_chain_finality_of(ZL_FINALITY_AUTO, 31337)); /* anvil */
+    ZT_EQ_INT(ZL_FINALITY_SAFE, zl_chain_finality_of(ZL_FINALITY_SAFE, 31337));         /* as configured */
+    ZT_CHECK(strcmp(zl_chain_finality_tag(ZL_FINALITY_FINALIZED), "finalized") == 0);
+    ZT_CHECK(strcmp(zl_chain_finality_tag(ZL_FINALITY_CONFIRMATIONS), "latest") == 0);
+    ZT_CHECK(strcmp(zl_finality_names[ZL_FINALITY_SAFE], "safe") == 0); /* config index casts to the enum */
+    ZT_EQ_INT(15, (int)zl_chain_finality_blocks(ZL_FINALITY_CONFIRMATIONS, 56, 15));
+    ZT_EQ_INT(3, (int)zl_chain_finality_blocks(ZL_FINALITY_FINALIZED, 56, 15));
+}
+
 ZT_MAIN(test_receipts_come_back_in_order_with_an_error_answer_transient, test_receipts_go_batch_max_per_request,
-        test_blocks_are_asked_once_each_and_judged, test_every_endpoint_down_is_an_outage_for_each_read)
+        test_blocks_are_asked_once_each_and_judged, test_every_endpoint_down_is_an_outage_for_each_read,
+        test_quorum_mark_is_the_kth_highest_answer, test_a_head_by_quorum_is_not_the_liars,
+        test_finality_auto_is_decided_by_chain_id)

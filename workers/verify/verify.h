@@ -1,0 +1,40 @@
+/* verify.h: the verify stage's own parts, shared by its files (main.c:
+ * settings, start and the stage table; judge.c: what the chain says of each
+ * deposit of a poll batch). The chain reads are common/chain_batch.h's.
+ *
+ * @locality the stage's main thread (process_batch).
+ */
+#ifndef ZL_VERIFY_H
+#define ZL_VERIFY_H
+
+#include <stdint.h>
+
+#include "chain.h"
+#include "chain_batch.h"
+#include "metrics.h"
+#include "pg.h"
+#include "rpc.h"
+#include "runtime.h"
+
+struct verify_config {
+    int64_t confirmations;
+    char *min_amount;
+    int finality; /* index into zl_finality_names */
+};
+
+struct verify {
+    struct zl_chain_config chain;
+    struct verify_config cfg;
+    zl_finality finality;   /* cfg.finality with auto resolved by chain id */
+    const char *mark_tag;   /* the block tag a deposit's block must reach */
+    int64_t block_ms;       /* the chain's block time, for the wait estimate */
+    char token[ZL_ADDRESS_HEX_SIZE];
+    struct zl_rpc *rpc;
+    struct zl_pg pg; /* own connection: marks rows reorged outside the CAS */
+    zl_metric *m_reorged;
+};
+
+/* The stage's process_batch (judge.c). */
+void verify_process_batch(void *ctx, struct zl_work *const *ws, size_t n);
+
+#endif /* ZL_VERIFY_H */
