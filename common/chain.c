@@ -170,6 +170,9 @@ const struct zl_setting zl_chain_settings[] = {
      OFF(rpc_breaker_min_calls), 1, 100000},
     {"ZL_RPC_BREAKER_BREAK_MS", ZL_CFG_INT, "5000", "how long an endpoint's open breaker refuses calls",
      OFF(rpc_breaker_break_ms), 100, 3600000},
+    {"ZL_RPC_ALLOW_HTTP", ZL_CFG_BOOL, "false",
+     "accept plain http:// endpoints that are not loopback (no TLS: anyone on the path can change answers)",
+     OFF(rpc_allow_http), 0, 0},
     {"ZL_TOKEN_ADDRESS", ZL_CFG_STR, NULL, "ERC-20 contract whose Transfers are deposits (USDT)", OFF(token_address),
      0, 0},
 };
@@ -184,6 +187,7 @@ void zl_chain_rpc_opts(const struct zl_chain_config *cfg, struct zl_metrics *met
     opts->timeout_ms = cfg->rpc_timeout_ms;
     opts->hedge_after_ms = cfg->rpc_hedge_ms;
     opts->quorum = (int)cfg->rpc_quorum;
+    opts->allow_http = cfg->rpc_allow_http;
     opts->breaker_failure_ratio = 0.5;
     opts->breaker_sampling_ms = 30000;
     opts->breaker_min_throughput = (int32_t)cfg->rpc_breaker_min_calls;
