@@ -83,6 +83,16 @@ class LyingProxy:
         if self.mode == "drop" and answer["result"]:
             self.lied += 1
             return dict(answer, result=[])
+        if self.mode == "cosmetic":
+            # What two honest nodes may differ in: order of the list and of
+            # the fields, extra fields, hex case, a reorged log still shown.
+            out = []
+            for log in reversed(answer["result"]):
+                data = "0x" + log["data"][2:].upper()
+                out.append(dict(reversed(list(log.items())), blockTimestamp="0x1", data=data))
+            if out:
+                out.append(dict(out[0], transactionHash="0x" + "cd" * 32, removed=True))
+            return dict(answer, result=out)
         if self.mode == "invent":
             f = call["params"][0]
             lo, hi = int(f["fromBlock"], 16), int(f["toBlock"], 16)
@@ -191,3 +201,28 @@ def test_an_invented_transfer_is_never_recorded(chain, workers):
     finally:
         liar.close()
         honest.close()
+
+
+def test_honest_endpoints_that_differ_only_in_form_agree(chain, workers):
+    """Guards against the confirmation holding ranges on harmless
+    differences between honest nodes (log order, field order, extra fields,
+    hex case, a reorged log still listed with removed: true): every deposit
+    is recorded and no disagreement is counted."""
+    addrs = list(register_addresses(3))
+    chain.automine(False)
+    txs = [chain.transfer(i, addrs[i], 100 + i, wait=False) for i in range(3)]
+    chain.mine(1)
+    chain.automine(True)
+    chain.mine(2)
+    odd, plain = LyingProxy(chain.url, "cosmetic"), LyingProxy(chain.url)
+    want = {dep_id(tx, li) for tx, li in chain.transfers_to(set(addrs))}
+    assert len(want) == 3 and {w.split(":")[1] for w in want} == {t.lower() for t in txs}
+    try:
+        workers.start("detect", "detect", ZL_RPC_URLS=f"{odd.url},{plain.url}", ZL_RPC_QUORUM="2")
+        wait_until(lambda: set(rows_for(chain.token)) == want, 30, "every deposit recorded")
+        text = http_get(f"http://127.0.0.1:{workers.http_port('detect')}/metrics")[1].decode()
+        assert 'zl_detect_range_disagreements_total{outcome="held"} 0' in text, "confirmation not on"
+        assert 'zl_detect_range_disagreements_total{outcome="outvoted"} 0' in text
+    finally:
+        odd.close()
+        plain.close()
