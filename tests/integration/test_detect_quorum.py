@@ -226,3 +226,17 @@ def test_honest_endpoints_that_differ_only_in_form_agree(chain, workers):
     finally:
         odd.close()
         plain.close()
+
+
+def test_more_confirmations_than_endpoints_or_plain_http_off_loopback_refuse_to_start(chain, workers):
+    """Guards against a k no set of endpoints can reach (every range held
+    forever, silently) and against plain http to another machine, whose
+    answers anyone on the path could change: both are configuration errors
+    naming the setting."""
+    p = workers.start("detect", "detect-k", ZL_DETECT_CONFIRM_K="2")
+    assert p.wait(timeout=30) == 2
+    assert "ZL_DETECT_CONFIRM_K" in workers.log("detect-k")
+    p = workers.start("detect", "detect-http", ZL_RPC_URLS=f"{chain.url},http://rpc.example.invalid:8545")
+    assert p.wait(timeout=30) == 2
+    log = workers.log("detect-http")
+    assert "http://rpc.example.invalid:8545" in log and "ZL_RPC_ALLOW_HTTP" in log, log[-2000:]
