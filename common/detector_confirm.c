@@ -33,9 +33,10 @@
 
 /* Bytes of one log's digest line besides its data and topics: tx hash, log
  * index, block hash, block number, address and separators. */
-#define DET_DIGEST_LINE_FIXED 256
-/* Bytes a digest is shown with in the log ("12 logs, keccak 0x..., block 0x..."). */
-#define DET_DIGEST_TEXT_MAX 192
+#define DET_DIGEST_LINE_FIXED_BYTES 256
+/* Bytes a digest is shown with in the log ("12 logs, keccak 0x..., block
+ * 0x...", both hashes cut to 16 digits: enough to tell answers apart). */
+#define DET_DIGEST_TEXT_BYTES 192
 
 struct logs_digest {
     size_t n;                       /* logs counted (removed ones left out) */
@@ -158,7 +159,7 @@ static char *log_line(const json_t *log)
         zl_json_quantity_field(log, "logIndex", &li) != 0 || zl_json_quantity_field(log, "blockNumber", &bn) != 0 ||
         !json_is_array(topics) || data == NULL)
         return json_dumps(log, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
-    size_t cap = DET_DIGEST_LINE_FIXED + strlen(data) + json_array_size(topics) * (ZL_HASH_HEX_SIZE + 1);
+    size_t cap = DET_DIGEST_LINE_FIXED_BYTES + strlen(data) + json_array_size(topics) * (ZL_HASH_HEX_SIZE + 1);
     char *line = malloc(cap);
     if (line == NULL)
         return NULL;
@@ -281,10 +282,10 @@ static zl_class read_endpoint(struct zl_detector *d, size_t i, json_t *params, u
 static void log_disagreement(struct zl_detector *d, const struct answer *ans, size_t na, uint64_t lo, uint64_t hi,
                              bool held)
 {
-    char text[ZL_RPC_ENDPOINTS_MAX * (DET_DIGEST_TEXT_MAX + 96)];
+    char text[ZL_RPC_ENDPOINTS_MAX * (DET_DIGEST_TEXT_BYTES + 96)];
     size_t w = 0;
     for (size_t i = 0; i < na && w < sizeof(text); i++) {
-        char dt[DET_DIGEST_TEXT_MAX];
+        char dt[DET_DIGEST_TEXT_BYTES];
         digest_text(&ans[i].dg, dt, sizeof(dt));
         w += (size_t)snprintf(text + w, sizeof(text) - w, "%s%s (and %d more agreeing): %s", i > 0 ? "; " : "",
                               d->confirm_label[ans[i].first_ep], ans[i].votes - 1, dt);

@@ -14,6 +14,9 @@
 
 /* Bytes of a block-number parameter ("12345678901"). */
 #define NUM_TEXT_MAX 24
+/* Bytes of an endpoint's label (scheme://host[:port], never the path, which
+ * may hold an API key): host names are at most 253 bytes. */
+#define DET_ENDPOINT_LABEL_BYTES 272
 /* Bytes of a deposit id (zl_deposit_id_format: 95 always suffice). */
 #define DEPOSIT_ID_TEXT_MAX 96
 
@@ -33,7 +36,7 @@ struct zl_detector {
     bool addr_limit_hit;           /* the last refresh stopped at ZL_DETECT_ADDRESSES_MAX */
     int64_t bf_blocks;             /* blocks per backfill request: halved on refusals */
     struct zl_rpc *confirm[ZL_RPC_ENDPOINTS_MAX]; /* one client per endpoint (confirm_k > 1); owned */
-    char confirm_label[ZL_RPC_ENDPOINTS_MAX][128]; /* scheme://host[:port] of each, for the log */
+    char confirm_label[ZL_RPC_ENDPOINTS_MAX][DET_ENDPOINT_LABEL_BYTES]; /* scheme://host[:port], for the log */
     size_t nconfirm;
     zl_metric *m_disagree_held;     /* ranges held: endpoints disagreed, no k agreed */
     zl_metric *m_disagree_outvoted; /* ranges where k agreed and another endpoint did not */
