@@ -164,12 +164,16 @@ const struct zl_setting zl_chain_settings[] = {
      600000},
     {"ZL_RPC_HEDGE_MS", ZL_CFG_INT, "1500", "ask the next endpoint too after this long without an answer (0 = never)",
      OFF(rpc_hedge_ms), 0, 600000},
-    {"ZL_RPC_QUORUM", ZL_CFG_INT, "1", "endpoints that must agree on receipts and block hashes (verify)",
+    {"ZL_RPC_QUORUM", ZL_CFG_INT, "1",
+     "endpoints that must agree on receipts and block hashes (verify) and on each range's logs (detect)",
      OFF(rpc_quorum), 1, 16},
     {"ZL_RPC_BREAKER_MIN_CALLS", ZL_CFG_INT, "5", "calls per endpoint in the 30 s window before its breaker may open",
      OFF(rpc_breaker_min_calls), 1, 100000},
     {"ZL_RPC_BREAKER_BREAK_MS", ZL_CFG_INT, "5000", "how long an endpoint's open breaker refuses calls",
      OFF(rpc_breaker_break_ms), 100, 3600000},
+    {"ZL_RPC_ALLOW_HTTP", ZL_CFG_BOOL, "false",
+     "accept plain http:// endpoints that are not loopback (no TLS: anyone on the path can change answers)",
+     OFF(rpc_allow_http), 0, 0},
     {"ZL_TOKEN_ADDRESS", ZL_CFG_STR, NULL, "ERC-20 contract whose Transfers are deposits (USDT)", OFF(token_address),
      0, 0},
 };
@@ -184,6 +188,7 @@ void zl_chain_rpc_opts(const struct zl_chain_config *cfg, struct zl_metrics *met
     opts->timeout_ms = cfg->rpc_timeout_ms;
     opts->hedge_after_ms = cfg->rpc_hedge_ms;
     opts->quorum = (int)cfg->rpc_quorum;
+    opts->allow_http = cfg->rpc_allow_http;
     opts->breaker_failure_ratio = 0.5;
     opts->breaker_sampling_ms = 30000;
     opts->breaker_min_throughput = (int32_t)cfg->rpc_breaker_min_calls;

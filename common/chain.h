@@ -77,6 +77,7 @@ struct zl_chain_config {
     int64_t rpc_quorum;
     int64_t rpc_breaker_min_calls;
     int64_t rpc_breaker_break_ms;
+    bool rpc_allow_http;
     char *token_address;
 };
 

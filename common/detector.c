@@ -171,6 +171,12 @@ int zl_detector_new(struct zl_detector **out, const struct zl_detector_opts *opt
         d->m_range = zl_metrics_gauge_handle(m, "zl_detect_range_blocks", NULL);
         d->m_transfers = zl_metrics_counter_handle(m, "zl_detect_transfers_scanned_total", NULL);
         det_addr_metrics(d);
+        det_confirm_metrics(d);
+    }
+    d->o.confirm_rpc = NULL; /* borrowed for the call only */
+    if (det_confirm_init(d, opts->confirm_rpc, errstr, errstr_size) != 0) {
+        zl_detector_free(d);
+        return -1;
     }
     *out = d;
     return 0;
@@ -181,6 +187,7 @@ void zl_detector_free(struct zl_detector *d)
     if (d == NULL)
         return;
     zl_addrset_free(d->addrs);
+    det_confirm_free(d);
     free(d);
 }
 
@@ -391,8 +398,8 @@ static zl_class handle_reorg(struct zl_detector *d, uint64_t cursor, char *errst
 /* Every Transfer of the token in blocks from..to, appended to `all`: no
  * address filter is sent to the node, so the request does not grow with the
  * number of addresses (det_collect keeps those to a registered address). */
-static zl_class get_logs(struct zl_detector *d, uint64_t from, uint64_t to, json_t *all, char *errstr,
-                         size_t errstr_size)
+static zl_class get_logs(struct zl_detector *d, uint64_t from, uint64_t to, json_t *all, bool *held,
+                         char *errstr, size_t errstr_size)
 {
     char f[NUM_TEXT_MAX], t[NUM_TEXT_MAX];
     snprintf(f, sizeof(f), "0x%" PRIx64, from);
@@ -400,15 +407,10 @@ static zl_class get_logs(struct zl_detector *d, uint64_t from, uint64_t to, json
     json_t *params = json_pack("[{s:s, s:s, s:s, s:[s]}]", "fromBlock", f, "toBlock", t, "address", d->token,
                                "topics", ZL_TRANSFER_TOPIC0);
     json_t *res = NULL;
-    zl_class c = zl_rpc_call(d->o.rpc, "eth_getLogs", params, &res, NULL, errstr, errstr_size);
+    zl_class c = det_get_logs(d, params, from, to, &res, held, errstr, errstr_size);
     json_decref(params);
     if (c != ZL_OK)
         return c;
-    if (!json_is_array(res)) {
-        json_decref(res);
-        snprintf(errstr, errstr_size, "eth_getLogs: result is not an array");
-        return ZL_TRANSIENT;
-    }
     json_array_extend(all, res);
     json_decref(res);
     return ZL_OK;
@@ -703,8 +705,9 @@ static zl_class scan_and_record(struct zl_detector *d, uint64_t from, uint64_t t
             hi = to;
         t = zl_now_ms();
         json_t *logs = json_array();
+        bool held = false;
         if (zl_addrset_count(d->addrs) > 0) {
-            c = get_logs(d, lo, hi, logs, errstr, errstr_size);
+            c = get_logs(d, lo, hi, logs, &held, errstr, errstr_size);
             if (c == ZL_OK && json_array_size(logs) > ZL_DETECT_LOGS_PER_STEP_MAX) {
                 /* Bounded memory per request: the same remedy as a provider's cap. */
                 snprintf(errstr, errstr_size, "%zu logs in blocks %" PRIu64 "..%" PRIu64
@@ -716,7 +719,7 @@ static zl_class scan_and_record(struct zl_detector *d, uint64_t from, uint64_t t
         tm->logs_ms += zl_now_ms() - t;
         if (c != ZL_OK) {
             json_decref(logs);
-            if (c != ZL_OUTAGE && hi > lo) {
+            if (c != ZL_OUTAGE && !held && hi > lo) {
                 /* Providers cap ranges and result counts: ask for less. */
                 d->range = (int64_t)((hi - lo + 1) / 2);
                 d->sub_blocks = d->range;

@@ -36,6 +36,12 @@
  * bounded chunk of one address's backfill range per call, through the same
  * insert-if-absent statement, its progress (next_block) committed with its
  * rows, so a restart resumes and the live cursor never waits for it.
+ * Two sources agree (detector_confirm.c): with confirm_k > 1 every
+ * eth_getLogs (live and backfill) is asked of the endpoints in turn until
+ * confirm_k return the same digest of the logs and the block hash at the
+ * range's end; when they disagree and none has confirm_k votes, the range is
+ * held (the step fails, the cursor stays, it is retried), logged with the
+ * digests and counted in zl_detect_range_disagreements_total: never skipped.
  * Each step logs where its time went (eth_getLogs + JSON decoding, parsing,
  * waiting for PostgreSQL, publishing) in its "recorded ..." line.
  *
@@ -75,6 +81,9 @@ struct zl_detector_opts {
     int64_t addresses_max;          /* addresses held in memory at most; more stops the scan loudly */
     int64_t backfill_blocks;        /* blocks per backfill eth_getLogs request at most */
     int64_t blocks_kept;            /* stored block hashes kept (reorg depth) */
+    int confirm_k;                  /* endpoints that must return the same logs for a range; <= 1: one's word */
+    const struct zl_rpc_opts *confirm_rpc; /* with confirm_k > 1: the endpoints (urls) and timeouts of the
+                                      * per-endpoint clients the detector makes; read by zl_detector_new only */
     struct zl_pg *pg;               /* borrowed: the detector's own connection */
     struct zl_rpc *rpc;             /* borrowed */
     rd_kafka_t *producer;           /* borrowed */
@@ -85,7 +94,9 @@ struct zl_detector_opts {
 struct zl_detector;
 
 /* Registers the detector's statements on opts->pg (call before the first
- * zl_pg_ensure) and allocates it. Returns 0, or -1 with errstr. */
+ * zl_pg_ensure) and allocates it, with one RPC client per endpoint when
+ * opts->confirm_k > 1. Returns 0, or -1 with errstr (also when confirm_k is
+ * more than the endpoints listed). */
 int zl_detector_new(struct zl_detector **out, const struct zl_detector_opts *opts, char *errstr, size_t errstr_size);
 void zl_detector_free(struct zl_detector *d);
 

@@ -302,7 +302,7 @@ static zl_class next_range(struct zl_detector *d, bool *found, struct bf_range *
 /* Transfers of the token to one address in lo..hi: the node filters by the
  * recipient topic, so a chunk costs what that address received. */
 static zl_class address_logs(struct zl_detector *d, const char *address, uint64_t lo, uint64_t hi, json_t **out,
-                             char *errstr, size_t errstr_size)
+                             bool *held, char *errstr, size_t errstr_size)
 {
     char f[NUM_TEXT_MAX], t[NUM_TEXT_MAX], topic[ZL_HASH_HEX_SIZE];
     snprintf(f, sizeof(f), "0x%" PRIx64, lo);
@@ -314,15 +314,10 @@ static zl_class address_logs(struct zl_detector *d, const char *address, uint64_
     json_t *params = json_pack("[{s:s, s:s, s:s, s:[s, n, s]}]", "fromBlock", f, "toBlock", t, "address", d->token,
                                "topics", ZL_TRANSFER_TOPIC0, topic);
     json_t *res = NULL;
-    zl_class c = zl_rpc_call(d->o.rpc, "eth_getLogs", params, &res, NULL, errstr, errstr_size);
+    zl_class c = det_get_logs(d, params, lo, hi, &res, held, errstr, errstr_size);
     json_decref(params);
     if (c != ZL_OK)
         return c;
-    if (!json_is_array(res)) {
-        json_decref(res);
-        snprintf(errstr, errstr_size, "eth_getLogs: result is not an array");
-        return ZL_TRANSIENT;
-    }
     if (json_array_size(res) > ZL_DETECT_LOGS_PER_STEP_MAX) {
         snprintf(errstr, errstr_size, "%zu logs to %s in blocks %" PRIu64 "..%" PRIu64
                  ", more than ZL_DETECT_LOGS_PER_STEP_MAX %d", json_array_size(res), address, lo, hi,
@@ -392,9 +387,10 @@ zl_class zl_detector_backfill_step(struct zl_detector *d, bool *idle, char *errs
     if (hi - lo + 1 > (uint64_t)d->bf_blocks)
         hi = lo + (uint64_t)d->bf_blocks - 1;
     json_t *logs = NULL;
-    c = address_logs(d, br.address, lo, hi, &logs, errstr, errstr_size);
+    bool held = false;
+    c = address_logs(d, br.address, lo, hi, &logs, &held, errstr, errstr_size);
     if (c != ZL_OK) {
-        if (c == ZL_TRANSIENT && hi > lo) {
+        if (c == ZL_TRANSIENT && !held && hi > lo) {
             /* Providers cap ranges and result counts: ask for less. */
             d->bf_blocks = (int64_t)((hi - lo + 1) / 2);
             zl_log(ZL_LOG_WARN, NULL, "backfill eth_getLogs refused %" PRIu64 "..%" PRIu64 "; chunk halved to %"

@@ -14,6 +14,9 @@
 
 /* Bytes of a block-number parameter ("12345678901"). */
 #define NUM_TEXT_MAX 24
+/* Bytes of an endpoint's label (scheme://host[:port], never the path, which
+ * may hold an API key): host names are at most 253 bytes. */
+#define DET_ENDPOINT_LABEL_BYTES 272
 /* Bytes of a deposit id (zl_deposit_id_format: 95 always suffice). */
 #define DEPOSIT_ID_TEXT_MAX 96
 
@@ -32,6 +35,11 @@ struct zl_detector {
     int64_t addr_full_read_at_ms;  /* when the next refresh re-reads every address (0 = now) */
     bool addr_limit_hit;           /* the last refresh stopped at ZL_DETECT_ADDRESSES_MAX */
     int64_t bf_blocks;             /* blocks per backfill request: halved on refusals */
+    struct zl_rpc *confirm[ZL_RPC_ENDPOINTS_MAX]; /* one client per endpoint (confirm_k > 1); owned */
+    char confirm_label[ZL_RPC_ENDPOINTS_MAX][DET_ENDPOINT_LABEL_BYTES]; /* scheme://host[:port], for the log */
+    size_t nconfirm;
+    zl_metric *m_disagree_held;     /* ranges held: endpoints disagreed, no k agreed */
+    zl_metric *m_disagree_outvoted; /* ranges where k agreed and another endpoint did not */
     zl_metric *m_blocks;
     zl_metric *m_deposits;
     zl_metric *m_lag;
@@ -88,6 +96,21 @@ void det_addr_metrics(struct zl_detector *d);
  * pass ZL_DETECT_ADDRESSES_MAX (logged, counted; the caller must not scan);
  * or the database's class. */
 zl_class det_addresses_refresh(struct zl_detector *d, int64_t covered_to, char *errstr, size_t errstr_size);
+
+/* detector_confirm.c: makes the per-endpoint clients from tmpl->urls when
+ * d->o.confirm_k > 1 (0, or -1 with errstr), frees them, describes the
+ * disagreement metric. */
+int det_confirm_init(struct zl_detector *d, const struct zl_rpc_opts *tmpl, char *errstr, size_t errstr_size);
+void det_confirm_free(struct zl_detector *d);
+void det_confirm_metrics(struct zl_detector *d);
+
+/* eth_getLogs(params) over blocks lo..hi: from d->o.rpc when confirm_k <= 1,
+ * else the answer confirm_k endpoints agree on (detector_confirm.c). On
+ * ZL_OK *out is the log array (the caller's). *held is true when the
+ * endpoints disagreed and none had confirm_k votes (ZL_TRANSIENT): the
+ * range must stay unscanned, not shrunk as for a refused request. */
+zl_class det_get_logs(struct zl_detector *d, json_t *params, uint64_t lo, uint64_t hi, json_t **out, bool *held,
+                      char *errstr, size_t errstr_size);
 
 /* Shared by the live scan and the backfill. Each returns as its name in
  * detector.c says; none keeps a pointer it was given. */

@@ -515,6 +515,30 @@ static void on_breaker_change(void *opaque, const char *name, zl_breaker_state o
     }
 }
 
+/* True for a host[:port] that names this machine: localhost, 127.0.0.0/8 or
+ * [::1]. Plain http to it never crosses a network, so it needs no TLS. */
+static bool host_is_loopback(const char *hostport)
+{
+    size_t n = strlen(hostport);
+    if (strncmp(hostport, "[::1]", 5) == 0)
+        return hostport[5] == '\0' || hostport[5] == ':';
+    const char *colon = strchr(hostport, ':');
+    size_t hl = colon != NULL ? (size_t)(colon - hostport) : n;
+    if (hl == 9 && strncasecmp(hostport, "localhost", 9) == 0)
+        return true;
+    /* 127.a.b.c: four dotted decimal parts, the first 127 */
+    if (hl < 9 || strncmp(hostport, "127.", 4) != 0)
+        return false;
+    int dots = 0;
+    for (size_t i = 4; i < hl; i++) {
+        if (hostport[i] == '.')
+            dots++;
+        else if (!isdigit((unsigned char)hostport[i]))
+            return false;
+    }
+    return dots == 2;
+}
+
 static int endpoint_init(struct zl_rpc *r, struct rpc_endpoint *ep, const char *url, size_t url_len, int index,
                          char *errstr, size_t errstr_size)
 {
@@ -532,6 +556,13 @@ static int endpoint_init(struct zl_rpc *r, struct rpc_endpoint *ep, const char *
         return -1;
     }
     endpoint_label(ep->url, ep->label, sizeof(ep->label));
+    if (strncmp(ep->url, "http://", 7) == 0 && !r->opts.allow_http && !host_is_loopback(ep->label + 7)) {
+        snprintf(errstr, errstr_size,
+                 "rpc urls: endpoint %d (%s) is plain http:// to a host that is not loopback: anyone on the path"
+                 " can change its answers; use https://, or set ZL_RPC_ALLOW_HTTP=true to accept it",
+                 index + 1, ep->label);
+        return -1;
+    }
     ep->index = index;
     ep->success_ewma = 1.0;
     ep->latency_ewma_ms = 0.0;

@@ -37,6 +37,7 @@ struct zl_rpc_opts {
     int64_t timeout_ms;         /* per HTTP request */
     int64_t hedge_after_ms;     /* ask the next endpoint too after this long; 0 = never */
     int quorum;                 /* endpoints that must agree in zl_rpc_call_quorum (>= 1) */
+    bool allow_http;            /* accept plain http:// to a host that is not loopback (else refused) */
     /* breaker per endpoint (Polly v8 semantics, see breaker.h) */
     double breaker_failure_ratio;
     int64_t breaker_sampling_ms;
@@ -58,7 +59,9 @@ struct zl_rpc_error {
 struct zl_rpc;
 
 /* Creates the client. Returns 0, or -1 with errstr naming the bad option or
- * URL. */
+ * URL. A plain http:// URL whose host is not loopback (localhost,
+ * 127.0.0.0/8, [::1]) is refused unless opts->allow_http: its answers decide
+ * what is credited, and anyone on the path could rewrite them. */
 int zl_rpc_new(struct zl_rpc **out, const struct zl_rpc_opts *opts, char *errstr, size_t errstr_size);
 void zl_rpc_free(struct zl_rpc *r);
 

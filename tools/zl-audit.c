@@ -53,6 +53,7 @@ struct audit_config {
     int64_t chain_sample;
     int64_t rpc_timeout_ms;
     int64_t lines_max;
+    bool rpc_allow_http;
 };
 
 #define OFF(f) offsetof(struct audit_config, f)
@@ -65,6 +66,8 @@ static const struct zl_setting audit_settings[] = {
      OFF(chain_sample), 0, 100000000},
     {"ZL_AUDIT_RPC_TIMEOUT_MS", ZL_CFG_INT, "10000", "timeout of one ownerOf call", OFF(rpc_timeout_ms), 100,
      600000},
+    {"ZL_AUDIT_RPC_ALLOW_HTTP", ZL_CFG_BOOL, "false", "accept plain http:// endpoints that are not loopback (no TLS)",
+     OFF(rpc_allow_http), 0, 0},
     {"ZL_AUDIT_LINES_MAX", ZL_CFG_INT, "1000",
      "discrepancy lines printed (all are counted in the summary)", OFF(lines_max), 1, 100000000},
 };
@@ -307,6 +310,7 @@ static int run_chain_checks(struct audit *a, json_t *summary)
             .breaker_min_throughput = 20,
             .breaker_break_ms = 5000,
             .name = "rpc",
+            .allow_http = a->cfg.rpc_allow_http,
         };
         struct zl_rpc *rpc = NULL;
         char err[ZL_ERRSTR_SIZE];

@@ -234,6 +234,44 @@ ZT_TEST(test_rpc_new_refuses_bad_urls_and_quorum)
     ZT_CHECK(r == NULL);
 }
 
+/* Plain http to a host that is not this machine is refused unless allowed:
+ * the answers decide what is credited, and without TLS anyone on the path
+ * could change them. The message names the endpoint and the setting. */
+ZT_TEST(test_rpc_new_refuses_plain_http_off_loopback_unless_allowed)
+{
+    struct zl_rpc_opts o;
+    struct zl_rpc *r = NULL;
+    char err[ZL_ERRSTR_SIZE];
+    const char *refused[] = {"http://rpc.example.com:8545", "http://10.0.0.7:8545/key123", "http://anvil:8545",
+                             "http://127.0.0.1.evil.example:8545", "http://[::2]:8545", "http://localhostx:1"};
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        opts_init(&o, refused[i]);
+        ZT_EQ_INT(-1, zl_rpc_new(&r, &o, err, sizeof(err)));
+        ZT_CHECK(r == NULL);
+        ZT_CHECK(strstr(err, "ZL_RPC_ALLOW_HTTP") != NULL);
+    }
+    opts_init(&o, "https://127.0.0.1:1,http://rpc.example.com:8545/secretkey");
+    ZT_EQ_INT(-1, zl_rpc_new(&r, &o, err, sizeof(err)));
+    ZT_CHECK(strstr(err, "http://rpc.example.com:8545") != NULL);
+    ZT_CHECK(strstr(err, "secretkey") == NULL); /* the label only: a path may hold an API key */
+    /* allowed explicitly */
+    opts_init(&o, "http://rpc.example.com:8545,http://anvil:8545");
+    o.allow_http = true;
+    ZT_REQUIRE(zl_rpc_new(&r, &o, err, sizeof(err)) == 0);
+    zl_rpc_free(r);
+    r = NULL;
+    /* loopback and https need no allowance */
+    const char *fine[] = {"http://127.0.0.1:8545", "http://127.4.5.6", "http://localhost:8545/x",
+                          "http://LOCALHOST", "http://[::1]:8545", "https://rpc.example.com/key",
+                          "http://user:pw@127.0.0.1:8545"};
+    for (size_t i = 0; i < sizeof(fine) / sizeof(fine[0]); i++) {
+        opts_init(&o, fine[i]);
+        ZT_REQUIRE(zl_rpc_new(&r, &o, err, sizeof(err)) == 0);
+        zl_rpc_free(r);
+        r = NULL;
+    }
+}
+
 ZT_TEST(test_rpc_fails_over_past_dead_429_500_garbage_and_32005)
 {
     struct srv s429, s500, sgar, s32005, sok;
@@ -493,6 +531,7 @@ ZT_TEST(test_rpc_quorum_of_error_answers_is_transient_with_the_answer)
 }
 
 ZT_MAIN(test_rpc_parse_quantity_accepts_hex_and_refuses_the_rest, test_rpc_new_refuses_bad_urls_and_quorum,
+        test_rpc_new_refuses_plain_http_off_loopback_unless_allowed,
         test_rpc_fails_over_past_dead_429_500_garbage_and_32005, test_rpc_outage_only_when_every_endpoint_is_down,
         test_rpc_revert_is_transient_with_the_error_filled, test_rpc_hedges_past_a_stalling_endpoint,
         test_rpc_batch_matches_results_by_id, test_rpc_quorum_needs_k_equal_answers,

@@ -31,6 +31,7 @@ struct detect_config {
     int64_t blocks_kept;
     int64_t addresses_max;
     int64_t backfill_blocks;
+    int64_t confirm_k;
 };
 
 #define OFF(f) offsetof(struct detect_config, f)
@@ -51,6 +52,9 @@ static const struct zl_setting detect_settings[] = {
     {"ZL_DETECT_BACKFILL_BLOCKS", ZL_CFG_INT, "2000",
      "blocks per eth_getLogs request when backfilling a late-registered address (halved on refusals)",
      OFF(backfill_blocks), 1, 1000000},
+    {"ZL_DETECT_CONFIRM_K", ZL_CFG_INT, "0",
+     "endpoints that must return the same logs for each scanned range, else it is held (0 = ZL_RPC_QUORUM)",
+     OFF(confirm_k), 0, ZL_RPC_ENDPOINTS_MAX},
 };
 #undef OFF
 
@@ -152,7 +156,9 @@ int main(int argc, char **argv)
     health = boot.health;
     struct zl_rpc_opts ropts;
     zl_chain_rpc_opts(&chain_cfg, metrics, health, &ropts);
-    ropts.quorum = 1; /* the scan reads logs; verify is where quorum matters */
+    /* The failover client reads the head and block hashes; the logs of each
+     * range are confirmed by confirm_k endpoints (detector_confirm.c). */
+    ropts.quorum = 1;
     if (zl_rpc_new(&rpc, &ropts, err, sizeof(err)) != 0) {
         zl_log(ZL_LOG_ERROR, NULL, "configuration: %s", err);
         exit_code = ZL_EXIT_CONFIG;
@@ -178,6 +184,8 @@ int main(int argc, char **argv)
         .blocks_kept = dcfg.blocks_kept,
         .addresses_max = dcfg.addresses_max,
         .backfill_blocks = dcfg.backfill_blocks,
+        .confirm_k = (int)(dcfg.confirm_k > 0 ? dcfg.confirm_k : chain_cfg.rpc_quorum),
+        .confirm_rpc = &ropts,
         .pg = &pg,
         .rpc = rpc,
         .producer = producer,

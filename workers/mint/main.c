@@ -69,6 +69,8 @@ static const struct zl_setting mint_settings[] = {
     {"ZL_RPC_TIMEOUT_MS", ZL_CFG_INT, "10000", "timeout of one JSON-RPC request", OFF(rpc_timeout_ms), 100, 600000},
     {"ZL_RPC_HEDGE_AFTER_MS", ZL_CFG_INT, "0", "ask the next endpoint too after this long (0 = never)",
      OFF(rpc_hedge_after_ms), 0, 600000},
+    {"ZL_RPC_ALLOW_HTTP", ZL_CFG_BOOL, "false", "accept plain http:// endpoints that are not loopback (no TLS)",
+     OFF(rpc_allow_http), 0, 0},
     {"ZL_MINT_CHAIN_ID", ZL_CFG_INT, "0", "chain id signed into mint transactions (0 = ask eth_chainId at start)",
      OFF(chain_id), 0, 0},
     {"ZL_NFT_ADDRESS", ZL_CFG_STR, NULL, "ZLReceipt contract address", OFF(nft_address), 0, 0},
@@ -209,7 +211,7 @@ static int mint_init(void *ctx, const struct zl_runtime_env *env, char *errstr, 
     /* Breaker settings left 0: breaker.h's defaults, as for every stage. */
     struct zl_rpc_opts ro = {.urls = m->cfg.rpc_urls, .timeout_ms = m->cfg.rpc_timeout_ms,
                              .hedge_after_ms = m->cfg.rpc_hedge_after_ms, .quorum = 1, .metrics = env->metrics,
-                             .health = env->health, .name = "rpc"};
+                             .health = env->health, .name = "rpc", .allow_http = m->cfg.rpc_allow_http};
     if (zl_rpc_new(&m->rpc, &ro, errstr, errstr_size) != 0) {
         zl_secp_key_free(&m->key);
         return -1;

@@ -25,6 +25,7 @@ struct mint_config {
     char *rpc_urls;
     int64_t rpc_timeout_ms;
     int64_t rpc_hedge_after_ms;
+    bool rpc_allow_http;
     int64_t chain_id;
     char *nft_address;
     struct zl_secret signer_key;
