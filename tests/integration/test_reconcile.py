@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import time
+import urllib.parse
 import uuid
 
 from runtime_helpers import wait_until
@@ -39,6 +40,15 @@ def claim(p, base: str, tx: str) -> dict:
     return json.loads(r.stdout)
 
 
+def login_role(p, group: str) -> str:
+    """A DSN of a new LOGIN role that is a member of group alone, so the
+    tool runs with exactly its grants (schemas/sql/009, 010)."""
+    name = f"zlt_{group}_{uuid.uuid4().hex[:8]}"
+    p.psql(f'CREATE ROLE "{name}" LOGIN IN ROLE {group}')
+    u = urllib.parse.urlsplit(p.env["ZL_PG_DSN"])
+    return urllib.parse.urlunsplit((u.scheme, f"{name}@{u.netloc.rsplit('@', 1)[-1]}", u.path, u.query, u.fragment))
+
+
 def test_a_deposit_detect_missed_is_named_by_audit_chain_and_claim_brings_it_to_credited_once():
     """Guards against a deposit detect never saw being invisible (zl-audit
     only compared state, ledger and NFTs) and support having no way to
@@ -60,8 +70,13 @@ def test_a_deposit_detect_missed_is_named_by_audit_chain_and_claim_brings_it_to_
             "ZL_SWEEP_STALE_MS": "60000",  # only the claim's own sweep request publishes the row
             "ZL_SWEEP_INTERVAL_MS": "500",
         })
-        # Detect is pointed elsewhere: it does not run at all.
-        p.start_workers([(s, 1) for s in STAGES if s != "detect"] + [("zl-sweep", 1), ("zl-admin", 1)])
+        # Detect is pointed elsewhere: it does not run at all. zl-admin and
+        # zl-audit run under their own database roles: the claim and the
+        # rescan need nothing more than those grants.
+        p.start_workers([(s, 1) for s in STAGES if s != "detect"] + [("zl-sweep", 1)])
+        p.worker_overrides["ZL_PG_DSN"] = login_role(p, "zl_admin")
+        p.start_workers([("zl-admin", 1)])
+        p.worker_overrides["ZL_PG_DSN"] = login_role(p, "zl_audit")
         port_file = local / "run" / "zl-admin-0.port"
         wait_until(lambda: port_file.exists() and port_file.read_text().strip() != "", 30, "zl-admin port")
         base = f"http://127.0.0.1:{port_file.read_text().strip()}"
