@@ -25,7 +25,8 @@ static const char SQL_ROWS_BY_ID[] =
 static const char SQL_ROWS_IN_RANGE[] =
     "SELECT deposit_id, state FROM deposits WHERE chain_id = $1::bigint AND token = $2"
     " AND block_number BETWEEN $3::bigint AND $4::bigint AND state <> 'reorged' ORDER BY deposit_id";
-/* Where each claimed deposit is now. */
+/* Where each claimed deposit is now (prepared as CLAIM_ROWS_STMT). */
+#define CLAIM_ROWS_STMT "zl_claim_rows"
 static const char SQL_CLAIM_ROWS[] =
     "SELECT deposit_id, user_id, state, coalesce(last_error, '') FROM deposits WHERE deposit_id = ANY ($1::text[])";
 
@@ -88,7 +89,9 @@ static size_t parse_logs(json_t *logs, uint64_t chain_id, const char *token, uin
     return n;
 }
 
-/* Runs sql with params; NULL with errstr when it failed. */
+/* Runs sql with params on the audit's own connection; NULL with errstr when
+ * it failed (the caller returns ZL_OUTAGE: the rescan stops there and the
+ * audit says it is incomplete, whatever the cause). */
 static PGresult *query(PGconn *pg, const char *sql, int n, const char *const *v, char *errstr, size_t errstr_size)
 {
     PGresult *r = PQexecParams(pg, sql, n, NULL, v, NULL, NULL, 0);
@@ -314,7 +317,9 @@ int zl_claim_rpc_new(struct zl_rpc **out, const char *urls, const char *token, c
 
 int zl_claim_prepare(struct zl_pg *pg)
 {
-    return zl_pg_add_stmt(pg, ZL_CLAIM_STMT, zl_detect_insert_sql, ZL_DETECT_INSERT_PARAMS);
+    if (zl_pg_add_stmt(pg, ZL_CLAIM_STMT, zl_detect_insert_sql, ZL_DETECT_INSERT_PARAMS) != 0)
+        return -1;
+    return zl_pg_add_stmt(pg, CLAIM_ROWS_STMT, SQL_CLAIM_ROWS, 1);
 }
 
 /* The receipt's Transfers of token into xs (at most max): *n of them. */
@@ -431,8 +436,7 @@ zl_class zl_claim_run(struct zl_pg *pg, struct zl_rpc *rpc, uint64_t chain_id, c
             c = ZL_TRANSIENT;
         } else {
             const char *v[1] = {lit};
-            r = query(pg->conn, SQL_CLAIM_ROWS, 1, v, errstr, errstr_size);
-            c = r != NULL ? ZL_OK : zl_pg_classify(pg, NULL, errstr, errstr_size);
+            r = zl_pg_prepared(pg, CLAIM_ROWS_STMT, 1, v, PGRES_TUPLES_OK, &c, errstr, errstr_size);
         }
         free(lit);
     }

@@ -75,8 +75,9 @@ zl_class zl_reconcile_range(const struct zl_reconcile_opts *o, uint64_t from, ui
 int zl_claim_rpc_new(struct zl_rpc **out, const char *urls, const char *token, char token_out[ZL_ADDRESS_HEX_SIZE],
                      int64_t timeout_ms, char *errstr, size_t errstr_size);
 
-/* Registers detect's insert statement on pg as ZL_CLAIM_STMT (before its
- * first zl_pg_ensure). Returns 0, or -1 when pg has no room. */
+/* Registers detect's insert statement on pg as ZL_CLAIM_STMT, and the
+ * claim's read-back (before pg's first zl_pg_ensure). Returns 0, or -1 when
+ * pg has no room. */
 int zl_claim_prepare(struct zl_pg *pg);
 
 /* Claims tx_hash: its receipt's Transfers of token, each recorded if absent
