@@ -132,6 +132,13 @@ def test_a_deposit_detect_missed_is_named_by_audit_chain_and_claim_brings_it_to_
         prom = textfile.read_text()
         assert "zl_audit_last_run_ok 1" in prom and f"zl_audit_chain_last_clean_block {last}" in prom, prom
 
+        # A hash the node does not know is refused, not recorded; a range
+        # past the bound is refused (exit 2), never cut.
+        unknown = run(p, "zlctl", "claim", "0x" + "cd" * 32, "--reason", "typo", ZL_ADMIN_URL=base)
+        assert unknown.returncode == 1 and "no receipt" in unknown.stdout, unknown.stdout + unknown.stderr
+        too_long = run(p, "zl-audit", "--chain", "0-1000000")
+        assert too_long.returncode == 2 and "longer than 1000000 blocks" in too_long.stderr, too_long.stderr
+
         # A row no Transfer backs (a lying endpoint's, or one written by
         # hand) in the same range is named too.
         fake = "0x" + "ab" * 32
