@@ -14,6 +14,7 @@
 #include "httpbuf.h"
 #include "log.h"
 #include "pg.h"
+#include "reconcile.h"
 #include "sweep.h"
 
 /* Largest worker answer kept (a /health/ready body is well under 4 KiB). */
@@ -66,6 +67,8 @@ struct zl_admin {
     pthread_mutex_t rate_lock;            /* guards the callers' buckets and fail_peers */
     struct fail_peer fail_peers[FAIL_PEERS_MAX];
     struct zl_pg gauges_pg;               /* main thread only: zl_admin_tick */
+    struct zl_rpc *rpc;                   /* claims; NULL without rpc_urls (guarded by db_lock) */
+    char token[ZL_ADDRESS_HEX_SIZE];      /* o.token_address, lower-cased */
 };
 
 /* ------------------------------------------------------------ pure helpers */
@@ -73,31 +76,6 @@ struct zl_admin {
 bool zl_admin_auth_ok(const char *authorization, const char *expected)
 {
     return zl_health_bearer_ok(authorization, expected);
-}
-
-void zl_token_bucket_init(struct zl_token_bucket *b, double rate_per_s, double burst, int64_t now_ms)
-{
-    b->rate_per_s = rate_per_s;
-    b->burst = burst < 1 ? 1 : burst;
-    b->tokens = b->burst;
-    b->last_ms = now_ms;
-}
-
-int64_t zl_token_bucket_take(struct zl_token_bucket *b, int64_t now_ms)
-{
-    double add = (double)(now_ms - b->last_ms) * b->rate_per_s / 1000.0;
-    if (add > 0) {
-        b->tokens = b->tokens + add > b->burst ? b->burst : b->tokens + add;
-        b->last_ms = now_ms;
-    }
-    if (b->tokens >= 1.0) {
-        b->tokens -= 1.0;
-        return 0;
-    }
-    if (b->rate_per_s <= 0)
-        return 1000;
-    int64_t wait = (int64_t)((1.0 - b->tokens) * 1000.0 / b->rate_per_s) + 1;
-    return wait;
 }
 
 static void sha256_hex(const char *data, size_t len, char out[SHA256_HEX_SIZE])
@@ -587,6 +565,50 @@ static void h_breaker_reset(struct call *c)
     json_decref(in);
 }
 
+/* POST /admin/claims {"tx_hash":"0x..","reason":"..."}: records the
+ * deposits in a transaction that detect missed, through detect's own
+ * statement (reconcile.h), asks the sweeper to publish each new one now, and
+ * says where each deposit of the transaction is. Audited. */
+static void h_claim(struct call *c)
+{
+    const char *reason = NULL;
+    json_t *in = body_with_reason(c, &reason), *list = NULL, *d;
+    if (in == NULL)
+        return;
+    const char *tx = json_string_value(json_object_get(in, "tx_hash"));
+    char err[ZL_ERRSTR_SIZE];
+    zl_class cls = ZL_OK;
+    if (c->a->rpc == NULL)
+        set_error(c, 503, "claims need ZL_RPC_URLS and ZL_TOKEN_ADDRESS on zl-admin");
+    else if ((cls = zl_claim_run(&c->a->pg, c->a->rpc, (uint64_t)c->a->o.chain_id, c->a->token, tx, &list, err,
+                                 sizeof(err))) != ZL_OK)
+        set_error(c, cls == ZL_PERMANENT ? 422 : 502, "claim %s: %s", tx != NULL ? tx : "", err);
+    size_t i, fresh = 0;
+    /* One audit entry per deposit recorded (in its history), else one for
+     * the transaction. */
+    json_array_foreach(list, i, d) {
+        const char *id = json_string_value(json_object_get(d, "deposit_id"));
+        if (strcmp(json_string_value(json_object_get(d, "recorded")), "now") != 0)
+            continue;
+        const char *sv[3] = {c->actor, "0", id};
+        PGresult *r = db(c, "adm_sweep_req", 3, sv, PGRES_TUPLES_OK);
+        PQclear(r);
+        if (r == NULL || audit(c, "claim", id, reason, "", "detected", d) != 0)
+            goto out;
+        fresh++;
+    }
+    json_t *detail = json_pack("{s:s?}", "tx_hash", tx);
+    if (list != NULL && (fresh > 0 || audit(c, "claim", "", reason, "", "", detail) == 0)) {
+        json_decref(c->body);
+        c->status = 200;
+        c->body = json_pack("{s:s,s:O,s:I}", "tx_hash", tx, "deposits", list, "recorded_now", (json_int_t)fresh);
+    }
+    json_decref(detail);
+out:
+    json_decref(list);
+    json_decref(in);
+}
+
 /* ------------------------------------------------------------ routing */
 
 static bool path_param(const char *path, const char *prefix, const char *suffix, char *out, size_t out_size)
@@ -614,6 +636,8 @@ static const char *dispatch(struct call *c)
         return h_dead(c), "dead";
     if (strcmp(p, "/admin/sweep") == 0 && post)
         return h_sweep(c), "sweep";
+    if (strcmp(p, "/admin/claims") == 0 && post)
+        return h_claim(c), "claim";
     if (strcmp(p, "/admin/breakers/reset") == 0 && post)
         return h_breaker_reset(c), "breaker_reset";
     if (path_param(p, "/admin/dead/", "/resolve", id, sizeof(id)) && post)
@@ -931,27 +955,21 @@ int zl_admin_new(struct zl_admin **out, const struct zl_admin_opts *o, char *err
         zl_admin_free(a);
         return -1;
     }
-    for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
-        if (zl_pg_add_stmt(&a->pg, stmts[i].name, stmts[i].sql, stmts[i].n) != 0) {
+    /* i == count: the claim's statement, detect's own (reconcile.h). */
+    for (size_t i = 0; i <= sizeof(stmts) / sizeof(stmts[0]); i++) {
+        if ((i < sizeof(stmts) / sizeof(stmts[0]) ? zl_pg_add_stmt(&a->pg, stmts[i].name, stmts[i].sql, stmts[i].n)
+                                                  : zl_claim_prepare(&a->pg)) != 0) {
             snprintf(errstr, errstr_size, "too many prepared statements");
             zl_admin_free(a);
             return -1;
         }
     }
-    if (o->metrics != NULL) {
-        zl_metrics_describe(o->metrics, "zl_admin_requests_total", ZL_METRIC_COUNTER, "admin API calls by route and code");
-        zl_metrics_describe(o->metrics, "zl_admin_auth_failures_total", ZL_METRIC_COUNTER,
-                            "admin API calls refused for a missing or wrong token (401, or 429 past the"
-                            " peer's budget of failed attempts)");
-        zl_metrics_describe(o->metrics, "zl_pending_deposits", ZL_METRIC_GAUGE,
-                            "deposits detected and not yet finished (state table)");
-        zl_metrics_describe(o->metrics, "zl_oldest_pending_seconds", ZL_METRIC_GAUGE,
-                            "age of the oldest pending deposit since it was detected");
-        zl_metrics_describe(o->metrics, "zl_dead_deposits", ZL_METRIC_GAUGE,
-                            "deposits dead-lettered and not resolved by an operator");
-        zl_metrics_describe(o->metrics, "zl_failing_deposits", ZL_METRIC_GAUGE,
-                            "pending deposits whose last attempt failed (retrying)");
+    if (zl_claim_rpc_new(&a->rpc, o->rpc_urls, o->token_address, a->token, o->http_timeout_ms, errstr,
+                         errstr_size) != 0) {
+        zl_admin_free(a);
+        return -1;
     }
+    zl_admin_describe_metrics(o->metrics);
     *out = a;
     return 0;
 }
@@ -969,6 +987,8 @@ void zl_admin_free(struct zl_admin *a)
         return;
     zl_pg_close(&a->pg);
     zl_pg_close(&a->gauges_pg);
+    if (a->rpc != NULL)
+        zl_rpc_free(a->rpc);
     pthread_mutex_destroy(&a->db_lock);
     pthread_mutex_destroy(&a->rate_lock);
     zl_admin_free_tokens(a);

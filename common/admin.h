@@ -28,6 +28,18 @@
  *                                      active sweeper sweeps on its next
  *                                      pass (202 + request id). Audited.
  *   GET  /admin/sweep/{request_id}     that request's progress
+ *   POST /admin/claims                 {"tx_hash":"0x..","reason":"..."}:
+ *                                      "I paid, where are my eggs?" Records
+ *                                      each Transfer of the token in that
+ *                                      transaction to a registered address
+ *                                      that detect missed (its own insert-
+ *                                      if-absent statement, reconcile.h),
+ *                                      has the sweeper publish it now, and
+ *                                      answers {"deposits":[{deposit_id,
+ *                                      recorded: now|already|not_registered,
+ *                                      state, last_error, ...}]}; 422 for a
+ *                                      bad or unknown hash, 503 without
+ *                                      ZL_RPC_URLS. Audited.
  *   POST /admin/breakers/reset         {"worker":"<name or url>",
  *                                       "dependency":"...","reason":"..."}:
  *                                      forwarded to the worker's
@@ -74,6 +86,9 @@ struct zl_admin_opts {
     double auth_fail_burst;   /* each peer's bucket of failed attempts */
     int64_t http_timeout_ms;  /* per worker scrape / forward */
     int64_t pg_connect_timeout_ms;
+    const char *rpc_urls;       /* claims' endpoints; NULL or "": claims answer 503 */
+    const char *token_address;  /* the token claims look for (with rpc_urls) */
+    int64_t chain_id;           /* of the claimed deposits */
     struct zl_metrics *metrics; /* borrowed; may be NULL */
 };
 
@@ -98,6 +113,9 @@ void zl_admin_free(struct zl_admin *a);
 /* True when the Authorization header value is "Bearer <expected>". Takes
  * the same time whatever the given value (both sides are hashed first). */
 bool zl_admin_auth_ok(const char *authorization, const char *expected);
+
+/* Describes the admin's metrics on m (NULL: nothing). */
+void zl_admin_describe_metrics(struct zl_metrics *m);
 
 /* A token bucket: `burst` tokens, refilled at rate_per_s. */
 struct zl_token_bucket {

@@ -37,6 +37,36 @@ struct step_times {
 
 /* ---------- statements ---------- */
 
+/* det_insert, shared with zlctl claim (detector.h: zl_detect_insert_sql):
+ * insert-if-absent, for a whole chunk of logs in one round trip: the arrays are unnested in their order (WITH ORDINALITY, ORDER BY ord), so
+ * rows are inserted in chain order as one statement per log would. A row
+ * that was `reorged` (or still `detected` with other block facts) and is
+ * seen again on the canonical chain gets the new block facts and
+ * `detected`. A Transfer that moved to another log index when its tx was
+ * re-included is a new deposit id; it is not inserted while the same
+ * transfer from another block is still alive past `detected` (already
+ * verified: paying it again would pay twice). Logs to addresses that are
+ * not (or no longer) registered insert nothing. The caller removes
+ * duplicate ids first: ON CONFLICT DO UPDATE cannot touch a row twice in
+ * one statement. */
+const char zl_detect_insert_sql[] =
+    "INSERT INTO deposits (deposit_id, chain_id, tx_hash, log_index, block_number, block_hash, token,"
+    " from_addr, to_addr, user_id, amount, occurred_at)"
+    " SELECT v.deposit_id, $1::bigint, v.tx_hash, v.log_index, v.block_number, v.block_hash, $2::text,"
+    " v.from_addr, v.to_addr, a.user_id, v.amount, now()"
+    " FROM unnest($3::text[], $4::text[], $5::integer[], $6::bigint[], $7::text[], $8::text[], $9::text[],"
+    "   $10::numeric[]) WITH ORDINALITY"
+    "   AS v(deposit_id, tx_hash, log_index, block_number, block_hash, from_addr, to_addr, amount, ord)"
+    " JOIN deposit_addresses a ON a.chain_id = $1::bigint AND a.address = v.to_addr"
+    " WHERE NOT EXISTS (SELECT 1 FROM deposits d WHERE d.tx_hash = v.tx_hash AND d.chain_id = $1::bigint"
+    "   AND d.deposit_id <> v.deposit_id AND d.block_hash <> v.block_hash AND d.state NOT IN ('reorged', 'detected')"
+    "   AND d.token = $2::text AND d.from_addr = v.from_addr AND d.to_addr = v.to_addr AND d.amount = v.amount)"
+    " ORDER BY v.ord"
+    " ON CONFLICT (deposit_id) DO UPDATE SET state = 'detected', block_number = EXCLUDED.block_number,"
+    " block_hash = EXCLUDED.block_hash, last_error = NULL, last_error_class = NULL, updated_at = now()"
+    " WHERE deposits.state IN ('reorged', 'detected') AND deposits.block_hash <> EXCLUDED.block_hash"
+    " RETURNING deposit_id, user_id";
+
 static const struct zl_pg_stmt det_stmts[] = {
     {"det_lock", "SELECT pg_try_advisory_lock(hashtext($1))", 1},
     {"det_cursor_get", "SELECT block_number, block_hash FROM detector_cursor WHERE chain_id = $1 AND token = $2", 2},
@@ -59,36 +89,7 @@ static const struct zl_pg_stmt det_stmts[] = {
      3},
     {"det_blocks_drop_above", "DELETE FROM detector_blocks WHERE chain_id = $1 AND token = $2 AND block_number > $3",
      3},
-    /* Insert-if-absent, for a whole chunk of logs in one round trip: the
-     * arrays are unnested in their order (WITH ORDINALITY, ORDER BY ord), so
-     * rows are inserted in chain order as one statement per log would. A row
-     * that was `reorged` (or still `detected` with other block facts) and is
-     * seen again on the canonical chain gets the new block facts and
-     * `detected`. A Transfer that moved to another log index when its tx was
-     * re-included is a new deposit id; it is not inserted while the same
-     * transfer from another block is still alive past `detected` (already
-     * verified: paying it again would pay twice). Logs to addresses that are
-     * not (or no longer) registered insert nothing. The caller removes
-     * duplicate ids first: ON CONFLICT DO UPDATE cannot touch a row twice in
-     * one statement. */
-    {"det_insert",
-     "INSERT INTO deposits (deposit_id, chain_id, tx_hash, log_index, block_number, block_hash, token,"
-     " from_addr, to_addr, user_id, amount, occurred_at)"
-     " SELECT v.deposit_id, $1::bigint, v.tx_hash, v.log_index, v.block_number, v.block_hash, $2::text,"
-     " v.from_addr, v.to_addr, a.user_id, v.amount, now()"
-     " FROM unnest($3::text[], $4::text[], $5::integer[], $6::bigint[], $7::text[], $8::text[], $9::text[],"
-     "   $10::numeric[]) WITH ORDINALITY"
-     "   AS v(deposit_id, tx_hash, log_index, block_number, block_hash, from_addr, to_addr, amount, ord)"
-     " JOIN deposit_addresses a ON a.chain_id = $1::bigint AND a.address = v.to_addr"
-     " WHERE NOT EXISTS (SELECT 1 FROM deposits d WHERE d.tx_hash = v.tx_hash AND d.chain_id = $1::bigint"
-     "   AND d.deposit_id <> v.deposit_id AND d.block_hash <> v.block_hash AND d.state NOT IN ('reorged', 'detected')"
-     "   AND d.token = $2::text AND d.from_addr = v.from_addr AND d.to_addr = v.to_addr AND d.amount = v.amount)"
-     " ORDER BY v.ord"
-     " ON CONFLICT (deposit_id) DO UPDATE SET state = 'detected', block_number = EXCLUDED.block_number,"
-     " block_hash = EXCLUDED.block_hash, last_error = NULL, last_error_class = NULL, updated_at = now()"
-     " WHERE deposits.state IN ('reorged', 'detected') AND deposits.block_hash <> EXCLUDED.block_hash"
-     " RETURNING deposit_id, user_id",
-     10},
+    {"det_insert", zl_detect_insert_sql, ZL_DETECT_INSERT_PARAMS},
     {"det_mark_orphans",
      "UPDATE deposits SET state = 'reorged', last_error = 'block orphaned by a chain reorganisation',"
      " last_error_class = NULL, updated_at = now()"

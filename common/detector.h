@@ -71,6 +71,19 @@
 /* Stored block hashes looked at when walking back to a common ancestor. */
 #define ZL_DETECT_REORG_WALK_MAX 256
 
+/* The statement that records detected deposits, insert-if-absent: detect's
+ * live scan and backfill, and the admin API's claim (admin.h), so a deposit
+ * recorded by hand is recorded exactly as the scan would. Parameters: $1
+ * chain id, $2 token (lower-case), then arrays of equal length: $3 deposit
+ * ids, $4 tx hashes, $5 log indexes, $6 block numbers, $7 block hashes,
+ * $8 senders, $9 recipients, $10 amounts (decimal). Ids must be distinct.
+ * Returns (deposit_id, user_id) of each row inserted or re-included (a
+ * `reorged` row back on the chain); a row already recorded with the same
+ * block returns nothing, and a recipient that is not registered inserts
+ * nothing. */
+extern const char zl_detect_insert_sql[];
+#define ZL_DETECT_INSERT_PARAMS 10
+
 struct zl_detector_opts {
     uint64_t chain_id;
     const char *token;              /* lower-case 0x address; copied */

@@ -23,6 +23,21 @@
  *                           a random sample of ZL_AUDIT_CHAIN_SAMPLE rows
  * plus counts per state.
  *
+ * With --chain FROM-TO (TO may be "head"; or last:N, the N blocks ending
+ * ZL_AUDIT_CHAIN_LAG_BLOCKS below the head) it also rescans the token's
+ * Transfers in those blocks (common/reconcile.h), from --rpc URL or else
+ * ZL_AUDIT_RPC_URLS, in chunks of ZL_AUDIT_CHAIN_CHUNK_BLOCKS:
+ *   chain_missing_row       a transfer to a registered address has no row
+ *                           (detect missed it; zlctl claim records it)
+ *   chain_no_transfer       a row in the range has no transfer on chain
+ *   chain_mismatch          a row's amount, sender or recipient is not its
+ *                           transfer's
+ * The summary then holds "chain_range": {"from","to","transfers",...,
+ * "clean"}, and ZL_AUDIT_TEXTFILE (if set) gets Prometheus text for the
+ * node exporter's textfile collector: zl_audit_chain_last_clean_block (the
+ * TO of the last clean run, kept across dirty ones), zl_audit_last_run_ok,
+ * zl_audit_discrepancies, zl_audit_last_run_timestamp_seconds.
+ *
  * Output: one human line per discrepancy on stdout ("DISCREPANCY <check>
  * <subject>: <detail>"), then one JSON summary line:
  *   {"ok":false,"discrepancies":3,"checks":{"missing_entries":1,...},
@@ -32,6 +47,7 @@
  * (configuration, database or RPC unreachable).
  */
 #include <ctype.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <stdbool.h>
@@ -41,11 +57,16 @@
 #include <strings.h>
 
 #include "boot.h"
+#include "chain.h"
 #include "config.h"
 #include "hex.h"
 #include "keccak.h"
+#include "reconcile.h"
 #include "rpc.h"
 #include "zl.h"
+
+/* Arguments zl-audit passes on to the config loader at most. */
+#define ARGS_MAX 64
 
 struct audit_config {
     char *pg_dsn;
@@ -54,6 +75,11 @@ struct audit_config {
     int64_t rpc_timeout_ms;
     int64_t lines_max;
     bool rpc_allow_http;
+    int64_t chain_id;
+    char *token;
+    int64_t chunk_blocks;
+    int64_t lag_blocks;
+    char *textfile;
 };
 
 #define OFF(f) offsetof(struct audit_config, f)
@@ -70,6 +96,19 @@ static const struct zl_setting audit_settings[] = {
      OFF(rpc_allow_http), 0, 0},
     {"ZL_AUDIT_LINES_MAX", ZL_CFG_INT, "1000",
      "discrepancy lines printed (all are counted in the summary)", OFF(lines_max), 1, 100000000},
+    {"ZL_CHAIN_ID", ZL_CFG_INT, "31337", "EIP-155 chain id of the deposits rescanned by --chain", OFF(chain_id), 1,
+     INT64_C(9007199254740991)},
+    {"ZL_TOKEN_ADDRESS", ZL_CFG_STR, "", "ERC-20 contract whose Transfers --chain rescans (required with --chain)",
+     OFF(token), 0, 0},
+    {"ZL_AUDIT_CHAIN_CHUNK_BLOCKS", ZL_CFG_INT, "2000",
+     "blocks per eth_getLogs request of --chain (halved when the endpoint refuses)", OFF(chunk_blocks), 1,
+     ZL_RECONCILE_CHUNK_BLOCKS_MAX},
+    {"ZL_AUDIT_CHAIN_LAG_BLOCKS", ZL_CFG_INT, "50",
+     "--chain last:N ends this many blocks below the head (detect's lag and confirmations: blocks detect may"
+     " not have scanned yet)", OFF(lag_blocks), 0, 1000000},
+    {"ZL_AUDIT_TEXTFILE", ZL_CFG_STR, "",
+     "with --chain: Prometheus text file for the node exporter's textfile collector (empty: none)", OFF(textfile), 0,
+     0},
 };
 #undef OFF
 
@@ -150,6 +189,8 @@ struct audit {
     PGconn *pg;
     json_t *checks; /* check name -> count */
     long found;
+    const char *chain_arg; /* --chain FROM-TO, or NULL */
+    const char *rpc_urls;  /* --rpc URL, else cfg.rpc_urls */
 };
 
 static void report(struct audit *a, const char *check, const char *subject, const char *detail)
@@ -272,6 +313,152 @@ static int check_owner(struct audit *a, struct zl_rpc *rpc, const char *id, cons
     return 0;
 }
 
+/* Makes the audit's RPC client on cfg.rpc_urls (one endpoint's word at a
+ * time: the audit is a second opinion, read from an endpoint of its own). */
+static struct zl_rpc *audit_rpc(const struct audit *a)
+{
+    struct zl_rpc_opts o = {
+        .urls = a->rpc_urls,
+        .timeout_ms = a->cfg.rpc_timeout_ms,
+        .hedge_after_ms = 0,
+        .quorum = 1,
+        .breaker_failure_ratio = 0.5,
+        .breaker_sampling_ms = 30000,
+        .breaker_min_throughput = 20,
+        .breaker_break_ms = 5000,
+        .name = "rpc",
+        .allow_http = a->cfg.rpc_allow_http,
+    };
+    struct zl_rpc *rpc = NULL;
+    char err[ZL_ERRSTR_SIZE];
+    if (zl_rpc_new(&rpc, &o, err, sizeof(err)) != 0) {
+        fprintf(stderr, "zl-audit: ZL_AUDIT_RPC_URLS: %s\n", err);
+        return NULL;
+    }
+    return rpc;
+}
+
+static void report_cb(void *ctx, const char *check, const char *subject, const char *detail)
+{
+    report(ctx, check, subject, detail);
+}
+
+/* Parses --chain's FROM-TO, FROM-head or last:N against the head. */
+static int parse_range(const struct audit *a, struct zl_rpc *rpc, uint64_t *from, uint64_t *to)
+{
+    const char *s = a->chain_arg;
+    char *end = NULL, err[ZL_ERRSTR_SIZE];
+    bool last = strncmp(s, "last:", 5) == 0;
+    uint64_t head = 0;
+    if ((last || strstr(s, "-head") != NULL) && zl_reconcile_head(rpc, &head, err, sizeof(err)) != ZL_OK) {
+        fprintf(stderr, "zl-audit: --chain: head: %s\n", err);
+        return -1;
+    }
+    if (last) {
+        uint64_t n = strtoull(s + 5, &end, 10), lag = (uint64_t)a->cfg.lag_blocks;
+        if (*end != '\0' || n == 0 || head < lag) {
+            fprintf(stderr, "zl-audit: --chain %s: want last:N with N > 0 (head %" PRIu64 ")\n", s, head);
+            return -1;
+        }
+        *to = head - lag;
+        *from = *to + 1 > n ? *to + 1 - n : 0;
+        return 0;
+    }
+    *from = strtoull(s, &end, 10);
+    if (end == s || *end != '-') {
+        fprintf(stderr, "zl-audit: --chain %s: want FROM-TO, FROM-head or last:N\n", s);
+        return -1;
+    }
+    const char *t = end + 1;
+    *to = strcmp(t, "head") == 0 ? head : strtoull(t, &end, 10);
+    if (strcmp(t, "head") != 0 && (end == t || *end != '\0')) {
+        fprintf(stderr, "zl-audit: --chain %s: want FROM-TO, FROM-head or last:N\n", s);
+        return -1;
+    }
+    return 0;
+}
+
+/* Writes the textfile (tmp + rename, so the collector never reads half a
+ * file), keeping the last clean block of an earlier run when this one is
+ * not clean. */
+static void write_textfile(const struct audit *a, uint64_t to, bool clean)
+{
+    const char *path = a->cfg.textfile;
+    unsigned long long last = 0;
+    bool have_last = clean;
+    if (clean) {
+        last = to;
+    } else {
+        FILE *old = fopen(path, "r");
+        char line[512];
+        while (old != NULL && fgets(line, sizeof(line), old) != NULL) {
+            char *v = strchr(line, ' ');
+            if (strncmp(line, "zl_audit_chain_last_clean_block", 31) == 0 && v != NULL) {
+                last = strtoull(v + 1, NULL, 10);
+                have_last = true;
+            }
+        }
+        if (old != NULL)
+            fclose(old);
+    }
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL) {
+        fprintf(stderr, "zl-audit: cannot write ZL_AUDIT_TEXTFILE %s\n", tmp);
+        return;
+    }
+    fprintf(f, "# HELP zl_audit_last_run_ok 1 when the last zl-audit --chain found the books and the chain agree\n"
+               "# TYPE zl_audit_last_run_ok gauge\nzl_audit_last_run_ok %d\n"
+               "# HELP zl_audit_discrepancies discrepancies found by the last zl-audit run\n"
+               "# TYPE zl_audit_discrepancies gauge\nzl_audit_discrepancies %ld\n"
+               "# HELP zl_audit_last_run_timestamp_seconds when the last zl-audit --chain finished\n"
+               "# TYPE zl_audit_last_run_timestamp_seconds gauge\nzl_audit_last_run_timestamp_seconds %lld\n",
+            clean ? 1 : 0, a->found, (long long)(zl_now_ms() / 1000));
+    if (have_last)
+        fprintf(f, "# HELP zl_audit_chain_last_clean_block last block of the last clean zl-audit --chain range\n"
+                   "# TYPE zl_audit_chain_last_clean_block gauge\nzl_audit_chain_last_clean_block %llu\n",
+                last);
+    if (fclose(f) != 0 || rename(tmp, path) != 0)
+        fprintf(stderr, "zl-audit: cannot write ZL_AUDIT_TEXTFILE %s\n", path);
+}
+
+/* --chain: the rescan. Returns 0 when the range was compared, -1 when not. */
+static int run_range_check(struct audit *a, json_t *summary)
+{
+    if (a->rpc_urls[0] == '\0' || a->cfg.token[0] == '\0') {
+        fprintf(stderr, "zl-audit: --chain needs an endpoint (--rpc URL or ZL_AUDIT_RPC_URLS) and ZL_TOKEN_ADDRESS\n");
+        return -1;
+    }
+    char token[ZL_ADDRESS_HEX_SIZE], err[ZL_ERRSTR_SIZE];
+    if (zl_hex_lower(a->cfg.token, ZL_ADDRESS_HEX_DIGITS, token, sizeof(token)) != 0) {
+        fprintf(stderr, "zl-audit: ZL_TOKEN_ADDRESS \"%s\" is not a 20-byte 0x address\n", a->cfg.token);
+        return -1;
+    }
+    struct zl_rpc *rpc = audit_rpc(a);
+    uint64_t from = 0, to = 0;
+    if (rpc == NULL || parse_range(a, rpc, &from, &to) != 0) {
+        zl_rpc_free(rpc);
+        return -1;
+    }
+    long before = a->found;
+    struct zl_reconcile_opts o = {.pg = a->pg, .rpc = rpc, .chain_id = (uint64_t)a->cfg.chain_id, .token = token,
+                                  .chunk_blocks = a->cfg.chunk_blocks, .report = report_cb, .ctx = a};
+    struct zl_reconcile_stats st;
+    zl_class c = zl_reconcile_range(&o, from, to, &st, err, sizeof(err));
+    zl_rpc_free(rpc);
+    if (c != ZL_OK) {
+        fprintf(stderr, "zl-audit: --chain %" PRIu64 "-%" PRIu64 ": %s\n", from, to, err);
+        return -1;
+    }
+    json_object_set_new(summary, "chain_range",
+                        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:b}", "from", (json_int_t)from, "to", (json_int_t)to,
+                                  "transfers", (json_int_t)st.transfers, "registered", (json_int_t)st.registered,
+                                  "rows", (json_int_t)st.rows, "requests", (json_int_t)st.requests, "clean",
+                                  a->found == before));
+    return 0;
+}
+
 static int run_chain_checks(struct audit *a, json_t *summary)
 {
     json_t *chain = json_object();
@@ -297,27 +484,12 @@ static int run_chain_checks(struct audit *a, json_t *summary)
     }
     long checked = 0;
     int rc = 0;
-    if (a->cfg.rpc_urls[0] == '\0') {
+    if (a->rpc_urls[0] == '\0') {
         json_object_set_new(chain, "skipped", json_true());
     } else {
-        struct zl_rpc_opts o = {
-            .urls = a->cfg.rpc_urls,
-            .timeout_ms = a->cfg.rpc_timeout_ms,
-            .hedge_after_ms = 0,
-            .quorum = 1,
-            .breaker_failure_ratio = 0.5,
-            .breaker_sampling_ms = 30000,
-            .breaker_min_throughput = 20,
-            .breaker_break_ms = 5000,
-            .name = "rpc",
-            .allow_http = a->cfg.rpc_allow_http,
-        };
-        struct zl_rpc *rpc = NULL;
-        char err[ZL_ERRSTR_SIZE];
-        if (zl_rpc_new(&rpc, &o, err, sizeof(err)) != 0) {
-            fprintf(stderr, "zl-audit: ZL_AUDIT_RPC_URLS: %s\n", err);
+        struct zl_rpc *rpc = audit_rpc(a);
+        if (rpc == NULL)
             rc = -1;
-        }
         for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
             rc = check_owner(a, rpc, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
                              PQgetvalue(r, i, 3));
@@ -340,10 +512,29 @@ int main(int argc, char **argv)
     static struct zl_boot boot;
     struct zl_config_section sec = {"zl-audit", audit_settings, sizeof(audit_settings) / sizeof(audit_settings[0]),
                                     &a.cfg};
-    struct zl_boot_opts opts = {.name = "zl-audit", .sections = &sec, .nsections = 1, .argc = argc, .argv = argv};
+    /* Our own options (--chain, --rpc) come out; the rest is the config's. */
+    char *rest[ARGS_MAX];
+    const char *rpc_override = NULL;
+    int nrest = 0;
+    for (int i = 0; i < argc && nrest < ARGS_MAX - 1; i++) {
+        bool ours = i > 0 && (strcmp(argv[i], "--chain") == 0 || strcmp(argv[i], "--rpc") == 0);
+        if (ours && i + 1 >= argc) {
+            fprintf(stderr, "zl-audit: %s needs a value\n", argv[i]);
+            return ZL_EXIT_CONFIG;
+        }
+        if (ours && strcmp(argv[i], "--chain") == 0)
+            a.chain_arg = argv[++i];
+        else if (ours)
+            rpc_override = argv[++i];
+        else
+            rest[nrest++] = argv[i];
+    }
+    rest[nrest] = NULL;
+    struct zl_boot_opts opts = {.name = "zl-audit", .sections = &sec, .nsections = 1, .argc = nrest, .argv = rest};
     int lrc = ZL_EXIT_OK;
     if (zl_boot_start(&boot, &opts, &lrc) != 0)
         return lrc;
+    a.rpc_urls = rpc_override != NULL ? rpc_override : a.cfg.rpc_urls;
     int exit_code = 2;
     json_t *summary = json_object();
     a.checks = json_object();
@@ -361,7 +552,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "zl-audit: BEGIN failed: %s", PQerrorMessage(a.pg));
         goto out;
     }
-    if (run_sql_checks(&a, summary) != 0 || run_chain_checks(&a, summary) != 0)
+    if (run_sql_checks(&a, summary) != 0 || run_chain_checks(&a, summary) != 0 ||
+        (a.chain_arg != NULL && run_range_check(&a, summary) != 0))
         goto out;
     exit_code = a.found == 0 ? 0 : 1;
 out:
@@ -375,6 +567,10 @@ out:
         printf("zl-audit: FAILED: %ld discrepancies\n", a.found);
     else
         printf("zl-audit: INCOMPLETE: could not finish the audit (see stderr); %ld discrepancies so far\n", a.found);
+    json_t *range = json_object_get(summary, "chain_range");
+    if (a.chain_arg != NULL && a.cfg.textfile[0] != '\0')
+        write_textfile(&a, range != NULL ? (uint64_t)json_integer_value(json_object_get(range, "to")) : 0,
+                       exit_code == 0);
     json_object_set_new(summary, "ok", json_boolean(exit_code == 0));
     json_object_set_new(summary, "complete", json_boolean(exit_code != 2));
     json_object_set_new(summary, "discrepancies", json_integer(a.found));

@@ -8,6 +8,10 @@
  *   sweep [--stale-ms N] --reason TEXT   ask the active sweeper to sweep now
  *   sweep-status REQUEST_ID
  *   breaker-reset --worker W [--dependency D] --reason TEXT
+ *   claim TX_HASH [--reason TEXT]        "I paid, where are my eggs?": records
+ *                                        the deposits in that transaction that
+ *                                        detect missed, and says where each
+ *                                        one is (state, last error)
  * Every POST carries an Idempotency-Key (--key K, else a fresh UUID), so a
  * retried command never acts twice. Prints the JSON answer.
  * Exit: 0 on a 2xx answer, 1 otherwise, 2 usage or configuration error.
@@ -113,6 +117,7 @@ static int usage(const char *msg)
     fprintf(stderr, "zlctl: %s\nusage: zlctl health | deposit ID | dead [--stage S] [--limit N] [--all]\n"
                     "       | resolve ID --reason TEXT [--requeue] | sweep [--stale-ms N] --reason TEXT\n"
                     "       | sweep-status ID | breaker-reset --worker W [--dependency D] --reason TEXT\n"
+                    "       | claim TX_HASH [--reason TEXT]\n"
                     "       [--key IDEMPOTENCY_KEY] [--set ZL_ADMIN_URL=...]   (zlctl --help: settings)\n",
             msg);
     return 2;
@@ -194,6 +199,11 @@ int main(int argc, char **argv)
     } else if (strcmp(cmd, "breaker-reset") == 0 && worker != NULL && reason != NULL) {
         json_t *b = json_pack("{s:s,s:s?,s:s}", "worker", worker, "dependency", dep, "reason", reason);
         status = call(&cfg, "POST", "/admin/breakers/reset", NULL, b, key);
+        json_decref(b);
+    } else if (strcmp(cmd, "claim") == 0 && npos == 2) {
+        json_t *b = json_pack("{s:s,s:s}", "tx_hash", pos[1], "reason",
+                              reason != NULL ? reason : "support: customer says they paid in this transaction");
+        status = call(&cfg, "POST", "/admin/claims", NULL, b, key);
         json_decref(b);
     } else {
         status = usage("unknown command or missing argument (resolve, sweep and breaker-reset need --reason)");
