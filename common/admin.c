@@ -964,8 +964,8 @@ int zl_admin_new(struct zl_admin **out, const struct zl_admin_opts *o, char *err
             return -1;
         }
     }
-    if (zl_claim_rpc_new(&a->rpc, o->rpc_urls, o->token_address, a->token, o->http_timeout_ms, errstr,
-                         errstr_size) != 0) {
+    if (zl_claim_rpc_new(&a->rpc, o->rpc_urls, o->token_address, a->token, o->http_timeout_ms, o->rpc_allow_http,
+                         errstr, errstr_size) != 0) {
         zl_admin_free(a);
         return -1;
     }

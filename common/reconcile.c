@@ -300,7 +300,7 @@ zl_class zl_reconcile_range(const struct zl_reconcile_opts *o, uint64_t from, ui
 /* ------------------------------------------------------------ claim */
 
 int zl_claim_rpc_new(struct zl_rpc **out, const char *urls, const char *token, char token_out[ZL_ADDRESS_HEX_SIZE],
-                     int64_t timeout_ms, char *errstr, size_t errstr_size)
+                     int64_t timeout_ms, bool allow_http, char *errstr, size_t errstr_size)
 {
     *out = NULL;
     if (urls == NULL || urls[0] == '\0')
@@ -311,7 +311,7 @@ int zl_claim_rpc_new(struct zl_rpc **out, const char *urls, const char *token, c
     }
     struct zl_rpc_opts ro = {.urls = urls, .timeout_ms = timeout_ms, .quorum = 1, .breaker_failure_ratio = 0.5,
                              .breaker_sampling_ms = 30000, .breaker_min_throughput = 20, .breaker_break_ms = 5000,
-                             .name = "rpc"};
+                             .name = "rpc", .allow_http = allow_http};
     return zl_rpc_new(out, &ro, errstr, errstr_size);
 }
 

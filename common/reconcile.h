@@ -70,10 +70,10 @@ zl_class zl_reconcile_range(const struct zl_reconcile_opts *o, uint64_t from, ui
 
 /* The claims' RPC client on urls (one endpoint's word at a time), and the
  * token lower-cased into token_out. *out stays NULL when urls is NULL or
- * "" (claims are then off). Returns 0, or -1 with errstr (a bad token or
- * endpoint list). */
+ * "" (claims are then off). allow_http accepts plain http:// off loopback
+ * (rpc.h). Returns 0, or -1 with errstr (a bad token or endpoint list). */
 int zl_claim_rpc_new(struct zl_rpc **out, const char *urls, const char *token, char token_out[ZL_ADDRESS_HEX_SIZE],
-                     int64_t timeout_ms, char *errstr, size_t errstr_size);
+                     int64_t timeout_ms, bool allow_http, char *errstr, size_t errstr_size);
 
 /* Registers detect's insert statement on pg as ZL_CLAIM_STMT, and the
  * claim's read-back (before pg's first zl_pg_ensure). Returns 0, or -1 when

@@ -31,6 +31,7 @@ struct admin_config {
     int64_t http_timeout_ms;
     char *rpc_urls;
     char *token_address;
+    bool rpc_allow_http;
     int64_t chain_id;
 };
 
@@ -57,6 +58,9 @@ static const struct zl_setting admin_settings[] = {
      offsetof(struct admin_config, rpc_urls), 0, 0},
     {"ZL_TOKEN_ADDRESS", ZL_CFG_STR, "", "ERC-20 contract whose Transfers a claim records (with ZL_RPC_URLS)",
      offsetof(struct admin_config, token_address), 0, 0},
+    {"ZL_RPC_ALLOW_HTTP", ZL_CFG_BOOL, "false",
+     "accept plain http:// claim endpoints that are not loopback (no TLS: a man in the middle decides what a claim "
+     "records)", offsetof(struct admin_config, rpc_allow_http), 0, 0},
     {"ZL_CHAIN_ID", ZL_CFG_INT, "31337", "EIP-155 chain id of claimed deposits", offsetof(struct admin_config, chain_id),
      1, INT64_C(9007199254740991)},
 };
@@ -85,7 +89,7 @@ int main(int argc, char **argv)
         .rate_per_s = (double)acfg.rate_per_s, .burst = (double)acfg.burst,
         .auth_fail_per_s = (double)acfg.auth_fail_per_s, .auth_fail_burst = (double)acfg.auth_fail_burst,
         .http_timeout_ms = acfg.http_timeout_ms, .pg_connect_timeout_ms = rcfg.pg_connect_timeout_ms,
-        .rpc_urls = acfg.rpc_urls, .token_address = acfg.token_address, .chain_id = acfg.chain_id,
+        .rpc_urls = acfg.rpc_urls, .token_address = acfg.token_address, .rpc_allow_http = acfg.rpc_allow_http, .chain_id = acfg.chain_id,
         .metrics = boot.metrics,
     };
     if (zl_admin_new(&admin, &ao, err, sizeof(err)) != 0) {
