@@ -289,3 +289,55 @@ zl_class zl_ledger_read_credit(struct zl_pg *p, const char *deposit_id, char *cr
     }
     return ZL_OK;
 }
+
+/* ---- token decimals recorded from the chain ---- */
+
+static const char SQL_DECIMALS_OF[] = "SELECT decimals FROM token_decimals WHERE chain_id = $1 AND token = $2";
+
+static const char SQL_DECIMALS_OTHER[] = "SELECT chain_id::text, token, decimals FROM token_decimals"
+                                         " WHERE decimals <> $1 ORDER BY chain_id, token LIMIT 1";
+
+int zl_ledger_decimals_prepare(struct zl_pg *p)
+{
+    if (zl_pg_add_stmt(p, "zl_ledger_decimals_of", SQL_DECIMALS_OF, 2) != 0 ||
+        zl_pg_add_stmt(p, "zl_ledger_decimals_other", SQL_DECIMALS_OTHER, 1) != 0)
+        return -1;
+    return 0;
+}
+
+zl_class zl_ledger_decimals_of(struct zl_pg *p, uint64_t chain_id, const char *token, bool *recorded, int *decimals,
+                               char *errstr, size_t errstr_size)
+{
+    char chain[ZL_INT64_DEC_SIZE];
+    snprintf(chain, sizeof(chain), "%llu", (unsigned long long)chain_id);
+    const char *params[2] = {chain, token};
+    zl_class c;
+    PGresult *res = zl_pg_prepared(p, "zl_ledger_decimals_of", 2, params, PGRES_TUPLES_OK, &c, errstr, errstr_size);
+    if (res == NULL)
+        return c;
+    *recorded = PQntuples(res) > 0;
+    if (*recorded)
+        *decimals = atoi(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return ZL_OK;
+}
+
+zl_class zl_ledger_decimals_other(struct zl_pg *p, int configured, bool *found, struct zl_ledger_decimals *out,
+                                  char *errstr, size_t errstr_size)
+{
+    char dec[ZL_INT64_DEC_SIZE];
+    snprintf(dec, sizeof(dec), "%d", configured);
+    const char *params[1] = {dec};
+    zl_class c;
+    PGresult *res = zl_pg_prepared(p, "zl_ledger_decimals_other", 1, params, PGRES_TUPLES_OK, &c, errstr, errstr_size);
+    if (res == NULL)
+        return c;
+    *found = PQntuples(res) > 0;
+    if (*found) {
+        out->chain_id = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+        snprintf(out->token, sizeof(out->token), "%s", PQgetvalue(res, 0, 1));
+        out->decimals = atoi(PQgetvalue(res, 0, 2));
+    }
+    PQclear(res);
+    return ZL_OK;
+}

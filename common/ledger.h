@@ -20,7 +20,9 @@
 #ifndef ZL_LEDGER_H
 #define ZL_LEDGER_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "pg.h"
 #include "zl.h"
@@ -80,6 +82,38 @@ int zl_ledger_prepare(struct zl_pg *p);
  * refused; on failure the caller rolls back. */
 zl_class zl_ledger_apply(struct zl_pg *p, const struct zl_ledger_credit *c, size_t n, int decimals, char *errstr,
                          size_t errstr_size);
+
+/* ---- token decimals recorded from the chain (token_decimals) ----
+ * detect reads decimals() of its token from the chain at start and records
+ * it; the credit stage computes eggs with its configured decimals and checks
+ * that value against this record, so a wrong setting cannot credit. */
+
+/* Bytes of a token address with its NUL ("0x" + 40 hex digits + 1). */
+#define ZL_LEDGER_TOKEN_SIZE 43
+
+/* A token whose decimals on the chain differ from the configured value. */
+struct zl_ledger_decimals {
+    uint64_t chain_id;
+    char token[ZL_LEDGER_TOKEN_SIZE];
+    int decimals; /* as read from the chain */
+};
+
+/* Registers the decimals statements on p (separately from
+ * zl_ledger_prepare, so a short-lived start-up connection can use them).
+ * Returns -1 when p has no room for them. */
+int zl_ledger_decimals_prepare(struct zl_pg *p);
+
+/* The decimals recorded for (chain_id, token). Returns ZL_OK with *recorded
+ * false when detect has not recorded them (yet), or true and *decimals set;
+ * or the class of a database failure with errstr. */
+zl_class zl_ledger_decimals_of(struct zl_pg *p, uint64_t chain_id, const char *token, bool *recorded, int *decimals,
+                               char *errstr, size_t errstr_size);
+
+/* The first recorded token (by chain id, then address) whose decimals are
+ * not `configured`. Returns ZL_OK with *found and, when found, *out set; or
+ * the class of a database failure with errstr. */
+zl_class zl_ledger_decimals_other(struct zl_pg *p, int configured, bool *found, struct zl_ledger_decimals *out,
+                                  char *errstr, size_t errstr_size);
 
 /* Reads back the credit of a deposit already credited, for re-publishing:
  * its credit_id, eggs and rate as stored on the user_credit entry (each

@@ -12,6 +12,15 @@
  * event from the ledger (republish), crediting nothing. The credit id is a
  * name-based UUID of the deposit id, so every copy computes the same one.
  *
+ * Decimals: ZL_TOKEN_DECIMALS is checked against the decimals detect read
+ * from the chain (token_decimals). At start, any recorded token that differs
+ * refuses to start (init fails: the runtime exits 1, the message names the
+ * token, the configured and the chain's value). Each token is checked again
+ * at its first deposit: a difference recorded since is an outage (pause,
+ * never a credit with the wrong value, never DLQ); a token detect has not
+ * recorded yet is credited with the configured value and a warning, and
+ * looked up again at its next deposit.
+ *
  * Failures: no rate for the token, or eggs beyond a uint256, are permanent
  * (DLQ with the reason; replay after fixing the rate). A price source that
  * is down falls back as above; with no fallback left it is an outage (pause,
@@ -23,6 +32,7 @@
 
 #include "breaker.h"
 #include "breaker_watch.h"
+#include "credit_decimals.h"
 #include "ledger.h"
 #include "log.h"
 #include "metrics.h"
@@ -44,7 +54,9 @@ struct credit_config {
 
 #define OFF(f) offsetof(struct credit_config, f)
 static const struct zl_setting credit_settings[] = {
-    {"ZL_TOKEN_DECIMALS", ZL_CFG_INT, "18", "decimals of the deposit token: eggs = floor(amount * rate / 10^decimals)",
+    {"ZL_TOKEN_DECIMALS", ZL_CFG_INT, "18",
+     "decimals of the deposit token: eggs = floor(amount * rate / 10^decimals); must equal decimals() on the chain "
+     "(recorded by detect), or credit refuses to start",
      OFF(token_decimals), 0, ZL_TOKEN_DECIMALS_MAX},
     {"ZL_CREDIT_RATE_URL", ZL_CFG_STR, "",
      "HTTP price source answering {\"rate\":\"<decimal>\"}, {token} replaced by the token; empty: the credit_rates "
@@ -81,6 +93,7 @@ struct pending {
 
 struct credit {
     struct credit_config cfg;
+    struct credit_decimals decimals;
     struct zl_pg *pg; /* the runtime's connection, lent at prepare; main thread only */
     struct zl_rates rates;
     struct zl_rates_http http;
@@ -119,7 +132,10 @@ static zl_class credit_process(void *ctx, struct zl_work *w)
 {
     struct credit *cr = ctx;
     struct zl_rate rate;
-    zl_class c = zl_rates_get(&cr->rates, w->row.facts.token, zl_now_ms(), &rate, w->error, sizeof(w->error));
+    zl_class c = credit_decimals_check(&cr->decimals, cr->pg, &w->row.facts, w->error, sizeof(w->error));
+    if (c != ZL_OK)
+        return c;
+    c = zl_rates_get(&cr->rates, w->row.facts.token, zl_now_ms(), &rate, w->error, sizeof(w->error));
     if (c != ZL_OK)
         return c;
     zl_event_derive(&w->out, &w->in, ZL_TOPIC_CREDITED);
@@ -213,7 +229,7 @@ static int credit_prepare(void *ctx, struct zl_pg *pg)
 {
     struct credit *cr = ctx;
     cr->pg = pg;
-    if (zl_ledger_prepare(pg) != 0 || zl_rates_db_prepare(pg) != 0)
+    if (zl_ledger_prepare(pg) != 0 || zl_ledger_decimals_prepare(pg) != 0 || zl_rates_db_prepare(pg) != 0)
         return -1;
     return 0;
 }
@@ -221,8 +237,10 @@ static int credit_prepare(void *ctx, struct zl_pg *pg)
 static zl_class credit_probe(void *ctx, char *errstr, size_t errstr_size)
 {
     struct credit *cr = ctx;
-    if (cr->cfg.rate_url[0] == '\0')
-        return ZL_OK; /* the table: the runtime probes PostgreSQL itself */
+    /* A token whose decimals differ holds the pause until they match. */
+    zl_class c = credit_decimals_probe(&cr->decimals, cr->pg, errstr, errstr_size);
+    if (c != ZL_OK || cr->cfg.rate_url[0] == '\0')
+        return c; /* the table: the runtime probes PostgreSQL itself */
     return zl_rates_probe(&cr->rates, zl_now_ms(), errstr, errstr_size);
 }
 
@@ -274,12 +292,13 @@ static int credit_init(void *ctx, const struct zl_runtime_env *env, char *errstr
         ro.opaque = &cr->http;
         ro.breaker = &cr->breaker;
     }
+    cr->decimals.configured = (int)cr->cfg.token_decimals;
     if (cr->cfg.rate_stale_max_ms < cr->cfg.rate_ttl_ms) {
         snprintf(errstr, errstr_size, "ZL_CREDIT_RATE_STALE_MAX_MS (%lld) must be >= ZL_CREDIT_RATE_TTL_MS (%lld)",
                  (long long)cr->cfg.rate_stale_max_ms, (long long)cr->cfg.rate_ttl_ms);
         return -1;
     }
-    if (zl_rates_init(&cr->rates, &ro, errstr, errstr_size) != 0)
+    if (zl_rates_init(&cr->rates, &ro, errstr, errstr_size) != 0 || credit_decimals_at_start(&cr->decimals, env, errstr, errstr_size) != 0)
         return -1;
     zl_log_kv(ZL_LOG_INFO, NULL, "credit stage ready", "rate_primary", zl_rate_source_name(ro.primary),
               "rate_static", cr->cfg.rate_static[0] != '\0' ? cr->cfg.rate_static : NULL, NULL);
