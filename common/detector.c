@@ -95,9 +95,15 @@ static const struct zl_pg_stmt det_stmts[] = {
      " last_error_class = NULL, updated_at = now()"
      " WHERE chain_id = $1 AND token = $2 AND block_number > $3 AND state = 'detected' RETURNING deposit_id",
      3},
-    {"det_orphans_past_detected",
-     "SELECT count(*) FROM deposits WHERE chain_id = $1 AND token = $2 AND block_number > $3"
-     " AND state NOT IN ('detected', 'reorged')",
+    /* A row past `detected` keeps its state (its mint and credit happened;
+     * re-running them would pay twice): it is marked, once, with the state
+     * it had. A re-inclusion with the same id leaves it as it is (det_insert
+     * updates only `reorged`/`detected` rows); one at another log index is
+     * not inserted while this row is alive (det_insert's NOT EXISTS). */
+    {"det_mark_past_finality",
+     "UPDATE deposits SET reorged_after = state, reorged_at = now(), updated_at = now()"
+     " WHERE chain_id = $1 AND token = $2 AND block_number > $3"
+     " AND state NOT IN ('detected', 'reorged') AND reorged_after IS NULL RETURNING deposit_id, state",
      3},
     {"det_decimals_put",
      "INSERT INTO token_decimals (chain_id, token, decimals) VALUES ($1, $2, $3)"
@@ -158,6 +164,8 @@ int zl_detector_new(struct zl_detector **out, const struct zl_detector_opts *opt
         zl_metrics_describe(m, "zl_detect_head_lag_blocks", ZL_METRIC_GAUGE, "chain head minus the scan cursor");
         zl_metrics_describe(m, "zl_detect_reorgs_total", ZL_METRIC_COUNTER, "reorgs found below the cursor");
         zl_metrics_describe(m, "zl_detect_orphaned_total", ZL_METRIC_COUNTER, "deposits marked reorged");
+        zl_metrics_describe(m, "zl_detect_reorg_past_finality_total", ZL_METRIC_COUNTER,
+                            "deposits past detected whose block left the chain (marked reorged_after)");
         zl_metrics_describe(m, "zl_detect_publish_failed_total", ZL_METRIC_COUNTER,
                             "detected events not handed to Kafka (the sweeper re-publishes them)");
         zl_metrics_describe(m, "zl_detect_range_blocks", ZL_METRIC_GAUGE, "current blocks per eth_getLogs step");
@@ -168,6 +176,7 @@ int zl_detector_new(struct zl_detector **out, const struct zl_detector_opts *opt
         d->m_lag = zl_metrics_gauge_handle(m, "zl_detect_head_lag_blocks", NULL);
         d->m_reorgs = zl_metrics_counter_handle(m, "zl_detect_reorgs_total", NULL);
         d->m_orphaned = zl_metrics_counter_handle(m, "zl_detect_orphaned_total", NULL);
+        d->m_past_finality = zl_metrics_counter_handle(m, "zl_detect_reorg_past_finality_total", NULL);
         d->m_publish_failed = zl_metrics_counter_handle(m, "zl_detect_publish_failed_total", NULL);
         d->m_range = zl_metrics_gauge_handle(m, "zl_detect_range_blocks", NULL);
         d->m_transfers = zl_metrics_counter_handle(m, "zl_detect_transfers_scanned_total", NULL);
@@ -351,14 +360,21 @@ static zl_class handle_reorg(struct zl_detector *d, uint64_t cursor, char *errst
     if (c != ZL_OK)
         return c;
     const char *ov[3] = {d->chain_text, d->token, anc};
-    r = det_run(d, "det_orphans_past_detected", 3, ov, PGRES_TUPLES_OK, &c, errstr, errstr_size);
+    r = det_run(d, "det_mark_past_finality", 3, ov, PGRES_TUPLES_OK, &c, errstr, errstr_size);
     if (r == NULL)
         return det_tx_fail(d, c);
-    long past = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+    int past = PQntuples(r);
+    for (int i = 0; i < past; i++) {
+        struct zl_log_ctx lc = ZL_LOG_CTX_NONE;
+        lc.deposit_id = PQgetvalue(r, i, 0);
+        zl_log_kv(ZL_LOG_ERROR, &lc, "reorg past finality: a deposit's block left the chain after it was verified",
+                  "state", PQgetvalue(r, i, 1), "ancestor", anc, NULL);
+    }
     PQclear(r);
     if (past > 0)
         zl_log(ZL_LOG_ERROR, NULL,
-               "reorg below block %s orphaned %ld deposit(s) already verified: raise ZL_CONFIRMATIONS", anc, past);
+               "reorg below block %s took back %d deposit(s) already verified: marked reorged_after, state kept;"
+               " raise ZL_CONFIRMATIONS (runbook: detect-reorg-past-finality)", anc, past);
     r = det_run(d, "det_mark_orphans", 3, ov, PGRES_TUPLES_OK, &c, errstr, errstr_size);
     if (r == NULL)
         return det_tx_fail(d, c);
@@ -389,6 +405,7 @@ static zl_class handle_reorg(struct zl_detector *d, uint64_t cursor, char *errst
         return det_tx_fail(d, c);
     det_count(d->m_reorgs, 1);
     det_count(d->m_orphaned, (uint64_t)orphaned);
+    det_count(d->m_past_finality, (uint64_t)past);
     zl_log(ZL_LOG_WARN, NULL, "reorg: block %" PRIu64 " changed; common ancestor %" PRIu64 ", %d deposit(s) orphaned",
            cursor, ancestor, orphaned);
     return ZL_OK;

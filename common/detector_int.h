@@ -45,6 +45,7 @@ struct zl_detector {
     zl_metric *m_lag;
     zl_metric *m_reorgs;
     zl_metric *m_orphaned;
+    zl_metric *m_past_finality; /* rows past detected marked reorged_after */
     zl_metric *m_publish_failed;
     zl_metric *m_range;
     zl_metric *m_transfers;      /* Transfers of the token read by the live scan */
