@@ -13,7 +13,13 @@ deposits in waves while its faults fire, and is judged on its own:
            endpoint down; the primary IPFS provider down; poison messages
            into every stage's input topic; forged messages (copies of real
            events of the schedule with one fact changed: amount, depositor,
-           user, token or recipient) into every stage's input topic.
+           user, token or recipient) into every stage's input topic; the
+           secondary endpoint lying for a while, once each way: every
+           eth_getLogs answered [] (drop_logs), and the head 1,000 blocks
+           ahead (head_ahead). The stages run with ZL_RPC_QUORUM=2 over the
+           two endpoints, so a lie is held (detect keeps a range whose logs
+           the endpoints disagree on) or outvoted (verify takes the k-th
+           highest head).
   checks   on-chain deposits = credited + dead-lettered + reorged; then,
            after zl-replay of every dead letter: every deposit credited; no
            deposit credited twice (one user entry per deposit, and each
@@ -54,6 +60,9 @@ from zlharness.rpc_fault_proxy import FaultProxy  # noqa: E402
 from zlharness.tcp_proxy import TcpProxy  # noqa: E402
 
 RPC_FAULTS = ["500", "429", "32005", "stall", "garbage", "dead"]
+# How an endpoint lies (zlharness.rpc_fault_proxy): outvoted or held by the
+# other endpoint, the stages run with ZL_RPC_QUORUM=2.
+LIES = ["drop_logs", "head_ahead"]
 # Each stage's input topic (detect reads the chain): where poison goes.
 INPUT_TOPICS = {"verify": "zl.deposits.detected", "ipfs-upload": "zl.deposits.verified",
                 "mint": "zl.nft.pinned", "credit": "zl.nft.minted"}
@@ -80,7 +89,7 @@ def log(msg: str) -> None:
 @dataclass(frozen=True)
 class Event:
     t: float          # seconds after the schedule starts
-    kind: str         # kill | restart | rpc | rpc_all | ipfs_down | poison | forged | deposits
+    kind: str         # kill | restart | rpc | rpc_all | ipfs_down | poison | forged | deposits | lie
     target: str       # worker name, service, proxy, topic set, or ""
     duration: float   # seconds the fault lasts (kill: until the restart)
     detail: str       # rpc fault mode, deposit count, ...
@@ -123,6 +132,13 @@ def make_schedule(seed: int, deposits: int, duration_s: float, copies: int) -> l
     for _ in range(rng.randint(1, 2)):
         ev.append(Event(round(rng.uniform(0.4, 0.9) * d, 2), "forged", "every stage input", 0,
                         FORGED_FIELDS[rng.randrange(len(FORGED_FIELDS))]))
+    # Lies after the forgeries (same reason): the secondary lies, each way
+    # once, one window after the other; the primary's own faults stay its own.
+    t = rng.uniform(0.05, 0.3) * d
+    for lie in rng.sample(LIES, len(LIES)):
+        dur = round(rng.uniform(3, 0.25 * d), 2)
+        ev.append(Event(round(t, 2), "lie", "secondary", dur, lie))
+        t += dur + rng.uniform(1, 0.15 * d)
     ev.sort(key=lambda e: (e.t, e.kind, e.target))
     return ev
 
@@ -154,6 +170,9 @@ class Chaos(LocalPipeline):
         self.ipfs_primary = TcpProxy(host, int(port.rstrip("/")))
         self.worker_overrides = {
             "ZL_RPC_URLS": f"{self.rpc[0].url},{self.rpc[1].url}",
+            # Two endpoints must agree (detect: the logs of a range; verify:
+            # the head), so the secondary's lies are outvoted or held.
+            "ZL_RPC_QUORUM": "2",
             "ZL_RPC_TIMEOUT_MS": "2000",
             "ZL_RPC_HEDGE_MS": "500",
             "ZL_IPFS_PROVIDERS": f"kubo={self.ipfs_primary.url},kubo={self.env['ZL_IPFS_API_URL']}",
@@ -174,9 +193,9 @@ class Chaos(LocalPipeline):
             self.ipfs_primary.close()
 
     # ------------------------------------------------------------ faults
-    def count(self, kind: str) -> None:
+    def count(self, kind: str, n: int = 1) -> None:
         with self.lock:
-            self.faults[kind] = self.faults.get(kind, 0) + 1
+            self.faults[kind] = self.faults.get(kind, 0) + n
 
     def kcat_produce(self, topic: str, key: str, value: bytes) -> None:
         # The broker may be restarting right now: retried for a while.
@@ -244,6 +263,13 @@ class Chaos(LocalPipeline):
             time.sleep(e.duration)
             for p in self.rpc:
                 p.set_mode("ok")
+        elif e.kind == "lie":
+            before = self.rpc[1].lies
+            self.rpc[1].set_mode(e.detail)
+            self.count(f"rpc secondary lies ({e.detail})")
+            time.sleep(e.duration)
+            self.rpc[1].set_mode("ok")
+            self.count(f"rpc secondary answers lied ({e.detail})", self.rpc[1].lies - before)
         elif e.kind == "ipfs_down":
             self.ipfs_primary.down()
             self.count("ipfs primary down")

@@ -92,8 +92,10 @@ class _Handler(BaseHTTPRequestHandler):
             with urllib.request.urlopen(req, timeout=30) as r:
                 answer = r.read()
             if mode in LYING_MODES:
-                answer = json.dumps(rewrite_answers(json.loads(body), json.loads(answer),
-                                                    lambda c, a: lie(mode, proxy.ahead_blocks, c, a))).encode()
+                honest = json.loads(answer)
+                told = rewrite_answers(json.loads(body), honest, lambda c, a: lie(mode, proxy.ahead_blocks, c, a))
+                proxy.lies += told != honest
+                answer = json.dumps(told).encode()
             return self._send(200, answer)
         except (BrokenPipeError, ConnectionResetError):
             pass
@@ -106,6 +108,7 @@ class FaultProxy:
         self.mode = mode
         self.stall_s = stall_s
         self.hits = 0
+        self.lies = 0  # answers a lying mode changed
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
