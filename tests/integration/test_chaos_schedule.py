@@ -44,3 +44,15 @@ def test_every_schedule_has_every_fault_kind_and_kills_every_stage():
         lies = sorted((e["t"], e["t"] + e["duration"]) for e in ev if e["kind"] == "lie")
         assert lies[0][1] <= lies[1][0], (seed, lies)  # one lie at a time
 
+
+def test_reorgs_come_last_and_leave_every_other_event_as_it_was():
+    """Guards against a new fault kind reshuffling old seeds: `--reorgs`
+    adds reorgs shallower than the chaos pipeline's 2 confirmations, and
+    the rest of the schedule is the one the seed gave without them."""
+    for seed in range(1, 6):
+        plain = schedule(seed, "--deposits", "100", "--duration-s", "45")
+        with_reorgs = schedule(seed, "--deposits", "100", "--duration-s", "45", "--reorgs")
+        reorgs = [e for e in with_reorgs if e["kind"] == "reorg"]
+        assert reorgs and all(int(e["detail"]) < 2 for e in reorgs), (seed, reorgs)
+        assert [e for e in with_reorgs if e["kind"] != "reorg"] == plain, seed
+        assert "reorg" not in {e["kind"] for e in plain}
