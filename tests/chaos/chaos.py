@@ -19,11 +19,12 @@ deposits in waves while its faults fire, and is judged on its own:
            ahead (head_ahead). The stages run with ZL_RPC_QUORUM=2 over the
            two endpoints, so a lie is held (detect keeps a range whose logs
            the endpoints disagree on) or outvoted (verify takes the k-th
-           highest head). With --reorgs: a reorg of the newest block at a
+           highest head). A reorg of the newest block at a
            wave of deposits (anvil's evm_snapshot and evm_revert, on anvil
            itself), its transactions re-sent and mined again in a block of
            another hash; one block, fewer than the pipeline's 2
-           confirmations, so each re-included deposit is credited once.
+           confirmations, so each re-included deposit is credited once
+           (--no-reorgs leaves them out).
   checks   on-chain deposits = credited + dead-lettered + reorged; then,
            after zl-replay of every dead letter: every deposit credited; no
            deposit credited twice (one user entry per deposit, and each
@@ -39,7 +40,7 @@ seed is printed, and `--seed S --print-schedule` shows the schedule a seed
 gives without running it.
 
 Usage: tests/chaos/chaos.py [--seed S] [--schedules K] [--deposits N]
-                            [--duration-s D] [--reorgs] [--print-schedule] [--keep]
+                            [--duration-s D] [--no-reorgs] [--print-schedule] [--keep]
 Exit: 0 every invariant held in every schedule, 1 one did not, 2 setup failed.
 """
 import argparse
@@ -105,7 +106,7 @@ class Event:
     detail: str       # rpc fault mode, deposit count, ...
 
 
-def make_schedule(seed: int, deposits: int, duration_s: float, copies: int, reorgs: bool = False) -> list[Event]:
+def make_schedule(seed: int, deposits: int, duration_s: float, copies: int, reorgs: bool = True) -> list[Event]:
     """The fault schedule of a seed. Pure: same arguments, same schedule."""
     rng = random.Random(seed)
     d = duration_s
@@ -149,8 +150,8 @@ def make_schedule(seed: int, deposits: int, duration_s: float, copies: int, reor
         dur = round(rng.uniform(3, 0.25 * d), 2)
         ev.append(Event(round(t, 2), "lie", "secondary", dur, lie))
         t += dur + rng.uniform(1, 0.15 * d)
-    # Reorgs last of all (same reason), and only when asked for (--reorgs):
-    # each at a wave of deposits, so the blocks taken back hold some.
+    # Reorgs last of all (same reason), unless left out (--no-reorgs): each
+    # at a wave of deposits, so the blocks taken back hold some.
     if reorgs:
         waves_t = sorted(e.t for e in ev if e.kind == "deposits")
         for wt in rng.sample(waves_t, min(len(waves_t), rng.randint(1, 2))):
@@ -579,8 +580,8 @@ def main() -> int:
     ap.add_argument("--duration-s", type=float, default=45.0, help="seconds over which a schedule's faults fire")
     ap.add_argument("--copies", type=int, default=2, help="copies of each stage but detect")
     ap.add_argument("--users", type=int, default=10, help="deposit addresses per schedule")
-    ap.add_argument("--reorgs", action="store_true",
-                    help="also reorg the chain (anvil snapshot and revert, the transactions re-included)")
+    ap.add_argument("--no-reorgs", dest="reorgs", action="store_false",
+                    help="leave out the reorgs (anvil snapshot and revert, the transactions re-included)")
     ap.add_argument("--print-schedule", action="store_true", help="print the schedule(s) as JSON and exit")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--keep", action="store_true", help="leave services and workers running")

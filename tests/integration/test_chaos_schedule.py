@@ -33,7 +33,7 @@ def test_every_schedule_has_every_fault_kind_and_kills_every_stage():
         ev = schedule(seed, "--deposits", "100", "--duration-s", "45")
         kinds = {e["kind"] for e in ev}
         assert {"kill", "restart", "rpc", "rpc_all", "ipfs_down", "poison", "forged", "deposits",
-                "lie"} <= kinds, (seed, kinds)
+                "lie", "reorg"} <= kinds, (seed, kinds)
         assert sorted(e["detail"] for e in ev if e["kind"] == "lie") == ["drop_logs", "head_ahead"], seed
         assert all(e["target"] == "secondary" for e in ev if e["kind"] == "lie"), seed
         assert {e["target"] for e in ev if e["kind"] == "restart"} == {"kafka", "postgres"}
@@ -46,13 +46,16 @@ def test_every_schedule_has_every_fault_kind_and_kills_every_stage():
 
 
 def test_reorgs_come_last_and_leave_every_other_event_as_it_was():
-    """Guards against a new fault kind reshuffling old seeds: `--reorgs`
-    adds reorgs shallower than the chaos pipeline's 2 confirmations, and
-    the rest of the schedule is the one the seed gave without them."""
+    """Guards against a new fault kind reshuffling old seeds: the reorgs are
+    shallower than the chaos pipeline's 2 confirmations, at a wave of
+    deposits, and the rest of the schedule is the one the seed gives
+    without them (--no-reorgs)."""
     for seed in range(1, 6):
-        plain = schedule(seed, "--deposits", "100", "--duration-s", "45")
-        with_reorgs = schedule(seed, "--deposits", "100", "--duration-s", "45", "--reorgs")
+        plain = schedule(seed, "--deposits", "100", "--duration-s", "45", "--no-reorgs")
+        with_reorgs = schedule(seed, "--deposits", "100", "--duration-s", "45")
         reorgs = [e for e in with_reorgs if e["kind"] == "reorg"]
         assert reorgs and all(int(e["detail"]) < 2 for e in reorgs), (seed, reorgs)
+        waves = {e["t"] for e in plain if e["kind"] == "deposits"}
+        assert all(e["t"] in waves for e in reorgs), (seed, reorgs)
         assert [e for e in with_reorgs if e["kind"] != "reorg"] == plain, seed
         assert "reorg" not in {e["kind"] for e in plain}
