@@ -13,7 +13,18 @@ deposits in waves while its faults fire, and is judged on its own:
            endpoint down; the primary IPFS provider down; poison messages
            into every stage's input topic; forged messages (copies of real
            events of the schedule with one fact changed: amount, depositor,
-           user, token or recipient) into every stage's input topic.
+           user, token or recipient) into every stage's input topic; the
+           secondary endpoint lying for a while, once each way: every
+           eth_getLogs answered [] (drop_logs), and the head 1,000 blocks
+           ahead (head_ahead). The stages run with ZL_RPC_QUORUM=2 over the
+           two endpoints, so a lie is held (detect keeps a range whose logs
+           the endpoints disagree on) or outvoted (verify takes the k-th
+           highest head). A reorg of the newest block at a
+           wave of deposits (anvil's evm_snapshot and evm_revert, on anvil
+           itself), its transactions re-sent and mined again in a block of
+           another hash; one block, fewer than the pipeline's 2
+           confirmations, so each re-included deposit is credited once
+           (--no-reorgs leaves them out).
   checks   on-chain deposits = credited + dead-lettered + reorged; then,
            after zl-replay of every dead letter: every deposit credited; no
            deposit credited twice (one user entry per deposit, and each
@@ -29,7 +40,7 @@ seed is printed, and `--seed S --print-schedule` shows the schedule a seed
 gives without running it.
 
 Usage: tests/chaos/chaos.py [--seed S] [--schedules K] [--deposits N]
-                            [--duration-s D] [--print-schedule] [--keep]
+                            [--duration-s D] [--no-reorgs] [--print-schedule] [--keep]
 Exit: 0 every invariant held in every schedule, 1 one did not, 2 setup failed.
 """
 import argparse
@@ -49,11 +60,20 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "tests" / "lib"))  # the harness
 from zlharness.env import HarnessError  # noqa: E402
 from zlharness.kafka import kcat, keyed_headers, produce_bytes  # noqa: E402
+from zlharness.jsonrpc import Rpc, RpcError  # noqa: E402
 from zlharness.pipeline import STAGES, LocalPipeline, PipelineError  # noqa: E402
 from zlharness.rpc_fault_proxy import FaultProxy  # noqa: E402
 from zlharness.tcp_proxy import TcpProxy  # noqa: E402
 
 RPC_FAULTS = ["500", "429", "32005", "stall", "garbage", "dead"]
+# How an endpoint lies (zlharness.rpc_fault_proxy): outvoted or held by the
+# other endpoint, the stages run with ZL_RPC_QUORUM=2.
+LIES = ["drop_logs", "head_ahead"]
+# A reorg takes back this many of the newest blocks: fewer than the chaos
+# pipeline's ZL_CONFIRMATIONS (2), so nothing in them was verified yet.
+REORG_DEPTH_BLOCKS = 1
+# How long a reorg pauses mining for transactions to take back.
+REORG_WAIT_S = 8
 # Each stage's input topic (detect reads the chain): where poison goes.
 INPUT_TOPICS = {"verify": "zl.deposits.detected", "ipfs-upload": "zl.deposits.verified",
                 "mint": "zl.nft.pinned", "credit": "zl.nft.minted"}
@@ -80,13 +100,13 @@ def log(msg: str) -> None:
 @dataclass(frozen=True)
 class Event:
     t: float          # seconds after the schedule starts
-    kind: str         # kill | restart | rpc | rpc_all | ipfs_down | poison | forged | deposits
+    kind: str         # kill | restart | rpc | rpc_all | ipfs_down | poison | forged | deposits | lie | reorg
     target: str       # worker name, service, proxy, topic set, or ""
     duration: float   # seconds the fault lasts (kill: until the restart)
     detail: str       # rpc fault mode, deposit count, ...
 
 
-def make_schedule(seed: int, deposits: int, duration_s: float, copies: int) -> list[Event]:
+def make_schedule(seed: int, deposits: int, duration_s: float, copies: int, reorgs: bool = True) -> list[Event]:
     """The fault schedule of a seed. Pure: same arguments, same schedule."""
     rng = random.Random(seed)
     d = duration_s
@@ -123,6 +143,19 @@ def make_schedule(seed: int, deposits: int, duration_s: float, copies: int) -> l
     for _ in range(rng.randint(1, 2)):
         ev.append(Event(round(rng.uniform(0.4, 0.9) * d, 2), "forged", "every stage input", 0,
                         FORGED_FIELDS[rng.randrange(len(FORGED_FIELDS))]))
+    # Lies after the forgeries (same reason): the secondary lies, each way
+    # once, one window after the other; the primary's own faults stay its own.
+    t = rng.uniform(0.05, 0.3) * d
+    for lie in rng.sample(LIES, len(LIES)):
+        dur = round(rng.uniform(3, 0.25 * d), 2)
+        ev.append(Event(round(t, 2), "lie", "secondary", dur, lie))
+        t += dur + rng.uniform(1, 0.15 * d)
+    # Reorgs last of all (same reason), unless left out (--no-reorgs): each
+    # at a wave of deposits, so the blocks taken back hold some.
+    if reorgs:
+        waves_t = sorted(e.t for e in ev if e.kind == "deposits")
+        for wt in rng.sample(waves_t, min(len(waves_t), rng.randint(1, 2))):
+            ev.append(Event(wt, "reorg", "anvil", 0, str(REORG_DEPTH_BLOCKS)))
     ev.sort(key=lambda e: (e.t, e.kind, e.target))
     return ev
 
@@ -154,6 +187,9 @@ class Chaos(LocalPipeline):
         self.ipfs_primary = TcpProxy(host, int(port.rstrip("/")))
         self.worker_overrides = {
             "ZL_RPC_URLS": f"{self.rpc[0].url},{self.rpc[1].url}",
+            # Two endpoints must agree (detect: the logs of a range; verify:
+            # the head), so the secondary's lies are outvoted or held.
+            "ZL_RPC_QUORUM": "2",
             "ZL_RPC_TIMEOUT_MS": "2000",
             "ZL_RPC_HEDGE_MS": "500",
             "ZL_IPFS_PROVIDERS": f"kubo={self.ipfs_primary.url},kubo={self.env['ZL_IPFS_API_URL']}",
@@ -174,9 +210,51 @@ class Chaos(LocalPipeline):
             self.ipfs_primary.close()
 
     # ------------------------------------------------------------ faults
-    def count(self, kind: str) -> None:
+    def count(self, kind: str, n: int = 1) -> None:
         with self.lock:
-            self.faults[kind] = self.faults.get(kind, 0) + 1
+            self.faults[kind] = self.faults.get(kind, 0) + n
+
+    def reorg(self, depth: int) -> tuple[int, int]:
+        """Takes back the newest `depth` blocks and re-includes their
+        transactions in blocks of the same numbers but other hashes, on anvil
+        itself (not through the proxies). Mining pauses meanwhile, so the
+        blocks given back hold what the taken ones held, in the same order
+        (the same log indices: the deposit ids stay). Returns how many
+        transactions, and how many of them deposits, were re-included."""
+        rpc = Rpc(self.env["ZL_RPC_URLS"])
+        rpc.call("evm_setIntervalMining", 0)
+        try:
+            # Mining paused: the wave this reorg goes with piles up in the pool.
+            deadline = time.monotonic() + REORG_WAIT_S
+            while int(rpc.call("txpool_status")["pending"], 16) == 0 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            # Our waves wait from here until the blocks are given back: one
+            # sent meanwhile could take a re-included deposit's log index.
+            with self.deposit_lock:
+                snap = rpc.call("evm_snapshot")
+                base = int(rpc.call("eth_blockNumber"), 16)
+                for _ in range(depth):
+                    rpc.call("evm_mine")
+                txs = [tx for n in range(base + 1, base + depth + 1)
+                       for tx in rpc.call("eth_getBlockByNumber", hex(n), True)["transactions"]]
+                raws = [rpc.call("eth_getRawTransactionByHash", tx["hash"]) for tx in txs]
+                if rpc.call("evm_revert", snap) is not True:
+                    raise RpcError(f"evm_revert {snap} refused")
+                for raw in raws:
+                    try:
+                        rpc.call("eth_sendRawTransaction", raw)
+                    except RpcError as ex:  # still in the pool is fine; anything else is a lost tx
+                        if "known" not in str(ex).lower():
+                            raise
+                for _ in range(depth):
+                    rpc.call("evm_mine")
+            deposits = sum(1 for tx in txs if (tx.get("to") or "").lower() == self.token.lower())
+            log(f"reorg at block {base + 1}: {depth} block(s) taken back, {len(raws)} tx re-included"
+                f" ({deposits} deposits)")
+            return len(raws), deposits
+        finally:
+            rpc.call("evm_setIntervalMining", int(self.env.get("ZL_ANVIL_BLOCK_TIME_S", "1")))
+            rpc.close()
 
     def kcat_produce(self, topic: str, key: str, value: bytes) -> None:
         # The broker may be restarting right now: retried for a while.
@@ -244,6 +322,18 @@ class Chaos(LocalPipeline):
             time.sleep(e.duration)
             for p in self.rpc:
                 p.set_mode("ok")
+        elif e.kind == "lie":
+            before = self.rpc[1].lies
+            self.rpc[1].set_mode(e.detail)
+            self.count(f"rpc secondary lies ({e.detail})")
+            time.sleep(e.duration)
+            self.rpc[1].set_mode("ok")
+            self.count(f"rpc secondary answers lied ({e.detail})", self.rpc[1].lies - before)
+        elif e.kind == "reorg":
+            moved, deposits = self.reorg(int(e.detail))
+            self.count("reorg")
+            self.count("reorg: tx re-included", moved)
+            self.count("reorg: deposit re-included", deposits)
         elif e.kind == "ipfs_down":
             self.ipfs_primary.down()
             self.count("ipfs primary down")
@@ -272,7 +362,7 @@ class Chaos(LocalPipeline):
 
     def run_schedule(self, seed: int) -> dict:
         args = self.args
-        events = make_schedule(seed, args.deposits, args.duration_s, args.copies)
+        events = make_schedule(seed, args.deposits, args.duration_s, args.copies, args.reorgs)
         amounts = amounts_of(seed, args.deposits)
         log(f"schedule seed {seed}: {len(events)} events over {args.duration_s:.0f} s, {args.deposits} deposits")
         addrs = self.add_users(args.users, tag=f"s{seed}")
@@ -490,6 +580,8 @@ def main() -> int:
     ap.add_argument("--duration-s", type=float, default=45.0, help="seconds over which a schedule's faults fire")
     ap.add_argument("--copies", type=int, default=2, help="copies of each stage but detect")
     ap.add_argument("--users", type=int, default=10, help="deposit addresses per schedule")
+    ap.add_argument("--no-reorgs", dest="reorgs", action="store_false",
+                    help="leave out the reorgs (anvil snapshot and revert, the transactions re-included)")
     ap.add_argument("--print-schedule", action="store_true", help="print the schedule(s) as JSON and exit")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--keep", action="store_true", help="leave services and workers running")
@@ -498,7 +590,7 @@ def main() -> int:
     seeds = [seed + i for i in range(args.schedules)]
     if args.print_schedule:
         for s in seeds:  # one event per line: easy to diff two seeds
-            for e in make_schedule(s, args.deposits, args.duration_s, args.copies):
+            for e in make_schedule(s, args.deposits, args.duration_s, args.copies, args.reorgs):
                 print(json.dumps({"seed": s, **asdict(e)}))
         return 0
     log(f"seed {seed} ({args.schedules} schedule(s); replay with --seed {seed})")

@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from chain_helpers import Chain, Workers, chain, dep_id, register_addresses, rows_for, wait_until, workers  # noqa: F401
 from runtime_helpers import psql
 from zlharness.chain import rpc_call
+from zlharness.rpc_fault_proxy import rewrite_answers
 from zlharness.web import http_get
 
 TRANSFER_TOPIC0 = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
@@ -40,13 +41,7 @@ class _LyingHandler(BaseHTTPRequestHandler):
         with urllib.request.urlopen(req, timeout=30) as r:
             answer = r.read()
         if proxy.mode != "ok":
-            sent, got = json.loads(body), json.loads(answer)
-            if isinstance(sent, list):
-                by_id = {c.get("id"): c for c in sent}
-                got = [proxy.rewrite(by_id.get(a.get("id"), {}), a) for a in got]
-            else:
-                got = proxy.rewrite(sent, got)
-            answer = json.dumps(got).encode()
+            answer = json.dumps(rewrite_answers(json.loads(body), json.loads(answer), proxy.rewrite)).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(answer)))

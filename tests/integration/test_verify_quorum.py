@@ -6,14 +6,10 @@ finality when told to (issue 18; workers/verify/judge.c, common/chain_batch.h):
     finalized block (a private anvil's finalized block is two epochs of 32
     slots, 64 blocks, behind its head)."""
 import json
-import threading
 import time
-import urllib.request
-from http.server import ThreadingHTTPServer
 
 from chain_helpers import chain, dep_id, register_addresses, rows_for, wait_until, workers  # noqa: F401
 from rpc_fault_proxy import FaultProxy
-from zlharness.rpc_fault_proxy import _Handler
 
 AHEAD_BLOCKS = 1000
 # anvil's finalized block: 2 epochs of --slots-in-an-epoch (default 32) back
@@ -29,45 +25,9 @@ def state_of(chain, did):
     return rows_for(chain.token).get(did, {}).get("state")
 
 
-def _ahead(call: dict, answer: dict) -> None:
-    """Moves the head in one answer AHEAD_BLOCKS up, as a lying endpoint would."""
-    res = answer.get("result")
-    if call.get("method") == "eth_blockNumber" and isinstance(res, str):
-        answer["result"] = hex(int(res, 16) + AHEAD_BLOCKS)
-    elif (call.get("method") == "eth_getBlockByNumber" and (call.get("params") or [None])[0] == "latest"
-          and isinstance(res, dict)):
-        res["number"] = hex(int(res["number"], 16) + AHEAD_BLOCKS)
-
-
-class _AheadHandler(_Handler):
-    def do_POST(self):
-        proxy = self.server.proxy
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        proxy.hits += 1
-        req = urllib.request.Request(proxy.upstream, data=body, headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=30) as r:
-                answer = json.loads(r.read())
-            calls = json.loads(body)
-            if isinstance(calls, list):
-                by_id = {c.get("id"): c for c in calls}
-                for a in answer:
-                    _ahead(by_id.get(a.get("id"), {}), a)
-            else:
-                _ahead(calls, answer)
-            self._send(200, json.dumps(answer).encode())
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-
-
-class HeadAheadProxy(FaultProxy):
+def HeadAheadProxy(upstream: str) -> FaultProxy:
     """Forwards to anvil but reports the head AHEAD_BLOCKS blocks ahead."""
-
-    def _start(self):
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), _AheadHandler)
-        self._server.daemon_threads = True
-        self._server.proxy = self
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+    return FaultProxy(upstream, "head_ahead", ahead_blocks=AHEAD_BLOCKS)
 
 
 def test_a_head_far_ahead_from_one_endpoint_does_not_pass_a_deposit_early(chain, workers):
