@@ -12,7 +12,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import subprocess
 import time
 import uuid
@@ -210,13 +209,8 @@ def test_late_registered_deposit_is_credited_once_through_the_whole_pipeline():
     before the address was registered and passed by the cursor, it must end
     credited once (one row, one ledger credit) with every stage running, on
     the harness's own services (LocalPipeline, as the demo and chaos run)."""
-    from zlharness.pipeline import REPO, STAGES, LocalPipeline
-    # Under the repository's .local, as the demo and chaos: PostgreSQL runs
-    # as its own user, who cannot enter pytest's private tmp folder.
-    local = REPO / ".local" / f"test-late-{uuid.uuid4().hex[:8]}"
-    p = LocalPipeline(local, log=lambda _m: None)
-    try:
-        p.up()
+    from zlharness.pipeline import STAGES, assert_credited_once, scratch_pipeline
+    with scratch_pipeline("late") as p:
         p.setup(accounts=1, users=1)
         p.start_workers([(s, 1) for s in STAGES])
         late, user = fresh_address()
@@ -233,13 +227,4 @@ def test_late_registered_deposit_is_credited_once_through_the_whole_pipeline():
                            env=p.env, capture_output=True, text=True, timeout=30)
         assert r.returncode == 0, r.stderr
         wait_until(lambda: p.counts([late])["credited"] == 1, 180, "the late deposit credited")
-        time.sleep(3)  # a second credit, if any, would land by now
-        c = p.counts([late])
-        assert sum(c.values()) == 1 and c["credited"] == 1, c
-        entries = p.psql("SELECT e.amount FROM ledger_entries e JOIN deposits d USING (deposit_id)"
-                         " WHERE d.to_addr = :'v1' AND e.kind = 'user_credit'", late)
-        assert entries == [["300"]], f"expected one credit of 300 eggs (3 USDT at 100), got {entries}"
-    finally:
-        p.stop_workers()
-        p.down()
-        shutil.rmtree(local, ignore_errors=True)
+        assert_credited_once(p, late, "300")  # 3 USDT at 100 eggs

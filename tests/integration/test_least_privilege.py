@@ -17,22 +17,16 @@ import uuid
 
 import pytest
 
-from credit_helpers import B32, create_database, drop_database, insert_minted_rows, minted_deposit, new_pipeline, wait_for
+from credit_helpers import B32, insert_minted_rows, minted_deposit, new_pipeline, wait_for
 from conftest import REPO, need_env
 from ipfs_helpers import IMAGE_FILE, IpfsPipeline, insert_verified_rows, rows, verified_deposit
+from test_credit import db  # noqa: F401  (the module's own database, a fixture)
 from test_kafka_sasl import ADMIN_PASSWORD, ADMIN_USER, SaslBroker, sasl_props, write_props_file, zl_topics
 from zlharness.pg import migrate, psql
 from zlharness.procs import wait_until
 from zlharness.stage import new_stage_pipeline
 
 TOKEN = "0x" + "5b" * 20
-
-
-@pytest.fixture(scope="module")
-def db():
-    name, dsn = create_database()
-    yield dsn
-    drop_database(name)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ one "detect was pointed elsewhere" never saw.
 """
 import json
 import re
-import shutil
 import subprocess
 import time
 import urllib.parse
@@ -55,11 +54,9 @@ def test_a_deposit_detect_missed_is_named_by_audit_chain_and_claim_brings_it_to_
     record it from a transaction hash: --chain must name it and exit 1, a
     claim must record it so it is credited, a second claim must change
     nothing, and the range is then clean (exit 0, textfile updated)."""
-    from zlharness.pipeline import REPO, STAGES, LocalPipeline
-    local = REPO / ".local" / f"test-reconcile-{uuid.uuid4().hex[:8]}"
-    p = LocalPipeline(local, log=lambda _m: None)
-    try:
-        p.up()
+    from zlharness.pipeline import STAGES, assert_credited_once, scratch_pipeline
+    with scratch_pipeline("reconcile") as p:
+        local = p.local
         p.setup(accounts=1, users=2)
         token_file = write_secret(local / "keys" / "admin.token", ADMIN_TOKEN)
         textfile = local / "zl_audit.prom"
@@ -117,12 +114,7 @@ def test_a_deposit_detect_missed_is_named_by_audit_chain_and_claim_brings_it_to_
         again = claim(p, base, tx)
         assert [(d["deposit_id"], d["recorded"], d["state"]) for d in again["deposits"]] == \
             [(did, "already", "credited")], again
-        time.sleep(3)  # a second credit, if any, would land by now
-        c = p.counts([addr])
-        assert sum(c.values()) == 1 and c["credited"] == 1, c
-        entries = p.psql("SELECT e.amount FROM ledger_entries e WHERE e.deposit_id = :'v1'"
-                         " AND e.kind = 'user_credit'", did)
-        assert entries == [["300"]], f"expected one credit of 300 eggs (3 USDT at 100), got {entries}"
+        assert_credited_once(p, addr, "300")  # 3 USDT at 100 eggs
         audits = p.psql("SELECT coalesce(deposit_id, '-') FROM admin_audit WHERE action = 'claim' ORDER BY id")
         assert audits == [[did], ["-"]], f"one audit entry per claim (the first on the deposit): {audits}"
 
@@ -152,8 +144,4 @@ def test_a_deposit_detect_missed_is_named_by_audit_chain_and_claim_brings_it_to_
         assert re.search(rf"^DISCREPANCY chain_no_transfer {re.escape(fake_id)}: ", invented.stdout, re.M), \
             invented.stdout
         rpc.close()
-    finally:
-        p.stop_workers()
-        p.down()
-        shutil.rmtree(local, ignore_errors=True)
 

@@ -10,9 +10,7 @@ snapshot before the deposit, a revert after it was credited, a different
 block at the old height, then the same signed transaction sent again.
 """
 import re
-import shutil
 import time
-import uuid
 
 from runtime_helpers import wait_until
 from zlharness.jsonrpc import Rpc
@@ -36,11 +34,8 @@ def run_reorg_under_a_credited_deposit(moved: bool) -> None:
     gets log index 1, a new deposit id), alone otherwise (same id). Asserts
     what both must give: one row, still credited, marked, counted once, one
     ledger credit, one mint."""
-    from zlharness.pipeline import REPO, STAGES, LocalPipeline
-    local = REPO / ".local" / f"test-reorgfin-{uuid.uuid4().hex[:8]}"
-    p = LocalPipeline(local, log=lambda _m: None)
-    try:
-        p.up()
+    from zlharness.pipeline import STAGES, scratch_pipeline
+    with scratch_pipeline("reorgfin") as p:
         p.setup(accounts=1, users=1)
         p.start_workers([(s, 1) for s in STAGES])
         addr = p.deposit_addrs[0]
@@ -114,10 +109,6 @@ def run_reorg_under_a_credited_deposit(moved: bool) -> None:
                        " WHERE d.to_addr = :'v1' AND h.to_state = 'minted'", addr)
         assert mints == [["1"]], f"expected one mint, got {mints}"
         rpc.close()
-    finally:
-        p.stop_workers()
-        p.down()
-        shutil.rmtree(local, ignore_errors=True)
 
 
 def test_a_credited_deposit_reorged_out_and_reincluded_is_marked_counted_and_credited_once():

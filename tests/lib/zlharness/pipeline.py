@@ -6,12 +6,14 @@ the state table's counts. `make demo` (deploy/local/demo) and `make chaos`
 Everything started here is stopped by pid: workers by stop_workers(), the
 services by LocalPipeline.down(). Test keys only (anvil's public mnemonic).
 """
+import contextlib
 import os
 import secrets
 import shutil
 import signal
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 from .chain import cast, deploy_contracts
@@ -290,3 +292,36 @@ class LocalPipeline:
     def audit(self) -> subprocess.CompletedProcess:
         return subprocess.run([str(self.bin / "zl-audit")], env=self.worker_env("audit"), capture_output=True,
                               text=True, timeout=600)
+
+
+@contextlib.contextmanager
+def scratch_pipeline(tag: str):
+    """A LocalPipeline of its own for one test, up, under REPO/.local (not
+    pytest's tmp folder: PostgreSQL runs as its own user, who cannot enter
+    it); its workers stopped, its services down and its folder removed
+    afterwards, whether the test passed or not."""
+    local = REPO / ".local" / f"test-{tag}-{uuid.uuid4().hex[:8]}"
+    p = LocalPipeline(local, log=lambda _m: None)
+    try:
+        p.up()
+        yield p
+    finally:
+        p.stop_workers()
+        p.down()
+        shutil.rmtree(local, ignore_errors=True)
+
+
+# A second credit of a deposit, if one were coming, lands within this.
+SECOND_CREDIT_WAIT_S = 3
+
+
+def assert_credited_once(p: LocalPipeline, addr: str, eggs: str) -> None:
+    """The one deposit to addr is credited exactly once: one row, credited,
+    and one user credit of `eggs` in the ledger (checked again after a
+    pause, so a late second credit is seen)."""
+    time.sleep(SECOND_CREDIT_WAIT_S)
+    c = p.counts([addr])
+    assert sum(c.values()) == 1 and c["credited"] == 1, c
+    entries = p.psql("SELECT e.amount FROM ledger_entries e JOIN deposits d USING (deposit_id)"
+                     " WHERE d.to_addr = :'v1' AND e.kind = 'user_credit'", addr)
+    assert entries == [[eggs]], f"expected one credit of {eggs} eggs, got {entries}"
