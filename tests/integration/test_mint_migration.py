@@ -79,6 +79,10 @@ def test_missing_mint_migration_pauses_mint_and_it_resumes_once_applied(tmp_path
         p.start("m")
         port = p.http_port("m")
         ready = lambda: http_get(f"http://127.0.0.1:{port}/health/ready")[0]
+        # The outage itself, not the not-ready of a copy still joining its
+        # group (under the sanitizers the join and the first batch are
+        # seconds apart, and ready is 200 in between).
+        wait_until(lambda: "outage: pausing consumption" in p.log("m"), 30, "mint to pause for the outage")
         wait_until(lambda: ready() == 503, 30, "mint to report not-ready")
         deadline = time.monotonic() + PAUSE_WATCH_S
         while time.monotonic() < deadline:
