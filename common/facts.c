@@ -1,4 +1,5 @@
 #include "facts.h"
+#include "pg.h"
 
 #include <inttypes.h>
 #include <stdbool.h>
@@ -46,16 +47,6 @@ _Static_assert(sizeof(((struct zl_facts *)0)->token_uri) == sizeof(((struct zl_e
                "token_uri sizes");
 _Static_assert(sizeof(((struct zl_facts *)0)->user_id) == sizeof(((struct zl_event *)0)->user_id), "user_id sizes");
 
-static void copy_col(char *dst, size_t dst_size, const PGresult *r, int row, int col)
-{
-    const char *v = PQgetvalue(r, row, col);
-    size_t len = strlen(v);
-    if (len >= dst_size)
-        len = dst_size - 1;
-    memcpy(dst, v, len);
-    dst[len] = '\0';
-}
-
 void zl_facts_from_result(const PGresult *r, int row, int col, struct zl_facts *out)
 {
     memset(out, 0, sizeof(*out));
@@ -69,7 +60,7 @@ void zl_facts_from_result(const PGresult *r, int row, int col, struct zl_facts *
                       sizeof(out->metadata_cid), sizeof(out->token_uri), sizeof(out->nft_contract),
                       sizeof(out->token_id),     sizeof(out->mint_tx_hash)};
     for (size_t i = 0; i < sizeof(text_cols) / sizeof(text_cols[0]); i++)
-        copy_col(dst[i], sizes[i], r, row, col + text_cols[i]);
+        zl_pg_copy_value(dst[i], sizes[i], r, row, col + text_cols[i]);
 }
 
 int zl_facts_compare(const struct zl_facts *f, const struct zl_event *ev, char *field, char *why, size_t why_size)

@@ -316,8 +316,12 @@ zl_class zl_ledger_decimals_of(struct zl_pg *p, uint64_t chain_id, const char *t
     if (res == NULL)
         return c;
     *recorded = PQntuples(res) > 0;
-    if (*recorded)
-        *decimals = atoi(PQgetvalue(res, 0, 0));
+    long long v = 0;
+    if (*recorded && zl_pg_int_value(res, 0, 0, 0, 255 /* the table's CHECK */, &v, errstr, errstr_size) != 0) {
+        PQclear(res);
+        return ZL_OUTAGE; /* the table holds what its CHECK forbids: a person must look, no deposit is at fault */
+    }
+    *decimals = (int)v;
     PQclear(res);
     return ZL_OK;
 }
@@ -333,10 +337,16 @@ zl_class zl_ledger_decimals_other(struct zl_pg *p, int configured, bool *found, 
     if (res == NULL)
         return c;
     *found = PQntuples(res) > 0;
+    long long chain = 0, d = 0;
+    if (*found && (zl_pg_int_value(res, 0, 0, 1, INT64_MAX, &chain, errstr, errstr_size) != 0 ||
+                   zl_pg_int_value(res, 0, 2, 0, 255 /* the table's CHECK */, &d, errstr, errstr_size) != 0)) {
+        PQclear(res);
+        return ZL_OUTAGE; /* as above: the table holds what its CHECKs forbid */
+    }
     if (*found) {
-        out->chain_id = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
-        snprintf(out->token, sizeof(out->token), "%s", PQgetvalue(res, 0, 1));
-        out->decimals = atoi(PQgetvalue(res, 0, 2));
+        out->chain_id = (uint64_t)chain;
+        zl_pg_copy_value(out->token, sizeof(out->token), res, 0, 1);
+        out->decimals = (int)d;
     }
     PQclear(res);
     return ZL_OK;

@@ -105,7 +105,8 @@ int zl_ledger_decimals_prepare(struct zl_pg *p);
 
 /* The decimals recorded for (chain_id, token). Returns ZL_OK with *recorded
  * false when detect has not recorded them (yet), or true and *decimals set;
- * or the class of a database failure with errstr. */
+ * or the class of a database failure with errstr (ZL_OUTAGE also for a
+ * stored value outside the table's CHECK: a person must look). */
 zl_class zl_ledger_decimals_of(struct zl_pg *p, uint64_t chain_id, const char *token, bool *recorded, int *decimals,
                                char *errstr, size_t errstr_size);
 

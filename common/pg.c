@@ -1,5 +1,6 @@
 #include "pg.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,6 +196,32 @@ void zl_pg_close(struct zl_pg *p)
 /* Builds a Postgres array literal {"a","b"} from ids. Elements are quoted and
  * backslash-escaped, so any text is safe; the result is a bound parameter,
  * never SQL. Returns a malloc'd string or NULL when out of memory. */
+void zl_pg_copy_value(char *dst, size_t dst_size, const PGresult *r, int row, int col)
+{
+    const char *v = PQgetvalue(r, row, col);
+    size_t len = strlen(v);
+    if (len >= dst_size)
+        len = dst_size - 1;
+    memcpy(dst, v, len);
+    dst[len] = '\0';
+}
+
+int zl_pg_int_value(const PGresult *r, int row, int col, long long min, long long max, long long *out,
+                    char *errstr, size_t errstr_size)
+{
+    const char *v = PQgetvalue(r, row, col);
+    char *end = NULL;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (v[0] == '\0' || end == NULL || *end != '\0' || errno != 0 || x < min || x > max) {
+        snprintf(errstr, errstr_size, "postgres: column %s holds \"%.40s\", not an integer in %lld..%lld",
+                 PQfname(r, col), v, min, max);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
 char *zl_pg_array_literal(const char *const *ids, size_t n)
 {
     size_t cap = 3;

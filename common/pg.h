@@ -85,6 +85,17 @@ bool zl_pg_connected(const struct zl_pg *p);
  * Returns a malloc'd string the caller frees, or NULL when out of memory. */
 char *zl_pg_array_literal(const char *const *items, size_t n);
 
+/* Copies the text of column col of row `row` of r into dst, cut to
+ * dst_size - 1 bytes and always NUL-terminated (a NULL column is ""). */
+void zl_pg_copy_value(char *dst, size_t dst_size, const PGresult *r, int row, int col);
+
+/* Reads column col of row `row` of r as a decimal integer in [min, max].
+ * Returns 0 with *out set, or -1 when it is not one (errstr names the value):
+ * a stored number the code cannot read is the schema's or a person's to fix,
+ * never guessed at (atoi read "x" as 0). */
+int zl_pg_int_value(const PGresult *r, int row, int col, long long min, long long max, long long *out,
+                    char *errstr, size_t errstr_size);
+
 /* Closes the connection and frees the DSN. p may be reused after zl_pg_init. */
 void zl_pg_close(struct zl_pg *p);
 

@@ -81,16 +81,6 @@ int zl_state_prepare(struct zl_pg *p)
     return 0;
 }
 
-static void copy_col(char *dst, size_t dst_size, const PGresult *r, int row, int col)
-{
-    const char *v = PQgetvalue(r, row, col);
-    size_t len = strlen(v);
-    if (len >= dst_size)
-        len = dst_size - 1;
-    memcpy(dst, v, len);
-    dst[len] = '\0';
-}
-
 zl_class zl_state_read(struct zl_pg *p, const char *const *ids, size_t n, struct zl_row *rows, char *errstr,
                        size_t errstr_size)
 {
@@ -117,11 +107,11 @@ zl_class zl_state_read(struct zl_pg *p, const char *const *ids, size_t n, struct
         if (zl_state_parse(PQgetvalue(r, j, 1), &row->state) != 0)
             row->state = ZL_STATE_UNKNOWN;
         row->attempts = (int)strtol(PQgetvalue(r, j, 2), NULL, 10);
-        copy_col(row->credit_id, sizeof(row->credit_id), r, j, 3);
-        copy_col(row->credit_eggs, sizeof(row->credit_eggs), r, j, 4);
-        copy_col(row->dead_from_state, sizeof(row->dead_from_state), r, j, 5);
+        zl_pg_copy_value(row->credit_id, sizeof(row->credit_id), r, j, 3);
+        zl_pg_copy_value(row->credit_eggs, sizeof(row->credit_eggs), r, j, 4);
+        zl_pg_copy_value(row->dead_from_state, sizeof(row->dead_from_state), r, j, 5);
         row->block_number = strtoull(PQgetvalue(r, j, 6), NULL, 10);
-        copy_col(row->block_hash, sizeof(row->block_hash), r, j, 7);
+        zl_pg_copy_value(row->block_hash, sizeof(row->block_hash), r, j, 7);
         row->confirmations = strtoll(PQgetvalue(r, j, 8), NULL, 10);
         zl_facts_from_result(r, j, 9, &row->facts);
     }
