@@ -77,41 +77,32 @@ int det_confirm_init(struct zl_detector *d, const struct zl_rpc_opts *tmpl, char
         snprintf(errstr, errstr_size, "detector: confirm_k %d needs the endpoint list", d->o.confirm_k);
         return -1;
     }
-    const char *p = tmpl->urls;
-    while (*p != '\0') {
-        while (*p == ' ' || *p == ',')
-            p++;
-        const char *end = p;
-        while (*end != '\0' && *end != ',')
-            end++;
-        const char *trim = end;
-        while (trim > p && trim[-1] == ' ')
-            trim--;
-        if (trim > p) {
-            if (d->nconfirm >= ZL_RPC_ENDPOINTS_MAX) {
-                snprintf(errstr, errstr_size, "rpc urls: more than %d endpoints", ZL_RPC_ENDPOINTS_MAX);
-                return -1;
-            }
-            char *one = strndup(p, (size_t)(trim - p));
-            if (one == NULL) {
-                snprintf(errstr, errstr_size, "detector: out of memory");
-                return -1;
-            }
-            struct zl_rpc_opts o = *tmpl;
-            o.urls = one;
-            o.quorum = 1;
-            o.hedge_after_ms = 0;
-            o.metrics = NULL; /* the main client reports the endpoints' health */
-            o.health = NULL;
-            o.name = "rpc_confirm";
-            url_label(one, strlen(one), d->confirm_label[d->nconfirm], sizeof(d->confirm_label[0]));
-            int rc = zl_rpc_new(&d->confirm[d->nconfirm], &o, errstr, errstr_size);
-            free(one);
-            if (rc != 0)
-                return -1;
-            d->nconfirm++;
+    const char *cursor = tmpl->urls;
+    const char *p;
+    size_t len;
+    while ((p = zl_rpc_next_url(&cursor, &len)) != NULL) {
+        if (d->nconfirm >= ZL_RPC_ENDPOINTS_MAX) {
+            snprintf(errstr, errstr_size, "rpc urls: more than %d endpoints", ZL_RPC_ENDPOINTS_MAX);
+            return -1;
         }
-        p = end;
+        char *one = strndup(p, len);
+        if (one == NULL) {
+            snprintf(errstr, errstr_size, "detector: out of memory");
+            return -1;
+        }
+        struct zl_rpc_opts o = *tmpl;
+        o.urls = one;
+        o.quorum = 1;
+        o.hedge_after_ms = 0;
+        o.metrics = NULL; /* the main client reports the endpoints' health */
+        o.health = NULL;
+        o.name = "rpc_confirm";
+        url_label(one, strlen(one), d->confirm_label[d->nconfirm], sizeof(d->confirm_label[0]));
+        int rc = zl_rpc_new(&d->confirm[d->nconfirm], &o, errstr, errstr_size);
+        free(one);
+        if (rc != 0)
+            return -1;
+        d->nconfirm++;
     }
     if ((size_t)d->o.confirm_k > d->nconfirm) {
         snprintf(errstr, errstr_size,

@@ -608,6 +608,23 @@ static int endpoint_init(struct zl_rpc *r, struct rpc_endpoint *ep, const char *
     return 0;
 }
 
+const char *zl_rpc_next_url(const char **cursor, size_t *len)
+{
+    const char *p = *cursor;
+    while (*p == ' ' || *p == ',')
+        p++;
+    const char *end = p;
+    while (*end != '\0' && *end != ',')
+        end++;
+    *cursor = end;
+    while (end > p && end[-1] == ' ')
+        end--;
+    if (end == p)
+        return NULL; /* only separators were left */
+    *len = (size_t)(end - p);
+    return p;
+}
+
 int zl_rpc_new(struct zl_rpc **out, const struct zl_rpc_opts *opts, char *errstr, size_t errstr_size)
 {
     *out = NULL;
@@ -646,28 +663,19 @@ int zl_rpc_new(struct zl_rpc **out, const struct zl_rpc_opts *opts, char *errstr
     }
     curl_multi_setopt(r->multi, CURLMOPT_MAXCONNECTS, (long)ZL_RPC_ENDPOINTS_MAX * 2);
 
-    const char *p = opts->urls;
-    while (*p != '\0') {
-        while (*p == ' ' || *p == ',')
-            p++;
-        if (*p == '\0')
-            break;
-        const char *end = p;
-        while (*end != '\0' && *end != ',')
-            end++;
-        const char *trim = end;
-        while (trim > p && trim[-1] == ' ')
-            trim--;
+    const char *cursor = opts->urls;
+    const char *p;
+    size_t len;
+    while ((p = zl_rpc_next_url(&cursor, &len)) != NULL) {
         if (r->n >= ZL_RPC_ENDPOINTS_MAX) {
             snprintf(errstr, errstr_size, "rpc urls: more than %d endpoints", ZL_RPC_ENDPOINTS_MAX);
             goto fail;
         }
-        if (endpoint_init(r, &r->eps[r->n], p, (size_t)(trim - p), r->n, errstr, errstr_size) != 0) {
+        if (endpoint_init(r, &r->eps[r->n], p, len, r->n, errstr, errstr_size) != 0) {
             r->n++; /* so fail: releases what was set up */
             goto fail;
         }
         r->n++;
-        p = end;
     }
     if (r->n == 0) {
         snprintf(errstr, errstr_size, "rpc: no endpoint URLs given (set ZL_RPC_URLS, comma-separated)");

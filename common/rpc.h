@@ -58,6 +58,12 @@ struct zl_rpc_error {
 
 struct zl_rpc;
 
+/* The next URL of a comma-separated list (spaces around a URL ignored):
+ * returns its start with *len set and moves *cursor past it, or NULL when
+ * none is left. The one place the list is split (the client and detect's
+ * per-endpoint confirm clients). */
+const char *zl_rpc_next_url(const char **cursor, size_t *len);
+
 /* Creates the client. Returns 0, or -1 with errstr naming the bad option or
  * URL. A plain http:// URL whose host is not loopback (localhost,
  * 127.0.0.0/8, [::1]) is refused unless opts->allow_http: its answers decide
