@@ -68,7 +68,7 @@ struct zl_admin {
     struct fail_peer fail_peers[FAIL_PEERS_MAX];
     struct zl_pg gauges_pg;               /* main thread only: zl_admin_tick */
     struct zl_rpc *rpc;                   /* claims; NULL without rpc_urls (guarded by db_lock) */
-    char token[ZL_ADDRESS_HEX_SIZE];      /* o.token_address, lower-cased */
+    struct zl_tokens tokens;              /* what claims look for (o.tokens or o.token_address) */
 };
 
 /* ------------------------------------------------------------ pure helpers */
@@ -579,8 +579,8 @@ static void h_claim(struct call *c)
     char err[ZL_ERRSTR_SIZE];
     zl_class cls = ZL_OK;
     if (c->a->rpc == NULL)
-        set_error(c, 503, "claims need ZL_RPC_URLS and ZL_TOKEN_ADDRESS on zl-admin");
-    else if ((cls = zl_claim_run(&c->a->pg, c->a->rpc, (uint64_t)c->a->o.chain_id, c->a->token, tx, &list, err,
+        set_error(c, 503, "claims need ZL_RPC_URLS and ZL_TOKENS (or ZL_TOKEN_ADDRESS) on zl-admin");
+    else if ((cls = zl_claim_run(&c->a->pg, c->a->rpc, (uint64_t)c->a->o.chain_id, &c->a->tokens, tx, &list, err,
                                  sizeof(err))) != ZL_OK)
         set_error(c, cls == ZL_PERMANENT ? 422 : 502, "claim %s: %s", tx != NULL ? tx : "", err);
     size_t i, fresh = 0;
@@ -964,8 +964,8 @@ int zl_admin_new(struct zl_admin **out, const struct zl_admin_opts *o, char *err
             return -1;
         }
     }
-    if (zl_claim_rpc_new(&a->rpc, o->rpc_urls, o->token_address, a->token, o->http_timeout_ms, o->rpc_allow_http,
-                         errstr, errstr_size) != 0) {
+    if (zl_claim_rpc_new(&a->rpc, o->rpc_urls, o->tokens, o->token_address, &a->tokens, o->http_timeout_ms,
+                         o->rpc_allow_http, errstr, errstr_size) != 0) {
         zl_admin_free(a);
         return -1;
     }

@@ -87,7 +87,8 @@ struct zl_admin_opts {
     int64_t http_timeout_ms;  /* per worker scrape / forward */
     int64_t pg_connect_timeout_ms;
     const char *rpc_urls;       /* claims' endpoints; NULL or "": claims answer 503 */
-    const char *token_address;  /* the token claims look for (with rpc_urls) */
+    const char *tokens;         /* ZL_TOKENS: the tokens claims look for (with rpc_urls) */
+    const char *token_address;  /* or the single-token form */
     bool rpc_allow_http;        /* claims may use plain http:// off loopback */
     int64_t chain_id;           /* of the claimed deposits */
     struct zl_metrics *metrics; /* borrowed; may be NULL */

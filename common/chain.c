@@ -174,8 +174,13 @@ const struct zl_setting zl_chain_settings[] = {
     {"ZL_RPC_ALLOW_HTTP", ZL_CFG_BOOL, "false",
      "accept plain http:// endpoints that are not loopback (no TLS: anyone on the path can change answers)",
      OFF(rpc_allow_http), 0, 0},
-    {"ZL_TOKEN_ADDRESS", ZL_CFG_STR, NULL, "ERC-20 contract whose Transfers are deposits (USDT)", OFF(token_address),
-     0, 0},
+    {"ZL_TOKENS", ZL_CFG_STR, "",
+     "deposit tokens, SYMBOL:ADDRESS:DECIMALS[:MIN_AMOUNT] comma-separated (decimals checked against the chain at "
+     "start)",
+     OFF(tokens), 0, 0},
+    {"ZL_TOKEN_ADDRESS", ZL_CFG_STR, "",
+     "the single-token form of ZL_TOKENS: one ERC-20 contract whose Transfers are deposits (USDT)",
+     OFF(token_address), 0, 0},
 };
 const size_t zl_chain_settings_count = sizeof(zl_chain_settings) / sizeof(zl_chain_settings[0]);
 #undef OFF
@@ -196,6 +201,18 @@ void zl_chain_rpc_opts(const struct zl_chain_config *cfg, struct zl_metrics *met
     opts->metrics = metrics;
     opts->health = health;
     opts->name = "rpc";
+}
+
+int zl_chain_tokens(const struct zl_chain_config *cfg, const char *default_min, struct zl_tokens *out, char *errstr,
+                    size_t errstr_size)
+{
+    if (zl_tokens_load(out, cfg->tokens, cfg->token_address, default_min, errstr, errstr_size) != 0)
+        return -1;
+    if (out->n == 0) {
+        snprintf(errstr, errstr_size, "ZL_TOKENS (or ZL_TOKEN_ADDRESS for a single token) is required");
+        return -1;
+    }
+    return 0;
 }
 
 zl_class zl_chain_token_decimals(struct zl_rpc *rpc, const char *token, int *decimals, char *errstr,

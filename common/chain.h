@@ -18,6 +18,7 @@
 #include "config.h"
 #include "hex.h"
 #include "rpc.h"
+#include "tokens.h"
 #include "zl.h"
 
 /* keccak256("Transfer(address,address,uint256)") */
@@ -78,7 +79,8 @@ struct zl_chain_config {
     int64_t rpc_breaker_min_calls;
     int64_t rpc_breaker_break_ms;
     bool rpc_allow_http;
-    char *token_address;
+    char *token_address; /* ZL_TOKEN_ADDRESS: the single-token form */
+    char *tokens;        /* ZL_TOKENS: the list (tokens.h) */
 };
 
 extern const struct zl_setting zl_chain_settings[];
@@ -88,6 +90,12 @@ extern const size_t zl_chain_settings_count;
  * metrics and health may be NULL. */
 void zl_chain_rpc_opts(const struct zl_chain_config *cfg, struct zl_metrics *metrics, struct zl_health *health,
                        struct zl_rpc_opts *opts);
+
+/* The deposit tokens (tokens.h) from ZL_TOKENS or ZL_TOKEN_ADDRESS, entries
+ * without a minimum taking default_min (NULL: "1"). Returns 0, or -1 with
+ * errstr when the settings are wrong or name no token at all. */
+int zl_chain_tokens(const struct zl_chain_config *cfg, const char *default_min, struct zl_tokens *out, char *errstr,
+                    size_t errstr_size);
 
 /* Reads decimals() of an ERC-20 token with eth_call. Returns ZL_OK with
  * *decimals set, ZL_PERMANENT when the call reverts or its answer is not a

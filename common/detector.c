@@ -132,6 +132,9 @@ int zl_detector_new(struct zl_detector **out, const struct zl_detector_opts *opt
         return -1;
     }
     d->o.token = d->token;
+    snprintf(d->token_label, sizeof(d->token_label), "token=\"%.15s\"",
+             opts->symbol != NULL && opts->symbol[0] != '\0' ? opts->symbol : "TOKEN");
+    d->o.symbol = NULL; /* borrowed for the call only: the label keeps it */
     snprintf(d->topic, sizeof(d->topic), "%s", opts->topic);
     d->o.topic = d->topic;
     snprintf(d->chain_text, sizeof(d->chain_text), "%" PRIu64, opts->chain_id);
@@ -173,12 +176,12 @@ int zl_detector_new(struct zl_detector **out, const struct zl_detector_opts *opt
                             "Transfers of the token read by the live scan (before the address filter)");
         d->m_blocks = zl_metrics_counter_handle(m, "zl_detect_blocks_scanned_total", NULL);
         d->m_deposits = zl_metrics_counter_handle(m, "zl_detect_deposits_total", NULL);
-        d->m_lag = zl_metrics_gauge_handle(m, "zl_detect_head_lag_blocks", NULL);
+        d->m_lag = zl_metrics_gauge_handle(m, "zl_detect_head_lag_blocks", d->token_label);
         d->m_reorgs = zl_metrics_counter_handle(m, "zl_detect_reorgs_total", NULL);
         d->m_orphaned = zl_metrics_counter_handle(m, "zl_detect_orphaned_total", NULL);
         d->m_past_finality = zl_metrics_counter_handle(m, "zl_detect_reorg_past_finality_total", NULL);
         d->m_publish_failed = zl_metrics_counter_handle(m, "zl_detect_publish_failed_total", NULL);
-        d->m_range = zl_metrics_gauge_handle(m, "zl_detect_range_blocks", NULL);
+        d->m_range = zl_metrics_gauge_handle(m, "zl_detect_range_blocks", d->token_label);
         d->m_transfers = zl_metrics_counter_handle(m, "zl_detect_transfers_scanned_total", NULL);
         det_addr_metrics(d);
         det_confirm_metrics(d);

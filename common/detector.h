@@ -45,6 +45,11 @@
  * Each step logs where its time went (eth_getLogs + JSON decoding, parsing,
  * waiting for PostgreSQL, publishing) in its "recorded ..." line.
  *
+ * One detector scans one token: detect runs one per ZL_TOKENS entry, each on
+ * its own connection with its own cursor, lock and backfills. Counters are
+ * totals over the tokens; the gauges that differ per token carry a
+ * token="SYMBOL" label.
+ *
  * Ownership: the detector borrows pg, rpc, producer, metrics and health,
  * which must outlive it. @locality one thread (the detect main loop).
  */
@@ -87,6 +92,8 @@ extern const char zl_detect_insert_sql[];
 struct zl_detector_opts {
     uint64_t chain_id;
     const char *token;              /* lower-case 0x address; copied */
+    const char *symbol;             /* the token's name in ZL_TOKENS (tokens.h), for the gauges' token label;
+                                     * copied; NULL: "TOKEN" */
     const char *topic;              /* output topic; copied */
     int64_t lag_blocks;             /* blocks behind head to stay */
     int64_t range_max;              /* blocks per step at most */

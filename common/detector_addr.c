@@ -76,7 +76,7 @@ void det_addr_metrics(struct zl_detector *d)
     zl_metrics_describe(m, "zl_detect_backfill_done_total", ZL_METRIC_COUNTER, "backfill ranges finished");
     d->m_addresses = zl_metrics_gauge_handle(m, "zl_detect_addresses", NULL);
     d->m_addr_limit = zl_metrics_counter_handle(m, "zl_detect_address_limit_hit_total", NULL);
-    d->m_bf_pending = zl_metrics_gauge_handle(m, "zl_detect_backfill_pending", NULL);
+    d->m_bf_pending = zl_metrics_gauge_handle(m, "zl_detect_backfill_pending", d->token_label);
     d->m_bf_blocks = zl_metrics_counter_handle(m, "zl_detect_backfill_blocks_total", NULL);
     d->m_bf_deposits = zl_metrics_counter_handle(m, "zl_detect_backfill_deposits_total", NULL);
     d->m_bf_done = zl_metrics_counter_handle(m, "zl_detect_backfill_done_total", NULL);

@@ -17,12 +17,15 @@
 /* Bytes of an endpoint's label (scheme://host[:port], never the path, which
  * may hold an API key): host names are at most 253 bytes. */
 #define DET_ENDPOINT_LABEL_BYTES 272
+/* Bytes of the gauges' label: token="" around a 15-byte symbol. */
+#define DET_TOKEN_LABEL_BYTES 32
 /* Bytes of a deposit id (zl_deposit_id_format: 95 always suffice). */
 #define DEPOSIT_ID_TEXT_MAX 96
 
 struct zl_detector {
     struct zl_detector_opts o;
     char token[ZL_ADDRESS_HEX_SIZE];
+    char token_label[DET_TOKEN_LABEL_BYTES]; /* token="SYMBOL", on the per-token gauges */
     char topic[256];
     char lock_key[128];
     char chain_text[NUM_TEXT_MAX];

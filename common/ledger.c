@@ -144,10 +144,11 @@ void zl_ledger_entry_ids(const char *deposit_id, char credit_id[ZL_LEDGER_ID_SIZ
  * statement, when the accounts inserted by acc exist. */
 static const char SQL_APPLY[] =
     "WITH i AS ("
-    "  SELECT t.deposit_id, t.eggs, t.rate, t.source, t.credit_id, t.contra_id,"
+    "  SELECT t.deposit_id, t.eggs, t.rate, t.source, t.credit_id, t.contra_id, t.decimals,"
     "         d.user_id, lower(d.token) AS token, d.amount"
-    "  FROM unnest($1::text[], $2::numeric[], $3::numeric[], $4::numeric[], $5::text[], $6::uuid[], $7::uuid[])"
-    "       AS t(deposit_id, amount, eggs, rate, source, credit_id, contra_id)"
+    "  FROM unnest($1::text[], $2::numeric[], $3::numeric[], $4::numeric[], $5::text[], $6::uuid[], $7::uuid[],"
+    "              $8::int[])"
+    "       AS t(deposit_id, amount, eggs, rate, source, credit_id, contra_id, decimals)"
     "  JOIN deposits d ON d.deposit_id = t.deposit_id AND d.amount = t.amount"
     "), acc AS ("
     "  INSERT INTO ledger_accounts AS a (account_id, kind, owner, balance)"
@@ -162,10 +163,10 @@ static const char SQL_APPLY[] =
     "), ent AS ("
     "  INSERT INTO ledger_entries (entry_id, credit_id, deposit_id, kind, account_id, amount, token_amount,"
     "                              token_decimals, rate, rate_source)"
-    "  SELECT credit_id, credit_id, deposit_id, 'user_credit', 'user:' || user_id, eggs, amount, $8::int,"
+    "  SELECT credit_id, credit_id, deposit_id, 'user_credit', 'user:' || user_id, eggs, amount, decimals,"
     "         rate, source FROM i"
     "  UNION ALL"
-    "  SELECT contra_id, credit_id, deposit_id, 'system_debit', 'system:' || token, -eggs, amount, $8::int,"
+    "  SELECT contra_id, credit_id, deposit_id, 'system_debit', 'system:' || token, -eggs, amount, decimals,"
     "         rate, source FROM i"
     "  RETURNING 1"
     "), upd AS ("
@@ -187,10 +188,10 @@ int zl_ledger_prepare(struct zl_pg *p)
     return 0;
 }
 
-/* Columns of the apply statement, in parameter order ($1..$7). */
-enum { COL_ID, COL_AMOUNT, COL_EGGS, COL_RATE, COL_SOURCE, COL_CREDIT, COL_CONTRA, COLS_N };
+/* Columns of the apply statement, in parameter order ($1..$8). */
+enum { COL_ID, COL_AMOUNT, COL_EGGS, COL_RATE, COL_SOURCE, COL_CREDIT, COL_CONTRA, COL_DECIMALS, COLS_N };
 
-zl_class zl_ledger_apply(struct zl_pg *p, const struct zl_ledger_credit *c, size_t n, int decimals, char *errstr,
+zl_class zl_ledger_apply(struct zl_pg *p, const struct zl_ledger_credit *c, size_t n, char *errstr,
                          size_t errstr_size)
 {
     if (n == 0)
@@ -198,7 +199,8 @@ zl_class zl_ledger_apply(struct zl_pg *p, const struct zl_ledger_credit *c, size
     zl_class cls = ZL_TRANSIENT;
     const char **cols[COLS_N] = {NULL};
     char *arrs[COLS_N] = {NULL};
-    bool oom = false;
+    char(*dec)[ZL_INT64_DEC_SIZE] = calloc(n, sizeof(*dec));
+    bool oom = dec == NULL;
     for (int k = 0; k < COLS_N; k++) {
         cols[k] = calloc(n, sizeof(char *));
         oom = oom || cols[k] == NULL;
@@ -206,7 +208,8 @@ zl_class zl_ledger_apply(struct zl_pg *p, const struct zl_ledger_credit *c, size
     for (size_t i = 0; !oom && i < n; i++) {
         /* Both sides of the boundary: only well-formed values are sent. */
         ZL_ASSERT(zl_valid_uint256_dec(c[i].amount) && zl_valid_uint256_dec(c[i].eggs) &&
-                  zl_valid_rate(c[i].rate) && zl_valid_uuid(c[i].credit_id) && zl_valid_uuid(c[i].contra_id));
+                  zl_valid_rate(c[i].rate) && zl_valid_uuid(c[i].credit_id) && zl_valid_uuid(c[i].contra_id) &&
+                  c[i].decimals >= 0 && c[i].decimals <= ZL_TOKEN_DECIMALS_MAX);
         cols[COL_ID][i] = c[i].deposit_id;
         cols[COL_AMOUNT][i] = c[i].amount;
         cols[COL_EGGS][i] = c[i].eggs;
@@ -214,6 +217,8 @@ zl_class zl_ledger_apply(struct zl_pg *p, const struct zl_ledger_credit *c, size
         cols[COL_SOURCE][i] = c[i].source;
         cols[COL_CREDIT][i] = c[i].credit_id;
         cols[COL_CONTRA][i] = c[i].contra_id;
+        snprintf(dec[i], sizeof(dec[i]), "%d", c[i].decimals);
+        cols[COL_DECIMALS][i] = dec[i];
     }
     for (int k = 0; !oom && k < COLS_N; k++) {
         arrs[k] = zl_pg_array_literal(cols[k], n);
@@ -223,9 +228,7 @@ zl_class zl_ledger_apply(struct zl_pg *p, const struct zl_ledger_credit *c, size
         snprintf(errstr, errstr_size, "ledger: out of memory building a batch of %zu credits", n);
         goto out;
     }
-    char dec[ZL_INT64_DEC_SIZE];
-    snprintf(dec, sizeof(dec), "%d", decimals);
-    const char *params[8] = {arrs[0], arrs[1], arrs[2], arrs[3], arrs[4], arrs[5], arrs[6], dec};
+    const char *params[8] = {arrs[0], arrs[1], arrs[2], arrs[3], arrs[4], arrs[5], arrs[6], arrs[7]};
     char perr[ZL_ERRSTR_SIZE];
     PGresult *r = zl_pg_prepared(p, "zl_ledger_apply", 8, params, PGRES_TUPLES_OK, &cls, perr, sizeof(perr));
     if (r == NULL) {
@@ -250,6 +253,7 @@ out:
         free(cols[k]);
         free(arrs[k]);
     }
+    free(dec);
     return cls;
 }
 
@@ -295,12 +299,13 @@ zl_class zl_ledger_read_credit(struct zl_pg *p, const char *deposit_id, char *cr
 static const char SQL_DECIMALS_OF[] = "SELECT decimals FROM token_decimals WHERE chain_id = $1 AND token = $2";
 
 static const char SQL_DECIMALS_OTHER[] = "SELECT chain_id::text, token, decimals FROM token_decimals"
-                                         " WHERE decimals <> $1 ORDER BY chain_id, token LIMIT 1";
+                                         " WHERE decimals <> $1 AND ($2::text IS NULL OR token = $2)"
+                                         " ORDER BY chain_id, token LIMIT 1";
 
 int zl_ledger_decimals_prepare(struct zl_pg *p)
 {
     if (zl_pg_add_stmt(p, "zl_ledger_decimals_of", SQL_DECIMALS_OF, 2) != 0 ||
-        zl_pg_add_stmt(p, "zl_ledger_decimals_other", SQL_DECIMALS_OTHER, 1) != 0)
+        zl_pg_add_stmt(p, "zl_ledger_decimals_other", SQL_DECIMALS_OTHER, 2) != 0)
         return -1;
     return 0;
 }
@@ -326,14 +331,14 @@ zl_class zl_ledger_decimals_of(struct zl_pg *p, uint64_t chain_id, const char *t
     return ZL_OK;
 }
 
-zl_class zl_ledger_decimals_other(struct zl_pg *p, int configured, bool *found, struct zl_ledger_decimals *out,
-                                  char *errstr, size_t errstr_size)
+zl_class zl_ledger_decimals_other(struct zl_pg *p, const char *token, int configured, bool *found,
+                                  struct zl_ledger_decimals *out, char *errstr, size_t errstr_size)
 {
     char dec[ZL_INT64_DEC_SIZE];
     snprintf(dec, sizeof(dec), "%d", configured);
-    const char *params[1] = {dec};
+    const char *params[2] = {dec, token};
     zl_class c;
-    PGresult *res = zl_pg_prepared(p, "zl_ledger_decimals_other", 1, params, PGRES_TUPLES_OK, &c, errstr, errstr_size);
+    PGresult *res = zl_pg_prepared(p, "zl_ledger_decimals_other", 2, params, PGRES_TUPLES_OK, &c, errstr, errstr_size);
     if (res == NULL)
         return c;
     *found = PQntuples(res) > 0;

@@ -65,6 +65,7 @@ struct zl_ledger_credit {
     const char *source;     /* zl_rate_source_name(): "db", "http", ... */
     const char *credit_id;  /* from zl_ledger_entry_ids */
     const char *contra_id;
+    int decimals;           /* the token's decimals the eggs were computed with */
 };
 
 /* Registers the ledger's statements on p (see pg.h). Returns -1 when p has
@@ -80,7 +81,7 @@ int zl_ledger_prepare(struct zl_pg *p);
  * Returns ZL_OK, ZL_OUTAGE (connection lost), ZL_TRANSIENT (deadlock,
  * serialization, out of memory) or ZL_PERMANENT with errstr naming what was
  * refused; on failure the caller rolls back. */
-zl_class zl_ledger_apply(struct zl_pg *p, const struct zl_ledger_credit *c, size_t n, int decimals, char *errstr,
+zl_class zl_ledger_apply(struct zl_pg *p, const struct zl_ledger_credit *c, size_t n, char *errstr,
                          size_t errstr_size);
 
 /* ---- token decimals recorded from the chain (token_decimals) ----
@@ -111,10 +112,11 @@ zl_class zl_ledger_decimals_of(struct zl_pg *p, uint64_t chain_id, const char *t
                                char *errstr, size_t errstr_size);
 
 /* The first recorded token (by chain id, then address) whose decimals are
- * not `configured`. Returns ZL_OK with *found and, when found, *out set; or
- * the class of a database failure with errstr. */
-zl_class zl_ledger_decimals_other(struct zl_pg *p, int configured, bool *found, struct zl_ledger_decimals *out,
-                                  char *errstr, size_t errstr_size);
+ * not `configured`, among every token (token NULL) or that one (lower-case
+ * address, on any chain). Returns ZL_OK with *found and, when found, *out
+ * set; or the class of a database failure with errstr. */
+zl_class zl_ledger_decimals_other(struct zl_pg *p, const char *token, int configured, bool *found,
+                                  struct zl_ledger_decimals *out, char *errstr, size_t errstr_size);
 
 /* Reads back the credit of a deposit already credited, for re-publishing:
  * its credit_id, eggs and rate as stored on the user_credit entry (each

@@ -299,14 +299,18 @@ zl_class zl_reconcile_range(const struct zl_reconcile_opts *o, uint64_t from, ui
 
 /* ------------------------------------------------------------ claim */
 
-int zl_claim_rpc_new(struct zl_rpc **out, const char *urls, const char *token, char token_out[ZL_ADDRESS_HEX_SIZE],
-                     int64_t timeout_ms, bool allow_http, char *errstr, size_t errstr_size)
+int zl_claim_rpc_new(struct zl_rpc **out, const char *urls, const char *tokens, const char *token_address,
+                     struct zl_tokens *tokens_out, int64_t timeout_ms, bool allow_http, char *errstr,
+                     size_t errstr_size)
 {
     *out = NULL;
+    tokens_out->n = 0;
     if (urls == NULL || urls[0] == '\0')
         return 0;
-    if (token == NULL || zl_hex_lower(token, ZL_ADDRESS_HEX_DIGITS, token_out, ZL_ADDRESS_HEX_SIZE) != 0) {
-        snprintf(errstr, errstr_size, "ZL_TOKEN_ADDRESS must be a 0x 20-byte address when ZL_RPC_URLS is set");
+    if (zl_tokens_load(tokens_out, tokens, token_address, NULL, errstr, errstr_size) != 0)
+        return -1;
+    if (tokens_out->n == 0) {
+        snprintf(errstr, errstr_size, "claims need ZL_TOKENS (or ZL_TOKEN_ADDRESS) when ZL_RPC_URLS is set");
         return -1;
     }
     struct zl_rpc_opts ro = {.urls = urls, .timeout_ms = timeout_ms, .quorum = 1, .breaker_failure_ratio = 0.5,
@@ -400,8 +404,9 @@ out:
     return c;
 }
 
-zl_class zl_claim_run(struct zl_pg *pg, struct zl_rpc *rpc, uint64_t chain_id, const char *token,
-                      const char *tx_hash, json_t **out, char *errstr, size_t errstr_size)
+/* One token's part of a claim (zl_claim_run). */
+static zl_class claim_token(struct zl_pg *pg, struct zl_rpc *rpc, uint64_t chain_id, const char *token,
+                            const char *tx_hash, json_t **out, char *errstr, size_t errstr_size)
 {
     *out = NULL;
     char tx[ZL_HASH_HEX_SIZE];
@@ -466,6 +471,26 @@ zl_class zl_claim_run(struct zl_pg *pg, struct zl_rpc *rpc, uint64_t chain_id, c
     if (c != ZL_OK) {
         json_decref(list);
         return c;
+    }
+    *out = list;
+    return ZL_OK;
+}
+
+zl_class zl_claim_run(struct zl_pg *pg, struct zl_rpc *rpc, uint64_t chain_id, const struct zl_tokens *tokens,
+                      const char *tx_hash, json_t **out, char *errstr, size_t errstr_size)
+{
+    *out = NULL;
+    json_t *list = json_array();
+    /* Each token's Transfers in the transaction (a payout may send several). */
+    for (size_t k = 0; k < tokens->n; k++) {
+        json_t *part = NULL;
+        zl_class c = claim_token(pg, rpc, chain_id, tokens->t[k].address, tx_hash, &part, errstr, errstr_size);
+        if (c != ZL_OK) {
+            json_decref(list);
+            return c;
+        }
+        json_array_extend(list, part);
+        json_decref(part);
     }
     *out = list;
     return ZL_OK;

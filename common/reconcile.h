@@ -24,6 +24,7 @@
 #include "hex.h"
 #include "pg.h"
 #include "rpc.h"
+#include "tokens.h"
 #include "zl.h"
 
 /* Blocks per eth_getLogs request of a rescan at most (the setting's upper
@@ -68,19 +69,21 @@ zl_class zl_reconcile_head(struct zl_rpc *rpc, uint64_t *head, char *errstr, siz
 zl_class zl_reconcile_range(const struct zl_reconcile_opts *o, uint64_t from, uint64_t to,
                             struct zl_reconcile_stats *st, char *errstr, size_t errstr_size);
 
-/* The claims' RPC client on urls (one endpoint's word at a time), and the
- * token lower-cased into token_out. *out stays NULL when urls is NULL or
- * "" (claims are then off). allow_http accepts plain http:// off loopback
- * (rpc.h). Returns 0, or -1 with errstr (a bad token or endpoint list). */
-int zl_claim_rpc_new(struct zl_rpc **out, const char *urls, const char *token, char token_out[ZL_ADDRESS_HEX_SIZE],
-                     int64_t timeout_ms, bool allow_http, char *errstr, size_t errstr_size);
+/* The claims' RPC client on urls (one endpoint's word at a time) and
+ * their tokens (tokens.h: ZL_TOKENS, or ZL_TOKEN_ADDRESS alone) into
+ * tokens_out. *out stays NULL when urls is NULL or "" (claims are then
+ * off). allow_http accepts plain http:// off loopback (rpc.h). Returns 0,
+ * or -1 with errstr (bad or no tokens, a bad endpoint list). */
+int zl_claim_rpc_new(struct zl_rpc **out, const char *urls, const char *tokens, const char *token_address,
+                     struct zl_tokens *tokens_out, int64_t timeout_ms, bool allow_http, char *errstr,
+                     size_t errstr_size);
 
 /* Registers detect's insert statement on pg as ZL_CLAIM_STMT, and the
  * claim's read-back (before pg's first zl_pg_ensure). Returns 0, or -1 when
  * pg has no room. */
 int zl_claim_prepare(struct zl_pg *pg);
 
-/* Claims tx_hash: its receipt's Transfers of token, each recorded if absent
+/* Claims tx_hash: its receipt's Transfers of each token, each recorded if absent
  * (on pg, inside the caller's transaction) and then read back. *out gets a
  * new JSON array, one object per Transfer: deposit_id, to, amount, block,
  * "recorded" ("now": this call recorded it; "already": a row existed;
@@ -90,7 +93,7 @@ int zl_claim_prepare(struct zl_pg *pg);
  * when the hash is malformed, the node knows no such transaction or it
  * holds more than ZL_CLAIM_TRANSFERS_MAX; else the RPC's or database's
  * class. */
-zl_class zl_claim_run(struct zl_pg *pg, struct zl_rpc *rpc, uint64_t chain_id, const char *token,
+zl_class zl_claim_run(struct zl_pg *pg, struct zl_rpc *rpc, uint64_t chain_id, const struct zl_tokens *tokens,
                       const char *tx_hash, json_t **out, char *errstr, size_t errstr_size);
 
 #endif /* ZL_RECONCILE_H */

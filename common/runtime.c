@@ -233,8 +233,9 @@ static int start(struct rt *rt, char *err, size_t err_size)
     rt->health = rt->boot.health;
     if (rt->stage->init != NULL) {
         struct zl_runtime_env env = {.metrics = rt->metrics, .health = rt->health, .cfg = &rt->cfg};
-        if (rt->stage->init(rt->stage->ctx, &env, err, err_size) != 0)
-            return -1;
+        int r = rt->stage->init(rt->stage->ctx, &env, err, err_size);
+        if (r != 0)
+            return r == ZL_RUNTIME_INIT_REFUSED ? r : -1;
         rt->stage_inited = true;
     }
     zl_health_set_dep(rt->health, "postgres", false, "connecting", "");
@@ -399,7 +400,11 @@ int zl_runtime_main(const struct zl_stage *stage, struct zl_config_section *extr
         zl_boot_stop(&rt.boot);
         return ZL_EXIT_CONFIG;
     }
-    if (start(&rt, err, sizeof(err)) != 0) {
+    int started = start(&rt, err, sizeof(err));
+    if (started == ZL_RUNTIME_INIT_REFUSED) {
+        zl_log(ZL_LOG_ERROR, NULL, "configuration: %s", err);
+        rc = ZL_EXIT_CONFIG;
+    } else if (started != 0) {
         zl_log(ZL_LOG_ERROR, NULL, "startup: %s", err);
         rc = ZL_EXIT_FATAL;
     } else {

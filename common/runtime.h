@@ -55,6 +55,9 @@ struct zl_health;
 struct zl_runtime_config;
 
 /* What the runtime lends a stage at init: valid until fini. */
+/* What a stage's init returns for a wrong setting (see init below). */
+#define ZL_RUNTIME_INIT_REFUSED (-2)
+
 struct zl_runtime_env {
     struct zl_metrics *metrics;            /* register the stage's own metrics here */
     struct zl_health *health;              /* report the stage's dependencies here */
@@ -107,8 +110,9 @@ struct zl_stage {
     zl_class (*probe)(void *ctx, char *errstr, size_t errstr_size);
 
     /* Optional: called once after config is loaded and health/metrics
-     * exist, before consuming. Returns 0, or -1 with errstr (startup fails,
-     * exit code 1). */
+     * exist, before consuming. Returns 0; -1 with errstr (startup fails,
+     * exit code 1); or ZL_RUNTIME_INIT_REFUSED with errstr when a setting is
+     * wrong (exit code 2, ZL_EXIT_CONFIG: restarting will not help). */
     int (*init)(void *ctx, const struct zl_runtime_env *env, char *errstr, size_t errstr_size);
 
     /* Optional: the admin API's breaker reset (POST /admin/breakers/reset

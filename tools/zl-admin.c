@@ -30,6 +30,7 @@ struct admin_config {
     int64_t auth_fail_burst;
     int64_t http_timeout_ms;
     char *rpc_urls;
+    char *tokens;
     char *token_address;
     bool rpc_allow_http;
     int64_t chain_id;
@@ -56,7 +57,10 @@ static const struct zl_setting admin_settings[] = {
      offsetof(struct admin_config, http_timeout_ms), 100, 60000},
     {"ZL_RPC_URLS", ZL_CFG_STR, "", "JSON-RPC endpoints for POST /admin/claims (zlctl claim); empty: claims off",
      offsetof(struct admin_config, rpc_urls), 0, 0},
-    {"ZL_TOKEN_ADDRESS", ZL_CFG_STR, "", "ERC-20 contract whose Transfers a claim records (with ZL_RPC_URLS)",
+    {"ZL_TOKENS", ZL_CFG_STR, "",
+     "deposit tokens whose Transfers a claim records, as detect reads them (SYMBOL:ADDRESS:DECIMALS[:MIN_AMOUNT],...)",
+     offsetof(struct admin_config, tokens), 0, 0},
+    {"ZL_TOKEN_ADDRESS", ZL_CFG_STR, "", "the single-token form of ZL_TOKENS (with ZL_RPC_URLS)",
      offsetof(struct admin_config, token_address), 0, 0},
     {"ZL_RPC_ALLOW_HTTP", ZL_CFG_BOOL, "false",
      "accept plain http:// claim endpoints that are not loopback (no TLS: a man in the middle decides what a claim "
@@ -89,7 +93,7 @@ int main(int argc, char **argv)
         .rate_per_s = (double)acfg.rate_per_s, .burst = (double)acfg.burst,
         .auth_fail_per_s = (double)acfg.auth_fail_per_s, .auth_fail_burst = (double)acfg.auth_fail_burst,
         .http_timeout_ms = acfg.http_timeout_ms, .pg_connect_timeout_ms = rcfg.pg_connect_timeout_ms,
-        .rpc_urls = acfg.rpc_urls, .token_address = acfg.token_address, .rpc_allow_http = acfg.rpc_allow_http, .chain_id = acfg.chain_id,
+        .rpc_urls = acfg.rpc_urls, .tokens = acfg.tokens, .token_address = acfg.token_address, .rpc_allow_http = acfg.rpc_allow_http, .chain_id = acfg.chain_id,
         .metrics = boot.metrics,
     };
     if (zl_admin_new(&admin, &ao, err, sizeof(err)) != 0) {

@@ -63,6 +63,7 @@
 #include "keccak.h"
 #include "reconcile.h"
 #include "rpc.h"
+#include "tokens.h"
 #include "zl.h"
 
 /* Arguments zl-audit passes on to the config loader at most. */
@@ -77,6 +78,7 @@ struct audit_config {
     bool rpc_allow_http;
     int64_t chain_id;
     char *token;
+    char *tokens;
     int64_t chunk_blocks;
     int64_t lag_blocks;
     char *textfile;
@@ -98,7 +100,10 @@ static const struct zl_setting audit_settings[] = {
      "discrepancy lines printed (all are counted in the summary)", OFF(lines_max), 1, 100000000},
     {"ZL_CHAIN_ID", ZL_CFG_INT, "31337", "EIP-155 chain id of the deposits rescanned by --chain", OFF(chain_id), 1,
      INT64_C(9007199254740991)},
-    {"ZL_TOKEN_ADDRESS", ZL_CFG_STR, "", "ERC-20 contract whose Transfers --chain rescans (required with --chain)",
+    {"ZL_TOKENS", ZL_CFG_STR, "",
+     "deposit tokens whose Transfers --chain rescans, as detect reads them (SYMBOL:ADDRESS:DECIMALS[:MIN_AMOUNT],...)",
+     OFF(tokens), 0, 0},
+    {"ZL_TOKEN_ADDRESS", ZL_CFG_STR, "", "the single-token form of ZL_TOKENS (one of them is required with --chain)",
      OFF(token), 0, 0},
     {"ZL_AUDIT_CHAIN_CHUNK_BLOCKS", ZL_CFG_INT, "2000",
      "blocks per eth_getLogs request of --chain (halved when the endpoint refuses)", OFF(chunk_blocks), 1,
@@ -423,16 +428,19 @@ static void write_textfile(const struct audit *a, uint64_t to, bool clean)
         fprintf(stderr, "zl-audit: cannot write ZL_AUDIT_TEXTFILE %s\n", path);
 }
 
-/* --chain: the rescan. Returns 0 when the range was compared, -1 when not. */
+/* --chain: the rescan of every deposit token. Returns 0 when the range was
+ * compared for each, -1 when not. */
 static int run_range_check(struct audit *a, json_t *summary)
 {
-    if (a->rpc_urls[0] == '\0' || a->cfg.token[0] == '\0') {
-        fprintf(stderr, "zl-audit: --chain needs an endpoint (--rpc URL or ZL_AUDIT_RPC_URLS) and ZL_TOKEN_ADDRESS\n");
+    static struct zl_tokens tokens;
+    char err[ZL_ERRSTR_SIZE];
+    if (zl_tokens_load(&tokens, a->cfg.tokens, a->cfg.token, NULL, err, sizeof(err)) != 0) {
+        fprintf(stderr, "zl-audit: %s\n", err);
         return -1;
     }
-    char token[ZL_ADDRESS_HEX_SIZE], err[ZL_ERRSTR_SIZE];
-    if (zl_hex_lower(a->cfg.token, ZL_ADDRESS_HEX_DIGITS, token, sizeof(token)) != 0) {
-        fprintf(stderr, "zl-audit: ZL_TOKEN_ADDRESS \"%s\" is not a 20-byte 0x address\n", a->cfg.token);
+    if (a->rpc_urls[0] == '\0' || tokens.n == 0) {
+        fprintf(stderr, "zl-audit: --chain needs an endpoint (--rpc URL or ZL_AUDIT_RPC_URLS) and ZL_TOKENS (or "
+                        "ZL_TOKEN_ADDRESS)\n");
         return -1;
     }
     struct zl_rpc *rpc = audit_rpc(a);
@@ -442,20 +450,33 @@ static int run_range_check(struct audit *a, json_t *summary)
         return -1;
     }
     long before = a->found;
-    struct zl_reconcile_opts o = {.pg = a->pg, .rpc = rpc, .chain_id = (uint64_t)a->cfg.chain_id, .token = token,
-                                  .chunk_blocks = a->cfg.chunk_blocks, .report = report_cb, .ctx = a};
-    struct zl_reconcile_stats st;
-    zl_class c = zl_reconcile_range(&o, from, to, &st, err, sizeof(err));
-    zl_rpc_free(rpc);
-    if (c != ZL_OK) {
-        fprintf(stderr, "zl-audit: --chain %" PRIu64 "-%" PRIu64 ": %s\n", from, to, err);
-        return -1;
+    struct zl_reconcile_stats sum = {0};
+    json_t *names = json_array();
+    for (size_t i = 0; i < tokens.n; i++) {
+        struct zl_reconcile_opts o = {.pg = a->pg, .rpc = rpc, .chain_id = (uint64_t)a->cfg.chain_id,
+                                      .token = tokens.t[i].address, .chunk_blocks = a->cfg.chunk_blocks,
+                                      .report = report_cb, .ctx = a};
+        struct zl_reconcile_stats st;
+        zl_class c = zl_reconcile_range(&o, from, to, &st, err, sizeof(err));
+        if (c != ZL_OK) {
+            fprintf(stderr, "zl-audit: --chain %" PRIu64 "-%" PRIu64 " of %s: %s\n", from, to, tokens.t[i].symbol,
+                    err);
+            zl_rpc_free(rpc);
+            json_decref(names);
+            return -1;
+        }
+        sum.transfers += st.transfers;
+        sum.registered += st.registered;
+        sum.rows += st.rows;
+        sum.requests += st.requests;
+        json_array_append_new(names, json_string(tokens.t[i].symbol));
     }
+    zl_rpc_free(rpc);
     json_object_set_new(summary, "chain_range",
-                        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:b}", "from", (json_int_t)from, "to", (json_int_t)to,
-                                  "transfers", (json_int_t)st.transfers, "registered", (json_int_t)st.registered,
-                                  "rows", (json_int_t)st.rows, "requests", (json_int_t)st.requests, "clean",
-                                  a->found == before));
+                        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:o}", "from", (json_int_t)from, "to", (json_int_t)to,
+                                  "transfers", (json_int_t)sum.transfers, "registered", (json_int_t)sum.registered,
+                                  "rows", (json_int_t)sum.rows, "requests", (json_int_t)sum.requests, "clean",
+                                  a->found == before, "tokens", names));
     return 0;
 }
 

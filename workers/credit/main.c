@@ -2,7 +2,8 @@
  *
  * For each minted deposit: find the rate for its token (rates.h: cache ->
  * credit_rates table or HTTP price source -> stale cache -> static), compute
- * eggs = floor(amount * rate / 10^ZL_TOKEN_DECIMALS) exactly (ledger.h), and
+ * eggs = floor(amount * rate / 10^decimals) exactly (ledger.h), with the
+ * token's decimals from ZL_TOKENS (or ZL_TOKEN_DECIMALS for every token), and
  * in the runtime's compare-and-set transaction write the two ledger entries,
  * the balances and the row's credit_id/credit_eggs (in_tx) while the row
  * moves minted -> credited. Nothing is written outside that transaction, so
@@ -12,7 +13,7 @@
  * event from the ledger (republish), crediting nothing. The credit id is a
  * name-based UUID of the deposit id, so every copy computes the same one.
  *
- * Decimals: ZL_TOKEN_DECIMALS is checked against the decimals detect read
+ * Decimals (credit_decimals.h): the configured value is checked against the decimals detect read
  * from the chain (token_decimals). At start, any recorded token that differs
  * refuses to start (init fails: the runtime exits 1, the message names the
  * token, the configured and the chain's value). Each token is checked again
@@ -41,6 +42,7 @@
 
 struct credit_config {
     int64_t token_decimals;
+    char *tokens;
     char *rate_url;
     int64_t rate_timeout_ms;
     int64_t rate_ttl_ms;
@@ -58,6 +60,10 @@ static const struct zl_setting credit_settings[] = {
      "decimals of the deposit token: eggs = floor(amount * rate / 10^decimals); must equal decimals() on the chain "
      "(recorded by detect), or credit refuses to start",
      OFF(token_decimals), 0, ZL_TOKEN_DECIMALS_MAX},
+    {"ZL_TOKENS", ZL_CFG_STR, "",
+     "deposit tokens as detect and verify read them (SYMBOL:ADDRESS:DECIMALS[:MIN_AMOUNT],...): each token is "
+     "credited with its own decimals; empty: ZL_TOKEN_DECIMALS for every token",
+     OFF(tokens), 0, 0},
     {"ZL_CREDIT_RATE_URL", ZL_CFG_STR, "",
      "HTTP price source answering {\"rate\":\"<decimal>\"}, {token} replaced by the token; empty: the credit_rates "
      "table",
@@ -89,6 +95,7 @@ struct pending {
     const struct zl_work *w;
     char deposit_id[ZL_DEPOSIT_ID_SIZE];
     zl_rate_source source;
+    int decimals;
 };
 
 struct credit {
@@ -106,40 +113,40 @@ struct credit {
     size_t ring_next;
 };
 
-static void remember(struct credit *cr, const struct zl_work *w, zl_rate_source src)
+static void remember(struct credit *cr, const struct zl_work *w, zl_rate_source src, int decimals)
 {
     struct pending *p = &cr->ring[cr->ring_next % cr->ring_cap];
     p->w = w;
     memcpy(p->deposit_id, w->in.deposit_id, sizeof(p->deposit_id));
     p->source = src;
+    p->decimals = decimals;
     cr->ring_next++;
 }
 
-static int recall(const struct credit *cr, const struct zl_work *w, zl_rate_source *src)
+static const struct pending *recall(const struct credit *cr, const struct zl_work *w)
 {
     size_t n = cr->ring_next < cr->ring_cap ? cr->ring_next : cr->ring_cap;
     for (size_t k = 1; k <= n; k++) { /* newest first */
         const struct pending *p = &cr->ring[(cr->ring_next - k) % cr->ring_cap];
-        if (p->w == w && strcmp(p->deposit_id, w->in.deposit_id) == 0) {
-            *src = p->source;
-            return 0;
-        }
+        if (p->w == w && strcmp(p->deposit_id, w->in.deposit_id) == 0)
+            return p;
     }
-    return -1;
+    return NULL;
 }
 
 static zl_class credit_process(void *ctx, struct zl_work *w)
 {
     struct credit *cr = ctx;
     struct zl_rate rate;
-    zl_class c = credit_decimals_check(&cr->decimals, cr->pg, &w->row.facts, w->error, sizeof(w->error));
+    int decimals = 0;
+    zl_class c = credit_decimals_check(&cr->decimals, cr->pg, &w->row.facts, &decimals, w->error, sizeof(w->error));
     if (c != ZL_OK)
         return c;
     c = zl_rates_get(&cr->rates, w->row.facts.token, zl_now_ms(), &rate, w->error, sizeof(w->error));
     if (c != ZL_OK)
         return c;
     zl_event_derive(&w->out, &w->in, ZL_TOPIC_CREDITED);
-    if (zl_ledger_eggs(w->row.facts.amount, rate.value, (int)cr->cfg.token_decimals, w->out.credit_eggs,
+    if (zl_ledger_eggs(w->row.facts.amount, rate.value, decimals, w->out.credit_eggs,
                        sizeof(w->out.credit_eggs), w->error, sizeof(w->error)) != 0)
         return ZL_PERMANENT;
     memcpy(w->out.rate, rate.value, sizeof(w->out.rate));
@@ -153,7 +160,7 @@ static zl_class credit_process(void *ctx, struct zl_work *w)
         zl_log_kv(ZL_LOG_WARN, &lc, "rate source down: crediting with a fallback rate", "source",
                   zl_rate_source_name(rate.source), "rate", rate.value, "age_ms", age, NULL);
     }
-    remember(cr, w, rate.source);
+    remember(cr, w, rate.source, decimals);
     return ZL_OK;
 }
 
@@ -189,8 +196,8 @@ static zl_class credit_in_tx(void *ctx, struct zl_pg *pg, struct zl_work *const 
     }
     for (size_t i = 0; i < n; i++) {
         const struct zl_work *w = moved[i];
-        zl_rate_source src;
-        if (recall(cr, w, &src) != 0) {
+        const struct pending *p = recall(cr, w);
+        if (p == NULL) {
             snprintf(errstr, errstr_size, "credit: lost the rate source of deposit %s (batch larger than %zu?)",
                      w->in.deposit_id, cr->ring_cap);
             goto out;
@@ -203,12 +210,13 @@ static zl_class credit_in_tx(void *ctx, struct zl_pg *pg, struct zl_work *const 
             .amount = w->row.facts.amount,
             .eggs = w->out.credit_eggs,
             .rate = w->out.rate,
-            .source = zl_rate_source_name(src),
+            .source = zl_rate_source_name(p->source),
             .credit_id = w->out.credit_id,
             .contra_id = contra[i],
+            .decimals = p->decimals,
         };
     }
-    c = zl_ledger_apply(pg, cs, n, (int)cr->cfg.token_decimals, errstr, errstr_size);
+    c = zl_ledger_apply(pg, cs, n, errstr, errstr_size);
 out:
     free(cs);
     free(contra);
@@ -293,13 +301,23 @@ static int credit_init(void *ctx, const struct zl_runtime_env *env, char *errstr
         ro.breaker = &cr->breaker;
     }
     cr->decimals.configured = (int)cr->cfg.token_decimals;
+    /* credit reads no chain, so the single-token form does not concern it */
+    if (zl_tokens_load(&cr->decimals.tokens, cr->cfg.tokens, NULL, NULL, errstr, errstr_size) != 0)
+        return ZL_RUNTIME_INIT_REFUSED;
     if (cr->cfg.rate_stale_max_ms < cr->cfg.rate_ttl_ms) {
         snprintf(errstr, errstr_size, "ZL_CREDIT_RATE_STALE_MAX_MS (%lld) must be >= ZL_CREDIT_RATE_TTL_MS (%lld)",
                  (long long)cr->cfg.rate_stale_max_ms, (long long)cr->cfg.rate_ttl_ms);
-        return -1;
+        return ZL_RUNTIME_INIT_REFUSED;
     }
-    if (zl_rates_init(&cr->rates, &ro, errstr, errstr_size) != 0 || credit_decimals_at_start(&cr->decimals, env, errstr, errstr_size) != 0)
+    if (zl_rates_init(&cr->rates, &ro, errstr, errstr_size) != 0)
         return -1;
+    int at_start = credit_decimals_at_start(&cr->decimals, env, errstr, errstr_size);
+    if (at_start != 0)
+        return at_start;
+    if (cr->decimals.tokens.n > 1 && cr->cfg.rate_static[0] != '\0')
+        zl_log_kv(ZL_LOG_WARN, NULL,
+                  "ZL_CREDIT_RATE_STATIC is one rate for every token in ZL_TOKENS: it must suit each of them",
+                  "rate_static", cr->cfg.rate_static, NULL);
     zl_log_kv(ZL_LOG_INFO, NULL, "credit stage ready", "rate_primary", zl_rate_source_name(ro.primary),
               "rate_static", cr->cfg.rate_static[0] != '\0' ? cr->cfg.rate_static : NULL, NULL);
     return 0;

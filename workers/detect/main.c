@@ -22,6 +22,7 @@
 #include "pg.h"
 #include "rpc.h"
 #include "runtime.h"
+#include "tokens.h"
 
 struct detect_config {
     int64_t lag_blocks;
@@ -85,23 +86,106 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     }
 }
 
+/* One token's scan: its detector on its own connection, and its own
+ * backoffs, so a token whose range is held or whose decimals cannot be read
+ * yet never holds the other tokens back. */
+struct token_scan {
+    const struct zl_token *tok;
+    struct zl_detector *det;
+    struct zl_pg pg;
+    bool decimals_known;
+    int failures;
+    int64_t next_ms; /* no step before this (backoff after a failure) */
+    zl_class last;
+    /* The backfill has its own backoff: its failure (one address's range)
+     * never holds the live scan back. */
+    int bf_failures;
+    int64_t bf_next_ms;
+};
+
 /* One chunk of a late-registered address's backfill between live steps,
  * unless its backoff runs. Returns true when there was nothing to do. */
-static bool backfill_once(struct zl_detector *det, struct zl_backoff *bo, int *failures, int64_t *next_ms)
+static bool backfill_once(struct token_scan *ts, struct zl_backoff *bo)
 {
-    if (zl_now_ms() < *next_ms)
+    if (zl_now_ms() < ts->bf_next_ms)
         return true;
     char err[ZL_ERRSTR_SIZE];
     bool idle = true;
-    zl_class c = zl_detector_backfill_step(det, &idle, err, sizeof(err));
+    zl_class c = zl_detector_backfill_step(ts->det, &idle, err, sizeof(err));
     if (c == ZL_OK) {
-        *failures = 0;
+        ts->bf_failures = 0;
         return idle;
     }
-    (*failures)++;
-    *next_ms = zl_now_ms() + zl_backoff_delay_ms(bo, (uint32_t)*failures);
-    zl_log_kv(ZL_LOG_WARN, NULL, "backfill chunk failed; the live scan goes on, the backfill retries", "class",
-              zl_class_name(c), "error", err, NULL);
+    ts->bf_failures++;
+    ts->bf_next_ms = zl_now_ms() + zl_backoff_delay_ms(bo, (uint32_t)ts->bf_failures);
+    zl_log_kv(ZL_LOG_WARN, NULL, "backfill chunk failed; the live scan goes on, the backfill retries", "token",
+              ts->tok->symbol, "class", zl_class_name(c), "error", err, NULL);
+    return true;
+}
+
+/* Reads the token's decimals() from the chain, records them and checks them
+ * against ZL_TOKENS. Returns ZL_OK (known), ZL_PERMANENT with errstr when
+ * the configured value differs or the contract is no ERC-20 (detect refuses
+ * to run: a wrong value would credit every deposit off by a power of ten),
+ * or the class of what failed (retried). A token named by ZL_TOKEN_ADDRESS
+ * alone has no configured value: its decimals are recorded, and a failure to
+ * read them never stops its scan (as before ZL_TOKENS). */
+static zl_class token_decimals(struct token_scan *ts, struct zl_rpc *rpc, char *errstr, size_t errstr_size)
+{
+    const struct zl_token *t = ts->tok;
+    int decimals = 0;
+    zl_class c = zl_chain_token_decimals(rpc, t->address, &decimals, errstr, errstr_size);
+    if (c == ZL_OK && t->decimals != ZL_TOKEN_DECIMALS_UNSET && decimals != t->decimals) {
+        snprintf(errstr, errstr_size,
+                 "token %s %s has %d decimals on the chain, ZL_TOKENS says %d: correct ZL_TOKENS (and the credit "
+                 "stage's) and restart",
+                 t->symbol, t->address, decimals, t->decimals);
+        return ZL_PERMANENT;
+    }
+    if (c == ZL_OK)
+        c = zl_detector_store_decimals(ts->det, decimals, errstr, errstr_size);
+    if (c != ZL_OK)
+        return c;
+    ts->decimals_known = true;
+    zl_log(ZL_LOG_INFO, NULL, "token %s %s has %d decimals", t->symbol, t->address, decimals);
+    return ZL_OK;
+}
+
+/* One live step (and a backfill chunk) of one token. Returns false when the
+ * token's decimals refuse the run (errstr says why). *idle is true when the
+ * token had nothing to do or waits for its backoff. */
+static bool scan_once(struct token_scan *ts, struct zl_rpc *rpc, struct zl_backoff *bo, bool *idle, char *errstr,
+                      size_t errstr_size)
+{
+    *idle = true;
+    if (zl_now_ms() < ts->next_ms)
+        return true;
+    zl_class c = ZL_OK;
+    bool gated = ts->tok->decimals != ZL_TOKEN_DECIMALS_UNSET;
+    if (!ts->decimals_known) {
+        c = token_decimals(ts, rpc, errstr, errstr_size);
+        if (c == ZL_PERMANENT && gated)
+            return false;
+        if (c != ZL_OK)
+            zl_log_kv(ZL_LOG_WARN, NULL, "token decimals not read yet", "token", ts->tok->symbol, "error", errstr,
+                      NULL);
+        if (!gated)
+            c = ZL_OK; /* the single-token form scans without them, as it always did */
+    }
+    bool step_idle = false;
+    if (c == ZL_OK)
+        c = zl_detector_step(ts->det, &step_idle, errstr, errstr_size);
+    ts->last = c;
+    if (c == ZL_OK) {
+        ts->failures = 0;
+        bool bf_idle = backfill_once(ts, bo);
+        *idle = step_idle && bf_idle;
+        return true;
+    }
+    ts->failures++;
+    ts->next_ms = zl_now_ms() + zl_backoff_delay_ms(bo, (uint32_t)ts->failures);
+    zl_log_kv(c == ZL_OUTAGE ? ZL_LOG_WARN : ZL_LOG_INFO, NULL, "scan step failed; retrying", "token",
+              ts->tok->symbol, "class", zl_class_name(c), "error", errstr, NULL);
     return true;
 }
 
@@ -137,9 +221,9 @@ int main(int argc, char **argv)
     struct zl_health *health = NULL;
     struct zl_rpc *rpc = NULL;
     rd_kafka_t *producer = NULL;
-    struct zl_detector *det = NULL;
-    struct zl_pg pg;
-    memset(&pg, 0, sizeof(pg));
+    static struct zl_tokens tokens;
+    static struct token_scan scans[ZL_TOKENS_MAX];
+    size_t nscans = 0;
     char topic[ZL_TOPIC_NAME_MAX];
     if (rc_cfg.out_topic[0] != '\0')
         snprintf(topic, sizeof(topic), "%s", rc_cfg.out_topic);
@@ -170,32 +254,43 @@ int main(int argc, char **argv)
         zl_log(ZL_LOG_ERROR, NULL, "startup: kafka producer: %s", err);
         goto out;
     }
-    if (zl_pg_init(&pg, rc_cfg.pg_dsn, rc_cfg.pg_connect_timeout_ms) != 0) {
-        zl_log(ZL_LOG_ERROR, NULL, "startup: out of memory");
-        goto out;
-    }
-    struct zl_detector_opts dopts = {
-        .chain_id = (uint64_t)chain_cfg.chain_id,
-        .token = chain_cfg.token_address,
-        .topic = topic,
-        .lag_blocks = dcfg.lag_blocks,
-        .range_max = dcfg.range_max,
-        .start_block = dcfg.start_block,
-        .blocks_kept = dcfg.blocks_kept,
-        .addresses_max = dcfg.addresses_max,
-        .backfill_blocks = dcfg.backfill_blocks,
-        .confirm_k = (int)(dcfg.confirm_k > 0 ? dcfg.confirm_k : chain_cfg.rpc_quorum),
-        .confirm_rpc = &ropts,
-        .pg = &pg,
-        .rpc = rpc,
-        .producer = producer,
-        .metrics = metrics,
-        .health = health,
-    };
-    if (zl_detector_new(&det, &dopts, err, sizeof(err)) != 0) {
+    if (zl_chain_tokens(&chain_cfg, NULL, &tokens, err, sizeof(err)) != 0) {
         zl_log(ZL_LOG_ERROR, NULL, "configuration: %s", err);
         exit_code = ZL_EXIT_CONFIG;
         goto out;
+    }
+    for (; nscans < tokens.n; nscans++) {
+        struct token_scan *ts = &scans[nscans];
+        ts->tok = &tokens.t[nscans];
+        if (zl_pg_init(&ts->pg, rc_cfg.pg_dsn, rc_cfg.pg_connect_timeout_ms) != 0) {
+            zl_log(ZL_LOG_ERROR, NULL, "startup: out of memory");
+            goto out;
+        }
+        struct zl_detector_opts dopts = {
+            .chain_id = (uint64_t)chain_cfg.chain_id,
+            .token = ts->tok->address,
+            .symbol = ts->tok->symbol,
+            .topic = topic,
+            .lag_blocks = dcfg.lag_blocks,
+            .range_max = dcfg.range_max,
+            .start_block = dcfg.start_block,
+            .blocks_kept = dcfg.blocks_kept,
+            .addresses_max = dcfg.addresses_max,
+            .backfill_blocks = dcfg.backfill_blocks,
+            .confirm_k = (int)(dcfg.confirm_k > 0 ? dcfg.confirm_k : chain_cfg.rpc_quorum),
+            .confirm_rpc = &ropts,
+            .pg = &ts->pg,
+            .rpc = rpc,
+            .producer = producer,
+            .metrics = metrics,
+            .health = health,
+        };
+        if (zl_detector_new(&ts->det, &dopts, err, sizeof(err)) != 0) {
+            zl_log(ZL_LOG_ERROR, NULL, "configuration: token %s: %s", ts->tok->symbol, err);
+            zl_pg_close(&ts->pg);
+            exit_code = ZL_EXIT_CONFIG;
+            goto out;
+        }
     }
 
     struct zl_backoff bo;
@@ -204,47 +299,41 @@ int main(int argc, char **argv)
         exit_code = ZL_EXIT_CONFIG;
         goto out;
     }
-    zl_log(ZL_LOG_INFO, NULL, "detect started: chain %lld, token %s, topic %s", (long long)chain_cfg.chain_id,
-           chain_cfg.token_address, topic);
-    bool decimals_known = false;
-    int failures = 0;
-    /* The backfill has its own backoff: its failure (one address's range)
-     * never holds the live scan back. */
-    int bf_failures = 0;
-    int64_t bf_next_ms = 0;
-    zl_class last = ZL_OK;
+    for (size_t i = 0; i < nscans; i++)
+        zl_log(ZL_LOG_INFO, NULL, "detect started: chain %lld, token %s %s, topic %s", (long long)chain_cfg.chain_id,
+               scans[i].tok->symbol, scans[i].tok->address, topic);
+    bool paused = false;
     while (zl_boot_running()) {
         zl_health_heartbeat(health);
-        if (!decimals_known && zl_detector_active(det)) {
-            int decimals = 0;
-            char derr[ZL_ERRSTR_SIZE];
-            if (zl_chain_token_decimals(rpc, chain_cfg.token_address, &decimals, derr, sizeof(derr)) == ZL_OK &&
-                zl_detector_store_decimals(det, decimals, derr, sizeof(derr)) == ZL_OK) {
-                decimals_known = true;
-                zl_log(ZL_LOG_INFO, NULL, "token %s has %d decimals", chain_cfg.token_address, decimals);
-            } else {
-                zl_log_kv(ZL_LOG_WARN, NULL, "token decimals not read yet", "error", derr, NULL);
+        bool all_idle = true;
+        const char *outage = NULL;
+        for (size_t i = 0; i < nscans && zl_boot_running(); i++) {
+            bool idle = true;
+            if (!scan_once(&scans[i], rpc, &bo, &idle, err, sizeof(err))) {
+                zl_log(ZL_LOG_ERROR, NULL, "configuration: %s", err);
+                exit_code = ZL_EXIT_CONFIG;
+                goto out;
             }
+            all_idle = all_idle && idle;
+            if (scans[i].last == ZL_OUTAGE)
+                outage = scans[i].tok->symbol;
         }
-        bool idle = false;
-        zl_class c = zl_detector_step(det, &idle, err, sizeof(err));
-        if (c == ZL_OK) {
-            if (last == ZL_OUTAGE)
-                zl_health_set_paused(health, false, NULL);
-            last = ZL_OK;
-            failures = 0;
-            bool bf_idle = backfill_once(det, &bo, &bf_failures, &bf_next_ms);
-            if (idle && bf_idle)
-                sleep_ms(dcfg.poll_ms);
+        if ((outage != NULL) != paused) {
+            paused = outage != NULL;
+            char why[ZL_ERRSTR_SIZE];
+            snprintf(why, sizeof(why), "token %s: %s", paused ? outage : "", paused ? err : "");
+            zl_health_set_paused(health, paused, paused ? why : NULL);
+        }
+        if (!all_idle)
             continue;
-        }
-        failures++;
-        if (c == ZL_OUTAGE && last != ZL_OUTAGE)
-            zl_health_set_paused(health, true, err);
-        last = c;
-        zl_log_kv(c == ZL_OUTAGE ? ZL_LOG_WARN : ZL_LOG_INFO, NULL, "scan step failed; retrying", "class",
-                  zl_class_name(c), "error", err, NULL);
-        sleep_ms(zl_backoff_delay_ms(&bo, (uint32_t)failures));
+        /* Idle or every token in backoff: sleep until the next retry is
+         * due, at most the poll interval. */
+        int64_t wait_ms = dcfg.poll_ms;
+        int64_t now_ms = zl_now_ms();
+        for (size_t i = 0; i < nscans; i++)
+            if (scans[i].next_ms > now_ms && scans[i].next_ms - now_ms < wait_ms)
+                wait_ms = scans[i].next_ms - now_ms;
+        sleep_ms(wait_ms);
     }
     zl_health_set_draining(health);
     zl_log(ZL_LOG_INFO, NULL, "signal received: flushing the producer");
@@ -254,8 +343,10 @@ out:
         rd_kafka_flush(producer, 5000);
         rd_kafka_destroy(producer);
     }
-    zl_detector_free(det);
-    zl_pg_close(&pg);
+    for (size_t i = 0; i < nscans; i++) {
+        zl_detector_free(scans[i].det);
+        zl_pg_close(&scans[i].pg);
+    }
     zl_rpc_free(rpc);
     zl_boot_stop(&boot); /* the HTTP server, metrics and config */
     return exit_code;

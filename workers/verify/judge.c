@@ -52,14 +52,15 @@ struct vitem {
 static bool static_checks(struct verify *v, struct zl_work *w)
 {
     const struct zl_facts *in = &w->row.facts;
-    char tok[ZL_ADDRESS_HEX_SIZE];
-    if (zl_hex_lower(in->token, ZL_ADDRESS_HEX_DIGITS, tok, sizeof(tok)) != 0 || strcmp(tok, v->token) != 0) {
-        snprintf(w->error, sizeof(w->error), "token %s is not the deposit token %s", in->token, v->token);
+    const struct zl_token *t = zl_tokens_find(&v->tokens, in->token);
+    if (t == NULL) {
+        snprintf(w->error, sizeof(w->error), "token %s is not a deposit token (not in ZL_TOKENS)", in->token);
         w->result = ZL_PERMANENT;
         return false;
     }
-    if (zl_dec_cmp(in->amount, v->cfg.min_amount) < 0) {
-        snprintf(w->error, sizeof(w->error), "amount %s is below ZL_MIN_AMOUNT %s", in->amount, v->cfg.min_amount);
+    if (zl_dec_cmp(in->amount, t->min_amount) < 0) {
+        snprintf(w->error, sizeof(w->error), "amount %s is below %s's minimum %s", in->amount, t->symbol,
+                 t->min_amount);
         w->result = ZL_PERMANENT;
         return false;
     }
@@ -96,11 +97,12 @@ static void judge_receipt(struct verify *v, struct zl_work *w, struct vitem *it,
     bool moved = strcmp(it->bh, w->row.block_hash) != 0;
     const struct zl_facts *f = &w->row.facts; /* the row, not the message: see the top */
     struct zl_transfer_log tl;
-    char from[ZL_ADDRESS_HEX_SIZE], to[ZL_ADDRESS_HEX_SIZE];
+    char token[ZL_ADDRESS_HEX_SIZE], from[ZL_ADDRESS_HEX_SIZE], to[ZL_ADDRESS_HEX_SIZE];
     bool matched = zl_chain_receipt_transfer(rcpt, f->log_index, &tl) == 0 &&
+                   zl_hex_lower(f->token, ZL_ADDRESS_HEX_DIGITS, token, sizeof(token)) == 0 &&
                    zl_hex_lower(f->from, ZL_ADDRESS_HEX_DIGITS, from, sizeof(from)) == 0 &&
                    zl_hex_lower(f->to, ZL_ADDRESS_HEX_DIGITS, to, sizeof(to)) == 0 &&
-                   strcmp(tl.token, v->token) == 0 && strcmp(tl.from, from) == 0 && strcmp(tl.to, to) == 0 &&
+                   strcmp(tl.token, token) == 0 && strcmp(tl.from, from) == 0 && strcmp(tl.to, to) == 0 &&
                    strcmp(tl.amount, f->amount) == 0;
     if (!matched) {
         if (moved) {

@@ -3,7 +3,8 @@
  *
  * For each zl.deposits.detected event, with quorum reads (ZL_RPC_QUORUM
  * endpoints must agree on the receipt, on the block hash and on the head):
- *   - the token is ours and the amount at least ZL_MIN_AMOUNT, else permanent;
+ *   - the token is in ZL_TOKENS and the amount at least its minimum (or
+ *     ZL_MIN_AMOUNT), else permanent;
  *   - the receipt exists with status 1 (status 0: permanent);
  *   - its log at log_index is a Transfer of the same token, from, to, amount;
  *   - its block is canonical and final, else defer (the delay tiers; the
@@ -39,7 +40,8 @@
 static const struct zl_setting verify_settings[] = {
     {"ZL_CONFIRMATIONS", ZL_CFG_INT, "15", "blocks on top of a deposit's block before it is verified (BSC: 15)",
      OFF(confirmations), 0, 100000},
-    {"ZL_MIN_AMOUNT", ZL_CFG_STR, "1", "smallest deposit accepted, in the token's smallest unit (decimal)",
+    {"ZL_MIN_AMOUNT", ZL_CFG_STR, "1", 
+     "smallest deposit accepted, in the token's smallest unit (decimal), for tokens whose ZL_TOKENS entry gives none",
      OFF(min_amount), 0, 0},
     {"ZL_FINALITY", ZL_CFG_ENUM(zl_finality_names), "auto",
      "when a deposit's block is final: confirmations (ZL_CONFIRMATIONS on top), or at or below the chain's"
@@ -54,15 +56,12 @@ static struct verify g_verify;
 static int verify_init(void *ctx, const struct zl_runtime_env *env, char *errstr, size_t errstr_size)
 {
     struct verify *v = ctx;
-    if (zl_hex_lower(v->chain.token_address, ZL_ADDRESS_HEX_DIGITS, v->token, sizeof(v->token)) != 0) {
-        snprintf(errstr, errstr_size, "ZL_TOKEN_ADDRESS: \"%s\" is not a 0x-prefixed 20-byte hex address",
-                 v->chain.token_address);
-        return -1;
-    }
     if (!zl_valid_uint256_dec(v->cfg.min_amount)) {
         snprintf(errstr, errstr_size, "ZL_MIN_AMOUNT: \"%s\" is not a canonical decimal integer", v->cfg.min_amount);
-        return -1;
+        return ZL_RUNTIME_INIT_REFUSED;
     }
+    if (zl_chain_tokens(&v->chain, v->cfg.min_amount, &v->tokens, errstr, errstr_size) != 0)
+        return ZL_RUNTIME_INIT_REFUSED;
     v->finality = zl_chain_finality_of((zl_finality)v->cfg.finality, v->chain.chain_id);
     v->mark_tag = zl_chain_finality_tag(v->finality);
     v->block_ms = zl_chain_block_ms(v->chain.chain_id);

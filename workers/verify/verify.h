@@ -15,6 +15,7 @@
 #include "pg.h"
 #include "rpc.h"
 #include "runtime.h"
+#include "tokens.h"
 
 struct verify_config {
     int64_t confirmations;
@@ -28,7 +29,7 @@ struct verify {
     zl_finality finality;   /* cfg.finality with auto resolved by chain id */
     const char *mark_tag;   /* the block tag a deposit's block must reach */
     int64_t block_ms;       /* the chain's block time, for the wait estimate */
-    char token[ZL_ADDRESS_HEX_SIZE];
+    struct zl_tokens tokens; /* ZL_TOKENS: which tokens are deposits, each with its minimum */
     struct zl_rpc *rpc;
     struct zl_pg pg; /* own connection: marks rows reorged outside the CAS */
     zl_metric *m_reorged;

@@ -62,6 +62,17 @@ def deploy_contracts(url: str, keyfile: Path, env: dict | None = None) -> dict[s
     return dict(line.split("=", 1) for line in out.split() if "=" in line)
 
 
+def deploy_artifact(url: str, key: str, name: str, env: dict | None = None) -> str:
+    """Creates deploy/contracts/artifacts/<name>.json's contract (no
+    constructor arguments) from `key`; its address, lower-cased."""
+    code = json.loads((REPO / "deploy" / "contracts" / "artifacts" / f"{name}.json").read_text())["bytecode"]
+    r = json.loads(cast("send", "--rpc-url", url, "--private-key", key, "--json", "--create", code, timeout=120,
+                        env=env))
+    if int(str(r.get("status", "0x0")), 0) != 1 or not r.get("contractAddress"):
+        raise HarnessError(f"creating {name} failed: {r}")
+    return r["contractAddress"].lower()
+
+
 class Anvil:
     """An anvil of our own on a free port, in `workdir`, stopped by pid.
 
