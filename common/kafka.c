@@ -92,6 +92,37 @@ static int apply_props(rd_kafka_conf_t *conf, const char *const *kv, const struc
     return 0;
 }
 
+/* One property as the configuration holds it, "" when unreadable. */
+static void conf_value(const rd_kafka_conf_t *conf, const char *name, char *out, size_t out_size)
+{
+    size_t n = out_size;
+    if (rd_kafka_conf_get(conf, name, out, &n) != RD_KAFKA_CONF_OK)
+        out[0] = '\0';
+}
+
+int zl_kafka_producer_guarantees(const rd_kafka_conf_t *conf, char *errstr, size_t errstr_size)
+{
+    char acks[16], idem[16];
+    conf_value(conf, "acks", acks, sizeof(acks));
+    conf_value(conf, "enable.idempotence", idem, sizeof(idem));
+    /* librdkafka reads acks=all back as -1 */
+    if (strcmp(acks, "-1") != 0 && strcmp(acks, "all") != 0) {
+        snprintf(errstr, errstr_size,
+                 "kafka property acks=%s: zeroloss producers need acks=all (a write acknowledged by a leader alone is "
+                 "lost when that leader dies before its followers copy it): remove it from the pass-through "
+                 "properties", acks);
+        return -1;
+    }
+    if (strcmp(idem, "true") != 0) {
+        snprintf(errstr, errstr_size,
+                 "kafka property enable.idempotence=%s: zeroloss producers need the idempotent producer (a retried "
+                 "send would otherwise write a message twice or out of order): remove it from the pass-through "
+                 "properties", idem);
+        return -1;
+    }
+    return 0;
+}
+
 rd_kafka_t *zl_kafka_producer_new(const char *brokers, const struct zl_kv_list *props,
                                   int64_t delivery_timeout_ms,
                                   void (*dr_cb)(rd_kafka_t *, const rd_kafka_message_t *, void *),
@@ -114,7 +145,8 @@ rd_kafka_t *zl_kafka_producer_new(const char *brokers, const struct zl_kv_list *
         NULL,
     };
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (apply_props(conf, kv, props, errstr, errstr_size) != 0) {
+    if (apply_props(conf, kv, props, errstr, errstr_size) != 0 ||
+        zl_kafka_producer_guarantees(conf, errstr, errstr_size) != 0) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
@@ -193,8 +225,12 @@ int zl_kafka_create_topics(rd_kafka_t *rk, const char *const *names, int count, 
 {
     if (count <= 0)
         return 0;
-    char retention[ZL_INT64_DEC_SIZE];
+    char retention[ZL_INT64_DEC_SIZE], min_isr[ZL_INT64_DEC_SIZE];
     snprintf(retention, sizeof(retention), "%" PRId64, retention_ms);
+    /* With 3 replicas a write needs 2 of them (acks=all waits for the
+     * in-sync set, this bounds how small it may shrink): one broker may be
+     * down and nothing acknowledged is lost. */
+    snprintf(min_isr, sizeof(min_isr), "%d", replication >= 3 ? 2 : 1);
     rd_kafka_NewTopic_t **nts = calloc((size_t)count, sizeof(*nts));
     if (nts == NULL) {
         snprintf(errstr, errstr_size, "out of memory");
@@ -209,6 +245,10 @@ int zl_kafka_create_topics(rd_kafka_t *rk, const char *const *names, int count, 
             goto out;
         }
         rd_kafka_NewTopic_set_config(nts[i], "retention.ms", retention);
+        rd_kafka_NewTopic_set_config(nts[i], "min.insync.replicas", min_isr);
+        /* A replica that missed writes never becomes leader: it would drop
+         * them (and with them deposits' events) silently. */
+        rd_kafka_NewTopic_set_config(nts[i], "unclean.leader.election.enable", "false");
     }
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);

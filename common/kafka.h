@@ -32,9 +32,15 @@ int zl_topic_retry(char *out, size_t out_size, const char *prefix, const char *s
 int zl_parse_tiers_ms(const char *s, int64_t *delays_ms, int delays_max, char *errstr, size_t errstr_size);
 
 /* Creates an idempotent producer: enable.idempotence=true, acks=all,
- * message.timeout.ms=delivery_timeout_ms, then pass-through properties.
+ * message.timeout.ms=delivery_timeout_ms, then pass-through properties,
+ * which may not weaken the first two (zl_kafka_producer_guarantees: every
+ * producer zeroloss runs is made here, test_code_rules holds that).
  * dr_cb may be NULL. Returns NULL with errstr on failure. The caller owns the
  * handle and destroys it with rd_kafka_destroy() after rd_kafka_flush(). */
+/* 0 when conf has acks=all and enable.idempotence=true, else -1 with errstr
+ * naming the property, its value and why it is refused. */
+int zl_kafka_producer_guarantees(const rd_kafka_conf_t *conf, char *errstr, size_t errstr_size);
+
 rd_kafka_t *zl_kafka_producer_new(const char *brokers, const struct zl_kv_list *props,
                                   int64_t delivery_timeout_ms,
                                   void (*dr_cb)(rd_kafka_t *, const rd_kafka_message_t *, void *),

@@ -2,6 +2,9 @@
  * librdkafka's Admin API: the event topics, each stage's retry tiers and
  * DLQ. Existing topics are left as they are. DLQs keep their messages far
  * longer than the flow topics: a dead letter waits for a human.
+ * Production topics have 3 replicas, min.insync.replicas 2 and no unclean
+ * leader election; fewer replicas are refused unless ZL_TOPICS_LOCAL says
+ * this is a local or test setup.
  *
  * Usage: zl-topics [--set NAME=VALUE ...] [-X prop=value ...] [EXTRA_TOPIC ...]
  * Exit: 0 ok, 1 the broker refused, 2 configuration error.
@@ -28,6 +31,7 @@ struct topics_config {
     int64_t retention_ms;
     int64_t dlq_retention_ms;
     int64_t timeout_ms;
+    bool local;
 };
 
 static const struct zl_setting topics_settings[] = {
@@ -35,8 +39,12 @@ static const struct zl_setting topics_settings[] = {
      "stages whose retry tiers and DLQ to create", offsetof(struct topics_config, stages), 0, 0},
     {"ZL_TOPIC_PARTITIONS", ZL_CFG_INT, "6", "partitions per topic (bounds each stage's parallelism)",
      offsetof(struct topics_config, partitions), 1, 10000},
-    {"ZL_TOPIC_REPLICATION", ZL_CFG_INT, "1", "replication factor (3 in production)",
+    {"ZL_TOPIC_REPLICATION", ZL_CFG_INT, "3",
+     "replication factor; with 3 or more, min.insync.replicas is 2 (below 3 needs ZL_TOPICS_LOCAL)",
      offsetof(struct topics_config, replication), 1, 16},
+    {"ZL_TOPICS_LOCAL", ZL_CFG_BOOL, "false",
+     "a local or test setup: allows ZL_TOPIC_REPLICATION below 3 (one broker's loss then loses messages)",
+     offsetof(struct topics_config, local), 0, 0},
     {"ZL_TOPIC_RETENTION_MS", ZL_CFG_INT, "604800000", "retention of flow and retry topics (7 days)",
      offsetof(struct topics_config, retention_ms), 60000, INT64_MAX},
     {"ZL_DLQ_RETENTION_MS", ZL_CFG_INT, "-1", "retention of DLQ topics (-1 = forever)",
@@ -87,6 +95,13 @@ int main(int argc, char **argv)
     int ntiers = zl_parse_tiers_ms(rcfg.retry_tiers_ms, tiers, ZL_RETRY_TIERS_MAX, err, sizeof(err));
     int used = 0;
     rc = 2;
+    if (tcfg.replication < 3 && !tcfg.local) {
+        fprintf(stderr,
+                "zl-topics: ZL_TOPIC_REPLICATION=%lld: production topics need 3 replicas (a broker that dies takes "
+                "every message only it held); on a local or test setup say so with ZL_TOPICS_LOCAL=true\n",
+                (long long)tcfg.replication);
+        goto out;
+    }
     if (ntiers < 0) {
         fprintf(stderr, "zl-topics: ZL_RETRY_TIERS_MS: %s\n", err);
         goto out;

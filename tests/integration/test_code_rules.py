@@ -171,3 +171,21 @@ def test_no_source_file_grows_past_one_concern():
             if n > limit:
                 too_long.append(f"{path.relative_to(REPO)}: {n} lines, limit {limit}")
     assert too_long == [], "split these at a seam:\n" + "\n".join(too_long)
+
+
+def test_every_producer_is_made_by_the_one_constructor_that_keeps_acks_all():
+    """Guards against a producer made with rd_kafka_new directly (a new tool,
+    a stage's second producer) escaping zl_kafka_producer_new, which sets
+    acks=all and the idempotent producer and refuses pass-through properties
+    that weaken them (issue 23; tests/unit/test_kafka_producer.c)."""
+    made_here = []
+    for path in sources():
+        if path.relative_to(REPO).as_posix() == "common/kafka.c":
+            continue
+        src = strip_comments(path.read_text())
+        for m in re.finditer(r"\brd_kafka_new\s*\(\s*RD_KAFKA_PRODUCER", src):
+            made_here.append(f"{path.relative_to(REPO)}:{line_of(src, m.start())}")
+    assert made_here == [], "make producers with zl_kafka_producer_new:\n" + "\n".join(made_here)
+    kafka_c = strip_comments((REPO / "common" / "kafka.c").read_text())
+    assert len(re.findall(r"\brd_kafka_new\s*\(\s*RD_KAFKA_PRODUCER", kafka_c)) == 1
+    assert "zl_kafka_producer_guarantees(conf" in kafka_c, "the constructor no longer checks what it made"

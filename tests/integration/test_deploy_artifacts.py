@@ -140,7 +140,9 @@ def scraped_metrics(tmp_path_factory):
     env = {"PATH": os.environ["PATH"], "ZL_KAFKA_BROKERS": need_env("ZL_KAFKA_BROKERS"),
            "ZL_PG_DSN": need_env("ZL_PG_DSN"), "ZL_TOPIC_PREFIX": prefix, "ZL_GROUP_ID": f"zl-deploy-{prefix}",
            "ZL_TOPICS_STAGES": "passthrough", "ZL_TOPIC_PARTITIONS": "1", "ZL_RETRY_TIERS_MS": "500",
-           "ZL_HTTP_PORT_FILE": str(workdir / "port")}
+           "ZL_HTTP_PORT_FILE": str(workdir / "port"),
+           "ZL_TOPIC_REPLICATION": os.environ.get("ZL_TOPIC_REPLICATION", "1"),
+           "ZL_TOPICS_LOCAL": os.environ.get("ZL_TOPICS_LOCAL", "true")}
     out = subprocess.run([str(bin_dir / "zl-topics")], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     log = open(workdir / "w.log", "ab")

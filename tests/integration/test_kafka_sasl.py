@@ -176,6 +176,7 @@ def base_env(broker: SaslBroker, prefix: str) -> dict:
 
 
 def zl_topics(env: dict, *args: str) -> subprocess.CompletedProcess:
+    env = dict(env, ZL_TOPIC_REPLICATION="1", ZL_TOPICS_LOCAL="true")  # one broker
     return subprocess.run([str(Path(need_env("ZL_BIN_DIR")) / "zl-topics"), *args], env=env, capture_output=True,
                           text=True, timeout=60)
 
