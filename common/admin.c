@@ -95,11 +95,22 @@ static void sha256_hex(const char *data, size_t len, char out[SHA256_HEX_SIZE])
     " AND r.dlq_topic = coalesce(d.dlq_topic, '') AND r.dlq_partition = coalesce(d.dlq_partition, -1)"        \
     " AND r.dlq_offset = coalesce(d.dlq_offset, -1))"
 
+/* The row as a JSON object, its numeric columns as strings: amounts, token
+ * ids and eggs are uint256s (numeric(78,0)), past what jansson's int64 and
+ * a JavaScript client's doubles hold (a 20-token deposit is 2e19 in 18
+ * decimals), so as numbers they made json_loads fail (HTTP 500) or a
+ * client round them. By column type, not by name, so a numeric column
+ * added later travels as a string too; column order is kept. */
+#define ROW_JSON                                                                                               \
+    "(SELECT json_object_agg(j.key, CASE WHEN a.atttypid = 'numeric'::regtype THEN to_json(j.value #>> '{}')"  \
+    " ELSE j.value END ORDER BY a.attnum) FROM json_each(row_to_json(d)) j JOIN pg_attribute a"                 \
+    " ON a.attrelid = 'deposits'::regclass AND a.attname = j.key)"
+
 static const struct {
     const char *name, *sql;
     int n;
 } stmts[] = {
-    {"adm_row", "SELECT row_to_json(d)::text, (" RESOLVED_MATCH ")::text FROM deposits d WHERE deposit_id = $1", 1},
+    {"adm_row", "SELECT " ROW_JSON "::text, (" RESOLVED_MATCH ")::text FROM deposits d WHERE deposit_id = $1", 1},
     {"adm_history",
      "SELECT coalesce(json_agg(h ORDER BY h.id), '[]')::text FROM deposit_history h WHERE deposit_id = $1", 1},
     {"adm_audits", "SELECT coalesce(json_agg(a ORDER BY a.id), '[]')::text FROM admin_audit a WHERE deposit_id = $1",
@@ -189,7 +200,11 @@ static json_t *db_json(struct call *c, const char *name, const char *arg)
     PGresult *r = db(c, name, 1, v, PGRES_TUPLES_OK);
     if (r == NULL)
         return NULL;
-    json_t *j = PQntuples(r) == 1 ? json_loads(PQgetvalue(r, 0, 0), 0, NULL) : json_null();
+    json_error_t je;
+    json_t *j = PQntuples(r) == 1 ? json_loads(PQgetvalue(r, 0, 0), 0, &je) : json_null();
+    if (j == NULL)
+        set_error(c, 500, "%s: the database's JSON did not parse: %s (line %d, column %d)", name, je.text, je.line,
+                  je.column);
     PQclear(r);
     return j;
 }
@@ -335,10 +350,13 @@ static void h_deposit(struct call *c, const char *id)
         set_error(c, 404, "no deposit %s", id);
         return;
     }
-    json_t *row = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+    json_error_t je;
+    json_t *row = json_loads(PQgetvalue(r, 0, 0), 0, &je);
     bool resolved = strcmp(PQgetvalue(r, 0, 1), "true") == 0;
     PQclear(r);
-    json_t *hist = db_json(c, "adm_history", id);
+    if (row == NULL)
+        set_error(c, 500, "could not read deposit %s: its row did not parse as JSON: %s", id, je.text);
+    json_t *hist = row != NULL ? db_json(c, "adm_history", id) : NULL;
     json_t *aud = hist != NULL ? db_json(c, "adm_audits", id) : NULL;
     json_t *rep = aud != NULL ? db_json(c, "adm_replays", id) : NULL;
     if (row == NULL || hist == NULL || aud == NULL || rep == NULL) {
@@ -376,12 +394,17 @@ static void h_dead(struct call *c)
     PGresult *r = db(c, "adm_dead", 3, v, PGRES_TUPLES_OK);
     if (r == NULL)
         return;
-    json_t *list = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+    json_error_t je;
+    json_t *list = json_loads(PQgetvalue(r, 0, 0), 0, &je);
     PQclear(r);
+    if (list == NULL) {
+        /* Never an empty listing in its place: that would say "no dead letters". */
+        set_error(c, 500, "could not list dead letters: the database's JSON did not parse: %s", je.text);
+        return;
+    }
     json_decref(c->body);
     c->status = 200;
-    c->body = json_pack("{s:o,s:i}", "dead", list != NULL ? list : json_array(), "count",
-                        list != NULL ? (int)json_array_size(list) : 0);
+    c->body = json_pack("{s:o,s:i}", "dead", list, "count", (int)json_array_size(list));
 }
 
 /* POST /admin/dead/{id}/resolve, inside the caller's transaction. */
