@@ -255,6 +255,17 @@ fail:
     return -1;
 }
 
+/* The admin API's breaker reset: "rpc", "rpc:<endpoint>" or every breaker;
+ * the endpoints' breakers are the stage's only ones. */
+static int mint_reset_breakers(void *ctx, const char *dependency)
+{
+    struct mint *m = ctx;
+    if (dependency != NULL && strncmp(dependency, "rpc", 3) != 0)
+        return 0;
+    zl_rpc_reset_breakers(m->rpc);
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     const struct zl_stage stage = {
@@ -270,6 +281,7 @@ int main(int argc, char **argv)
         .prepare = mint_prepare,
         .probe = mint_probe,
         .init = mint_init,
+        .reset_breakers = mint_reset_breakers,
         .fini = mint_fini,
         .ctx = &g_mint,
     };
