@@ -1,6 +1,6 @@
 #include "admin.h"
+#include "admin_int.h"
 
-#include <curl/curl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <nettle/sha2.h>
@@ -11,14 +11,11 @@
 #include <string.h>
 
 #include "hex.h"
-#include "httpbuf.h"
 #include "log.h"
 #include "pg.h"
 #include "reconcile.h"
 #include "sweep.h"
 
-/* Largest worker answer kept (a /health/ready body is well under 4 KiB). */
-#define WORKER_BODY_MAX_BYTES 65536
 /* Longest reason, Idempotency-Key and deposit id accepted. */
 #define REASON_MAX_BYTES 2000
 #define IDEM_KEY_MAX_BYTES 200
@@ -251,61 +248,6 @@ static json_t *body_with_reason(struct call *c, const char **reason)
     return j;
 }
 
-/* ------------------------------------------------------------ worker HTTP */
-
-/* GET or POST url; returns the HTTP status (0 when unreachable, with err)
- * and the body (caller frees). */
-static long http_call(const struct zl_admin *a, const char *url, const char *post_body, char **body, char *err,
-                      size_t err_size)
-{
-    char *auth = NULL; /* "Authorization: Bearer <token>", wiped and freed */
-    size_t auth_size = 0;
-    struct zl_httpbuf b;
-    zl_httpbuf_init(&b, WORKER_BODY_MAX_BYTES); /* past it curl reports a write error */
-    CURL *h = curl_easy_init();
-    long status = 0;
-    *body = NULL;
-    if (h == NULL) {
-        snprintf(err, err_size, "curl init failed");
-        return 0;
-    }
-    char cerr[CURL_ERROR_SIZE] = "";
-    struct curl_slist *hdrs = NULL;
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)a->o.http_timeout_ms);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, zl_httpbuf_write_cb);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    if (post_body != NULL) {
-        /* A worker's /admin/ needs its admin token (health.h). */
-        const char *wt =
-            a->o.worker_token != NULL && a->o.worker_token[0] ? a->o.worker_token : a->callers[0].token;
-        auth_size = strlen(wt) + sizeof("Authorization: Bearer ");
-        auth = malloc(auth_size);
-        if (auth != NULL) {
-            snprintf(auth, auth_size, "Authorization: Bearer %s", wt);
-            hdrs = curl_slist_append(hdrs, auth);
-        }
-        hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, post_body);
-    }
-    CURLcode rc = curl_easy_perform(h);
-    if (rc == CURLE_OK)
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    else
-        snprintf(err, err_size, "%s", cerr[0] ? cerr : curl_easy_strerror(rc));
-    curl_slist_free_all(hdrs);
-    curl_easy_cleanup(h);
-    if (auth != NULL)
-        memset(auth, 0, auth_size); /* the token does not linger in freed memory */
-    free(auth);
-    *body = zl_httpbuf_take(&b);
-    return status;
-}
-
 /* ------------------------------------------------------------ handlers */
 
 static void h_health(struct call *c)
@@ -317,7 +259,7 @@ static void h_health(struct call *c)
         char url[600], err[256] = "";
         snprintf(url, sizeof(url), "%s/health/ready", w->url);
         char *body = NULL;
-        long st = http_call(c->a, url, NULL, &body, err, sizeof(err));
+        long st = zl_admin_http_call(url, NULL, NULL, c->a->o.http_timeout_ms, &body, err, sizeof(err));
         json_t *parsed = body != NULL ? json_loads(body, 0, NULL) : NULL;
         free(body);
         bool ready = st == 200;
@@ -562,7 +504,11 @@ static void h_breaker_reset(struct call *c)
     char *fbody = json_dumps(fwd, JSON_COMPACT);
     json_decref(fwd);
     char *body = NULL;
-    long st = http_call(c->a, url, fbody != NULL ? fbody : "{}", &body, err, sizeof(err));
+    /* A worker's /admin/ needs its admin token (health.h). */
+    const char *wt = c->a->o.worker_token != NULL && c->a->o.worker_token[0] ? c->a->o.worker_token
+                                                                             : c->a->callers[0].token;
+    long st = zl_admin_http_call(url, fbody != NULL ? fbody : "{}", wt, c->a->o.http_timeout_ms, &body, err,
+                                 sizeof(err));
     free(fbody);
     json_t *answer = body != NULL ? json_loads(body, 0, NULL) : NULL;
     free(body);
