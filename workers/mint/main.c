@@ -255,15 +255,12 @@ fail:
     return -1;
 }
 
-/* The admin API's breaker reset: "rpc", "rpc:<endpoint>" or every breaker;
- * the endpoints' breakers are the stage's only ones. */
+/* The admin API's breaker reset: the endpoints' breakers are the stage's
+ * only ones. */
 static int mint_reset_breakers(void *ctx, const char *dependency)
 {
     struct mint *m = ctx;
-    if (dependency != NULL && strncmp(dependency, "rpc", 3) != 0)
-        return 0;
-    zl_rpc_reset_breakers(m->rpc);
-    return 1;
+    return zl_rpc_reset_breakers_named(m->rpc, dependency);
 }
 
 int main(int argc, char **argv)
