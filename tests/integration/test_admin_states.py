@@ -9,7 +9,7 @@ Against the harness's own services (LocalPipeline, as the demo and chaos
 run). The stages are started one at a time, so one deposit rests in each
 state long enough to be read there; mining is paused to hold it at
 mint_submitted; the minter's role is revoked with cast for a deposit that
-mint dead-letters; an anvil snapshot reverted under a detected deposit
+mint dead-letters (its reason decoded from the contract's ABI, revert.h); an anvil snapshot reverted under a detected deposit
 makes a reorged one. zl-admin runs as a member of the zl_admin role alone.
 """
 import json
@@ -19,6 +19,7 @@ from runtime_helpers import wait_until
 from test_reconcile import login_role
 from zlharness.env import write_secret
 from zlharness.jsonrpc import Rpc
+from zlharness.kafka import consume
 from zlharness.web import http_json
 
 ADMIN_TOKEN = "admin-states-test-token-" + "x" * 16
@@ -194,10 +195,20 @@ def test_every_admin_answer_reads_a_deposit_in_every_state():
         x = read_everywhere(a, xid, "dead")["deposit"]
         assert x["dead_from_state"] == "pinned" and x["last_error_class"] == "permanent", x
         assert x["resolved_by_operator"] is False
+        # The reason in the contract's words (common/revert.h), not hex:
+        # on the row, in the DLQ header and in mint's log.
+        reason = f"AccessControlUnauthorizedAccount({signer}, MINTER_ROLE)"
+        assert x["last_error"] == f"mint would revert: {reason}", x["last_error"]
         dead, _ = dead_listing(a)
         mine = [e for e in dead if e["deposit_id"] == xid]
         assert len(mine) == 1 and mine[0]["amount"] == str(AMOUNT), dead
-        assert mine[0]["dead_from_state"] == "pinned" and "revert" in mine[0]["last_error"], mine
+        assert mine[0]["dead_from_state"] == "pinned" and mine[0]["last_error"] == x["last_error"], mine
+        # Read raw: the reason has a comma, which kcat's %h also puts between headers.
+        dlq = [r for r in consume("zl.mint.dlq", "%k|%h\x1e", p.env["ZL_KAFKA_BROKERS"]).split("\x1e")
+               if r.strip().startswith(xid + "|")]
+        assert len(dlq) == 1 and f"zl-dlq-error={x['last_error']}" in dlq[0], dlq
+        mint_log = (p.local / "run" / "mint-0.log").read_text(errors="replace")
+        assert reason in mint_log and "custom error 0x" not in mint_log, mint_log[-2000:]
         assert {e["deposit_id"] for e in dead} == {xid}, "only the dead deposit is listed"
 
         p.start_workers([("credit", 1)])
