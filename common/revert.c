@@ -127,6 +127,8 @@ static bool put_arg(struct text *t, const char *type, const uint8_t *args, size_
 {
     if (i >= n / WORD_BYTES)
         return false;
+    if (strpbrk(type, "[(") != NULL)
+        return false; /* arrays and tuples: their head is an offset, not a value */
     const uint8_t *w = args + i * WORD_BYTES;
     static const uint8_t zero[WORD_BYTES];
     if (strcmp(type, "address") == 0) {

@@ -80,7 +80,8 @@ def numeric_columns(p) -> list[str]:
 
 def read_everywhere(a: Admin, did: str, state: str) -> dict:
     """The deposit as zlctl deposit and GET /admin/deposits/{id} give it,
-    checked alike on both; returns zlctl's answer."""
+    checked alike on both, and listed by zlctl dead (and GET /admin/dead)
+    exactly when it is dead; returns zlctl's answer."""
     by_ctl = a.zlctl("deposit", did)
     by_http = a.http(f"/admin/deposits/{did}")
     for answer in (by_ctl, by_http):
@@ -94,15 +95,20 @@ def read_everywhere(a: Admin, did: str, state: str) -> dict:
         assert isinstance(answer["audit"], list) and isinstance(answer["replays"], list)
     # The same row either way (the history's timestamps included).
     assert by_ctl == by_http
+    listed = {e["deposit_id"] for e in dead_listing(a)}
+    assert (did in listed) == (state == "dead"), f"{state}: zlctl dead lists {sorted(listed)}"
     return by_ctl
 
 
-def dead_listing(a: Admin) -> tuple[list[dict], list[dict]]:
+def dead_listing(a: Admin) -> list[dict]:
+    """zlctl dead and GET /admin/dead, checked alike; the listing."""
     by_ctl = a.zlctl("dead", "--limit", "1000", "--all")
     by_http = a.http("/admin/dead?limit=1000&include_resolved=1")
     assert by_ctl == by_http
-    assert json_unsafe_ints(by_ctl) == []
-    return by_ctl["dead"], by_http["dead"]
+    assert json_unsafe_ints(by_ctl) == [] and by_ctl["count"] == len(by_ctl["dead"])
+    for e in by_ctl["dead"]:
+        assert isinstance(e["amount"], str), e
+    return by_ctl["dead"]
 
 
 def deposit_to(p, rpc: Rpc, addr: str) -> str:
@@ -199,7 +205,7 @@ def test_every_admin_answer_reads_a_deposit_in_every_state():
         # on the row, in the DLQ header and in mint's log.
         reason = f"AccessControlUnauthorizedAccount({signer}, MINTER_ROLE)"
         assert x["last_error"] == f"mint would revert: {reason}", x["last_error"]
-        dead, _ = dead_listing(a)
+        dead = dead_listing(a)
         mine = [e for e in dead if e["deposit_id"] == xid]
         assert len(mine) == 1 and mine[0]["amount"] == str(AMOUNT), dead
         assert mine[0]["dead_from_state"] == "pinned" and mine[0]["last_error"] == x["last_error"], mine
