@@ -1,6 +1,6 @@
 #include "admin.h"
+#include "admin_int.h"
 
-#include <curl/curl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <nettle/sha2.h>
@@ -11,14 +11,11 @@
 #include <string.h>
 
 #include "hex.h"
-#include "httpbuf.h"
 #include "log.h"
 #include "pg.h"
 #include "reconcile.h"
 #include "sweep.h"
 
-/* Largest worker answer kept (a /health/ready body is well under 4 KiB). */
-#define WORKER_BODY_MAX_BYTES 65536
 /* Longest reason, Idempotency-Key and deposit id accepted. */
 #define REASON_MAX_BYTES 2000
 #define IDEM_KEY_MAX_BYTES 200
@@ -95,11 +92,22 @@ static void sha256_hex(const char *data, size_t len, char out[SHA256_HEX_SIZE])
     " AND r.dlq_topic = coalesce(d.dlq_topic, '') AND r.dlq_partition = coalesce(d.dlq_partition, -1)"        \
     " AND r.dlq_offset = coalesce(d.dlq_offset, -1))"
 
+/* The row as a JSON object, its numeric columns as strings: amounts, token
+ * ids and eggs are uint256s (numeric(78,0)), past what jansson's int64 and
+ * a JavaScript client's doubles hold (a 20-token deposit is 2e19 in 18
+ * decimals), so as numbers they made json_loads fail (HTTP 500) or a
+ * client round them. By column type, not by name, so a numeric column
+ * added later travels as a string too; column order is kept. */
+#define ROW_JSON                                                                                               \
+    "(SELECT json_object_agg(j.key, CASE WHEN a.atttypid = 'numeric'::regtype THEN to_json(j.value #>> '{}')"  \
+    " ELSE j.value END ORDER BY a.attnum) FROM json_each(row_to_json(d)) j JOIN pg_attribute a"                 \
+    " ON a.attrelid = 'deposits'::regclass AND a.attname = j.key)"
+
 static const struct {
     const char *name, *sql;
     int n;
 } stmts[] = {
-    {"adm_row", "SELECT row_to_json(d)::text, (" RESOLVED_MATCH ")::text FROM deposits d WHERE deposit_id = $1", 1},
+    {"adm_row", "SELECT " ROW_JSON "::text, (" RESOLVED_MATCH ")::text FROM deposits d WHERE deposit_id = $1", 1},
     {"adm_history",
      "SELECT coalesce(json_agg(h ORDER BY h.id), '[]')::text FROM deposit_history h WHERE deposit_id = $1", 1},
     {"adm_audits", "SELECT coalesce(json_agg(a ORDER BY a.id), '[]')::text FROM admin_audit a WHERE deposit_id = $1",
@@ -189,7 +197,11 @@ static json_t *db_json(struct call *c, const char *name, const char *arg)
     PGresult *r = db(c, name, 1, v, PGRES_TUPLES_OK);
     if (r == NULL)
         return NULL;
-    json_t *j = PQntuples(r) == 1 ? json_loads(PQgetvalue(r, 0, 0), 0, NULL) : json_null();
+    json_error_t je;
+    json_t *j = PQntuples(r) == 1 ? json_loads(PQgetvalue(r, 0, 0), 0, &je) : json_null();
+    if (j == NULL)
+        set_error(c, 500, "%s: the database's JSON did not parse: %s (line %d, column %d)", name, je.text, je.line,
+                  je.column);
     PQclear(r);
     return j;
 }
@@ -236,61 +248,6 @@ static json_t *body_with_reason(struct call *c, const char **reason)
     return j;
 }
 
-/* ------------------------------------------------------------ worker HTTP */
-
-/* GET or POST url; returns the HTTP status (0 when unreachable, with err)
- * and the body (caller frees). */
-static long http_call(const struct zl_admin *a, const char *url, const char *post_body, char **body, char *err,
-                      size_t err_size)
-{
-    char *auth = NULL; /* "Authorization: Bearer <token>", wiped and freed */
-    size_t auth_size = 0;
-    struct zl_httpbuf b;
-    zl_httpbuf_init(&b, WORKER_BODY_MAX_BYTES); /* past it curl reports a write error */
-    CURL *h = curl_easy_init();
-    long status = 0;
-    *body = NULL;
-    if (h == NULL) {
-        snprintf(err, err_size, "curl init failed");
-        return 0;
-    }
-    char cerr[CURL_ERROR_SIZE] = "";
-    struct curl_slist *hdrs = NULL;
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)a->o.http_timeout_ms);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, zl_httpbuf_write_cb);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    if (post_body != NULL) {
-        /* A worker's /admin/ needs its admin token (health.h). */
-        const char *wt =
-            a->o.worker_token != NULL && a->o.worker_token[0] ? a->o.worker_token : a->callers[0].token;
-        auth_size = strlen(wt) + sizeof("Authorization: Bearer ");
-        auth = malloc(auth_size);
-        if (auth != NULL) {
-            snprintf(auth, auth_size, "Authorization: Bearer %s", wt);
-            hdrs = curl_slist_append(hdrs, auth);
-        }
-        hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, post_body);
-    }
-    CURLcode rc = curl_easy_perform(h);
-    if (rc == CURLE_OK)
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    else
-        snprintf(err, err_size, "%s", cerr[0] ? cerr : curl_easy_strerror(rc));
-    curl_slist_free_all(hdrs);
-    curl_easy_cleanup(h);
-    if (auth != NULL)
-        memset(auth, 0, auth_size); /* the token does not linger in freed memory */
-    free(auth);
-    *body = zl_httpbuf_take(&b);
-    return status;
-}
-
 /* ------------------------------------------------------------ handlers */
 
 static void h_health(struct call *c)
@@ -302,7 +259,7 @@ static void h_health(struct call *c)
         char url[600], err[256] = "";
         snprintf(url, sizeof(url), "%s/health/ready", w->url);
         char *body = NULL;
-        long st = http_call(c->a, url, NULL, &body, err, sizeof(err));
+        long st = zl_admin_http_call(url, NULL, NULL, c->a->o.http_timeout_ms, &body, err, sizeof(err));
         json_t *parsed = body != NULL ? json_loads(body, 0, NULL) : NULL;
         free(body);
         bool ready = st == 200;
@@ -335,10 +292,13 @@ static void h_deposit(struct call *c, const char *id)
         set_error(c, 404, "no deposit %s", id);
         return;
     }
-    json_t *row = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+    json_error_t je;
+    json_t *row = json_loads(PQgetvalue(r, 0, 0), 0, &je);
     bool resolved = strcmp(PQgetvalue(r, 0, 1), "true") == 0;
     PQclear(r);
-    json_t *hist = db_json(c, "adm_history", id);
+    if (row == NULL)
+        set_error(c, 500, "could not read deposit %s: its row did not parse as JSON: %s", id, je.text);
+    json_t *hist = row != NULL ? db_json(c, "adm_history", id) : NULL;
     json_t *aud = hist != NULL ? db_json(c, "adm_audits", id) : NULL;
     json_t *rep = aud != NULL ? db_json(c, "adm_replays", id) : NULL;
     if (row == NULL || hist == NULL || aud == NULL || rep == NULL) {
@@ -376,12 +336,17 @@ static void h_dead(struct call *c)
     PGresult *r = db(c, "adm_dead", 3, v, PGRES_TUPLES_OK);
     if (r == NULL)
         return;
-    json_t *list = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+    json_error_t je;
+    json_t *list = json_loads(PQgetvalue(r, 0, 0), 0, &je);
     PQclear(r);
+    if (list == NULL) {
+        /* Never an empty listing in its place: that would say "no dead letters". */
+        set_error(c, 500, "could not list dead letters: the database's JSON did not parse: %s", je.text);
+        return;
+    }
     json_decref(c->body);
     c->status = 200;
-    c->body = json_pack("{s:o,s:i}", "dead", list != NULL ? list : json_array(), "count",
-                        list != NULL ? (int)json_array_size(list) : 0);
+    c->body = json_pack("{s:o,s:i}", "dead", list, "count", (int)json_array_size(list));
 }
 
 /* POST /admin/dead/{id}/resolve, inside the caller's transaction. */
@@ -539,7 +504,11 @@ static void h_breaker_reset(struct call *c)
     char *fbody = json_dumps(fwd, JSON_COMPACT);
     json_decref(fwd);
     char *body = NULL;
-    long st = http_call(c->a, url, fbody != NULL ? fbody : "{}", &body, err, sizeof(err));
+    /* A worker's /admin/ needs its admin token (health.h). */
+    const char *wt = c->a->o.worker_token != NULL && c->a->o.worker_token[0] ? c->a->o.worker_token
+                                                                             : c->a->callers[0].token;
+    long st = zl_admin_http_call(url, fbody != NULL ? fbody : "{}", wt, c->a->o.http_timeout_ms, &body, err,
+                                 sizeof(err));
     free(fbody);
     json_t *answer = body != NULL ? json_loads(body, 0, NULL) : NULL;
     free(body);

@@ -15,7 +15,9 @@
  *   GET  /admin/health                 workers' /health/ready, aggregated:
  *                                      200 all ready, 503 otherwise
  *   GET  /admin/deposits/{id}          the row, its history, audit entries
- *                                      and replays
+ *                                      and replays; the row's numeric
+ *                                      columns (amount, token_id,
+ *                                      credit_eggs: uint256s) as strings
  *   GET  /admin/dead[?limit=N&stage=S&include_resolved=1]
  *                                      dead rows from the state table
  *   POST /admin/dead/{id}/resolve      {"action":"resolve"|"requeue",

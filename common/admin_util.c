@@ -1,7 +1,15 @@
 /* admin_util.c: the admin API's (admin.h) parts that need none of its
- * state: token buckets and the metric descriptions, apart from admin.c so
- * that file stays within the size rule. */
+ * state: token buckets, the metric descriptions and HTTP calls to the
+ * workers, apart from admin.c so that file stays within the size rule. */
 #include "admin.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin_int.h"
+#include "httpbuf.h"
 
 void zl_token_bucket_init(struct zl_token_bucket *b, double rate_per_s, double burst, int64_t now_ms)
 {
@@ -44,4 +52,52 @@ void zl_admin_describe_metrics(struct zl_metrics *m)
                         "deposits dead-lettered and not resolved by an operator");
     zl_metrics_describe(m, "zl_failing_deposits", ZL_METRIC_GAUGE,
                         "pending deposits whose last attempt failed (retrying)");
+}
+
+long zl_admin_http_call(const char *url, const char *post_body, const char *bearer, int64_t timeout_ms, char **body,
+                        char *err, size_t err_size)
+{
+    char *auth = NULL; /* "Authorization: Bearer <token>", wiped and freed */
+    size_t auth_size = 0;
+    struct zl_httpbuf b;
+    zl_httpbuf_init(&b, ZL_ADMIN_WORKER_BODY_MAX_BYTES); /* past it curl reports a write error */
+    CURL *h = curl_easy_init();
+    long status = 0;
+    *body = NULL;
+    if (h == NULL) {
+        snprintf(err, err_size, "curl init failed");
+        return 0;
+    }
+    char cerr[CURL_ERROR_SIZE] = "";
+    struct curl_slist *hdrs = NULL;
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, zl_httpbuf_write_cb);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (post_body != NULL) {
+        auth_size = strlen(bearer) + sizeof("Authorization: Bearer ");
+        auth = malloc(auth_size);
+        if (auth != NULL) {
+            snprintf(auth, auth_size, "Authorization: Bearer %s", bearer);
+            hdrs = curl_slist_append(hdrs, auth);
+        }
+        hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, post_body);
+    }
+    CURLcode rc = curl_easy_perform(h);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    else
+        snprintf(err, err_size, "%s", cerr[0] ? cerr : curl_easy_strerror(rc));
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(h);
+    if (auth != NULL)
+        memset(auth, 0, auth_size); /* the token does not linger in freed memory */
+    free(auth);
+    *body = zl_httpbuf_take(&b);
+    return status;
 }

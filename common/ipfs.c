@@ -365,6 +365,20 @@ zl_class zl_ipfs_verify(struct zl_ipfs *c, const void *data, size_t len, const c
     return down == c->ngw ? ZL_OUTAGE : ZL_TRANSIENT;
 }
 
+int zl_ipfs_reset_breakers(struct zl_ipfs *c, const char *dependency)
+{
+    int n = 0;
+    bool all = dependency == NULL || strcmp(dependency, "ipfs") == 0;
+    for (int i = 0; i < c->nprov; i++) {
+        struct provider *p = &c->prov[i];
+        if (!p->breaker_inited || !(all || strcmp(dependency, p->dep) == 0))
+            continue;
+        zl_breaker_reset(&p->breaker, zl_now_ms()); /* its callback updates health and the gauge */
+        n++;
+    }
+    return n;
+}
+
 zl_class zl_ipfs_probe(struct zl_ipfs *c, char *errstr, size_t errstr_size)
 {
     int up = 0;

@@ -150,6 +150,13 @@ zl_class zl_ipfs_verify(struct zl_ipfs *c, const void *data, size_t len, const c
  * GET /pins?limit=1) through their breakers; ZL_OUTAGE otherwise. */
 zl_class zl_ipfs_probe(struct zl_ipfs *c, char *errstr, size_t errstr_size);
 
+/* The admin API's breaker reset (runtime.h): closes, and forgets the
+ * failures of, the breakers `dependency` names: NULL or "ipfs" every
+ * provider's, "ipfs:<i>:<kind>" (as in /health/ready and zl_breaker_state)
+ * that one. Returns how many were reset (0: the name matched none).
+ * @locality the client's thread, like every call on it. */
+int zl_ipfs_reset_breakers(struct zl_ipfs *c, const char *dependency);
+
 /* Parsers of provider answers (external input: fuzzed). body need not be
  * NUL-terminated. Each returns 0 with the CID (and for PSA the request id and
  * status) copied out, or -1 with errstr. A CID is returned as text exactly as

@@ -789,6 +789,14 @@ bool zl_rpc_any_healthy(struct zl_rpc *r)
     return false;
 }
 
+int zl_rpc_reset_breakers_named(struct zl_rpc *r, const char *dependency)
+{
+    if (dependency != NULL && strncmp(dependency, "rpc", 3) != 0)
+        return 0;
+    zl_rpc_reset_breakers(r);
+    return 1;
+}
+
 void zl_rpc_reset_breakers(struct zl_rpc *r)
 {
     int64_t now = zl_now_ms();

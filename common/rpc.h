@@ -125,6 +125,11 @@ bool zl_rpc_any_healthy(struct zl_rpc *r);
 /* Admin: resets every endpoint's breaker to closed. */
 void zl_rpc_reset_breakers(struct zl_rpc *r);
 
+/* A stage's breaker-reset callback (runtime.h) for a stage whose only
+ * breakers are r's: resets them all when dependency is NULL, "rpc" or
+ * "rpc:<endpoint>" and returns 1; returns 0 (nothing reset) for any other. */
+int zl_rpc_reset_breakers_named(struct zl_rpc *r, const char *dependency);
+
 /* Convenience for "0x1a" quantities: parses into *out; -1 when not a
  * 0x-prefixed hex quantity that fits in 64 bits. */
 int zl_rpc_parse_quantity(const json_t *v, uint64_t *out);

@@ -323,6 +323,17 @@ static int credit_init(void *ctx, const struct zl_runtime_env *env, char *errstr
     return 0;
 }
 
+/* The admin API's breaker reset: the price source's breaker, the stage's
+ * only one ("rate-source"; none without ZL_CREDIT_RATE_URL). */
+static int credit_reset_breakers(void *ctx, const char *dependency)
+{
+    struct credit *cr = ctx;
+    if (!cr->breaker_ready || (dependency != NULL && strcmp(dependency, "rate-source") != 0))
+        return 0;
+    zl_breaker_reset(&cr->breaker, zl_now_ms());
+    return 1;
+}
+
 static void credit_fini(void *ctx)
 {
     struct credit *cr = ctx;
@@ -349,6 +360,7 @@ int main(int argc, char **argv)
         .prepare = credit_prepare,
         .probe = credit_probe,
         .init = credit_init,
+        .reset_breakers = credit_reset_breakers,
         .fini = credit_fini,
         .ctx = &g_credit,
     };

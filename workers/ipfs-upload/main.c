@@ -349,6 +349,13 @@ static int iu_init(void *ctx, const struct zl_runtime_env *env, char *errstr, si
     return 0;
 }
 
+/* The admin API's breaker reset: the providers' breakers (ipfs.h). */
+static int iu_reset_breakers(void *ctx, const char *dependency)
+{
+    struct ipfs_upload *u = ctx;
+    return zl_ipfs_reset_breakers(u->ipfs, dependency);
+}
+
 static void iu_fini(void *ctx)
 {
     struct ipfs_upload *u = ctx;
@@ -373,6 +380,7 @@ int main(int argc, char **argv)
         .prepare = iu_prepare,
         .probe = iu_probe,
         .init = iu_init,
+        .reset_breakers = iu_reset_breakers,
         .fini = iu_fini,
         .ctx = &g_ipfs_upload,
     };

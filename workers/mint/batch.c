@@ -112,7 +112,9 @@ static void new_batch(struct mint *m, struct zl_work *const *ws, const size_t *i
     if (reverts) {
         /* mintBatch skips existing ids, so a revert is about one deposit or
          * the signer (no role): the single path classifies each precisely. */
-        zl_log(ZL_LOG_WARN, NULL, "mintBatch of %zu would revert (%s): minting them one by one", k, err);
+        char reason[ZL_ERRSTR_SIZE];
+        mint_revert_reason(&re, err, reason, sizeof(reason));
+        zl_log(ZL_LOG_WARN, NULL, "mintBatch of %zu would revert (%s): minting them one by one", k, reason);
         for (size_t i = 0; i < k; i++)
             ws[idx[i]]->result = mint_process(m, ws[idx[i]]);
         return;

@@ -255,6 +255,14 @@ fail:
     return -1;
 }
 
+/* The admin API's breaker reset: the endpoints' breakers are the stage's
+ * only ones. */
+static int mint_reset_breakers(void *ctx, const char *dependency)
+{
+    struct mint *m = ctx;
+    return zl_rpc_reset_breakers_named(m->rpc, dependency);
+}
+
 int main(int argc, char **argv)
 {
     const struct zl_stage stage = {
@@ -270,6 +278,7 @@ int main(int argc, char **argv)
         .prepare = mint_prepare,
         .probe = mint_probe,
         .init = mint_init,
+        .reset_breakers = mint_reset_breakers,
         .fini = mint_fini,
         .ctx = &g_mint,
     };

@@ -71,6 +71,12 @@ bool mint_bad_depositor(struct zl_work *w);
  * ZL_MINT_GAS_LIMIT per mint, or the estimate plus ZL_GAS_MARGIN_PCT. */
 uint64_t mint_gas_limit(const struct mint *m, uint64_t estimate, size_t k);
 
+/* Why a call would revert, as the contracts' ABIs name it (revert.h):
+ * "AccessControlUnauthorizedAccount(0xf39f..., MINTER_ROLE)". When the
+ * node gave no hex revert data, its own words (node_text: the estimate's
+ * error) instead. */
+void mint_revert_reason(const struct zl_rpc_error *re, const char *node_text, char *out, size_t out_size);
+
 /* --- verdict.c --- */
 
 /* The token already exists (a revert said so, or a batch skipped it):

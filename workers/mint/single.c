@@ -9,6 +9,7 @@
 #include "fault.h"
 #include "keccak.h"
 #include "mint.h"
+#include "revert.h"
 
 bool mint_bad_depositor(struct zl_work *w)
 {
@@ -23,6 +24,14 @@ uint64_t mint_gas_limit(const struct mint *m, uint64_t estimate, size_t k)
     if (m->cfg.gas_limit > 0)
         return (uint64_t)m->cfg.gas_limit * k;
     return estimate + estimate * (uint64_t)m->cfg.gas_margin_pct / 100;
+}
+
+void mint_revert_reason(const struct zl_rpc_error *re, const char *node_text, char *out, size_t out_size)
+{
+    if (zl_hex_has_prefix(re->data))
+        zl_revert_describe(re->data, out, out_size);
+    else
+        snprintf(out, out_size, "%s", node_text);
 }
 
 /* The calldata of this deposit's mint, and its token id. */
@@ -60,8 +69,17 @@ static zl_class new_mint(struct mint *m, struct zl_work *w, struct zl_nonce_tx *
         *done = c == ZL_OK;
         return c;
     }
-    if (reverts)
-        return ZL_PERMANENT; /* any other revert: the mint will never work (w->error says why) */
+    if (reverts) {
+        /* Any other revert: the mint will never work. w->error says why,
+         * in the ABIs' words: the row's last_error and the DLQ header. */
+        char reason[ZL_ERRSTR_SIZE - 32];
+        mint_revert_reason(&re, w->error, reason, sizeof(reason));
+        snprintf(w->error, sizeof(w->error), "mint would revert: %s", reason);
+        struct zl_log_ctx lc;
+        zl_work_log_ctx(w, &lc);
+        zl_log_kv(ZL_LOG_WARN, &lc, "mint would revert", "reason", reason, NULL);
+        return ZL_PERMANENT;
+    }
     if (c != ZL_OK)
         return c;
     gas = mint_gas_limit(m, gas, 1);
