@@ -116,10 +116,7 @@ static zl_class verify_probe(void *ctx, char *errstr, size_t errstr_size)
 static int verify_reset_breakers(void *ctx, const char *dependency)
 {
     struct verify *v = ctx;
-    if (dependency != NULL && strncmp(dependency, "rpc", 3) != 0)
-        return 0;
-    zl_rpc_reset_breakers(v->rpc);
-    return 1;
+    return zl_rpc_reset_breakers_named(v->rpc, dependency);
 }
 
 static zl_class verify_republish(void *ctx, struct zl_work *w)
