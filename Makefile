@@ -121,7 +121,7 @@ demo: deps
 
 # The pipeline kept running (deploy/local/stack, .local/stack): every stage,
 # the sweeper and zl-admin under supervisord, which restarts what dies; then
-# eval "$$(deploy/local/stack env)" for zlctl and cast. The README's tour.
+# eval "$(deploy/local/stack env)" for zlctl and cast. The README's tour.
 up: deps
 	@$(MAKE) --no-print-directory -j$(NPROC) all
 	@deploy/local/stack up
