@@ -36,7 +36,7 @@ UNIT_TESTS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/
 SVC_TESTS   := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(wildcard tests/c/*.c))
 
 .SECONDARY:
-.PHONY: all deps test test-unit check fuzz bench contracts contracts-check demo chaos clean
+.PHONY: all deps test test-unit check fuzz bench contracts contracts-check demo up down status chaos clean
 
 all: $(WORKERS) $(TOOLS) $(UNIT_TESTS) $(SVC_TESTS)
 
@@ -118,6 +118,19 @@ fuzz: $(FUZZ_TARGETS)
 demo: deps
 	@$(MAKE) --no-print-directory -j$(NPROC) all
 	@deploy/local/demo $(DEMO_ARGS)
+
+# The pipeline kept running (deploy/local/stack, .local/stack): every stage,
+# the sweeper and zl-admin under supervisord, which restarts what dies; then
+# eval "$(deploy/local/stack env)" for zlctl and cast. The README's tour.
+up: deps
+	@$(MAKE) --no-print-directory -j$(NPROC) all
+	@deploy/local/stack up
+
+down:
+	@deploy/local/stack down
+
+status:
+	@deploy/local/stack status
 
 # Seeded fault schedules over the whole pipeline (tests/chaos/chaos.py).
 # make chaos SCHEDULES=20 DEPOSITS=2000 [SEED=n] [DURATION_S=s]

