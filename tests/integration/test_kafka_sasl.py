@@ -9,12 +9,11 @@ listener's JAAS config), and stops it by pid at the end. PostgreSQL is the
 shared dev database: only the broker is the subject here.
 
 TLS uses the same mechanism (security.protocol=SSL or SASL_SSL plus ssl.*
-properties, see docs/deploy.md): test_tls.py starts a broker of the same kind
-(zlharness.kafka_broker) with certificates it makes with openssl and keytool,
-and proves mutual TLS and SCRAM-SHA-512 over TLS.
+properties, see docs/deploy.md): test_kafka_tls.py starts a broker of the
+same kind (zlharness.kafka_broker) with certificates it makes with openssl
+and keytool, and proves mutual TLS and SCRAM-SHA-512 over TLS.
 """
 import json
-import os
 import signal
 import subprocess
 import time
@@ -26,37 +25,18 @@ import pytest
 from conftest import need_env
 from runtime_helpers import insert_rows, new_deposit, psql, wait_until
 from zlharness.kafka_broker import (ADMIN_PASSWORD, ADMIN_USER, PASSWORD, USER, SaslBroker,  # noqa: F401
-                                    sasl_props, write_props_file, x_args)
+                                    sasl_props, tool_env, write_props_file, x_args, zl_topics)
+from zlharness.procs import running
 
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory):
-    b = SaslBroker(tmp_path_factory.mktemp("sasl-kafka"))
-    try:
-        b.start()
+    with running(SaslBroker(tmp_path_factory.mktemp("sasl-kafka"))) as b:
         yield b
-    finally:
-        b.stop()
 
 
 def base_env(broker: SaslBroker, prefix: str) -> dict:
-    return {
-        "PATH": os.environ["PATH"],
-        "ZL_KAFKA_BROKERS": broker.bootstrap,
-        "ZL_PG_DSN": need_env("ZL_PG_DSN"),
-        "ZL_TOPIC_PREFIX": prefix,
-        "ZL_GROUP_ID": f"zl-passthrough-{prefix}",
-        "ZL_TOPICS_STAGES": "passthrough",
-        "ZL_TOPIC_PARTITIONS": "2",
-        "ZL_RETRY_TIERS_MS": "500",
-        "ZL_ADMIN_TIMEOUT_MS": "8000",
-        "ZL_LOG_LEVEL": "info",
-    }
-
-
-def zl_topics(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(Path(need_env("ZL_BIN_DIR")) / "zl-topics"), *args], env=env, capture_output=True,
-                          text=True, timeout=60)
+    return tool_env(broker.bootstrap, prefix)
 
 
 def topic_names(broker: SaslBroker) -> set[str]:

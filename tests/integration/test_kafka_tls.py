@@ -12,17 +12,14 @@ are made here with openssl (a throwaway CA; a broker certificate naming
 the shared dev database.
 """
 import json
-import os
-import subprocess
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from conftest import need_env
-from zlharness.kafka_broker import PASSWORD, USER, TlsBroker, write_props_file, x_args
-from zlharness.procs import stop, wait_until
+from zlharness.kafka_broker import PASSWORD, TlsBroker, tool_env, write_props_file, x_args, zl_topics
+from zlharness.procs import running, stop, wait_until
 from zlharness.stage import StagePipeline, effects, insert_rows, new_deposit, states
 from zlharness.tls import issue, make_ca
 
@@ -34,12 +31,8 @@ DEPOSITS = 5
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory):
-    b = TlsBroker(tmp_path_factory.mktemp("tls-kafka"))
-    try:
-        b.start()
+    with running(TlsBroker(tmp_path_factory.mktemp("tls-kafka"))) as b:
         yield b
-    finally:
-        b.stop()
 
 
 @pytest.fixture(scope="module")
@@ -48,26 +41,6 @@ def stranger(tmp_path_factory):
     folder = tmp_path_factory.mktemp("stranger-ca")
     ca = make_ca(folder, "stranger")
     return ca, issue(ca, folder, "stranger-client", sans=("DNS:zl-worker",), usage="clientAuth")
-
-
-def tool_env(broker: TlsBroker, listener: str, prefix: str) -> dict:
-    return {
-        "PATH": os.environ["PATH"],
-        "ZL_KAFKA_BROKERS": broker.bootstrap_of(listener),
-        "ZL_PG_DSN": need_env("ZL_PG_DSN"),
-        "ZL_TOPIC_PREFIX": prefix,
-        "ZL_GROUP_ID": f"zl-passthrough-{prefix}",
-        "ZL_TOPICS_STAGES": "passthrough",
-        "ZL_TOPIC_PARTITIONS": "2",
-        "ZL_RETRY_TIERS_MS": "500",
-        "ZL_ADMIN_TIMEOUT_MS": "8000",
-        "ZL_LOG_LEVEL": "info",
-    }
-
-
-def zl_topics(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(Path(need_env("ZL_BIN_DIR")) / "zl-topics"), *args], env=env, capture_output=True,
-                          text=True, timeout=60)
 
 
 def topics_with(broker: TlsBroker, prefix: str) -> set[str]:
@@ -82,7 +55,7 @@ def pass_deposits_through(broker: TlsBroker, listener: str, props: dict, tmp_pat
     once, marked verified and published downstream, and the worker must
     drain cleanly on SIGTERM."""
     prefix = f"t{uuid.uuid4().hex[:8]}."
-    env = tool_env(broker, listener, prefix)
+    env = tool_env(broker.bootstrap_of(listener), prefix)
     env["ZL_KAFKA_PROPERTIES_FILE"] = str(write_props_file(tmp_path / "kafka.properties", props))
     out = zl_topics(env)
     assert out.returncode == 0, f"zl-topics failed over {listener}: {out.stderr}"
@@ -120,7 +93,7 @@ def refused(broker: TlsBroker, listener: str, props: dict) -> str:
     non-zero within GIVE_UP_S and created nothing; its output."""
     prefix = f"t{uuid.uuid4().hex[:8]}."
     t0 = time.monotonic()
-    out = zl_topics(tool_env(broker, listener, prefix), *x_args(props))
+    out = zl_topics(tool_env(broker.bootstrap_of(listener), prefix), *x_args(props))
     elapsed = time.monotonic() - t0
     text = out.stdout + out.stderr
     assert out.returncode != 0, f"zl-topics succeeded as a client the broker must refuse:\n{text[-3000:]}"
@@ -169,7 +142,9 @@ def test_mutual_tls_refuses_a_client_certificate_from_another_ca(broker, strange
     """Guards against a broker that would let any certificate in: the SSL
     listener requires one its CA signed."""
     _, stranger_client = stranger
-    refused(broker, "SSL", broker.ssl_props(cert=stranger_client))
+    text = refused(broker, "SSL", broker.ssl_props(cert=stranger_client))
+    # The broker's TLS alert, as librdkafka reports it.
+    assert "certificate unknown" in text, f"no certificate alert in:\n{text[-3000:]}"
 
 
 def test_wrong_scram_password_is_refused_with_an_authentication_error(broker):
@@ -180,4 +155,3 @@ def test_wrong_scram_password_is_refused_with_an_authentication_error(broker):
     text = refused(broker, "SASL_SSL", broker.scram_props(password=wrong))
     assert "authentication" in text.lower(), f"no authentication error in the output:\n{text[-3000:]}"
     assert wrong not in text, "the tried password was printed"
-

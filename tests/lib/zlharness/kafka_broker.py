@@ -23,7 +23,7 @@ import time
 import uuid
 from pathlib import Path
 
-from .env import need_env
+from .env import bin_path, need_env
 from .procs import free_port
 from .tls import Cert, issue, java_keystore, java_truststore, make_ca
 
@@ -36,6 +36,8 @@ KCAT_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 20
 # Metadata requests of the readiness probe, each bounded in seconds.
 PROBE_METADATA_TIMEOUT_S = 2
+# zl-topics gives up after ZL_ADMIN_TIMEOUT_MS (8 s below); this is the hang guard.
+ZL_TOPICS_TIMEOUT_S = 60
 
 
 def x_args(props: dict) -> list[str]:
@@ -52,6 +54,30 @@ def write_props_file(path: Path, props: dict, mode: int = 0o600) -> Path:
                     + "".join(f"{k}={v}\n" for k, v in props.items()))
     os.chmod(path, mode)
     return path
+
+
+def tool_env(bootstrap: str, prefix: str) -> dict:
+    """The whole environment of zl-topics and the passthrough stage against
+    a test broker: the shared dev database, topics under prefix, short
+    retries, an 8 s admin timeout (nothing inherited but PATH)."""
+    return {
+        "PATH": os.environ["PATH"],
+        "ZL_KAFKA_BROKERS": bootstrap,
+        "ZL_PG_DSN": need_env("ZL_PG_DSN"),
+        "ZL_TOPIC_PREFIX": prefix,
+        "ZL_GROUP_ID": f"zl-passthrough-{prefix}",
+        "ZL_TOPICS_STAGES": "passthrough",
+        "ZL_TOPIC_PARTITIONS": "2",
+        "ZL_RETRY_TIERS_MS": "500",
+        "ZL_ADMIN_TIMEOUT_MS": "8000",
+        "ZL_LOG_LEVEL": "info",
+    }
+
+
+def zl_topics(env: dict, *args: str) -> subprocess.CompletedProcess:
+    """zl-topics with env and args, run to its end (never raises on failure)."""
+    return subprocess.run([bin_path("zl-topics"), *args], env=env, capture_output=True, text=True,
+                          timeout=ZL_TOPICS_TIMEOUT_S)
 
 
 def sasl_props(user: str = USER, password: str = PASSWORD) -> dict:
