@@ -21,7 +21,7 @@ import pytest
 from zlharness.kafka_broker import PASSWORD, TlsBroker, tool_env, write_props_file, x_args, zl_topics
 from zlharness.procs import running, stop, wait_until
 from zlharness.stage import StagePipeline, effects, insert_rows, new_deposit, states
-from zlharness.tls import issue, make_ca
+from zlharness.tls import deploy_doc_blocks, issue, make_ca
 
 # A client that gives up must say so within this many seconds (the tools'
 # admin timeout is 8 s here), not hang like a slow broker.
@@ -155,3 +155,24 @@ def test_wrong_scram_password_is_refused_with_an_authentication_error(broker):
     text = refused(broker, "SASL_SSL", broker.scram_props(password=wrong))
     assert "authentication" in text.lower(), f"no authentication error in the output:\n{text[-3000:]}"
     assert wrong not in text, "the tried password was printed"
+
+
+
+def documented_client(protocol: str) -> dict:
+    """The docs' librdkafka properties block for security.protocol=protocol."""
+    for block in deploy_doc_blocks("properties"):
+        props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line and not line.startswith("#"))
+        if props.get("security.protocol") == protocol and "listeners" not in props:
+            return props
+    raise AssertionError(f"docs/deploy.md shows no client properties with security.protocol={protocol}")
+
+
+def test_docs_show_the_client_properties_these_tests_prove(broker):
+    """Guards against docs/deploy.md drifting from what is tested: its
+    client blocks name exactly the properties the tests give the worker,
+    with the same values wherever a value is not a path or a secret."""
+    for protocol, tested in (("SSL", broker.ssl_props()), ("SASL_SSL", broker.scram_props())):
+        shown = documented_client(protocol)
+        assert set(shown) == set(tested), f"{protocol}: docs show {sorted(shown)}, tests use {sorted(tested)}"
+        for key in ("security.protocol", "sasl.mechanisms", "ssl.endpoint.identification.algorithm"):
+            assert shown.get(key) == tested.get(key), f"{protocol} {key}: docs {shown.get(key)}, tests {tested.get(key)}"

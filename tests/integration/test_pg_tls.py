@@ -12,6 +12,7 @@ broker.
 """
 import os
 import subprocess
+import urllib.parse
 import uuid
 
 import pytest
@@ -23,7 +24,7 @@ from zlharness.pg import ensure_pt_effects, psql
 from zlharness.pg_tls import TlsPostgres
 from zlharness.procs import running, wait_until
 from zlharness.stage import StagePipeline, effects, insert_rows, new_deposit, new_stage_pipeline, states
-from zlharness.tls import make_ca
+from zlharness.tls import deploy_doc_blocks, make_ca
 
 DEPOSITS = 5
 # A refused client must say so at once, not hang.
@@ -137,3 +138,16 @@ def test_host_name_mismatch_fails_loudly(server):
     other = f"db-{uuid.uuid4().hex[:6]}.example"
     text = refused(server.dsn(host=other, hostaddr="127.0.0.1"))
     assert NAME_MISMATCH in text and other in text, f"no host name error in:\n{text[-3000:]}"
+
+
+def test_docs_show_the_dsn_these_tests_prove(server):
+    """Guards against docs/deploy.md drifting from what is tested: its
+    verify-full DSN carries exactly the TLS parameters the tests use."""
+    def params(dsn: str) -> dict:
+        return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(dsn).query))
+    shown = [params(line) for block in deploy_doc_blocks() for line in block.splitlines()
+             if line.startswith("postgresql://") and "sslmode=" in line]
+    assert shown, "docs/deploy.md shows no DSN with sslmode"
+    tested = params(server.dsn())
+    assert set(shown[0]) == set(tested) and shown[0]["sslmode"] == tested["sslmode"] == "verify-full", \
+        f"docs show {shown[0]}, tests use {tested}"

@@ -11,12 +11,14 @@ looser ones). Nothing here is secret: the CA lives for one test module.
 from dataclasses import dataclass
 from pathlib import Path
 
+from .env import REPO
 from .procs import run
 
 # Long enough for any test run, short enough that a leaked key is worthless.
 CERT_DAYS = 2
 # The names a server certificate carries unless told otherwise.
 LOOPBACK_SANS = ("IP:127.0.0.1", "DNS:localhost")
+DEPLOY_DOC = REPO / "docs" / "deploy.md"
 OPENSSL_TIMEOUT_S = 30
 KEYTOOL_TIMEOUT_S = 60
 
@@ -79,3 +81,20 @@ def java_truststore(ca: Cert, path: Path, password: str) -> Path:
     run(["keytool", "-importcert", "-noprompt", "-alias", "ca", "-file", ca.crt, "-keystore", path,
          "-storetype", "PKCS12", "-storepass", password], timeout=KEYTOOL_TIMEOUT_S)
     return path
+
+
+def deploy_doc_blocks(lang: str = "") -> list[str]:
+    """The fenced blocks of docs/deploy.md opened with ```lang, so a test
+    can check the settings the operator is shown are the ones it proved."""
+    blocks, current, opened = [], None, None
+    for line in DEPLOY_DOC.read_text().splitlines():
+        fence = line.strip().startswith("```")
+        if current is None and fence:
+            current, opened = [], line.strip()[3:]
+        elif current is not None and fence:
+            if opened == lang:
+                blocks.append("\n".join(current))
+            current = None
+        elif current is not None:
+            current.append(line)
+    return blocks
