@@ -8,14 +8,12 @@ a SASL_PLAINTEXT listener using the PLAIN mechanism (users defined in the
 listener's JAAS config), and stops it by pid at the end. PostgreSQL is the
 shared dev database: only the broker is the subject here.
 
-TLS uses the same mechanism (security.protocol=SASL_SSL plus ssl.* properties,
-see docs/deploy.md); it is not exercised here because the broker would need a
-keystore, which this machine has no tool to make offline without keytool
-plumbing that would prove nothing about our code.
+TLS uses the same mechanism (security.protocol=SSL or SASL_SSL plus ssl.*
+properties, see docs/deploy.md): test_kafka_tls.py starts a broker of the
+same kind (zlharness.kafka_broker) with certificates it makes with openssl
+and keytool, and proves mutual TLS and SCRAM-SHA-512 over TLS.
 """
-import base64
 import json
-import os
 import signal
 import subprocess
 import time
@@ -26,159 +24,19 @@ import pytest
 
 from conftest import need_env
 from runtime_helpers import insert_rows, new_deposit, psql, wait_until
-from zlharness.procs import free_port
-
-USER, PASSWORD = "zl-worker", "s3cret-for-tests"
-ADMIN_USER, ADMIN_PASSWORD = "admin", "admin-secret-for-tests"
-BROKER_START_TIMEOUT_S = 60
-
-
-def sasl_props(user: str = USER, password: str = PASSWORD) -> dict:
-    return {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanisms": "PLAIN", "sasl.username": user,
-            "sasl.password": password}
-
-
-def x_args(props: dict) -> list[str]:
-    out = []
-    for k, v in props.items():
-        out += ["-X", f"{k}={v}"]
-    return out
-
-
-def write_props_file(path: Path, props: dict, mode: int = 0o600) -> Path:
-    path.write_text("# librdkafka properties for the SASL test broker\n"
-                    + "".join(f"{k}={v}\n" for k, v in props.items()))
-    os.chmod(path, mode)
-    return path
-
-
-class SaslBroker:
-    """A one-node KRaft broker with a SASL_PLAINTEXT (PLAIN) client listener."""
-
-    def __init__(self, workdir: Path, users: dict | None = None, extra_properties: str = ""):
-        """users: more SASL users (name: password); extra_properties: more
-        server.properties lines (an authorizer, for the ACL tests)."""
-        self.dir = workdir
-        self.users = users or {}
-        self.extra_properties = extra_properties
-        self.port = free_port()
-        self.controller_port = free_port()
-        self.proc = None
-
-    @property
-    def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        lib = Path(need_env("ZL_KAFKA_HOME")) / "lib"
-        if not list(lib.glob("kafka_2.13-*.jar")):
-            raise RuntimeError(f"Kafka jars missing in {lib}: run deploy/local/deps")
-        data = self.dir / "data"
-        data.mkdir(parents=True)
-        jaas = ("org.apache.kafka.common.security.plain.PlainLoginModule required"
-                f' username="{ADMIN_USER}" password="{ADMIN_PASSWORD}"'
-                f' user_{ADMIN_USER}="{ADMIN_PASSWORD}" user_{USER}="{PASSWORD}"'
-                + "".join(f' user_{u}="{pw}"' for u, pw in self.users.items()) + ";")
-        (self.dir / "server.properties").write_text(f"""\
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:{self.controller_port}
-listeners=SASL_PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}
-advertised.listeners=SASL_PLAINTEXT://127.0.0.1:{self.port}
-controller.listener.names=CONTROLLER
-inter.broker.listener.name=SASL_PLAINTEXT
-listener.security.protocol.map=SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT
-sasl.enabled.mechanisms=PLAIN
-sasl.mechanism.inter.broker.protocol=PLAIN
-listener.name.sasl_plaintext.sasl.enabled.mechanisms=PLAIN
-listener.name.sasl_plaintext.plain.sasl.jaas.config={jaas}
-log.dirs={data}
-num.partitions=2
-auto.create.topics.enable=false
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=2
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-group.initial.rebalance.delay.ms=0
-{self.extra_properties}""")
-        (self.dir / "log4j.properties").write_text(
-            "log4j.rootLogger=WARN, stdout\n"
-            "log4j.appender.stdout=org.apache.log4j.ConsoleAppender\n"
-            "log4j.appender.stdout.layout=org.apache.log4j.PatternLayout\n"
-            "log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n\n")
-        # Small heap: the machine is shared with other tests and the dev broker.
-        jvm = ["java", "-Xms128m", "-Xmx384m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-               "-Djava.awt.headless=true", f"-Dlog4j.configuration=file:{self.dir / 'log4j.properties'}",
-               "-cp", str(lib / "*")]
-        # A KRaft cluster id is a UUID in URL-safe base64 without padding.
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        fmt = subprocess.run(jvm + ["kafka.tools.StorageTool", "format", "-t", cluster_id,
-                                    "-c", str(self.dir / "server.properties")],
-                             capture_output=True, text=True, timeout=120)
-        assert fmt.returncode == 0, f"kafka storage format failed: {fmt.stdout}{fmt.stderr}"
-        log = open(self.dir / "kafka.log", "ab")
-        self.proc = subprocess.Popen(jvm + ["kafka.Kafka", str(self.dir / "server.properties")], stdout=log,
-                                     stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
-        log.close()
-        deadline = time.monotonic() + BROKER_START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"SASL broker exited ({self.proc.returncode}):\n{self.log()[-3000:]}")
-            probe = subprocess.run(["kcat", "-b", self.bootstrap, *x_args(sasl_props()), "-L", "-m", "2"],
-                                   capture_output=True, text=True, timeout=30)
-            if probe.returncode == 0 and "1 brokers" in probe.stdout:
-                return
-            time.sleep(0.5)
-        raise AssertionError(f"SASL broker not ready after {BROKER_START_TIMEOUT_S}s:\n{self.log()[-3000:]}")
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-    def log(self) -> str:
-        p = self.dir / "kafka.log"
-        return p.read_text(errors="replace") if p.exists() else ""
-
-    def kcat(self, *args: str, props: dict | None = None, data: str | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run(["kcat", "-b", self.bootstrap, *x_args(props or sasl_props()), *args], input=data,
-                              capture_output=True, text=True, timeout=60)
+from zlharness.kafka_broker import (ADMIN_PASSWORD, ADMIN_USER, PASSWORD, USER, SaslBroker,  # noqa: F401
+                                    sasl_props, tool_env, write_props_file, x_args, zl_topics)
+from zlharness.procs import running
 
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory):
-    b = SaslBroker(tmp_path_factory.mktemp("sasl-kafka"))
-    try:
-        b.start()
+    with running(SaslBroker(tmp_path_factory.mktemp("sasl-kafka"))) as b:
         yield b
-    finally:
-        b.stop()
 
 
 def base_env(broker: SaslBroker, prefix: str) -> dict:
-    return {
-        "PATH": os.environ["PATH"],
-        "ZL_KAFKA_BROKERS": broker.bootstrap,
-        "ZL_PG_DSN": need_env("ZL_PG_DSN"),
-        "ZL_TOPIC_PREFIX": prefix,
-        "ZL_GROUP_ID": f"zl-passthrough-{prefix}",
-        "ZL_TOPICS_STAGES": "passthrough",
-        "ZL_TOPIC_PARTITIONS": "2",
-        "ZL_RETRY_TIERS_MS": "500",
-        "ZL_ADMIN_TIMEOUT_MS": "8000",
-        "ZL_LOG_LEVEL": "info",
-    }
-
-
-def zl_topics(env: dict, *args: str) -> subprocess.CompletedProcess:
-    env = dict(env, ZL_TOPIC_REPLICATION="1", ZL_TOPICS_LOCAL="true")  # one broker
-    return subprocess.run([str(Path(need_env("ZL_BIN_DIR")) / "zl-topics"), *args], env=env, capture_output=True,
-                          text=True, timeout=60)
+    return tool_env(broker.bootstrap, prefix)
 
 
 def topic_names(broker: SaslBroker) -> set[str]:

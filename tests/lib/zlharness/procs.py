@@ -4,6 +4,7 @@ import signal
 import socket
 import subprocess
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from .env import HarnessError
@@ -61,6 +62,18 @@ def kill(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=REAP_TIMEOUT_S)
+
+
+@contextmanager
+def running(service):
+    """service.start(), then service itself; service.stop() on the way out,
+    also when start() or the body failed (a half-started server is stopped
+    by pid too)."""
+    try:
+        service.start()
+        yield service
+    finally:
+        service.stop()
 
 
 def wait_until(pred, timeout_s: float, what: str, interval_s: float = 0.25):

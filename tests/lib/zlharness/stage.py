@@ -53,15 +53,16 @@ def new_deposit(user_id: str = "u1", tx: str | None = None) -> dict:
     }
 
 
-def insert_rows(deposits: list[dict]) -> None:
-    """What the detector does first: the row exists before any event."""
+def insert_rows(deposits: list[dict], dsn: str | None = None) -> None:
+    """What the detector does first: the row exists before any event
+    (in the database of dsn, default ZL_PG_DSN)."""
     values = ",".join(
         f"('{d['deposit_id']}', {d['chain_id']}, '{d['tx_hash']}', {d['log_index']}, {d['block_number']},"
         f" '{d['block_hash']}', '{d['token']}', '{d['from']}', '{d['to']}', '{d['user_id']}', {d['amount']},"
         f" '{d['occurred_at']}')" for d in deposits)
     # Test data only (hex ids and fixed strings we generated), not user input.
     psql("INSERT INTO deposits (deposit_id, chain_id, tx_hash, log_index, block_number, block_hash, token,"
-         " from_addr, to_addr, user_id, amount, occurred_at) VALUES " + values)
+         " from_addr, to_addr, user_id, amount, occurred_at) VALUES " + values, dsn=dsn)
 
 
 def id_array(ids: list[str]) -> str:
@@ -78,8 +79,9 @@ def states(ids: list[str], dsn: str | None = None) -> dict[str, str]:
     return {r[0]: r[1] for r in rows}
 
 
-def effects(ids: list[str]) -> dict[str, int]:
-    rows = psql("SELECT deposit_id, n FROM pt_effects WHERE deposit_id = ANY(:'v1'::text[])", id_array(ids))
+def effects(ids: list[str], dsn: str | None = None) -> dict[str, int]:
+    rows = psql("SELECT deposit_id, n FROM pt_effects WHERE deposit_id = ANY(:'v1'::text[])", id_array(ids),
+                dsn=dsn)
     return {r[0]: int(r[1]) for r in rows}
 
 
