@@ -1,6 +1,8 @@
 # Pinned versions and cache locations of the local services, sourced by
 # deploy/local/deps and deploy/local/services. One place to bump a version.
 ZL_KAFKA_VERSION=${ZL_KAFKA_VERSION:-3.9.1}
+# A Kafka 4 broker for the compatibility test only (tests/integration/test_kafka4.py).
+ZL_KAFKA4_VERSION=${ZL_KAFKA4_VERSION:-4.1.1}
 ZL_KUBO_VERSION=${ZL_KUBO_VERSION:-v0.43.0}
 ZL_CHAIN_ID=${ZL_CHAIN_ID:-31337}
 # Offline checkers of the deployment files (deploy/local/check-manifests):
@@ -13,6 +15,7 @@ ZL_COMPOSE_SCHEMA_VERSION=${ZL_COMPOSE_SCHEMA_VERSION:-1.0.0}
 
 ZL_CACHE_DIR=${ZL_CACHE_DIR:-$HOME/.cache/zeroloss}
 ZL_KAFKA_HOME="$ZL_CACHE_DIR/kafka-$ZL_KAFKA_VERSION"
+ZL_KAFKA4_HOME="$ZL_CACHE_DIR/kafka-$ZL_KAFKA4_VERSION"
 ZL_NPM_DIR="$ZL_CACHE_DIR/npm"
 ZL_ANVIL="$ZL_NPM_DIR/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
 ZL_CAST="$ZL_NPM_DIR/node_modules/@foundry-rs/cast-linux-amd64/bin/cast"

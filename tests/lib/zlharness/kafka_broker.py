@@ -98,10 +98,13 @@ class KraftBroker:
     LISTENERS: tuple[str, ...] = ()
     INTER_BROKER_LISTENER = ""
 
-    def __init__(self, workdir: Path, extra_properties: str = ""):
-        """extra_properties: more server.properties lines (an authorizer)."""
+    def __init__(self, workdir: Path, extra_properties: str = "", kafka_home: Path | None = None):
+        """extra_properties: more server.properties lines (an authorizer);
+        kafka_home: where the broker's jars are (lib/), default
+        $ZL_KAFKA_HOME (another version's, for a compatibility test)."""
         self.dir = workdir
         self.extra_properties = extra_properties
+        self.kafka_home = kafka_home
         self.ports = {name: free_port() for name in self.LISTENERS}
         self.controller_port = free_port()
         self.proc = None
@@ -157,7 +160,7 @@ group.initial.rebalance.delay.ms=0
 {self.extra_properties}"""
 
     def start(self) -> None:
-        lib = Path(need_env("ZL_KAFKA_HOME")) / "lib"
+        lib = Path(self.kafka_home or need_env("ZL_KAFKA_HOME")) / "lib"
         if not list(lib.glob("kafka_2.13-*.jar")):
             raise RuntimeError(f"Kafka jars missing in {lib}: run deploy/local/deps")
         data = self.dir / "data"
@@ -214,6 +217,20 @@ group.initial.rebalance.delay.ms=0
         where = self.bootstrap_of(listener) if listener else self.bootstrap
         return subprocess.run(["kcat", "-b", where, *x_args(props or self.client_props()), *args], input=data,
                               capture_output=True, text=True, timeout=KCAT_TIMEOUT_S)
+
+
+class PlainBroker(KraftBroker):
+    """A one-node KRaft broker with a PLAINTEXT client listener (for a
+    broker of another Kafka version than the dev broker's)."""
+
+    LISTENERS = ("PLAINTEXT",)
+    INTER_BROKER_LISTENER = "PLAINTEXT"
+
+    def security_properties(self) -> str:
+        return ""
+
+    def client_props(self) -> dict:
+        return {}
 
 
 class SaslBroker(KraftBroker):
