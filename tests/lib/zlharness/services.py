@@ -131,7 +131,7 @@ def reassign_rotated(env: dict, topic: str, scratch: Path) -> dict:
     another broker is each partition's preferred leader) with
     kafka-reassign-partitions, waits for it to finish, then elects the
     preferred leaders: every partition's leader moves, under whatever load is
-    running. Returns {partitions, seconds}."""
+    running. Returns {partitions, leaders_moved, seconds}."""
     import json
     t0 = time.monotonic()
     parts = partitions(env["ZL_KAFKA_BROKERS"], [topic])
@@ -150,4 +150,6 @@ def reassign_rotated(env: dict, topic: str, scratch: Path) -> dict:
     elect.write_text(json.dumps({"partitions": [{"topic": topic, "partition": p["partition"]} for p in parts]}))
     kafka_tool(env, "org.apache.kafka.tools.LeaderElectionCommand", "--election-type", "preferred",
                "--path-to-json-file", str(elect))
-    return {"partitions": len(parts), "seconds": time.monotonic() - t0}
+    before = {p["partition"]: p["leader"] for p in parts}
+    moved = sum(1 for p in partitions(env["ZL_KAFKA_BROKERS"], [topic]) if p["leader"] != before[p["partition"]])
+    return {"partitions": len(parts), "leaders_moved": moved, "seconds": time.monotonic() - t0}
