@@ -126,17 +126,26 @@ def group_coordinator(env: dict, group: str) -> int:
     return int(m.group(1))
 
 
+def another_first(p: dict) -> list[int]:
+    """p's replicas with the one after its leader first: a preferred leader
+    other than the current one (after earlier failovers the leader is often
+    not the first replica, and a plain rotation can make it first again)."""
+    r = p["replicas"]
+    nxt = r[(r.index(p["leader"]) + 1) % len(r)] if p["leader"] in r else r[1 % len(r)]
+    return [nxt] + [b for b in r if b != nxt]
+
+
 def reassign_rotated(env: dict, topic: str, scratch: Path) -> dict:
-    """Reassigns every partition of topic to its replicas rotated by one (so
-    another broker is each partition's preferred leader) with
+    """Reassigns every partition of topic to its replicas reordered so that
+    another broker is each partition's preferred leader (another_first) with
     kafka-reassign-partitions, waits for it to finish, then elects the
     preferred leaders: every partition's leader moves, under whatever load is
     running. Returns {partitions, leaders_moved, seconds}."""
     import json
     t0 = time.monotonic()
     parts = partitions(env["ZL_KAFKA_BROKERS"], [topic])
-    plan = {"version": 1, "partitions": [{"topic": topic, "partition": p["partition"],
-                                          "replicas": p["replicas"][1:] + p["replicas"][:1]} for p in parts]}
+    plan = {"version": 1, "partitions": [{"topic": topic, "partition": p["partition"], "replicas": another_first(p)}
+                                         for p in parts]}
     f = scratch / f"reassign-{topic}-{int(time.time() * 1000)}.json"
     f.write_text(json.dumps(plan))
     cmd = "org.apache.kafka.tools.reassign.ReassignPartitionsCommand"
