@@ -36,7 +36,7 @@ deposits in waves while its faults fire, and is judged on its own:
            preferred leaders elected: every leader moves); the broker of a
            stage's group coordinator SIGKILLed, then restarted. Each logs
            what it did and how long the cluster took to recover, and the
-           latency of the deposits detected meanwhile.
+           latency of the deposits in the pipeline meanwhile.
   checks   on-chain deposits = credited + dead-lettered + reorged; then,
            after zl-replay of every dead letter: every deposit credited; no
            deposit credited twice (one user entry per deposit, and each
@@ -527,14 +527,15 @@ class Chaos(LocalPipeline):
 
     def latency(self, addrs: list[str], since: float = 0, until: float = 4e9) -> dict:
         """detect -> credited p50 and p99 (seconds) of the deposits to addrs
-        detected between since and until (Unix times), and how many."""
+        in the pipeline at some time between since and until (Unix times:
+        detected before until, credited after since), and how many."""
         r = self.psql(
             "SELECT coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY s), 0),"
             " coalesce(percentile_cont(0.99) WITHIN GROUP (ORDER BY s), 0), count(*) FROM ("
             " SELECT extract(epoch FROM h.at - d.created_at) AS s FROM deposits d"
             " JOIN deposit_history h ON h.deposit_id = d.deposit_id AND h.to_state = 'credited'"
             " WHERE d.to_addr = ANY (string_to_array(:'v1', ','))"
-            " AND d.created_at BETWEEN to_timestamp(:'v2') AND to_timestamp(:'v3')) x",
+            " AND h.at >= to_timestamp(:'v2') AND d.created_at <= to_timestamp(:'v3')) x",
             ",".join(addrs), str(since), str(until))[0]
         return {"p50_s": round(float(r[0]), 1), "p99_s": round(float(r[1]), 1), "n": int(r[2])}
 
@@ -654,8 +655,8 @@ class Chaos(LocalPipeline):
             problems.append(f"sanitizer reports in {bad_logs}")
         lost = n_chain - final["credited"] - final["reorged"]
         lat = self.latency(addrs)
-        # What each cluster fault did to latency: the deposits detected
-        # while it lasted.
+        # What each cluster fault did to latency: the deposits in the
+        # pipeline while it lasted.
         cluster_faults = [dict(f, latency=self.latency(addrs, f["start"], f["end"])) for f in self.cluster_faults]
         result = {"seed": seed, "deposits_on_chain": n_chain, "credited_first_pass": first["credited"],
                   "dead_first_pass": first["dead"], "reorged": final["reorged"], "replayed": replayed,
@@ -690,7 +691,7 @@ def report(results: list[dict]) -> None:
     cluster = [f for r in results for f in r.get("cluster_faults", [])]
     if cluster:
         print()
-        print("| seed | cluster fault | target | recovered s | what it took | deposits detected meanwhile | p50 s | p99 s |")
+        print("| seed | cluster fault | target | recovered s | what it took | deposits in flight meanwhile | p50 s | p99 s |")
         print("|---:|---|---|---:|---|---:|---:|---:|")
         skip = ("seed", "kind", "target", "at_s", "start", "end", "recovered_s", "latency")
         for f in cluster:
