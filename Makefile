@@ -133,14 +133,18 @@ status:
 	@deploy/local/stack status
 
 # Seeded fault schedules over the whole pipeline (tests/chaos/chaos.py).
-# make chaos SCHEDULES=20 DEPOSITS=2000 [SEED=n] [DURATION_S=s]
+# make chaos SCHEDULES=20 DEPOSITS=2000 [SEED=n] [DURATION_S=s] [CLUSTER=1]
 SCHEDULES ?= 1
+# CLUSTER=1: Kafka as a three-broker cluster, with its faults (--cluster).
+CLUSTER ?=
 DEPOSITS ?= 200
-DURATION_S ?= 60
+# A cluster's faults run one at a time and take ~140 s together (each broker
+# restart ~20 s): a longer schedule keeps deposits flowing under all of them.
+DURATION_S ?= $(if $(filter 1,$(CLUSTER)),150,60)
 chaos: deps
 	@$(MAKE) --no-print-directory -j$(NPROC) all
 	@tests/chaos/chaos.py --schedules $(SCHEDULES) --deposits $(DEPOSITS) --duration-s $(DURATION_S) \
-	  $(if $(SEED),--seed $(SEED)) --json .local/chaos-results.json
+	  $(if $(SEED),--seed $(SEED)) $(if $(filter 1,$(CLUSTER)),--cluster) --json .local/chaos-results.json
 
 # Benchmarks; results go to bench/results/ (committed by hand, not by this).
 bench: deps

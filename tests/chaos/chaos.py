@@ -25,6 +25,18 @@ deposits in waves while its faults fire, and is judged on its own:
            another hash; one block, fewer than the pipeline's 2
            confirmations, so each re-included deposit is credited once
            (--no-reorgs leaves them out).
+  cluster  --cluster (make chaos CLUSTER=1): Kafka is a three-broker
+           cluster (replication 3, min.insync.replicas 2, unclean election
+           off), and its one "Kafka restart" becomes the faults of a
+           cluster, one at a time, each waiting for every replica to be in
+           sync again before the next: SIGKILL of the broker that leads the
+           most partitions of a stage's input topic, then its restart; a
+           rolling restart of the three brokers; a reassignment of a stage's
+           input topic under load (kafka-reassign-partitions, then the
+           preferred leaders elected: every leader moves); the broker of a
+           stage's group coordinator SIGKILLed, then restarted. Each logs
+           what it did and how long the cluster took to recover, and the
+           latency of the deposits in the pipeline meanwhile.
   checks   on-chain deposits = credited + dead-lettered + reorged; then,
            after zl-replay of every dead letter: every deposit credited; no
            deposit credited twice (one user entry per deposit, and each
@@ -40,7 +52,7 @@ seed is printed, and `--seed S --print-schedule` shows the schedule a seed
 gives without running it.
 
 Usage: tests/chaos/chaos.py [--seed S] [--schedules K] [--deposits N]
-                            [--duration-s D] [--no-reorgs] [--print-schedule] [--keep]
+                            [--duration-s D] [--no-reorgs] [--cluster] [--print-schedule] [--keep]
 Exit: 0 every invariant held in every schedule, 1 one did not, 2 setup failed.
 """
 import argparse
@@ -63,6 +75,8 @@ from zlharness.kafka import kcat, keyed_headers, produce_bytes  # noqa: E402
 from zlharness.jsonrpc import Rpc, RpcError  # noqa: E402
 from zlharness.pipeline import STAGES, LocalPipeline, PipelineError  # noqa: E402
 from zlharness.rpc_fault_proxy import FaultProxy  # noqa: E402
+from zlharness.services import (busiest_leader, group_coordinator, node_service, reassign_rotated,  # noqa: E402
+                                wait_in_sync, wait_led_without)
 from zlharness.tcp_proxy import TcpProxy  # noqa: E402
 
 RPC_FAULTS = ["500", "429", "32005", "stall", "garbage", "dead"]
@@ -91,6 +105,9 @@ ZERO_TOPIC = "0x" + "0" * 64
 # Waits, in seconds: a schedule's deposits to settle, a replay to finish.
 SETTLE_TIMEOUT_S = 600
 KCAT_TIMEOUT_S = 60
+# Cluster mode: the brokers (node ids 1..3) and how long a killed one stays down.
+KAFKA_NODES = 3
+BROKER_DOWN_S = (2.0, 8.0)
 
 
 def log(msg: str) -> None:
@@ -101,13 +118,17 @@ def log(msg: str) -> None:
 class Event:
     t: float          # seconds after the schedule starts
     kind: str         # kill | restart | rpc | rpc_all | ipfs_down | poison | forged | deposits | lie | reorg
+    #                   cluster mode: leader_kill | rolling_restart | reassign | coordinator_kill
     target: str       # worker name, service, proxy, topic set, or ""
     duration: float   # seconds the fault lasts (kill: until the restart)
     detail: str       # rpc fault mode, deposit count, ...
 
 
-def make_schedule(seed: int, deposits: int, duration_s: float, copies: int, reorgs: bool = True) -> list[Event]:
-    """The fault schedule of a seed. Pure: same arguments, same schedule."""
+def make_schedule(seed: int, deposits: int, duration_s: float, copies: int, reorgs: bool = True,
+                  cluster: bool = False) -> list[Event]:
+    """The fault schedule of a seed. Pure: same arguments, same schedule.
+    cluster: the Kafka restart becomes a cluster's faults; every other event
+    is the one the seed gives without it."""
     rng = random.Random(seed)
     d = duration_s
     ev: list[Event] = []
@@ -117,7 +138,9 @@ def make_schedule(seed: int, deposits: int, duration_s: float, copies: int, reor
         copy = 0 if stage == "detect" else rng.randrange(copies)
         ev.append(Event(round(rng.uniform(0.05, 0.85) * d, 2), "kill", f"{stage}-{copy}",
                         round(rng.uniform(0.2, 4.0), 2), "SIGKILL, restart after"))
-    ev.append(Event(round(rng.uniform(0.15, 0.35) * d, 2), "restart", "kafka", 0, "stop + start"))
+    kafka_t = round(rng.uniform(0.15, 0.35) * d, 2)
+    if not cluster:
+        ev.append(Event(kafka_t, "restart", "kafka", 0, "stop + start"))
     ev.append(Event(round(rng.uniform(0.5, 0.7) * d, 2), "restart", "postgres", 0, "stop + start"))
     # RPC faults on the primary, one after another (no overlap).
     t = rng.uniform(0.02, 0.1) * d
@@ -156,6 +179,22 @@ def make_schedule(seed: int, deposits: int, duration_s: float, copies: int, reor
         waves_t = sorted(e.t for e in ev if e.kind == "deposits")
         for wt in rng.sample(waves_t, min(len(waves_t), rng.randint(1, 2))):
             ev.append(Event(wt, "reorg", "anvil", 0, str(REORG_DEPTH_BLOCKS)))
+    # A cluster's faults after everything else (same reason), drawn only in
+    # cluster mode: the first leader kill where the Kafka restart was.
+    if cluster:
+        kill_ts = [kafka_t] + [round(rng.uniform(0.05, 0.85) * d, 2) for _ in range(rng.randint(1, 2))]
+        for t in kill_ts:
+            stage = rng.choice(sorted(INPUT_TOPICS))
+            ev.append(Event(t, "leader_kill", INPUT_TOPICS[stage], round(rng.uniform(*BROKER_DOWN_S), 2),
+                            f"SIGKILL the leader of most of {stage}'s input, restart after"))
+        ev.append(Event(round(rng.uniform(0.3, 0.6) * d, 2), "rolling_restart", "kafka", 0,
+                        "each broker stopped and started, replicas in sync between"))
+        stage = rng.choice(sorted(INPUT_TOPICS))
+        ev.append(Event(round(rng.uniform(0.2, 0.8) * d, 2), "reassign", INPUT_TOPICS[stage], 0,
+                        "replicas rotated, preferred leaders elected"))
+        stage = rng.choice(sorted(INPUT_TOPICS))
+        ev.append(Event(round(rng.uniform(0.1, 0.8) * d, 2), "coordinator_kill", f"zl-{stage}",
+                    round(rng.uniform(*BROKER_DOWN_S), 2), "SIGKILL the group coordinator's broker, restart after"))
     ev.sort(key=lambda e: (e.t, e.kind, e.target))
     return ev
 
@@ -175,10 +214,15 @@ class Chaos(LocalPipeline):
         # Waves may fire together; each account's nonces must go in order.
         self.deposit_lock = threading.Lock()
         self.errors: list[str] = []
+        # Cluster faults one at a time: two brokers down would leave
+        # partitions below min.insync.replicas, a fault the issue leaves out.
+        self.cluster_lock = threading.Lock()
+        self.cluster_faults: list[dict] = []
 
     # ------------------------------------------------------------ setup
     def start_all(self) -> None:
-        log(f"services up in {self.up():.1f} s")
+        nodes = KAFKA_NODES if self.args.cluster else 1
+        log(f"services up in {self.up(kafka_nodes=nodes):.1f} s" + (f" (Kafka: {nodes} brokers)" if nodes > 1 else ""))
         self.setup(accounts=4, users=0)
         anvil = self.env["ZL_RPC_URLS"]
         self.rpc = [FaultProxy(anvil), FaultProxy(anvil)]
@@ -299,8 +343,62 @@ class Chaos(LocalPipeline):
         with self.lock:
             self.forged_tags.add(tag)
 
+    # ------------------------------------------------------------ cluster faults
+    def broker_crash(self, broker: int, down_s: float, why: str) -> dict:
+        """SIGKILLs a broker, waits until its partitions have other leaders
+        and down_s has passed, starts it, waits for every replica to be in
+        sync; returns what it took."""
+        brokers = self.env["ZL_KAFKA_BROKERS"]
+        t0 = time.monotonic()
+        self.services("kill", node_service(broker))
+        moved = wait_led_without(brokers, broker)
+        time.sleep(max(0.0, down_s - (time.monotonic() - t0)))
+        self.services("start", node_service(broker))
+        back = time.monotonic() - t0
+        in_sync = wait_in_sync(brokers)
+        log(f"broker {broker} ({why}) SIGKILLed: leaders moved in {moved:.1f} s, restarted and serving after"
+            f" {back:.1f} s, every replica in sync {in_sync:.1f} s later")
+        return {"broker": broker, "leaders_moved_s": round(moved, 1), "back_s": round(back, 1),
+                "in_sync_s": round(in_sync, 1)}
+
+    def fire_cluster(self, e: Event) -> None:
+        with self.cluster_lock:
+            brokers = self.env["ZL_KAFKA_BROKERS"]
+            start = time.time()
+            t0 = time.monotonic()
+            if e.kind == "leader_kill":
+                broker, led = busiest_leader(brokers, e.target)
+                what = self.broker_crash(broker, e.duration, f"leader of {led} partitions of {e.target}")
+                self.count("kafka: SIGKILL of the busiest leader")
+            elif e.kind == "coordinator_kill":
+                broker = group_coordinator(self.env, e.target)
+                what = self.broker_crash(broker, e.duration, f"coordinator of group {e.target}")
+                self.count("kafka: SIGKILL of a group coordinator")
+            elif e.kind == "rolling_restart":
+                what = {}
+                for n in range(1, KAFKA_NODES + 1):
+                    t1 = time.monotonic()
+                    self.services("restart", node_service(n))
+                    what[f"broker {n} s"] = round(time.monotonic() - t1, 1)
+                    what[f"broker {n} in sync s"] = round(wait_in_sync(brokers), 1)
+                log(f"rolling restart: {what}")
+                self.count("kafka: rolling restart")
+            elif e.kind == "reassign":
+                what = reassign_rotated(self.env, e.target, self.local)
+                what["in_sync_s"] = round(wait_in_sync(brokers), 1)
+                what["seconds"] = round(what["seconds"], 1)
+                log(f"reassignment of {e.target}: {what}")
+                self.count("kafka: partition reassignment")
+            else:
+                raise ValueError(f"not a cluster fault: {e.kind}")
+            self.cluster_faults.append({"seed": self.seed, "kind": e.kind, "target": e.target, "at_s": e.t,
+                                        "start": start, "end": time.time(),
+                                        "recovered_s": round(time.monotonic() - t0, 1), **what})
+
     def fire(self, e: Event, addrs: list[str], amounts: list[int], sent: list[int]) -> None:
-        if e.kind == "kill":
+        if e.kind in ("leader_kill", "rolling_restart", "reassign", "coordinator_kill"):
+            self.fire_cluster(e)
+        elif e.kind == "kill":
             if self.kill(e.target):
                 self.count(f"SIGKILL {e.target.rsplit('-', 1)[0]}")
             time.sleep(e.duration)
@@ -362,11 +460,12 @@ class Chaos(LocalPipeline):
 
     def run_schedule(self, seed: int) -> dict:
         args = self.args
-        events = make_schedule(seed, args.deposits, args.duration_s, args.copies, args.reorgs)
+        events = make_schedule(seed, args.deposits, args.duration_s, args.copies, args.reorgs, args.cluster)
         amounts = amounts_of(seed, args.deposits)
         log(f"schedule seed {seed}: {len(events)} events over {args.duration_s:.0f} s, {args.deposits} deposits")
         addrs = self.add_users(args.users, tag=f"s{seed}")
         self.faults = {}
+        self.cluster_faults = []
         self.poison_keys: set[str] = set()
         self.forged_tags: set[str] = set()
         self.seed = seed
@@ -425,6 +524,20 @@ class Chaos(LocalPipeline):
                 return c
             time.sleep(2)
         return self.counts(addrs)
+
+    def latency(self, addrs: list[str], since: float = 0, until: float = 4e9) -> dict:
+        """detect -> credited p50 and p99 (seconds) of the deposits to addrs
+        in the pipeline at some time between since and until (Unix times:
+        detected before until, credited after since), and how many."""
+        r = self.psql(
+            "SELECT coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY s), 0),"
+            " coalesce(percentile_cont(0.99) WITHIN GROUP (ORDER BY s), 0), count(*) FROM ("
+            " SELECT extract(epoch FROM h.at - d.created_at) AS s FROM deposits d"
+            " JOIN deposit_history h ON h.deposit_id = d.deposit_id AND h.to_state = 'credited'"
+            " WHERE d.to_addr = ANY (string_to_array(:'v1', ','))"
+            " AND h.at >= to_timestamp(:'v2') AND d.created_at <= to_timestamp(:'v3')) x",
+            ",".join(addrs), str(since), str(until))[0]
+        return {"p50_s": round(float(r[0]), 1), "p99_s": round(float(r[1]), 1), "n": int(r[2])}
 
     def dead_letters(self) -> list[dict]:
         """Every message in every stage's DLQ, with its headers."""
@@ -541,13 +654,18 @@ class Chaos(LocalPipeline):
         if bad_logs:
             problems.append(f"sanitizer reports in {bad_logs}")
         lost = n_chain - final["credited"] - final["reorged"]
+        lat = self.latency(addrs)
+        # What each cluster fault did to latency: the deposits in the
+        # pipeline while it lasted.
+        cluster_faults = [dict(f, latency=self.latency(addrs, f["start"], f["end"])) for f in self.cluster_faults]
         result = {"seed": seed, "deposits_on_chain": n_chain, "credited_first_pass": first["credited"],
                   "dead_first_pass": first["dead"], "reorged": final["reorged"], "replayed": replayed,
                   "credited": final["credited"], "dead_letters": len(letters), "poison_dead_letters": poisoned,
                   "poison_duplicate_letters": poison_dupes, "forged_dead_letters": len(forged_letters),
                   "lost": lost,
                   "double_credited": double_credited, "double_minted": double_minted,
-                  "faults": dict(self.faults), "seconds": round(time.monotonic() - t0, 1), "problems": problems}
+                  "faults": dict(self.faults), "seconds": round(time.monotonic() - t0, 1), "problems": problems,
+                  "p50_s": lat["p50_s"], "p99_s": lat["p99_s"], "cluster_faults": cluster_faults}
         log(f"schedule {seed}: " + ("ok" if not problems else "FAILED: " + " | ".join(problems)))
         return result
 
@@ -561,15 +679,26 @@ def report(results: list[dict]) -> None:
     print("zeroloss chaos report")
     print("---------------------")
     print("| seed | deposits | credited 1st pass | dead → replayed | credited | poison → DLQ (+dup) | lost |"
-          " credited twice | minted twice | s | ok |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:-:|")
+          " credited twice | minted twice | s | p50 s | p99 s | ok |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:-:|")
     for r in results:
         print(f"| {r['seed']} | {r['deposits_on_chain']} | {r['credited_first_pass']} | {r['replayed']} |"
               f" {r['credited']} | {r['poison_dead_letters']} (+{r['poison_duplicate_letters']}) | {r['lost']} |"
-              f" {r['double_credited']} | {r['double_minted']} | {r['seconds']} |"
+              f" {r['double_credited']} | {r['double_minted']} | {r['seconds']} | {r['p50_s']} | {r['p99_s']} |"
               f" {'yes' if not r['problems'] else 'NO'} |")
     print()
     print("faults injected: " + ", ".join(f"{k} {v}" for k, v in sorted(faults.items())))
+    cluster = [f for r in results for f in r.get("cluster_faults", [])]
+    if cluster:
+        print()
+        print("| seed | cluster fault | target | recovered s | what it took | deposits in flight meanwhile | p50 s | p99 s |")
+        print("|---:|---|---|---:|---|---:|---:|---:|")
+        skip = ("seed", "kind", "target", "at_s", "start", "end", "recovered_s", "latency")
+        for f in cluster:
+            took = ", ".join(f"{k} {v}" for k, v in f.items() if k not in skip)
+            la = f["latency"]
+            print(f"| {f['seed']} | {f['kind']} | {f['target']} | {f['recovered_s']} | {took} | {la['n']} |"
+                  f" {la['p50_s']} | {la['p99_s']} |")
 
 
 def main() -> int:
@@ -582,6 +711,8 @@ def main() -> int:
     ap.add_argument("--users", type=int, default=10, help="deposit addresses per schedule")
     ap.add_argument("--no-reorgs", dest="reorgs", action="store_false",
                     help="leave out the reorgs (anvil snapshot and revert, the transactions re-included)")
+    ap.add_argument("--cluster", action="store_true",
+                    help="Kafka as a three-broker cluster, with its faults in place of the Kafka restart")
     ap.add_argument("--print-schedule", action="store_true", help="print the schedule(s) as JSON and exit")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--keep", action="store_true", help="leave services and workers running")
@@ -590,7 +721,7 @@ def main() -> int:
     seeds = [seed + i for i in range(args.schedules)]
     if args.print_schedule:
         for s in seeds:  # one event per line: easy to diff two seeds
-            for e in make_schedule(s, args.deposits, args.duration_s, args.copies, args.reorgs):
+            for e in make_schedule(s, args.deposits, args.duration_s, args.copies, args.reorgs, args.cluster):
                 print(json.dumps({"seed": s, **asdict(e)}))
         return 0
     log(f"seed {seed} ({args.schedules} schedule(s); replay with --seed {seed})")

@@ -64,13 +64,17 @@ class LocalPipeline:
     def services(self, *args: str, timeout=600) -> str:
         return services(*args, env=self.env, timeout=timeout)
 
-    def up(self, block_time_s: int = 1) -> float:
-        """Fresh services in an empty folder; returns the seconds it took."""
+    def up(self, block_time_s: int = 1, kafka_nodes: int = 1) -> float:
+        """Fresh services in an empty folder; returns the seconds it took.
+        kafka_nodes 3: a three-broker cluster (kafka-1..kafka-3) with
+        production's replication settings."""
         if self.local.exists():
             self.services("down")
             shutil.rmtree(self.local)
         # A block every second, so confirmations accrue as on a real chain.
         self.env["ZL_ANVIL_BLOCK_TIME_S"] = str(block_time_s)
+        self.env["ZL_KAFKA_NODES"] = str(kafka_nodes)
+        self.kafka_nodes = kafka_nodes
         t0 = time.monotonic()
         self.services("up")
         self.env.update(services_env(self.env))
@@ -295,15 +299,15 @@ class LocalPipeline:
 
 
 @contextlib.contextmanager
-def scratch_pipeline(tag: str):
+def scratch_pipeline(tag: str, kafka_nodes: int = 1):
     """A LocalPipeline of its own for one test, up, under REPO/.local (not
     pytest's tmp folder: PostgreSQL runs as its own user, who cannot enter
     it); its workers stopped, its services down and its folder removed
-    afterwards, whether the test passed or not."""
+    afterwards, whether the test passed or not. kafka_nodes: as up()."""
     local = REPO / ".local" / f"test-{tag}-{uuid.uuid4().hex[:8]}"
     p = LocalPipeline(local, log=lambda _m: None)
     try:
-        p.up()
+        p.up(kafka_nodes=kafka_nodes)
         yield p
     finally:
         p.stop_workers()
