@@ -92,7 +92,9 @@ def create_topics(env: dict, stages: str | None = None, partitions: int | None =
     if partitions:
         env["ZL_TOPIC_PARTITIONS"] = str(partitions)
     env.setdefault("PATH", os.environ["PATH"])
-    # The test services' broker count decides (deploy/local/services env).
+    # The test services' broker count decides (deploy/local/services env):
+    # one broker is a local setup; a cluster takes the production path.
     env.setdefault("ZL_TOPIC_REPLICATION", os.environ.get("ZL_TOPIC_REPLICATION", "1"))
-    env.setdefault("ZL_TOPICS_LOCAL", os.environ.get("ZL_TOPICS_LOCAL", "true"))
+    if int(env["ZL_TOPIC_REPLICATION"]) < 3:
+        env.setdefault("ZL_TOPICS_LOCAL", os.environ.get("ZL_TOPICS_LOCAL", "true"))
     run([bin_path("zl-topics", dict(os.environ, **env))], env=env, timeout=120)
