@@ -87,7 +87,7 @@ test: deps
 
 check: deps
 	@$(MAKE) --no-print-directory -j$(NPROC) MODE=asan all
-	@tests/run-all build/asan
+	@ZL_SANITIZER_PASS=1 tests/run-all build/asan
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10
 
 # libFuzzer targets: tests/fuzz/fuzz_<name>.c, linked with every common/
