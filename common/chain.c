@@ -174,10 +174,7 @@ const struct zl_setting zl_chain_settings[] = {
     {"ZL_RPC_ALLOW_HTTP", ZL_CFG_BOOL, "false",
      "accept plain http:// endpoints that are not loopback (no TLS: anyone on the path can change answers)",
      OFF(rpc_allow_http), 0, 0},
-    {"ZL_TOKENS", ZL_CFG_STR, "",
-     "deposit tokens, SYMBOL:ADDRESS:DECIMALS[:MIN_AMOUNT] comma-separated (decimals checked against the chain at "
-     "start)",
-     OFF(tokens), 0, 0},
+    ZL_TOKENS_SETTING("detect reads each decimals() at start and refuses a difference", OFF(tokens)),
     {"ZL_TOKEN_ADDRESS", ZL_CFG_STR, "",
      "the single-token form of ZL_TOKENS: one ERC-20 contract whose Transfers are deposits (USDT)",
      OFF(token_address), 0, 0},

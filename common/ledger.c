@@ -257,16 +257,6 @@ out:
     return cls;
 }
 
-static int copy_value(char *dst, size_t dst_size, const PGresult *r, int col)
-{
-    const char *v = PQgetvalue(r, 0, col);
-    size_t len = strlen(v);
-    if (len >= dst_size)
-        return -1;
-    memcpy(dst, v, len + 1);
-    return 0;
-}
-
 zl_class zl_ledger_read_credit(struct zl_pg *p, const char *deposit_id, char *credit_id, size_t credit_id_size,
                                char *eggs, size_t eggs_size, char *rate, size_t rate_size, char *errstr,
                                size_t errstr_size)
@@ -283,8 +273,8 @@ zl_class zl_ledger_read_credit(struct zl_pg *p, const char *deposit_id, char *cr
                  deposit_id);
         return ZL_PERMANENT;
     }
-    int bad = copy_value(credit_id, credit_id_size, r, 0) | copy_value(eggs, eggs_size, r, 1) |
-              copy_value(rate, rate_size, r, 2);
+    int bad = zl_pg_copy_value(credit_id, credit_id_size, r, 0, 0) | zl_pg_copy_value(eggs, eggs_size, r, 0, 1) |
+              zl_pg_copy_value(rate, rate_size, r, 0, 2);
     PQclear(r);
     if (bad != 0 || !zl_valid_uuid(credit_id) || !zl_valid_uint256_dec(eggs) || !zl_valid_rate(rate)) {
         snprintf(errstr, errstr_size, "deposit %s: stored ledger entry is malformed (credit id, eggs or rate)",

@@ -193,17 +193,16 @@ void zl_pg_close(struct zl_pg *p)
     p->dsn = NULL;
 }
 
-/* Builds a Postgres array literal {"a","b"} from ids. Elements are quoted and
- * backslash-escaped, so any text is safe; the result is a bound parameter,
- * never SQL. Returns a malloc'd string or NULL when out of memory. */
-void zl_pg_copy_value(char *dst, size_t dst_size, const PGresult *r, int row, int col)
+int zl_pg_copy_value(char *dst, size_t dst_size, const PGresult *r, int row, int col)
 {
     const char *v = PQgetvalue(r, row, col);
     size_t len = strlen(v);
-    if (len >= dst_size)
+    int cut = len >= dst_size ? -1 : 0;
+    if (cut != 0)
         len = dst_size - 1;
     memcpy(dst, v, len);
     dst[len] = '\0';
+    return cut;
 }
 
 int zl_pg_int_value(const PGresult *r, int row, int col, long long min, long long max, long long *out,
@@ -222,6 +221,9 @@ int zl_pg_int_value(const PGresult *r, int row, int col, long long min, long lon
     return 0;
 }
 
+/* Builds a Postgres array literal {"a","b"} from ids. Elements are quoted and
+ * backslash-escaped, so any text is safe; the result is a bound parameter,
+ * never SQL. Returns a malloc'd string or NULL when out of memory. */
 char *zl_pg_array_literal(const char *const *ids, size_t n)
 {
     size_t cap = 3;

@@ -86,8 +86,10 @@ bool zl_pg_connected(const struct zl_pg *p);
 char *zl_pg_array_literal(const char *const *items, size_t n);
 
 /* Copies the text of column col of row `row` of r into dst, cut to
- * dst_size - 1 bytes and always NUL-terminated (a NULL column is ""). */
-void zl_pg_copy_value(char *dst, size_t dst_size, const PGresult *r, int row, int col);
+ * dst_size - 1 bytes and always NUL-terminated (a NULL column is "").
+ * Returns 0, or -1 when it had to cut (a caller that must not read a cut
+ * value checks it). */
+int zl_pg_copy_value(char *dst, size_t dst_size, const PGresult *r, int row, int col);
 
 /* Reads column col of row `row` of r as a decimal integer in [min, max].
  * Returns 0 with *out set, or -1 when it is not one (errstr names the value):

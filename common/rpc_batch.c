@@ -38,6 +38,18 @@ static enum quorum_step quorum_step(struct quorum_rounds *q, zl_class c, int ep,
     return Q_VOTE;
 }
 
+/* One round of a single call's quorum: method asked of the best endpoint
+ * not asked yet; *res is its answer (the caller's) when it is a vote. */
+static enum quorum_step call_round(struct zl_rpc *r, struct quorum_rounds *q, const char *method, json_t *params,
+                                   json_t **res, struct zl_rpc_error *rpc_err)
+{
+    int ep = -1;
+    char why[ZL_ERRSTR_SIZE];
+    *res = NULL;
+    zl_class c = rpc_call_once(r, method, params, q->skip, false, res, &ep, rpc_err, why, sizeof(why));
+    return quorum_step(q, c, ep, why);
+}
+
 /* One batch request to the best endpoint not in skip; *endpoint is the one
  * that answered (-1 when none did). */
 static zl_class batch_once(struct zl_rpc *r, size_t n, const char *const *methods, json_t *const *params,
@@ -192,10 +204,7 @@ zl_class zl_rpc_call_quorum(struct zl_rpc *r, const char *method, json_t *params
     int n_answers = 0;
     for (int round = 0; round < r->n; round++) {
         json_t *res = NULL;
-        int ep = -1;
-        char why[ZL_ERRSTR_SIZE];
-        zl_class c = rpc_call_once(r, method, params, q.skip, false, &res, &ep, rpc_err, why, sizeof(why));
-        enum quorum_step st = quorum_step(&q, c, ep, why);
+        enum quorum_step st = call_round(r, &q, method, params, &res, rpc_err);
         if (st == Q_STOP)
             break;
         if (st == Q_NEXT)
@@ -225,10 +234,7 @@ zl_class zl_rpc_call_each(struct zl_rpc *r, const char *method, json_t *params, 
     struct quorum_rounds q = {.worst = ZL_TRANSIENT};
     for (int round = 0; round < r->n; round++) {
         json_t *res = NULL;
-        int ep = -1;
-        char why[ZL_ERRSTR_SIZE];
-        zl_class c = rpc_call_once(r, method, params, q.skip, false, &res, &ep, NULL, why, sizeof(why));
-        enum quorum_step st = quorum_step(&q, c, ep, why);
+        enum quorum_step st = call_round(r, &q, method, params, &res, NULL);
         if (st == Q_STOP)
             break;
         if (st == Q_VOTE)

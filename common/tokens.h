@@ -41,6 +41,14 @@
 /* decimals when only ZL_TOKEN_ADDRESS names the token. */
 #define ZL_TOKEN_DECIMALS_UNSET (-1)
 
+/* The ZL_TOKENS entry of a binary's settings table (config.h: ZL_CFG_STR,
+ * default ""), one text for every binary that reads the list; `use` says
+ * what this binary does with it. */
+#define ZL_TOKENS_SETTING(use, offset)                                                                          \
+    {"ZL_TOKENS", ZL_CFG_STR, "",                                                                              \
+     "deposit tokens, SYMBOL:ADDRESS:DECIMALS[:MIN_AMOUNT] comma-separated, the same value for every binary: " use, \
+     offset, 0, 0}
+
 struct zl_token {
     char symbol[ZL_TOKEN_SYMBOL_SIZE];
     char address[ZL_ADDRESS_HEX_SIZE];    /* lower-case 0x + 40 hex */

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "runtime.h"
+#include "tokens.h"
 
 /* The state-table gauges are refreshed this often. */
 #define GAUGES_EVERY_MS 5000
@@ -57,9 +58,7 @@ static const struct zl_setting admin_settings[] = {
      offsetof(struct admin_config, http_timeout_ms), 100, 60000},
     {"ZL_RPC_URLS", ZL_CFG_STR, "", "JSON-RPC endpoints for POST /admin/claims (zlctl claim); empty: claims off",
      offsetof(struct admin_config, rpc_urls), 0, 0},
-    {"ZL_TOKENS", ZL_CFG_STR, "",
-     "deposit tokens whose Transfers a claim records, as detect reads them (SYMBOL:ADDRESS:DECIMALS[:MIN_AMOUNT],...)",
-     offsetof(struct admin_config, tokens), 0, 0},
+    ZL_TOKENS_SETTING("a claim records their Transfers", offsetof(struct admin_config, tokens)),
     {"ZL_TOKEN_ADDRESS", ZL_CFG_STR, "", "the single-token form of ZL_TOKENS (with ZL_RPC_URLS)",
      offsetof(struct admin_config, token_address), 0, 0},
     {"ZL_RPC_ALLOW_HTTP", ZL_CFG_BOOL, "false",

@@ -60,10 +60,8 @@ static const struct zl_setting credit_settings[] = {
      "decimals of the deposit token: eggs = floor(amount * rate / 10^decimals); must equal decimals() on the chain "
      "(recorded by detect), or credit refuses to start",
      OFF(token_decimals), 0, ZL_TOKEN_DECIMALS_MAX},
-    {"ZL_TOKENS", ZL_CFG_STR, "",
-     "deposit tokens as detect and verify read them (SYMBOL:ADDRESS:DECIMALS[:MIN_AMOUNT],...): each token is "
-     "credited with its own decimals; empty: ZL_TOKEN_DECIMALS for every token",
-     OFF(tokens), 0, 0},
+    ZL_TOKENS_SETTING("each token is credited with its own decimals; empty: ZL_TOKEN_DECIMALS for every token",
+                      OFF(tokens)),
     {"ZL_CREDIT_RATE_URL", ZL_CFG_STR, "",
      "HTTP price source answering {\"rate\":\"<decimal>\"}, {token} replaced by the token; empty: the credit_rates "
      "table",

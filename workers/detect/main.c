@@ -94,9 +94,11 @@ struct token_scan {
     struct zl_detector *det;
     struct zl_pg pg;
     bool decimals_known;
+    bool decimals_unreadable; /* single-token form: the contract answered it has no decimals() */
     int failures;
     int64_t next_ms; /* no step before this (backoff after a failure) */
     zl_class last;
+    char last_err[ZL_ERRSTR_SIZE]; /* what the last failed step said (the pause's reason) */
     /* The backfill has its own backoff: its failure (one address's range)
      * never holds the live scan back. */
     int bf_failures;
@@ -162,15 +164,21 @@ static bool scan_once(struct token_scan *ts, struct zl_rpc *rpc, struct zl_backo
         return true;
     zl_class c = ZL_OK;
     bool gated = ts->tok->decimals != ZL_TOKEN_DECIMALS_UNSET;
-    if (!ts->decimals_known) {
-        c = token_decimals(ts, rpc, errstr, errstr_size);
-        if (c == ZL_PERMANENT && gated)
+    if (!ts->decimals_known && !ts->decimals_unreadable) {
+        zl_class dc = token_decimals(ts, rpc, errstr, errstr_size);
+        if (dc == ZL_PERMANENT && gated)
             return false;
-        if (c != ZL_OK)
-            zl_log_kv(ZL_LOG_WARN, NULL, "token decimals not read yet", "token", ts->tok->symbol, "error", errstr,
-                      NULL);
-        if (!gated)
-            c = ZL_OK; /* the single-token form scans without them, as it always did */
+        if (dc != ZL_OK) {
+            zl_log_kv(ZL_LOG_WARN, NULL, "token decimals not read", "token", ts->tok->symbol, "error", errstr, NULL);
+            /* A listed token is not scanned before its decimals are checked:
+             * the step fails with their class and is retried. The
+             * single-token form scans without them, as it always did, and
+             * stops asking once the contract said it has none. */
+            if (gated)
+                c = dc;
+            else if (dc == ZL_PERMANENT)
+                ts->decimals_unreadable = true;
+        }
     }
     bool step_idle = false;
     if (c == ZL_OK)
@@ -184,6 +192,7 @@ static bool scan_once(struct token_scan *ts, struct zl_rpc *rpc, struct zl_backo
     }
     ts->failures++;
     ts->next_ms = zl_now_ms() + zl_backoff_delay_ms(bo, (uint32_t)ts->failures);
+    snprintf(ts->last_err, sizeof(ts->last_err), "%s", errstr);
     zl_log_kv(c == ZL_OUTAGE ? ZL_LOG_WARN : ZL_LOG_INFO, NULL, "scan step failed; retrying", "token",
               ts->tok->symbol, "class", zl_class_name(c), "error", errstr, NULL);
     return true;
@@ -306,7 +315,7 @@ int main(int argc, char **argv)
     while (zl_boot_running()) {
         zl_health_heartbeat(health);
         bool all_idle = true;
-        const char *outage = NULL;
+        const struct token_scan *outage = NULL;
         for (size_t i = 0; i < nscans && zl_boot_running(); i++) {
             bool idle = true;
             if (!scan_once(&scans[i], rpc, &bo, &idle, err, sizeof(err))) {
@@ -316,12 +325,13 @@ int main(int argc, char **argv)
             }
             all_idle = all_idle && idle;
             if (scans[i].last == ZL_OUTAGE)
-                outage = scans[i].tok->symbol;
+                outage = &scans[i];
         }
         if ((outage != NULL) != paused) {
             paused = outage != NULL;
-            char why[ZL_ERRSTR_SIZE];
-            snprintf(why, sizeof(why), "token %s: %s", paused ? outage : "", paused ? err : "");
+            char why[ZL_ERRSTR_SIZE] = "";
+            if (paused)
+                snprintf(why, sizeof(why), "token %s: %s", outage->tok->symbol, outage->last_err);
             zl_health_set_paused(health, paused, paused ? why : NULL);
         }
         if (!all_idle)
