@@ -6,6 +6,7 @@ rows by hand (the history trigger writes what a stage's update would); the
 last test makes a real deposit through every stage and watches headless
 Chromium show it credited on the server's page.
 """
+import re
 import secrets
 import subprocess
 import time
@@ -13,7 +14,7 @@ import uuid
 
 import pytest
 
-from conftest import need_env
+from conftest import REPO, need_env
 from zlharness.live import Chromium, LiveServer, SseClient, chromium_path, mint_token
 from zlharness.pg import create_database, drop_database, psql
 from zlharness.procs import wait_until
@@ -40,6 +41,14 @@ def live(db, tmp_path):
     server = LiveServer(tmp_path, db).start()
     yield server
     assert server.stop() == 0, f"live_server did not stop cleanly:\n{server.log()[-2000:]}"
+
+
+def runbook_recipe() -> str:
+    """The Python block under <!-- live-token-recipe --> in docs/operations.md."""
+    text = (REPO / "docs" / "operations.md").read_text()
+    m = re.search(r"<!-- live-token-recipe -->\s*```python\n(.*?)```", text, re.S)
+    assert m, "docs/operations.md lost its live token recipe"
+    return m.group(1)
 
 
 def new_deposit(dsn: str, user: str) -> str:
@@ -98,6 +107,13 @@ def test_missing_wrong_or_expired_token_is_refused_401(live):
         ok = SseClient(live.url, good, via_query=via_query)
         assert ok.status == 200, f"a valid token was refused: {ok.status}"
         ok.close()
+    # The runbook's recipe, run as written, mints a token the server takes.
+    recipe = {}
+    exec(runbook_recipe(), recipe)  # noqa: S102 - our own documentation's code
+    doc_token = recipe["live_token"](live.secret, "alice", 60)
+    c = SseClient(live.url, doc_token)
+    assert c.status == 200, f"the runbook's token was refused: {c.status}"
+    c.close()
     # The runner's minting command computes the documented recipe.
     out = subprocess.run([str(live.binary), "--mint-token", "alice", "60"], env=live.env, capture_output=True,
                          text=True, timeout=30)
