@@ -106,17 +106,22 @@ static void clear_queue(struct live_client *c)
 void live_client_push(struct zl_live *l, struct live_client *c, char *frame)
 {
     (void)l;
-    if (c->dropped || c->gone || frame == NULL) {
+    if (c->dropped || c->gone) {
         free(frame);
         return;
     }
-    if (c->q_len == c->q_cap) {
-        /* Slower than its events: end its stream rather than wait for it or
-         * hold an unbounded backlog; it resumes with Last-Event-ID. */
+    if (frame == NULL || c->q_len == c->q_cap) {
+        /* Slower than its events (or no memory for one): end its stream
+         * rather than wait for it, hold an unbounded backlog or skip an
+         * event; it resumes with Last-Event-ID and misses nothing. */
         free(frame);
         clear_queue(c);
         c->dropped = true;
-        zl_log(ZL_LOG_WARN, NULL, "live: a client of user %s fell %zu events behind: dropped", c->user, c->q_cap);
+        if (frame == NULL)
+            zl_log(ZL_LOG_WARN, NULL, "live: out of memory for an event of user %s: client dropped", c->user);
+        else
+            zl_log(ZL_LOG_WARN, NULL, "live: a client of user %s fell %zu events behind: dropped", c->user,
+                   c->q_cap);
         pthread_cond_signal(&c->cv);
         return;
     }
@@ -451,6 +456,9 @@ int zl_live_start(const struct zl_live_config *cfg, const char *pg_dsn, int64_t 
     l->poller_started = true;
     zl_log(ZL_LOG_INFO, NULL, "live server on %s:%" PRId64 ": page /, stream /events (clients max %" PRId64 ")",
            l->cfg.addr, l->cfg.port, l->cfg.clients_max);
+    /* The caller's strings are not kept past the start. */
+    l->cfg.addr = NULL;
+    l->cfg.token_secret.path = NULL;
     *out = l;
     return 0;
 }

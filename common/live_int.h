@@ -50,7 +50,8 @@ struct live_client {
 };
 
 struct zl_live {
-    struct zl_live_config cfg; /* copy; strings borrowed from the caller's */
+    struct zl_live_config cfg; /* copy; addr and the secret's path are the
+                                  caller's, used during start only (NULL after) */
     char *secret;              /* owned copy of the token secret; wiped */
     char *pg_dsn;              /* owned */
     int64_t pg_connect_timeout_ms;
@@ -66,7 +67,9 @@ struct zl_live {
 };
 
 /* live.c: queues frame (malloc()ed; always consumed) for c, or drops c when
- * its queue is full. Caller holds l->mu. */
+ * its queue is full or frame is NULL (out of memory): a dropped client
+ * reconnects and resumes, where a skipped frame would be lost. Caller holds
+ * l->mu. */
 void live_client_push(struct zl_live *l, struct live_client *c, char *frame);
 
 /* live.c: releases the poller's or the connection's ref on c. Caller holds

@@ -70,8 +70,7 @@ static json_t *text_or_null(const PGresult *r, int row, int col)
 }
 
 /* The SSE frame of one history row: `id:` and one line of JSON. NULL when
- * memory runs out (the row is then skipped for that client, which a
- * reconnect would replay). */
+ * memory runs out (live_client_push then drops the client, which resumes). */
 static char *row_frame(const PGresult *r, int row)
 {
     json_t *j = json_object();
