@@ -10,6 +10,7 @@ import re
 import secrets
 import subprocess
 import time
+import urllib.parse
 import uuid
 
 import pytest
@@ -243,6 +244,72 @@ def test_clients_over_the_limit_are_answered_503(db, tmp_path):
             return c.status == 200
         wait_until(slot_free, 10, "a freed slot taken again")
         c2.close()
+    finally:
+        assert server.stop() == 0
+
+
+def test_the_server_works_as_zl_notify_and_that_role_reads_nothing_else(db, tmp_path):
+    """Guards against the live server needing more than the grants of
+    016_live.sql (it reads as zl_notify, as docs/deploy.md's per-binary
+    LOGIN roles do), and against those grants showing more of a row than an
+    event carries."""
+    name = f"zlt_notify_{uuid.uuid4().hex[:8]}"
+    psql(f'CREATE ROLE "{name}" LOGIN IN ROLE zl_notify', dsn=db)
+    try:
+        u = urllib.parse.urlsplit(db)
+        role_dsn = urllib.parse.urlunsplit((u.scheme, f"{name}@{u.netloc.rsplit('@', 1)[-1]}", u.path, "", ""))
+        denied = psql("SELECT last_error FROM deposits LIMIT 1", dsn=role_dsn, check=False)
+        assert denied and denied[0][0] == "ERROR" and "permission denied" in denied[0][1], denied
+        server = LiveServer(tmp_path, role_dsn).start()
+        try:
+            user = f"frank-{uuid.uuid4().hex[:6]}"
+            dep = new_deposit(db, user)
+            move(db, dep, "verified")
+            c = SseClient(server.url, server.token(user))
+            got = wait_events(c, lambda ev: len(ev) >= 2, "the deposit's history read as zl_notify")
+            c.close()
+            assert states_of(got, dep) == ["detected", "verified"]
+        finally:
+            assert server.stop() == 0, server.log()[-2000:]
+    finally:
+        psql(f'DROP ROLE IF EXISTS "{name}"', dsn=db, check=False)
+
+
+def test_a_client_that_falls_behind_is_dropped_resumes_whole_and_holds_nobody_up(db, tmp_path):
+    """Guards against one client's backlog growing without bound or holding
+    up the others: more events at once than ZL_LIVE_QUEUE_EVENTS_MAX end that
+    client's stream (a warning says so), another user's client gets its
+    event all the same, and the dropped client, resuming with the last id it
+    got, receives every remaining event once."""
+    server = LiveServer(tmp_path, db, ZL_LIVE_QUEUE_EVENTS_MAX=8).start()
+    try:
+        busy, calm = f"gina-{uuid.uuid4().hex[:6]}", f"hal-{uuid.uuid4().hex[:6]}"
+        a = SseClient(server.url, server.token(busy))
+        b = SseClient(server.url, server.token(calm))
+        time.sleep(HELD_BACK_S)  # both caught up (nothing yet) and in the fan-out
+        psql("INSERT INTO deposits (deposit_id, chain_id, tx_hash, log_index, block_number, block_hash, token,"
+             " from_addr, to_addr, user_id, amount, occurred_at)"
+             " SELECT '31337:' || h || ':0', 31337, h, 0, 1, h, :'v2', '0x' || repeat('1', 40),"
+             " '0x' || repeat('2', 40), :'v1', i, now()"
+             " FROM (SELECT i, '0x' || md5(:'v1' || i) || md5(i || :'v1') AS h FROM generate_series(1, 60) i) x",
+             busy, TOKEN, dsn=db)
+        calm_dep = new_deposit(db, calm)
+        wait_events(b, lambda ev: len(ev) == 1, "the calm user's event while the busy one overflows")
+        wait_until(lambda: a.ended, EVENT_WAIT_S, "the busy client's stream to end")
+        assert "fell 8 events behind: dropped" in server.log()
+        first = a.events()
+        a.close()
+        want = [r[0] for r in psql("SELECT h.id FROM deposit_history h JOIN deposits d USING (deposit_id)"
+                                   " WHERE d.user_id = :'v1' ORDER BY h.tx, h.id", busy, dsn=db)]
+        assert len(want) == 60 and len(first) < 60
+        r = SseClient(server.url, server.token(busy), last_event_id=first[-1]["id"] if first else None)
+        wait_events(r, lambda ev: len(first) + len(ev) >= 60, "the rest after resuming")
+        time.sleep(HELD_BACK_S)
+        got = [e["id"] for e in first] + [e["id"] for e in r.events()]
+        r.close()
+        assert got == want, f"resumed stream: {len(got)} events, {len(set(got))} distinct, want {len(want)}"
+        assert states_of(b.events(), calm_dep) == ["detected"]
+        b.close()
     finally:
         assert server.stop() == 0
 
