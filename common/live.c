@@ -56,6 +56,10 @@ const size_t zl_live_settings_count = sizeof(zl_live_settings) / sizeof(zl_live_
 /* A connection that neither reads nor writes for this long is closed (a
  * stream writes a keepalive well within it). */
 #define CONNECTION_TIMEOUT_S 120
+/* Each stream is a thread: its stack need hold only libmicrohttpd's frames
+ * and stream_read's (buffers are on the heap), so a thousand streams do not
+ * reserve 8 MiB each. */
+#define STREAM_THREAD_STACK_BYTES (256 * 1024)
 /* EventSource waits this long before reconnecting (sent as `retry:`). */
 #define RECONNECT_MS 1000
 #define LAST_EVENT_ID_HEADER "Last-Event-ID"
@@ -385,6 +389,7 @@ static void free_server(struct zl_live *l)
     free(l);
 }
 
+/* Returns 0, ZL_LIVE_REFUSED (a bad address) or -1 (cannot listen). */
 static int start_daemon(struct zl_live *l, char *errstr, size_t errstr_size)
 {
     struct sockaddr_in addr;
@@ -393,7 +398,7 @@ static int start_daemon(struct zl_live *l, char *errstr, size_t errstr_size)
     addr.sin_port = htons((uint16_t)l->cfg.port);
     if (inet_pton(AF_INET, l->cfg.addr, &addr.sin_addr) != 1) {
         snprintf(errstr, errstr_size, "ZL_LIVE_ADDR: \"%s\" is not an IPv4 address", l->cfg.addr);
-        return -1;
+        return ZL_LIVE_REFUSED;
     }
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
                      MHD_USE_ERROR_LOG;
@@ -403,6 +408,7 @@ static int start_daemon(struct zl_live *l, char *errstr, size_t errstr_size)
                                  MHD_OPTION_CONNECTION_LIMIT,
                                  (unsigned int)(l->cfg.clients_max + EXTRA_CONNECTIONS),
                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)CONNECTION_TIMEOUT_S,
+                                 MHD_OPTION_THREAD_STACK_SIZE, (size_t)STREAM_THREAD_STACK_BYTES,
                                  MHD_OPTION_END);
     if (l->daemon == NULL) {
         snprintf(errstr, errstr_size, "live server: cannot listen on %s:%" PRId64 " (%s): is the port taken?",
@@ -423,7 +429,7 @@ int zl_live_start(const struct zl_live_config *cfg, const char *pg_dsn, int64_t 
                  "ZL_LIVE_TOKEN_SECRET_FILE is required with ZL_LIVE_PORT=%" PRId64 ": users' tokens are "
                  "checked with it",
                  cfg->port);
-        return -1;
+        return ZL_LIVE_REFUSED;
     }
     struct zl_live *l = calloc(1, sizeof(*l));
     if (l == NULL) {
@@ -442,11 +448,12 @@ int zl_live_start(const struct zl_live_config *cfg, const char *pg_dsn, int64_t 
         free_server(l);
         return -1;
     }
-    if (start_daemon(l, errstr, errstr_size) != 0) {
+    int rc = start_daemon(l, errstr, errstr_size);
+    if (rc != 0) {
         free_server(l);
-        return -1;
+        return rc;
     }
-    int rc = pthread_create(&l->poller, NULL, live_poll_main, l);
+    rc = pthread_create(&l->poller, NULL, live_poll_main, l);
     if (rc != 0) {
         snprintf(errstr, errstr_size, "live server: cannot start the poller: %s", strerror(rc));
         MHD_stop_daemon(l->daemon);

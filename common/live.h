@@ -75,14 +75,19 @@ extern const size_t zl_live_settings_count;
 
 struct zl_live;
 
+/* zl_live_start()'s answer to a wrong setting (distinct from -1). */
+#define ZL_LIVE_REFUSED (-2)
+
 /* Starts the live server on cfg->addr:cfg->port, reading PostgreSQL at
  * pg_dsn (a role with zl_notify's grants). cfg and pg_dsn are copied where
  * needed; the caller keeps ownership of both. With cfg->port 0, starts
  * nothing: returns 0 and sets *out to NULL.
- * Returns 0 with *out set (stop it with zl_live_stop()), or -1 with errstr
- * saying why (no token secret, the port taken, out of memory) and nothing
- * left running. The database need not be up: the poller retries it, and
- * clients wait meanwhile. */
+ * Returns 0 with *out set (stop it with zl_live_stop()); ZL_LIVE_REFUSED
+ * with errstr for a setting that is wrong (no token secret with a port, an
+ * address that is not IPv4: restarting will not help, a stage's init
+ * returns ZL_RUNTIME_INIT_REFUSED); -1 with errstr for anything else (the
+ * port taken, out of memory). Nothing is left running on failure. The
+ * database need not be up: the poller retries it, and clients wait. */
 int zl_live_start(const struct zl_live_config *cfg, const char *pg_dsn, int64_t pg_connect_timeout_ms,
                   struct zl_live **out, char *errstr, size_t errstr_size);
 

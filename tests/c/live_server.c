@@ -84,9 +84,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "live_server: ZL_LIVE_PORT is 0: nothing to serve\n");
         goto out;
     }
-    status = ZL_EXIT_FATAL;
-    if (zl_live_start(&lcfg, rcfg.pg_dsn, rcfg.pg_connect_timeout_ms, &live, err, sizeof(err)) != 0) {
+    int rc = zl_live_start(&lcfg, rcfg.pg_dsn, rcfg.pg_connect_timeout_ms, &live, err, sizeof(err));
+    if (rc != 0) {
         zl_log(ZL_LOG_ERROR, NULL, "%s", err);
+        status = rc == ZL_LIVE_REFUSED ? ZL_EXIT_CONFIG : ZL_EXIT_FATAL;
         goto out;
     }
     while (zl_boot_running()) {

@@ -314,6 +314,18 @@ def test_a_client_that_falls_behind_is_dropped_resumes_whole_and_holds_nobody_up
         assert server.stop() == 0
 
 
+def test_a_wrong_setting_is_a_configuration_error(db, tmp_path):
+    """Guards against a live server that starts without a way to check
+    tokens, or on an address it cannot mean: both exit 2 (configuration),
+    naming the setting."""
+    server = LiveServer(tmp_path, db)
+    for change, setting in (({"ZL_LIVE_TOKEN_SECRET_FILE": ""}, "ZL_LIVE_TOKEN_SECRET_FILE"),
+                            ({"ZL_LIVE_ADDR": "localhost"}, "ZL_LIVE_ADDR")):
+        out = subprocess.run([str(server.binary)], env=dict(server.env, **change), capture_output=True, text=True,
+                             timeout=30)
+        assert out.returncode == 2 and setting in out.stdout + out.stderr, (out.returncode, out.stdout, out.stderr)
+
+
 def page_state(browser: Chromium, dep: str):
     """The text of the deposit's state cell on the page, None if not shown."""
     return browser.evaluate(
