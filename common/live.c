@@ -238,7 +238,7 @@ static struct live_client *add_client(struct zl_live *l, const char *user, int64
     c->refs = 1;
     c->last_event_id = last_event_id;
     c->resolve = last_event_id > 0;
-    snprintf(c->pos.tx, sizeof(c->pos.tx), "0");
+    c->pos.tx = 0;
     c->pos.id = 0;
     /* The first frame goes out at once, so the client sees its stream open
      * (and learns how soon to reconnect) before any event. */

@@ -18,13 +18,10 @@
 
 #include "live.h"
 
-/* An xid8 as text: up to 20 digits. */
-#define LIVE_XID_SIZE 24
-
 /* A position in the (tx, id) order the stream follows. */
 struct live_pos {
-    char tx[LIVE_XID_SIZE]; /* xid8 as decimal text */
-    int64_t id;             /* deposit_history.id */
+    uint64_t tx; /* xid8: 64 bits, epoch included, never wraps */
+    int64_t id;  /* deposit_history.id */
 };
 
 struct live_client {
@@ -35,8 +32,10 @@ struct live_client {
     /* Catch-up (the poller's, before the client sees live rows): */
     bool resolve;          /* last_event_id is to be turned into pos */
     int64_t last_event_id; /* from Last-Event-ID; 0 = none */
-    bool caught_up;        /* true: gets the live fan-out, pos unused */
-    struct live_pos pos;   /* catch-up sent every row of the user <= pos */
+    bool caught_up;        /* true: gets the live fan-out */
+    struct live_pos pos;   /* the last row sent (or the resume point): a
+                              row at or before it is never sent again, e.g.
+                              when another server sent it before a reconnect */
     /* The queue of SSE frames, a ring of malloc()ed strings: */
     char **q;
     size_t q_cap, q_head, q_len;

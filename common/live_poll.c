@@ -98,10 +98,34 @@ static char *row_frame(const PGresult *r, int row)
     return frame;
 }
 
-static void row_pos(const PGresult *r, int row, struct live_pos *pos)
+static struct live_pos row_pos(const PGresult *r, int row)
 {
-    (void)zl_pg_copy_value(pos->tx, sizeof(pos->tx), r, row, COL_TX); /* an xid8 fits */
-    pos->id = strtoll(PQgetvalue(r, row, COL_ID), NULL, 10);
+    struct live_pos pos = {strtoull(PQgetvalue(r, row, COL_TX), NULL, 10),
+                           strtoll(PQgetvalue(r, row, COL_ID), NULL, 10)};
+    return pos;
+}
+
+/* <0, 0, >0 as a is before, at or after b in the stream's order. */
+static int pos_cmp(struct live_pos a, struct live_pos b)
+{
+    if (a.tx != b.tx)
+        return a.tx < b.tx ? -1 : 1;
+    if (a.id != b.id)
+        return a.id < b.id ? -1 : 1;
+    return 0;
+}
+
+/* Query parameters of a position: decimal text. */
+struct pos_text {
+    char tx[24], id[24];
+};
+
+static struct pos_text pos_text(struct live_pos pos)
+{
+    struct pos_text t;
+    snprintf(t.tx, sizeof(t.tx), "%" PRIu64, pos.tx);
+    snprintf(t.id, sizeof(t.id), "%" PRId64, pos.id);
+    return t;
 }
 
 /* ---- queries -------------------------------------------------------------------- */
@@ -115,13 +139,17 @@ static PGresult *query(struct poller *p, const char *name, int n, const char *co
     return r;
 }
 
-/* Reads the watermark into w. -1 on a database failure. */
-static int watermark(struct poller *p, char w[LIVE_XID_SIZE])
+/* Reads the watermark into *w. -1 on a database failure. */
+static int watermark(struct poller *p, uint64_t *w)
 {
     PGresult *r = query(p, "live_watermark", 0, NULL);
     if (r == NULL)
         return -1;
-    int rc = PQntuples(r) == 1 ? zl_pg_copy_value(w, LIVE_XID_SIZE, r, 0, 0) : -1;
+    int rc = -1;
+    if (PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)) {
+        *w = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+        rc = 0;
+    }
     PQclear(r);
     return rc;
 }
@@ -129,13 +157,14 @@ static int watermark(struct poller *p, char w[LIVE_XID_SIZE])
 /* Sends rows after the frontier with tx < w to the caught-up clients of
  * their users, a page per query, until none is left. -1 on a failure (the
  * frontier stays at the last row handed out). */
-static int fan_out(struct poller *p, const char *w)
+static int fan_out(struct poller *p, uint64_t w)
 {
-    char rows_max[24], id[24];
+    char rows_max[24], wt[24];
     snprintf(rows_max, sizeof(rows_max), "%" PRId64, p->l->cfg.rows_max);
+    snprintf(wt, sizeof(wt), "%" PRIu64, w);
     for (;;) {
-        snprintf(id, sizeof(id), "%" PRId64, p->frontier.id);
-        const char *v[4] = {p->frontier.tx, id, w, rows_max};
+        struct pos_text f = pos_text(p->frontier);
+        const char *v[4] = {f.tx, f.id, wt, rows_max};
         PGresult *r = query(p, "live_new_rows", 4, v);
         if (r == NULL)
             return -1;
@@ -143,20 +172,26 @@ static int fan_out(struct poller *p, const char *w)
         pthread_mutex_lock(&p->l->mu);
         for (int i = 0; i < n; i++) {
             const char *user = PQgetvalue(r, i, COL_USER);
-            for (struct live_client *c = p->l->clients; c != NULL; c = c->next)
-                if (c->caught_up && strcmp(c->user, user) == 0)
-                    live_client_push(p->l, c, row_frame(r, i));
+            struct live_pos at = row_pos(r, i);
+            for (struct live_client *c = p->l->clients; c != NULL; c = c->next) {
+                if (!c->caught_up || strcmp(c->user, user) != 0 || pos_cmp(at, c->pos) <= 0)
+                    continue;
+                live_client_push(p->l, c, row_frame(r, i));
+                c->pos = at;
+            }
         }
         pthread_mutex_unlock(&p->l->mu);
         if (n > 0)
-            row_pos(r, n - 1, &p->frontier);
+            p->frontier = row_pos(r, n - 1);
         PQclear(r);
         if (n < p->l->cfg.rows_max)
             break;
     }
-    /* Nothing with tx < w is left: the next rows start at w. */
-    snprintf(p->frontier.tx, sizeof(p->frontier.tx), "%s", w);
-    p->frontier.id = 0;
+    /* Nothing with tx < w is left: the next rows start at w. (The
+     * watermark never goes back; were it to, the frontier stays.) */
+    struct live_pos next = {w, 0};
+    if (pos_cmp(next, p->frontier) > 0)
+        p->frontier = next;
     return 0;
 }
 
@@ -171,12 +206,11 @@ static int resolve_resume(struct poller *p, struct live_client *c, struct live_p
     PGresult *r = query(p, "live_resume_point", 1, v);
     if (r == NULL)
         return -1;
+    pos->tx = 0;
+    pos->id = 0;
     if (PQntuples(r) == 1) {
-        (void)zl_pg_copy_value(pos->tx, sizeof(pos->tx), r, 0, 0); /* an xid8 fits */
+        pos->tx = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
         pos->id = c->last_event_id;
-    } else {
-        snprintf(pos->tx, sizeof(pos->tx), "0");
-        pos->id = 0;
     }
     PQclear(r);
     return 0;
@@ -199,11 +233,10 @@ static int catch_up(struct poller *p, struct live_client *c)
     if (room == 0)
         return 0; /* its queue is full: the next pass, once it has read */
 
-    char id[24], fid[24], lim[24];
-    snprintf(id, sizeof(id), "%" PRId64, pos.id);
-    snprintf(fid, sizeof(fid), "%" PRId64, p->frontier.id);
+    char lim[24];
     snprintf(lim, sizeof(lim), "%zu", room);
-    const char *v[6] = {c->user, pos.tx, id, p->frontier.tx, fid, lim};
+    struct pos_text from = pos_text(pos), to = pos_text(p->frontier);
+    const char *v[6] = {c->user, from.tx, from.id, to.tx, to.id, lim};
     PGresult *r = query(p, "live_catch_up", 6, v);
     if (r == NULL)
         return -1;
@@ -212,7 +245,7 @@ static int catch_up(struct poller *p, struct live_client *c)
     for (int i = 0; i < n; i++)
         live_client_push(l, c, row_frame(r, i));
     if (n > 0)
-        row_pos(r, n - 1, &pos);
+        pos = row_pos(r, n - 1);
     c->resolve = false;
     c->pos = pos;
     if ((size_t)n < room)
@@ -256,12 +289,12 @@ static int pass(struct poller *p)
         zl_log(ZL_LOG_WARN, NULL, "live: database: %s", p->err);
         return -1;
     }
-    char w[LIVE_XID_SIZE];
-    if (watermark(p, w) != 0)
+    uint64_t w;
+    if (watermark(p, &w) != 0)
         return -1;
     if (!p->have_frontier) {
         /* History before the server started reaches clients by catch-up. */
-        snprintf(p->frontier.tx, sizeof(p->frontier.tx), "%s", w);
+        p->frontier.tx = w;
         p->frontier.id = 0;
         p->have_frontier = true;
     } else if (fan_out(p, w) != 0) {

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from .env import need_env, write_secret
-from .procs import free_port, spawn, stop, wait_until
+from .procs import free_port, sanitizer_report, spawn, stop, wait_until
 from .web import http_get
 
 # How long the runner may take to listen.
@@ -60,7 +60,12 @@ class LiveServer:
         return self
 
     def stop(self) -> int:
-        return stop(self.proc) if self.proc is not None else 0
+        """SIGTERM, then its exit code; a sanitizer report in its log (make
+        check runs the ASan build) is a failure."""
+        rc = stop(self.proc) if self.proc is not None else 0
+        report = sanitizer_report(self.log())
+        assert report is None, f"sanitizer report in live_server's log:\n{report}"
+        return rc
 
     def log(self) -> str:
         f = self.workdir / "live.log"
