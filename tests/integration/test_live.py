@@ -345,11 +345,13 @@ def test_page_in_headless_chromium_shows_a_real_deposit_reach_credited(tmp_path)
         p.setup(accounts=1, users=2)
         mine, other = p.deposit_addrs[0], p.deposit_addrs[1]
         user = p.user_of[mine]
-        server = LiveServer(tmp_path, p.env["ZL_PG_DSN"], env=p.env).start()
+        run_dir = p.local / "run"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        server = LiveServer(tmp_path, p.env["ZL_PG_DSN"], env=p.env, pid_file=run_dir / "live.pid").start()
         browser = None
         try:
             stream = SseClient(server.url, server.token(user))
-            browser = Chromium(tmp_path)
+            browser = Chromium(tmp_path, pid_file=run_dir / "chromium.pid")
             browser.open(f"{server.url}/#token={server.token(user)}")
             wait_until(lambda: browser.evaluate("document.getElementById('status').textContent") == "live", 30,
                        "the page's stream open")

@@ -36,8 +36,12 @@ def mint_token(secret: str, user_id: str, expiry_unix: int) -> str:
 class LiveServer:
     """tests/c/live_server against dsn on a free port, with a fresh secret."""
 
-    def __init__(self, workdir: Path, dsn: str, env: dict | None = None, **settings):
+    def __init__(self, workdir: Path, dsn: str, env: dict | None = None, pid_file: Path | None = None,
+                 **settings):
+        """pid_file: where tests/run-all finds it if pytest is killed (a
+        LocalPipeline's run folder)."""
         self.workdir = workdir
+        self.pid_file = pid_file
         self.secret = os.urandom(16).hex()
         self.secret_file = write_secret(workdir / "live.secret", self.secret)
         self.port = free_port()
@@ -53,7 +57,7 @@ class LiveServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> "LiveServer":
-        self.proc = spawn([self.binary], self.workdir / "live.log", self.env)
+        self.proc = spawn([self.binary], self.workdir / "live.log", self.env, self.pid_file)
         wait_until(lambda: http_get(self.url + "/", timeout=2)[0] == 200 or self.proc.poll() is not None,
                    START_TIMEOUT_S, "the live server to answer")
         assert self.proc.poll() is None, f"live_server exited: {self.log()[-2000:]}"
@@ -153,7 +157,7 @@ class Chromium:
     on a pipe (commands on the child's fd 3, answers on fd 4, each a JSON
     message ended by a NUL byte)."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, pid_file: Path | None = None):
         binary = chromium_path()
         assert binary, "chromium is not installed: deploy/local/deps apt installs it"
         to_child_r, self._to_child = os.pipe()
@@ -169,6 +173,8 @@ class Chromium:
             stdout=open(workdir / "chromium.log", "ab"), stderr=subprocess.STDOUT, start_new_session=True)
         os.close(to_child_r)
         os.close(from_child_w)
+        if pid_file is not None:
+            pid_file.write_text(f"{self.proc.pid}\n")
         self._buf = b""
         self._next_id = 0
         self.session = None
