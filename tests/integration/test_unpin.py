@@ -320,3 +320,30 @@ def test_a_reorged_deposit_back_on_the_chain_after_its_pins_were_removed_is_pinn
     for i in ids:
         assert got[i]["cid"] == cids[i], "the same document, the same CID"
         assert got[i]["unpinned_at"] == "" and cids[i] in held and cids[i] in psa.cids(), f"{i} not pinned again"
+
+
+def test_the_ipfs_upload_role_is_granted_what_the_unpin_pass_does(pipeline, kubo, psa):
+    """Guards against a pass that works as the schema's owner but not as
+    ipfs-upload's own least-privilege role (009 style, 014's grants): it
+    would log permission errors for ever while the pins stay."""
+    role = f"zlt_unpin_{uuid.uuid4().hex[:8]}"
+    psql(f'CREATE ROLE "{role}" LOGIN IN ROLE zl_ipfs_upload')
+    try:
+        u = urllib.parse.urlsplit(os.environ["ZL_PG_DSN"])
+        dsn = urllib.parse.urlunsplit((u.scheme, f"{role}@{u.netloc.rsplit('@', 1)[-1]}", u.path, u.query,
+                                       u.fragment))
+        deposits = [verified_deposit() for _ in range(2)]
+        ids = [d["deposit_id"] for d in deposits]
+        reorged, resolved = ids
+        insert_verified_rows(deposits)
+        pipeline.produce(deposits)
+        pipeline.start("w", ZL_PG_DSN=dsn)
+        wait_until(lambda: all(r["state"] == "pinned" for r in unpin_rows(ids).values()), 60, "pinned as the role")
+        psql(REORG, reorged)
+        psql(DIE, resolved, "31")
+        psql(RESOLVE, resolved)
+        wait_until(lambda: all(r["unpinned_at"] for r in unpin_rows(ids).values()), 30, "unpinned as the role")
+        assert "permission denied" not in pipeline.log("w")
+    finally:
+        pipeline.stop_all()
+        psql(f'DROP ROLE IF EXISTS "{role}"', check=False)
