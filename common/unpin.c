@@ -147,8 +147,8 @@ fail:
 }
 
 zl_class zl_unpin_pass(struct zl_pg *pg, struct zl_ipfs *ipfs, const struct zl_unpin_opts *o,
-                       struct zl_metrics *metrics, const char *stage, struct zl_unpin_summary *s, char *errstr,
-                       size_t errstr_size)
+                       struct zl_metrics *metrics, const char *stage, const atomic_bool *stop,
+                       struct zl_unpin_summary *s, char *errstr, size_t errstr_size)
 {
     memset(s, 0, sizeof(*s));
     zl_class c = zl_pg_ensure(pg, errstr, errstr_size);
@@ -162,7 +162,7 @@ zl_class zl_unpin_pass(struct zl_pg *pg, struct zl_ipfs *ipfs, const struct zl_u
     if (r == NULL)
         return c;
     int n = PQntuples(r);
-    for (int i = 0; i < n && c == ZL_OK; i++) {
+    for (int i = 0; i < n && c == ZL_OK && !(stop != NULL && atomic_load(stop)); i++) {
         char id[ZL_DEPOSIT_ID_SIZE];
         if (zl_pg_copy_value(id, sizeof(id), r, i, 0) != 0)
             continue; /* longer than any deposit id: not one of ours to act on */
@@ -208,9 +208,9 @@ struct zl_unpinner {
     struct zl_metrics *metrics; /* borrowed from the runtime */
     pthread_t th;
     bool started;
-    pthread_mutex_t mu;       /* guards stop */
+    pthread_mutex_t mu;       /* with cv: the wait between passes */
     pthread_cond_t cv;        /* signalled by zl_unpinner_stop */
-    bool stop;
+    atomic_bool stop;         /* set once by zl_unpinner_stop; read between rows too */
 };
 
 /* Waits up to ms or until stopped. Returns true when stopped. */
@@ -225,11 +225,10 @@ static bool wait_or_stop(struct zl_unpinner *u, int64_t ms)
         until.tv_nsec -= 1000000000;
     }
     pthread_mutex_lock(&u->mu);
-    while (!u->stop && pthread_cond_timedwait(&u->cv, &u->mu, &until) == 0)
+    while (!atomic_load(&u->stop) && pthread_cond_timedwait(&u->cv, &u->mu, &until) == 0)
         ;
-    bool stop = u->stop;
     pthread_mutex_unlock(&u->mu);
-    return stop;
+    return atomic_load(&u->stop);
 }
 
 /* @locality the unpinner's own thread. */
@@ -239,7 +238,8 @@ static void *unpinner_main(void *arg)
     do {
         char err[ZL_ERRSTR_SIZE];
         struct zl_unpin_summary s;
-        zl_class c = zl_unpin_pass(&u->pg, u->ipfs, &u->o, u->metrics, UNPINNER_STAGE, &s, err, sizeof(err));
+        zl_class c =
+            zl_unpin_pass(&u->pg, u->ipfs, &u->o, u->metrics, UNPINNER_STAGE, &u->stop, &s, err, sizeof(err));
         if (c == ZL_OK)
             c = zl_unpin_gauge(&u->pg, u->metrics, UNPINNER_STAGE, err, sizeof(err));
         if (c != ZL_OK)
@@ -324,7 +324,7 @@ void zl_unpinner_stop(struct zl_unpinner *u)
         return;
     if (u->started) {
         pthread_mutex_lock(&u->mu);
-        u->stop = true;
+        atomic_store(&u->stop, true);
         pthread_cond_signal(&u->cv);
         pthread_mutex_unlock(&u->mu);
         pthread_join(u->th, NULL);

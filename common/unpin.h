@@ -32,6 +32,7 @@
 #ifndef ZL_UNPIN_H
 #define ZL_UNPIN_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -64,12 +65,13 @@ struct zl_unpin_summary {
 int zl_unpin_prepare(struct zl_pg *pg);
 
 /* One pass over at most o->batch_max candidate rows, one transaction per
- * row. Returns ZL_OK (row-level provider failures are in *s and on the
- * rows), or the class of a database failure with errstr. metrics may be
- * NULL; stage is the metrics' label value. */
+ * row, until *stop (may be NULL) turns true between two rows. Returns ZL_OK
+ * (row-level provider failures are in *s and on the rows), or the class of
+ * a database failure with errstr. metrics may be NULL; stage is the
+ * metrics' label value. */
 zl_class zl_unpin_pass(struct zl_pg *pg, struct zl_ipfs *ipfs, const struct zl_unpin_opts *o,
-                       struct zl_metrics *metrics, const char *stage, struct zl_unpin_summary *s, char *errstr,
-                       size_t errstr_size);
+                       struct zl_metrics *metrics, const char *stage, const atomic_bool *stop,
+                       struct zl_unpin_summary *s, char *errstr, size_t errstr_size);
 
 /* Sets zl_ipfs_orphaned_pins{stage} from the rows. Returns ZL_OK or the
  * class of the failure. */
@@ -86,8 +88,8 @@ struct zl_unpinner;
 int zl_unpinner_start(struct zl_unpinner **out, const struct zl_unpin_opts *o, const struct zl_ipfs_opts *ipfs_opts,
                       const struct zl_runtime_env *env, char *errstr, size_t errstr_size);
 
-/* Stops the thread (waits for its current row, bounded by the providers'
- * timeouts) and frees everything. NULL is a no-op. */
+/* Stops the thread (waits for its current row only, bounded by the
+ * providers' timeouts) and frees everything. NULL is a no-op. */
 void zl_unpinner_stop(struct zl_unpinner *u);
 
 #endif /* ZL_UNPIN_H */
