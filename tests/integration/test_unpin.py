@@ -45,6 +45,7 @@ class PinningServiceFake:
     def __init__(self):
         self.pins = {}      # requestid -> PinStatus
         self.requests = []  # (method, path)
+        self.down = False   # FAULT INJECTION: answer every DELETE 503, as a service in trouble
         fake = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -97,6 +98,8 @@ class PinningServiceFake:
             def do_DELETE(self):
                 if not self.authorised():
                     return
+                if fake.down:
+                    return self.answer(503, {"error": {"reason": "INTERNAL_SERVER_ERROR"}})
                 rid = self.path[len("/pins/"):] if self.path.startswith("/pins/") else ""
                 if fake.pins.pop(rid, None) is None:
                     return self.answer(404, {"error": {"reason": "NOT_FOUND"}})
@@ -347,3 +350,29 @@ def test_the_ipfs_upload_role_is_granted_what_the_unpin_pass_does(pipeline, kubo
     finally:
         pipeline.stop_all()
         psql(f'DROP ROLE IF EXISTS "{role}"', check=False)
+
+
+def test_a_provider_failing_the_unpin_leaves_the_row_for_the_next_pass_with_its_reason(pipeline, kubo, psa):
+    """Guards against a row recorded unpinned while one provider still holds
+    the pin (it would never be asked again), and against a failure that is
+    not visible to the operator: the row says why, and the pass tries again
+    until every provider confirmed."""
+    deposits, cids = pin_all(pipeline, 1)
+    dep = deposits[0]["deposit_id"]
+    psa.down = True
+    psql(REORG, dep)
+    psql("UPDATE deposits SET updated_at = now() - interval '1 hour' WHERE deposit_id = :'v1'", dep)
+    wait_until(lambda: unpin_rows([dep])[dep]["attempts"] >= 2, 30, "two failed attempts")
+    got = unpin_rows([dep])[dep]
+    assert got["unpinned_at"] == "", "recorded unpinned while the pinning service still holds it"
+    # (after five failures in a row its breaker opens: then "circuit open")
+    assert "1:psa down" in got["error"] and ("HTTP 503" in got["error"] or "circuit open" in got["error"]), \
+        got["error"]
+    assert cids[dep] not in kubo_pins(kubo) and cids[dep] in psa.cids()
+    psa.down = False
+    wait_until(lambda: unpin_rows([dep])[dep]["unpinned_at"] != "", 30, "unpinned once the service is back")
+    got = unpin_rows([dep])[dep]
+    assert got["error"] == "" and cids[dep] not in psa.cids()
+    m = pipeline.metrics("w")
+    assert 'zl_unpin_rows_total{stage="ipfs-unpin",outcome="unpinned"} 1' in m, m
+    assert 'zl_ipfs_unpins_total{stage="ipfs-unpin",provider="1:psa",outcome="down"}' in m, m
