@@ -186,7 +186,8 @@ def pin_all(p: IpfsPipeline, n: int) -> tuple[list[dict], dict[str, str]]:
 
 # What detect does to a deposit whose block left the chain before it was
 # minted (as verify's verify_mark_reorged / detect's det_mark_orphans).
-REORG = "UPDATE deposits SET state = 'reorged', last_error = 'block orphaned', updated_at = now() WHERE deposit_id = :'v1'"
+REORG = ("UPDATE deposits SET state = 'reorged', last_error = 'block orphaned', updated_at = now()"
+         " WHERE deposit_id = :'v1'")
 # What the runtime does when a message dead-letters (state.c, mark_dead).
 DIE = ("UPDATE deposits SET state = 'dead', dead_from_state = 'pinned', dlq_topic = 'zl.mint.dlq', dlq_partition = 0,"
        " dlq_offset = :'v2'::bigint, updated_at = now() WHERE deposit_id = :'v1'")
