@@ -51,11 +51,12 @@ def audit(p, dsn: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def deposit_id_of(p, rpc: Rpc, first_block: int, addr: str) -> str:
-    logs = rpc.call("eth_getLogs", {"fromBlock": hex(first_block), "toBlock": "latest", "address": p.token,
-                                    "topics": [TRANSFER_TOPIC, None, "0x" + "0" * 24 + addr[2:]]})
-    assert len(logs) == 1, logs
-    return f"{p.env['ZL_CHAIN_ID']}:{logs[0]['transactionHash'].lower()}:{int(logs[0]['logIndex'], 16)}"
+def deposit_id_to(p, addr: str) -> str:
+    """The id of the one deposit to addr, once detect recorded it."""
+    ids = wait_until(lambda: p.psql("SELECT deposit_id FROM deposits WHERE to_addr = :'v1'", addr.lower()), 60,
+                     f"a deposit to {addr} detected")
+    assert len(ids) == 1, ids
+    return ids[0][0]
 
 
 def row(p, did: str) -> dict:
@@ -105,12 +106,11 @@ def test_a_below_minimum_deposit_is_listed_never_dead_lettered_and_credited_once
         wait_until(lambda: http_json("GET", base + "/health/live")[0] == 200, 30, "zl-admin up")
 
         rpc = Rpc(p.env["ZL_RPC_URLS"])
-        first = int(rpc.call("eth_blockNumber"), 16) + 1
         dust_addr, full_addr = p.deposit_addrs
         assert p.make_deposits(1, [dust_addr], amount_of=lambda _j: DUST) == 1
         assert p.make_deposits(1, [full_addr], amount_of=lambda _j: FULL) == 1
         p.pool_drained(60)
-        did = deposit_id_of(p, rpc, first, dust_addr)
+        did = deposit_id_to(p, dust_addr)
         wait_until(lambda: row(p, did).get("state") == "below_minimum" and p.counts([full_addr])["credited"] == 1,
                    STATE_WAIT_S, "the dust below_minimum and the full deposit credited")
 
