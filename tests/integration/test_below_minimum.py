@@ -134,6 +134,9 @@ def test_a_below_minimum_deposit_is_listed_never_dead_lettered_and_credited_once
         assert (e["deposit_id"], e["user_id"], e["amount"], e["symbol"], e["token"]) == \
             (did, p.user_of[dust_addr], str(DUST), "USDT", p.token), e
         assert listing["by_token"] == [{"token": p.token, "symbol": "USDT", "count": 1, "amount": str(DUST)}], listing
+        view = zlctl_ok(p, base, "deposit", did)
+        assert view["deposit"]["state"] == "below_minimum" and view["deposit"]["amount"] == str(DUST), view
+        assert [h["to_state"] for h in view["history"]] == ["detected", "below_minimum"], view["history"]
         assert zlctl_ok(p, base, "below-minimum", "--token", "USDT")["count"] == 1
         assert zlctl_ok(p, base, "below-minimum", "--token", "0x" + "11" * 20)["count"] == 0
         wait_until(lambda: metric(http_json("GET", base + "/metrics")[1], "zl_below_minimum_deposits") == 1, 30,
