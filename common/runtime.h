@@ -48,6 +48,12 @@ struct zl_work {
     struct zl_event out;       /* output event, filled by the stage */
     zl_class result;
     char error[ZL_ERRSTR_SIZE];
+    /* With result ZL_OK, a side state (state.h, e.g. ZL_STATE_BELOW_MINIMUM)
+     * the stage settles the row in instead of done_state: the runtime moves
+     * it there from accept_states with error as its last_error, publishes
+     * nothing, skips in_tx and stores the offset. ZL_STATE_UNKNOWN (the
+     * runtime's preset): the usual success. */
+    zl_state settle;
 };
 
 struct zl_metrics;

@@ -12,6 +12,14 @@
  *                                        the deposits in that transaction that
  *                                        detect missed, and says where each
  *                                        one is (state, last error)
+ *   below-minimum [--token SYMBOL] [--limit N]
+ *                                        deposits under their token's minimum
+ *                                        (id, user, token, amount, since), with
+ *                                        the count and sum per token
+ *   credit-below-minimum ID --reason TEXT
+ *                                        waives the minimum for that deposit:
+ *                                        it goes on to credited, once (409 when
+ *                                        it is not below_minimum)
  * Every POST carries an Idempotency-Key (--key K, else a fresh UUID), so a
  * retried command never acts twice. Prints the JSON answer.
  * Exit: 0 on a 2xx answer, 1 otherwise, 2 usage or configuration error.
@@ -118,9 +126,32 @@ static int usage(const char *msg)
                     "       | resolve ID --reason TEXT [--requeue] | sweep [--stale-ms N] --reason TEXT\n"
                     "       | sweep-status ID | breaker-reset --worker W [--dependency D] --reason TEXT\n"
                     "       | claim TX_HASH [--reason TEXT]\n"
+                    "       | below-minimum [--token SYMBOL] [--limit N] | credit-below-minimum ID --reason TEXT\n"
                     "       [--key IDEMPOTENCY_KEY] [--set ZL_ADMIN_URL=...]   (zlctl --help: settings)\n",
             msg);
     return 2;
+}
+
+/* ---- below-minimum deposits (common/admin_dust.c) */
+
+static int dust_list(const struct ctl_config *cfg, const char *token, const char *limit)
+{
+    char query[256];
+    char *et = token != NULL ? curl_easy_escape(NULL, token, 0) : NULL;
+    snprintf(query, sizeof(query), "limit=%s%s%s", limit != NULL ? limit : "100", et != NULL ? "&token=" : "",
+             et != NULL ? et : "");
+    curl_free(et);
+    return call(cfg, "GET", "/admin/below-minimum", query, NULL, NULL);
+}
+
+static int dust_credit(const struct ctl_config *cfg, const char *id, const char *reason, const char *key)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "/admin/below-minimum/%s/credit", id);
+    json_t *b = json_pack("{s:s}", "reason", reason);
+    int status = call(cfg, "POST", path, NULL, b, key);
+    json_decref(b);
+    return status;
 }
 
 int main(int argc, char **argv)
@@ -131,6 +162,7 @@ int main(int argc, char **argv)
     char *opts[ARGS_MAX], *pos[ARGS_MAX];
     int nopts = 0, npos = 0;
     const char *reason = NULL, *stage = NULL, *limit = NULL, *stale = NULL, *worker = NULL, *dep = NULL, *key = NULL;
+    const char *token = NULL; /* below-minimum --token */
     bool requeue = false, all = false;
     opts[nopts++] = argv[0];
     for (int i = 1; i < argc; i++) {
@@ -144,6 +176,7 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--worker") == 0) dst = &worker;
         else if (strcmp(argv[i], "--dependency") == 0) dst = &dep;
         else if (strcmp(argv[i], "--key") == 0) dst = &key;
+        else if (strcmp(argv[i], "--token") == 0) dst = &token;
         if (dst != NULL) {
             if (i + 1 >= argc)
                 return usage("an option needs a value");
@@ -205,8 +238,13 @@ int main(int argc, char **argv)
                               reason != NULL ? reason : "support: customer says they paid in this transaction");
         status = call(&cfg, "POST", "/admin/claims", NULL, b, key);
         json_decref(b);
+    } else if (strcmp(cmd, "below-minimum") == 0) {
+        status = dust_list(&cfg, token, limit);
+    } else if (strcmp(cmd, "credit-below-minimum") == 0 && npos == 2 && reason != NULL) {
+        status = dust_credit(&cfg, pos[1], reason, key);
     } else {
-        status = usage("unknown command or missing argument (resolve, sweep and breaker-reset need --reason)");
+        status = usage("unknown command or missing argument (resolve, sweep, breaker-reset and"
+                       " credit-below-minimum need --reason)");
     }
     curl_global_cleanup();
     zl_boot_stop(&boot);

@@ -37,7 +37,8 @@ deposits in waves while its faults fire, and is judged on its own:
            stage's group coordinator SIGKILLed, then restarted. Each logs
            what it did and how long the cluster took to recover, and the
            latency of the deposits in the pipeline meanwhile.
-  checks   on-chain deposits = credited + dead-lettered + reorged; then,
+  checks   on-chain deposits = credited + dead-lettered + reorged +
+           below_minimum (none here: every deposit is 1..50 USDT); then,
            after zl-replay of every dead letter: every deposit credited; no
            deposit credited twice (one user entry per deposit, and each
            user's balance = the eggs of their transfers on chain); no token
@@ -516,7 +517,7 @@ class Chaos(LocalPipeline):
         last = None
         while time.monotonic() < deadline:
             c = self.counts(addrs)
-            settled = c["credited"] + c["dead"] + c["reorged"]
+            settled = c["credited"] + c["dead"] + c["reorged"] + c["below_minimum"]
             if c != last:
                 log(f"{what}: " + ", ".join(f"{k} {v}" for k, v in c.items() if v))
                 last = c
@@ -567,12 +568,12 @@ class Chaos(LocalPipeline):
         if n_chain != self.args.deposits:
             problems.append(f"{self.args.deposits} deposits sent but {n_chain} on chain")
         first = self.settle(addrs, n_chain, f"schedule {seed} settling")
-        settled = first["credited"] + first["dead"] + first["reorged"]
+        settled = first["credited"] + first["dead"] + first["reorged"] + first["below_minimum"]
         rows = sum(first.values())
         if rows != n_chain:
             problems.append(f"{n_chain} deposits on chain but {rows} rows: {n_chain - rows} lost by detection")
         if settled != n_chain:
-            problems.append(f"{n_chain - settled} deposits never reached credited/dead/reorged")
+            problems.append(f"{n_chain - settled} deposits never reached credited/dead/reorged/below_minimum")
         # A dead letter without a reason is one an operator cannot act on.
         letters = self.dead_letters()
         unexplained = [m for m in letters if not m["headers"].get("zl-dlq-error")
@@ -614,8 +615,10 @@ class Chaos(LocalPipeline):
                     " AND to_addr = ANY (string_to_array(:'v1', ','))", ",".join(addrs))))
             self.replay_all()
         final = self.settle(addrs, n_chain, f"schedule {seed} after replay") if replayed else first
-        if final["credited"] + final["reorged"] != n_chain:
-            problems.append(f"after replay {n_chain - final['credited'] - final['reorged']} deposits not credited")
+        # below_minimum is terminal on purpose (never dead-lettered, never replayed).
+        if final["credited"] + final["reorged"] + final["below_minimum"] != n_chain:
+            problems.append(f"after replay {n_chain - final['credited'] - final['reorged'] - final['below_minimum']}"
+                            " deposits not credited")
 
         # Money: one user entry per deposit, and each user's balance is the
         # eggs of their transfers on chain (100 eggs per USDT).
@@ -653,7 +656,7 @@ class Chaos(LocalPipeline):
         bad_logs = self.sanitizer_reports()
         if bad_logs:
             problems.append(f"sanitizer reports in {bad_logs}")
-        lost = n_chain - final["credited"] - final["reorged"]
+        lost = n_chain - final["credited"] - final["reorged"] - final["below_minimum"]
         lat = self.latency(addrs)
         # What each cluster fault did to latency: the deposits in the
         # pipeline while it lasted.
