@@ -38,6 +38,9 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
     state text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'failed')),
     attempts integer NOT NULL DEFAULT 0,
     created_at timestamptz NOT NULL DEFAULT now(),
+    -- when it was (re-)armed: the sender gives up ZL_NOTIFY_GIVE_UP_MS
+    -- after this (zlctl webhook redeliver re-arms a failed delivery)
+    armed_at timestamptz NOT NULL DEFAULT now(),
     last_attempt_at timestamptz,
     delivered_at timestamptz,
     last_status integer,
@@ -89,4 +92,4 @@ GRANT USAGE ON SEQUENCE webhook_deliveries_seq_seq TO zl_notify;
 -- secrets; lists deliveries and re-arms one (zlctl webhook redeliver).
 GRANT SELECT, INSERT, UPDATE ON webhook_subscribers TO zl_admin;
 GRANT SELECT ON webhook_deliveries TO zl_admin;
-GRANT UPDATE (state, attempts, last_error) ON webhook_deliveries TO zl_admin;
+GRANT UPDATE (state, attempts, armed_at, last_error) ON webhook_deliveries TO zl_admin;
