@@ -11,7 +11,9 @@ import hashlib
 import hmac
 import http.server
 import json
+import os
 import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -19,8 +21,10 @@ import uuid
 import pytest
 
 from credit_helpers import create_database, drop_database, insert_minted_rows, minted_deposit, new_pipeline, wait_for
+from ops_helpers import ADMIN_TOKEN, bin_path, token_file
+from ops_helpers import http as admin_http
 from zlharness.kafka import consume, keyed_headers, kcat
-from zlharness.procs import kill
+from zlharness.procs import kill, wait_until
 
 TOKEN = "0x" + "5c" * 20
 RATE = "2.5"
@@ -126,6 +130,31 @@ def receivers():
     yield make
     for r in made:
         r.close()
+
+
+@pytest.fixture
+def zlctl(pipe):
+    """zlctl(*args) -> its JSON answer, against a zl-admin of the test's own
+    on the module's database (asserts exit 0 unless check=False)."""
+    pipe.start("admin", binary="zl-admin", ZL_ADMIN_TOKEN_FILE=str(token_file(pipe.workdir)))
+    base = f"http://127.0.0.1:{pipe.http_port('admin')}"
+    wait_until(lambda: admin_http("GET", base + "/health/live", token=None)[0] == 200, 20, "zl-admin up")
+    env = dict(os.environ, ZL_ADMIN_URL=base, ZL_ADMIN_TOKEN_FILE=str(pipe.workdir / "admin_token"))
+
+    def run(*args: str, check: bool = True):
+        out = subprocess.run([bin_path("zlctl"), "webhook", *args], env=env, capture_output=True, text=True,
+                             timeout=30)
+        assert not check or out.returncode == 0, f"zlctl webhook {args}: {out.returncode} {out.stdout}{out.stderr}"
+        return json.loads(out.stdout) if out.stdout.strip() else None
+
+    run.base = base
+    return run
+
+
+def secret_file(p, secret: str):
+    path = p.workdir / f"secret-{uuid.uuid4().hex[:6]}"
+    path.write_text(secret + "\n")
+    return str(path)
 
 
 def subscribe(p, url: str, secret: str) -> str:
@@ -238,15 +267,17 @@ def test_a_subscriber_down_for_a_minute_gets_everything_in_order_and_delays_no_o
     assert set(a.deposit_ids()) == set(all_ids) and sub_a != sub_b
 
 
-def test_a_rotated_secret_and_the_old_one_both_verify_until_retired(pipe, receivers):
+def test_a_rotated_secret_and_the_old_one_both_verify_until_retired(pipe, receivers, zlctl):
     """Guards against a rotation that breaks receivers still on the old
-    secret, and against an old secret that stays valid after retirement."""
+    secret, an old secret that stays valid after retirement, and secrets
+    shown by the listing; all through zlctl, each change audited."""
     rec = receivers()
-    old = new_secret()
-    sub = subscribe(pipe, rec.url, old)
-    new = new_secret()
-    pipe.sql("UPDATE webhook_subscribers SET secret_old = secret, secret = :'v2' WHERE subscriber_id = :'v1'",
-             sub, new)
+    old, new = new_secret(), new_secret()
+    sub = zlctl("add", "--url", rec.url, "--secret-file", secret_file(pipe, old))["subscriber_id"]
+    zlctl("rotate", sub, "--secret-file", secret_file(pipe, new))
+    listed = zlctl("list")
+    assert [x["subscriber_id"] for x in listed if x["active"]] == [sub] and listed[-1]["old_secret_valid"], listed
+    assert old not in json.dumps(listed) and new not in json.dumps(listed), "the listing shows a secret"
     pipe.start("credit")
     start_notify(pipe, "notify")
     deps = minted(pipe, ["u-rot"], 1)
@@ -256,7 +287,7 @@ def test_a_rotated_secret_and_the_old_one_both_verify_until_retired(pipe, receiv
     assert post["headers"]["ZL-Signature"].count("v1=") == 2
     assert verify(post["headers"]["ZL-Signature"], post["body"], old)
     assert verify(post["headers"]["ZL-Signature"], post["body"], new)
-    pipe.sql("UPDATE webhook_subscribers SET secret_old = NULL WHERE subscriber_id = :'v1'", sub)
+    zlctl("retire-secret", sub)
     deps = minted(pipe, ["u-rot"], 1)
     pipe.produce(deps)
     wait_for(lambda: len(rec.received()) >= 2, 60, "a delivery after retirement")
@@ -264,6 +295,20 @@ def test_a_rotated_secret_and_the_old_one_both_verify_until_retired(pipe, receiv
     assert post["headers"]["ZL-Signature"].count("v1=") == 1
     assert verify(post["headers"]["ZL-Signature"], post["body"], new)
     assert not verify(post["headers"]["ZL-Signature"], post["body"], old)
+    assert len(zlctl("deliveries", sub, "--state", "delivered")) == 2
+    actions = [r[0] for r in pipe.sql("SELECT action FROM admin_audit WHERE detail->>'subscriber_id' = :'v1'"
+                                      " ORDER BY id", sub)]
+    assert actions == ["webhook_add", "webhook_rotate", "webhook_retire_secret"], actions
+    audit_text = json.dumps(pipe.sql("SELECT row_to_json(a)::text FROM admin_audit a"))
+    assert old not in audit_text and new not in audit_text and ADMIN_TOKEN not in audit_text
+    assert old not in pipe.log("admin") + pipe.log("notify"), "a secret was logged"
+    # Disabled: no new deliveries.
+    zlctl("disable", sub)
+    deps = minted(pipe, ["u-rot"], 1)
+    pipe.produce(deps)
+    wait_for(lambda: pipe.states([deps[0]["deposit_id"]])[deps[0]["deposit_id"]] == "credited", 30, "credited")
+    time.sleep(3)
+    assert len(rec.received()) == 2, "a disabled subscriber got a delivery"
 
 
 def test_a_poison_message_goes_to_the_dlq_and_blocks_nothing(pipe, receivers):
@@ -284,7 +329,7 @@ def test_a_poison_message_goes_to_the_dlq_and_blocks_nothing(pipe, receivers):
     assert sub
 
 
-def test_a_delivery_failing_past_the_give_up_time_is_dead_lettered_and_can_be_rearmed(pipe, receivers):
+def test_a_delivery_failing_past_the_give_up_time_is_dead_lettered_and_can_be_rearmed(pipe, receivers, zlctl):
     """Guards against a delivery retried forever (or dropped silently) when
     a subscriber never answers: after ZL_NOTIFY_GIVE_UP_MS it is failed, in
     zl.notify.dlq with readable headers, and a re-armed one is sent."""
@@ -303,10 +348,9 @@ def test_a_delivery_failing_past_the_give_up_time_is_dead_lettered_and_can_be_re
     assert "gave up" in m["headers"]["zl-dlq-error"], m
     state = pipe.sql("SELECT state FROM webhook_deliveries WHERE delivery_id = :'v1'", did)[0][0]
     assert state == "failed"
-    # Back up, and re-armed as `zlctl webhook redeliver` does.
+    assert [d["delivery_id"] for d in zlctl("deliveries", sub, "--state", "failed")] == [did]
+    # Back up, and re-armed by the operator.
     rec = receivers(port)
-    pipe.sql("UPDATE webhook_deliveries SET state = 'pending', attempts = 0, armed_at = now()"
-             " WHERE delivery_id = :'v1'", did)
-    pipe.sql("UPDATE webhook_subscribers SET next_attempt_at = NULL WHERE subscriber_id = :'v1'", sub)
+    assert zlctl("redeliver", did)["state"] == "pending"
     wait_for(lambda: len(rec.received()) == 1, 30, "the re-armed delivery")
     check_delivery(pipe, rec.received()[0], sub, secret)
