@@ -16,11 +16,13 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.parse
 import uuid
 
 import pytest
 
-from credit_helpers import create_database, drop_database, insert_minted_rows, minted_deposit, new_pipeline, wait_for
+from credit_helpers import (create_database, drop_database, insert_minted_rows, minted_deposit, new_pipeline, psql_at,
+                            wait_for)
 from ops_helpers import ADMIN_TOKEN, bin_path, token_file
 from ops_helpers import http as admin_http
 from zlharness.kafka import consume, keyed_headers, kcat
@@ -133,10 +135,31 @@ def receivers():
 
 
 @pytest.fixture
-def zlctl(pipe):
+def as_role(db):
+    """as_role("zl_notify") -> the DSN of a new LOGIN role on the module's
+    database that is a member of that group role only (docs/deploy.md);
+    dropped afterwards."""
+    made = []
+
+    def make(group: str) -> str:
+        name = f"zlt_{group}_{uuid.uuid4().hex[:8]}"
+        psql_at(db, f'CREATE ROLE "{name}" LOGIN IN ROLE {group}')
+        made.append(name)
+        u = urllib.parse.urlsplit(db)
+        return urllib.parse.urlunsplit((u.scheme, f"{name}@{u.netloc.rsplit('@', 1)[-1]}", u.path, u.query, ""))
+
+    yield make
+    for name in made:
+        psql_at(db, f'DROP OWNED BY "{name}"; DROP ROLE IF EXISTS "{name}"', check=False)
+
+
+@pytest.fixture
+def zlctl(pipe, as_role):
     """zlctl(*args) -> its JSON answer, against a zl-admin of the test's own
     on the module's database (asserts exit 0 unless check=False)."""
-    pipe.start("admin", binary="zl-admin", ZL_ADMIN_TOKEN_FILE=str(token_file(pipe.workdir)))
+    # As its own least-privileged role: the webhook grants of 015 suffice.
+    pipe.start("admin", binary="zl-admin", ZL_ADMIN_TOKEN_FILE=str(token_file(pipe.workdir)),
+               ZL_PG_DSN=as_role("zl_admin"))
     base = f"http://127.0.0.1:{pipe.http_port('admin')}"
     wait_until(lambda: admin_http("GET", base + "/health/live", token=None)[0] == 200, 20, "zl-admin up")
     env = dict(os.environ, ZL_ADMIN_URL=base, ZL_ADMIN_TOKEN_FILE=str(pipe.workdir / "admin_token"))
@@ -193,7 +216,7 @@ def check_delivery(p, post: dict, sub: str, secret: str) -> dict:
     return body
 
 
-def test_one_signed_delivery_per_credit_and_none_again_after_a_restart(pipe, receivers):
+def test_one_signed_delivery_per_credit_and_none_again_after_a_restart(pipe, receivers, as_role):
     """Guards against a credit nobody is told about, a delivery a receiver
     cannot verify, and a second delivery (or a second id) for one credit
     when notify is killed and the credits are consumed again."""
@@ -204,7 +227,8 @@ def test_one_signed_delivery_per_credit_and_none_again_after_a_restart(pipe, rec
     ids = {d["deposit_id"] for d in deps}
     pipe.produce(deps)
     pipe.start("credit")
-    n1 = start_notify(pipe, "notify1")
+    notify_dsn = as_role("zl_notify")  # its own role: 015's grants are enough, and no more
+    n1 = start_notify(pipe, "notify1", ZL_PG_DSN=notify_dsn)
     wait_for(lambda: set(rec.deposit_ids()) >= ids, 60, "a delivery for every credit")
     for post in rec.received():
         check_delivery(pipe, post, sub, secret)
@@ -213,12 +237,18 @@ def test_one_signed_delivery_per_credit_and_none_again_after_a_restart(pipe, rec
     kcat("-P", "-t", pipe.out_topic, "-K", "\t",
          data="".join(f"{k}\t{v}\n" for k, v in (line.split("\t", 1) for line in
                                                 consume(pipe.out_topic, "%k\t%s\n").splitlines() if line)))
-    start_notify(pipe, "notify2")
+    start_notify(pipe, "notify2", ZL_PG_DSN=notify_dsn)
     time.sleep(5)
     assert sorted(rec.deposit_ids()) == sorted(ids), "a credit was delivered twice or not at all"
     rows = pipe.sql("SELECT count(*), count(DISTINCT deposit_id), count(*) FILTER (WHERE state = 'delivered')"
                     " FROM webhook_deliveries WHERE subscriber_id = :'v1'", sub)[0]
     assert rows == [str(len(ids))] * 3, f"deliveries (all, distinct, delivered) {rows}, expected {len(ids)} each"
+    # Its role reads the credit and writes the outbox, never the ledger or the row.
+    for sql in ("UPDATE deposits SET credit_eggs = 1 WHERE false", "UPDATE deposits SET state = 'dead' WHERE false",
+                "INSERT INTO ledger_accounts (account_id, kind, owner, balance) VALUES ('user:m', 'user', 'm', 1)",
+                "UPDATE webhook_subscribers SET url = 'http://evil.example/' WHERE false"):
+        out = psql_at(notify_dsn, sql, check=False)
+        assert out and out[0][0] == "ERROR" and "permission denied" in out[0][1], f"zl_notify may: {sql} ({out})"
 
 
 def test_a_subscriber_down_for_a_minute_gets_everything_in_order_and_delays_no_one(pipe, receivers):
