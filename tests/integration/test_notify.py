@@ -21,10 +21,10 @@ import uuid
 
 import pytest
 
-from credit_helpers import (create_database, drop_database, insert_minted_rows, minted_deposit, new_pipeline, psql_at,
-                            wait_for)
+from credit_helpers import insert_minted_rows, minted_deposit, new_pipeline, psql_at, wait_for
 from ops_helpers import ADMIN_TOKEN, bin_path, token_file
 from ops_helpers import http as admin_http
+from test_credit import db  # noqa: F401  (a database of this module's own, a fixture)
 from zlharness.kafka import consume, keyed_headers, kcat
 from zlharness.procs import kill, wait_until
 
@@ -98,13 +98,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def db():
-    name, dsn = create_database()
-    yield dsn
-    drop_database(name)
 
 
 @pytest.fixture
@@ -310,21 +303,19 @@ def test_a_rotated_secret_and_the_old_one_both_verify_until_retired(pipe, receiv
     assert old not in json.dumps(listed) and new not in json.dumps(listed), "the listing shows a secret"
     pipe.start("credit")
     start_notify(pipe, "notify")
-    deps = minted(pipe, ["u-rot"], 1)
-    pipe.produce(deps)
-    wait_for(lambda: len(rec.received()) >= 1, 60, "a delivery during the rotation")
-    post = rec.received()[0]
-    assert post["headers"]["ZL-Signature"].count("v1=") == 2
-    assert verify(post["headers"]["ZL-Signature"], post["body"], old)
-    assert verify(post["headers"]["ZL-Signature"], post["body"], new)
+
+    def next_signature(what: str) -> tuple[str, bytes]:
+        pipe.produce(minted(pipe, ["u-rot"], 1))
+        n = len(rec.received()) + 1
+        wait_for(lambda: len(rec.received()) >= n, 60, what)
+        post = rec.received()[n - 1]
+        return post["headers"]["ZL-Signature"], post["body"]
+
+    sig, body = next_signature("a delivery during the rotation")
+    assert sig.count("v1=") == 2 and verify(sig, body, old) and verify(sig, body, new), sig
     zlctl("retire-secret", sub)
-    deps = minted(pipe, ["u-rot"], 1)
-    pipe.produce(deps)
-    wait_for(lambda: len(rec.received()) >= 2, 60, "a delivery after retirement")
-    post = rec.received()[1]
-    assert post["headers"]["ZL-Signature"].count("v1=") == 1
-    assert verify(post["headers"]["ZL-Signature"], post["body"], new)
-    assert not verify(post["headers"]["ZL-Signature"], post["body"], old)
+    sig, body = next_signature("a delivery after retirement")
+    assert sig.count("v1=") == 1 and verify(sig, body, new) and not verify(sig, body, old), sig
     assert len(zlctl("deliveries", sub, "--state", "delivered")) == 2
     actions = [r[0] for r in pipe.sql("SELECT action FROM admin_audit WHERE detail->>'subscriber_id' = :'v1'"
                                       " ORDER BY id", sub)]
