@@ -26,7 +26,7 @@ from ops_helpers import ADMIN_TOKEN, bin_path, token_file
 from ops_helpers import http as admin_http
 from test_credit import db  # noqa: F401  (a database of this module's own, a fixture)
 from zlharness.kafka import consume, keyed_headers, kcat
-from zlharness.procs import kill, wait_until
+from zlharness.procs import kill, stop, wait_until
 
 TOKEN = "0x" + "5c" * 20
 RATE = "2.5"
@@ -339,7 +339,7 @@ def test_a_poison_message_goes_to_the_dlq_and_blocks_nothing(pipe, receivers):
     sub = subscribe(pipe, rec.url, new_secret())
     kcat("-P", "-t", pipe.out_topic, "-p", "0", "-K", "\t", data="poison-key\tnot json at all\n")
     pipe.start("credit")
-    start_notify(pipe, "notify")
+    n = start_notify(pipe, "notify")
     deps = minted(pipe, ["u-poison"], 6)
     pipe.produce(deps)
     wait_for(lambda: set(rec.deposit_ids()) >= {d["deposit_id"] for d in deps}, 60, "credits behind the poison")
@@ -348,6 +348,8 @@ def test_a_poison_message_goes_to_the_dlq_and_blocks_nothing(pipe, receivers):
     m = next(m for m in keyed_headers(dlq) if m["key"] == "poison-key")
     assert m["headers"]["zl-dlq-stage"] == "notify" and m["headers"]["zl-dlq-error-class"] == "poison", m
     assert sub
+    # SIGTERM: the consumer drains and the senders stop (joined, handles freed).
+    assert stop(n) == 0, "notify did not stop cleanly on SIGTERM"
 
 
 def test_a_delivery_failing_past_the_give_up_time_is_dead_lettered_and_can_be_rearmed(pipe, receivers, zlctl):
