@@ -594,12 +594,27 @@ static bool path_param(const char *path, const char *prefix, const char *suffix,
     return strchr(out, '/') == NULL;
 }
 
+/* /admin/webhooks...: admin_webhooks.c, with what this call proved. */
+static const char *webhooks(struct call *c)
+{
+    struct zl_admin_wh_call w = {&c->a->pg, c->req, c->actor, c->caller->fpr, c->peer, c->idem_key, 0, NULL};
+    const char *route = zl_admin_webhooks_dispatch(&w);
+    if (route != NULL) {
+        json_decref(c->body);
+        c->status = w.status;
+        c->body = w.body;
+    }
+    return route;
+}
+
 /* Dispatches; returns the route's metric label, or NULL for no such path. */
 static const char *dispatch(struct call *c)
 {
     const char *m = c->req->method, *p = c->req->path;
     bool get = strcmp(m, "GET") == 0, post = strcmp(m, "POST") == 0;
     char id[DEPOSIT_ID_MAX_BYTES + 1];
+    if (strncmp(p, "/admin/webhooks", strlen("/admin/webhooks")) == 0)
+        return webhooks(c);
     if (strcmp(p, "/admin/health") == 0 && get)
         return h_health(c), "health";
     if (strcmp(p, "/admin/dead") == 0 && get)

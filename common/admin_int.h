@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 #include <libpq-fe.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -76,5 +77,22 @@ void zl_admin_below_minimum(struct call *c);
 /* POST /admin/below-minimum/{id}/credit {"reason":"..."} (in admin.c's
  * transaction) */
 void zl_admin_credit_below_minimum(struct call *c, const char *id);
+
+/* One admin call as admin_webhooks.c sees it: what admin.c proved about
+ * the caller, and the answer to fill. All borrowed except body. */
+struct zl_admin_wh_call {
+    struct zl_pg *pg;                     /* the admin connection; db lock held (in run_post's transaction for a POST) */
+    const struct zl_health_request *req;
+    const char *actor;                    /* for the audit */
+    const char *fingerprint;              /* the caller's token fingerprint */
+    const char *peer;                     /* the TCP peer */
+    const char *idem_key;                 /* may be NULL */
+    int status;                           /* out */
+    json_t *body;                         /* out: owned by the caller once set */
+};
+
+/* Serves /admin/webhooks... (admin_webhooks.c). Returns the route's metric
+ * label with w->status and w->body set, or NULL when no route matches. */
+const char *zl_admin_webhooks_dispatch(struct zl_admin_wh_call *w);
 
 #endif /* ZL_ADMIN_INT_H */

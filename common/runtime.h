@@ -68,6 +68,7 @@ struct zl_runtime_env {
     struct zl_metrics *metrics;            /* register the stage's own metrics here */
     struct zl_health *health;              /* report the stage's dependencies here */
     const struct zl_runtime_config *cfg;   /* the runtime's settings */
+    const struct zl_kv_list *kafka_props;  /* the Kafka properties (-X, TLS, SASL): a stage's own producer */
 };
 
 struct zl_stage {
@@ -76,6 +77,15 @@ struct zl_stage {
     zl_topic_kind out_kind;      /* schema of the output topic */
     const char *accept_states;   /* rows this stage acts on, e.g. "{detected}" */
     zl_state done_state;         /* the CAS target on success */
+
+    /* An observer (notify) acts on rows without moving them: no
+     * compare-and-set and no output topic. Every work whose row is in
+     * accept_states goes to process and, on ZL_OK, to in_tx (the row as it
+     * is, even at or past done_state: republish is not called and may be
+     * NULL); a success is done once in_tx committed. A row in no accept
+     * state is left alone (done, nothing published), and the row records
+     * none of the observer's retries or dead letters (it is not its row). */
+    bool observe;
 
     /* The side effect for one message whose row is in accept_states. Returns
      * ZL_OK with w->out filled, or a class with w->error set. May block on

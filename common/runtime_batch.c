@@ -428,7 +428,7 @@ static bool process_all(struct rt *rt, struct zl_work **ws, size_t n)
         } else if (zl_state_off_path(w->row.state)) {
             zl_log(ZL_LOG_INFO, &ctx, "row is %s: nothing to do", zl_state_name(w->row.state));
             rw->phase = PH_DONE;
-        } else if (zl_state_rank(w->row.state) >= zl_state_rank(rt->stage->done_state)) {
+        } else if (!rt->stage->observe && zl_state_rank(w->row.state) >= zl_state_rank(rt->stage->done_state)) {
             adopt_row_block(w);
             if (!republish(rt, w))
                 goto out;
@@ -446,6 +446,10 @@ static bool process_all(struct rt *rt, struct zl_work **ws, size_t n)
                 goto out;
             }
             rw->phase = phase_of(c);
+        } else if (rt->stage->observe) {
+            zl_log(ZL_LOG_INFO, &ctx, "row is %s, not %s: nothing to observe", zl_state_name(w->row.state),
+                   rt->stage->accept_states);
+            rw->phase = PH_DONE;
         } else {
             w->result = ZL_DEFER;
             snprintf(w->error, sizeof(w->error), "row is %s, stage %s waits for %s", zl_state_name(w->row.state),
@@ -480,7 +484,12 @@ static zl_class commit_group(struct rt *rt, struct zl_work **group, size_t n, ch
     c = zl_pg_exec(&rt->pg, "BEGIN", err, err_size);
     if (c != ZL_OK)
         goto out;
-    c = zl_state_cas(&rt->pg, ids, n, rt->stage->accept_states, rt->stage->done_state, moved, err, err_size);
+    if (rt->stage->observe) { /* nothing moves: every work of the group is the observer's */
+        for (size_t i = 0; i < n; i++)
+            moved[i] = true;
+    } else {
+        c = zl_state_cas(&rt->pg, ids, n, rt->stage->accept_states, rt->stage->done_state, moved, err, err_size);
+    }
     size_t nmoved = 0;
     for (size_t i = 0; c == ZL_OK && i < n; i++)
         if (moved[i])
@@ -535,6 +544,14 @@ static bool settle_all(struct rt *rt, struct zl_work **ws, size_t n)
     return true;
 }
 
+/* A success whose transaction committed: its output goes out (an
+ * observer has none: it is done). */
+static void committed(const struct rt *rt, struct zl_work *w)
+{
+    rt_work_of(w)->phase = rt->stage->observe ? PH_DONE : PH_OK;
+    rt_work_of(w)->has_out = !rt->stage->observe;
+}
+
 /* Step 4: CAS the successes in one transaction; on a statement error, fall
  * back to one transaction per message so one bad row cannot hold up the
  * rest. Returns false on an outage. */
@@ -557,10 +574,8 @@ static bool commit_all(struct rt *rt, struct zl_work **ws, size_t n)
             rt_enter_outage(rt, err);
             ok = false;
         } else if (c == ZL_OK) {
-            for (size_t i = 0; i < k; i++) {
-                rt_work_of(group[i])->phase = PH_OK;
-                rt_work_of(group[i])->has_out = true;
-            }
+            for (size_t i = 0; i < k; i++)
+                committed(rt, group[i]);
             ok = republish_lost_races(rt, group, k);
         } else {
             zl_log(ZL_LOG_WARN, NULL, "batch commit failed (%s), retrying one by one: %s", zl_class_name(c), err);
@@ -570,8 +585,7 @@ static bool commit_all(struct rt *rt, struct zl_work **ws, size_t n)
                     rt_enter_outage(rt, err);
                     ok = false;
                 } else if (c == ZL_OK) {
-                    rt_work_of(group[i])->phase = PH_OK;
-                    rt_work_of(group[i])->has_out = true;
+                    committed(rt, group[i]);
                     ok = republish_lost_races(rt, &group[i], 1);
                 } else {
                     group[i]->result = c;
@@ -602,7 +616,9 @@ static void drop_superseded_dead_letters(struct rt *rt, struct zl_work **ws, siz
         goto out;
     for (size_t i = 0; i < n; i++) {
         const struct rt_work *rw = rt_work_of(ws[i]);
-        if (rw->phase == PH_DLQ && rw->decoded && ws[i]->row.found && ws[i]->result != ZL_POISON) {
+        /* an observer's row is always "moved on": its dead letters stay */
+        if (!rt->stage->observe && rw->phase == PH_DLQ && rw->decoded && ws[i]->row.found &&
+            ws[i]->result != ZL_POISON) {
             ids[k] = ws[i]->in.deposit_id;
             idx[k++] = i;
         }
