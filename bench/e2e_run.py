@@ -63,7 +63,7 @@ E.setdefault("ZL_BIN_DIR", str(BIN))
 WORK = Path(E["BENCH_WORK"]) / "e2e"
 PIDS_FILE = E.get("BENCH_PIDS_FILE", "")
 STAGES = ["detect", "verify", "ipfs-upload", "mint", "credit"]
-STATES = ["detected", "verified", "pinned", "mint_submitted", "minted", "credited", "dead", "reorged"]
+STATES = ["detected", "verified", "pinned", "mint_submitted", "minted", "credited", "dead", "reorged", "below_minimum"]
 DEPLOYER_KEY = ANVIL_KEY0
 
 
@@ -441,7 +441,7 @@ class Trial:
         deadline = time.monotonic() + timeout_s
         while True:
             c = self.counts()
-            done = c["credited"] + c["dead"] + c["reorged"]
+            done = c["credited"] + c["dead"] + c["reorged"] + c["below_minimum"]
             if done >= n:
                 return c, True
             if time.monotonic() > deadline:
@@ -623,7 +623,7 @@ def saturation_trial(chain, copies, n, extra_env=None, label_extra="", ask_group
         deadline = time.monotonic() + SAT_TIMEOUT_S
         while time.monotonic() < deadline:
             c = t.counts()
-            if c["credited"] + c["dead"] + c["reorged"] >= n:
+            if c["credited"] + c["dead"] + c["reorged"] + c["below_minimum"] >= n:
                 complete = True
                 break
             if ask_groups and groups is None and now_ms() - t.t_ready_ms > 3000:

@@ -24,8 +24,6 @@
 #define LIST_DEFAULT 100
 /* sha256 as bare lowercase hex, NUL included. */
 #define SHA256_HEX_SIZE (2 * SHA256_DIGEST_SIZE + 1)
-/* "<who> (token <fingerprint> from <peer>)" as the audit log's actor. */
-#define ACTOR_SIZE 200
 /* Peers whose failed attempts are counted apart. A peer past it takes the
  * slot of the one idle longest: it starts with a full budget, which costs
  * an attacker with many addresses nothing they did not have anyway, and
@@ -150,17 +148,6 @@ static const struct {
 
 /* ------------------------------------------------------------ plumbing */
 
-struct call {
-    struct zl_admin *a;
-    const struct zl_health_request *req;
-    char actor[ACTOR_SIZE];
-    char peer[ZL_HEALTH_PEER_SIZE]; /* the TCP peer, not a header */
-    struct caller *caller;          /* whose token it carries; NULL before admit() */
-    const char *idem_key; /* may be NULL */
-    int status;
-    json_t *body; /* owned */
-};
-
 static void set_error(struct call *c, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void set_error(struct call *c, int status, const char *fmt, ...)
 {
@@ -247,6 +234,20 @@ static json_t *body_with_reason(struct call *c, const char **reason)
     }
     return j;
 }
+
+/* For the handlers in other files (admin_int.h). */
+void zl_admin_call_error(struct call *c, int status, const char *msg) { set_error(c, status, "%s", msg); }
+PGresult *zl_admin_call_db(struct call *c, const char *name, int n, const char *const *v, int expect)
+{
+    return db(c, name, n, v, expect);
+}
+int zl_admin_call_audit(struct call *c, const char *action, const char *deposit_id, const char *reason,
+                        const char *from, const char *to, json_t *detail)
+{
+    return audit(c, action, deposit_id, reason, from, to, detail);
+}
+json_t *zl_admin_call_body(struct call *c, const char **reason) { return body_with_reason(c, reason); }
+const struct zl_admin_opts *zl_admin_call_opts(const struct call *c) { return &c->a->o; }
 
 /* ------------------------------------------------------------ handlers */
 
@@ -593,12 +594,27 @@ static bool path_param(const char *path, const char *prefix, const char *suffix,
     return strchr(out, '/') == NULL;
 }
 
+/* /admin/webhooks...: admin_webhooks.c, with what this call proved. */
+static const char *webhooks(struct call *c)
+{
+    struct zl_admin_wh_call w = {&c->a->pg, c->req, c->actor, c->caller->fpr, c->peer, c->idem_key, 0, NULL};
+    const char *route = zl_admin_webhooks_dispatch(&w);
+    if (route != NULL) {
+        json_decref(c->body);
+        c->status = w.status;
+        c->body = w.body;
+    }
+    return route;
+}
+
 /* Dispatches; returns the route's metric label, or NULL for no such path. */
 static const char *dispatch(struct call *c)
 {
     const char *m = c->req->method, *p = c->req->path;
     bool get = strcmp(m, "GET") == 0, post = strcmp(m, "POST") == 0;
     char id[DEPOSIT_ID_MAX_BYTES + 1];
+    if (strncmp(p, "/admin/webhooks", strlen("/admin/webhooks")) == 0)
+        return webhooks(c);
     if (strcmp(p, "/admin/health") == 0 && get)
         return h_health(c), "health";
     if (strcmp(p, "/admin/dead") == 0 && get)
@@ -609,6 +625,10 @@ static const char *dispatch(struct call *c)
         return h_claim(c), "claim";
     if (strcmp(p, "/admin/breakers/reset") == 0 && post)
         return h_breaker_reset(c), "breaker_reset";
+    if (strcmp(p, "/admin/below-minimum") == 0 && get) /* admin_dust.c */
+        return zl_admin_below_minimum(c), "below_minimum";
+    if (path_param(p, "/admin/below-minimum/", "/credit", id, sizeof(id)) && post)
+        return zl_admin_credit_below_minimum(c, id), "credit_below_minimum";
     if (path_param(p, "/admin/dead/", "/resolve", id, sizeof(id)) && post)
         return h_resolve(c, id), "resolve";
     if (path_param(p, "/admin/deposits/", "", id, sizeof(id)) && get)
@@ -924,10 +944,12 @@ int zl_admin_new(struct zl_admin **out, const struct zl_admin_opts *o, char *err
         zl_admin_free(a);
         return -1;
     }
-    /* i == count: the claim's statement, detect's own (reconcile.h). */
+    /* i == count: the claim's statement, detect's own (reconcile.h); with
+     * i == 0, admin_dust.c's. */
     for (size_t i = 0; i <= sizeof(stmts) / sizeof(stmts[0]); i++) {
         if ((i < sizeof(stmts) / sizeof(stmts[0]) ? zl_pg_add_stmt(&a->pg, stmts[i].name, stmts[i].sql, stmts[i].n)
-                                                  : zl_claim_prepare(&a->pg)) != 0) {
+                                                  : zl_claim_prepare(&a->pg)) != 0 ||
+            (i == 0 && zl_admin_dust_prepare(&a->pg) != 0)) {
             snprintf(errstr, errstr_size, "too many prepared statements");
             zl_admin_free(a);
             return -1;

@@ -26,6 +26,16 @@
  *                                      listing); requeue = back to the state
  *                                      it died in, and the sweeper
  *                                      re-publishes its event now. Audited.
+ *   GET  /admin/below-minimum[?token=SYMBOL|ADDRESS&limit=N]
+ *                                      deposits settled below their token's
+ *                                      minimum, oldest first, with the
+ *                                      count and sum per token (admin_dust.c)
+ *   POST /admin/below-minimum/{id}/credit
+ *                                      {"reason":"..."}: waives the minimum
+ *                                      for that deposit and puts it back to
+ *                                      detected (the sweeper re-publishes
+ *                                      it); 409 unless it is below_minimum.
+ *                                      Audited.
  *   POST /admin/sweep                  {"stale_ms":N,"reason":"..."}: the
  *                                      active sweeper sweeps on its next
  *                                      pass (202 + request id). Audited.

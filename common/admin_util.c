@@ -52,6 +52,8 @@ void zl_admin_describe_metrics(struct zl_metrics *m)
                         "deposits dead-lettered and not resolved by an operator");
     zl_metrics_describe(m, "zl_failing_deposits", ZL_METRIC_GAUGE,
                         "pending deposits whose last attempt failed (retrying)");
+    zl_metrics_describe(m, "zl_below_minimum_deposits", ZL_METRIC_GAUGE,
+                        "deposits settled under their token's minimum (below_minimum, never dead-lettered)");
 }
 
 long zl_admin_http_call(const char *url, const char *post_body, const char *bearer, int64_t timeout_ms, char **body,

@@ -24,7 +24,7 @@
  * label or breaker name (47) with their quoting fit with room to spare. */
 #define PROVIDER_LABELS_SIZE 160
 
-static const char *attempt_name(enum attempt a)
+const char *ipfs_attempt_name(enum attempt a)
 {
     switch (a) {
     case A_OK: return "ok";
@@ -79,8 +79,9 @@ int ipfs_copy_cid(const char *what, json_t *v, char *cid, size_t cid_size, char 
 
 void ipfs_resp_free(struct http_resp *r) { zl_httpbuf_free(&r->body); }
 
-/* One request. method "GET" or "POST"; for POST either mime or json (or
- * neither: an empty body). Never fails as a C call: the outcome is in r. */
+/* One request. method "GET", "POST" or "DELETE"; for POST either mime or
+ * json (or neither: an empty body). Never fails as a C call: the outcome is
+ * in r. */
 void ipfs_http_do(CURL *h, const char *method, const char *url, struct curl_slist *hdrs, curl_mime *mime,
                     const char *json, int64_t timeout_ms, int64_t connect_timeout_ms, size_t body_max,
                     struct http_resp *r)
@@ -108,6 +109,8 @@ void ipfs_http_do(CURL *h, const char *method, const char *url, struct curl_slis
             curl_easy_setopt(h, CURLOPT_POSTFIELDS, json != NULL ? json : "");
             curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)(json != NULL ? strlen(json) : 0));
         }
+    } else if (strcmp(method, "DELETE") == 0) {
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "DELETE"); /* reset by curl_easy_reset above */
     }
     r->cc = curl_easy_perform(h);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
@@ -192,7 +195,7 @@ static void on_breaker_change(void *opaque, const char *name, zl_breaker_state o
     publish_health(c);
 }
 
-static void count(struct zl_ipfs *c, const char *family, const char *who_label, const char *who, const char *outcome)
+void ipfs_count(struct zl_ipfs *c, const char *family, const char *who_label, const char *who, const char *outcome)
 {
     if (c->metrics == NULL)
         return;
@@ -270,7 +273,7 @@ void zl_ipfs_pin_many(struct zl_ipfs *c, struct zl_ipfs_obj *objs, size_t n)
             struct zl_ipfs_obj *o = &objs[i];
             enum attempt a = s->a[j];
             zl_class ac = ipfs_attempt_class(a);
-            count(c, "zl_ipfs_pins_total", "provider", p->label, attempt_name(a));
+            ipfs_count(c, "zl_ipfs_pins_total", "provider", p->label, ipfs_attempt_name(a));
             if (ac == ZL_OK) {
                 s->pinned[i]++;
                 continue;
@@ -289,7 +292,7 @@ void zl_ipfs_pin_many(struct zl_ipfs *c, struct zl_ipfs_obj *objs, size_t n)
             if (ac == ZL_OUTAGE)
                 s->down[i]++;
             int w = snprintf(o->error + s->off[i], sizeof(o->error) - s->off[i], "%s%s %s: %s",
-                             s->off[i] > 0 ? "; " : "", p->label, attempt_name(a), s->errs[j]);
+                             s->off[i] > 0 ? "; " : "", p->label, ipfs_attempt_name(a), s->errs[j]);
             if (w > 0 && (size_t)w < sizeof(o->error) - s->off[i])
                 s->off[i] += (size_t)w;
         }
@@ -348,7 +351,7 @@ zl_class zl_ipfs_verify(struct zl_ipfs *c, const void *data, size_t len, const c
             }
         }
         ipfs_resp_free(&r);
-        count(c, "zl_ipfs_gateway_checks_total", "gateway", c->gw[i], attempt_name(a));
+        ipfs_count(c, "zl_ipfs_gateway_checks_total", "gateway", c->gw[i], ipfs_attempt_name(a));
         if (a == A_OK)
             return ZL_OK;
         if (a == A_DOWN)
@@ -588,6 +591,8 @@ int zl_ipfs_new(struct zl_ipfs **out, const struct zl_ipfs_opts *o, char *errstr
         zl_metrics_describe(c->metrics, "zl_ipfs_pins_total", ZL_METRIC_COUNTER, "IPFS pin calls by provider and outcome");
         zl_metrics_describe(c->metrics, "zl_ipfs_gateway_checks_total", ZL_METRIC_COUNTER,
                             "IPFS gateway retrievability checks by gateway and outcome");
+        zl_metrics_describe(c->metrics, "zl_ipfs_unpins_total", ZL_METRIC_COUNTER,
+                            "IPFS unpin calls by provider and outcome (removed, not_pinned, down, busy, bad_answer)");
         zl_metrics_describe(c->metrics, "zl_breaker_state", ZL_METRIC_GAUGE,
                             "circuit breaker state: 0 closed, 1 half-open, 2 open, 3 isolated");
     }

@@ -45,7 +45,22 @@
  * breaker; gauges zl_breaker_state{stage,dependency="ipfs:<i>:<kind>"}.
  * Metrics: zl_ipfs_pins_total{stage,provider,outcome},
  * zl_ipfs_cid_mismatch_total{stage,provider},
- * zl_ipfs_gateway_checks_total{stage,gateway,outcome}.
+ * zl_ipfs_gateway_checks_total{stage,gateway,outcome},
+ * zl_ipfs_unpins_total{stage,provider,outcome}.
+ *
+ * Unpinning (zl_ipfs_unpin, common/ipfs_unpin.c), each provider through its
+ * breaker, every provider asked:
+ *   kubo    POST <url>/api/v0/pin/rm?arg=<cid>&recursive=true; an error
+ *           answer whose Message starts "not pinned" means nothing to remove.
+ *   pinata  DELETE <url>/pinning/unpin/<cid>, Authorization: Bearer <JWT>;
+ *           404, or 400 with error.reason CURRENT_USER_HAS_NOT_PINNED_CID,
+ *           means nothing to remove.
+ *   psa     GET <url>/pins?cid=<cid>&status=queued,pinning,pinned,failed
+ *           lists the pin requests for the CID; DELETE <url>/pins/<requestid>
+ *           each of them (202); a 404 there is one removed meanwhile.
+ * "Nothing to remove" is success, so a re-run after a crash is harmless.
+ * Failures are classed as pins are (down: ZL_OUTAGE, 429 or an answer we
+ * cannot read: ZL_TRANSIENT).
  *
  * Ownership: struct zl_ipfs is created by zl_ipfs_new and freed by
  * zl_ipfs_free; it copies every option string (secrets are wiped on free).
@@ -81,6 +96,12 @@ struct zl_health;
 #define ZL_IPFS_KUBO_LINES_MAX (ZL_IPFS_BATCH_MAX + 16)
 /* A CID as a provider writes it, with its NUL. */
 #define ZL_IPFS_CID_TEXT_MAX 160
+/* A Pinning Service API requestid as the service wrote it, NUL included.
+ * The spec sets no length; services send UUIDs or CIDs, well under this. */
+#define ZL_IPFS_PSA_REQUESTID_SIZE 160
+/* Pin requests read from one Pinning Service API listing (its `limit`):
+ * one CID has one or two (a retried pin makes another). */
+#define ZL_IPFS_PSA_LIST_MAX 100
 
 typedef enum zl_ipfs_kind {
     ZL_IPFS_KUBO = 0,
@@ -145,6 +166,16 @@ void zl_ipfs_pin_many(struct zl_ipfs *c, struct zl_ipfs_obj *objs, size_t n);
 zl_class zl_ipfs_verify(struct zl_ipfs *c, const void *data, size_t len, const char *cid, char *errstr,
                         size_t errstr_size);
 
+/* Removes every pin of cid (a CIDv1 as zl_valid_cid accepts; anything
+ * else is ZL_PERMANENT, since it would go into a URL) from every provider,
+ * as described above. Returns ZL_OK when no provider holds a pin for cid
+ * any more (removed now or none there); otherwise ZL_OUTAGE when a provider
+ * that failed was down, ZL_TRANSIENT else, with errstr naming each provider
+ * that failed. *removed (may be NULL) gets how many providers had a pin to
+ * remove. Images are never passed here: every deposit's document shares
+ * them (docs/architecture.md, "Orphaned pins"). */
+zl_class zl_ipfs_unpin(struct zl_ipfs *c, const char *cid, int *removed, char *errstr, size_t errstr_size);
+
 /* During an outage: ZL_OK once at least pin_k providers answer a cheap
  * request (Kubo /api/v0/version, Pinata /data/testAuthentication, PSA
  * GET /pins?limit=1) through their breakers; ZL_OUTAGE otherwise. */
@@ -172,5 +203,13 @@ int zl_ipfs_parse_pinata_pin(const char *body, size_t len, char *cid, size_t cid
                              size_t errstr_size);
 int zl_ipfs_parse_psa_status(const char *body, size_t len, char *requestid, size_t requestid_size, char *status,
                              size_t status_size, char *cid, size_t cid_size, char *errstr, size_t errstr_size);
+
+/* A Pinning Service API listing ({"count", "results": [PinStatus]}): the
+ * requestids of the results whose pin.cid is cid go to ids[0..*n) (at most
+ * max), *count gets the service's count of every match. -1 with errstr when
+ * the body is not such a listing or a requestid is not plain text (it goes
+ * into a URL path). */
+int zl_ipfs_parse_psa_list(const char *body, size_t len, const char *cid, char (*ids)[ZL_IPFS_PSA_REQUESTID_SIZE],
+                           size_t max, size_t *n, long long *count, char *errstr, size_t errstr_size);
 
 #endif /* ZL_IPFS_H */

@@ -66,9 +66,15 @@ struct http_resp {
 
 /* The class a provider call's outcome carries (see enum attempt). */
 zl_class ipfs_attempt_class(enum attempt a);
+/* Its metric label: ok, down, busy, bad_answer, cid_mismatch. */
+const char *ipfs_attempt_name(enum attempt a);
 
-/* One request. method "GET" or "POST"; for POST either mime or json (or
- * neither: an empty body). Never fails as a C call: the outcome is in r,
+/* Adds 1 to the counter family{stage,<who_label>=who,outcome} (a no-op
+ * without metrics); who is escaped. */
+void ipfs_count(struct zl_ipfs *c, const char *family, const char *who_label, const char *who, const char *outcome);
+
+/* One request. method "GET", "POST" or "DELETE"; for POST either mime or
+ * json (or neither: an empty body). Never fails as a C call: the outcome is in r,
  * whose body the caller frees with ipfs_resp_free. */
 void ipfs_http_do(CURL *h, const char *method, const char *url, struct curl_slist *hdrs, curl_mime *mime,
                   const char *json, int64_t timeout_ms, int64_t connect_timeout_ms, size_t body_max,

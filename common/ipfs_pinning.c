@@ -9,9 +9,8 @@
 #include "breaker.h"
 #include "ipfs_int.h"
 
-/* A Pinning Service API requestid as the service wrote it, NUL included.
- * The spec sets no length; services send UUIDs or CIDs, well under this. */
-#define PSA_REQUESTID_SIZE 160
+/* A Pinning Service API requestid as the service wrote it (ipfs.h). */
+#define PSA_REQUESTID_SIZE ZL_IPFS_PSA_REQUESTID_SIZE
 /* A Pinning Service API status (queued, pinning, pinned, failed), NUL
  * included. */
 #define PSA_STATUS_SIZE 16
@@ -111,6 +110,46 @@ out:
         if (cid_size > 0)
             cid[0] = '\0';
     }
+    json_decref(o);
+    return rc;
+}
+
+int zl_ipfs_parse_psa_list(const char *body, size_t len, const char *cid, char (*ids)[ZL_IPFS_PSA_REQUESTID_SIZE],
+                           size_t max, size_t *n, long long *count, char *errstr, size_t errstr_size)
+{
+    *n = 0;
+    *count = 0;
+    json_t *o = load_object("pinning service listing", body, len, errstr, errstr_size);
+    if (o == NULL)
+        return -1;
+    int rc = -1;
+    json_t *cnt = json_object_get(o, "count"), *results = json_object_get(o, "results");
+    if (!json_is_integer(cnt) || json_integer_value(cnt) < 0 || !json_is_array(results)) {
+        snprintf(errstr, errstr_size, "pinning service listing: no count or no results array");
+        goto out;
+    }
+    *count = (long long)json_integer_value(cnt);
+    size_t i;
+    json_t *st;
+    json_array_foreach(results, i, st) {
+        char got[ZL_IPFS_CID_TEXT_MAX];
+        json_t *pin = json_object_get(st, "pin");
+        /* Another CID's request (a service that ignores the filter) is not
+         * ours to delete. */
+        if (!json_is_object(pin) || ipfs_copy_cid("pinning service listing pin.cid", json_object_get(pin, "cid"), got,
+                                                  sizeof(got), errstr, errstr_size) != 0 || strcmp(got, cid) != 0)
+            continue;
+        if (*n == max)
+            break; /* the rest on the caller's next round */
+        if (copy_text("pinning service listing requestid", json_object_get(st, "requestid"), ids[*n],
+                      ZL_IPFS_PSA_REQUESTID_SIZE, errstr, errstr_size) != 0)
+            goto out;
+        (*n)++;
+    }
+    rc = 0;
+out:
+    if (rc != 0)
+        *n = 0;
     json_decref(o);
     return rc;
 }

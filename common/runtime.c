@@ -232,7 +232,8 @@ static int start(struct rt *rt, char *err, size_t err_size)
     }
     rt->health = rt->boot.health;
     if (rt->stage->init != NULL) {
-        struct zl_runtime_env env = {.metrics = rt->metrics, .health = rt->health, .cfg = &rt->cfg};
+        struct zl_runtime_env env = {
+            .metrics = rt->metrics, .health = rt->health, .cfg = &rt->cfg, .kafka_props = &rt->kprops};
         int r = rt->stage->init(rt->stage->ctx, &env, err, err_size);
         if (r != 0)
             return r == ZL_RUNTIME_INIT_REFUSED ? r : -1;

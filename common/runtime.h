@@ -48,6 +48,12 @@ struct zl_work {
     struct zl_event out;       /* output event, filled by the stage */
     zl_class result;
     char error[ZL_ERRSTR_SIZE];
+    /* With result ZL_OK, a side state (state.h, e.g. ZL_STATE_BELOW_MINIMUM)
+     * the stage settles the row in instead of done_state: the runtime moves
+     * it there from accept_states with error as its last_error, publishes
+     * nothing, skips in_tx and stores the offset. ZL_STATE_UNKNOWN (the
+     * runtime's preset): the usual success. */
+    zl_state settle;
 };
 
 struct zl_metrics;
@@ -62,6 +68,7 @@ struct zl_runtime_env {
     struct zl_metrics *metrics;            /* register the stage's own metrics here */
     struct zl_health *health;              /* report the stage's dependencies here */
     const struct zl_runtime_config *cfg;   /* the runtime's settings */
+    const struct zl_kv_list *kafka_props;  /* the Kafka properties (-X, TLS, SASL): a stage's own producer */
 };
 
 struct zl_stage {
@@ -70,6 +77,15 @@ struct zl_stage {
     zl_topic_kind out_kind;      /* schema of the output topic */
     const char *accept_states;   /* rows this stage acts on, e.g. "{detected}" */
     zl_state done_state;         /* the CAS target on success */
+
+    /* An observer (notify) acts on rows without moving them: no
+     * compare-and-set and no output topic. Every work whose row is in
+     * accept_states goes to process and, on ZL_OK, to in_tx (the row as it
+     * is, even at or past done_state: republish is not called and may be
+     * NULL); a success is done once in_tx committed. A row in no accept
+     * state is left alone (done, nothing published), and the row records
+     * none of the observer's retries or dead letters (it is not its row). */
+    bool observe;
 
     /* The side effect for one message whose row is in accept_states. Returns
      * ZL_OK with w->out filled, or a class with w->error set. May block on

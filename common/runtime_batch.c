@@ -118,6 +118,7 @@ static zl_class process_with_retries(struct rt *rt, struct zl_work *w)
 {
     for (int64_t a = 0;; a++) {
         w->error[0] = '\0';
+        w->settle = ZL_STATE_UNKNOWN;
         zl_class c = rt->stage->process(rt->stage->ctx, w);
         if (c != ZL_TRANSIENT || a + 1 >= rt->cfg.inplace_attempts_max || !zl_boot_running())
             return c;
@@ -209,6 +210,7 @@ static void call_batch_hook(struct rt *rt, struct zl_work **todo, size_t n)
             continue;
         const struct zl_work *f = todo[first[i]];
         todo[i]->result = f->result;
+        todo[i]->settle = f->settle;
         todo[i]->out = f->out;
         snprintf(todo[i]->error, sizeof(todo[i]->error), "%s", f->error);
     }
@@ -228,6 +230,7 @@ static bool process_batch_with_retries(struct rt *rt, struct zl_work **todo, siz
             /* Preset: a work the stage forgot is retried, never "succeeds"
              * with an empty output. */
             todo[i]->result = ZL_TRANSIENT;
+            todo[i]->settle = ZL_STATE_UNKNOWN;
             snprintf(todo[i]->error, sizeof(todo[i]->error), "stage %s set no result (or no reason) for this message",
                      rt->stage->name);
         }
@@ -422,10 +425,10 @@ static bool process_all(struct rt *rt, struct zl_work **ws, size_t n)
             rw->phase = PH_DLQ;
         } else if (facts_refused(w)) {
             rw->phase = PH_DLQ;
-        } else if (w->row.state == ZL_STATE_DEAD || w->row.state == ZL_STATE_REORGED) {
+        } else if (zl_state_off_path(w->row.state)) {
             zl_log(ZL_LOG_INFO, &ctx, "row is %s: nothing to do", zl_state_name(w->row.state));
             rw->phase = PH_DONE;
-        } else if (zl_state_rank(w->row.state) >= zl_state_rank(rt->stage->done_state)) {
+        } else if (!rt->stage->observe && zl_state_rank(w->row.state) >= zl_state_rank(rt->stage->done_state)) {
             adopt_row_block(w);
             if (!republish(rt, w))
                 goto out;
@@ -443,6 +446,10 @@ static bool process_all(struct rt *rt, struct zl_work **ws, size_t n)
                 goto out;
             }
             rw->phase = phase_of(c);
+        } else if (rt->stage->observe) {
+            zl_log(ZL_LOG_INFO, &ctx, "row is %s, not %s: nothing to observe", zl_state_name(w->row.state),
+                   rt->stage->accept_states);
+            rw->phase = PH_DONE;
         } else {
             w->result = ZL_DEFER;
             snprintf(w->error, sizeof(w->error), "row is %s, stage %s waits for %s", zl_state_name(w->row.state),
@@ -477,7 +484,12 @@ static zl_class commit_group(struct rt *rt, struct zl_work **group, size_t n, ch
     c = zl_pg_exec(&rt->pg, "BEGIN", err, err_size);
     if (c != ZL_OK)
         goto out;
-    c = zl_state_cas(&rt->pg, ids, n, rt->stage->accept_states, rt->stage->done_state, moved, err, err_size);
+    if (rt->stage->observe) { /* nothing moves: every work of the group is the observer's */
+        for (size_t i = 0; i < n; i++)
+            moved[i] = true;
+    } else {
+        c = zl_state_cas(&rt->pg, ids, n, rt->stage->accept_states, rt->stage->done_state, moved, err, err_size);
+    }
     size_t nmoved = 0;
     for (size_t i = 0; c == ZL_OK && i < n; i++)
         if (moved[i])
@@ -495,6 +507,49 @@ out:
     free(moved);
     free(mv);
     return c;
+}
+
+/* Step 4, first: the works a stage settled in a side state (zl_work.settle)
+ * move there one by one, in no transaction of the batch's (nothing else is
+ * written for them), and finish with nothing to publish; a row another copy
+ * moved first is left as it is. Returns false on an outage. */
+static bool settle_all(struct rt *rt, struct zl_work **ws, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct zl_work *w = ws[i];
+        struct rt_work *rw = rt_work_of(w);
+        if (rw->phase != PH_NEW || !rw->decoded || w->result != ZL_OK || w->settle == ZL_STATE_UNKNOWN)
+            continue;
+        char err[ZL_ERRSTR_SIZE];
+        bool moved = false;
+        zl_class c = zl_state_settle(&rt->pg, w->in.deposit_id, rt->stage->accept_states, w->settle, w->error,
+                                     &moved, err, sizeof(err));
+        if (c == ZL_OUTAGE) {
+            rt_enter_outage(rt, err);
+            return false;
+        }
+        struct zl_log_ctx ctx;
+        zl_work_log_ctx(w, &ctx);
+        if (c != ZL_OK) {
+            w->result = c;
+            snprintf(w->error, sizeof(w->error), "state settle: %s", err);
+            rw->phase = c == ZL_TRANSIENT ? PH_RETRY : PH_DLQ;
+            continue;
+        }
+        zl_log(ZL_LOG_INFO, &ctx, "%s %s: %s", moved ? "settled" : "already moved, not settled",
+               zl_state_name(w->settle), w->error);
+        rw->phase = PH_DONE;
+        rw->has_out = false;
+    }
+    return true;
+}
+
+/* A success whose transaction committed: its output goes out (an
+ * observer has none: it is done). */
+static void committed(const struct rt *rt, struct zl_work *w)
+{
+    rt_work_of(w)->phase = rt->stage->observe ? PH_DONE : PH_OK;
+    rt_work_of(w)->has_out = !rt->stage->observe;
 }
 
 /* Step 4: CAS the successes in one transaction; on a statement error, fall
@@ -519,10 +574,8 @@ static bool commit_all(struct rt *rt, struct zl_work **ws, size_t n)
             rt_enter_outage(rt, err);
             ok = false;
         } else if (c == ZL_OK) {
-            for (size_t i = 0; i < k; i++) {
-                rt_work_of(group[i])->phase = PH_OK;
-                rt_work_of(group[i])->has_out = true;
-            }
+            for (size_t i = 0; i < k; i++)
+                committed(rt, group[i]);
             ok = republish_lost_races(rt, group, k);
         } else {
             zl_log(ZL_LOG_WARN, NULL, "batch commit failed (%s), retrying one by one: %s", zl_class_name(c), err);
@@ -532,8 +585,7 @@ static bool commit_all(struct rt *rt, struct zl_work **ws, size_t n)
                     rt_enter_outage(rt, err);
                     ok = false;
                 } else if (c == ZL_OK) {
-                    rt_work_of(group[i])->phase = PH_OK;
-                    rt_work_of(group[i])->has_out = true;
+                    committed(rt, group[i]);
                     ok = republish_lost_races(rt, &group[i], 1);
                 } else {
                     group[i]->result = c;
@@ -564,7 +616,9 @@ static void drop_superseded_dead_letters(struct rt *rt, struct zl_work **ws, siz
         goto out;
     for (size_t i = 0; i < n; i++) {
         const struct rt_work *rw = rt_work_of(ws[i]);
-        if (rw->phase == PH_DLQ && rw->decoded && ws[i]->row.found && ws[i]->result != ZL_POISON) {
+        /* an observer's row is always "moved on": its dead letters stay */
+        if (!rt->stage->observe && rw->phase == PH_DLQ && rw->decoded && ws[i]->row.found &&
+            ws[i]->result != ZL_POISON) {
             ids[k] = ws[i]->in.deposit_id;
             idx[k++] = i;
         }
@@ -575,7 +629,7 @@ static void drop_superseded_dead_letters(struct rt *rt, struct zl_work **ws, siz
     for (size_t j = 0; j < k; j++) {
         struct zl_work *w = ws[idx[j]];
         const struct zl_row *r = &rows[j];
-        bool moved_on = r->found && (r->state == ZL_STATE_DEAD || r->state == ZL_STATE_REORGED ||
+        bool moved_on = r->found && (zl_state_off_path(r->state) ||
                                      zl_state_rank(r->state) >= zl_state_rank(rt->stage->done_state));
         if (!r->found || !(moved_on || superseded(w, r)))
             continue;
@@ -669,6 +723,8 @@ void rt_process_batch(struct rt *rt, struct zl_work **ws, size_t n)
     zl_fault_point("after_decode");
     bool ok = process_all(rt, ws, n);
     zl_fault_point("after_side_effect");
+    if (ok)
+        ok = settle_all(rt, ws, n);
     if (ok)
         ok = commit_all(rt, ws, n);
     if (ok)

@@ -15,6 +15,7 @@ static const char *const state_names[] = {
     [ZL_STATE_CREDITED] = "credited",
     [ZL_STATE_REORGED] = "reorged",
     [ZL_STATE_DEAD] = "dead",
+    [ZL_STATE_BELOW_MINIMUM] = "below_minimum",
 };
 #define STATE_COUNT ((int)(sizeof(state_names) / sizeof(state_names[0])))
 
@@ -43,12 +44,17 @@ int zl_state_rank(zl_state s)
     return 0;
 }
 
+bool zl_state_off_path(zl_state s)
+{
+    return s == ZL_STATE_REORGED || s == ZL_STATE_DEAD || s == ZL_STATE_BELOW_MINIMUM;
+}
+
 /* Rows come back with the 1-based position of their id in the batch
  * (WITH ORDINALITY), so matching them is O(1) per row, not a search. */
 static const char SQL_READ[] =
     "SELECT u.ord, state, attempts,"
     " coalesce(credit_id::text, ''), coalesce(credit_eggs::text, ''), coalesce(dead_from_state, ''),"
-    " block_number, block_hash, coalesce(confirmations, -1), " ZL_FACTS_COLUMNS
+    " block_number, block_hash, coalesce(confirmations, -1), (min_waived_at IS NOT NULL)::text, " ZL_FACTS_COLUMNS
     " FROM unnest($1::text[]) WITH ORDINALITY AS u(id, ord) JOIN deposits d ON d.deposit_id = u.id";
 
 static const char SQL_CAS[] =
@@ -58,6 +64,10 @@ static const char SQL_CAS[] =
     "       ORDER BY id, ord) u"
     " WHERE d.deposit_id = u.id AND d.state = ANY($3::text[])"
     " RETURNING u.ord";
+
+static const char SQL_SETTLE[] =
+    "UPDATE deposits SET state = $2, attempts = 0, last_error = left($4, 2000), last_error_class = NULL,"
+    " next_attempt_at = NULL, updated_at = now() WHERE deposit_id = $1 AND state = ANY($3::text[])";
 
 static const char SQL_FAILURE[] =
     "UPDATE deposits SET attempts = attempts + 1, last_error = left($3, 2000), last_error_class = $2,"
@@ -69,13 +79,14 @@ static const char SQL_DEAD[] =
     "UPDATE deposits SET dead_from_state = state, state = 'dead', attempts = attempts + 1,"
     " last_error = left($3, 2000), last_error_class = $2, next_attempt_at = NULL,"
     " dlq_topic = $4, dlq_partition = $5::int, dlq_offset = $6::bigint, updated_at = now()"
-    " WHERE deposit_id = $1 AND state NOT IN ('credited', 'reorged', 'dead') AND NOT (state = ANY ($7::text[]))"
+    " WHERE deposit_id = $1 AND state NOT IN ('credited', 'reorged', 'dead', 'below_minimum') AND NOT (state = ANY ($7::text[]))"
     " AND lower(block_hash) = lower($8)";
 
 int zl_state_prepare(struct zl_pg *p)
 {
     if (zl_pg_add_stmt(p, "zl_state_read", SQL_READ, 1) != 0 || zl_pg_add_stmt(p, "zl_state_cas", SQL_CAS, 3) != 0 ||
         zl_pg_add_stmt(p, "zl_state_failure", SQL_FAILURE, 4) != 0 ||
+        zl_pg_add_stmt(p, "zl_state_settle", SQL_SETTLE, 4) != 0 ||
         zl_pg_add_stmt(p, "zl_state_dead", SQL_DEAD, 8) != 0)
         return -1;
     return 0;
@@ -113,7 +124,8 @@ zl_class zl_state_read(struct zl_pg *p, const char *const *ids, size_t n, struct
         row->block_number = strtoull(PQgetvalue(r, j, 6), NULL, 10);
         zl_pg_copy_value(row->block_hash, sizeof(row->block_hash), r, j, 7);
         row->confirmations = strtoll(PQgetvalue(r, j, 8), NULL, 10);
-        zl_facts_from_result(r, j, 9, &row->facts);
+        row->min_waived = strcmp(PQgetvalue(r, j, 9), "true") == 0;
+        zl_facts_from_result(r, j, 10, &row->facts);
     }
     PQclear(r);
     return ZL_OK;
@@ -148,6 +160,20 @@ zl_class zl_state_cas(struct zl_pg *p, const char *const *ids, size_t n, const c
     }
     PQclear(r);
     return ZL_OK;
+}
+
+zl_class zl_state_settle(struct zl_pg *p, const char *id, const char *from, zl_state to, const char *why,
+                         bool *moved, char *errstr, size_t errstr_size)
+{
+    const char *params[4] = {id, zl_state_name(to), from, why};
+    zl_class rc;
+    *moved = false;
+    PGresult *r = zl_pg_prepared(p, "zl_state_settle", 4, params, PGRES_COMMAND_OK, &rc, errstr, errstr_size);
+    if (r != NULL) {
+        *moved = strcmp(PQcmdTuples(r), "1") == 0;
+        PQclear(r);
+    }
+    return rc;
 }
 
 zl_class zl_state_record_failure(struct zl_pg *p, const char *id, zl_class cls, const char *error,

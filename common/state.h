@@ -29,6 +29,8 @@ typedef enum zl_state {
     ZL_STATE_CREDITED,
     ZL_STATE_REORGED, /* terminal side state: never credited */
     ZL_STATE_DEAD,    /* in a DLQ, waiting for replay */
+    ZL_STATE_BELOW_MINIMUM, /* terminal side state: under its token's minimum, never dead-lettered; an
+                               operator may waive the minimum (013) and put it back to detected */
 } zl_state;
 
 /* Bytes of a state name with its NUL: the longest, "mint_submitted", has 14
@@ -42,6 +44,9 @@ int zl_state_parse(const char *name, zl_state *out);
 /* Position on the main path detected(1) .. credited(6); 0 for side states. A
  * row whose rank is >= a stage's target rank is already done for that stage. */
 int zl_state_rank(zl_state s);
+/* True for a state off the main path (reorged, dead, below_minimum): no
+ * stage has anything to do for such a row until an operator moves it. */
+bool zl_state_off_path(zl_state s);
 
 /* The parts of a row the runtime and stages read. Strings are "" when NULL. */
 struct zl_row {
@@ -58,6 +63,9 @@ struct zl_row {
     uint64_t block_number;
     char block_hash[ZL_HASH_HEX_SIZE];
     int64_t confirmations;
+    /* an operator waived the token's minimum for this deposit (013,
+     * min_waived_at set): verify judges it without the minimum */
+    bool min_waived;
 };
 
 /* Statements the functions below use; registers them on p. Call once before
@@ -78,6 +86,14 @@ zl_class zl_state_read(struct zl_pg *p, const char *const *ids, size_t n, struct
 zl_class zl_state_cas(struct zl_pg *p, const char *const *ids, size_t n, const char *from, zl_state to,
                       bool *moved, char *errstr, size_t errstr_size);
 
+/* Settles the row of id in the side state `to` (e.g. below_minimum) while
+ * its state is one of `from` (a '{detected}' style literal), with `why` as
+ * its last_error (the history keeps it): a stage's decision that the
+ * deposit goes no further (runtime.h, zl_work.settle). *moved says whether
+ * the row moved (false: another copy moved it first). */
+zl_class zl_state_settle(struct zl_pg *p, const char *id, const char *from, zl_state to, const char *why,
+                         bool *moved, char *errstr, size_t errstr_size);
+
 /* Records a failed attempt: attempts + 1, last_error(_class), next_attempt_at
  * = now + delay_ms (NULL when delay_ms < 0). Missing rows are ignored. */
 zl_class zl_state_record_failure(struct zl_pg *p, const char *id, zl_class cls, const char *error,
@@ -85,7 +101,7 @@ zl_class zl_state_record_failure(struct zl_pg *p, const char *id, zl_class cls, 
 
 /* Moves the row to `dead`, remembering the state it was in and the DLQ
  * coordinates, only while the row is still what the dead message was about:
- * not terminal (credited, reorged, dead), not in one of past_states (a
+ * not terminal (credited, reorged, dead, below_minimum), not in one of past_states (a
  * '{verified,pinned}' style literal: the stage's done state and later, i.e.
  * another copy finished it), and still in block block_hash (a reorg that
  * re-included the tx elsewhere makes the message stale: the row's newer

@@ -56,15 +56,18 @@ static const char SQL_REQ_DONE[] =
 
 /* Pending: detected and not yet finished; oldest by creation (when the
  * detector saw it). Dead: not resolved by an operator. Failing: pending rows
- * whose last attempt failed. */
+ * whose last attempt failed. Below minimum: settled under their token's
+ * minimum (013), waiting for nobody (an operator may credit one). */
 static const char SQL_GAUGES[] =
-    "SELECT count(*) FILTER (WHERE state <> 'dead'),"
-    " coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE state <> 'dead')), 0)::float8,"
+    "SELECT count(*) FILTER (WHERE state = ANY('" PENDING_STATES "'::text[])),"
+    " coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE state = ANY('" PENDING_STATES
+    "'::text[]))), 0)::float8,"
     " count(*) FILTER (WHERE state = 'dead' AND NOT EXISTS (SELECT 1 FROM dead_resolutions r"
     "   WHERE r.deposit_id = d.deposit_id AND r.dlq_topic = coalesce(d.dlq_topic, '')"
     "   AND r.dlq_partition = coalesce(d.dlq_partition, -1) AND r.dlq_offset = coalesce(d.dlq_offset, -1))),"
-    " count(*) FILTER (WHERE state <> 'dead' AND attempts > 0)"
-    " FROM deposits d WHERE state = ANY('{detected,verified,pinned,mint_submitted,minted,dead}'::text[])";
+    " count(*) FILTER (WHERE state = ANY('" PENDING_STATES "'::text[]) AND attempts > 0),"
+    " count(*) FILTER (WHERE state = 'below_minimum')"
+    " FROM deposits d WHERE state = ANY('{detected,verified,pinned,mint_submitted,minted,dead,below_minimum}'::text[])";
 
 struct delivery {
     int state; /* 0 pending, 1 delivered, -1 failed */
@@ -124,6 +127,7 @@ zl_class zl_state_gauges_refresh(struct zl_pg *p, struct zl_metrics *m, char *er
         zl_metrics_gauge_set(m, "zl_oldest_pending_seconds", NULL, strtod(PQgetvalue(r, 0, 1), NULL));
         zl_metrics_gauge_set(m, "zl_dead_deposits", NULL, strtod(PQgetvalue(r, 0, 2), NULL));
         zl_metrics_gauge_set(m, "zl_failing_deposits", NULL, strtod(PQgetvalue(r, 0, 3), NULL));
+        zl_metrics_gauge_set(m, "zl_below_minimum_deposits", NULL, strtod(PQgetvalue(r, 0, 4), NULL));
     }
     PQclear(r);
     return ZL_OK;
@@ -238,6 +242,8 @@ int zl_sweeper_new(struct zl_sweeper **out, const struct zl_sweeper_opts *o, cha
                             "deposits dead-lettered and not resolved by an operator");
         zl_metrics_describe(o->metrics, "zl_failing_deposits", ZL_METRIC_GAUGE,
                             "pending deposits whose last attempt failed (retrying)");
+        zl_metrics_describe(o->metrics, "zl_below_minimum_deposits", ZL_METRIC_GAUGE,
+                            "deposits settled under their token's minimum (below_minimum, never dead-lettered)");
         zl_metrics_describe(o->metrics, "zl_sweep_active", ZL_METRIC_GAUGE,
                             "1 when this sweeper holds the advisory lock");
         zl_metrics_describe(o->metrics, "zl_sweep_published_total", ZL_METRIC_COUNTER,

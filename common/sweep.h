@@ -3,7 +3,8 @@
  *
  * Every pass re-publishes the current event of each deposit row that
  *   - is on the main path and not finished: detected, verified, pinned,
- *     mint_submitted, minted (never credited, reorged or dead);
+ *     mint_submitted, minted (never credited, reorged, dead or
+ *     below_minimum);
  *   - has not moved (updated_at) for longer than stale_ms;
  *   - is not waiting on purpose (next_attempt_at in the future);
  *   - was not swept in the same state within the last stale_ms
@@ -25,7 +26,8 @@
  *
  * Every pass (active or standby) also refreshes the state-table gauges the
  * alert rules read: zl_pending_deposits, zl_oldest_pending_seconds,
- * zl_dead_deposits, zl_failing_deposits (zl_state_gauges_refresh).
+ * zl_dead_deposits, zl_failing_deposits, zl_below_minimum_deposits
+ * (zl_state_gauges_refresh).
  *
  * @locality one thread owns a struct zl_sweeper.
  */
@@ -101,8 +103,8 @@ int64_t zl_sweep_lock_key(const char *topic_prefix, int64_t chain_id);
 /* Statement the gauge refresh uses; register on a connection once. */
 int zl_state_gauges_prepare(struct zl_pg *p);
 
-/* Reads the state table's pending, oldest pending, dead (not resolved) and
- * failing counts into the gauges named above. Returns ZL_OK or the class of
+/* Reads the state table's pending, oldest pending, dead (not resolved),
+ * failing and below-minimum counts into the gauges named above. Returns ZL_OK or the class of
  * the failure. */
 zl_class zl_state_gauges_refresh(struct zl_pg *p, struct zl_metrics *m, char *errstr, size_t errstr_size);
 

@@ -14,6 +14,10 @@
  *                           10^decimals), or its token amount is not the row's
  *   balance_mismatch        an account's balance is not the sum of its entries
  *   negative_balance        a user account below zero
+ *   below_minimum_waived    a row settled below_minimum although an operator
+ *                           waived its minimum (a waived row is credited
+ *                           like any other; its ledger entries, if any,
+ *                           are entries_without_credit)
  *   totals                  user balances do not sum to the eggs of credited
  *                           rows, or all balances do not sum to zero
  *   token_id                a minted/credited row's token id is not
@@ -170,6 +174,10 @@ static const char SQL_CHECKS[] =
     " UNION ALL"
     " SELECT 'negative_balance', account_id, format('user balance %s is below zero', balance)"
     " FROM ledger_accounts WHERE kind = 'user' AND balance < 0"
+    " UNION ALL"
+    " SELECT 'below_minimum_waived', deposit_id,"
+    "        format('row is below_minimum but its minimum was waived by %s at %s', min_waived_by, min_waived_at)"
+    " FROM deposits WHERE state = 'below_minimum' AND min_waived_at IS NOT NULL"
     " ORDER BY 1, 2";
 
 static const char SQL_TOTALS[] =

@@ -35,7 +35,7 @@ struct topics_config {
 };
 
 static const struct zl_setting topics_settings[] = {
-    {"ZL_TOPICS_STAGES", ZL_CFG_STR, "detect,verify,ipfs-upload,mint,credit",
+    {"ZL_TOPICS_STAGES", ZL_CFG_STR, "detect,verify,ipfs-upload,mint,credit,notify",
      "stages whose retry tiers and DLQ to create", offsetof(struct topics_config, stages), 0, 0},
     {"ZL_TOPIC_PARTITIONS", ZL_CFG_INT, "6", "partitions per topic (bounds each stage's parallelism)",
      offsetof(struct topics_config, partitions), 1, 10000},

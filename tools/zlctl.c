@@ -12,6 +12,22 @@
  *                                        the deposits in that transaction that
  *                                        detect missed, and says where each
  *                                        one is (state, last error)
+ *   below-minimum [--token SYMBOL] [--limit N]
+ *                                        deposits under their token's minimum
+ *                                        (id, user, token, amount, since), with
+ *                                        the count and sum per token
+ *   credit-below-minimum ID --reason TEXT
+ *                                        waives the minimum for that deposit:
+ *                                        it goes on to credited, once (409 when
+ *                                        it is not below_minimum)
+ *   webhook add --url U --secret-file F  a webhook subscriber (issue 21)
+ *   webhook list                         subscribers (never their secrets)
+ *   webhook rotate ID --secret-file F    new secret; the old one stays valid
+ *                                        until retire-secret (or 7 days)
+ *   webhook retire-secret ID | webhook disable ID
+ *   webhook deliveries ID [--state pending|delivered|failed] [--limit N]
+ *   webhook redeliver DELIVERY_ID        re-arms a delivery (a failed one,
+ *                                        or one the subscriber says it lost)
  * Every POST carries an Idempotency-Key (--key K, else a fresh UUID), so a
  * retried command never acts twice. Prints the JSON answer.
  * Exit: 0 on a 2xx answer, 1 otherwise, 2 usage or configuration error.
@@ -112,15 +128,107 @@ static int call(const struct ctl_config *c, const char *method, const char *path
     return exit_code;
 }
 
+/* ------------------------------------------------------------ webhook */
+
+/* Largest secret file read (a secret is at most 200 characters). */
+#define SECRET_FILE_BYTES_MAX 1024
+
+/* The secret in path, without its trailing newline, into out. Returns 0,
+ * or -1 with a message on stderr. */
+static int read_secret(const char *path, char *out, size_t out_size)
+{
+    FILE *f = path != NULL ? fopen(path, "r") : NULL;
+    if (f == NULL) {
+        fprintf(stderr, "zlctl: --secret-file %s: cannot read it\n", path != NULL ? path : "(missing)");
+        return -1;
+    }
+    size_t n = fread(out, 1, out_size - 1, f);
+    fclose(f);
+    out[n] = '\0';
+    out[strcspn(out, "\r\n")] = '\0';
+    return 0;
+}
+
+struct webhook_args {
+    const char *url, *secret_file, *state, *limit, *reason, *key;
+};
+
+/* zlctl webhook SUB [ARG]: pos[0] is "webhook". Returns the exit code. */
+static int webhook_cmd(const struct ctl_config *c, char **pos, int npos, const struct webhook_args *a)
+{
+    const char *sub = npos > 1 ? pos[1] : "", *id = npos > 2 ? pos[2] : NULL;
+    const char *reason = a->reason != NULL ? a->reason : "zlctl webhook";
+    char path[512], query[256], secret[SECRET_FILE_BYTES_MAX];
+    json_t *b = NULL;
+    int status = 2;
+    if (strcmp(sub, "list") == 0 && npos == 2)
+        return call(c, "GET", "/admin/webhooks", NULL, NULL, NULL);
+    if (strcmp(sub, "deliveries") == 0 && id != NULL) {
+        char *es = a->state != NULL ? curl_easy_escape(NULL, a->state, 0) : NULL;
+        snprintf(path, sizeof(path), "/admin/webhooks/%s/deliveries", id);
+        snprintf(query, sizeof(query), "limit=%s%s%s", a->limit != NULL ? a->limit : "100",
+                 es != NULL ? "&state=" : "", es != NULL ? es : "");
+        curl_free(es);
+        return call(c, "GET", path, query, NULL, NULL);
+    }
+    bool needs_secret = strcmp(sub, "add") == 0 || strcmp(sub, "rotate") == 0;
+    if (needs_secret && read_secret(a->secret_file, secret, sizeof(secret)) != 0)
+        return 2;
+    if (strcmp(sub, "add") == 0 && a->url != NULL) {
+        b = json_pack("{s:s,s:s,s:s}", "url", a->url, "secret", secret, "reason", reason);
+        snprintf(path, sizeof(path), "/admin/webhooks");
+    } else if (strcmp(sub, "rotate") == 0 && id != NULL) {
+        b = json_pack("{s:s,s:s}", "secret", secret, "reason", reason);
+        snprintf(path, sizeof(path), "/admin/webhooks/%s/rotate", id);
+    } else if ((strcmp(sub, "retire-secret") == 0 || strcmp(sub, "disable") == 0) && id != NULL) {
+        b = json_pack("{s:s}", "reason", reason);
+        snprintf(path, sizeof(path), "/admin/webhooks/%s/%s", id, sub);
+    } else if (strcmp(sub, "redeliver") == 0 && id != NULL) {
+        b = json_pack("{s:s}", "reason", reason);
+        snprintf(path, sizeof(path), "/admin/webhooks/deliveries/%s/redeliver", id);
+    } else {
+        fprintf(stderr, "zlctl: webhook add --url U --secret-file F | list | rotate ID --secret-file F\n"
+                        "       | retire-secret ID | disable ID | deliveries ID [--state S] | redeliver DELIVERY_ID\n");
+    }
+    if (b != NULL)
+        status = call(c, "POST", path, NULL, b, a->key);
+    json_decref(b);
+    memset(secret, 0, sizeof(secret));
+    return status;
+}
+
 static int usage(const char *msg)
 {
     fprintf(stderr, "zlctl: %s\nusage: zlctl health | deposit ID | dead [--stage S] [--limit N] [--all]\n"
                     "       | resolve ID --reason TEXT [--requeue] | sweep [--stale-ms N] --reason TEXT\n"
                     "       | sweep-status ID | breaker-reset --worker W [--dependency D] --reason TEXT\n"
-                    "       | claim TX_HASH [--reason TEXT]\n"
+                    "       | claim TX_HASH [--reason TEXT] | webhook ... (zlctl webhook: its commands)\n"
+                    "       | below-minimum [--token SYMBOL] [--limit N] | credit-below-minimum ID --reason TEXT\n"
                     "       [--key IDEMPOTENCY_KEY] [--set ZL_ADMIN_URL=...]   (zlctl --help: settings)\n",
             msg);
     return 2;
+}
+
+/* ---- below-minimum deposits (common/admin_dust.c) */
+
+static int dust_list(const struct ctl_config *cfg, const char *token, const char *limit)
+{
+    char query[256];
+    char *et = token != NULL ? curl_easy_escape(NULL, token, 0) : NULL;
+    snprintf(query, sizeof(query), "limit=%s%s%s", limit != NULL ? limit : "100", et != NULL ? "&token=" : "",
+             et != NULL ? et : "");
+    curl_free(et);
+    return call(cfg, "GET", "/admin/below-minimum", query, NULL, NULL);
+}
+
+static int dust_credit(const struct ctl_config *cfg, const char *id, const char *reason, const char *key)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "/admin/below-minimum/%s/credit", id);
+    json_t *b = json_pack("{s:s}", "reason", reason);
+    int status = call(cfg, "POST", path, NULL, b, key);
+    json_decref(b);
+    return status;
 }
 
 int main(int argc, char **argv)
@@ -131,6 +239,8 @@ int main(int argc, char **argv)
     char *opts[ARGS_MAX], *pos[ARGS_MAX];
     int nopts = 0, npos = 0;
     const char *reason = NULL, *stage = NULL, *limit = NULL, *stale = NULL, *worker = NULL, *dep = NULL, *key = NULL;
+    const char *token = NULL; /* below-minimum --token */
+    const char *url = NULL, *secret_file = NULL, *state = NULL;
     bool requeue = false, all = false;
     opts[nopts++] = argv[0];
     for (int i = 1; i < argc; i++) {
@@ -144,6 +254,10 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--worker") == 0) dst = &worker;
         else if (strcmp(argv[i], "--dependency") == 0) dst = &dep;
         else if (strcmp(argv[i], "--key") == 0) dst = &key;
+        else if (strcmp(argv[i], "--token") == 0) dst = &token;
+        else if (strcmp(argv[i], "--url") == 0) dst = &url;
+        else if (strcmp(argv[i], "--secret-file") == 0) dst = &secret_file;
+        else if (strcmp(argv[i], "--state") == 0) dst = &state;
         if (dst != NULL) {
             if (i + 1 >= argc)
                 return usage("an option needs a value");
@@ -205,8 +319,16 @@ int main(int argc, char **argv)
                               reason != NULL ? reason : "support: customer says they paid in this transaction");
         status = call(&cfg, "POST", "/admin/claims", NULL, b, key);
         json_decref(b);
+    } else if (strcmp(cmd, "below-minimum") == 0) {
+        status = dust_list(&cfg, token, limit);
+    } else if (strcmp(cmd, "credit-below-minimum") == 0 && npos == 2 && reason != NULL) {
+        status = dust_credit(&cfg, pos[1], reason, key);
+    } else if (strcmp(cmd, "webhook") == 0) {
+        struct webhook_args wa = {url, secret_file, state, limit, reason, key};
+        status = webhook_cmd(&cfg, pos, npos, &wa);
     } else {
-        status = usage("unknown command or missing argument (resolve, sweep and breaker-reset need --reason)");
+        status = usage("unknown command or missing argument (resolve, sweep, breaker-reset and"
+                       " credit-below-minimum need --reason)");
     }
     curl_global_cleanup();
     zl_boot_stop(&boot);

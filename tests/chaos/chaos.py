@@ -37,7 +37,12 @@ deposits in waves while its faults fire, and is judged on its own:
            stage's group coordinator SIGKILLed, then restarted. Each logs
            what it did and how long the cluster took to recover, and the
            latency of the deposits in the pipeline meanwhile.
-  checks   on-chain deposits = credited + dead-lettered + reorged; then,
+  notify   copies of the notify stage (issue 21) beside the others, SIGKILLed
+           on draws of their own (a separate random stream: every other event
+           of a seed stays as it was), sending signed webhooks to a receiver
+           in this process.
+  checks   on-chain deposits = credited + dead-lettered + reorged +
+           below_minimum (none here: every deposit is 1..50 USDT); then,
            after zl-replay of every dead letter: every deposit credited; no
            deposit credited twice (one user entry per deposit, and each
            user's balance = the eggs of their transfers on chain); no token
@@ -45,7 +50,9 @@ deposits in waves while its faults fire, and is judged on its own:
            owned by its depositor (zl-audit); every dead letter has a reason,
            and every poison message reached a DLQ; every forged message
            reached a DLQ and none moved money or an NFT (the balance and
-           owner checks above).
+           owner checks above); every credit reached the webhook receiver
+           with a valid signature under exactly one delivery id (the same id
+           again is an at-least-once duplicate, counted apart).
 
 The schedule is a pure function of (seed, deposits, duration, copies): the
 seed is printed, and `--seed S --print-schedule` shows the schedule a seed
@@ -56,6 +63,9 @@ Usage: tests/chaos/chaos.py [--seed S] [--schedules K] [--deposits N]
 Exit: 0 every invariant held in every schedule, 1 one did not, 2 setup failed.
 """
 import argparse
+import hashlib
+import hmac
+import http.server
 import json
 import os
 import random
@@ -105,6 +115,10 @@ ZERO_TOPIC = "0x" + "0" * 64
 # Waits, in seconds: a schedule's deposits to settle, a replay to finish.
 SETTLE_TIMEOUT_S = 600
 KCAT_TIMEOUT_S = 60
+# notify: its copies (named notify-<i>) and how long the receiver waits for
+# the last credits' webhooks once the rows are settled.
+NOTIFY = "notify"
+NOTIFY_SETTLE_S = 120
 # Cluster mode: the brokers (node ids 1..3) and how long a killed one stays down.
 KAFKA_NODES = 3
 BROKER_DOWN_S = (2.0, 8.0)
@@ -195,8 +209,78 @@ def make_schedule(seed: int, deposits: int, duration_s: float, copies: int, reor
         stage = rng.choice(sorted(INPUT_TOPICS))
         ev.append(Event(round(rng.uniform(0.1, 0.8) * d, 2), "coordinator_kill", f"zl-{stage}",
                     round(rng.uniform(*BROKER_DOWN_S), 2), "SIGKILL the group coordinator's broker, restart after"))
+    # notify's kills on a random stream of their own, so they leave every
+    # draw above (and so every older seed's schedule) as it was.
+    nrng = random.Random(f"notify-{seed}")
+    for _ in range(nrng.randint(1, 2)):
+        ev.append(Event(round(nrng.uniform(0.05, 0.85) * d, 2), "kill", f"{NOTIFY}-{nrng.randrange(copies)}",
+                        round(nrng.uniform(0.2, 4.0), 2), "SIGKILL, restart after"))
     ev.sort(key=lambda e: (e.t, e.kind, e.target))
     return ev
+
+
+class WebhookReceiver:
+    """notify's one subscriber: checks each delivery's signature with the
+    documented recipe (docs/architecture.md, "notify") and counts, per
+    credited deposit, how often each delivery id came."""
+
+    def __init__(self, secret: str):
+        self.secret = secret.encode()
+        self.lock = threading.Lock()
+        self.by_deposit: dict[str, dict[str, int]] = {}
+        self.bad = 0
+        rec = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                ok = rec.take(self.headers.get("ZL-Signature", ""), self.headers.get("ZL-Delivery-Id", ""), body)
+                self.send_response(200 if ok else 400)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def take(self, sig: str, delivery_id: str, body: bytes) -> bool:
+        parts = sig.split(",")
+        try:
+            t = int(parts[0].removeprefix("t="))
+            dep = json.loads(body)["deposit_id"]
+        except (ValueError, KeyError, TypeError):
+            t, dep = 0, ""
+        want = hmac.new(self.secret, f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+        ok = bool(dep) and abs(time.time() - t) <= 300 and any(
+            hmac.compare_digest(want, p[3:]) for p in parts[1:] if p.startswith("v1="))
+        with self.lock:
+            if not ok:
+                self.bad += 1
+                return False
+            ids = self.by_deposit.setdefault(dep, {})
+            ids[delivery_id] = ids.get(delivery_id, 0) + 1
+        return True
+
+    def delivered(self) -> set[str]:
+        with self.lock:
+            return set(self.by_deposit)
+
+    def judge(self, credited: set[str]) -> dict:
+        """missing: credits never delivered; two_ids: credits delivered under
+        more than one id; duplicates: repeats of one id (at least once)."""
+        with self.lock:
+            seen = {d: dict(ids) for d, ids in self.by_deposit.items() if d in credited}
+            bad = self.bad
+        return {"missing": sorted(credited - set(seen)), "two_ids": sorted(d for d, i in seen.items() if len(i) > 1),
+                "deliveries": sum(sum(i.values()) for i in seen.values()),
+                "duplicates": sum(n - 1 for i in seen.values() for n in i.values()), "bad_signatures": bad}
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def amounts_of(seed: int, n: int) -> list[int]:
@@ -240,10 +324,20 @@ class Chaos(LocalPipeline):
             "ZL_IPFS_CONNECT_TIMEOUT_MS": "500",
             "ZL_OUTAGE_CAP_MS": "1000",
             "ZL_LOG_LEVEL": "info",
+            # notify: a subscriber (or the database) back after a fault is
+            # served again within seconds.
+            "ZL_NOTIFY_BACKOFF_CAP_MS": "2000",
+            "ZL_NOTIFY_POLL_MS": "100",
         }
+        # One subscriber, this run's: earlier runs' receivers are gone.
+        secret = "whsec_chaos_" + random.SystemRandom().randbytes(16).hex()
+        self.hooks = WebhookReceiver(secret)
+        self.psql("UPDATE webhook_subscribers SET active = false")
+        self.psql("INSERT INTO webhook_subscribers (url, secret) VALUES (:'v1', :'v2')", self.hooks.url, secret)
         # zl-sweep is part of the product (it re-drives stale rows), not a
         # fault target.
-        plan = [("detect", 1)] + [(s, self.args.copies) for s in STAGES[1:]] + [("zl-sweep", 1)]
+        plan = [("detect", 1)] + [(s, self.args.copies) for s in STAGES[1:]] + [(NOTIFY, self.args.copies),
+                                                                              ("zl-sweep", 1)]
         self.start_workers(plan)
 
     def stop_all(self) -> None:
@@ -252,6 +346,8 @@ class Chaos(LocalPipeline):
             p.close()
         if hasattr(self, "ipfs_primary"):
             self.ipfs_primary.close()
+        if hasattr(self, "hooks"):
+            self.hooks.close()
 
     # ------------------------------------------------------------ faults
     def count(self, kind: str, n: int = 1) -> None:
@@ -516,7 +612,7 @@ class Chaos(LocalPipeline):
         last = None
         while time.monotonic() < deadline:
             c = self.counts(addrs)
-            settled = c["credited"] + c["dead"] + c["reorged"]
+            settled = c["credited"] + c["dead"] + c["reorged"] + c["below_minimum"]
             if c != last:
                 log(f"{what}: " + ", ".join(f"{k} {v}" for k, v in c.items() if v))
                 last = c
@@ -554,6 +650,26 @@ class Chaos(LocalPipeline):
             if r.returncode not in (0, 1):
                 self.errors.append(f"zl-replay --from-stage {stage} failed ({r.returncode}): {r.stderr[-500:]}")
 
+    def webhook_check(self, addrs: list[str]) -> dict:
+        """Every credit of the schedule at the receiver, once it had time to
+        arrive: one delivery id each, signatures valid."""
+        credited = {r[0] for r in self.psql("SELECT deposit_id FROM deposits WHERE state = 'credited'"
+                                            " AND to_addr = ANY (string_to_array(:'v1', ','))", ",".join(addrs))}
+        deadline = time.monotonic() + NOTIFY_SETTLE_S
+        while not credited <= self.hooks.delivered() and time.monotonic() < deadline:
+            time.sleep(1)
+        got = self.hooks.judge(credited)
+        problems = []
+        if got["missing"]:
+            problems.append(f"{len(got['missing'])} credits never reached the webhook receiver: {got['missing'][:3]}")
+        if got["two_ids"]:
+            problems.append(f"{len(got['two_ids'])} credits delivered under more than one delivery id:"
+                            f" {got['two_ids'][:3]}")
+        if got["bad_signatures"]:
+            problems.append(f"{got['bad_signatures']} webhook deliveries failed the signature check")
+        return {"webhook_deliveries": got["deliveries"], "webhook_duplicates": got["duplicates"],
+                "problems": problems}
+
     def judge(self, seed: int, addrs: list[str], t0: float) -> dict:
         problems = list(self.errors)
         self.errors.clear()
@@ -567,12 +683,12 @@ class Chaos(LocalPipeline):
         if n_chain != self.args.deposits:
             problems.append(f"{self.args.deposits} deposits sent but {n_chain} on chain")
         first = self.settle(addrs, n_chain, f"schedule {seed} settling")
-        settled = first["credited"] + first["dead"] + first["reorged"]
+        settled = first["credited"] + first["dead"] + first["reorged"] + first["below_minimum"]
         rows = sum(first.values())
         if rows != n_chain:
             problems.append(f"{n_chain} deposits on chain but {rows} rows: {n_chain - rows} lost by detection")
         if settled != n_chain:
-            problems.append(f"{n_chain - settled} deposits never reached credited/dead/reorged")
+            problems.append(f"{n_chain - settled} deposits never reached credited/dead/reorged/below_minimum")
         # A dead letter without a reason is one an operator cannot act on.
         letters = self.dead_letters()
         unexplained = [m for m in letters if not m["headers"].get("zl-dlq-error")
@@ -614,8 +730,10 @@ class Chaos(LocalPipeline):
                     " AND to_addr = ANY (string_to_array(:'v1', ','))", ",".join(addrs))))
             self.replay_all()
         final = self.settle(addrs, n_chain, f"schedule {seed} after replay") if replayed else first
-        if final["credited"] + final["reorged"] != n_chain:
-            problems.append(f"after replay {n_chain - final['credited'] - final['reorged']} deposits not credited")
+        # below_minimum is terminal on purpose (never dead-lettered, never replayed).
+        if final["credited"] + final["reorged"] + final["below_minimum"] != n_chain:
+            problems.append(f"after replay {n_chain - final['credited'] - final['reorged'] - final['below_minimum']}"
+                            " deposits not credited")
 
         # Money: one user entry per deposit, and each user's balance is the
         # eggs of their transfers on chain (100 eggs per USDT).
@@ -647,13 +765,15 @@ class Chaos(LocalPipeline):
         unminted = [r[0] for r in ids if mints.get(int(r[0]), 0) != 1]
         if unminted:
             problems.append(f"{len(unminted)} credited deposits without exactly one mint event on chain")
+        hooks = self.webhook_check(addrs)
+        problems += hooks.pop("problems")
         audit = self.audit()
         if audit.returncode != 0:
             problems.append(f"zl-audit found discrepancies: {audit.stdout[-1500:]} {audit.stderr[-500:]}")
         bad_logs = self.sanitizer_reports()
         if bad_logs:
             problems.append(f"sanitizer reports in {bad_logs}")
-        lost = n_chain - final["credited"] - final["reorged"]
+        lost = n_chain - final["credited"] - final["reorged"] - final["below_minimum"]
         lat = self.latency(addrs)
         # What each cluster fault did to latency: the deposits in the
         # pipeline while it lasted.
@@ -665,7 +785,7 @@ class Chaos(LocalPipeline):
                   "lost": lost,
                   "double_credited": double_credited, "double_minted": double_minted,
                   "faults": dict(self.faults), "seconds": round(time.monotonic() - t0, 1), "problems": problems,
-                  "p50_s": lat["p50_s"], "p99_s": lat["p99_s"], "cluster_faults": cluster_faults}
+                  "p50_s": lat["p50_s"], "p99_s": lat["p99_s"], "cluster_faults": cluster_faults, **hooks}
         log(f"schedule {seed}: " + ("ok" if not problems else "FAILED: " + " | ".join(problems)))
         return result
 
@@ -687,6 +807,9 @@ def report(results: list[dict]) -> None:
               f" {r['double_credited']} | {r['double_minted']} | {r['seconds']} | {r['p50_s']} | {r['p99_s']} |"
               f" {'yes' if not r['problems'] else 'NO'} |")
     print()
+    print("webhooks (notify): " + ", ".join(f"seed {r['seed']}: {r.get('webhook_deliveries', 0)} deliveries,"
+                                           f" {r.get('webhook_duplicates', 0)} duplicate(s) of one id"
+                                           for r in results))
     print("faults injected: " + ", ".join(f"{k} {v}" for k, v in sorted(faults.items())))
     cluster = [f for r in results for f in r.get("cluster_faults", [])]
     if cluster:

@@ -38,7 +38,7 @@ def test_every_schedule_has_every_fault_kind_and_kills_every_stage():
         assert all(e["target"] == "secondary" for e in ev if e["kind"] == "lie"), seed
         assert {e["target"] for e in ev if e["kind"] == "restart"} == {"kafka", "postgres"}
         killed = {e["target"].rsplit("-", 1)[0] for e in ev if e["kind"] == "kill"}
-        assert killed == {"detect", "verify", "ipfs-upload", "mint", "credit"}, (seed, killed)
+        assert killed == {"detect", "verify", "ipfs-upload", "mint", "credit", "notify"}, (seed, killed)
         assert sum(int(e["detail"]) for e in ev if e["kind"] == "deposits") == 100
         assert all(0 <= e["t"] <= 45 for e in ev)
         lies = sorted((e["t"], e["t"] + e["duration"]) for e in ev if e["kind"] == "lie")

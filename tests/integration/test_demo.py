@@ -4,7 +4,7 @@ A short run (DEMO_DEPOSITS deposits instead of 300) of the real target: every
 service in a folder of its own, the contracts deployed, every stage and the
 sweeper running, deposits made with anvil's accounts, then the report. Its
 invariant line is what is checked: the deposits zl-audit counts on chain
-equal credited + dead-lettered + reorged, none credited twice, and zl-audit
+equal credited + dead-lettered + reorged + below_minimum, none credited twice, and zl-audit
 finds the books clean.
 """
 import os
@@ -25,8 +25,8 @@ DEMO_DEPOSITS = 10
 # by DEMO_WAIT_S.
 DEMO_WAIT_S = 180
 DEMO_TIMEOUT_S = 600
-INVARIANT = re.compile(r"^invariant: (\d+) deposits on chain = (\d+) credited \+ (\d+) dead \+ (\d+) reorged, "
-                       r"(\d+) credited twice, zl-audit (\w+): (\w+)$", re.M)
+INVARIANT = re.compile(r"^invariant: (\d+) deposits on chain = (\d+) credited \+ (\d+) dead \+ (\d+) reorged \+ "
+                       r"(\d+) below_minimum, (\d+) credited twice, zl-audit (\w+): (\w+)$", re.M)
 
 
 def make_env() -> dict:
@@ -54,7 +54,7 @@ def stop_everything(local: Path) -> None:
 def test_make_demo_credits_every_deposit_once():
     """Guards against the README's first command being broken (the demo is
     run by no other test): every deposit made on chain must end credited,
-    dead-lettered or reorged, once, with the books balanced."""
+    dead-lettered, reorged or below_minimum, once, with the books balanced."""
     build = Path(need_env("ZL_BUILD_DIR"))
     local = REPO / ".local" / f"test-demo-{uuid.uuid4().hex[:8]}"
     args = f"--deposits {DEMO_DEPOSITS} --timeout-s {DEMO_WAIT_S} --local-dir {local}"
@@ -65,10 +65,10 @@ def test_make_demo_credits_every_deposit_once():
         text = out.stdout + out.stderr
         m = INVARIANT.search(out.stdout)
         assert m, f"no invariant line in the report:\n{text[-4000:]}"
-        on_chain, credited, dead, reorged, twice = map(int, m.groups()[:5])
+        on_chain, credited, dead, reorged, below_minimum, twice = map(int, m.groups()[:6])
         assert on_chain == DEMO_DEPOSITS, m.group(0)
-        assert credited + dead + reorged == on_chain and twice == 0, m.group(0)
-        assert m.group(6) == "clean" and m.group(7) == "holds", m.group(0)
+        assert credited + dead + reorged + below_minimum == on_chain and twice == 0, m.group(0)
+        assert m.group(7) == "clean" and m.group(8) == "holds", m.group(0)
         assert credited == DEMO_DEPOSITS, f"a deposit was dead-lettered or reorged in a clean run: {m.group(0)}"
         assert out.returncode == 0, text[-4000:]
         assert "demo: everything stopped" in out.stdout

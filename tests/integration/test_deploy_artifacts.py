@@ -40,9 +40,9 @@ TOOLS_BIN = Path(os.environ.get("ZL_CACHE_DIR", Path.home() / ".cache" / "zerolo
 
 # Stage binaries and what they consume. detect reads the chain, not Kafka.
 CONSUMER_STAGES = {"verify": "zl.deposits.detected", "ipfs-upload": "zl.deposits.verified",
-                   "mint": "zl.nft.pinned", "credit": "zl.nft.minted"}
+                   "mint": "zl.nft.pinned", "credit": "zl.nft.minted", "notify": "zl.credits.applied"}
 SINGLE_ACTIVE = {"detect": "detect", "sweep": "zl-sweep"}  # deployment -> binary
-BINARIES = {"detect", "verify", "ipfs-upload", "mint", "credit", "zl-sweep", "zl-admin", "zl-migrate", "zl-topics",
+BINARIES = {"detect", "verify", "ipfs-upload", "mint", "credit", "notify", "zl-sweep", "zl-admin", "zl-migrate", "zl-topics",
             "zl-replay"}
 # Exported by zl-sweep / zl-admin (operations issue), named here by agreement;
 # checked against their sources as soon as those exist.
@@ -306,7 +306,7 @@ def test_prometheus_scrapes_every_stage_and_loads_the_alert_rules():
         for sc in job.get("static_configs", []):
             names |= {t.split(":")[0] for t in sc["targets"]}
     compose = yaml.safe_load(COMPOSE.read_text())["services"]
-    for svc in ("detect", "verify", "ipfs-upload", "mint", "credit", "sweep", "admin"):
+    for svc in ("detect", "verify", "ipfs-upload", "mint", "credit", "notify", "sweep", "admin"):
         assert svc in names, f"{svc} is not scraped"
         port = int(compose[svc].get("environment", {}).get("ZL_HTTP_PORT", 9100))
         assert port in ports or f"{svc}:{port}" in str(cfg), f"{svc} serves on {port}, scraped on {ports}"
@@ -344,13 +344,13 @@ def test_compose_runs_every_stage_with_init_secrets_and_monitoring():
     c = yaml.safe_load(COMPOSE.read_text())
     s = c["services"]
     for name in ("kafka", "postgres", "anvil", "ipfs", "secrets-init", "init", "contracts", "detect", "verify",
-                 "ipfs-upload", "mint", "credit", "sweep", "admin", "prometheus", "grafana"):
+                 "ipfs-upload", "mint", "credit", "notify", "sweep", "admin", "prometheus", "grafana"):
         assert name in s, f"service {name} missing"
     init_cmd = " ".join(s["init"]["command"])
     assert "zl-migrate" in init_cmd and "zl-topics" in init_cmd
     assert "deploy.sh" in " ".join(s["contracts"]["command"])
     partitions = int(s["init"]["environment"]["ZL_TOPIC_PARTITIONS"])
-    for name in ("detect", "verify", "ipfs-upload", "mint", "credit", "sweep", "admin"):
+    for name in ("detect", "verify", "ipfs-upload", "mint", "credit", "notify", "sweep", "admin"):
         svc = s[name]
         assert svc["command"][0] in BINARIES, f"{name} runs {svc['command']}"
         env = svc["environment"]
@@ -396,7 +396,7 @@ def test_every_manifest_parses_and_is_listed_in_the_kustomization():
         out = subprocess.run(["kubectl", "kustomize", str(K8S)], capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
         kinds = [d["kind"] for d in yaml.safe_load_all(out.stdout) if d]
-        assert kinds.count("Deployment") == 7 and kinds.count("ScaledObject") == 4, kinds
+        assert kinds.count("Deployment") == 8 and kinds.count("ScaledObject") == 5, kinds
 
 
 def pod_spec(o: dict) -> dict:
@@ -418,7 +418,7 @@ def test_each_stage_deployment_has_probes_budget_resources_and_drain_time():
     SIGKILL (short grace period), and a node drain taking every copy at once
     (no PodDisruptionBudget)."""
     deps = by_kind("Deployment")
-    assert set(deps) == {"detect", "verify", "ipfs-upload", "mint", "credit", "sweep", "admin"}
+    assert set(deps) == {"detect", "verify", "ipfs-upload", "mint", "credit", "notify", "sweep", "admin"}
     pdbs = by_kind("PodDisruptionBudget")
     for name, d in deps.items():
         spec = pod_spec(d)

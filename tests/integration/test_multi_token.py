@@ -60,8 +60,9 @@ def entry_of(p, addr: str) -> list[list[str]]:
 def test_two_tokens_with_18_and_6_decimals_are_each_credited_at_their_own_rate(two_tokens):
     """Guards against a second token being ignored (one token per chain), or
     credited with the first token's decimals: 7.5 USDC at 6 decimals would be
-    0 eggs with 18. A deposit under its own token's minimum is dead-lettered
-    naming that token's minimum, although it is far above the other's."""
+    0 eggs with 18. A deposit under its own token's minimum is settled
+    below_minimum (issue 21: never dead-lettered) naming that token's
+    minimum, although it is far above the other's."""
     p = two_tokens
     a_usdt, a_usdc, a_small = p.deposit_addrs[:3]
     pay(p, p.token, a_usdt, 5 * 10**18)             # 5 USDT
@@ -78,14 +79,14 @@ def test_two_tokens_with_18_and_6_decimals_are_each_credited_at_their_own_rate(t
     # each token's system account carries its own debit
     sys_rows = dict(p.psql("SELECT owner, balance FROM ledger_accounts WHERE kind = 'system'"))
     assert sys_rows == {p.token: "-500", p.usdc: "-1875"}, sys_rows
-    wait_until(lambda: p.counts([a_small])["dead"] == 1, 120, "the small USDC deposit dead-lettered")
+    wait_until(lambda: p.counts([a_small])["below_minimum"] == 1, 120, "the small USDC deposit below_minimum")
     err = p.psql("SELECT last_error FROM deposits WHERE tx_hash = :'v1'", tx_small)[0][0]
     assert f"below USDC's minimum {USDC_MIN}" in err, err
     # detect read and recorded each token's decimals from the chain
     rec = dict(p.psql("SELECT token, decimals::text FROM token_decimals"))
     assert rec == {p.token: "18", p.usdc: "6"}, rec
     # the chain rescan compares both tokens' Transfers: the three deposits
-    # (two credited, one dead) are each a row, nothing is missing
+    # (two credited, one below_minimum) are each a row, nothing is missing
     head = int(p.cast("block-number", "--rpc-url", p.env["ZL_RPC_URLS"]))
     audit = subprocess.run([str(p.bin / "zl-audit"), "--chain", f"{p.nft_from_block}-{head}"],
                            env=p.worker_env("audit"), capture_output=True, text=True, timeout=300)

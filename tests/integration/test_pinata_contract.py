@@ -5,9 +5,11 @@ stands in for it. It is not a mock of our code: it checks each request
 exactly as Pinata documents it (POST /pinning/pinFileToIPFS, header
 `Authorization: Bearer <JWT>`, multipart/form-data with the part `file` and
 the JSON parts `pinataMetadata` {"name"} and `pinataOptions` {"cidVersion":1};
-GET /data/testAuthentication), refuses anything else with 400, and plays back
-Pinata's documented answers: {"IpfsHash","PinSize","Timestamp"}, 401 for a
-bad key and 429 when rate limited. It also serves what it stored under
+GET /data/testAuthentication; DELETE /pinning/unpin/<cid> with no body),
+refuses anything else with 400, and plays back Pinata's documented answers:
+{"IpfsHash","PinSize","Timestamp"}, 200 "OK" for an unpin, 400 with reason
+CURRENT_USER_HAS_NOT_PINNED_CID for a CID the account does not pin, 401 for
+a bad key and 429 when rate limited. It also serves what it stored under
 /ipfs/<cid>, as a Pinata dedicated gateway does, so the retrievability check
 runs too. The real Kafka and PostgreSQL are used; the CID it returns is the
 one the real Kubo CLI computes for the uploaded bytes.
@@ -25,8 +27,9 @@ import pytest
 
 from conftest import need_env
 from ipfs_helpers import IMAGE_FILE, IpfsPipeline, KuboCli, insert_verified_rows, rows, verified_deposit
-from runtime_helpers import wait_until
+from runtime_helpers import psql, wait_until
 from test_ipfs_upload import pipeline  # noqa: F401  (isolated topics and group)
+from test_unpin import own_db  # noqa: F401  (a database of the test's own)
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJ6bCI6InRlc3QifQ.c2lnbmF0dXJl"
 
@@ -36,6 +39,7 @@ class PinataCapture:
         self.requests = []     # every request as seen, for the assertions
         self.violations = []   # contract breaches found while serving
         self.store = {}        # cid -> bytes
+        self.pinned = set()    # CIDs pinned and not unpinned
         self.rate_limited = rate_limited
         cap = self
 
@@ -110,7 +114,25 @@ class PinataCapture:
                 data = req["parts"]["file"]["data"]
                 cid = cli.cid(data)
                 cap.store[cid] = data
+                cap.pinned.add(cid)
                 self.answer(200, {"IpfsHash": cid, "PinSize": len(data), "Timestamp": "2026-11-23T10:00:00.000Z"})
+
+            def do_DELETE(self):
+                length = int(self.headers.get("Content-Length", "0"))
+                cap.requests.append({"method": "DELETE", "path": self.path, "headers": dict(self.headers),
+                                     "body": self.rfile.read(length) if length else b""})
+                prefix = "/pinning/unpin/"
+                if not self.path.startswith(prefix) or "/" in self.path[len(prefix):] or length:
+                    cap.violations.append(f"DELETE {self.path} with {length} body bytes")
+                    return self.answer(400, {"error": "expected DELETE /pinning/unpin/{hashToUnpin}"})
+                if not self.authorised():
+                    return
+                cid = self.path[len(prefix):]
+                if cid not in cap.pinned:
+                    return self.answer(400, {"error": {"reason": "CURRENT_USER_HAS_NOT_PINNED_CID",
+                                                       "details": f"The current user has not pinned the cid: {cid}"}})
+                cap.pinned.discard(cid)
+                self.answer(200, raw=b"OK", ctype="text/plain")
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -200,5 +222,47 @@ def test_contract_pinata_rejecting_the_jwt_is_an_outage_not_a_dead_letter(pipeli
                    "the outage probe to ask Pinata")
         assert rows([d["deposit_id"]])[d["deposit_id"]]["state"] == "verified"
         assert pipeline.dlq_headers() == []
+    finally:
+        cap.stop()
+
+
+def test_contract_unpin_request_is_exactly_as_pinata_documents(own_db, pipeline, cli, tmp_path):
+    """Guards against orphaned metadata staying pinned (and paid for) on
+    Pinata because the unpin request is not the one Pinata documents
+    (DELETE /pinning/unpin/{hashToUnpin}, Bearer JWT), and against a CID
+    Pinata no longer holds (CURRENT_USER_HAS_NOT_PINNED_CID) being retried
+    for ever instead of counted as done."""
+    cap = PinataCapture(cli)
+    try:
+        d = verified_deposit()
+        dep = d["deposit_id"]
+        insert_verified_rows([d])
+        pipeline.produce([d])
+        pipeline.start("w", ZL_IPFS_PROVIDERS=f"pinata={cap.url}", ZL_IPFS_GATEWAY_URLS=cap.url,
+                       ZL_IPFS_PINATA_JWT_FILE=jwt_file(tmp_path), ZL_UNPIN_GRACE_MS="1000",
+                       ZL_UNPIN_INTERVAL_MS="200")
+        wait_until(lambda: rows([dep])[dep]["state"] == "pinned", 60, "pinned through Pinata")
+        cid = rows([dep])[dep]["cid"]
+        assert cid in cap.pinned
+        # detect marks the deposit reorged (its block left the chain).
+        psql("UPDATE deposits SET state = 'reorged', updated_at = now() WHERE deposit_id = :'v1'", dep)
+
+        def unpinned_at():
+            return psql("SELECT coalesce(unpinned_at::text, 'held') FROM deposits WHERE deposit_id = :'v1'", dep)[0][0]
+        wait_until(lambda: unpinned_at() != "held", 30, "the reorged deposit unpinned")
+        assert cap.violations == []
+        deletes = [r for r in cap.requests if r["method"] == "DELETE"]
+        assert [r["path"] for r in deletes] == [f"/pinning/unpin/{cid}"]
+        assert deletes[0]["headers"]["Authorization"] == f"Bearer {JWT}"
+        assert cid not in cap.pinned
+        assert len(cap.pinned) == 1, "the image, which every document shares, stays pinned"
+
+        # As if the pass died before recording it: Pinata answers it does
+        # not pin the CID, which counts as done.
+        psql("UPDATE deposits SET unpinned_at = NULL WHERE deposit_id = :'v1'", dep)
+        wait_until(lambda: unpinned_at() != "held", 30, "recorded again")
+        assert 'zl_ipfs_unpins_total{stage="ipfs-unpin",provider="0:pinata",outcome="not_pinned"} 1' in \
+            pipeline.metrics("w")
+        assert cap.violations == []
     finally:
         cap.stop()

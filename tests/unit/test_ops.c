@@ -7,6 +7,7 @@
 #include "admin.h"
 #include "kafka.h"
 #include "replay.h"
+#include "state.h"
 #include "sweep.h"
 #include "zltest.h"
 
@@ -148,14 +149,25 @@ ZT_TEST(sweep_rebuilds_each_state_s_event_and_skips_terminal_rows)
     ZT_EQ_INT(12, (int)ev.confirmations);
     cols[11] = "minted"; /* no mint fields: not a valid minted event */
     ZT_CHECK(zl_sweep_event_from_row(cols, &ev, err, sizeof(err)) == -1);
-    const char *terminal[] = {"credited", "reorged", "dead"};
-    for (int i = 0; i < 3; i++) {
+    const char *terminal[] = {"credited", "reorged", "dead", "below_minimum"};
+    for (int i = 0; i < 4; i++) {
         cols[11] = terminal[i];
         ZT_EQ_INT(1, zl_sweep_event_from_row(cols, &ev, err, sizeof(err)));
     }
     cols[11] = "detected";
     cols[1] = "-5";
     ZT_EQ_INT(-1, zl_sweep_event_from_row(cols, &ev, err, sizeof(err)));
+}
+
+ZT_TEST(below_minimum_is_a_side_state_off_the_main_path)
+{
+    zl_state s = ZL_STATE_UNKNOWN;
+    ZT_REQUIRE(zl_state_parse("below_minimum", &s) == 0);
+    ZT_EQ_INT(ZL_STATE_BELOW_MINIMUM, s);
+    ZT_EQ_STR("below_minimum", zl_state_name(s));
+    ZT_EQ_INT(0, zl_state_rank(s)); /* never "past" a stage: nothing is re-published for it */
+    ZT_CHECK(zl_state_off_path(s) && zl_state_off_path(ZL_STATE_REORGED) && zl_state_off_path(ZL_STATE_DEAD));
+    ZT_CHECK(!zl_state_off_path(ZL_STATE_DETECTED) && !zl_state_off_path(ZL_STATE_CREDITED));
 }
 
 ZT_TEST(sweep_lock_keys_differ_per_deployment_and_chain)
@@ -198,5 +210,6 @@ ZT_TEST(token_bucket_allows_a_burst_then_the_rate)
 ZT_MAIN(filter_matches_only_what_was_asked, rfc3339_parses_utc_offsets_and_fractions,
         rate_parses_per_second_and_per_minute, replay_headers_drop_retry_and_dlq_state_and_raise_the_count,
         replay_target_is_the_dlq_stage_s_input_from_the_topic_name_alone,
-        sweep_rebuilds_each_state_s_event_and_skips_terminal_rows, sweep_lock_keys_differ_per_deployment_and_chain,
+        sweep_rebuilds_each_state_s_event_and_skips_terminal_rows, below_minimum_is_a_side_state_off_the_main_path,
+        sweep_lock_keys_differ_per_deployment_and_chain,
         admin_token_must_match_exactly_with_the_bearer_scheme, token_bucket_allows_a_burst_then_the_rate)

@@ -11,7 +11,8 @@
  * The NFT image (ZL_NFT_IMAGE_FILE, or one per amount tier) is pinned once;
  * its CID is remembered in ipfs_images (schemas/sql/003_ipfs.sql) and reused
  * (images.c). Every class comes from the layer that saw the failure (pg.h,
- * ipfs.h) and is passed on unchanged.
+ * ipfs.h) and is passed on unchanged. A thread of its own removes the pins
+ * of deposits that will never be minted (unpin.h, ZL_UNPIN_*).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 #include "log.h"
 #include "nftmeta.h"
 #include "runtime.h"
+#include "unpin.h"
 
 struct ipfs_upload_config {
     char *providers;
@@ -104,6 +106,8 @@ struct ipfs_upload {
     bool pg_inited;
     struct iu_images images;
     char providers[ZL_IPFS_URL_MAX * 2];   /* the effective provider list: part of an image's key */
+    struct zl_unpin_opts unpin_cfg;
+    struct zl_unpinner *unpinner;          /* NULL when ZL_UNPIN_ENABLED is off */
 };
 
 static struct ipfs_upload g_ipfs_upload;
@@ -335,7 +339,8 @@ static int iu_init(void *ctx, const struct zl_runtime_env *env, char *errstr, si
     o.breaker.sampling_duration_ms = u->cfg.breaker_sampling_ms;
     o.breaker.minimum_throughput = (int32_t)u->cfg.breaker_min_throughput;
     o.breaker.break_duration_ms = u->cfg.breaker_break_ms;
-    if (zl_ipfs_new(&u->ipfs, &o, errstr, errstr_size) != 0)
+    if (zl_ipfs_new(&u->ipfs, &o, errstr, errstr_size) != 0 ||
+        zl_unpinner_start(&u->unpinner, &u->unpin_cfg, &o, env, errstr, errstr_size) != 0)
         return -1;
     if (zl_pg_init(&u->pg, env->cfg->pg_dsn, env->cfg->pg_connect_timeout_ms) != 0 ||
         iu_images_prepare(&u->pg) != 0) {
@@ -359,6 +364,7 @@ static int iu_reset_breakers(void *ctx, const char *dependency)
 static void iu_fini(void *ctx)
 {
     struct ipfs_upload *u = ctx;
+    zl_unpinner_stop(u->unpinner);
     zl_ipfs_free(u->ipfs);
     u->ipfs = NULL;
     if (u->pg_inited)
@@ -384,7 +390,8 @@ int main(int argc, char **argv)
         .fini = iu_fini,
         .ctx = &g_ipfs_upload,
     };
-    struct zl_config_section extra = {"ipfs-upload stage", iu_settings, sizeof(iu_settings) / sizeof(iu_settings[0]),
-                                      &g_ipfs_upload.cfg};
-    return zl_runtime_main(&stage, &extra, 1, argc, argv);
+    struct zl_config_section extra[2] = {
+        {"ipfs-upload stage", iu_settings, sizeof(iu_settings) / sizeof(iu_settings[0]), &g_ipfs_upload.cfg},
+        {"ipfs-upload unpin pass", zl_unpin_settings, zl_unpin_settings_count, &g_ipfs_upload.unpin_cfg}};
+    return zl_runtime_main(&stage, extra, 2, argc, argv);
 }

@@ -48,22 +48,39 @@ struct vitem {
     size_t block;               /* index into the batch's block array */
 };
 
-/* The checks that need no chain: the row's token and amount. */
+/* The check that needs no chain: the row's token is a deposit token. */
 static bool static_checks(struct verify *v, struct zl_work *w)
 {
     const struct zl_facts *in = &w->row.facts;
-    const struct zl_token *t = zl_tokens_find(&v->tokens, in->token);
-    if (t == NULL) {
+    if (zl_tokens_find(&v->tokens, in->token) == NULL) {
         snprintf(w->error, sizeof(w->error), "token %s is not a deposit token (not in ZL_TOKENS)", in->token);
         w->result = ZL_PERMANENT;
         return false;
     }
-    if (zl_dec_cmp(in->amount, t->min_amount) < 0) {
-        snprintf(w->error, sizeof(w->error), "amount %s is below %s's minimum %s", in->amount, t->symbol,
-                 t->min_amount);
-        w->result = ZL_PERMANENT;
+    return true;
+}
+
+/* A real and final deposit under its token's minimum (dust, spam sent to a
+ * public address) is expected, not a failure: it is settled `below_minimum`
+ * (runtime.h, zl_work.settle), counted, and never dead-lettered; nothing is
+ * published. Judged on the amount the receipt's Transfer carried (matched to
+ * the row by judge_receipt), unless an operator waived the minimum for this
+ * deposit (zlctl credit-below-minimum). Returns true when settled. */
+static bool settle_below_minimum(struct verify *v, struct zl_work *w)
+{
+    const struct zl_facts *f = &w->row.facts;
+    const struct zl_token *t = zl_tokens_find(&v->tokens, f->token);
+    if (t == NULL || w->row.min_waived || zl_dec_cmp(f->amount, t->min_amount) >= 0)
         return false;
-    }
+    snprintf(w->error, sizeof(w->error), "amount %s is below %s's minimum %s: settled below_minimum (an operator"
+             " may credit it: zlctl credit-below-minimum)", f->amount, t->symbol, t->min_amount);
+    w->settle = ZL_STATE_BELOW_MINIMUM;
+    w->result = ZL_OK;
+    zl_metric_counter_add(v->m_below_min[t - v->tokens.t], 1);
+    struct zl_log_ctx lc;
+    zl_work_log_ctx(w, &lc);
+    zl_log_kv(ZL_LOG_INFO, &lc, "deposit below its token's minimum: settled below_minimum, not passed on", "token",
+              t->symbol, "amount", f->amount, "minimum", t->min_amount, NULL);
     return true;
 }
 
@@ -170,6 +187,8 @@ static void judge_block(struct verify *v, struct zl_work *w, const struct vitem 
         w->result = ZL_DEFER;
         return;
     }
+    if (settle_below_minimum(v, w))
+        return;
     zl_event_derive(&w->out, in, ZL_TOPIC_VERIFIED);
     w->out.confirmations = conf > UINT32_MAX ? UINT32_MAX : (uint32_t)conf;
     w->out.block_number = it->bn;

@@ -3,8 +3,7 @@
  *
  * For each zl.deposits.detected event, with quorum reads (ZL_RPC_QUORUM
  * endpoints must agree on the receipt, on the block hash and on the head):
- *   - the token is in ZL_TOKENS and the amount at least its minimum (or
- *     ZL_MIN_AMOUNT), else permanent;
+ *   - the token is in ZL_TOKENS, else permanent;
  *   - the receipt exists with status 1 (status 0: permanent);
  *   - its log at log_index is a Transfer of the same token, from, to, amount;
  *   - its block is canonical and final, else defer (the delay tiers; the
@@ -19,7 +18,12 @@
  *     zl_verify_reorged_total metric counts it;
  *   - the chain shorter than its block (a reorg in progress, or an endpoint
  *     behind): defer;
- *   - every RPC endpoint down: outage (pause, never DLQ).
+ *   - every RPC endpoint down: outage (pause, never DLQ);
+ *   - real and final but under its token's minimum (ZL_TOKENS, or
+ *     ZL_MIN_AMOUNT): the row is settled `below_minimum`, nothing is
+ *     published, never DLQ; zl_verify_below_minimum_total{token} counts it.
+ *     A row whose minimum an operator waived (min_waived_at, zlctl
+ *     credit-below-minimum) is judged without it.
  * A tx re-included in another block at the same log index keeps its
  * deposit id; the verified event and the row carry the new block facts.
  *
@@ -83,6 +87,13 @@ static int verify_init(void *ctx, const struct zl_runtime_env *env, char *errstr
     zl_metrics_describe(env->metrics, "zl_verify_reorged_total", ZL_METRIC_COUNTER,
                         "deposits found gone from the chain at verification (marked reorged, not passed on)");
     v->m_reorged = zl_metrics_counter_handle(env->metrics, "zl_verify_reorged_total", NULL);
+    zl_metrics_describe(env->metrics, "zl_verify_below_minimum_total", ZL_METRIC_COUNTER,
+                        "deposits under their token's minimum (settled below_minimum, not passed on, never DLQ)");
+    for (size_t i = 0; i < v->tokens.n; i++) {
+        char labels[ZL_TOKEN_SYMBOL_SIZE + 16];
+        snprintf(labels, sizeof(labels), "token=\"%s\"", v->tokens.t[i].symbol);
+        v->m_below_min[i] = zl_metrics_counter_handle(env->metrics, "zl_verify_below_minimum_total", labels);
+    }
     return 0;
 }
 

@@ -33,6 +33,7 @@ struct verify {
     struct zl_rpc *rpc;
     struct zl_pg pg; /* own connection: marks rows reorged outside the CAS */
     zl_metric *m_reorged;
+    zl_metric *m_below_min[ZL_TOKENS_MAX]; /* zl_verify_below_minimum_total, per tokens.t[i] */
 };
 
 /* The stage's process_batch (judge.c). */

@@ -25,8 +25,9 @@ from .procs import kill, run, sanitizer_report, spawn
 from .services import SERVICES, services, services_env  # noqa: F401
 # anvil's dev accounts come from this public test mnemonic: test keys only.
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
-TERMINAL = ("credited", "dead", "reorged")
-STATES = ["detected", "verified", "pinned", "mint_submitted", "minted", "credited", "dead", "reorged"]
+TERMINAL = ("credited", "dead", "reorged", "below_minimum")
+STATES = ["detected", "verified", "pinned", "mint_submitted", "minted", "credited", "dead", "reorged",
+          "below_minimum"]
 STAGES = ["detect", "verify", "ipfs-upload", "mint", "credit"]
 # How long a worker may take to drain after SIGTERM before it is killed.
 STOP_GRACE_S = 30
