@@ -6,12 +6,14 @@ rows by hand (the history trigger writes what a stage's update would); the
 last test makes a real deposit through every stage and watches headless
 Chromium show it credited on the server's page.
 """
+import os
 import re
 import secrets
 import subprocess
 import time
 import urllib.parse
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -339,7 +341,8 @@ def test_page_in_headless_chromium_shows_a_real_deposit_reach_credited(tmp_path)
     deposit made on chain, through every stage, must show as "credited" in
     its row of the page in headless Chromium (read from the DOM the page's
     script builds); the same stream, read directly, carries the deposit from
-    detected to credited and nothing of another user's deposit."""
+    detected to credited and nothing of another user's deposit. The page
+    is served by the notify stage itself (ZL_LIVE_PORT), as deployed."""
     from zlharness.pipeline import STAGES, scratch_pipeline
     with scratch_pipeline("live") as p:
         p.setup(accounts=1, users=2)
@@ -347,7 +350,9 @@ def test_page_in_headless_chromium_shows_a_real_deposit_reach_credited(tmp_path)
         user = p.user_of[mine]
         run_dir = p.local / "run"
         run_dir.mkdir(parents=True, exist_ok=True)
-        server = LiveServer(tmp_path, p.env["ZL_PG_DSN"], env=p.env, pid_file=run_dir / "live.pid").start()
+        notify = Path(os.environ.get("ZL_BIN_DIR", Path(os.environ["ZL_BUILD_DIR"]) / "bin")) / "notify"
+        server = LiveServer(tmp_path, p.env["ZL_PG_DSN"], env=p.worker_env("notify"), pid_file=run_dir / "live.pid",
+                            binary=notify).start()
         browser = None
         try:
             stream = SseClient(server.url, server.token(user))

@@ -34,10 +34,11 @@ def mint_token(secret: str, user_id: str, expiry_unix: int) -> str:
 
 
 class LiveServer:
-    """tests/c/live_server against dsn on a free port, with a fresh secret."""
+    """tests/c/live_server against dsn on a free port, with a fresh secret;
+    or, with binary, that binary (the notify stage, which serves it)."""
 
     def __init__(self, workdir: Path, dsn: str, env: dict | None = None, pid_file: Path | None = None,
-                 **settings):
+                 binary: Path | None = None, **settings):
         """pid_file: where tests/run-all finds it if pytest is killed (a
         LocalPipeline's run folder)."""
         self.workdir = workdir
@@ -49,7 +50,7 @@ class LiveServer:
                         ZL_LIVE_TOKEN_SECRET_FILE=str(self.secret_file), ZL_LIVE_POLL_INTERVAL_MS="100",
                         ZL_LIVE_KEEPALIVE_MS="1000")
         self.env.update({k: str(v) for k, v in settings.items()})
-        self.binary = Path(need_env("ZL_BUILD_DIR", self.env)) / "tests" / "live_server"
+        self.binary = binary or Path(need_env("ZL_BUILD_DIR", self.env)) / "tests" / "live_server"
         self.proc = None
 
     @property
