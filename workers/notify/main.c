@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "kafka.h"
+#include "live.h"
 #include "log.h"
 #include "runtime.h"
 #include "webhook_outbox.h"
@@ -61,7 +62,9 @@ static const struct zl_setting notify_settings[] = {
 
 struct notify {
     struct notify_config cfg;
+    struct zl_live_config live_cfg;
     struct zl_webhook_sender *sender;
+    struct zl_live *live; /* NULL with ZL_LIVE_PORT=0 */
 };
 
 /* Nothing to do before the transaction: the outbox rows are the effect. */
@@ -125,7 +128,16 @@ static int notify_init(void *ctx, const struct zl_runtime_env *env, char *errstr
     };
     if (zl_webhook_sender_start(&nt->sender, &so, errstr, errstr_size) != 0)
         return -1;
-    /* The live updates endpoint (common/live.h) starts here too. */
+    /* The live updates endpoint (common/live.h) reads the state history,
+     * not Kafka: it runs beside the consumer, so a slow browser never holds
+     * a partition. A wrong setting exits 2 like the stage's own. */
+    int lrc = zl_live_start(&nt->live_cfg, env->cfg->pg_dsn, env->cfg->pg_connect_timeout_ms, &nt->live, errstr,
+                            errstr_size);
+    if (lrc != 0) {
+        zl_webhook_sender_stop(nt->sender); /* fini is not called after a failed init */
+        nt->sender = NULL;
+        return lrc == ZL_LIVE_REFUSED ? ZL_RUNTIME_INIT_REFUSED : -1;
+    }
     zl_log(ZL_LOG_INFO, NULL, "notify stage ready: %lld sender(s), give up after %lld ms",
            (long long)nt->cfg.senders, (long long)nt->cfg.give_up_ms);
     return 0;
@@ -134,6 +146,8 @@ static int notify_init(void *ctx, const struct zl_runtime_env *env, char *errstr
 static void notify_fini(void *ctx)
 {
     struct notify *nt = ctx;
+    zl_live_stop(nt->live);
+    nt->live = NULL;
     zl_webhook_sender_stop(nt->sender);
     nt->sender = NULL;
 }
@@ -157,7 +171,9 @@ int main(int argc, char **argv)
         .fini = notify_fini,
         .ctx = &g_notify,
     };
-    struct zl_config_section extra = {"Notify stage", notify_settings,
-                                      sizeof(notify_settings) / sizeof(notify_settings[0]), &g_notify.cfg};
-    return zl_runtime_main(&stage, &extra, 1, argc, argv);
+    struct zl_config_section extra[] = {
+        {"Notify stage", notify_settings, sizeof(notify_settings) / sizeof(notify_settings[0]), &g_notify.cfg},
+        {"Live updates", zl_live_settings, zl_live_settings_count, &g_notify.live_cfg},
+    };
+    return zl_runtime_main(&stage, extra, sizeof(extra) / sizeof(extra[0]), argc, argv);
 }
