@@ -1,6 +1,7 @@
-/* ipfs.c: the IPFS client (ipfs.h): providers in order behind their
- * breakers until pin_k hold an object, the gateway check, the probe, setup.
- * The providers' own requests are in ipfs_kubo.c and ipfs_pinning.c. */
+/* ipfs.c: the IPFS client (ipfs.h): what one provider call means for an
+ * object, the gateway check, the probe, setup. The providers' own requests
+ * are in ipfs_kubo.c and ipfs_pinning.c, their scheduling (bulkheads) in
+ * ipfs_par.c. */
 #include "ipfs.h"
 
 #include <curl/curl.h>
@@ -218,103 +219,63 @@ struct curl_slist *ipfs_auth_headers(const struct zl_ipfs *c, const struct provi
     return h;
 }
 
-enum attempt ipfs_post_mime(struct zl_ipfs *c, struct provider *p, const char *url, curl_mime *mime,
+enum attempt ipfs_post_mime(struct zl_ipfs *c, struct provider *p, CURL *h, const char *url, curl_mime *mime,
                             struct http_resp *r, char *err, size_t err_size)
 {
     struct curl_slist *hdrs = ipfs_auth_headers(c, p, false);
-    ipfs_http_do(p->curl, "POST", url, hdrs, mime, NULL, c->timeout_ms, c->connect_timeout_ms,
+    ipfs_http_do(h, "POST", url, hdrs, mime, NULL, c->timeout_ms, c->connect_timeout_ms,
                  ZL_IPFS_RESPONSE_MAX_BYTES, r);
     curl_slist_free_all(hdrs);
     curl_mime_free(mime);
     return ipfs_http_outcome(r, err, err_size);
 }
 
-/* Per-call scratch of zl_ipfs_pin_many, on the heap (~60 KiB). */
-struct pin_scratch {
-    size_t idx[ZL_IPFS_BATCH_MAX];
-    int pinned[ZL_IPFS_BATCH_MAX];
-    int down[ZL_IPFS_BATCH_MAX];         /* providers whose call came to ZL_OUTAGE */
-    size_t off[ZL_IPFS_BATCH_MAX];
-    bool mismatch[ZL_IPFS_BATCH_MAX];    /* a provider's call came to ZL_PERMANENT */
-    enum attempt a[ZL_IPFS_BATCH_MAX];
-    char got[ZL_IPFS_BATCH_MAX][ZL_IPFS_CID_TEXT_MAX];
-    char errs[ZL_IPFS_BATCH_MAX][ZL_ERRSTR_SIZE];
-};
-
-void zl_ipfs_pin_many(struct zl_ipfs *c, struct zl_ipfs_obj *objs, size_t n)
+void ipfs_pin_record(struct zl_ipfs *c, struct provider *p, struct zl_ipfs_obj *o, struct pin_tally *t,
+                     enum attempt a, const char *got, const char *err)
 {
-    ZL_ASSERT(n <= ZL_IPFS_BATCH_MAX);
-    struct pin_scratch *s = calloc(1, sizeof(*s));
-    for (size_t i = 0; i < n; i++) {
-        objs[i].error[0] = '\0';
-        objs[i].result = ZL_TRANSIENT;
-        if (s == NULL)
-            snprintf(objs[i].error, sizeof(objs[i].error), "out of memory");
-    }
-    if (s == NULL)
+    zl_class ac = ipfs_attempt_class(a);
+    ipfs_count(c, "zl_ipfs_pins_total", "provider", p->label, ipfs_attempt_name(a));
+    if (ac == ZL_OK) {
+        t->pinned++;
         return;
-    for (int pi = 0; pi < c->nprov; pi++) {
-        struct provider *p = &c->prov[pi];
-        size_t k = 0;
-        for (size_t i = 0; i < n; i++)
-            if (!s->mismatch[i] && s->pinned[i] < c->pin_k)
-                s->idx[k++] = i;
-        if (k == 0)
-            break;
-        if (p->kind == ZL_IPFS_KUBO) {
-            ipfs_pin_kubo(c, p, objs, s->idx, k, s->got, s->a, s->errs);
-        } else {
-            for (size_t j = 0; j < k; j++)
-                s->a[j] =
-                    ipfs_pin_one(c, p, &objs[s->idx[j]], s->got[j], sizeof(s->got[j]), s->errs[j], sizeof(s->errs[j]));
-        }
-        for (size_t j = 0; j < k; j++) {
-            size_t i = s->idx[j];
-            struct zl_ipfs_obj *o = &objs[i];
-            enum attempt a = s->a[j];
-            zl_class ac = ipfs_attempt_class(a);
-            ipfs_count(c, "zl_ipfs_pins_total", "provider", p->label, ipfs_attempt_name(a));
-            if (ac == ZL_OK) {
-                s->pinned[i]++;
-                continue;
-            }
-            if (ac == ZL_PERMANENT) { /* another CID: no other provider can undo that */
-                if (p->m_mismatch != NULL) /* metrics are optional (ipfs.h) */
-                    zl_metric_counter_add(p->m_mismatch, 1);
-                zl_log_kv(ZL_LOG_ERROR, NULL, "IPFS provider returned another CID than the content's", "provider",
-                          p->label, "expected", o->cid, "got", s->got[j], NULL);
-                snprintf(o->error, sizeof(o->error), "IPFS provider %s (%s) %s: its settings (CID version, raw "
-                         "leaves, chunker, hash) differ from ours, or it stored other bytes; fix it or remove it "
-                         "from ZL_IPFS_PROVIDERS, then replay", p->label, p->url, s->errs[j]);
-                s->mismatch[i] = true;
-                continue;
-            }
-            if (ac == ZL_OUTAGE)
-                s->down[i]++;
-            int w = snprintf(o->error + s->off[i], sizeof(o->error) - s->off[i], "%s%s %s: %s",
-                             s->off[i] > 0 ? "; " : "", p->label, ipfs_attempt_name(a), s->errs[j]);
-            if (w > 0 && (size_t)w < sizeof(o->error) - s->off[i])
-                s->off[i] += (size_t)w;
-        }
     }
-    for (size_t i = 0; i < n; i++) {
-        struct zl_ipfs_obj *o = &objs[i];
-        if (s->mismatch[i]) {
-            o->result = ZL_PERMANENT;
-        } else if (s->pinned[i] >= c->pin_k) {
-            o->result = ZL_OK;
-            o->error[0] = '\0';
-        } else {
-            /* Each provider's class was decided at its call: too few not
-             * down to reach pin_k is an outage, else a retry may pin it. */
-            char why[ZL_ERRSTR_SIZE];
-            snprintf(why, sizeof(why), "pinned %s to %d of %d required providers (%s)", o->cid, s->pinned[i],
-                     c->pin_k, o->error);
-            snprintf(o->error, sizeof(o->error), "%s", why);
-            o->result = c->nprov - s->down[i] < c->pin_k ? ZL_OUTAGE : ZL_TRANSIENT;
-        }
+    if (ac == ZL_PERMANENT) { /* another CID: no other provider can undo that */
+        if (p->m_mismatch != NULL) /* metrics are optional (ipfs.h) */
+            zl_metric_counter_add(p->m_mismatch, 1);
+        zl_log_kv(ZL_LOG_ERROR, NULL, "IPFS provider returned another CID than the content's", "provider", p->label,
+                  "expected", o->cid, "got", got, NULL);
+        snprintf(o->error, sizeof(o->error), "IPFS provider %s (%s) %s: its settings (CID version, raw "
+                 "leaves, chunker, hash) differ from ours, or it stored other bytes; fix it or remove it "
+                 "from ZL_IPFS_PROVIDERS, then replay", p->label, p->url, err);
+        t->mismatch = true;
+        return;
     }
-    free(s);
+    if (ac == ZL_OUTAGE)
+        t->down++;
+    if (t->mismatch)
+        return; /* the mismatch's message is the one that matters */
+    int w = snprintf(o->error + t->off, sizeof(o->error) - t->off, "%s%s %s: %s", t->off > 0 ? "; " : "", p->label,
+                     ipfs_attempt_name(a), err);
+    if (w > 0 && (size_t)w < sizeof(o->error) - t->off)
+        t->off += (size_t)w;
+}
+
+void ipfs_pin_result(const struct zl_ipfs *c, struct zl_ipfs_obj *o, const struct pin_tally *t)
+{
+    if (t->mismatch) {
+        o->result = ZL_PERMANENT;
+    } else if (t->pinned >= c->pin_k) {
+        o->result = ZL_OK;
+        o->error[0] = '\0';
+    } else {
+        /* Each provider's class was decided at its call: too few not
+         * down to reach pin_k is an outage, else a retry may pin it. */
+        char why[ZL_ERRSTR_SIZE];
+        snprintf(why, sizeof(why), "pinned %s to %d of %d required providers (%s)", o->cid, t->pinned, c->pin_k,
+                 o->error);
+        snprintf(o->error, sizeof(o->error), "%s", why);
+        o->result = c->nprov - t->down < c->pin_k ? ZL_OUTAGE : ZL_TRANSIENT;
+    }
 }
 
 zl_class zl_ipfs_pin(struct zl_ipfs *c, const void *data, size_t len, const char *name, const char *cid,
@@ -326,6 +287,31 @@ zl_class zl_ipfs_pin(struct zl_ipfs *c, const void *data, size_t len, const char
     return o.result;
 }
 
+enum attempt ipfs_gateway_check(struct zl_ipfs *c, int gw, CURL *h, const void *data, size_t len, const char *cid,
+                                char *err, size_t err_size)
+{
+    char url[ZL_IPFS_URL_MAX + 96];
+    snprintf(url, sizeof(url), "%s/ipfs/%s", c->gw[gw], cid);
+    struct http_resp r;
+    ipfs_http_do(h, "GET", url, NULL, NULL, NULL, c->gateway_timeout_ms, c->connect_timeout_ms, len + 1, &r);
+    enum attempt a = ipfs_http_outcome(&r, err, err_size);
+    if (a == A_OK) {
+        char fetched[ZL_CID_SIZE];
+        char cerr[ZL_ERRSTR_SIZE];
+        if (zl_cid_raw_v1(r.body.data, r.body.len, fetched, sizeof(fetched), cerr, sizeof(cerr)) != 0 ||
+            strcmp(fetched, cid) != 0 || r.body.len != len || (len > 0 && memcmp(r.body.data, data, len) != 0)) {
+            snprintf(err, err_size, "served %zu bytes that do not hash to %s", r.body.len, cid);
+            a = A_MISMATCH;
+        }
+    }
+    ipfs_resp_free(&r);
+    ipfs_count(c, "zl_ipfs_gateway_checks_total", "gateway", c->gw[gw], ipfs_attempt_name(a));
+    if (a != A_OK)
+        zl_log_kv(ZL_LOG_WARN, NULL, "IPFS gateway check failed, trying the next gateway", "gateway", c->gw[gw], "cid",
+                  cid, "error", err, NULL);
+    return a;
+}
+
 zl_class zl_ipfs_verify(struct zl_ipfs *c, const void *data, size_t len, const char *cid, char *errstr,
                         size_t errstr_size)
 {
@@ -335,29 +321,12 @@ zl_class zl_ipfs_verify(struct zl_ipfs *c, const void *data, size_t len, const c
     size_t off = 0;
     errstr[0] = '\0';
     for (int i = 0; i < c->ngw; i++) {
-        char url[ZL_IPFS_URL_MAX + 96], err[ZL_ERRSTR_SIZE];
-        snprintf(url, sizeof(url), "%s/ipfs/%s", c->gw[i], cid);
-        struct http_resp r;
-        ipfs_http_do(c->gw_curl, "GET", url, NULL, NULL, NULL, c->gateway_timeout_ms, c->connect_timeout_ms, len + 1,
-                     &r);
-        enum attempt a = ipfs_http_outcome(&r, err, sizeof(err));
-        if (a == A_OK) {
-            char fetched[ZL_CID_SIZE];
-            char cerr[ZL_ERRSTR_SIZE];
-            if (zl_cid_raw_v1(r.body.data, r.body.len, fetched, sizeof(fetched), cerr, sizeof(cerr)) != 0 ||
-                strcmp(fetched, cid) != 0 || r.body.len != len || (len > 0 && memcmp(r.body.data, data, len) != 0)) {
-                snprintf(err, sizeof(err), "served %zu bytes that do not hash to %s", r.body.len, cid);
-                a = A_MISMATCH;
-            }
-        }
-        ipfs_resp_free(&r);
-        ipfs_count(c, "zl_ipfs_gateway_checks_total", "gateway", c->gw[i], ipfs_attempt_name(a));
+        char err[ZL_ERRSTR_SIZE];
+        enum attempt a = ipfs_gateway_check(c, i, c->gw_curl, data, len, cid, err, sizeof(err));
         if (a == A_OK)
             return ZL_OK;
         if (a == A_DOWN)
             down++;
-        zl_log_kv(ZL_LOG_WARN, NULL, "IPFS gateway check failed, trying the next gateway", "gateway", c->gw[i],
-                  "cid", cid, "error", err, NULL);
         int n = snprintf(errstr + off, errstr_size - off, "%s%s: %s", off > 0 ? "; " : "", c->gw[i], err);
         if (n > 0 && (size_t)n < errstr_size - off)
             off += (size_t)n;
@@ -488,6 +457,19 @@ int zl_ipfs_new(struct zl_ipfs **out, const struct zl_ipfs_opts *o, char *errstr
     c->psa_poll_interval_ms = o->psa_poll_interval_ms > 0 ? o->psa_poll_interval_ms : 500;
     c->metrics = o->metrics;
     c->health = o->health;
+    int pbound = o->provider_concurrency_max > 0 ? o->provider_concurrency_max : 1;
+    int gbound = o->gateway_concurrency_max > 0 ? o->gateway_concurrency_max : 1;
+    if (pbound > ZL_IPFS_CONCURRENCY_LIMIT || gbound > ZL_IPFS_CONCURRENCY_LIMIT) {
+        snprintf(errstr, errstr_size, "ZL_IPFS_PROVIDER_CONCURRENCY_MAX / ZL_IPFS_GATEWAY_CONCURRENCY_MAX: %d / %d, "
+                 "at most %d", pbound, gbound, ZL_IPFS_CONCURRENCY_LIMIT);
+        free(c);
+        curl_global_cleanup();
+        return -1;
+    }
+    for (int i = 0; i < ZL_IPFS_PROVIDERS_MAX; i++)
+        c->prov[i].lane.bound = pbound;
+    for (int i = 0; i < ZL_IPFS_GATEWAYS_MAX; i++)
+        c->gw_lane[i].bound = gbound;
     snprintf(c->stage, sizeof(c->stage), "%s", o->stage != NULL ? o->stage : "");
 
     /* providers: kind=url,kind=url */
@@ -622,11 +604,14 @@ void zl_ipfs_free(struct zl_ipfs *c)
     for (int i = 0; i < ZL_IPFS_PROVIDERS_MAX; i++) {
         if (c->prov[i].curl != NULL)
             curl_easy_cleanup(c->prov[i].curl);
+        ipfs_lane_free(&c->prov[i].lane);
         if (c->prov[i].breaker_inited)
             zl_breaker_destroy(&c->prov[i].breaker);
     }
     if (c->gw_curl != NULL)
         curl_easy_cleanup(c->gw_curl);
+    for (int i = 0; i < ZL_IPFS_GATEWAYS_MAX; i++)
+        ipfs_lane_free(&c->gw_lane[i]);
     wipe_free(c->pinata_auth);
     wipe_free(c->psa_auth);
     free(c);

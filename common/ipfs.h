@@ -62,10 +62,26 @@
  * Failures are classed as pins are (down: ZL_OUTAGE, 429 or an answer we
  * cannot read: ZL_TRANSIENT).
  *
+ * Concurrency (zl_ipfs_pin_many, common/ipfs_par.c): a call's objects are
+ * pinned and read back at once, each provider and each gateway a bulkhead of
+ * its own: at most provider_concurrency_max requests in flight to one
+ * provider and gateway_concurrency_max to one gateway, served by that many
+ * threads of the call, each with its own curl handle. A provider that stalls
+ * fills only its own bound; the other providers' pins and the read-backs of
+ * objects already pinned go on. Per object the providers are still asked in
+ * the configured order: the first pin_k at once, the next one only when one
+ * of those fails (so no provider is asked more often than one at a time
+ * would), a psa provider only after the earlier providers' calls for that
+ * object have ended (it fetches the bytes from them). Classes, breakers and
+ * the outage rule are as above, per provider.
+ *
  * Ownership: struct zl_ipfs is created by zl_ipfs_new and freed by
  * zl_ipfs_free; it copies every option string (secrets are wiped on free).
- * @locality one thread at a time (the stage's main thread): it reuses one
- * curl handle per provider. The breaker callback may run on that thread only.
+ * @locality one call at a time (the stage's main thread): it reuses one
+ * curl handle per provider and per worker slot. zl_ipfs_pin_many runs its
+ * requests on threads of its own and returns only once they have ended;
+ * the breaker callback and the metrics may run on those threads (both are
+ * thread-safe: breaker.h, metrics.h).
  */
 #ifndef ZL_IPFS_H
 #define ZL_IPFS_H
@@ -94,6 +110,10 @@ struct zl_health;
 #define ZL_IPFS_BATCH_MAX 100
 /* NDJSON objects read from one Kubo add answer (one per added file). */
 #define ZL_IPFS_KUBO_LINES_MAX (ZL_IPFS_BATCH_MAX + 16)
+/* Highest bound of concurrent requests to one provider or one gateway
+ * (ZL_IPFS_PROVIDER_CONCURRENCY_MAX, ZL_IPFS_GATEWAY_CONCURRENCY_MAX): a
+ * thread each during a call; a poll batch is ZL_IPFS_BATCH_MAX objects. */
+#define ZL_IPFS_CONCURRENCY_LIMIT 64
 /* A CID as a provider writes it, with its NUL. */
 #define ZL_IPFS_CID_TEXT_MAX 160
 /* A Pinning Service API requestid as the service wrote it, NUL included.
@@ -125,6 +145,8 @@ struct zl_ipfs_opts {
     struct zl_metrics *metrics;   /* may be NULL; borrowed, must outlive the client */
     struct zl_health *health;     /* may be NULL; borrowed, must outlive the client */
     const char *stage;            /* label value, e.g. "ipfs-upload"; copied */
+    int provider_concurrency_max; /* requests in flight to one provider, 1..ZL_IPFS_CONCURRENCY_LIMIT; 0: 1 */
+    int gateway_concurrency_max;  /* requests in flight to one gateway, 1..ZL_IPFS_CONCURRENCY_LIMIT; 0: 1 */
 };
 
 struct zl_ipfs;
@@ -149,16 +171,22 @@ struct zl_ipfs_obj {
     size_t len;
     const char *name;            /* borrowed; unique within the call: Kubo's answer names each object by it */
     const char *cid;             /* borrowed; what the bytes must hash to */
-    zl_class result;             /* out: as zl_ipfs_pin's return */
+    bool read_back;              /* in: once pinned, also zl_ipfs_verify it (a no-op when verification is off) */
+    zl_class result;             /* out: as zl_ipfs_pin's return, or zl_ipfs_verify's when read_back */
     char error[ZL_ERRSTR_SIZE];  /* out: why, when result is not ZL_OK */
 };
 
 /* zl_ipfs_pin for objs[0..n), n <= ZL_IPFS_BATCH_MAX, each with its own
- * result: a Kubo provider gets every object still short of pin_k in one add
- * request (a request that fails fails each of them); Pinata and PSA are
- * asked one object at a time. Why: one round trip per batch instead of per
- * document to a provider that may be far away; on a local Kubo it measured
- * 3.09 -> 2.19 ms wall and 1.93 -> 1.67 ms of Kubo's CPU per document. */
+ * result, concurrently as described above: a Kubo provider gets every
+ * object waiting for it in one add request (a request that fails fails each
+ * of them); Pinata and PSA are asked one object per request, up to the
+ * bound at once. Why: one round trip per batch instead of per document to a
+ * provider that may be far away; on a local Kubo it measured 3.09 -> 2.19
+ * ms wall and 1.93 -> 1.67 ms of Kubo's CPU per document. An object with
+ * read_back is read back as soon as it is pinned (zl_ipfs_verify's rule,
+ * each gateway up to its bound). Returns when every request has ended;
+ * when a thread cannot be started, the calling thread serves that
+ * provider or gateway itself. */
 void zl_ipfs_pin_many(struct zl_ipfs *c, struct zl_ipfs_obj *objs, size_t n);
 
 /* Fetches cid through the gateways and checks the bytes hash to cid and

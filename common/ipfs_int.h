@@ -1,7 +1,8 @@
-/* ipfs_int.h: what common/ipfs.c, ipfs_kubo.c and ipfs_pinning.c share
+/* ipfs_int.h: what common/ipfs.c, ipfs_kubo.c, ipfs_pinning.c and ipfs_par.c share
  * (private to them: nothing outside common/ipfs*.c includes it). The
  * public contract is ipfs.h.
- * @locality as ipfs.h: one thread at a time.
+ * @locality as ipfs.h: one call at a time; during zl_ipfs_pin_many its
+ * worker threads (ipfs_par.c), each using only its own lane slot's handle.
  */
 #ifndef ZL_IPFS_INT_H
 #define ZL_IPFS_INT_H
@@ -26,6 +27,15 @@ enum attempt {
     A_MISMATCH, /* pinned, but under another CID: ZL_PERMANENT */
 };
 
+/* One provider's or gateway's bulkhead: zl_ipfs_pin_many runs at most
+ * `bound` requests to it at once, worker slot s with curl[s] (created on
+ * first use by that slot's thread, reused for keep-alive, freed with the
+ * client). */
+struct lane {
+    int bound;                                /* 1..ZL_IPFS_CONCURRENCY_LIMIT */
+    CURL *curl[ZL_IPFS_CONCURRENCY_LIMIT];
+};
+
 struct provider {
     zl_ipfs_kind kind;
     char url[ZL_IPFS_URL_MAX]; /* without trailing '/' */
@@ -34,7 +44,8 @@ struct provider {
     struct zl_breaker breaker;
     bool breaker_inited;
     _Atomic int state;         /* last breaker state seen by the callback */
-    CURL *curl;                /* reused for keep-alive */
+    CURL *curl;                /* reused for keep-alive: probe and unpin (the caller's thread) */
+    struct lane lane;          /* pins (zl_ipfs_pin_many's threads) */
     zl_metric *m_mismatch;
     struct zl_ipfs *owner;     /* the client holding this provider (heap, never moves) */
 };
@@ -44,7 +55,8 @@ struct zl_ipfs {
     int nprov;
     char gw[ZL_IPFS_GATEWAYS_MAX][ZL_IPFS_URL_MAX];
     int ngw;
-    CURL *gw_curl;
+    CURL *gw_curl;                         /* zl_ipfs_verify (the caller's thread) */
+    struct lane gw_lane[ZL_IPFS_GATEWAYS_MAX]; /* read-backs of zl_ipfs_pin_many */
     int pin_k;
     bool verify;
     int64_t timeout_ms, connect_timeout_ms, gateway_timeout_ms;
@@ -88,25 +100,47 @@ enum attempt ipfs_http_outcome(const struct http_resp *r, char *err, size_t err_
  * when json, and no 100-continue. The caller frees the list. */
 struct curl_slist *ipfs_auth_headers(const struct zl_ipfs *c, const struct provider *p, bool json);
 
-/* POSTs mime (consumed: freed here) to p's url with p's headers. Returns
+/* POSTs mime (consumed: freed here) to p's url with p's headers on h. Returns
  * the HTTP side's outcome; r holds the answer for the caller to parse and
  * free with ipfs_resp_free. */
-enum attempt ipfs_post_mime(struct zl_ipfs *c, struct provider *p, const char *url, curl_mime *mime,
+enum attempt ipfs_post_mime(struct zl_ipfs *c, struct provider *p, CURL *h, const char *url, curl_mime *mime,
                             struct http_resp *r, char *err, size_t err_size);
 
 /* Copies a CID as a provider wrote it out of v (checked for length and
  * characters only). Returns 0, or -1 with errstr. */
 int ipfs_copy_cid(const char *what, json_t *v, char *cid, size_t cid_size, char *errstr, size_t errstr_size);
 
-/* A Kubo provider: every object of idx[0..k) in one add request, through
- * its breaker; a[j] and errs[j] receive each object's outcome
+/* A Kubo provider: every object of idx[0..k) in one add request on h,
+ * through its breaker; a[j] and errs[j] receive each object's outcome
  * (ipfs_kubo.c). */
-void ipfs_pin_kubo(struct zl_ipfs *c, struct provider *p, const struct zl_ipfs_obj *objs, const size_t *idx,
+void ipfs_pin_kubo(struct zl_ipfs *c, struct provider *p, CURL *h, const struct zl_ipfs_obj *objs, const size_t *idx,
                    size_t k, char (*got)[ZL_IPFS_CID_TEXT_MAX], enum attempt *a, char (*errs)[ZL_ERRSTR_SIZE]);
 
-/* A Pinata or PSA provider, one object, through its breaker; got receives
- * the CID it reported (ipfs_pinning.c). */
-enum attempt ipfs_pin_one(struct zl_ipfs *c, struct provider *p, const struct zl_ipfs_obj *o, char *got,
+/* A Pinata or PSA provider, one object on h, through its breaker; got
+ * receives the CID it reported (ipfs_pinning.c). */
+enum attempt ipfs_pin_one(struct zl_ipfs *c, struct provider *p, CURL *h, const struct zl_ipfs_obj *o, char *got,
                           size_t got_size, char *err, size_t err_size);
+
+/* Gateway gw's check of one object on h: A_OK when it serves exactly
+ * data[0..len), hashing to cid; A_MISMATCH when it serves other bytes;
+ * else as ipfs_http_outcome. Counts zl_ipfs_gateway_checks_total (ipfs.c). */
+enum attempt ipfs_gateway_check(struct zl_ipfs *c, int gw, CURL *h, const void *data, size_t len, const char *cid,
+                                char *err, size_t err_size);
+
+/* What one provider's call for objs[i] came to, folded into the object's
+ * running tally (ipfs.c): counts the metric, logs and remembers a mismatch,
+ * appends the error. Caller holds whatever guards the tally. */
+struct pin_tally {
+    int pinned;     /* providers holding it */
+    int down;       /* providers whose call came to ZL_OUTAGE */
+    bool mismatch;  /* a provider's call came to ZL_PERMANENT */
+    size_t off;     /* used length of the object's error */
+};
+void ipfs_pin_record(struct zl_ipfs *c, struct provider *p, struct zl_ipfs_obj *o, struct pin_tally *t,
+                     enum attempt a, const char *got, const char *err);
+/* The object's result once no provider call is left (ipfs.c). */
+void ipfs_pin_result(const struct zl_ipfs *c, struct zl_ipfs_obj *o, const struct pin_tally *t);
+/* Frees every handle of l. */
+void ipfs_lane_free(struct lane *l);
 
 #endif /* ZL_IPFS_INT_H */

@@ -78,7 +78,7 @@ fail:
 /* One add request for objs[idx[0..k)]; got[j] receives the CID Kubo
  * reports for each ("" when the answer does not name it). The request's own
  * outcome is returned; err says why when it is not A_OK. */
-static enum attempt kubo_add(struct zl_ipfs *c, struct provider *p, const struct zl_ipfs_obj *objs,
+static enum attempt kubo_add(struct zl_ipfs *c, struct provider *p, CURL *h, const struct zl_ipfs_obj *objs,
                              const size_t *idx, size_t k, char (*got)[ZL_IPFS_CID_TEXT_MAX], char *err,
                              size_t err_size)
 {
@@ -89,7 +89,7 @@ static enum attempt kubo_add(struct zl_ipfs *c, struct provider *p, const struct
              "%s/api/v0/add?cid-version=1&raw-leaves=true&pin=true&hash=sha2-256&chunker=size-262144"
              "&progress=false&wrap-with-directory=false",
              p->url);
-    curl_mime *mime = curl_mime_init(p->curl);
+    curl_mime *mime = curl_mime_init(h);
     const char *names[ZL_IPFS_BATCH_MAX];
     for (size_t j = 0; j < k; j++) {
         const struct zl_ipfs_obj *o = &objs[idx[j]];
@@ -101,16 +101,16 @@ static enum attempt kubo_add(struct zl_ipfs *c, struct provider *p, const struct
         names[j] = o->name;
     }
     struct http_resp r;
-    enum attempt a = ipfs_post_mime(c, p, url, mime, &r, err, err_size);
+    enum attempt a = ipfs_post_mime(c, p, h, url, mime, &r, err, err_size);
     if (a == A_OK && zl_ipfs_parse_kubo_add(zl_httpbuf_str(&r.body), r.body.len, names, k, got, err, err_size) != 0)
         a = A_BAD;
     ipfs_resp_free(&r);
     return a;
 }
 
-/* A Kubo provider: every object of idx[0..k) in one request, through its
- * breaker; a[j] and errs[j] receive each object's outcome. */
-void ipfs_pin_kubo(struct zl_ipfs *c, struct provider *p, const struct zl_ipfs_obj *objs, const size_t *idx,
+/* A Kubo provider: every object of idx[0..k) in one request on h, through
+ * its breaker; a[j] and errs[j] receive each object's outcome. */
+void ipfs_pin_kubo(struct zl_ipfs *c, struct provider *p, CURL *h, const struct zl_ipfs_obj *objs, const size_t *idx,
                      size_t k, char (*got)[ZL_IPFS_CID_TEXT_MAX], enum attempt *a, char (*errs)[ZL_ERRSTR_SIZE])
 {
     char err[ZL_ERRSTR_SIZE] = "";
@@ -119,7 +119,7 @@ void ipfs_pin_kubo(struct zl_ipfs *c, struct provider *p, const struct zl_ipfs_o
         snprintf(err, sizeof(err), "circuit open");
         req = A_DOWN;
     } else {
-        req = kubo_add(c, p, objs, idx, k, got, err, sizeof(err));
+        req = kubo_add(c, p, h, objs, idx, k, got, err, sizeof(err));
         zl_breaker_record(&p->breaker, req == A_OK || req == A_BAD, zl_now_ms());
     }
     for (size_t j = 0; j < k; j++) {

@@ -154,7 +154,7 @@ out:
     return rc;
 }
 
-static enum attempt pinata_pin(struct zl_ipfs *c, struct provider *p, const void *data, size_t len, const char *name,
+static enum attempt pinata_pin(struct zl_ipfs *c, struct provider *p, CURL *h, const void *data, size_t len, const char *name,
                                char *got, size_t got_size, char *err, size_t err_size)
 {
     char url[ZL_IPFS_URL_MAX + 64];
@@ -166,7 +166,7 @@ static enum attempt pinata_pin(struct zl_ipfs *c, struct provider *p, const void
         snprintf(err, err_size, "out of memory");
         return A_BAD;
     }
-    curl_mime *mime = curl_mime_init(p->curl);
+    curl_mime *mime = curl_mime_init(h);
     curl_mimepart *part = curl_mime_addpart(mime);
     curl_mime_name(part, "file");
     curl_mime_filename(part, name);
@@ -180,7 +180,7 @@ static enum attempt pinata_pin(struct zl_ipfs *c, struct provider *p, const void
     /* cidVersion 1: with it Pinata stores raw leaves, the CID computed here. */
     curl_mime_data(part, "{\"cidVersion\":1}", CURL_ZERO_TERMINATED);
     struct http_resp r;
-    enum attempt a = ipfs_post_mime(c, p, url, mime, &r, err, err_size);
+    enum attempt a = ipfs_post_mime(c, p, h, url, mime, &r, err, err_size);
     free(meta_s);
     if (a == A_OK && zl_ipfs_parse_pinata_pin(zl_httpbuf_str(&r.body), r.body.len, got, got_size, err, err_size) != 0)
         a = A_BAD;
@@ -194,7 +194,7 @@ static void sleep_ms(int64_t ms)
     nanosleep(&ts, NULL);
 }
 
-static enum attempt psa_pin(struct zl_ipfs *c, struct provider *p, const char *cid, const char *name, char *got,
+static enum attempt psa_pin(struct zl_ipfs *c, struct provider *p, CURL *h, const char *cid, const char *name, char *got,
                             size_t got_size, char *err, size_t err_size)
 {
     /* room for "<base>/pins/<requestid>" when the status is polled */
@@ -209,7 +209,7 @@ static enum attempt psa_pin(struct zl_ipfs *c, struct provider *p, const char *c
     }
     struct curl_slist *hdrs = ipfs_auth_headers(c, p, true);
     struct http_resp r;
-    ipfs_http_do(p->curl, "POST", url, hdrs, NULL, body, c->timeout_ms, c->connect_timeout_ms,
+    ipfs_http_do(h, "POST", url, hdrs, NULL, body, c->timeout_ms, c->connect_timeout_ms,
                  ZL_IPFS_RESPONSE_MAX_BYTES, &r);
     free(body);
     char requestid[PSA_REQUESTID_SIZE], status[PSA_STATUS_SIZE];
@@ -239,15 +239,15 @@ static enum attempt psa_pin(struct zl_ipfs *c, struct provider *p, const char *c
         }
         sleep_ms(c->psa_poll_interval_ms);
         snprintf(url, sizeof(url), "%s/pins/%s", p->url, requestid);
-        ipfs_http_do(p->curl, "GET", url, hdrs, NULL, NULL, c->timeout_ms, c->connect_timeout_ms,
+        ipfs_http_do(h, "GET", url, hdrs, NULL, NULL, c->timeout_ms, c->connect_timeout_ms,
                      ZL_IPFS_RESPONSE_MAX_BYTES, &r);
     }
     curl_slist_free_all(hdrs);
     return a;
 }
 
-/* A Pinata or PSA provider, one object, through its breaker. */
-enum attempt ipfs_pin_one(struct zl_ipfs *c, struct provider *p, const struct zl_ipfs_obj *o, char *got,
+/* A Pinata or PSA provider, one object on h, through its breaker. */
+enum attempt ipfs_pin_one(struct zl_ipfs *c, struct provider *p, CURL *h, const struct zl_ipfs_obj *o, char *got,
                           size_t got_size, char *err, size_t err_size)
 {
     got[0] = '\0';
@@ -256,8 +256,8 @@ enum attempt ipfs_pin_one(struct zl_ipfs *c, struct provider *p, const struct zl
         return A_DOWN;
     }
     enum attempt a = p->kind == ZL_IPFS_PINATA
-                         ? pinata_pin(c, p, o->data, o->len, o->name, got, got_size, err, err_size)
-                         : psa_pin(c, p, o->cid, o->name, got, got_size, err, err_size);
+                         ? pinata_pin(c, p, h, o->data, o->len, o->name, got, got_size, err, err_size)
+                         : psa_pin(c, p, h, o->cid, o->name, got, got_size, err, err_size);
     if (a == A_OK && strcmp(got, o->cid) != 0) {
         snprintf(err, err_size, "returned CID %s, expected %s", got, o->cid);
         a = A_MISMATCH;

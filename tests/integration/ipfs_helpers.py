@@ -56,7 +56,11 @@ def expected_metadata(d: dict, image_cid: str) -> bytes:
 
 class KuboCli:
     """`ipfs add -n` in a private offline repo: Kubo computes a CID without
-    storing anything, the reference every local CID is compared with."""
+    storing anything, the reference every local CID is compared with.
+    One `ipfs add` at a time: two at once on one repo fail on its lock, and
+    a stand-in server may ask from several threads."""
+
+    _lock = threading.Lock()
 
     def __init__(self, workdir: Path):
         self.env = dict(os.environ, IPFS_PATH=str(workdir / "cli-repo"))
@@ -64,8 +68,9 @@ class KuboCli:
                        check=True, timeout=60)
 
     def cid(self, data: bytes) -> str:
-        out = subprocess.run([need_env("ZL_IPFS"), "add", "--cid-version=1", "--raw-leaves", "-n", "-Q"],
-                             input=data, env=self.env, capture_output=True, check=True, timeout=60)
+        with KuboCli._lock:
+            out = subprocess.run([need_env("ZL_IPFS"), "add", "--cid-version=1", "--raw-leaves", "-n", "-Q"],
+                                 input=data, env=self.env, capture_output=True, check=True, timeout=60)
         return out.stdout.decode().strip()
 
 

@@ -3,7 +3,8 @@
  * For each verified deposit: build its ERC-721 metadata canonically
  * (nftmeta.h), compute the CID locally (cid.h), pin the bytes to
  * ZL_IPFS_PIN_K providers, each of which must answer with exactly that CID,
- * fetch them back through a gateway and compare (ipfs.h), then move the row
+ * fetch them back through a gateway and compare (ipfs.h; a poll batch's
+ * documents at once, batch.c), then move the row
  * verified -> pinned with metadata_cid and token_uri = ipfs://<cid> in the
  * runtime's CAS transaction. The same deposit always yields the same bytes,
  * so a crash anywhere and a redelivery pin the same object again: harmless.
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "batch.h"
 #include "cid.h"
 #include "images.h"
 #include "ipfs.h"
@@ -43,6 +45,8 @@ struct ipfs_upload_config {
     int64_t breaker_sampling_ms;
     int64_t breaker_min_throughput;
     int64_t breaker_break_ms;
+    int64_t provider_concurrency_max;
+    int64_t gateway_concurrency_max;
     char *image_file;
     char *image_tiers;
     char *name_prefix;
@@ -84,6 +88,12 @@ static const struct zl_setting iu_settings[] = {
      OFF(breaker_min_throughput), 1, 100000},
     {"ZL_IPFS_BREAKER_BREAK_MS", ZL_CFG_INT, "5000", "time a provider breaker stays open before a probe",
      OFF(breaker_break_ms), 1, 86400000},
+    {"ZL_IPFS_PROVIDER_CONCURRENCY_MAX", ZL_CFG_INT, "8",
+     "pin requests in flight to one provider at once (its bulkhead: a slow provider holds only these); 1: one "
+     "after another", OFF(provider_concurrency_max), 1, ZL_IPFS_CONCURRENCY_LIMIT},
+    {"ZL_IPFS_GATEWAY_CONCURRENCY_MAX", ZL_CFG_INT, "8",
+     "read-back requests in flight to one gateway at once (its bulkhead); 1: one after another",
+     OFF(gateway_concurrency_max), 1, ZL_IPFS_CONCURRENCY_LIMIT},
     {"ZL_NFT_IMAGE_FILE", ZL_CFG_STR, "deploy/assets/receipt.svg",
      "NFT image (at most 262144 bytes), pinned once and referenced by every metadata document", OFF(image_file), 0,
      0},
@@ -128,109 +138,20 @@ static zl_class iu_republish(void *ctx, struct zl_work *w)
     return ZL_OK;
 }
 
-/* One deposit's metadata document of a poll batch. */
-struct iu_doc {
-    char *bytes;            /* owned, len bytes: documents are ~600 bytes, the build buffer 8 KiB */
-    size_t len;
-    char cid[ZL_CID_SIZE];
-    char name[96];
-    const struct iu_image *img;
-};
-
-/* Builds w's document (permanent when its event cannot make one). */
-static zl_class build_doc(struct ipfs_upload *u, struct zl_work *w, struct iu_doc *d)
-{
-    struct iu_image *img = iu_images_for(&u->images, w->row.facts.amount);
-    zl_class c = iu_image_ensure(img, &u->pg, u->ipfs, u->providers, w->error, sizeof(w->error));
-    if (c != ZL_OK)
-        return c;
-    const struct zl_nftmeta_opts mo = {
-        .name_prefix = u->cfg.name_prefix,
-        .description = u->cfg.description,
-        .external_url = u->cfg.external_url,
-        .image_cid = img->cid,
-    };
-    char buf[ZL_NFTMETA_MAX_BYTES];
-    /* w->in carries the row's facts here: the runtime refused a message that
-     * disagreed with its row and then applied the row's (facts.h). */
-    if (zl_nftmeta_build(&w->in, &mo, buf, sizeof(buf), &d->len, w->error, sizeof(w->error)) != 0 ||
-        zl_cid_raw_v1(buf, d->len, d->cid, sizeof(d->cid), w->error, sizeof(w->error)) != 0)
-        return ZL_PERMANENT;
-    d->bytes = malloc(d->len > 0 ? d->len : 1);
-    if (d->bytes == NULL) {
-        snprintf(w->error, sizeof(w->error), "ipfs-upload: out of memory");
-        return ZL_TRANSIENT;
-    }
-    memcpy(d->bytes, buf, d->len);
-    /* Unique per deposit: Kubo's answer names each file of a batch by it. */
-    snprintf(d->name, sizeof(d->name), "zl-%.66s-%u.json", w->in.tx_hash, (unsigned)w->in.log_index);
-    d->img = img;
-    return ZL_OK;
-}
-
-/* The pinned document is read back through a gateway, then w->out is set. */
-static zl_class finish(struct ipfs_upload *u, struct zl_work *w, const struct iu_doc *d)
-{
-    zl_class c = zl_ipfs_verify(u->ipfs, d->bytes, d->len, d->cid, w->error, sizeof(w->error));
-    if (c != ZL_OK)
-        return c;
-    zl_event_derive(&w->out, &w->in, ZL_TOPIC_PINNED);
-    snprintf(w->out.metadata_cid, sizeof(w->out.metadata_cid), "%s", d->cid);
-    snprintf(w->out.token_uri, sizeof(w->out.token_uri), "ipfs://%s", d->cid);
-    struct zl_log_ctx lc;
-    zl_work_log_ctx(w, &lc);
-    zl_log_kv(ZL_LOG_DEBUG, &lc, "metadata pinned", "cid", d->cid, "image_cid", d->img->cid, NULL);
-    return ZL_OK;
-}
-
-/* A poll batch at once: every document is built, then pinned with one
- * request per Kubo provider per ZL_IPFS_BATCH_MAX documents
- * (zl_ipfs_pin_many) instead of one each, then read back. */
+/* A poll batch at once (batch.c): every document built, then pinned and
+ * read back, each provider and gateway up to its concurrency bound. */
 static void iu_process_batch(void *ctx, struct zl_work *const *ws, size_t n)
 {
     struct ipfs_upload *u = ctx;
-    struct iu_doc *docs = calloc(n, sizeof(*docs));
-    struct zl_ipfs_obj *objs = calloc(ZL_IPFS_BATCH_MAX, sizeof(*objs));
-    /* per work: its object in the chunk, SIZE_MAX when decided while
-     * building. Names are unique: the runtime hands each deposit over once. */
-    size_t *same = calloc(n, sizeof(*same));
-    if (docs == NULL || objs == NULL || same == NULL) {
-        zl_works_fail(ws, n, ZL_TRANSIENT, "ipfs-upload: out of memory");
-        goto out;
-    }
-    size_t i = 0;
-    while (i < n) {
-        size_t k = 0;
-        size_t first = i;
-        for (; i < n && k < ZL_IPFS_BATCH_MAX; i++) {
-            same[i] = SIZE_MAX;
-            ws[i]->result = build_doc(u, ws[i], &docs[i]);
-            if (ws[i]->result != ZL_OK)
-                continue;
-            objs[k] = (struct zl_ipfs_obj){.data = docs[i].bytes, .len = docs[i].len, .name = docs[i].name,
-                                           .cid = docs[i].cid};
-            same[i] = k++;
-        }
-        zl_ipfs_pin_many(u->ipfs, objs, k);
-        for (size_t m = first; m < i; m++) {
-            struct zl_work *w = ws[m];
-            if (same[m] == SIZE_MAX)
-                continue; /* decided while building */
-            const struct zl_ipfs_obj *o = &objs[same[m]];
-            if (o->result != ZL_OK) {
-                w->result = o->result;
-                snprintf(w->error, sizeof(w->error), "%s", o->error);
-                continue;
-            }
-            w->result = finish(u, w, &docs[m]);
-        }
-    }
-out:
-    for (size_t d = 0; docs != NULL && d < n; d++)
-        free(docs[d].bytes);
-    free(docs);
-    free(objs);
-    free(same);
+    const struct iu_batch_env e = {
+        .ipfs = u->ipfs,
+        .pg = &u->pg,
+        .images = &u->images,
+        .providers = u->providers,
+        .meta = {.name_prefix = u->cfg.name_prefix, .description = u->cfg.description,
+                 .external_url = u->cfg.external_url},
+    };
+    iu_pin_batch(&e, ws, n);
 }
 
 static const char iu_set_uri_sql[] =
@@ -333,6 +254,8 @@ static int iu_init(void *ctx, const struct zl_runtime_env *env, char *errstr, si
         .metrics = env->metrics,
         .health = env->health,
         .stage = "ipfs-upload",
+        .provider_concurrency_max = (int)u->cfg.provider_concurrency_max,
+        .gateway_concurrency_max = (int)u->cfg.gateway_concurrency_max,
     };
     zl_breaker_opts_default(&o.breaker);
     o.breaker.failure_ratio = (double)u->cfg.breaker_failure_pct / 100.0;
