@@ -16,6 +16,9 @@ connection (a cast process per transfer costs 50-100 ms; this costs ~1 ms).
       taken when the node admitted the batch; anvil mines it a moment later).
       Before it starts and after the last batch it waits for the node's pool
       to be empty. A summary JSON line goes to stdout.
+  --timed (either command): the node mines on its own clock (anvil
+      --block-time); waiting for its pool never asks for a block, which would
+      add blocks between the clock's.
 
 Nonces are explicit per sender: requests of one batch run concurrently in
 anvil, so nonces it picked itself would clash. Limits: TICK_MS (pacing
@@ -34,6 +37,8 @@ from zlharness.jsonrpc import Rpc, transfer_data, wait_pool_empty, word  # noqa:
 TICK_MS = 10
 BATCH_MAX = 200  # transfers per HTTP request (also bounded by the senders)
 MINT = "0x40c10f19"  # mint(address,uint256)
+# Whether waiting for the pool may mine blocks (automine), --timed clears it.
+mine_when_waiting = True
 
 
 def fund(rpc: Rpc, token: str, senders: int) -> None:
@@ -54,7 +59,7 @@ def fund(rpc: Rpc, token: str, senders: int) -> None:
 def pool_drained(rpc: Rpc, timeout_s: float) -> float:
     """Seconds until the node's pool was empty (blocks mined meanwhile);
     exits when it is not within timeout_s."""
-    st, waited = wait_pool_empty(rpc, timeout_s, mine=True)
+    st, waited = wait_pool_empty(rpc, timeout_s, mine=mine_when_waiting)
     if st["pending"] + st["queued"]:
         raise SystemExit(f"e2e_load: node pool not drained after {timeout_s} s: {st}")
     return waited
@@ -119,7 +124,10 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=0)
     ap.add_argument("--seconds", type=float, default=0)
     ap.add_argument("--count", type=int, default=0)
+    ap.add_argument("--timed", action="store_true")
     a = ap.parse_args()
+    global mine_when_waiting
+    mine_when_waiting = not a.timed
     rpc = Rpc(a.rpc)
     if a.cmd == "fund":
         fund(rpc, a.token, a.senders)

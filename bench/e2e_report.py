@@ -174,7 +174,7 @@ def main():
         md.append("One copy per stage, deposits arriving throughout; each stage in turn is SIGKILLed and restarted "
                   "at once. Seconds from the restart (spawn) to its first processed message (its own /metrics "
                   "counter leaves 0) and to /health/ready. *dynamic*: the default group membership; *static*: "
-                  "`-X group.instance.id=<stage>-<copy>` (KIP-345).\n")
+                  "`ZL_GROUP_INSTANCE_ID=<stage>-<copy>` (KIP-345), as deploy/k8s and the harness set it.\n")
         md.append("| stage | " + " | ".join(f"{r['label'].split('-', 1)[1]}: first processed | ready" for r in rec)
                   + " |")
         md.append("|---|" + "---:|---:|" * len(rec))

@@ -27,7 +27,7 @@ Trials, in this order:
              /metrics counter zl_messages_total{outcome="ok"|"done"}, or
              zl_detect_deposits_total for detect, leaves 0). Run twice:
              default (dynamic) group membership and static membership
-             (-X group.instance.id=<stage>-<copy>).
+             (ZL_GROUP_INSTANCE_ID=<stage>-<copy>, as deploy/k8s and the harness set it).
 While a trial runs, a sampler records every second: each worker's VmRSS and
 VmHWM (/proc/<pid>/status), the rows per state (the queue in front of each
 stage), and each worker's zl_consumer_lag. RSS figures are taken from the
@@ -239,11 +239,16 @@ def pctl(xs, q):
 
 # ---------------------------------------------------------------- the chain
 class Chain:
-    def __init__(self):
-        # Automine: a transfer or a mint is mined as soon as the node admits
-        # it. 101 dev accounts: 0 deploys and signs the mints, 1..100 deposit.
-        # Its state spill stays in the bench folder (HOME, see Anvil).
-        self.anvil = Anvil(WORK, "--accounts", str(SENDERS + 1), "--balance", "1000000", "--gas-limit", "1000000000",
+    def __init__(self, block_time_s=None, gas_limit=1_000_000_000):
+        # Automine (block_time_s None): a transfer or a mint is mined as soon
+        # as the node admits it; else a block every block_time_s seconds, as
+        # on a real chain (bench/e2e_chain.py). 101 dev accounts: 0 deploys
+        # and signs the mints, 1..100 deposit. Its state spill stays in the
+        # bench folder (HOME, see Anvil).
+        timed = [] if block_time_s is None else ["--block-time", str(block_time_s)]
+        self.block_time_s = block_time_s
+        self.anvil = Anvil(WORK, *timed, "--accounts", str(SENDERS + 1), "--balance", "1000000",
+                           "--gas-limit", str(gas_limit),
                            # No historical states: beyond its in-memory window anvil wrote
                            # the whole state (~4 MB of JSON) to disk for every block, 14 GB
                            # and 3,600 files per suite, and its CPU per block grew with the
@@ -257,7 +262,9 @@ class Chain:
         addrs = deploy_contracts(self.rpc, self.keyfile)
         self.token, self.nft = addrs["ZL_TOKEN_ADDRESS"].lower(), addrs["ZL_NFT_ADDRESS"].lower()
         self.nft_block = self.block_number()
-        run([sys.executable, REPO / "bench" / "e2e_load.py", "fund", self.rpc, self.token, SENDERS], timeout=120)
+        self.timed = [] if block_time_s is None else ["--timed"]
+        run([sys.executable, REPO / "bench" / "e2e_load.py", "fund", self.rpc, self.token, SENDERS, *self.timed],
+            timeout=120)
         self.addrs_csv = WORK / "addresses.csv"
         with open(self.addrs_csv, "w") as f:
             for i in range(100):
@@ -266,10 +273,12 @@ class Chain:
         # being mined in the pool until the next arrival (seen: mint txs
         # waiting seconds). A block is mined whenever the pool holds one,
         # checked every KICK_INTERVAL_S: a fast chain, never an idle wait.
+        # A timed chain mines on its clock only.
         self.kicks = 0
         self._stop_kick = threading.Event()
-        self._kicker = threading.Thread(target=self._kick, daemon=True)
-        self._kicker.start()
+        if block_time_s is None:
+            self._kicker = threading.Thread(target=self._kick, daemon=True)
+            self._kicker.start()
         say(f"chain {self.rpc}: token {self.token}, NFT {self.nft}, {SENDERS} funded senders")
 
     def _rpc(self, method, *params):
@@ -290,7 +299,7 @@ class Chain:
 
     def load(self, out_csv, rate=0.0, seconds=0.0, count=0):
         args = [sys.executable, REPO / "bench" / "e2e_load.py", "send", self.rpc, self.token, SENDERS, self.addrs_csv,
-                out_csv, "--rate", rate, "--seconds", seconds, "--count", count]
+                out_csv, "--rate", rate, "--seconds", seconds, "--count", count, *self.timed]
         return json.loads(run(args, timeout=max(600, seconds * 3)).strip().splitlines()[-1])
 
     def stop(self):
@@ -313,7 +322,8 @@ class Worker:
         env = dict(t.worker_env(), ZL_HTTP_PORT_FILE=str(self.port_file))
         args = [BIN / self.stage]
         if self.static and self.stage != "detect":
-            args += ["-X", f"group.instance.id={self.name}"]
+            # As deploy/k8s and the harness set it (KIP-345's group.instance.id).
+            env["ZL_GROUP_INSTANCE_ID"] = self.name
         log = open(t.dir / f"{self.name}.log", "ab")
         self.started_ms = now_ms()
         self.proc = subprocess.Popen([str(a) for a in args], env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
@@ -654,8 +664,9 @@ def saturation_trial(chain, copies, n, extra_env=None, label_extra="", ask_group
         t.cleanup()
 
 
-def recovery_trial(chain, static_member):
-    t = Trial(chain, "recovery-static" if static_member else "recovery-dynamic", 1, static_member=static_member)
+def recovery_trial(chain, static_member, extra_env=None, rate=RECOVERY_RATE):
+    t = Trial(chain, "recovery-static" if static_member else "recovery-dynamic", 1, static_member=static_member,
+              extra_env=extra_env)
     results = {}
     stop_load = threading.Event()
     sent_total = [0]
@@ -663,7 +674,7 @@ def recovery_trial(chain, static_member):
     def loader():
         i = 0
         while not stop_load.is_set():
-            r = chain.load(t.dir / f"sent.{i}.csv", rate=RECOVERY_RATE, seconds=5)
+            r = chain.load(t.dir / f"sent.{i}.csv", rate=rate, seconds=5)
             sent_total[0] += r["sent"]
             i += 1
 
@@ -674,6 +685,7 @@ def recovery_trial(chain, static_member):
         time.sleep(3)
         for w in [w for w in t.workers if w.copy == 0]:
             base = w.processed() or 0
+            killed_ms = now_ms()
             w.stop(signal.SIGKILL)
             w.restarts += 1
             w.start()
@@ -692,6 +704,8 @@ def recovery_trial(chain, static_member):
             if ready_ms is None and w.ready():
                 ready_ms = now_ms() - t0
             results[w.stage] = {"first_processed_s": None if first_ms is None else round(first_ms / 1000, 2),
+                                "killed_to_first_processed_s":
+                                    None if first_ms is None else round((t0 + first_ms - killed_ms) / 1000, 2),
                                 "ready_s": None if ready_ms is None else round(ready_ms / 1000, 2),
                                 "processed_before_kill": base}
             say(f"{t.label}: {w.stage} restart -> first processed {results[w.stage]['first_processed_s']} s, "

@@ -273,6 +273,9 @@ class Chaos(LocalPipeline):
         plan = [("detect", 1)] + [(s, self.args.copies) for s in STAGES[1:]] + [(NOTIFY, self.args.copies),
                                                                               ("zl-sweep", 1)]
         self.start_workers(plan)
+        # Copies are static group members (named): one fenced across a broker
+        # restart exits 1, and is restarted as Kubernetes would.
+        self.supervise()
 
     def stop_all(self) -> None:
         self.stop_workers()

@@ -448,6 +448,24 @@ def test_each_stage_deployment_has_probes_budget_resources_and_drain_time():
         assert pdbs[name]["spec"].get("minAvailable") == 1
 
 
+def test_each_consumer_stage_has_a_static_member_id_that_survives_a_restart():
+    """Guards against a SIGKILLed copy waiting out the group's session
+    timeout (10-15 s) before its partitions are consumed again: each copy of
+    a consumer stage is a static member (ZL_GROUP_INSTANCE_ID) named after
+    its pod, unique per live copy and the same when the container restarts
+    in its pod (restartPolicy Always, the default)."""
+    deps = by_kind("Deployment")
+    for name in CONSUMER_STAGES:
+        spec = pod_spec(deps[name])
+        assert spec.get("restartPolicy", "Always") == "Always", name
+        (c,) = spec["containers"]
+        ids = [e for e in c.get("env", []) if e["name"] == "ZL_GROUP_INSTANCE_ID"]
+        assert ids == [{"name": "ZL_GROUP_INSTANCE_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}], \
+            f"{name}: expected ZL_GROUP_INSTANCE_ID from the pod name, got {ids}"
+        assert "ZL_GROUP_INSTANCE_ID" not in by_kind("ConfigMap")["zeroloss-env"]["data"], \
+            "one id shared by every copy: the broker fences all but one"
+
+
 def test_secrets_are_private_files_that_exist_where_settings_point():
     """Guards against a secret in an environment variable (visible in
     `kubectl describe`), a secret file the worker refuses (readable by group

@@ -12,6 +12,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -41,6 +42,14 @@ TRANSFER_GAS = 0x10000
 # is dropped by anvil, which leaves a nonce gap that strands every later
 # transfer of that account (seen in the chaos suite: 1,859 stranded).
 DEPOSIT_MAX_FEE_WEI = 500 * 10**9
+# A worker's exit status when it cannot go on but a fresh process can (e.g.
+# its consumer fenced as a static member): its supervisor restarts it.
+RESTARTABLE_EXIT = 1
+# How often supervise() looks for workers that exited on their own.
+SUPERVISE_POLL_S = 0.5
+# Restarts of one worker name before supervise() gives up on it (a worker
+# exiting 1 at once every time is broken, not fenced).
+SUPERVISE_RESTARTS_MAX = 5
 
 
 # A setup step failed; the message names the command and its stderr.
@@ -60,6 +69,10 @@ class LocalPipeline:
         self.deposit_addrs: list[str] = []
         self.user_of: dict[str, str] = {}  # deposit address -> user id
         self.sent = 0
+        self.restarts: list[tuple[str, int]] = []  # (worker, exit status) restarted by supervise()
+        self._supervisor: threading.Thread | None = None
+        self._supervising = threading.Event()
+        self._procs_lock = threading.Lock()
 
     # ------------------------------------------------------------ services
     def services(self, *args: str, timeout=600) -> str:
@@ -156,6 +169,12 @@ class LocalPipeline:
             "ZL_MINT_RECEIPT_WAIT_MS": "200",
             # Short delay tiers: a local run should not wait a minute on a defer.
             "ZL_RETRY_TIERS_MS": "1000,2000,5000",
+            # Static group membership, as in deploy/k8s: the worker's name is
+            # unique per live copy (start_workers) and the same after a
+            # restart, so a SIGKILLed copy restarted under it takes its
+            # partitions back at once instead of after the session timeout.
+            # Binaries without a Kafka consumer ignore it.
+            "ZL_GROUP_INSTANCE_ID": name,
         })
         env.update(self.worker_overrides)
         return env
@@ -167,15 +186,53 @@ class LocalPipeline:
         # (tests/run-all) can find and stop what is left, by pid.
         p = spawn([self.bin / binary], run_dir / f"{name}.log", self.worker_env(name), run_dir / f"{name}.pid")
         p.zl_name, p.zl_binary = name, binary
-        self.procs.append((name, p))
+        with self._procs_lock:
+            self.procs.append((name, p))
         return p
 
     def start_workers(self, plan) -> None:
-        """plan: [(binary, copies)]; copy i of binary b is named b-i."""
+        """plan: [(binary, copies)]; the copies of binary b are named b-0,
+        b-1, ..., skipping names of copies still alive (the name is the
+        copy's static group member id: two live copies under one name would
+        fence each other)."""
         for binary, copies in plan:
-            for i in range(copies):
+            i = 0
+            for _ in range(copies):
+                while self.alive(f"{binary}-{i}"):
+                    i += 1
                 self.start(f"{binary}-{i}", binary)
+                i += 1
         self.log("workers: " + ", ".join(f"{b} x{c}" for b, c in plan))
+
+    def alive(self, name: str) -> bool:
+        p = self.worker(name)
+        return p is not None and p.poll() is None
+
+    def supervise(self) -> None:
+        """Restarts, in a background thread until stop_workers(), every
+        worker that exits with RESTARTABLE_EXIT on its own, as Kubernetes
+        and deploy/local/stack's supervisord do: a fenced static member exits
+        1 for its supervisor to restart it (at most SUPERVISE_RESTARTS_MAX
+        times per name). A worker stopped by a signal
+        (kill(), stop_workers()) or exiting otherwise is left alone; each
+        restart is recorded in self.restarts and logged."""
+        if self._supervisor is not None:
+            return
+        self._supervising.set()
+        self._supervisor = threading.Thread(target=self._supervise_loop, name="zl-supervise", daemon=True)
+        self._supervisor.start()
+
+    def _supervise_loop(self) -> None:
+        while self._supervising.is_set():
+            with self._procs_lock:
+                latest = {n: p for n, p in self.procs}  # the newest process under each name
+            for name, p in latest.items():
+                done = sum(n == name for n, _ in self.restarts)
+                if p.poll() == RESTARTABLE_EXIT and self._supervising.is_set() and done < SUPERVISE_RESTARTS_MAX:
+                    self.log(f"{name} exited {RESTARTABLE_EXIT}: restarted")
+                    self.restarts.append((name, RESTARTABLE_EXIT))
+                    self.start(name, p.zl_binary)
+            time.sleep(SUPERVISE_POLL_S)
 
     def worker(self, name: str) -> subprocess.Popen | None:
         for n, p in reversed(self.procs):
@@ -201,6 +258,10 @@ class LocalPipeline:
         return self.start(name, p.zl_binary)
 
     def stop_workers(self) -> None:
+        if self._supervisor is not None:
+            self._supervising.clear()
+            self._supervisor.join()
+            self._supervisor = None
         for _, p in self.procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
