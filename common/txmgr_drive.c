@@ -217,15 +217,15 @@ static zl_class poll_receipt(struct zl_txmgr *t, const struct zl_nonce_tx *slot,
 /* No receipt of any of the slot's hashes: did another sender take its
  * nonce? The chain's count is read first and the receipts again after it,
  * so a tx of ours mined meanwhile is found, never taken for a stranger's.
- * *taken true: the row is marked taken and errstr says so. */
+ * *taken true: the row is marked taken and errstr says so. *count: the
+ * chain's nonce (the lowest not mined). */
 static zl_class check_taken(struct zl_txmgr *t, const struct zl_nonce_tx *slot, const struct zl_log_ctx *lc,
-                            bool *taken, char *errstr, size_t errstr_size)
+                            bool *taken, uint64_t *count, char *errstr, size_t errstr_size)
 {
     *taken = false;
-    uint64_t count;
     zl_class c = zl_txmgr_read_quantity(t, "eth_getTransactionCount", json_pack("[s s]", t->signer_hex, "latest"),
-                                        &count, errstr, errstr_size);
-    if (c != ZL_OK || count <= slot->nonce)
+                                        count, errstr, errstr_size);
+    if (c != ZL_OK || *count <= slot->nonce)
         return c;
     struct zl_tx_receipt r = {0};
     c = find_receipt(t, slot, &r, errstr, errstr_size);
@@ -236,7 +236,7 @@ static zl_class check_taken(struct zl_txmgr *t, const struct zl_nonce_tx *slot, 
     char why[ZL_ERRSTR_SIZE];
     snprintf(why, sizeof(why), "nonce %" PRIu64 " of %s was used by another sender (chain nonce %" PRIu64
              ", no receipt of our %d hashes): the same key is used outside zeroloss; minting again at a later nonce",
-             slot->nonce, t->signer_hex, count, slot->nhashes);
+             slot->nonce, t->signer_hex, *count, slot->nhashes);
     bool marked;
     c = zl_nonce_mark_taken(t->o.pg, t->o.chain_id, t->signer_hex, slot->nonce, why, &marked, errstr, errstr_size);
     if (c != ZL_OK)
@@ -251,9 +251,13 @@ static zl_class check_taken(struct zl_txmgr *t, const struct zl_nonce_tx *slot, 
 }
 
 /* Pending long enough to bump: by the wall clock (stuck_ms since signed) or
- * by the chain (bump_after_blocks blocks since signed). */
-static bool is_stuck(struct zl_txmgr *t, const struct zl_nonce_tx *slot, int64_t polled_ms)
+ * by the chain (bump_after_blocks blocks since signed). Only the chain's
+ * next nonce is ever stuck: a later one waits for it, whatever its fees,
+ * and bumping it would only spend its fee budget (up to a filler). */
+static bool is_stuck(struct zl_txmgr *t, const struct zl_nonce_tx *slot, uint64_t count, int64_t polled_ms)
 {
+    if (slot->nonce != count)
+        return false;
     if (slot->signed_age_ms + polled_ms >= t->o.stuck_ms)
         return true;
     if (t->o.bump_after_blocks <= 0 || slot->signed_block < 0)
@@ -316,10 +320,11 @@ zl_class zl_txmgr_drive(struct zl_txmgr *t, struct zl_nonce_tx *slot, const stru
     if (r->found)
         return settle(t, slot, r, errstr, errstr_size);
     bool taken;
-    c = check_taken(t, slot, lc, &taken, errstr, errstr_size);
+    uint64_t count;
+    c = check_taken(t, slot, lc, &taken, &count, errstr, errstr_size);
     if (c != ZL_OK || taken)
         return c == ZL_OK ? ZL_TRANSIENT : c;
-    if (is_stuck(t, slot, zl_now_ms() - start)) {
+    if (is_stuck(t, slot, count, zl_now_ms() - start)) {
         c = bump(t, slot, lc, errstr, errstr_size);
         if (c != ZL_OK)
             return c;
@@ -328,45 +333,51 @@ zl_class zl_txmgr_drive(struct zl_txmgr *t, struct zl_nonce_tx *slot, const stru
     return ZL_DEFER;
 }
 
+/* One janitor pass over up to max pending txs (fillers_only: fillers) from
+ * from_nonce up: a mined one's receipt is recorded, the others re-sent. */
+static void janitor_pass(struct zl_txmgr *t, bool fillers_only, uint64_t from_nonce, size_t max)
+{
+    static struct zl_nonce_tx pending[TXMGR_GAP_REPAIR_MAX];
+    size_t n = 0;
+    char err[ZL_ERRSTR_SIZE];
+    if (zl_nonce_pending(t->o.pg, t->o.chain_id, t->signer_hex, fillers_only, from_nonce, pending,
+                         max < TXMGR_GAP_REPAIR_MAX ? max : TXMGR_GAP_REPAIR_MAX, &n, err, sizeof(err)) != ZL_OK) {
+        zl_log(ZL_LOG_WARN, NULL, "janitor: %s", err);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct zl_tx_receipt r = {0};
+        if (find_receipt(t, &pending[i], &r, err, sizeof(err)) == ZL_OK && r.found) {
+            zl_nonce_mark_mined(t->o.pg, t->o.chain_id, t->signer_hex, pending[i].nonce, r.hash, r.block, r.status,
+                                err, sizeof(err));
+        } else {
+            zl_class bc;
+            if (zl_txmgr_broadcast(t, &pending[i], &bc, err, sizeof(err)) != ZL_TX_SENT)
+                zl_log(ZL_LOG_WARN, NULL, "janitor: %s at nonce %" PRIu64 ": %s", pending[i].purpose,
+                       pending[i].nonce, err);
+        }
+        zl_tx_receipt_clear(&r);
+        zl_nonce_tx_clear(&pending[i]);
+    }
+}
+
 void zl_txmgr_janitor(struct zl_txmgr *t)
 {
     int64_t now = zl_now_ms();
     if (now < t->next_janitor_ms)
         return;
     t->next_janitor_ms = now + t->o.janitor_ms;
-    static struct zl_nonce_tx fillers[TXMGR_GAP_REPAIR_MAX];
-    size_t n = 0;
+    janitor_pass(t, true, 0, TXMGR_FILLERS_PER_PASS_MAX);
+    if (t->o.inflight_max <= 1)
+        return;
+    /* The window's gap repair: every pending tx from the chain's nonce up,
+     * lowest first. Below it, drives settle their own (mined or taken). */
+    uint64_t floor;
     char err[ZL_ERRSTR_SIZE];
-    /* With the window: every pending tx from the chain's nonce up, lowest
-     * first (gap repair); otherwise the fillers only, as before. */
-    bool window = t->o.inflight_max > 1;
-    uint64_t floor = 0;
-    zl_class c = window ? zl_txmgr_read_quantity(t, "eth_getTransactionCount",
-                                                 json_pack("[s s]", t->signer_hex, "latest"), &floor, err,
-                                                 sizeof(err))
-                        : ZL_OK;
-    size_t max = window ? (size_t)(t->o.inflight_max < TXMGR_GAP_REPAIR_MAX ? t->o.inflight_max
-                                                                            : TXMGR_GAP_REPAIR_MAX)
-                        : TXMGR_FILLERS_PER_PASS_MAX;
-    if (c == ZL_OK)
-        c = zl_nonce_pending(t->o.pg, t->o.chain_id, t->signer_hex, !window, floor, fillers, max, &n, err,
-                             sizeof(err));
-    if (c != ZL_OK) {
+    if (zl_txmgr_read_quantity(t, "eth_getTransactionCount", json_pack("[s s]", t->signer_hex, "latest"), &floor,
+                               err, sizeof(err)) != ZL_OK) {
         zl_log(ZL_LOG_WARN, NULL, "janitor: %s", err);
         return;
     }
-    for (size_t i = 0; i < n; i++) {
-        struct zl_tx_receipt r = {0};
-        if (find_receipt(t, &fillers[i], &r, err, sizeof(err)) == ZL_OK && r.found) {
-            zl_nonce_mark_mined(t->o.pg, t->o.chain_id, t->signer_hex, fillers[i].nonce, r.hash, r.block, r.status,
-                                err, sizeof(err));
-        } else {
-            zl_class bc;
-            if (zl_txmgr_broadcast(t, &fillers[i], &bc, err, sizeof(err)) != ZL_TX_SENT)
-                zl_log(ZL_LOG_WARN, NULL, "janitor: %s at nonce %" PRIu64 ": %s", fillers[i].purpose,
-                       fillers[i].nonce, err);
-        }
-        zl_tx_receipt_clear(&r);
-        zl_nonce_tx_clear(&fillers[i]);
-    }
+    janitor_pass(t, false, floor, (size_t)t->o.inflight_max);
 }
