@@ -88,7 +88,9 @@ static const struct zl_setting mint_settings[] = {
      OFF(stuck_ms), 100, 86400000},
     {"ZL_MINT_FEE_BUMP_PCT", ZL_CFG_INT, "20", "fee raise of a replacement, both fees (nodes require >= 10)",
      OFF(fee_bump_pct), 10, 1000},
-    {"ZL_MAX_FEE_GWEI", ZL_CFG_INT, "500", "cap on max fee per gas (legacy: gas price); above it new mints wait, and a stuck tx whose bump would pass it is replaced by a self-send freeing its nonce",
+    {"ZL_MAX_FEE_GWEI", ZL_CFG_INT, "500",
+     "cap on max fee per gas (legacy: gas price); above it new mints wait, and a stuck tx whose bump would pass it"
+     " is replaced by a self-send freeing its nonce",
      OFF(max_fee_gwei), 1, 1000000},
     {"ZL_MAX_PRIORITY_FEE_GWEI", ZL_CFG_INT, "10", "cap on the priority fee per gas", OFF(max_priority_fee_gwei), 0,
      1000000},
