@@ -5,16 +5,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The signer_tx_marks row (017) of the signer_txs row in scope. */
+#define MARK_OF_ROW                                                                                               \
+    " WHERE k.chain_id = signer_txs.chain_id AND k.signer = signer_txs.signer AND k.nonce = signer_txs.nonce"
+/* Not a nonce another sender took (017): no longer any deposit's mint. */
+#define NOT_TAKEN " AND NOT EXISTS (SELECT 1 FROM signer_tx_marks k" MARK_OF_ROW " AND k.taken)"
+
 #define SLOT_COLS                                                                                                 \
     "nonce, purpose, tx_type, to_addr, gas_limit, max_fee_wei::text, priority_fee_wei::text, raw_tx, tx_hash,"   \
     " array_to_string(hashes, ','), status = 'mined', coalesce(mined_hash, ''), coalesce(block_number, -1),"     \
     " coalesce(receipt_status, -1), (extract(epoch from now() - signed_at) * 1000)::bigint,"                     \
-    " coalesce(deposit_ids[1], ''), coalesce(signed_block, -1)"
+    " coalesce(deposit_ids[1], ''), coalesce((SELECT k.signed_block FROM signer_tx_marks k" MARK_OF_ROW "), -1)"
 
 static const char SQL_FIND[] =
     "SELECT " SLOT_COLS " FROM signer_txs WHERE chain_id = $1::bigint AND signer = $2"
     " AND deposit_ids @> ARRAY[$3::text] AND purpose IN ('mint', 'mint_batch')"
-    " AND NOT (status = 'mined' AND receipt_status = 0) AND status <> 'taken' ORDER BY nonce DESC LIMIT 1";
+    " AND NOT (status = 'mined' AND receipt_status = 0)" NOT_TAKEN " ORDER BY nonce DESC LIMIT 1";
 
 static const char SQL_LOCK_DEPOSIT[] = "SELECT state FROM deposits WHERE deposit_id = $1 FOR UPDATE";
 
@@ -24,11 +30,15 @@ static const char SQL_SIGNER_INIT[] = "INSERT INTO signer_nonces (chain_id, sign
 static const char SQL_SIGNER_LOCK[] =
     "SELECT next_nonce FROM signer_nonces WHERE chain_id = $1::bigint AND signer = $2 FOR UPDATE";
 
+/* The tx and its mark (017: the head it was signed at) in one statement. */
 static const char SQL_INSERT_TX[] =
-    "INSERT INTO signer_txs (chain_id, signer, nonce, purpose, deposit_ids, tx_type, to_addr, gas_limit,"
-    " max_fee_wei, priority_fee_wei, raw_tx, tx_hash, hashes, signed_block)"
+    "WITH i AS (INSERT INTO signer_txs (chain_id, signer, nonce, purpose, deposit_ids, tx_type, to_addr, gas_limit,"
+    " max_fee_wei, priority_fee_wei, raw_tx, tx_hash, hashes)"
     " VALUES ($1::bigint, $2, $3::bigint, $4, $5::text[], $6::smallint, $7, $8::bigint, $9::numeric,"
-    " $10::numeric, $11, $12, ARRAY[$12::text], nullif($13::bigint, -1))";
+    " $10::numeric, $11, $12, ARRAY[$12::text]) RETURNING chain_id, signer, nonce)"
+    " INSERT INTO signer_tx_marks (chain_id, signer, nonce, signed_block)"
+    " SELECT chain_id, signer, nonce, nullif($13::bigint, -1) FROM i"
+    " ON CONFLICT (chain_id, signer, nonce) DO UPDATE SET signed_block = EXCLUDED.signed_block, taken = false";
 
 static const char SQL_SIGNER_ADVANCE[] = "UPDATE signer_nonces SET next_nonce = $3::bigint + 1, updated_at = now()"
                                          " WHERE chain_id = $1::bigint AND signer = $2";
@@ -45,16 +55,21 @@ static const char SQL_LOCK_DEPOSITS[] =
 static const char SQL_LIVE[] =
     "SELECT DISTINCT d FROM signer_txs, unnest(deposit_ids) AS d WHERE chain_id = $1::bigint AND signer = $2"
     " AND deposit_ids && $3::text[] AND purpose IN ('mint', 'mint_batch')"
-    " AND NOT (status = 'mined' AND receipt_status = 0) AND status <> 'taken' AND d = ANY ($3::text[])";
+    " AND NOT (status = 'mined' AND receipt_status = 0)" NOT_TAKEN " AND d = ANY ($3::text[])";
 
+/* The CAS replacement and its mark's new head in one statement: the
+ * command's row count is the replacement's (0 or 1). */
 static const char SQL_REPLACE[] =
-    "UPDATE signer_txs SET raw_tx = $5, tx_hash = $6, hashes = hashes || $6::text,"
+    "WITH u AS (UPDATE signer_txs SET raw_tx = $5, tx_hash = $6, hashes = hashes || $6::text,"
     " max_fee_wei = $7::numeric, priority_fee_wei = $8::numeric, gas_limit = $9::bigint, to_addr = $10,"
     " purpose = CASE WHEN $11::boolean THEN 'filler' ELSE purpose END,"
     " replaced_from = CASE WHEN $11::boolean THEN array_to_string(deposit_ids, ',') ELSE replaced_from END,"
-    " signed_at = now(), signed_block = nullif($13::bigint, -1), updated_at = now()"
+    " signed_at = now(), updated_at = now()"
     " WHERE chain_id = $1::bigint AND signer = $2 AND nonce = $3::bigint AND tx_hash = $4 AND status = 'pending'"
-    " AND cardinality(hashes) < $12::int";
+    " AND cardinality(hashes) < $12::int RETURNING chain_id, signer, nonce)"
+    " INSERT INTO signer_tx_marks (chain_id, signer, nonce, signed_block)"
+    " SELECT chain_id, signer, nonce, nullif($13::bigint, -1) FROM u"
+    " ON CONFLICT (chain_id, signer, nonce) DO UPDATE SET signed_block = EXCLUDED.signed_block";
 
 static const char SQL_MINED[] =
     "UPDATE signer_txs SET status = 'mined', mined_hash = $4, block_number = $5::bigint,"
@@ -67,12 +82,16 @@ static const char SQL_NOTE[] = "UPDATE signer_txs SET last_error = left($4, 2000
 /* $4 true: fillers only (the janitor's old pass); false: every pending tx
  * from nonce $5 up (the window's gap repair). */
 static const char SQL_PENDING[] = "SELECT " SLOT_COLS " FROM signer_txs WHERE chain_id = $1::bigint AND signer = $2"
-                                  " AND status = 'pending' AND (NOT $4::boolean OR purpose = 'filler')"
+                                  " AND status = 'pending' AND (NOT $4::boolean OR purpose = 'filler')" NOT_TAKEN
                                   " AND nonce >= $5::bigint ORDER BY nonce LIMIT $3::int";
 
+/* A pending nonce another sender took: noted on the row, marked taken. */
 static const char SQL_TAKEN[] =
-    "UPDATE signer_txs SET status = 'taken', last_error = left($4, 2000), updated_at = now()"
-    " WHERE chain_id = $1::bigint AND signer = $2 AND nonce = $3::bigint AND status = 'pending'";
+    "WITH u AS (UPDATE signer_txs SET last_error = left($4, 2000), updated_at = now()"
+    " WHERE chain_id = $1::bigint AND signer = $2 AND nonce = $3::bigint AND status = 'pending'"
+    " RETURNING chain_id, signer, nonce)"
+    " INSERT INTO signer_tx_marks (chain_id, signer, nonce, taken) SELECT chain_id, signer, nonce, true FROM u"
+    " ON CONFLICT (chain_id, signer, nonce) DO UPDATE SET taken = true";
 
 void zl_nonce_tx_clear(struct zl_nonce_tx *t)
 {

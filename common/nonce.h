@@ -62,7 +62,7 @@ struct zl_nonce_tx {
     int64_t signed_age_ms;                              /* now - signed_at, by the database clock */
     char first_deposit[ZL_DEPOSIT_ID_SIZE];             /* deposit_ids[1], "" for none */
     int64_t signed_block;                               /* the head when the bytes were signed; -1 unknown
-                                                           (stored as NULL) */
+                                                           (signer_tx_marks, 017; stored as NULL) */
 };
 
 /* Frees raw_hex when it was read back. */
@@ -160,10 +160,11 @@ zl_class zl_nonce_pending(struct zl_pg *p, uint64_t chain_id, const char *signer
                           size_t errstr_size);
 
 /* The chain's nonce moved past this pending nonce and none of its hashes was
- * mined: another sender used our key (status taken, why noted). Nothing the
- * row carried happened; zl_nonce_find_for_deposit no longer finds it, so its
+ * mined: another sender used our key (marked taken in signer_tx_marks, why
+ * in last_error; the row stays pending). Nothing the row carried happened;
+ * zl_nonce_find_for_deposit and zl_nonce_pending no longer return it, so its
  * deposits are minted again at a later nonce. *marked false when the row was
- * no longer pending (mined or marked meanwhile). */
+ * no longer pending (mined meanwhile). */
 zl_class zl_nonce_mark_taken(struct zl_pg *p, uint64_t chain_id, const char *signer, uint64_t nonce, const char *why,
                              bool *marked, char *errstr, size_t errstr_size);
 

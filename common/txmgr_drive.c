@@ -217,12 +217,12 @@ static zl_class poll_receipt(struct zl_txmgr *t, const struct zl_nonce_tx *slot,
 /* No receipt of any of the slot's hashes: did another sender take its
  * nonce? The chain's count is read first and the receipts again after it,
  * so a tx of ours mined meanwhile is found, never taken for a stranger's.
- * *taken true: the row is marked taken and errstr says so. *count: the
- * chain's nonce (the lowest not mined). */
+ * Taken: the row is marked so, ZL_TRANSIENT with errstr saying why (the
+ * caller's retry signs anew). *count: the chain's nonce (the lowest not
+ * mined). */
 static zl_class check_taken(struct zl_txmgr *t, const struct zl_nonce_tx *slot, const struct zl_log_ctx *lc,
-                            bool *taken, uint64_t *count, char *errstr, size_t errstr_size)
+                            uint64_t *count, char *errstr, size_t errstr_size)
 {
-    *taken = false;
     zl_class c = zl_txmgr_read_quantity(t, "eth_getTransactionCount", json_pack("[s s]", t->signer_hex, "latest"),
                                         count, errstr, errstr_size);
     if (c != ZL_OK || *count <= slot->nonce)
@@ -245,9 +245,8 @@ static zl_class check_taken(struct zl_txmgr *t, const struct zl_nonce_tx *slot, 
     snprintf(n, sizeof(n), "%" PRIu64, slot->nonce);
     zl_log_kv(ZL_LOG_ERROR, lc, "nonce taken outside zeroloss", "nonce", n, "signer", t->signer_hex, "tx_hash",
               slot->tx_hash, NULL);
-    *taken = true;
     snprintf(errstr, errstr_size, "%s", why);
-    return ZL_OK;
+    return ZL_TRANSIENT;
 }
 
 /* Pending long enough to bump: by the wall clock (stuck_ms since signed) or
@@ -319,11 +318,10 @@ zl_class zl_txmgr_drive(struct zl_txmgr *t, struct zl_nonce_tx *slot, const stru
         return c;
     if (r->found)
         return settle(t, slot, r, errstr, errstr_size);
-    bool taken;
     uint64_t count;
-    c = check_taken(t, slot, lc, &taken, &count, errstr, errstr_size);
-    if (c != ZL_OK || taken)
-        return c == ZL_OK ? ZL_TRANSIENT : c;
+    c = check_taken(t, slot, lc, &count, errstr, errstr_size);
+    if (c != ZL_OK)
+        return c;
     if (is_stuck(t, slot, count, zl_now_ms() - start)) {
         c = bump(t, slot, lc, errstr, errstr_size);
         if (c != ZL_OK)
