@@ -147,25 +147,27 @@ def test_fee_cap_frees_the_nonce_with_a_no_op_and_a_later_tx_mints(tmp_path, cha
     p = new_pipeline(tmp_path, chain, ZL_MINT_BATCH_MAX="1", ZL_MAX_FEE_GWEI="4", ZL_MAX_PRIORITY_FEE_GWEI="1",
                      ZL_MIN_PRIORITY_FEE_MWEI="1000", ZL_MINT_STUCK_MS="500", ZL_MINT_RECEIPT_WAIT_MS="300",
                      ZL_MINT_FEE_BUMP_PCT="20")
-    d = pinned_deposit()
-    insert_pinned_rows([d])
-    chain.rpc("evm_setAutomine", "false")
     try:
-        # 1 gwei base + 1 gwei tip: max fee 3 gwei, one bump 3.6, the next 4.32 > the 4 gwei cap.
-        chain.rpc("anvil_setNextBlockBaseFeePerGas", hex(gwei))
-        p.produce([d])
-        p.start("capped")
-        wait_until(lambda: any(t["purpose"] == "filler" for t in txs(p.signer)), 60, "the nonce freed by a no-op")
-        wait_until(lambda: len(txs(p.signer)) == 2, 60, "the deposit signed again at the next nonce")
+        d = pinned_deposit()
+        insert_pinned_rows([d])
+        chain.rpc("evm_setAutomine", "false")
+        try:
+            # 1 gwei base + 1 gwei tip: max fee 3 gwei, one bump 3.6, the next 4.32 > the 4 gwei cap.
+            chain.rpc("anvil_setNextBlockBaseFeePerGas", hex(gwei))
+            p.produce([d])
+            p.start("capped")
+            wait_until(lambda: any(t["purpose"] == "filler" for t in txs(p.signer)), 60, "the nonce freed by a no-op")
+            wait_until(lambda: len(txs(p.signer)) == 2, 60, "the deposit signed again at the next nonce")
+        finally:
+            chain.rpc("anvil_setNextBlockBaseFeePerGas", hex(gwei))
+            chain.rpc("evm_setAutomine", "true")
+        chain.rpc("evm_mine")
+        wait_until(lambda: row(d["deposit_id"]).get("state") == "minted", 60, "minted by the later tx")
+        wait_until(lambda: all(t["status"] == "mined" for t in txs(p.signer)), 30, "the filler's receipt recorded")
+        stored = assert_each_minted_once(p, [d])
+        assert stored[0]["purpose"] == "filler" and stored[0]["receipt_status"] == 1, stored
+        assert stored[0]["replaced_from"] == d["deposit_id"]
+        assert stored[1]["purpose"] == "mint" and stored[1]["deposits"] == d["deposit_id"], stored
+        assert row(d["deposit_id"])["mint_tx_hash"] == stored[1]["hash"]
     finally:
-        chain.rpc("anvil_setNextBlockBaseFeePerGas", hex(gwei))
-        chain.rpc("evm_setAutomine", "true")
-    chain.rpc("evm_mine")
-    wait_until(lambda: row(d["deposit_id"]).get("state") == "minted", 60, "minted by the later tx")
-    wait_until(lambda: all(t["status"] == "mined" for t in txs(p.signer)), 30, "the filler's receipt recorded")
-    stored = assert_each_minted_once(p, [d])
-    assert stored[0]["purpose"] == "filler" and stored[0]["receipt_status"] == 1, stored
-    assert stored[0]["replaced_from"] == d["deposit_id"]
-    assert stored[1]["purpose"] == "mint" and stored[1]["deposits"] == d["deposit_id"], stored
-    assert row(d["deposit_id"])["mint_tx_hash"] == stored[1]["hash"]
-    p.stop_all()
+        p.stop_all()
