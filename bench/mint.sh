@@ -28,6 +28,18 @@
 # Checks: N rows minted, one stored tx per nonce, the signer's chain nonce
 # equals its stored txs, every tx mined with status 1.
 #
+# Window mode (bench/mint-window.sh, issue 19: BENCH_MINT_MODE=window): the
+# chain is anvil with 1 s blocks and a BSC-sized block (--block-time 1
+# --gas-limit 140000000), one mint copy and one signer, mints/s against the
+# in-flight window ZL_MINT_INFLIGHT_MAX (BENCH_MINT_WINDOWS, "1 4 16 64"),
+# mintBatch of BENCH_MINT_WINDOW_BATCH (50, the stage's default) deposits;
+# the stage's defers go through short tiers (500,1000,2000 ms: the receipt
+# re-checks). Its reference, in the same run:
+#   direct-batched  the same mintBatch calls (same size, same count) sent
+#                 straight to the node from its unlocked account 0 all at
+#                 once (eth_sendTransaction, no waiting), then every receipt
+#                 awaited: what the chain admits per second for these calls.
+#
 # Run through bench/run (it starts the services and collects the results).
 # Knobs: BENCH_MINT_N (1000: deposits per batched trial), BENCH_MINT_N_SINGLE
 # (200: per one-tx-per-mint trial and the reference), BENCH_MINT_BATCHES
@@ -38,6 +50,10 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 bench_need_run
 
+SUITE=${BENCH_MINT_SUITE:-mint}
+MODE=${BENCH_MINT_MODE:-automine}
+read -r -a WINDOWS <<< "${BENCH_MINT_WINDOWS:-1 4 16 64}"
+WBATCH=${BENCH_MINT_WINDOW_BATCH:-50}
 N=${BENCH_MINT_N:-1000}
 N1=${BENCH_MINT_N_SINGLE:-200}
 read -r -a BATCHES <<< "${BENCH_MINT_BATCHES:-10 50}"
@@ -52,7 +68,7 @@ anvil_bin=${ZL_ANVIL:-$(command -v anvil || true)}
 cast_bin=${ZL_CAST:-$(command -v cast || true)}
 [ -x "$anvil_bin" ] && [ -x "$cast_bin" ] || bench_die "anvil/cast not found (ZL_ANVIL, ZL_CAST)"
 
-work=$BENCH_WORK/mint
+work=$BENCH_WORK/$SUITE
 mkdir -p "$work"
 trials=$work/trials.jsonl
 : > "$trials"
@@ -64,7 +80,11 @@ cleanup() {
 trap cleanup EXIT
 
 # ---------------------------------------------------------------- the chain
-bench_anvil "$work" --accounts 2
+if [ "$MODE" = window ]; then
+  bench_anvil "$work" --accounts 2 --block-time 1 --gas-limit 140000000
+else
+  bench_anvil "$work" --accounts 2
+fi
 anvil_pid=$BENCH_ANVIL_PID
 rpc=$BENCH_ANVIL_URL
 key0=0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80
@@ -76,7 +96,11 @@ minter_role=$("$cast_bin" keccak MINTER_ROLE)
 
 ZL_SCHEMA_DIR="$BENCH_REPO/schemas/sql" "$build/bin/zl-migrate" >"$work/migrate.log" 2>&1 \
   || { cat "$work/migrate.log" >&2; bench_die "zl-migrate failed"; }
-bench_say "mint: N=$N (batched) N=$N1 (single, direct) batches=${BATCHES[*]} rounds=$ROUNDS on $rpc (nft $nft)"
+if [ "$MODE" = window ]; then
+  bench_say "mint-window: N=$N mintBatch of $WBATCH windows=${WINDOWS[*]} rounds=$ROUNDS on $rpc (nft $nft)"
+else
+  bench_say "mint: N=$N (batched) N=$N1 (single, direct) batches=${BATCHES[*]} rounds=$ROUNDS on $rpc (nft $nft)"
+fi
 
 # A fresh funded minter key: each trial's nonces and signer row are its own.
 new_signer() {
@@ -129,12 +153,17 @@ ok = all(a["result"]["status"] == "0x1" for a in out)
 print(len(rows), sum(int(n) for _, n in rows), gas, int(ok))' "$rpc"
 }
 
-# trial ROUND BATCH_MAX COUNT: one mint worker over COUNT pinned deposits.
+# trial ROUND BATCH_MAX COUNT [WINDOW]: one mint worker over COUNT pinned
+# deposits (WINDOW: its ZL_MINT_INFLIGHT_MAX, with short defer tiers).
 trial() {
-  local round=$1 bmax=$2 count=$3 tag prefix
+  local round=$1 bmax=$2 count=$3 window=${4:-} tag prefix
   tag=$(printf '%08x' "$((RANDOM * 32768 + RANDOM))")
   prefix="bench.m$tag."
-  local tdir=$work/$round-b$bmax
+  local tdir=$work/$round-b$bmax-w$window
+  local wenv=(ZL_LOG_LEVEL=warn)
+  if [ -n "$window" ]; then
+    wenv+=(ZL_MINT_INFLIGHT_MAX="$window" ZL_RETRY_TIERS_MS=500,1000,2000 ZL_DEFERS_MAX=10000)
+  fi
   mkdir -p "$tdir"
   new_signer
   ZL_TOPIC_PREFIX=$prefix ZL_TOPICS_STAGES=mint ZL_TOPIC_PARTITIONS=$PARTS "$build/bin/zl-topics" >"$tdir/topics.log" 2>&1 \
@@ -146,7 +175,7 @@ trial() {
   t0=$(bench_now_ms)
   bench_spawn "$tdir/worker.log" env ZL_TOPIC_PREFIX="$prefix" ZL_GROUP_ID="zl-mint-$prefix" ZL_RPC_URLS="$rpc" \
     ZL_NFT_ADDRESS="$nft" ZL_SIGNER_KEY_FILE="$work/signer.key" ZL_MINT_BATCH_MAX="$bmax" ZL_BATCH_SIZE_MAX=500 \
-    ZL_MINT_CHAIN_ID=31337 ZL_HTTP_PORT=0 ZL_LOG_LEVEL=warn "$build/bin/mint"
+    ZL_MINT_CHAIN_ID=31337 ZL_HTTP_PORT=0 "${wenv[@]}" "$build/bin/mint"
   local pid=$BENCH_PID deadline=$((t0 + TRIAL_TIMEOUT_S * 1000))
   while [ "$done_n" -lt "$count" ]; do
     [ "$(bench_now_ms)" -lt "$deadline" ] || { tail -5 "$tdir/worker.log" >&2; bench_die "mint b$bmax: timed out"; }
@@ -164,10 +193,11 @@ trial() {
   nonce=$(( $("$cast_bin" nonce --rpc-url "$rpc" "$SIGNER") ))
   [ "$ok" = 1 ] && [ "$deps" = "$count" ] && [ "$nonce" = "$txs" ] \
     || bench_die "mint b$bmax: txs=$txs deposits=$deps nonce=$nonce all-status-1=$ok"
-  bench_record "$trials" kind=stage round="$round" batch_max="$bmax" n="$count" wall_ms=$((t1 - t0)) \
+  bench_record "$trials" kind=stage round="$round" batch_max="$bmax" window="${window:-default}" n="$count" \
+    wall_ms=$((t1 - t0)) \
     rate=$(awk -v n="$count" -v ms="$((t1 - t0))" 'BEGIN { printf "%.1f", n * 1000 / ms }') \
     txs="$txs" gas_total="$gas" gas_per_mint=$((gas / count)) cpu_s="$cpu" exit_code="$BENCH_RC"
-  bench_say "mint b$bmax round $round: $count in $((t1 - t0)) ms, $txs txs, $((gas / count)) gas/mint"
+  bench_say "mint b$bmax w${window:-default} round $round: $count in $((t1 - t0)) ms, $txs txs, $((gas / count)) gas/mint"
 }
 
 # direct ROUND COUNT: the reference, mint() straight from anvil's account 0.
@@ -206,18 +236,93 @@ EOF
   bench_say "anvil-direct round $round: $(tail -1 "$trials")"
 }
 
+# direct_batched ROUND COUNT BATCH: the window mode's reference: COUNT mints
+# as mintBatch calls of BATCH from account 0 (MINTER_ROLE: the deployer),
+# all sent at once, then every receipt awaited.
+direct_batched() {
+  local round=$1 count=$2 batch=$3 selector
+  selector=$("$cast_bin" sig "mintBatch(address[],uint256[],string[])")
+  python3 - "$rpc" "$nft" "$count" "$round" "$batch" "$selector" >> "$trials" <<'EOF'
+import json, secrets, sys, time, urllib.request
+rpc, nft, n, rnd, batch, selector = (sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]),
+                                     sys.argv[6])
+def call(method, *params):
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).encode()
+    out = json.loads(urllib.request.urlopen(urllib.request.Request(rpc, body, {"Content-Type": "application/json"}),
+                                            timeout=120).read())
+    if "error" in out:
+        raise SystemExit(f"{method}: {out['error']}")
+    return out["result"]
+def word(v):
+    return format(v, "064x")
+def mint_batch(k):
+    # ABI of (address[], uint256[], string[]): three head offsets, then each
+    # array as its length and items; a string array's items are offsets
+    # (from after its length) to length-prefixed, padded bytes.
+    tos = [int(secrets.token_hex(20), 16) for _ in range(k)]
+    ids = [int.from_bytes(secrets.token_bytes(32), "big") for _ in range(k)]
+    uris = [("ipfs://bafkrei" + secrets.token_hex(26)).encode() for _ in range(k)]
+    a = word(k) + "".join(word(x) for x in tos)
+    b = word(k) + "".join(word(x) for x in ids)
+    bodies = [word(len(u)) + u.hex().ljust((len(u) + 31) // 32 * 64, "0") for u in uris]
+    offs, at = [], 32 * k
+    for body in bodies:
+        offs.append(at)
+        at += len(body) // 2
+    c = word(k) + "".join(word(o) for o in offs) + "".join(bodies)
+    return selector + word(96) + word(96 + len(a) // 2) + word(96 + len(a) // 2 + len(b) // 2) + a + b + c
+sender = call("eth_accounts")[0]
+calls = [mint_batch(min(batch, n - i)) for i in range(0, n, batch)]
+# anvil may drop a tx from a pool fuller than a block (seen: 3 of 20 at
+# 7.1M gas each in a 140M block, the pool then empty): one not mined after
+# RESEND_AFTER_S is sent again, as a sender would.
+RESEND_AFTER_S, DEADLINE_S = 10, 600
+t0 = time.monotonic()
+pending = {call("eth_sendTransaction", {"from": sender, "to": nft, "data": d}): (d, time.monotonic()) for d in calls}
+gas = resent = 0
+while pending:
+    assert time.monotonic() - t0 < DEADLINE_S, f"{len(pending)} txs not mined in {DEADLINE_S} s"
+    for h, (d, sent) in list(pending.items()):
+        r = call("eth_getTransactionReceipt", h)
+        if r is not None:
+            assert r["status"] == "0x1", r
+            gas += int(r["gasUsed"], 16)
+            del pending[h]
+        elif time.monotonic() - sent > RESEND_AFTER_S:
+            del pending[h]
+            pending[call("eth_sendTransaction", {"from": sender, "to": nft, "data": d})] = (d, time.monotonic())
+            resent += 1
+    time.sleep(0.05)
+ms = (time.monotonic() - t0) * 1000
+print(json.dumps({"kind": "direct-batched", "round": rnd, "batch_max": batch, "window": "-", "n": n,
+                  "wall_ms": round(ms), "rate": round(n * 1000 / ms, 1), "gas_per_mint": gas // n,
+                  "txs": len(calls), "resent": resent}, sort_keys=True))
+EOF
+  bench_say "direct-batched round $round: $(tail -1 "$trials")"
+}
+
 for ((r = 1; r <= ROUNDS; r++)); do
+  if [ "$MODE" = window ]; then
+    direct_batched "$r" "$N" "$WBATCH"
+    for w in "${WINDOWS[@]}"; do trial "$r" "$WBATCH" "$N" "$w"; done
+    continue
+  fi
   direct "$r" "$N1"
   trial "$r" 1 "$N1"
   for b in "${BATCHES[@]}"; do trial "$r" "$b" "$N"; done
 done
 
-python3 - "$trials" "$BENCH_WORK/mint.json" "$BENCH_WORK/mint.md" "$N" "$N1" "$ROUNDS" <<'EOF'
+python3 - "$trials" "$BENCH_WORK/$SUITE.json" "$BENCH_WORK/$SUITE.md" "$N" "$N1" "$ROUNDS" "$MODE" <<'EOF'
 import json, statistics, sys
 trials_path, out_json, out_md, n, n1, rounds = sys.argv[1], sys.argv[2], sys.argv[3], *map(int, sys.argv[4:7])
+mode = sys.argv[7]
 trials = [json.loads(l) for l in open(trials_path) if l.strip()]
 def key(t):
-    return "anvil-direct" if t["kind"] == "direct" else f"mint b{t['batch_max']}"
+    if t["kind"] == "direct-batched":
+        return f"direct-batched b{t['batch_max']}"
+    if t["kind"] == "direct":
+        return "anvil-direct"
+    return f"mint b{t['batch_max']}" + (f" window {t['window']}" if mode == "window" else "")
 order = []
 for t in trials:
     if key(t) not in order:
@@ -230,19 +335,29 @@ for k in order:
                   "rate_min": min(rates), "rate_max": max(rates),
                   "gas_per_mint_median": statistics.median([t["gas_per_mint"] for t in ts]),
                   "txs_median": statistics.median([t["txs"] for t in ts]) if "txs" in ts[0] else ts[0]["n"]}
-ref = summary.get("anvil-direct", {}).get("rate_median")
+refs = [k for k in summary if k.startswith(("anvil-direct", "direct-batched"))]
+ref_name = refs[0] if refs else "anvil-direct"
+ref = summary[ref_name]["rate_median"] if refs else None
 json.dump({"summary": summary, "trials": trials}, open(out_json, "w"), indent=2, sort_keys=True)
-md = ["## mint", "",
-      f"One mint stage on a private anvil (automine), {rounds} round(s) interleaved; mints/s = deposits / (worker "
+chain = ("anvil with 1 s blocks and a 140M gas limit (--block-time 1), one signer" if mode == "window"
+         else "a private anvil (automine)")
+md = [f"## {'mint-window' if mode == 'window' else 'mint'}", "",
+      f"One mint stage on {chain}, {rounds} round(s) interleaved; mints/s = deposits / (worker "
       "start -> all on zl.nft.minted), medians (min-max); gas/mint = gasUsed of the signer's txs / deposits.", "",
-      "| run | deposits | txs | mints/s | gas/mint | vs anvil-direct |", "|---|---|---|---|---|---|"]
+      f"| run | deposits | txs | mints/s | gas/mint | vs {ref_name} |", "|---|---|---|---|---|---|"]
 for k in order:
     s = summary[k]
     ratio = f"{s['rate_median'] / ref:.2f}x" if ref else "-"
     md.append(f"| {k} | {s['n']} | {s['txs_median']:.0f} | {s['rate_median']:.0f} ({s['rate_min']:.0f}-{s['rate_max']:.0f})"
               f" | {s['gas_per_mint_median']:,.0f} | {ratio} |")
-md += ["", "anvil-direct: mint() from anvil's unlocked account 0 over JSON-RPC, one at a time, each receipt awaited "
-       "(no DB, no Kafka, no signing on our side): the chain's ceiling for one tx per mint.", ""]
+if mode == "window":
+    md += ["", "direct-batched: the same mintBatch calls sent straight to the node from anvil's unlocked account 0, "
+           "all at once, then every receipt awaited (no DB, no Kafka, no signing on our side): what the chain "
+           "admits for these calls. window N: ZL_MINT_INFLIGHT_MAX=N (1: one tx in flight, each receipt awaited "
+           "in the stage, as before issue 19).", ""]
+else:
+    md += ["", "anvil-direct: mint() from anvil's unlocked account 0 over JSON-RPC, one at a time, each receipt "
+           "awaited (no DB, no Kafka, no signing on our side): the chain's ceiling for one tx per mint.", ""]
 open(out_md, "w").write("\n".join(md) + "\n")
 print("\n".join(md), file=sys.stderr)
 EOF

@@ -5,16 +5,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The signer_tx_marks row (017) of the signer_txs row in scope. */
+#define MARK_OF_ROW                                                                                               \
+    " WHERE k.chain_id = signer_txs.chain_id AND k.signer = signer_txs.signer AND k.nonce = signer_txs.nonce"
+/* Not a nonce another sender took (017): no longer any deposit's mint. */
+#define NOT_TAKEN " AND NOT EXISTS (SELECT 1 FROM signer_tx_marks k" MARK_OF_ROW " AND k.taken)"
+
 #define SLOT_COLS                                                                                                 \
     "nonce, purpose, tx_type, to_addr, gas_limit, max_fee_wei::text, priority_fee_wei::text, raw_tx, tx_hash,"   \
     " array_to_string(hashes, ','), status = 'mined', coalesce(mined_hash, ''), coalesce(block_number, -1),"     \
     " coalesce(receipt_status, -1), (extract(epoch from now() - signed_at) * 1000)::bigint,"                     \
-    " coalesce(deposit_ids[1], '')"
+    " coalesce(deposit_ids[1], ''), coalesce((SELECT k.signed_block FROM signer_tx_marks k" MARK_OF_ROW "), -1)"
 
 static const char SQL_FIND[] =
     "SELECT " SLOT_COLS " FROM signer_txs WHERE chain_id = $1::bigint AND signer = $2"
     " AND deposit_ids @> ARRAY[$3::text] AND purpose IN ('mint', 'mint_batch')"
-    " AND NOT (status = 'mined' AND receipt_status = 0) ORDER BY nonce DESC LIMIT 1";
+    " AND NOT (status = 'mined' AND receipt_status = 0)" NOT_TAKEN " ORDER BY nonce DESC LIMIT 1";
 
 static const char SQL_LOCK_DEPOSIT[] = "SELECT state FROM deposits WHERE deposit_id = $1 FOR UPDATE";
 
@@ -24,11 +30,15 @@ static const char SQL_SIGNER_INIT[] = "INSERT INTO signer_nonces (chain_id, sign
 static const char SQL_SIGNER_LOCK[] =
     "SELECT next_nonce FROM signer_nonces WHERE chain_id = $1::bigint AND signer = $2 FOR UPDATE";
 
+/* The tx and its mark (017: the head it was signed at) in one statement. */
 static const char SQL_INSERT_TX[] =
-    "INSERT INTO signer_txs (chain_id, signer, nonce, purpose, deposit_ids, tx_type, to_addr, gas_limit,"
+    "WITH i AS (INSERT INTO signer_txs (chain_id, signer, nonce, purpose, deposit_ids, tx_type, to_addr, gas_limit,"
     " max_fee_wei, priority_fee_wei, raw_tx, tx_hash, hashes)"
     " VALUES ($1::bigint, $2, $3::bigint, $4, $5::text[], $6::smallint, $7, $8::bigint, $9::numeric,"
-    " $10::numeric, $11, $12, ARRAY[$12::text])";
+    " $10::numeric, $11, $12, ARRAY[$12::text]) RETURNING chain_id, signer, nonce)"
+    " INSERT INTO signer_tx_marks (chain_id, signer, nonce, signed_block)"
+    " SELECT chain_id, signer, nonce, nullif($13::bigint, -1) FROM i"
+    " ON CONFLICT (chain_id, signer, nonce) DO UPDATE SET signed_block = EXCLUDED.signed_block, taken = false";
 
 static const char SQL_SIGNER_ADVANCE[] = "UPDATE signer_nonces SET next_nonce = $3::bigint + 1, updated_at = now()"
                                          " WHERE chain_id = $1::bigint AND signer = $2";
@@ -45,16 +55,21 @@ static const char SQL_LOCK_DEPOSITS[] =
 static const char SQL_LIVE[] =
     "SELECT DISTINCT d FROM signer_txs, unnest(deposit_ids) AS d WHERE chain_id = $1::bigint AND signer = $2"
     " AND deposit_ids && $3::text[] AND purpose IN ('mint', 'mint_batch')"
-    " AND NOT (status = 'mined' AND receipt_status = 0) AND d = ANY ($3::text[])";
+    " AND NOT (status = 'mined' AND receipt_status = 0)" NOT_TAKEN " AND d = ANY ($3::text[])";
 
+/* The CAS replacement and its mark's new head in one statement: the
+ * command's row count is the replacement's (0 or 1). */
 static const char SQL_REPLACE[] =
-    "UPDATE signer_txs SET raw_tx = $5, tx_hash = $6, hashes = hashes || $6::text,"
+    "WITH u AS (UPDATE signer_txs SET raw_tx = $5, tx_hash = $6, hashes = hashes || $6::text,"
     " max_fee_wei = $7::numeric, priority_fee_wei = $8::numeric, gas_limit = $9::bigint, to_addr = $10,"
     " purpose = CASE WHEN $11::boolean THEN 'filler' ELSE purpose END,"
     " replaced_from = CASE WHEN $11::boolean THEN array_to_string(deposit_ids, ',') ELSE replaced_from END,"
     " signed_at = now(), updated_at = now()"
     " WHERE chain_id = $1::bigint AND signer = $2 AND nonce = $3::bigint AND tx_hash = $4 AND status = 'pending'"
-    " AND cardinality(hashes) < $12::int";
+    " AND cardinality(hashes) < $12::int RETURNING chain_id, signer, nonce)"
+    " INSERT INTO signer_tx_marks (chain_id, signer, nonce, signed_block)"
+    " SELECT chain_id, signer, nonce, nullif($13::bigint, -1) FROM u"
+    " ON CONFLICT (chain_id, signer, nonce) DO UPDATE SET signed_block = EXCLUDED.signed_block";
 
 static const char SQL_MINED[] =
     "UPDATE signer_txs SET status = 'mined', mined_hash = $4, block_number = $5::bigint,"
@@ -64,8 +79,19 @@ static const char SQL_MINED[] =
 static const char SQL_NOTE[] = "UPDATE signer_txs SET last_error = left($4, 2000), updated_at = now()"
                                " WHERE chain_id = $1::bigint AND signer = $2 AND nonce = $3::bigint";
 
-static const char SQL_FILLERS[] = "SELECT " SLOT_COLS " FROM signer_txs WHERE chain_id = $1::bigint AND signer = $2"
-                                  " AND status = 'pending' AND purpose = 'filler' ORDER BY nonce LIMIT $3::int";
+/* $4 true: fillers only (the janitor's old pass); false: every pending tx
+ * from nonce $5 up (the window's gap repair). */
+static const char SQL_PENDING[] = "SELECT " SLOT_COLS " FROM signer_txs WHERE chain_id = $1::bigint AND signer = $2"
+                                  " AND status = 'pending' AND (NOT $4::boolean OR purpose = 'filler')" NOT_TAKEN
+                                  " AND nonce >= $5::bigint ORDER BY nonce LIMIT $3::int";
+
+/* A pending nonce another sender took: noted on the row, marked taken. */
+static const char SQL_TAKEN[] =
+    "WITH u AS (UPDATE signer_txs SET last_error = left($4, 2000), updated_at = now()"
+    " WHERE chain_id = $1::bigint AND signer = $2 AND nonce = $3::bigint AND status = 'pending'"
+    " RETURNING chain_id, signer, nonce)"
+    " INSERT INTO signer_tx_marks (chain_id, signer, nonce, taken) SELECT chain_id, signer, nonce, true FROM u"
+    " ON CONFLICT (chain_id, signer, nonce) DO UPDATE SET taken = true";
 
 void zl_nonce_tx_clear(struct zl_nonce_tx *t)
 {
@@ -78,11 +104,12 @@ int zl_nonce_prepare(struct zl_pg *p)
     if (zl_pg_add_stmt(p, "nonce_find", SQL_FIND, 3) != 0 || zl_pg_add_stmt(p, "nonce_lock_dep", SQL_LOCK_DEPOSIT, 1) != 0 ||
         zl_pg_add_stmt(p, "nonce_signer_init", SQL_SIGNER_INIT, 3) != 0 ||
         zl_pg_add_stmt(p, "nonce_signer_lock", SQL_SIGNER_LOCK, 2) != 0 ||
-        zl_pg_add_stmt(p, "nonce_insert_tx", SQL_INSERT_TX, 12) != 0 ||
+        zl_pg_add_stmt(p, "nonce_insert_tx", SQL_INSERT_TX, 13) != 0 ||
         zl_pg_add_stmt(p, "nonce_signer_advance", SQL_SIGNER_ADVANCE, 3) != 0 ||
         zl_pg_add_stmt(p, "nonce_dep_submitted", SQL_DEPOSIT_SUBMITTED, 2) != 0 ||
-        zl_pg_add_stmt(p, "nonce_replace", SQL_REPLACE, 12) != 0 || zl_pg_add_stmt(p, "nonce_mined", SQL_MINED, 6) != 0 ||
-        zl_pg_add_stmt(p, "nonce_note", SQL_NOTE, 4) != 0 || zl_pg_add_stmt(p, "nonce_fillers", SQL_FILLERS, 3) != 0 ||
+        zl_pg_add_stmt(p, "nonce_replace", SQL_REPLACE, 13) != 0 || zl_pg_add_stmt(p, "nonce_mined", SQL_MINED, 6) != 0 ||
+        zl_pg_add_stmt(p, "nonce_note", SQL_NOTE, 4) != 0 || zl_pg_add_stmt(p, "nonce_pending", SQL_PENDING, 5) != 0 ||
+        zl_pg_add_stmt(p, "nonce_taken", SQL_TAKEN, 4) != 0 ||
         zl_pg_add_stmt(p, "nonce_lock_deps", SQL_LOCK_DEPOSITS, 1) != 0 ||
         zl_pg_add_stmt(p, "nonce_live", SQL_LIVE, 3) != 0)
         return -1;
@@ -125,6 +152,7 @@ static int read_slot(const PGresult *r, int row, struct zl_nonce_tx *t)
     t->receipt_status = (int)strtol(PQgetvalue(r, row, 13), NULL, 10);
     t->signed_age_ms = strtoll(PQgetvalue(r, row, 14), NULL, 10);
     copy(t->first_deposit, sizeof(t->first_deposit), PQgetvalue(r, row, 15));
+    t->signed_block = strtoll(PQgetvalue(r, row, 16), NULL, 10);
     return 0;
 }
 
@@ -157,7 +185,7 @@ zl_class zl_nonce_find_for_deposit(struct zl_pg *p, uint64_t chain_id, const cha
  * transaction and returns max(next_nonce, chain_floor) in *nonce. Does not
  * roll back. */
 static zl_class lock_signer(struct zl_pg *p, uint64_t chain_id, const char *signer, uint64_t chain_floor,
-                            uint64_t *nonce, char *errstr, size_t errstr_size)
+                            uint64_t window_max, uint64_t *nonce, char *errstr, size_t errstr_size)
 {
     char chain[ZL_INT64_DEC_SIZE], floor_s[ZL_INT64_DEC_SIZE];
     snprintf(chain, sizeof(chain), "%" PRIu64, chain_id);
@@ -179,12 +207,18 @@ static zl_class lock_signer(struct zl_pg *p, uint64_t chain_id, const char *sign
     uint64_t next = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
     *nonce = next > chain_floor ? next : chain_floor;
+    /* Nonces handed out but not yet mined: the window in flight. */
+    if (window_max > 0 && *nonce - chain_floor >= window_max) {
+        snprintf(errstr, errstr_size, "signer %s has %" PRIu64 " transactions in flight (window of %" PRIu64
+                 "): waiting for receipts", signer, *nonce - chain_floor, window_max);
+        return ZL_DEFER;
+    }
     return ZL_OK;
 }
 
 zl_class zl_nonce_begin(struct zl_pg *p, uint64_t chain_id, const char *signer, const char *deposit_id,
-                        uint64_t chain_floor, uint64_t *nonce, struct zl_nonce_tx *existing, bool *found,
-                        bool *wrong_state, char *errstr, size_t errstr_size)
+                        uint64_t chain_floor, uint64_t window_max, uint64_t *nonce, struct zl_nonce_tx *existing,
+                        bool *found, bool *wrong_state, char *errstr, size_t errstr_size)
 {
     *found = false;
     *wrong_state = false;
@@ -213,7 +247,7 @@ zl_class zl_nonce_begin(struct zl_pg *p, uint64_t chain_id, const char *signer, 
         zl_pg_rollback(p);
         return ZL_OK;
     }
-    c = lock_signer(p, chain_id, signer, chain_floor, nonce, errstr, errstr_size);
+    c = lock_signer(p, chain_id, signer, chain_floor, window_max, nonce, errstr, errstr_size);
     if (c != ZL_OK)
         goto fail;
     return ZL_OK;
@@ -223,8 +257,8 @@ fail:
 }
 
 zl_class zl_nonce_begin_batch(struct zl_pg *p, uint64_t chain_id, const char *signer, const char *const *deposit_ids,
-                              size_t n, uint64_t chain_floor, uint64_t *nonce, bool *skip, size_t *nkept,
-                              char *errstr, size_t errstr_size)
+                              size_t n, uint64_t chain_floor, uint64_t window_max, uint64_t *nonce, bool *skip,
+                              size_t *nkept, char *errstr, size_t errstr_size)
 {
     ZL_ASSERT(n >= 1 && n <= ZL_NONCE_BATCH_MAX);
     *nkept = 0;
@@ -268,7 +302,7 @@ zl_class zl_nonce_begin_batch(struct zl_pg *p, uint64_t chain_id, const char *si
         zl_pg_rollback(p);
         goto out_free;
     }
-    c = lock_signer(p, chain_id, signer, chain_floor, nonce, errstr, errstr_size);
+    c = lock_signer(p, chain_id, signer, chain_floor, window_max, nonce, errstr, errstr_size);
     if (c != ZL_OK)
         goto fail;
     goto out_free;
@@ -296,9 +330,11 @@ zl_class zl_nonce_store_batch(struct zl_pg *p, const struct zl_nonce_tx *t, cons
         snprintf(errstr, errstr_size, "out of memory");
         goto fail;
     }
-    const char *ins[12] = {chain, t->signer, nonce, t->purpose, ids, type, t->to_addr, gas, fee, prio,
-                           t->raw_hex, t->tx_hash};
-    PGresult *r = zl_pg_prepared(p, "nonce_insert_tx", 12, ins, PGRES_COMMAND_OK, &c, errstr, errstr_size);
+    char sblock[ZL_INT64_DEC_SIZE];
+    snprintf(sblock, sizeof(sblock), "%" PRId64, t->signed_block);
+    const char *ins[13] = {chain, t->signer, nonce, t->purpose, ids, type, t->to_addr, gas, fee, prio,
+                           t->raw_hex, t->tx_hash, sblock};
+    PGresult *r = zl_pg_prepared(p, "nonce_insert_tx", 13, ins, PGRES_COMMAND_OK, &c, errstr, errstr_size);
     if (r == NULL)
         goto fail;
     PQclear(r);
@@ -352,10 +388,12 @@ zl_class zl_nonce_replace(struct zl_pg *p, const struct zl_nonce_tx *t, const ch
     snprintf(fee, sizeof(fee), "%" PRIu64, t->max_fee_wei);
     snprintf(prio, sizeof(prio), "%" PRIu64, t->priority_fee_wei);
     snprintf(maxh, sizeof(maxh), "%d", ZL_NONCE_HASHES_MAX);
-    const char *params[12] = {chain, t->signer, nonce, old_hash, t->raw_hex, t->tx_hash, fee, prio, gas,
-                              t->to_addr, to_filler ? "true" : "false", maxh};
+    char sblock[ZL_INT64_DEC_SIZE];
+    snprintf(sblock, sizeof(sblock), "%" PRId64, t->signed_block);
+    const char *params[13] = {chain, t->signer, nonce, old_hash, t->raw_hex, t->tx_hash, fee, prio, gas,
+                              t->to_addr, to_filler ? "true" : "false", maxh, sblock};
     zl_class c;
-    PGresult *r = zl_pg_prepared(p, "nonce_replace", 12, params, PGRES_COMMAND_OK, &c, errstr, errstr_size);
+    PGresult *r = zl_pg_prepared(p, "nonce_replace", 13, params, PGRES_COMMAND_OK, &c, errstr, errstr_size);
     if (r == NULL)
         return c;
     *replaced = strtol(PQcmdTuples(r), NULL, 10) == 1;
@@ -394,16 +432,18 @@ zl_class zl_nonce_note_error(struct zl_pg *p, uint64_t chain_id, const char *sig
     return c;
 }
 
-zl_class zl_nonce_pending_fillers(struct zl_pg *p, uint64_t chain_id, const char *signer, struct zl_nonce_tx *out,
-                                  size_t max, size_t *n, char *errstr, size_t errstr_size)
+zl_class zl_nonce_pending(struct zl_pg *p, uint64_t chain_id, const char *signer, bool fillers_only,
+                          uint64_t from_nonce, struct zl_nonce_tx *out, size_t max, size_t *n, char *errstr,
+                          size_t errstr_size)
 {
     *n = 0;
-    char chain[ZL_INT64_DEC_SIZE], lim[ZL_INT64_DEC_SIZE];
+    char chain[ZL_INT64_DEC_SIZE], lim[ZL_INT64_DEC_SIZE], from[ZL_INT64_DEC_SIZE];
     snprintf(chain, sizeof(chain), "%" PRIu64, chain_id);
     snprintf(lim, sizeof(lim), "%zu", max);
-    const char *params[3] = {chain, signer, lim};
+    snprintf(from, sizeof(from), "%" PRIu64, from_nonce);
+    const char *params[5] = {chain, signer, lim, fillers_only ? "true" : "false", from};
     zl_class c;
-    PGresult *r = zl_pg_prepared(p, "nonce_fillers", 3, params, PGRES_TUPLES_OK, &c, errstr, errstr_size);
+    PGresult *r = zl_pg_prepared(p, "nonce_pending", 5, params, PGRES_TUPLES_OK, &c, errstr, errstr_size);
     if (r == NULL)
         return c;
     int rows = PQntuples(r);
@@ -414,6 +454,29 @@ zl_class zl_nonce_pending_fillers(struct zl_pg *p, uint64_t chain_id, const char
         copy(out[*n].signer, sizeof(out[*n].signer), signer);
         (*n)++;
     }
+    PQclear(r);
+    return ZL_OK;
+}
+
+zl_class zl_nonce_pending_fillers(struct zl_pg *p, uint64_t chain_id, const char *signer, struct zl_nonce_tx *out,
+                                  size_t max, size_t *n, char *errstr, size_t errstr_size)
+{
+    return zl_nonce_pending(p, chain_id, signer, true, 0, out, max, n, errstr, errstr_size);
+}
+
+zl_class zl_nonce_mark_taken(struct zl_pg *p, uint64_t chain_id, const char *signer, uint64_t nonce, const char *why,
+                             bool *marked, char *errstr, size_t errstr_size)
+{
+    *marked = false;
+    char chain[ZL_INT64_DEC_SIZE], n[ZL_INT64_DEC_SIZE];
+    snprintf(chain, sizeof(chain), "%" PRIu64, chain_id);
+    snprintf(n, sizeof(n), "%" PRIu64, nonce);
+    const char *params[4] = {chain, signer, n, why};
+    zl_class c;
+    PGresult *r = zl_pg_prepared(p, "nonce_taken", 4, params, PGRES_COMMAND_OK, &c, errstr, errstr_size);
+    if (r == NULL)
+        return c;
+    *marked = strtol(PQcmdTuples(r), NULL, 10) == 1;
     PQclear(r);
     return ZL_OK;
 }

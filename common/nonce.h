@@ -61,6 +61,8 @@ struct zl_nonce_tx {
     int receipt_status;                                 /* 1 success, 0 reverted; -1 unknown */
     int64_t signed_age_ms;                              /* now - signed_at, by the database clock */
     char first_deposit[ZL_DEPOSIT_ID_SIZE];             /* deposit_ids[1], "" for none */
+    int64_t signed_block;                               /* the head when the bytes were signed; -1 unknown
+                                                           (signer_tx_marks, 017; stored as NULL) */
 };
 
 /* Frees raw_hex when it was read back. */
@@ -81,13 +83,16 @@ zl_class zl_nonce_find_for_deposit(struct zl_pg *p, uint64_t chain_id, const cha
  * is filled and the transaction is rolled back. Otherwise locks the signer's
  * row (creating it at chain_floor) and sets *nonce = max(next_nonce,
  * chain_floor): chain_floor is the chain's confirmed transaction count, so
- * a nonce someone else used with our key is never handed out again. The
+ * a nonce someone else used with our key is never handed out again. When
+ * window_max > 0 and window_max nonces are already in flight (*nonce -
+ * chain_floor: handed out, not yet mined), ZL_DEFER with errstr and the
+ * transaction rolled back: the window is full, wait for receipts. The
  * transaction stays open: finish with zl_nonce_store() or zl_nonce_abort().
  * ZL_TRANSIENT with *wrong_state when the deposit row is in another state
  * (it moved under us: the caller looks again; transaction rolled back). */
 zl_class zl_nonce_begin(struct zl_pg *p, uint64_t chain_id, const char *signer, const char *deposit_id,
-                        uint64_t chain_floor, uint64_t *nonce, struct zl_nonce_tx *existing, bool *found,
-                        bool *wrong_state, char *errstr, size_t errstr_size);
+                        uint64_t chain_floor, uint64_t window_max, uint64_t *nonce, struct zl_nonce_tx *existing,
+                        bool *found, bool *wrong_state, char *errstr, size_t errstr_size);
 
 /* Inside zl_nonce_begin's transaction: stores t for deposit_id, advances the
  * signer's next nonce to t->nonce + 1, moves the deposit row to
@@ -106,12 +111,13 @@ zl_class zl_nonce_store(struct zl_pg *p, const struct zl_nonce_tx *t, const char
  * skip[i] for every deposit that is not pinned/mint_submitted or already has
  * a live mint (another copy stored one since the caller looked: the caller
  * drives those one by one). When *nkept > 0, locks the signer's row and sets
- * *nonce as zl_nonce_begin does; the transaction stays open: finish with
+ * *nonce as zl_nonce_begin does (ZL_DEFER when the window is full); the
+ * transaction stays open: finish with
  * zl_nonce_store_batch() (the kept deposits only) or zl_nonce_abort(). When
  * *nkept is 0 the transaction is rolled back. On failure rolled back. */
 zl_class zl_nonce_begin_batch(struct zl_pg *p, uint64_t chain_id, const char *signer, const char *const *deposit_ids,
-                              size_t n, uint64_t chain_floor, uint64_t *nonce, bool *skip, size_t *nkept,
-                              char *errstr, size_t errstr_size);
+                              size_t n, uint64_t chain_floor, uint64_t window_max, uint64_t *nonce, bool *skip,
+                              size_t *nkept, char *errstr, size_t errstr_size);
 
 /* Inside zl_nonce_begin_batch's transaction: stores t (purpose mint_batch)
  * for the n deposits it carries, advances the signer's next nonce, moves
@@ -145,5 +151,21 @@ zl_class zl_nonce_note_error(struct zl_pg *p, uint64_t chain_id, const char *sig
  * re-broadcasts them). The caller clears each of out[0..*n). */
 zl_class zl_nonce_pending_fillers(struct zl_pg *p, uint64_t chain_id, const char *signer, struct zl_nonce_tx *out,
                                   size_t max, size_t *n, char *errstr, size_t errstr_size);
+
+/* Up to max pending transactions of the signer (fillers_only: fillers only)
+ * at nonces >= from_nonce, lowest first: the window's gap repair re-sends
+ * them in nonce order. The caller clears each of out[0..*n). */
+zl_class zl_nonce_pending(struct zl_pg *p, uint64_t chain_id, const char *signer, bool fillers_only,
+                          uint64_t from_nonce, struct zl_nonce_tx *out, size_t max, size_t *n, char *errstr,
+                          size_t errstr_size);
+
+/* The chain's nonce moved past this pending nonce and none of its hashes was
+ * mined: another sender used our key (marked taken in signer_tx_marks, why
+ * in last_error; the row stays pending). Nothing the row carried happened;
+ * zl_nonce_find_for_deposit and zl_nonce_pending no longer return it, so its
+ * deposits are minted again at a later nonce. *marked false when the row was
+ * no longer pending (mined meanwhile). */
+zl_class zl_nonce_mark_taken(struct zl_pg *p, uint64_t chain_id, const char *signer, uint64_t nonce, const char *why,
+                             bool *marked, char *errstr, size_t errstr_size);
 
 #endif /* ZL_NONCE_H */

@@ -23,6 +23,7 @@ void zl_txmgr_init(struct zl_txmgr *t, const struct zl_txmgr_opts *o)
 {
     memset(t, 0, sizeof(*t));
     t->o = *o;
+    t->head_block = -1;
     snprintf(t->signer_hex, sizeof(t->signer_hex), "%s", o->key->address_hex);
     zl_hex_encode(o->contract, 20, t->contract_hex, sizeof(t->contract_hex));
 }
@@ -239,10 +240,23 @@ zl_class zl_txmgr_fees(struct zl_txmgr *t, struct zl_tx_fees *f, char *errstr, s
     return ZL_OK;
 }
 
+zl_class zl_txmgr_read_head(struct zl_txmgr *t, char *errstr, size_t errstr_size)
+{
+    uint64_t head;
+    zl_class c = zl_txmgr_read_quantity(t, "eth_blockNumber", json_array(), &head, errstr, errstr_size);
+    if (c == ZL_OK)
+        t->head_block = (int64_t)head;
+    return c;
+}
+
 zl_class zl_txmgr_chain_nonce(struct zl_txmgr *t, uint64_t *floor, char *errstr, size_t errstr_size)
 {
-    return zl_txmgr_read_quantity(t, "eth_getTransactionCount", json_pack("[s s]", t->signer_hex, "latest"), floor,
-                                  errstr, errstr_size);
+    zl_class c = zl_txmgr_read_quantity(t, "eth_getTransactionCount", json_pack("[s s]", t->signer_hex, "latest"),
+                                        floor, errstr, errstr_size);
+    /* Only the block-counted bump needs the head. */
+    if (c == ZL_OK && t->o.bump_after_blocks > 0)
+        c = zl_txmgr_read_head(t, errstr, errstr_size);
+    return c;
 }
 
 zl_class zl_txmgr_estimate(struct zl_txmgr *t, const uint8_t *data, size_t len, uint64_t *gas, bool *reverts,
@@ -308,6 +322,7 @@ zl_class zl_txmgr_sign(struct zl_txmgr *t, const struct zl_tx *tx, const char *p
     rec->priority_fee_wei = tx->type == ZL_TX_EIP1559 ? tx->max_priority_fee_wei : 0;
     rec->raw_hex = hex; /* now owned by rec */
     snprintf(rec->tx_hash, sizeof(rec->tx_hash), "%s", st.hash);
+    rec->signed_block = t->head_block;
     return ZL_OK;
 }
 

@@ -60,6 +60,10 @@ struct zl_txmgr_opts {
     int64_t stuck_ms;              /* pending this long since signed: replace with higher fees */
     int64_t janitor_ms;            /* between janitor passes */
     int64_t confirmations;         /* blocks including the tx's before a receipt counts (>= 1) */
+    int64_t inflight_max;          /* unconfirmed txs per signer at consecutive nonces (1: poll each to its
+                                      receipt as before; > 1: the window, see zl_txmgr_drive) */
+    int64_t bump_after_blocks;     /* pending this many blocks since signed: replace with higher fees (0: off,
+                                      stuck_ms only) */
 };
 
 struct zl_txmgr {
@@ -67,6 +71,8 @@ struct zl_txmgr {
     char signer_hex[ZL_ADDRESS_HEX_SIZE];   /* "0x" + 40 lowercase hex */
     char contract_hex[ZL_ADDRESS_HEX_SIZE]; /* lowercase */
     int64_t next_janitor_ms;
+    int64_t head_block;                     /* the chain's head as last read (zl_txmgr_chain_nonce, drives);
+                                               -1 before the first read: signed into rec->signed_block */
 };
 
 /* Sets t up from o (copied; the borrowed pointers must outlive t). Cannot
@@ -142,7 +148,12 @@ zl_class zl_txmgr_read_quantity(struct zl_txmgr *t, const char *method, json_t *
  * the rpc class. */
 zl_class zl_txmgr_fees(struct zl_txmgr *t, struct zl_tx_fees *f, char *errstr, size_t errstr_size);
 
-/* The signer's confirmed transaction count: the floor of its nonces. */
+/* eth_blockNumber into t->head_block. */
+zl_class zl_txmgr_read_head(struct zl_txmgr *t, char *errstr, size_t errstr_size);
+
+/* The signer's confirmed transaction count: the floor of its nonces. Also
+ * reads the head (t->head_block: the block a transaction signed next is
+ * counted from for ZL_MINT_BUMP_AFTER_BLOCKS). */
 zl_class zl_txmgr_chain_nonce(struct zl_txmgr *t, uint64_t *floor, char *errstr, size_t errstr_size);
 
 /* eth_estimateGas of a call of the contract with data, from the signer
@@ -156,7 +167,7 @@ zl_class zl_txmgr_estimate(struct zl_txmgr *t, const uint8_t *data, size_t len, 
 /* Signs tx (from the signer, chain_id set by the caller) into a record for
  * the nonce store: fees, gas, to, raw bytes and hash, purpose copied
  * ("mint", "mint_batch", "filler"). On ZL_OK the caller owns rec->raw_hex
- * (zl_nonce_tx_clear). ZL_PERMANENT when signing fails (a bug: ethtx.h's
+ * (zl_nonce_tx_clear); rec->signed_block is t->head_block. ZL_PERMANENT when signing fails (a bug: ethtx.h's
  * self-check), ZL_TRANSIENT out of memory; rec is then empty. */
 zl_class zl_txmgr_sign(struct zl_txmgr *t, const struct zl_tx *tx, const char *purpose, struct zl_nonce_tx *rec,
                        char *errstr, size_t errstr_size);
@@ -196,7 +207,11 @@ zl_tx_reason zl_txmgr_broadcast(struct zl_txmgr *t, const struct zl_nonce_tx *sl
 
 /* Drives a stored transaction (slot, read back or just stored) once: looks
  * for a receipt of any of its hashes; re-sends the current bytes; polls up to
- * receipt_wait_ms; replaces it with higher fees when pending past stuck_ms.
+ * receipt_wait_ms (with the window, inflight_max > 1, only a few
+ * milliseconds: a chain that mines on arrival answers at once, and on a
+ * timed chain the caller defers instead of holding its partition for a
+ * block); replaces it with higher fees when pending past stuck_ms or
+ * bump_after_blocks blocks.
  * lc names what the caller is doing in the log (may be NULL).
  *   ZL_OK, *r found: mined with enough confirmations, recorded in the store
  *     (status 1 or 0: the caller decides what a revert means); the caller
@@ -204,8 +219,14 @@ zl_tx_reason zl_txmgr_broadcast(struct zl_txmgr *t, const struct zl_nonce_tx *sl
  *   ZL_OK, *refused: the node refused the bytes for good; the nonce now
  *     holds a filler self-send (mined or left to the janitor): nothing the
  *     slot carried will happen. errstr says why.
- *   ZL_DEFER: not mined yet, or mined with too few confirmations, or a
- *     replacement would pass the fee cap.
+ *   ZL_DEFER: not mined yet, or mined with too few confirmations.
+ *   ZL_TRANSIENT, errstr says which: a replacement would pass the fee cap,
+ *     so the nonce now holds a filler self-send (its fees may pass the cap
+ *     by one bump: 21000 gas is what frees the nonce for every later one);
+ *     or the chain's nonce moved past the slot's and none of its hashes was
+ *     mined (another sender used the key: the row is marked taken). Either
+ *     way nothing the slot carried will happen, and the caller's retry finds
+ *     no live tx and signs its data anew at a later nonce.
  *   ZL_OUTAGE: the signer cannot pay for gas (fund it), or every endpoint
  *     or the database is down. Other classes as the store or rpc returned.
  * The slot is updated in place on a replacement (new raw_hex, hash, fees). */
@@ -214,7 +235,11 @@ zl_class zl_txmgr_drive(struct zl_txmgr *t, struct zl_nonce_tx *slot, const stru
 
 /* At most every janitor_ms: re-sends the signer's pending fillers and
  * records the mined ones (a filler that never lands blocks every later
- * nonce). Failures are logged and retried on a later pass. */
+ * nonce). With the window (inflight_max > 1) it re-sends every pending tx
+ * from the chain's nonce up, lowest first, up to inflight_max: a tx the
+ * node dropped (restart, mempool eviction) leaves a gap that holds every
+ * later nonce, and the deposit that owns it may be waiting in a delay tier.
+ * Failures are logged and retried on a later pass. */
 void zl_txmgr_janitor(struct zl_txmgr *t);
 
 #endif /* ZL_TXMGR_H */

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fault.h"
 #include "hex.h"
 #include "txmgr.h"
 
@@ -16,6 +17,13 @@
 #define TXMGR_RECEIPT_FIRST_POLL_MS 5
 /* Gas of a 0-value transfer to an account without code. */
 #define TXMGR_FILLER_GAS 21000
+/* With the window, how long a drive polls for a receipt before the caller
+ * defers: long enough for a node that mines on arrival, far below a block
+ * of a timed chain (holding the partition for a block is what the window
+ * removes). */
+#define TXMGR_WINDOW_POLL_MS 50
+/* Pending txs the window's gap repair re-sends per janitor pass, at most. */
+#define TXMGR_GAP_REPAIR_MAX 64
 
 static void sleep_ms(int64_t ms)
 {
@@ -89,6 +97,8 @@ static zl_class resign(struct zl_txmgr *t, struct zl_nonce_tx *slot, bool to_fil
 {
     struct zl_tx_fees f;
     zl_class c = zl_tx_fees_replacement(&t->o, slot, &f, errstr, errstr_size);
+    if (c == ZL_DEFER && to_filler)
+        c = ZL_OK; /* f holds the bump: a filler's 21000 gas may pass the cap, it is what frees the nonce */
     if (c != ZL_OK)
         return c;
     struct zl_tx tx = {.type = f.type, .chain_id = t->o.chain_id, .nonce = slot->nonce,
@@ -187,8 +197,8 @@ static zl_class fill_refused(struct zl_txmgr *t, struct zl_nonce_tx *slot, const
  * the pause doubles up to receipt_poll_ms: a node that mines on arrival (or
  * a block just due) answers within milliseconds, and a flat 100 ms pause
  * was the whole cost of a mint there; on a 3 s chain it adds ~5 polls. */
-static zl_class poll_receipt(struct zl_txmgr *t, const struct zl_nonce_tx *slot, struct zl_tx_receipt *r,
-                             char *errstr, size_t errstr_size)
+static zl_class poll_receipt(struct zl_txmgr *t, const struct zl_nonce_tx *slot, int64_t wait_ms,
+                             struct zl_tx_receipt *r, char *errstr, size_t errstr_size)
 {
     int64_t start = zl_now_ms();
     int64_t pause_ms = TXMGR_RECEIPT_FIRST_POLL_MS;
@@ -197,11 +207,84 @@ static zl_class poll_receipt(struct zl_txmgr *t, const struct zl_nonce_tx *slot,
         if (c != ZL_OK || r->found)
             return c;
         int64_t waited = zl_now_ms() - start;
-        if (waited >= t->o.receipt_wait_ms)
+        if (waited >= wait_ms)
             return ZL_OK;
-        sleep_ms(pause_ms < t->o.receipt_wait_ms - waited ? pause_ms : t->o.receipt_wait_ms - waited);
+        sleep_ms(pause_ms < wait_ms - waited ? pause_ms : wait_ms - waited);
         pause_ms = pause_ms * 2 < t->o.receipt_poll_ms ? pause_ms * 2 : t->o.receipt_poll_ms;
     }
+}
+
+/* No receipt of any of the slot's hashes: did another sender take its
+ * nonce? The chain's count is read first and the receipts again after it,
+ * so a tx of ours mined meanwhile is found, never taken for a stranger's.
+ * Taken: the row is marked so, ZL_TRANSIENT with errstr saying why (the
+ * caller's retry signs anew). *count: the chain's nonce (the lowest not
+ * mined). */
+static zl_class check_taken(struct zl_txmgr *t, const struct zl_nonce_tx *slot, const struct zl_log_ctx *lc,
+                            uint64_t *count, char *errstr, size_t errstr_size)
+{
+    zl_class c = zl_txmgr_read_quantity(t, "eth_getTransactionCount", json_pack("[s s]", t->signer_hex, "latest"),
+                                        count, errstr, errstr_size);
+    if (c != ZL_OK || *count <= slot->nonce)
+        return c;
+    struct zl_tx_receipt r = {0};
+    c = find_receipt(t, slot, &r, errstr, errstr_size);
+    bool mined = r.found;
+    zl_tx_receipt_clear(&r);
+    if (c != ZL_OK || mined)
+        return c; /* ours after all: the next drive records it */
+    char why[ZL_ERRSTR_SIZE];
+    snprintf(why, sizeof(why), "nonce %" PRIu64 " of %s was used by another sender (chain nonce %" PRIu64
+             ", no receipt of our %d hashes): the same key is used outside zeroloss; minting again at a later nonce",
+             slot->nonce, t->signer_hex, *count, slot->nhashes);
+    bool marked;
+    c = zl_nonce_mark_taken(t->o.pg, t->o.chain_id, t->signer_hex, slot->nonce, why, &marked, errstr, errstr_size);
+    if (c != ZL_OK)
+        return c;
+    char n[ZL_INT64_DEC_SIZE];
+    snprintf(n, sizeof(n), "%" PRIu64, slot->nonce);
+    zl_log_kv(ZL_LOG_ERROR, lc, "nonce taken outside zeroloss", "nonce", n, "signer", t->signer_hex, "tx_hash",
+              slot->tx_hash, NULL);
+    snprintf(errstr, errstr_size, "%s", why);
+    return ZL_TRANSIENT;
+}
+
+/* Pending long enough to bump: by the wall clock (stuck_ms since signed) or
+ * by the chain (bump_after_blocks blocks since signed). Only the chain's
+ * next nonce is ever stuck: a later one waits for it, whatever its fees,
+ * and bumping it would only spend its fee budget (up to a filler). */
+static bool is_stuck(struct zl_txmgr *t, const struct zl_nonce_tx *slot, uint64_t count, int64_t polled_ms)
+{
+    if (slot->nonce != count)
+        return false;
+    if (slot->signed_age_ms + polled_ms >= t->o.stuck_ms)
+        return true;
+    if (t->o.bump_after_blocks <= 0 || slot->signed_block < 0)
+        return false;
+    char err[ZL_ERRSTR_SIZE];
+    return zl_txmgr_read_head(t, err, sizeof(err)) == ZL_OK &&
+           t->head_block - slot->signed_block >= t->o.bump_after_blocks;
+}
+
+/* Replaces the stuck slot with higher fees; when that would pass the fee
+ * cap, frees the nonce with a filler self-send instead (ZL_TRANSIENT:
+ * nothing the slot carried will happen). */
+static zl_class bump(struct zl_txmgr *t, struct zl_nonce_tx *slot, const struct zl_log_ctx *lc, char *errstr,
+                     size_t errstr_size)
+{
+    zl_class c = resign(t, slot, false, lc, errstr, errstr_size);
+    if (c != ZL_DEFER)
+        return c;
+    char why[ZL_ERRSTR_SIZE];
+    snprintf(why, sizeof(why), "%s", errstr);
+    char err[ZL_ERRSTR_SIZE];
+    zl_nonce_note_error(t->o.pg, t->o.chain_id, t->signer_hex, slot->nonce, why, err, sizeof(err));
+    c = resign(t, slot, true /* to_filler */, lc, errstr, errstr_size);
+    if (c != ZL_OK)
+        return c;
+    snprintf(errstr, errstr_size, "fee cap reached (%s): nonce %" PRIu64 " freed by self-send %s; minting again "
+             "at a later nonce", why, slot->nonce, slot->tx_hash);
+    return ZL_TRANSIENT;
 }
 
 zl_class zl_txmgr_drive(struct zl_txmgr *t, struct zl_nonce_tx *slot, const struct zl_log_ctx *lc,
@@ -214,6 +297,7 @@ zl_class zl_txmgr_drive(struct zl_txmgr *t, struct zl_nonce_tx *slot, const stru
     zl_class bc;
     char err[ZL_ERRSTR_SIZE];
     zl_tx_reason why = zl_txmgr_broadcast(t, slot, &bc, err, sizeof(err));
+    zl_fault_point("tx_after_broadcast");
     if (why == ZL_TX_REFUSED) {
         c = fill_refused(t, slot, err, lc, errstr, errstr_size);
         *refused = c == ZL_OK;
@@ -227,18 +311,52 @@ zl_class zl_txmgr_drive(struct zl_txmgr *t, struct zl_nonce_tx *slot, const stru
         /* go on to the stuck check: e.g. the fee fell below the base fee */
     }
     int64_t start = zl_now_ms();
-    c = poll_receipt(t, slot, r, errstr, errstr_size);
+    int64_t wait_ms = t->o.inflight_max > 1 && t->o.receipt_wait_ms > TXMGR_WINDOW_POLL_MS ? TXMGR_WINDOW_POLL_MS
+                                                                                          : t->o.receipt_wait_ms;
+    c = poll_receipt(t, slot, wait_ms, r, errstr, errstr_size);
     if (c != ZL_OK)
         return c;
     if (r->found)
         return settle(t, slot, r, errstr, errstr_size);
-    if (slot->signed_age_ms + (zl_now_ms() - start) >= t->o.stuck_ms) {
-        c = resign(t, slot, false, lc, errstr, errstr_size);
+    uint64_t count;
+    c = check_taken(t, slot, lc, &count, errstr, errstr_size);
+    if (c != ZL_OK)
+        return c;
+    if (is_stuck(t, slot, count, zl_now_ms() - start)) {
+        c = bump(t, slot, lc, errstr, errstr_size);
         if (c != ZL_OK)
             return c;
     }
     snprintf(errstr, errstr_size, "tx %s at nonce %" PRIu64 " not mined yet", slot->tx_hash, slot->nonce);
     return ZL_DEFER;
+}
+
+/* One janitor pass over up to max pending txs (fillers_only: fillers) from
+ * from_nonce up: a mined one's receipt is recorded, the others re-sent. */
+static void janitor_pass(struct zl_txmgr *t, bool fillers_only, uint64_t from_nonce, size_t max)
+{
+    static struct zl_nonce_tx pending[TXMGR_GAP_REPAIR_MAX];
+    size_t n = 0;
+    char err[ZL_ERRSTR_SIZE];
+    if (zl_nonce_pending(t->o.pg, t->o.chain_id, t->signer_hex, fillers_only, from_nonce, pending,
+                         max < TXMGR_GAP_REPAIR_MAX ? max : TXMGR_GAP_REPAIR_MAX, &n, err, sizeof(err)) != ZL_OK) {
+        zl_log(ZL_LOG_WARN, NULL, "janitor: %s", err);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct zl_tx_receipt r = {0};
+        if (find_receipt(t, &pending[i], &r, err, sizeof(err)) == ZL_OK && r.found) {
+            zl_nonce_mark_mined(t->o.pg, t->o.chain_id, t->signer_hex, pending[i].nonce, r.hash, r.block, r.status,
+                                err, sizeof(err));
+        } else {
+            zl_class bc;
+            if (zl_txmgr_broadcast(t, &pending[i], &bc, err, sizeof(err)) != ZL_TX_SENT)
+                zl_log(ZL_LOG_WARN, NULL, "janitor: %s at nonce %" PRIu64 ": %s", pending[i].purpose,
+                       pending[i].nonce, err);
+        }
+        zl_tx_receipt_clear(&r);
+        zl_nonce_tx_clear(&pending[i]);
+    }
 }
 
 void zl_txmgr_janitor(struct zl_txmgr *t)
@@ -247,25 +365,17 @@ void zl_txmgr_janitor(struct zl_txmgr *t)
     if (now < t->next_janitor_ms)
         return;
     t->next_janitor_ms = now + t->o.janitor_ms;
-    static struct zl_nonce_tx fillers[TXMGR_FILLERS_PER_PASS_MAX];
-    size_t n = 0;
+    janitor_pass(t, true, 0, TXMGR_FILLERS_PER_PASS_MAX);
+    if (t->o.inflight_max <= 1)
+        return;
+    /* The window's gap repair: every pending tx from the chain's nonce up,
+     * lowest first. Below it, drives settle their own (mined or taken). */
+    uint64_t floor;
     char err[ZL_ERRSTR_SIZE];
-    if (zl_nonce_pending_fillers(t->o.pg, t->o.chain_id, t->signer_hex, fillers, TXMGR_FILLERS_PER_PASS_MAX, &n,
-                                 err, sizeof(err)) != ZL_OK) {
+    if (zl_txmgr_read_quantity(t, "eth_getTransactionCount", json_pack("[s s]", t->signer_hex, "latest"), &floor,
+                               err, sizeof(err)) != ZL_OK) {
         zl_log(ZL_LOG_WARN, NULL, "janitor: %s", err);
         return;
     }
-    for (size_t i = 0; i < n; i++) {
-        struct zl_tx_receipt r = {0};
-        if (find_receipt(t, &fillers[i], &r, err, sizeof(err)) == ZL_OK && r.found) {
-            zl_nonce_mark_mined(t->o.pg, t->o.chain_id, t->signer_hex, fillers[i].nonce, r.hash, r.block, r.status,
-                                err, sizeof(err));
-        } else {
-            zl_class bc;
-            if (zl_txmgr_broadcast(t, &fillers[i], &bc, err, sizeof(err)) != ZL_TX_SENT)
-                zl_log(ZL_LOG_WARN, NULL, "janitor: filler at nonce %" PRIu64 ": %s", fillers[i].nonce, err);
-        }
-        zl_tx_receipt_clear(&r);
-        zl_nonce_tx_clear(&fillers[i]);
-    }
+    janitor_pass(t, false, floor, (size_t)t->o.inflight_max);
 }

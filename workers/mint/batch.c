@@ -132,8 +132,8 @@ static void new_batch(struct mint *m, struct zl_work *const *ws, const size_t *i
     uint64_t nonce;
     size_t nkept = 0;
     if (c == ZL_OK)
-        c = zl_nonce_begin_batch(&m->pg, m->chain_id, m->key.address_hex, ids, k, floor, &nonce, skip, &nkept, err,
-                                 sizeof(err));
+        c = zl_nonce_begin_batch(&m->pg, m->chain_id, m->key.address_hex, ids, k, floor,
+                                 (uint64_t)m->cfg.inflight_max, &nonce, skip, &nkept, err, sizeof(err));
     if (c != ZL_OK) {
         fail_all(ws, idx, k, c, err);
         return;
@@ -147,6 +147,8 @@ static void new_batch(struct mint *m, struct zl_work *const *ws, const size_t *i
         if (c != ZL_OK)
             zl_nonce_abort(&m->pg);
         else
+            zl_fault_point("mint_batch_after_sign"); /* signed, nothing stored */
+        if (c == ZL_OK)
             c = store_batch(m, ws, idx, k, skip, g, err, sizeof(err));
         if (c != ZL_OK) {
             fail_all(ws, idx, k, c, err);

@@ -86,9 +86,11 @@ static const struct zl_setting mint_settings[] = {
     {"ZL_MINT_RECEIPT_POLL_MS", ZL_CFG_INT, "100", "between receipt polls", OFF(receipt_poll_ms), 10, 60000},
     {"ZL_MINT_STUCK_MS", ZL_CFG_INT, "60000", "a tx pending this long is replaced at its nonce with higher fees",
      OFF(stuck_ms), 100, 86400000},
-    {"ZL_MINT_FEE_BUMP_PCT", ZL_CFG_INT, "15", "fee raise of a replacement, both fees (nodes require >= 10)",
+    {"ZL_MINT_FEE_BUMP_PCT", ZL_CFG_INT, "20", "fee raise of a replacement, both fees (nodes require >= 10)",
      OFF(fee_bump_pct), 10, 1000},
-    {"ZL_MAX_FEE_GWEI", ZL_CFG_INT, "500", "cap on max fee per gas (legacy: gas price); above it mints wait",
+    {"ZL_MAX_FEE_GWEI", ZL_CFG_INT, "500",
+     "cap on max fee per gas (legacy: gas price); above it new mints wait, and a stuck tx whose bump would pass it"
+     " is replaced by a self-send freeing its nonce",
      OFF(max_fee_gwei), 1, 1000000},
     {"ZL_MAX_PRIORITY_FEE_GWEI", ZL_CFG_INT, "10", "cap on the priority fee per gas", OFF(max_priority_fee_gwei), 0,
      1000000},
@@ -105,6 +107,12 @@ static const struct zl_setting mint_settings[] = {
     {"ZL_MINT_BATCH_MAX", ZL_CFG_INT, "50",
      "deposits per mintBatch tx when a poll batch holds several to mint (1 = one mint tx per deposit)",
      OFF(batch_max), 1, ZL_NONCE_BATCH_MAX},
+    {"ZL_MINT_INFLIGHT_MAX", ZL_CFG_INT, "16",
+     "unconfirmed txs per signer at consecutive nonces (1 = wait for each receipt, holding the partition)",
+     OFF(inflight_max), 1, 256},
+    {"ZL_MINT_BUMP_AFTER_BLOCKS", ZL_CFG_INT, "3",
+     "a tx pending this many blocks is replaced at its nonce with higher fees (0 = ZL_MINT_STUCK_MS only)",
+     OFF(bump_after_blocks), 0, 100000},
 };
 #undef OFF
 
@@ -221,7 +229,8 @@ static int mint_init(void *ctx, const struct zl_runtime_env *env, char *errstr, 
         .max_fee_gwei = m->cfg.max_fee_gwei, .max_priority_fee_gwei = m->cfg.max_priority_fee_gwei,
         .min_priority_fee_mwei = m->cfg.min_priority_fee_mwei, .fee_bump_pct = m->cfg.fee_bump_pct,
         .receipt_wait_ms = m->cfg.receipt_wait_ms, .receipt_poll_ms = m->cfg.receipt_poll_ms,
-        .stuck_ms = m->cfg.stuck_ms, .janitor_ms = m->cfg.janitor_ms, .confirmations = m->cfg.confirmations};
+        .stuck_ms = m->cfg.stuck_ms, .janitor_ms = m->cfg.janitor_ms, .confirmations = m->cfg.confirmations,
+        .inflight_max = m->cfg.inflight_max, .bump_after_blocks = m->cfg.bump_after_blocks};
     memcpy(to.contract, m->nft, 20);
     zl_txmgr_init(&m->tx, &to); /* reads only, until the chain id is known */
     if (m->cfg.chain_id > 0) {

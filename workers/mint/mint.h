@@ -43,6 +43,8 @@ struct mint_config {
     int64_t nft_from_block;
     int64_t janitor_ms;
     int64_t batch_max;
+    int64_t inflight_max;      /* ZL_MINT_INFLIGHT_MAX: the signer's window */
+    int64_t bump_after_blocks; /* ZL_MINT_BUMP_AFTER_BLOCKS */
 };
 
 struct mint {

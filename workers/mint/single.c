@@ -93,8 +93,8 @@ static zl_class new_mint(struct mint *m, struct zl_work *w, struct zl_nonce_tx *
 
     uint64_t nonce;
     bool found, wrong_state;
-    c = zl_nonce_begin(&m->pg, m->chain_id, m->key.address_hex, w->in.deposit_id, floor, &nonce, slot, &found,
-                       &wrong_state, w->error, sizeof(w->error));
+    c = zl_nonce_begin(&m->pg, m->chain_id, m->key.address_hex, w->in.deposit_id, floor,
+                       (uint64_t)m->cfg.inflight_max, &nonce, slot, &found, &wrong_state, w->error, sizeof(w->error));
     if (c != ZL_OK || found)
         return c; /* found: another copy stored this deposit's mint first: drive that one */
     c = zl_txmgr_sign_call(&m->tx, nonce, &f, gas, data, len, "mint", slot, w->error, sizeof(w->error));
@@ -102,6 +102,7 @@ static zl_class new_mint(struct mint *m, struct zl_work *w, struct zl_nonce_tx *
         zl_nonce_abort(&m->pg);
         return c;
     }
+    zl_fault_point("mint_after_sign"); /* signed, nothing stored: the bytes die with the process */
     c = zl_nonce_store(&m->pg, slot, w->in.deposit_id, w->error, sizeof(w->error));
     if (c != ZL_OK) {
         /* Rolled back: nothing was stored, so the bytes must never leave. */
