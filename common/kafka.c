@@ -3,6 +3,7 @@
 #include "log.h"
 
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,26 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     zl_log_kv(err == RD_KAFKA_RESP_ERR__AUTHENTICATION || rd_kafka_fatal_error(rk, NULL, 0) ? ZL_LOG_ERROR : ZL_LOG_WARN,
               NULL, "kafka client error", "client", rd_kafka_name(rk), "error", rd_kafka_err2name((rd_kafka_resp_err_t)err),
               "reason", reason, NULL);
+}
+
+/* Session timeouts librdkafka's consumers reported (its log facility
+ * SESSTMOUT), process-wide: a worker has one consumer. */
+static atomic_uint_fast64_t g_session_timeouts;
+
+uint64_t zl_kafka_session_timeouts(void)
+{
+    return (uint64_t)atomic_load(&g_session_timeouts);
+}
+
+/* librdkafka's log lines printed as its default logger prints them, and the
+ * consumer group's session timeouts counted for the runtime (kafka.h). The
+ * facility name is librdkafka's, stable since static membership came (1.4).
+ * @locality librdkafka's threads. */
+static void consumer_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    if (strcmp(fac, "SESSTMOUT") == 0)
+        atomic_fetch_add(&g_session_timeouts, 1);
+    rd_kafka_log_print(rk, level, fac, buf);
 }
 
 static int apply_props(rd_kafka_conf_t *conf, const char *const *kv, const struct zl_kv_list *props, char *errstr,
@@ -202,6 +223,7 @@ rd_kafka_t *zl_kafka_consumer_new(const char *brokers, const char *group_id, con
     if (rebalance_cb != NULL)
         rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
+    rd_kafka_conf_set_log_cb(conf, consumer_log_cb);
     if (stats_cb != NULL) {
         char err0[128];
         rd_kafka_conf_set(conf, "statistics.interval.ms", "5000", err0, sizeof(err0));

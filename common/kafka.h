@@ -58,6 +58,12 @@ rd_kafka_t *zl_kafka_consumer_new(const char *brokers, const char *group_id, con
                                   int (*stats_cb)(rd_kafka_t *, char *, size_t, void *),
                                   void *opaque, char *errstr, size_t errstr_size);
 
+/* How many times a consumer of this process lost its group session (no
+ * answer from the coordinator for session.timeout.ms: librdkafka logs
+ * SESSTMOUT, revokes the assignment and rejoins). Counted from process
+ * start; thread-safe. */
+uint64_t zl_kafka_session_timeouts(void);
+
 /* Creates topics that do not exist yet (existing ones are left alone and not
  * an error), each with `partitions` partitions, replication factor
  * `replication`, and retention_ms (-1 = forever). Uses the Admin API through

@@ -307,6 +307,19 @@ static void loop(struct rt *rt)
             rt->consumer_fatal = true;
             break;
         }
+        if (rt->cfg.group_instance_id[0] != '\0' && zl_kafka_session_timeouts() > 0) {
+            /* A static member whose session timed out (a broker outage
+             * longer than session.timeout.ms, a stopped process) may never
+             * be given partitions again, idling while it looks alive, and
+             * hang in close (librdkafka issue 3437, found by the chaos
+             * suite). Restart as for fencing: the same instance id rejoins
+             * at once. Nothing is lost: offsets are stored after delivery. */
+            zl_log(ZL_LOG_ERROR, NULL, "consumer group session timed out as static member %s, exiting for a restart",
+                   rt->cfg.group_instance_id);
+            rt->consumer_fatal = true;
+            rt->session_lost = true;
+            break;
+        }
         zl_health_heartbeat(rt->health);
         rt_apply_admin_requests(rt);
         if (rt->outage)
@@ -361,9 +374,17 @@ static void stop(struct rt *rt)
     if (rt->consumer != NULL) {
         /* Order matters: stored offsets are committed, then the group is left,
          * so the next owner starts exactly after what we finished. */
-        rd_kafka_commit(rt->consumer, NULL, 0 /* sync */);
-        rd_kafka_consumer_close(rt->consumer);
-        rd_kafka_destroy(rt->consumer);
+        if (rt->session_lost) {
+            /* The group already took our partitions back, and close is what
+             * hangs (see loop): what was stored and not committed is
+             * consumed again by the next owner, which the stages make
+             * harmless. */
+            rd_kafka_destroy_flags(rt->consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        } else {
+            rd_kafka_commit(rt->consumer, NULL, 0 /* sync */);
+            rd_kafka_consumer_close(rt->consumer);
+            rd_kafka_destroy(rt->consumer);
+        }
     }
     if (rt->producer != NULL) {
         rd_kafka_flush(rt->producer, (int)rt->cfg.delivery_timeout_ms);

@@ -123,6 +123,7 @@ struct rt {
     bool outage;
     bool stage_inited;
     bool consumer_fatal; /* the loop stopped on a fatal consumer error: exit 1 */
+    bool session_lost;   /* ...on a static member's session timeout: no close (it may hang) */
     char outage_reason[ZL_ERRSTR_SIZE];
     int pending_deliveries;
     /* metric handles for the hot path */

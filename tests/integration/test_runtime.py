@@ -206,6 +206,35 @@ def test_a_fenced_consumer_exits_for_a_restart_instead_of_idling(pipeline):
     wait_until(all_in_state([d["deposit_id"] for d in more], "verified"), 60, "the second copy consuming")
 
 
+def test_a_static_member_whose_session_timed_out_exits_for_a_restart(pipeline):
+    """Guards against a static member that lost its group session (a broker
+    outage or a pause longer than session.timeout.ms) idling forever with no
+    partitions while it looks alive, then hanging in close: the chaos suite
+    found a verify copy doing exactly that after a Kafka restart (librdkafka
+    issue 3437). Stopped for longer than the session timeout (10 s), the copy
+    must exit 1 at once for its supervisor, and a copy started again under
+    the same instance id consumes."""
+    deps = [new_deposit() for _ in range(5)]
+    insert_rows(deps)
+    pipeline.produce(deps)
+    first = pipeline.start("first", ZL_GROUP_INSTANCE_ID="copy-s")
+    wait_until(all_in_state([d["deposit_id"] for d in deps], "verified"), 30, "the copy working")
+    first.send_signal(signal.SIGSTOP)
+    time.sleep(14)  # the session timeout (10 s) and the broker's check of it
+    first.send_signal(signal.SIGCONT)
+    try:
+        first.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail("a static member whose session timed out kept running: " + pipeline.log("first")[-2000:])
+    assert first.returncode == 1, pipeline.log("first")[-2000:]
+    assert "session timed out as static member copy-s, exiting for a restart" in pipeline.log("first")
+    pipeline.start("again", ZL_GROUP_INSTANCE_ID="copy-s")
+    more = [new_deposit() for _ in range(5)]
+    insert_rows(more)
+    pipeline.produce(more)
+    wait_until(all_in_state([d["deposit_id"] for d in more], "verified"), 60, "the restarted copy consuming")
+
+
 def test_a_partition_left_paused_by_the_kafka_client_is_found_and_consumed_again(pipeline):
     """Guards against deposits stuck forever behind a live worker: librdkafka
     can leave a partition paused after pause/seek/resume races a rebalance
