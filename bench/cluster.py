@@ -61,6 +61,9 @@ def trial(name: str, work: Path) -> dict:
             p.services("kill", DOWN_NODE)
             say(f"trial {name}: {DOWN_NODE} killed before the load")
         p.start_workers([(s, 1) for s in STAGES])
+        # As Kubernetes would: a static member that exits 1 (fenced, or its
+        # session timed out while a broker was down) is restarted under its name.
+        p.supervise()
         time.sleep(5)  # every consumer in its group
         sent = 0
         t0 = time.monotonic()

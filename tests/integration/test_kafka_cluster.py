@@ -83,6 +83,9 @@ def test_deposits_are_credited_once_while_the_busiest_leader_is_killed_and_resta
     # wrong size or a second one shows on that address alone.
     usdt = {a: i + 1 for i, a in enumerate(addrs)}
     p.start_workers([(s, 1) for s in STAGES])
+    # As Kubernetes would: a static member that exits 1 (fenced, or its
+    # session timed out while a broker was down) is restarted under its name.
+    p.supervise()
 
     def wave(k: int) -> None:
         part = addrs[k * WAVE_DEPOSITS:(k + 1) * WAVE_DEPOSITS]
