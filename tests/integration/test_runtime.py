@@ -339,21 +339,28 @@ def test_offsets_never_pass_an_undelivered_message_with_two_batches_in_flight(pi
     """Guards against losing a deposit when batches overlap: the second poll
     batch's produce fails (nothing reaches the broker), which the batch
     learns only when it finishes, after the third batch, from the same
-    partition, was produced and delivered. Had the third batch stored its
-    offsets, the second batch's deposits (rows already moved) would never be
-    consumed again and their outputs never published."""
+    partition, was produced and delivered. The worker is stopped during the
+    outage that follows, so what it committed is all the next copy has: had
+    the third batch stored its offsets, the second batch's deposits (rows
+    already moved) would never be consumed again, their outputs never
+    published."""
     deposits = [new_deposit() for _ in range(40)]
     ids = [d["deposit_id"] for d in deposits]
     insert_rows(deposits)
     pipeline.produce(deposits, partition=0)  # one partition: every batch behind the failed one shares it
-    w = pipeline.start("w", ZL_BATCH_SIZE_MAX="5", ZL_BATCHES_INFLIGHT_MAX="2", ZL_TEST_FAIL_PRODUCE_BATCH="2")
-    wait_until(all_in_state(ids, "verified"), 60, "every deposit verified")
-    assert_exactly_once(pipeline, ids)
-    log = pipeline.log("w")
-    assert "failed on purpose (ZL_TEST_FAIL_PRODUCE_BATCH)" in log, "the scenario did not run: no produce failed"
-    assert "outage over" in log, "the failed produce did not pause and resume the stage"
+    # A long outage pause (its first probe up to a minute away) to stop it in.
+    w = pipeline.start("w", ZL_BATCH_SIZE_MAX="5", ZL_BATCHES_INFLIGHT_MAX="2", ZL_TEST_FAIL_PRODUCE_BATCH="2",
+                       ZL_OUTAGE_BASE_MS="60000", ZL_OUTAGE_CAP_MS="60000")
+    wait_until(lambda: "failed on purpose (ZL_TEST_FAIL_PRODUCE_BATCH)" in pipeline.log("w"), 60,
+               "the second batch's produce to fail")
+    wait_until(lambda: pipeline.ready("w") == 503, 30, "the outage pause")
     w.send_signal(signal.SIGTERM)
     assert w.wait(timeout=30) == 0, pipeline.log("w")[-2000:]
+    survivor = pipeline.start("survivor")
+    wait_until(all_in_state(ids, "verified"), 60, "every deposit verified")
+    assert_exactly_once(pipeline, ids)
+    survivor.send_signal(signal.SIGTERM)
+    assert survivor.wait(timeout=30) == 0, pipeline.log("survivor")[-2000:]
     assert committed_lag(pipeline.env["ZL_GROUP_ID"], pipeline.in_topic) == 0
 
 
@@ -383,6 +390,11 @@ def test_a_revoke_with_batches_in_flight_finishes_them_first(pipeline):
     wait_until(all_in_state(ids, "verified"), 120, "every deposit verified by the two copies")
     assert first.poll() is None and second.poll() is None
     assert_exactly_once(pipeline, ids)
+    # The revoke committed what the batches in flight finished: the next
+    # owner starts after them, so nothing was published twice.
+    out = pipeline.output_deposit_ids()
+    twice = sorted({i for i in out if out.count(i) > 1})
+    assert twice == [], f"{len(twice)} deposits published twice across the rebalance, e.g. {twice[:3]}"
 
 
 def test_the_same_deposit_in_two_consecutive_batches_is_dead_lettered_once(pipeline):
