@@ -331,8 +331,8 @@ static size_t poll_batch(struct rt *rt, struct rt_batch *b, int64_t first_timeou
         if (n == 0)
             fill_until = zl_now_ms() + rt->cfg.batch_fill_ms;
         n++;
+        b->n = n; /* a revoke served by the next poll may hold these */
     }
-    b->n = n;
     return n;
 }
 
@@ -365,12 +365,15 @@ static void loop(struct rt *rt)
                                ? rt->cfg.batch_fill_ms
                                : rt->cfg.poll_timeout_ms;
         struct rt_batch *b = rt_inflight_next(rt);
+        b->n = 0;
+        rt->filling = b; /* a rewind by a revoke's finish holds what it polled */
         size_t n = poll_batch(rt, b, first_ms);
         if (n > 0) {
             rt->idle_since_ms = 0;
             rt_inflight_run(rt, b);
             rt_test_stray_pause(rt);
         } else {
+            rt->filling = NULL;
             rt_inflight_finish_all(rt); /* nothing to overlap with */
             if (rt->idle_since_ms == 0 && rt->ring_count == 0 && first_ms == rt->cfg.poll_timeout_ms)
                 rt->idle_since_ms = zl_now_ms();

@@ -74,6 +74,8 @@ static void decode_all(struct rt *rt, struct zl_work **ws, size_t n)
     for (size_t i = 0; i < n; i++) {
         struct zl_work *w = ws[i];
         struct rt_work *rw = rt_work_of(w);
+        if (rw->held)
+            continue; /* fetched before a rewind of its partition: it comes again */
         const char *topic = rd_kafka_topic_name(w->msg->rkt);
         struct part *p = rt_part_find(rt, topic, w->msg->partition);
         if (p == NULL || p->paused_until_ms > 0) {

@@ -145,8 +145,23 @@ void rt_inflight_run(struct rt *rt, struct rt_batch *b)
         zl_metric_counter_add(rt->m_holds, 1);
         rt_inflight_finish_all(rt);
     }
-    rt_batch_front(rt, b);
+    if (rt->outage) {
+        /* Found by an older batch's finish (a revoke served while b was
+         * polled, or the hold above): b waits for the outage's end like a
+         * batch it stopped. */
+        for (size_t i = 0; i < b->n; i++) {
+            const rd_kafka_message_t *m = b->store[i].pub.msg;
+            if (b->store[i].held)
+                continue;
+            /* a partition revoked meanwhile is no longer ours to rewind */
+            b->store[i].phase =
+                rt_part_find(rt, rd_kafka_topic_name(m->rkt), m->partition) != NULL ? PH_UNFINISHED : PH_SKIP;
+        }
+    } else {
+        rt_batch_front(rt, b);
+    }
     rt->ring_count++; /* b was the slot after the youngest */
+    rt->filling = NULL;
     zl_metric_gauge_set(rt->m_inflight, (double)rt->ring_count);
     while (rt->ring_count >= rt->cfg.batches_inflight_max)
         finish_oldest(rt);
@@ -154,8 +169,10 @@ void rt_inflight_run(struct rt *rt, struct rt_batch *b)
 
 void rt_inflight_hold(struct rt *rt, const char *topic, int32_t partition)
 {
-    for (int k = 0; k < rt->ring_count; k++) {
-        struct rt_batch *y = slot(rt, k);
+    for (int k = 0; k <= rt->ring_count; k++) {
+        struct rt_batch *y = k < rt->ring_count ? slot(rt, k) : rt->filling;
+        if (y == NULL)
+            continue;
         for (size_t i = 0; i < y->n; i++) {
             struct rt_work *rw = &y->store[i];
             if (rw->pub.msg->partition == partition && strcmp(rd_kafka_topic_name(rw->pub.msg->rkt), topic) == 0) {

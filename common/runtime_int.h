@@ -154,6 +154,7 @@ struct rt {
     struct rt_batch ring[BATCHES_INFLIGHT_LIMIT];
     int ring_head;
     int ring_count;
+    struct rt_batch *filling; /* polled (or being polled), not yet on the ring; NULL between batches */
     int64_t polled; /* poll batches taken since start: rt_batch.seq */
     /* metric handles for the hot path */
     zl_metric *m_latency;
@@ -264,10 +265,12 @@ void rt_inflight_free(struct rt *rt);
 /* The batch to poll into next: the slot after the youngest in flight. */
 struct rt_batch *rt_inflight_next(struct rt *rt);
 
-/* Steps 1-5 for b (just polled into rt_inflight_next), then b joins the
- * ring. A message whose key (its deposit) is in a batch in flight first
- * finishes every batch in flight (the hold), so two batches never act on
- * one deposit. Then the oldest are finished until fewer than
+/* Steps 1-5 for b (just polled into rt_inflight_next, and rt->filling
+ * since its poll began), then b joins the ring. A message whose key (its
+ * deposit) is in a batch in flight first finishes every batch in flight
+ * (the hold), so two batches never act on one deposit. When finishing an
+ * older batch found an outage, b does no step: its works are unfinished
+ * (re-consumed after it). Then the oldest are finished until fewer than
  * cfg.batches_inflight_max are in flight. */
 void rt_inflight_run(struct rt *rt, struct rt_batch *b);
 
@@ -276,9 +279,9 @@ void rt_inflight_run(struct rt *rt, struct rt_batch *b);
 void rt_inflight_finish_all(struct rt *rt);
 
 /* Batch being finished rewound topic[partition] (seeked back to a message
- * that did not finish): the ring's younger copies of that partition were
- * fetched before the seek and are fetched again, so they are held (no
- * offset, no rewind of their own). */
+ * that did not finish): the ring's younger copies of that partition, and
+ * the batch being polled's, were fetched before the seek and are fetched
+ * again, so they are held (no offset, no rewind, no step of their own). */
 void rt_inflight_hold(struct rt *rt, const char *topic, int32_t partition);
 
 /* Describes zl_batch_holds_total and zl_batches_inflight and takes their
