@@ -24,18 +24,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Slots in use: the setting (bounded by the config table's range). */
+static int ring_size(const struct rt *rt)
+{
+    return (int)rt->cfg.batches_inflight_max;
+}
+
 static struct rt_batch *slot(struct rt *rt, int k)
 {
-    return &rt->ring[(rt->ring_head + k) % BATCHES_INFLIGHT_LIMIT];
+    return &rt->ring[(rt->ring_head + k) % ring_size(rt)];
+}
+
+struct rt_batch *rt_inflight_at(struct rt *rt, int k)
+{
+    ZL_ASSERT(k >= 0 && k < rt->ring_count);
+    return slot(rt, k);
 }
 
 int rt_inflight_init(struct rt *rt)
 {
     size_t cap = (size_t)rt->cfg.batch_size_max;
-    for (int k = 0; k < BATCHES_INFLIGHT_LIMIT; k++) {
+    ZL_ASSERT(ring_size(rt) >= 1 && ring_size(rt) <= BATCHES_INFLIGHT_LIMIT);
+    for (int k = 0; k < ring_size(rt); k++) {
         struct rt_batch *b = &rt->ring[k];
-        /* Only the slots the setting allows are used; the ring index wraps
-         * at the limit, so every slot gets its arrays. */
         b->store = calloc(cap, sizeof(*b->store));
         b->ws = calloc(cap, sizeof(*b->ws));
         b->keys = calloc(cap, sizeof(*b->keys));
@@ -63,7 +74,7 @@ void rt_inflight_free(struct rt *rt)
 
 struct rt_batch *rt_inflight_next(struct rt *rt)
 {
-    ZL_ASSERT(rt->ring_count < BATCHES_INFLIGHT_LIMIT);
+    ZL_ASSERT(rt->ring_count < ring_size(rt)); /* rt_inflight_run leaves a slot free */
     return slot(rt, rt->ring_count);
 }
 
@@ -114,7 +125,7 @@ static void finish_oldest(struct rt *rt)
     ZL_ASSERT(rt->ring_count > 0);
     struct rt_batch *b = slot(rt, 0);
     /* Off the ring first: the younger batches are the ones a rewind holds. */
-    rt->ring_head = (rt->ring_head + 1) % BATCHES_INFLIGHT_LIMIT;
+    rt->ring_head = (rt->ring_head + 1) % ring_size(rt);
     rt->ring_count--;
     rt_batch_back(rt, b);
     for (size_t i = 0; i < b->n; i++)

@@ -149,8 +149,10 @@ struct rt {
     bool consumer_fatal; /* the loop stopped on a fatal consumer error: exit 1 */
     char outage_reason[ZL_ERRSTR_SIZE];
     int pending_deliveries;    /* every batch's: the producer's outstanding reports */
-    /* Batches whose steps 1-5 are done and step 6 is not: a ring, oldest at
-     * ring_head, at most cfg.batches_inflight_max (runtime_inflight.c). */
+    /* Batches whose steps 1-5 are done and step 6 is not: a ring of
+     * cfg.batches_inflight_max slots (only those are allocated, so memory
+     * grows with the setting, not the limit), oldest at ring_head
+     * (runtime_inflight.c). */
     struct rt_batch ring[BATCHES_INFLIGHT_LIMIT];
     int ring_head;
     int ring_count;
@@ -253,6 +255,9 @@ void rt_watch_stalls(struct rt *rt);
 void rt_test_stray_pause(struct rt *rt);
 
 /* ---- runtime_inflight.c */
+
+/* The k-th oldest batch in flight (0 <= k < rt->ring_count). */
+struct rt_batch *rt_inflight_at(struct rt *rt, int k);
 
 /* Allocates the ring's cfg.batches_inflight_max batches of
  * cfg.batch_size_max works each. Returns 0, or -1 (out of memory) with

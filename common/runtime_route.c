@@ -202,7 +202,7 @@ static void recreate_producer(struct rt *rt)
     rd_kafka_destroy(rt->producer);
     /* Reports never served are failures too: the works are re-done. */
     for (int k = 0; k < rt->ring_count; k++) {
-        struct rt_batch *y = &rt->ring[(rt->ring_head + k) % BATCHES_INFLIGHT_LIMIT];
+        struct rt_batch *y = rt_inflight_at(rt, k);
         for (size_t i = 0; i < y->n; i++)
             if (y->store[i].delivery == DELIVERY_PENDING) {
                 y->store[i].delivery = DELIVERY_FAILED;
