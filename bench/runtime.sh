@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # bench-needs: postgres kafka
 #
-# Runtime pass-through (issue 3's benchmark, issue 10 part 1): msg/s of ONE
-# stage-runtime instance (build/<mode>/tests/zl-passthrough: decode, batched
-# row read, batched compare-and-set + in_tx insert in one transaction with
-# fsync on, produce, delivery wait, offset store) beside, in the same run and
-# on the same broker:
+# Runtime pass-through (issue 3's benchmark, issue 10 part 1, issue 19): msg/s
+# of ONE stage-runtime instance (build/<mode>/tests/zl-passthrough: decode,
+# batched row read, batched compare-and-set + in_tx insert in one transaction
+# with fsync on, produce, delivery wait, offset store; up to
+# ZL_BATCHES_INFLIGHT_MAX batches overlapping) beside, in the same run and on
+# the same broker:
+#   runtime, ZL_BATCHES_INFLIGHT_MAX=1: the same runtime one batch at a time
+#                (each batch waits for its delivery reports before the next
+#                is polled: the runtime before issue 19);
 #   kafka-only   tests/c/zl-kafka-passthrough: the same consumer/producer
 #                settings and batching, minus the database and the decoding;
 #   kafka-perf   Kafka's own ProducerPerformance / ConsumerPerformance with
@@ -24,7 +28,9 @@
 #
 # Run through bench/run (it starts the services and collects the results).
 # Knobs: BENCH_RUNTIME_N (50000), BENCH_ROUNDS (3), BENCH_RUNTIME_BATCHES
-# ("500 100 2000": the first is the headline), BENCH_PARTITIONS (6),
+# ("500 100 2000": the first is the headline), BENCH_RUNTIME_INFLIGHT ("2 1":
+# ZL_BATCHES_INFLIGHT_MAX of the headline, then of the references run at the
+# headline batch size), BENCH_PARTITIONS (6),
 # BENCH_RUNTIME_PERF (1: run Kafka's perf tools each round),
 # BENCH_TRIAL_TIMEOUT_S (300).
 set -euo pipefail
@@ -34,6 +40,7 @@ bench_need_run
 N=${BENCH_RUNTIME_N:-50000}
 ROUNDS=${BENCH_ROUNDS:-3}
 read -r -a BATCHES <<< "${BENCH_RUNTIME_BATCHES:-500 100 2000}"
+read -r -a INFLIGHT <<< "${BENCH_RUNTIME_INFLIGHT:-2 1}"
 PARTS=${BENCH_PARTITIONS:-6}
 PERF=${BENCH_RUNTIME_PERF:-1}
 TRIAL_TIMEOUT_S=${BENCH_TRIAL_TIMEOUT_S:-300}
@@ -145,12 +152,12 @@ trial_kafka_only() {
 }
 
 trial_runtime() {
-  local batch=$1
+  local batch=$1 inflight=${2:-${INFLIGHT[0]}}
   new_trial runtime
   local load_before; load_before=$(load1)
   local t0; t0=$(bench_now_ms)
   bench_spawn "$work/$tag.log" env ZL_TOPIC_PREFIX="$prefix" ZL_GROUP_ID="bench-$tag" ZL_BATCH_SIZE_MAX="$batch" \
-    ZL_HTTP_PORT=0 "$build/tests/zl-passthrough"
+    ZL_BATCHES_INFLIGHT_MAX="$inflight" ZL_HTTP_PORT=0 "$build/tests/zl-passthrough"
   local pid=$BENCH_PID
   wait_output "$pid"
   local h; read -r h _ <<< "$(bench_rss "$pid")"
@@ -166,12 +173,13 @@ trial_runtime() {
   local ok=true
   { [ "$rc" -eq 0 ] && [ "$count" -eq "$N" ] && [ "$keys" -eq "$N" ] && [ "$verified" -eq "$N" ] \
     && [ "$effects" -eq "$N" ]; } || ok=false
-  bench_record "$trials" kind=runtime round="$round" tag="$tag" batch_size_max="$batch" messages="$N" \
+  bench_record "$trials" kind=runtime round="$round" tag="$tag" batch_size_max="$batch" \
+    batches_inflight_max="$inflight" messages="$N" \
     out_count="$count" out_distinct="$keys" span_ms="$span" steady_msgs_per_s="$steady" wall_s="$wall_s" \
     wall_msgs_per_s="$(awk -v n="$N" -v s="$wall_s" 'BEGIN{printf "%d", n / s}')" rows_verified="$verified" \
     effects_once="$effects" vm_hwm_kib="$hwm_kib" cpu_s="$cpu_s" exit_code="$rc" load1_before="$load_before" \
     load1_after="$(load1)" ok="$ok"
-  bench_say "round $round runtime batch $batch: steady $steady msg/s, wall ${wall_s}s, out $count, verified $verified, rss ${hwm_kib} KiB, rc $rc"
+  bench_say "round $round runtime batch $batch inflight $inflight: steady $steady msg/s, wall ${wall_s}s, out $count, verified $verified, rss ${hwm_kib} KiB, rc $rc"
 }
 
 # Kafka's own tools: records as large as our events, the producer settings
@@ -211,27 +219,33 @@ rm -f "$work/sample.tsv" "$work/sample.csv"
 for ((round = 1; round <= ROUNDS; round++)); do
   trial_kafka_only
   trial_runtime "${BATCHES[0]}"
+  for f in "${INFLIGHT[@]:1}"; do trial_runtime "${BATCHES[0]}" "$f"; done
   for b in "${BATCHES[@]:1}"; do trial_runtime "$b"; done
   if [ "$PERF" = 1 ]; then trial_kafka_perf; fi
 done
 
 # Summary: medians per kind, the paired per-round ratio, the targets.
 python3 - "$trials" "$work/../runtime.json" "$work/../runtime.md" "$N" "$ROUNDS" "${BATCHES[0]}" "$record_size" \
-  "$PARTS" <<'EOF'
+  "$PARTS" "${INFLIGHT[0]}" <<'EOF'
 import json, statistics, sys
 trials_path, json_out, md_out = sys.argv[1:4]
-n, rounds, head_batch, record_size, parts = (int(x) for x in sys.argv[4:9])
+n, rounds, head_batch, record_size, parts, head_inflight = (int(x) for x in sys.argv[4:10])
 trials = [json.loads(l) for l in open(trials_path) if l.strip()]
 
 def med(xs):
     xs = [x for x in xs if x]
     return round(statistics.median(xs)) if xs else 0
 
-def group(kind, batch=None):
-    return [t for t in trials if t["kind"] == kind and (batch is None or t.get("batch_size_max") == batch)]
+def group(kind, batch=None, inflight=None):
+    # inflight None: the headline's (a trial from before the setting counts as it)
+    want = head_inflight if inflight is None else inflight
+    return [t for t in trials if t["kind"] == kind and (batch is None or t.get("batch_size_max") == batch)
+            and (kind != "runtime" or t.get("batches_inflight_max", head_inflight) == want)]
 
 ko = group("kafka-only")
-rt_batches = sorted({t["batch_size_max"] for t in trials if t["kind"] == "runtime"})
+rt_batches = sorted({t["batch_size_max"] for t in group("runtime")})
+rt_refs = sorted({t["batches_inflight_max"] for t in trials if t["kind"] == "runtime"
+                  and t.get("batches_inflight_max", head_inflight) != head_inflight})
 rows = []
 def summary(name, ts, key):
     vals = [t[key] for t in ts]
@@ -249,6 +263,14 @@ for b in rt_batches:
     s[f"runtime_{b}_wall"] = summary(f"runtime batch {b}", group("runtime", b), "wall_msgs_per_s")
     s[f"runtime_{b}_vm_hwm_kib_max"] = max((t["vm_hwm_kib"] for t in group("runtime", b)), default=0)
     s[f"runtime_{b}_cpu_us_per_msg"] = med([t["cpu_s"] * 1e6 / n for t in group("runtime", b)])
+for f in rt_refs:
+    ts = group("runtime", head_batch, f)
+    s[f"runtime_{head_batch}_inflight_{f}_steady"] = summary(f"runtime batch {head_batch}, {f} in flight", ts,
+                                                            "steady_msgs_per_s")
+    s[f"runtime_{head_batch}_inflight_{f}_wall"] = summary(f"runtime batch {head_batch}, {f} in flight", ts,
+                                                          "wall_msgs_per_s")
+    s[f"runtime_{head_batch}_inflight_{f}_vm_hwm_kib_max"] = max((t["vm_hwm_kib"] for t in ts), default=0)
+    s[f"runtime_{head_batch}_inflight_{f}_cpu_us_per_msg"] = med([t["cpu_s"] * 1e6 / n for t in ts])
 perf = group("kafka-perf")
 s["kafka_perf_producer"] = summary("ProducerPerformance", perf, "producer_msgs_per_s")
 s["kafka_perf_consumer"] = summary("ConsumerPerformance", perf, "consumer_msgs_per_s")
@@ -262,11 +284,19 @@ head = {t["round"]: t for t in group("runtime", head_batch)}
 ratios = [head[t["round"]]["steady_msgs_per_s"] / t["steady_msgs_per_s"]
           for t in ko if t["round"] in head and t["steady_msgs_per_s"]]
 ratio = statistics.median(ratios) if ratios else 0
+# Issue 19: each round's headline runtime trial against that round's
+# ProducerPerformance (same broker, same record size).
+perf_by_round = {t["round"]: t for t in perf}
+perf_ratios = [head[r]["steady_msgs_per_s"] / perf_by_round[r]["producer_msgs_per_s"]
+               for r in sorted(head) if r in perf_by_round and perf_by_round[r]["producer_msgs_per_s"]]
+perf_ratio = statistics.median(perf_ratios) if perf_ratios else 0
 rt_med = s.get(f"runtime_{head_batch}_steady", {}).get("median", 0)
 out["targets"] = {
     "runtime_msgs_per_s": {"target": 10000, "measured": rt_med, "met": rt_med >= 10000},
     "runtime_vs_kafka_only": {"target": 0.5, "measured": round(ratio, 3), "per_round": [round(r, 3) for r in ratios],
                               "met": ratio >= 0.5},
+    "runtime_vs_producer_performance": {"target": 0.5, "measured": round(perf_ratio, 3),
+                                        "per_round": [round(r, 3) for r in perf_ratios], "met": perf_ratio >= 0.5},
 }
 json.dump(out, open(json_out, "w"), indent=2, sort_keys=True)
 
@@ -287,8 +317,13 @@ def line(label, st, wa, hwm, cpu, ok):
 line(f"Kafka-only pass-through (batch {head_batch})", s["kafka_only_steady"], s["kafka_only_wall"],
      s["kafka_only_vm_hwm_kib_max"], s["kafka_only_cpu_us_per_msg"], s["kafka_only_steady"]["all_ok"])
 for b in rt_batches:
-    line(f"runtime, ZL_BATCH_SIZE_MAX={b}", s[f"runtime_{b}_steady"], s[f"runtime_{b}_wall"],
-         s[f"runtime_{b}_vm_hwm_kib_max"], s[f"runtime_{b}_cpu_us_per_msg"], s[f"runtime_{b}_steady"]["all_ok"])
+    line(f"runtime, ZL_BATCH_SIZE_MAX={b}, ZL_BATCHES_INFLIGHT_MAX={head_inflight}", s[f"runtime_{b}_steady"],
+         s[f"runtime_{b}_wall"], s[f"runtime_{b}_vm_hwm_kib_max"], s[f"runtime_{b}_cpu_us_per_msg"],
+         s[f"runtime_{b}_steady"]["all_ok"])
+for f in rt_refs:
+    k = f"runtime_{head_batch}_inflight_{f}"
+    line(f"runtime, ZL_BATCH_SIZE_MAX={head_batch}, ZL_BATCHES_INFLIGHT_MAX={f}", s[k + "_steady"], s[k + "_wall"],
+         s[k + "_vm_hwm_kib_max"], s[k + "_cpu_us_per_msg"], s[k + "_steady"]["all_ok"])
 if perf:
     md.append("")
     md.append("| broker limit (Kafka's own tools, same record size) | msg/s |")
@@ -304,19 +339,24 @@ md.append(f"| runtime ≥ 10,000 msg/s (batch {head_batch}, steady) | {fmt(t['ru
 md.append(f"| runtime ≥ 50% of Kafka-only (median of per-round ratios "
           f"{', '.join(f'{r:.2f}' for r in t['runtime_vs_kafka_only']['per_round'])}) | "
           f"{t['runtime_vs_kafka_only']['measured'] * 100:.0f}% | {'yes' if t['runtime_vs_kafka_only']['met'] else 'NO'} |")
+pp = t["runtime_vs_producer_performance"]
+md.append(f"| runtime ≥ 50% of Kafka's ProducerPerformance (issue 19; median of per-round ratios "
+          f"{', '.join(f'{r:.2f}' for r in pp['per_round'])}) | {pp['measured'] * 100:.0f}% | "
+          f"{'yes' if pp['met'] else 'NO'} |")
 md.append("")
 md.append("Checks per trial: the output topic holds exactly N messages with N distinct keys; for the runtime also "
           "N rows `verified` and N `pt_effects` rows with n = 1 (no loss, no double effect), and exit code 0 after "
           "SIGTERM.\n")
 md.append("<details><summary>every trial, in the order run</summary>\n")
-md.append("| round | kind | batch | steady msg/s | wall s | VmHWM KiB | CPU s | load1 before→after | ok |")
-md.append("|---:|---|---:|---:|---:|---:|---:|---|:-:|")
+md.append("| round | kind | batch | in flight | steady msg/s | wall s | VmHWM KiB | CPU s | load1 before→after | ok |")
+md.append("|---:|---|---:|---:|---:|---:|---:|---:|---|:-:|")
 for tr in trials:
     if tr["kind"] == "kafka-perf":
-        md.append(f"| {tr['round']} | kafka-perf | | producer {fmt(tr['producer_msgs_per_s'])}, consumer "
+        md.append(f"| {tr['round']} | kafka-perf | | | producer {fmt(tr['producer_msgs_per_s'])}, consumer "
                   f"{fmt(tr['consumer_msgs_per_s'])} | | | | →{tr['load1_after']} | |")
     else:
-        md.append(f"| {tr['round']} | {tr['kind']} | {tr['batch_size_max']} | {fmt(tr['steady_msgs_per_s'])} | "
+        md.append(f"| {tr['round']} | {tr['kind']} | {tr['batch_size_max']} | {tr.get('batches_inflight_max', '')} | "
+                  f"{fmt(tr['steady_msgs_per_s'])} | "
                   f"{tr['wall_s']} | {tr['vm_hwm_kib']} | {tr['cpu_s']} | {tr['load1_before']}→{tr['load1_after']} | "
                   f"{'yes' if tr['ok'] else 'NO'} |")
 md.append("\n</details>\n")

@@ -62,6 +62,20 @@ const struct zl_setting zl_runtime_settings[] = {
 };
 
 const size_t zl_runtime_settings_count = sizeof(zl_runtime_settings) / sizeof(zl_runtime_settings[0]);
+
+/* A section of its own (runtime.h): the same struct, its own table. */
+const struct zl_setting zl_runtime_overlap_settings[] = {
+    {"ZL_BATCHES_INFLIGHT_MAX", ZL_CFG_INT, "2",
+     "poll batches whose outputs may await their delivery reports at once: the next batch is polled and worked on"
+     " meanwhile (offsets are still stored only after delivery, in order); 1 = one batch at a time",
+     OFF(batches_inflight_max), 1, BATCHES_INFLIGHT_LIMIT},
+    {"ZL_TEST_FAIL_PRODUCE_BATCH", ZL_CFG_INT, "0",
+     "tests only: every produce of this poll batch (1 = the first) fails, found when the batch finishes (0 = never)",
+     OFF(test_fail_produce_batch), 0, 1000000},
+};
+
+const size_t zl_runtime_overlap_settings_count =
+    sizeof(zl_runtime_overlap_settings) / sizeof(zl_runtime_overlap_settings[0]);
 #undef OFF
 
 /* A breaker reset asked for over HTTP (libmicrohttpd's thread), carried out
@@ -176,6 +190,7 @@ static void describe_metrics(struct rt *rt)
     rt->m_lag = zl_metrics_gauge_handle(m, "zl_consumer_lag", labels);
     rt->m_stalls = zl_metrics_counter_handle(m, "zl_partition_stalls_total", labels);
     rt_partitions_metrics(rt, labels);
+    rt_inflight_metrics(rt, labels);
     for (enum work_phase ph = PH_SKIP; ph <= PH_UNFINISHED; ph++) {
         snprintf(labels, sizeof(labels), "stage=\"%s\",outcome=\"%s\"", rt->stage->name, rt_phase_outcome(ph));
         rt->m_outcome[ph] = zl_metrics_counter_handle(m, "zl_messages_total", labels);
@@ -285,16 +300,46 @@ static int start(struct rt *rt, char *err, size_t err_size)
     return 0;
 }
 
-static void loop(struct rt *rt)
+/* Polls one batch into b: up to ZL_BATCH_SIZE_MAX messages, the first
+ * waited for first_timeout_ms, the rest for ZL_BATCH_FILL_MS after it.
+ * Returns how many. */
+static size_t poll_batch(struct rt *rt, struct rt_batch *b, int64_t first_timeout_ms)
 {
     size_t cap = (size_t)rt->cfg.batch_size_max;
-    /* The runtime's works, each a stage's struct zl_work and the runtime's
-     * own bookkeeping; the batch steps pass the stage-visible part around. */
-    struct rt_work *store = calloc(cap, sizeof(*store));
-    struct zl_work **ws = calloc(cap, sizeof(*ws));
-    ZL_ASSERT(store != NULL && ws != NULL);
-    for (size_t i = 0; i < cap; i++)
-        ws[i] = &store[i].pub;
+    size_t n = 0;
+    int64_t fill_until = 0;
+    while (n < cap && zl_boot_running()) {
+        int64_t timeout = n == 0 ? first_timeout_ms : fill_until - zl_now_ms();
+        if (n > 0 && timeout <= 0)
+            break;
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rt->consumer, timeout < 0 ? 0 : (int)timeout);
+        if (m == NULL) {
+            if (n == 0)
+                break;
+            continue;
+        }
+        if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                zl_log(ZL_LOG_WARN, NULL, "consumer: %s", rd_kafka_message_errstr(m));
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        memset(rt_work_of(b->ws[n]), 0, sizeof(struct rt_work));
+        b->ws[n]->msg = m;
+        b->ws[n]->tier = -1;
+        rt_work_of(b->ws[n])->started_ms = zl_now_ms();
+        if (n == 0)
+            fill_until = zl_now_ms() + rt->cfg.batch_fill_ms;
+        n++;
+        b->n = n; /* a revoke served by the next poll may hold these */
+    }
+    return n;
+}
+
+static void loop(struct rt *rt)
+{
+    int rc = rt_inflight_init(rt);
+    ZL_ASSERT(rc == 0); /* a few MB at start-up */
     while (zl_boot_running()) {
         char fatal[512];
         if (rd_kafka_fatal_error(rt->consumer, fatal, sizeof(fatal)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -322,49 +367,37 @@ static void loop(struct rt *rt)
         }
         zl_health_heartbeat(rt->health);
         rt_apply_admin_requests(rt);
-        if (rt->outage)
+        if (rt->outage) {
+            rt_inflight_finish_all(rt); /* their offsets before the pause */
             rt_ride_out_outage(rt);
-        rt_resume_due(rt);
-        size_t n = 0;
-        int64_t fill_until = 0;
-        while (n < cap && zl_boot_running()) {
-            int timeout = n == 0 ? (int)rt->cfg.poll_timeout_ms : (int)(fill_until - zl_now_ms());
-            if (n > 0 && timeout <= 0)
-                break;
-            rd_kafka_message_t *m = rd_kafka_consumer_poll(rt->consumer, timeout < 0 ? 0 : timeout);
-            if (m == NULL) {
-                if (n == 0)
-                    break;
-                continue;
-            }
-            if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-                if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                    zl_log(ZL_LOG_WARN, NULL, "consumer: %s", rd_kafka_message_errstr(m));
-                rd_kafka_message_destroy(m);
-                continue;
-            }
-            memset(rt_work_of(ws[n]), 0, sizeof(struct rt_work));
-            ws[n]->msg = m;
-            ws[n]->tier = -1;
-            rt_work_of(ws[n])->started_ms = zl_now_ms();
-            if (n == 0)
-                fill_until = zl_now_ms() + rt->cfg.batch_fill_ms;
-            n++;
         }
+        rt_resume_due(rt);
+        /* With batches in flight, wait for a next one only as long as a
+         * batch fills: their offsets should not wait out an idle poll. */
+        int64_t first_ms = rt->ring_count > 0 && rt->cfg.batch_fill_ms < rt->cfg.poll_timeout_ms
+                               ? rt->cfg.batch_fill_ms
+                               : rt->cfg.poll_timeout_ms;
+        struct rt_batch *b = rt_inflight_next(rt);
+        b->n = 0;
+        rt->filling = b; /* a rewind by a revoke's finish holds what it polled */
+        size_t n = poll_batch(rt, b, first_ms);
         if (n > 0) {
             rt->idle_since_ms = 0;
-            rt_process_batch(rt, ws, n);
+            rt_inflight_run(rt, b);
             rt_test_stray_pause(rt);
-        } else if (rt->idle_since_ms == 0) {
-            rt->idle_since_ms = zl_now_ms();
+        } else {
+            rt->filling = NULL;
+            rt_inflight_finish_all(rt); /* nothing to overlap with */
+            if (rt->idle_since_ms == 0 && rt->ring_count == 0 && first_ms == rt->cfg.poll_timeout_ms)
+                rt->idle_since_ms = zl_now_ms();
         }
         rt_watch_stalls(rt);
-        for (size_t i = 0; i < n; i++)
-            rd_kafka_message_destroy(ws[i]->msg);
         rd_kafka_poll(rt->producer, 0 /* non-blocking: serve stray callbacks */);
     }
-    free(ws);
-    free(store);
+    /* A fatal consumer error or a signal: what is in flight finishes (its
+     * offsets stored, committed by stop). */
+    rt_inflight_finish_all(rt);
+    rt_inflight_free(rt);
 }
 
 static void stop(struct rt *rt)
@@ -402,13 +435,20 @@ int zl_runtime_main(const struct zl_stage *stage, struct zl_config_section *extr
     static struct rt rt; /* large (partition table): static, one per process */
     memset(&rt, 0, sizeof(rt));
     rt.stage = stage;
+    /* The stage's sections, then the runtime's batch-overlap section. */
+    struct zl_config_section sections[ZL_BOOT_SECTIONS_MAX];
+    ZL_ASSERT(nextra + 1 <= ZL_BOOT_SECTIONS_MAX);
+    for (size_t i = 0; i < nextra; i++)
+        sections[i] = extra[i];
+    sections[nextra] = (struct zl_config_section){"runtime: batches in flight", zl_runtime_overlap_settings,
+                                                  zl_runtime_overlap_settings_count, &rt.cfg};
     struct zl_boot_opts bo = {
         .name = stage->name,
         .service = true,
         .metrics_series_max = 512,
         .runtime = &rt.cfg,
-        .sections = extra,
-        .nsections = nextra,
+        .sections = sections,
+        .nsections = nextra + 1,
         .kafka_props = &rt.kprops,
         .argc = argc,
         .argv = argv,

@@ -13,6 +13,9 @@
  *   4. one transaction: CAS the rows that succeeded, plus stage->in_tx();
  *   5. publish outputs, retries and dead letters; wait for every delivery;
  *   6. store offset + 1 per partition, only up to the last finished message.
+ * Up to ZL_BATCHES_INFLIGHT_MAX batches overlap: the next batch's steps 1-5
+ * run while earlier batches wait in step 5; step 6 runs in poll order, and
+ * a batch holding a deposit of a batch in flight waits for it first.
  * A crash between any two steps means a redelivery that step 2 and the CAS
  * make harmless.
  *
@@ -179,7 +182,14 @@ struct zl_runtime_config {
     char *http_port_file;
     int64_t stall_ms;           /* a partition with lag and no progress this long is re-seeked */
     int64_t test_stray_pause_after; /* tests only: pause the input behind the runtime's back */
+    int64_t batches_inflight_max;   /* poll batches whose produce may be in flight at once (1 = one at a time) */
+    int64_t test_fail_produce_batch; /* tests only: every produce of this poll batch (1 = the first) fails */
 };
+
+/* The runtime's batch-overlap settings (ZL_BATCHES_INFLIGHT_MAX, ...), into
+ * struct zl_runtime_config like zl_runtime_settings: a section of its own. */
+extern const struct zl_setting zl_runtime_overlap_settings[];
+extern const size_t zl_runtime_overlap_settings_count;
 
 extern const struct zl_setting zl_runtime_settings[];
 extern const size_t zl_runtime_settings_count;

@@ -74,6 +74,8 @@ static void decode_all(struct rt *rt, struct zl_work **ws, size_t n)
     for (size_t i = 0; i < n; i++) {
         struct zl_work *w = ws[i];
         struct rt_work *rw = rt_work_of(w);
+        if (rw->held)
+            continue; /* fetched before a rewind of its partition: it comes again */
         const char *topic = rd_kafka_topic_name(w->msg->rkt);
         struct part *p = rt_part_find(rt, topic, w->msg->partition);
         if (p == NULL || p->paused_until_ms > 0) {
@@ -692,13 +694,18 @@ static void store_offsets(struct rt *rt, struct zl_work **ws, size_t n)
         }
         if (tp->metadata_size != 0)
             continue; /* an earlier message of this partition is unfinished */
-        bool finished = rw->phase == PH_OK || rw->phase == PH_DONE || rw->phase == PH_RETRY || rw->phase == PH_DLQ;
+        bool finished = !rw->held && (rw->phase == PH_OK || rw->phase == PH_DONE || rw->phase == PH_RETRY ||
+                                      rw->phase == PH_DLQ);
         if (finished) {
             tp->offset = w->msg->offset + 1;
         } else {
             tp->metadata_size = 1; /* stop storing; rewind to here */
-            if (rw->phase == PH_UNFINISHED)
+            if (rw->phase == PH_UNFINISHED && !rw->held) {
                 rt_pause_one(rt, topic, w->msg->partition, w->msg->offset);
+                /* Younger batches in flight fetched this partition before
+                 * the seek: their copies come again. */
+                rt_inflight_hold(rt, topic, w->msg->partition);
+            }
         }
     }
     /* Drop entries with nothing to store before the call. */
@@ -717,8 +724,10 @@ static void store_offsets(struct rt *rt, struct zl_work **ws, size_t n)
     rd_kafka_topic_partition_list_destroy(store);
 }
 
-void rt_process_batch(struct rt *rt, struct zl_work **ws, size_t n)
+void rt_batch_front(struct rt *rt, struct rt_batch *b)
 {
+    struct zl_work **ws = b->ws;
+    size_t n = b->n;
     decode_all(rt, ws, n);
     zl_fault_point("after_decode");
     bool ok = process_all(rt, ws, n);
@@ -740,7 +749,14 @@ void rt_process_batch(struct rt *rt, struct zl_work **ws, size_t n)
     }
     rt_route_failures(rt, ws, n);
     drop_superseded_dead_letters(rt, ws, n);
-    bool delivered = rt_publish_all(rt, ws, n);
+    rt_produce_all(rt, b);
+}
+
+void rt_batch_back(struct rt *rt, struct rt_batch *b)
+{
+    struct zl_work **ws = b->ws;
+    size_t n = b->n;
+    (void)rt_await_deliveries(rt, b); /* a failure is an outage, its works unfinished */
     if (!rt_record_failures(rt, ws, n)) {
         for (size_t i = 0; i < n; i++) {
             struct rt_work *rw = rt_work_of(ws[i]);
@@ -748,7 +764,6 @@ void rt_process_batch(struct rt *rt, struct zl_work **ws, size_t n)
                 rw->phase = PH_UNFINISHED; /* re-done after the outage; a duplicate retry is harmless */
         }
     }
-    (void)delivered;
     log_outcomes(rt, ws, n);
     store_offsets(rt, ws, n);
 }

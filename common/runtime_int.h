@@ -10,6 +10,9 @@
  *                         DLQ, produced and waited for, and its bookkeeping
  *   runtime_partitions.c  assigned partitions, delay-tier pauses, outages
  *                         (pause, probe, resume) and the stall watch
+ *   runtime_inflight.c    batches in flight: the next batch's steps 1-5 run
+ *                         while the previous batches' deliveries are
+ *                         pending; each finishes (step 6) in poll order
  *
  * @locality everything here runs on the runtime's main thread (librdkafka
  * serves its callbacks inside the runtime's poll calls), except where noted.
@@ -37,6 +40,9 @@
 #define PARTITIONS_MAX 1024
 /* Hard cap on ZL_BATCH_SIZE_MAX: bounds the batch arrays. */
 #define BATCH_SIZE_LIMIT 10000
+/* Hard cap on ZL_BATCHES_INFLIGHT_MAX: bounds the batch ring (each slot
+ * holds ZL_BATCH_SIZE_MAX works). */
+#define BATCHES_INFLIGHT_LIMIT 8
 /* Encoded event size bound (envelope.h's own bound). */
 #define OUT_BYTES_MAX ZL_EVENT_ENCODED_MAX_BYTES
 
@@ -59,6 +65,8 @@ enum work_delivery {
     DELIVERY_FAILED,   /* produce or delivery failed: error says why */
 };
 
+struct rt_batch;
+
 /* A work as the runtime holds it: the stage's part, then the runtime's own. */
 struct rt_work {
     struct zl_work pub; /* first: a stage's struct zl_work * converts back (C11 6.7.2.1) */
@@ -67,6 +75,9 @@ struct rt_work {
     bool has_out;       /* pub.out is to be published */
     bool decoded;       /* pub.in holds the decoded message */
     bool lost_race;     /* succeeded, but another copy moved the row first */
+    bool held;          /* an older batch rewound its partition: it is fetched again, so this copy stores no
+                           offset and never rewinds (runtime_inflight.c) */
+    struct rt_batch *batch; /* the poll batch it belongs to: its delivery count */
     int64_t started_ms; /* when the batch took it: zl_processing_seconds */
     int32_t delivered_partition;
     int64_t delivered_offset;
@@ -98,6 +109,19 @@ struct part {
     int64_t clamped_due_ms;
 };
 
+/* One poll batch, from its poll to its offsets (runtime_inflight.c). Steps
+ * 1-5 run at once; step 6 waits until its deliveries are reported, while
+ * younger batches are polled and worked on. */
+struct rt_batch {
+    struct rt_work *store; /* ZL_BATCH_SIZE_MAX works, owned by the batch */
+    struct zl_work **ws;   /* ws[i] = &store[i].pub */
+    size_t n;              /* works in use */
+    uint64_t *keys;        /* sorted hashes of the works' Kafka keys (the deposits): the hold */
+    size_t nkeys;
+    int pending;           /* produced, no delivery report yet */
+    int64_t seq;           /* poll order, from 1 */
+};
+
 struct rt {
     const struct zl_stage *stage;
     struct zl_runtime_config cfg;
@@ -125,7 +149,16 @@ struct rt {
     bool consumer_fatal; /* the loop stopped on a fatal consumer error: exit 1 */
     bool session_lost;   /* ...on a static member's session timeout: no close (it may hang) */
     char outage_reason[ZL_ERRSTR_SIZE];
-    int pending_deliveries;
+    int pending_deliveries;    /* every batch's: the producer's outstanding reports */
+    /* Batches whose steps 1-5 are done and step 6 is not: a ring of
+     * cfg.batches_inflight_max slots (only those are allocated, so memory
+     * grows with the setting, not the limit), oldest at ring_head
+     * (runtime_inflight.c). */
+    struct rt_batch ring[BATCHES_INFLIGHT_LIMIT];
+    int ring_head;
+    int ring_count;
+    struct rt_batch *filling; /* polled (or being polled), not yet on the ring; NULL between batches */
+    int64_t polled; /* poll batches taken since start: rt_batch.seq */
     /* metric handles for the hot path */
     zl_metric *m_latency;
     zl_metric *m_outcome[PH_UNFINISHED + 1];
@@ -133,6 +166,8 @@ struct rt {
     zl_metric *m_lag;
     zl_metric *m_stalls;
     zl_metric *m_due_clamped; /* zl_retry_due_clamped_total */
+    zl_metric *m_holds;       /* zl_batch_holds_total */
+    zl_metric *m_inflight;    /* zl_batches_inflight */
     int64_t next_stall_check_ms;
     int64_t idle_since_ms; /* the first empty poll since the last batch; 0 while busy */
     int64_t batches; /* processed since start: for ZL_TEST_STRAY_PAUSE_AFTER */
@@ -140,8 +175,16 @@ struct rt {
 
 /* ---- runtime_batch.c */
 
-/* Steps 1-6 of runtime.h for the n works of one poll batch. */
-void rt_process_batch(struct rt *rt, struct zl_work **ws, size_t n);
+/* Steps 1-5 of runtime.h for the works of batch b: decode, rows, side
+ * effects, the CAS; then every output, retry and dead letter is produced,
+ * not waited for. */
+void rt_batch_front(struct rt *rt, struct rt_batch *b);
+
+/* Step 6 for batch b, taken off the ring (the oldest): waits for its
+ * deliveries, records retries and dead letters, stores offsets per
+ * partition up to its first unfinished message and rewinds there (holding
+ * the ring's younger copies of that partition: rt_inflight_hold). */
+void rt_batch_back(struct rt *rt, struct rt_batch *b);
 
 /* "ok", "retry", ...: the outcome label of a phase (metrics, log lines). */
 const char *rt_phase_outcome(enum work_phase ph);
@@ -155,10 +198,15 @@ void rt_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
  * instead of a tier. */
 void rt_route_failures(struct rt *rt, struct zl_work **ws, size_t n);
 
-/* Step 5: produces every output, retry and dead letter of the batch and
- * waits for their delivery. Returns false when a delivery failed (the broker
- * is taken as down: rt_enter_outage called, those works unfinished). */
-bool rt_publish_all(struct rt *rt, struct zl_work **ws, size_t n);
+/* Step 5: produces every output, retry and dead letter of batch b; their
+ * reports arrive later (rt_await_deliveries). */
+void rt_produce_all(struct rt *rt, struct rt_batch *b);
+
+/* Waits for batch b's delivery reports (bounded by the delivery timeout).
+ * Returns false when a delivery failed or timed out (the broker is taken as
+ * down: rt_enter_outage called, those works unfinished; a held work stays
+ * held). Recreates a producer that had a fatal error. */
+bool rt_await_deliveries(struct rt *rt, struct rt_batch *b);
 
 /* Records delivered retries and dead letters in the state table. Returns
  * false on an outage (rt_enter_outage called). */
@@ -206,6 +254,45 @@ void rt_watch_stalls(struct rt *rt);
 
 /* ZL_TEST_STRAY_PAUSE_AFTER: pauses the input behind the runtime's back. */
 void rt_test_stray_pause(struct rt *rt);
+
+/* ---- runtime_inflight.c */
+
+/* The k-th oldest batch in flight (0 <= k < rt->ring_count). */
+struct rt_batch *rt_inflight_at(struct rt *rt, int k);
+
+/* Allocates the ring's cfg.batches_inflight_max batches of
+ * cfg.batch_size_max works each. Returns 0, or -1 (out of memory) with
+ * nothing allocated. */
+int rt_inflight_init(struct rt *rt);
+
+/* Frees the ring (every batch finished first: rt_inflight_finish_all). */
+void rt_inflight_free(struct rt *rt);
+
+/* The batch to poll into next: the slot after the youngest in flight. */
+struct rt_batch *rt_inflight_next(struct rt *rt);
+
+/* Steps 1-5 for b (just polled into rt_inflight_next, and rt->filling
+ * since its poll began), then b joins the ring. A message whose key (its
+ * deposit) is in a batch in flight first finishes every batch in flight
+ * (the hold), so two batches never act on one deposit. When finishing an
+ * older batch found an outage, b does no step: its works are unfinished
+ * (re-consumed after it). Then the oldest are finished until fewer than
+ * cfg.batches_inflight_max are in flight. */
+void rt_inflight_run(struct rt *rt, struct rt_batch *b);
+
+/* Finishes every batch in flight, oldest first: before an outage pause, a
+ * revoke, an idle poll and shutdown. */
+void rt_inflight_finish_all(struct rt *rt);
+
+/* Batch being finished rewound topic[partition] (seeked back to a message
+ * that did not finish): the ring's younger copies of that partition, and
+ * the batch being polled's, were fetched before the seek and are fetched
+ * again, so they are held (no offset, no rewind, no step of their own). */
+void rt_inflight_hold(struct rt *rt, const char *topic, int32_t partition);
+
+/* Describes zl_batch_holds_total and zl_batches_inflight and takes their
+ * handles; labels: stage="<name>". */
+void rt_inflight_metrics(struct rt *rt, const char *labels);
 
 /* ---- runtime.c */
 

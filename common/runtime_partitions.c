@@ -77,8 +77,14 @@ void rt_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_par
             rd_kafka_pause_partitions(rk, parts);
         zl_log(ZL_LOG_INFO, NULL, "assigned %d partitions (now %d)", parts->cnt, rt->nparts);
     } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-        /* Nothing is in flight here: batches finish between polls. Commit
-         * what was stored so the next owner starts after it. */
+        /* Batches in flight finish first (their deliveries, their offsets):
+         * commit what was stored so the next owner starts after it. The
+         * batch being polled is not in flight yet: its messages of these
+         * partitions are skipped when it is decoded (rt_part_find). */
+        if (rt->ring_count > 0)
+            zl_log(ZL_LOG_INFO, NULL, "revoke: finishing %d batch(es) in flight before giving up %d partitions",
+                   rt->ring_count, parts->cnt);
+        rt_inflight_finish_all(rt);
         rd_kafka_commit(rk, NULL, 0 /* sync */);
         for (int i = 0; i < parts->cnt; i++) {
             struct part *p = rt_part_find(rt, parts->elems[i].topic, parts->elems[i].partition);

@@ -10,6 +10,10 @@
 
 #include "fault.h"
 
+/* Bound on serving the reports a fatally failed producer still owes once
+ * purged: librdkafka reports a purge at once, this is a margin. */
+#define PURGE_REPORTS_WAIT_MS 5000
+
 /* @locality main thread: called from rd_kafka_poll(producer). */
 void rt_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
@@ -20,6 +24,7 @@ void rt_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         return;
     struct rt_work *rw = rt_work_of(w);
     rt->pending_deliveries--;
+    rw->batch->pending--;
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         rw->delivery = DELIVERY_FAILED;
         snprintf(w->error, sizeof(w->error), "delivery to %s failed: %s", rd_kafka_topic_name(m->rkt),
@@ -51,6 +56,14 @@ static int produce(struct rt *rt, struct zl_work *w, const char *topic, const vo
 {
     struct rt_work *rw = rt_work_of(w);
     snprintf(rw->produced_topic, sizeof(rw->produced_topic), "%s", topic);
+    if (rt->cfg.test_fail_produce_batch > 0 && rw->batch->seq == rt->cfg.test_fail_produce_batch) {
+        /* ZL_TEST_FAIL_PRODUCE_BATCH: nothing reaches the broker, and the
+         * batch learns it only when it finishes, behind younger batches. */
+        rd_kafka_headers_destroy(h);
+        rw->delivery = DELIVERY_FAILED;
+        snprintf(w->error, sizeof(w->error), "produce to %s: failed on purpose (ZL_TEST_FAIL_PRODUCE_BATCH)", topic);
+        return -1;
+    }
     rd_kafka_resp_err_t err = rd_kafka_producev(
         rt->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(w->msg->key, w->msg->key_len),
         RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
@@ -63,6 +76,7 @@ static int produce(struct rt *rt, struct zl_work *w, const char *topic, const vo
     }
     rw->delivery = DELIVERY_PENDING;
     rt->pending_deliveries++;
+    rw->batch->pending++;
     return 0;
 }
 
@@ -163,13 +177,44 @@ static void produce_dlq(struct rt *rt, struct zl_work *w)
     produce(rt, w, rt->dlq_topic, w->msg->payload, w->msg->len, h);
 }
 
-/* Waits for every pending delivery report, bounded by the delivery timeout
- * plus a margin (librdkafka reports a failure by then). */
-static void wait_deliveries(struct rt *rt)
+/* Waits for batch b's delivery reports, bounded by the delivery timeout
+ * plus a margin (librdkafka reports a failure by then). Reports of younger
+ * batches are served on the way. */
+static void wait_deliveries(struct rt *rt, struct rt_batch *b)
 {
     int64_t deadline = zl_now_ms() + rt->cfg.delivery_timeout_ms + 5000;
+    while (b->pending > 0 && zl_now_ms() < deadline)
+        rd_kafka_poll(rt->producer, 50 /* ms */);
+}
+
+/* The producer had a fatal error (e.g. fenced): every report it still owes,
+ * this batch's and younger ones', is purged and served as a failure, and a
+ * new producer takes its place. */
+static void recreate_producer(struct rt *rt)
+{
+    char reason[256];
+    rd_kafka_fatal_error(rt->producer, reason, sizeof(reason));
+    zl_log(ZL_LOG_ERROR, NULL, "producer fatal error, recreating: %s", reason);
+    rd_kafka_purge(rt->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    int64_t deadline = zl_now_ms() + PURGE_REPORTS_WAIT_MS;
     while (rt->pending_deliveries > 0 && zl_now_ms() < deadline)
         rd_kafka_poll(rt->producer, 50 /* ms */);
+    rd_kafka_destroy(rt->producer);
+    /* Reports never served are failures too: the works are re-done. */
+    for (int k = 0; k < rt->ring_count; k++) {
+        struct rt_batch *y = rt_inflight_at(rt, k);
+        for (size_t i = 0; i < y->n; i++)
+            if (y->store[i].delivery == DELIVERY_PENDING) {
+                y->store[i].delivery = DELIVERY_FAILED;
+                snprintf(y->store[i].pub.error, sizeof(y->store[i].pub.error), "producer recreated: %s", reason);
+            }
+        y->pending = 0;
+    }
+    rt->pending_deliveries = 0;
+    char err[ZL_ERRSTR_SIZE];
+    rt->producer = zl_kafka_producer_new(rt->cfg.kafka_brokers, &rt->kprops, rt->cfg.delivery_timeout_ms, rt_dr_cb, rt,
+                                         err, sizeof(err));
+    ZL_ASSERT(rt->producer != NULL); /* the same config worked at startup */
 }
 
 /* ------------------------------------------------------------ the batch */
@@ -195,13 +240,12 @@ void rt_route_failures(struct rt *rt, struct zl_work **ws, size_t n)
     }
 }
 
-/* Step 5: publish everything this batch produces and wait for it. Returns
- * false when a delivery failed (the broker is treated as down). */
-bool rt_publish_all(struct rt *rt, struct zl_work **ws, size_t n)
+/* Step 5: publish everything batch b produces; rt_await_deliveries waits. */
+void rt_produce_all(struct rt *rt, struct rt_batch *b)
 {
     zl_fault_point("before_produce");
-    for (size_t i = 0; i < n; i++) {
-        struct zl_work *w = ws[i];
+    for (size_t i = 0; i < b->n; i++) {
+        struct zl_work *w = b->ws[i];
         struct rt_work *rw = rt_work_of(w);
         if (rw->phase == PH_OK && rw->has_out)
             produce_output(rt, w);
@@ -210,28 +254,26 @@ bool rt_publish_all(struct rt *rt, struct zl_work **ws, size_t n)
         if (rw->phase == PH_DLQ) /* also an invalid output from produce_output */
             produce_dlq(rt, w);
     }
-    wait_deliveries(rt);
+    rd_kafka_poll(rt->producer, 0 /* non-blocking: serve reports already in */);
+}
+
+bool rt_await_deliveries(struct rt *rt, struct rt_batch *b)
+{
+    wait_deliveries(rt, b);
+    if (rd_kafka_fatal_error(rt->producer, NULL, 0) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        recreate_producer(rt);
     bool ok = true;
-    for (size_t i = 0; i < n; i++) {
-        struct zl_work *w = ws[i];
+    for (size_t i = 0; i < b->n; i++) {
+        struct zl_work *w = b->ws[i];
         struct rt_work *rw = rt_work_of(w);
+        if (rw->held)
+            continue; /* fetched again: what became of this copy does not count */
         if (rw->delivery == DELIVERY_PENDING || rw->delivery == DELIVERY_FAILED) {
             if (ok)
                 rt_enter_outage(rt, rw->delivery == DELIVERY_PENDING ? "delivery report timed out" : w->error);
             rw->phase = PH_UNFINISHED;
             ok = false;
         }
-    }
-    if (rd_kafka_fatal_error(rt->producer, NULL, 0) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        /* An idempotent producer's fatal error (e.g. fenced): recreate it. */
-        char reason[256];
-        rd_kafka_fatal_error(rt->producer, reason, sizeof(reason));
-        zl_log(ZL_LOG_ERROR, NULL, "producer fatal error, recreating: %s", reason);
-        rd_kafka_destroy(rt->producer);
-        char err[ZL_ERRSTR_SIZE];
-        rt->producer = zl_kafka_producer_new(rt->cfg.kafka_brokers, &rt->kprops, rt->cfg.delivery_timeout_ms, rt_dr_cb,
-                                             rt, err, sizeof(err));
-        ZL_ASSERT(rt->producer != NULL); /* the same config worked at startup */
     }
     return ok;
 }

@@ -359,3 +359,90 @@ def test_three_copies_with_one_killed_lose_nothing_and_double_nothing(pipeline):
     wait_until(all_in_state(ids, "verified"), 90, "every deposit verified by the survivors")
     assert workers[0].poll() is None and workers[2].poll() is None
     assert_exactly_once(pipeline, ids)
+
+
+# ---- batches in flight (ZL_BATCHES_INFLIGHT_MAX, issue 19): the next poll
+# batch is worked on while the previous one's outputs await delivery.
+
+def test_offsets_never_pass_an_undelivered_message_with_two_batches_in_flight(pipeline):
+    """Guards against losing a deposit when batches overlap: the second poll
+    batch's produce fails (nothing reaches the broker), which the batch
+    learns only when it finishes, after the third batch, from the same
+    partition, was produced and delivered. The worker is stopped during the
+    outage that follows, so what it committed is all the next copy has: had
+    the third batch stored its offsets, the second batch's deposits (rows
+    already moved) would never be consumed again, their outputs never
+    published."""
+    deposits = [new_deposit() for _ in range(40)]
+    ids = [d["deposit_id"] for d in deposits]
+    insert_rows(deposits)
+    pipeline.produce(deposits, partition=0)  # one partition: every batch behind the failed one shares it
+    # A long outage pause (its first probe up to a minute away) to stop it in.
+    w = pipeline.start("w", ZL_BATCH_SIZE_MAX="5", ZL_BATCHES_INFLIGHT_MAX="2", ZL_TEST_FAIL_PRODUCE_BATCH="2",
+                       ZL_OUTAGE_BASE_MS="60000", ZL_OUTAGE_CAP_MS="60000")
+    wait_until(lambda: "failed on purpose (ZL_TEST_FAIL_PRODUCE_BATCH)" in pipeline.log("w"), 60,
+               "the second batch's produce to fail")
+    wait_until(lambda: pipeline.ready("w") == 503, 30, "the outage pause")
+    w.send_signal(signal.SIGTERM)
+    assert w.wait(timeout=30) == 0, pipeline.log("w")[-2000:]
+    survivor = pipeline.start("survivor")
+    wait_until(all_in_state(ids, "verified"), 60, "every deposit verified")
+    assert_exactly_once(pipeline, ids)
+    survivor.send_signal(signal.SIGTERM)
+    assert survivor.wait(timeout=30) == 0, pipeline.log("survivor")[-2000:]
+    assert committed_lag(pipeline.env["ZL_GROUP_ID"], pipeline.in_topic) == 0
+
+
+def test_a_revoke_with_batches_in_flight_finishes_them_first(pipeline):
+    """Guards against loss or double effect when partitions move while a
+    batch is in flight: the revoke must wait for its deliveries and store
+    its offsets before the next owner starts from the committed ones. A
+    second copy joins while the first is busy; deposits keep arriving until
+    the first copy has given up partitions with batches in flight."""
+    first = pipeline.start("a", ZL_BATCH_SIZE_MAX="2")
+    ids: list[str] = []
+
+    def feed(count: int) -> None:
+        more = [new_deposit() for _ in range(count)]
+        insert_rows(more)
+        pipeline.produce(more)
+        ids.extend(d["deposit_id"] for d in more)
+
+    feed(300)
+    wait_until(lambda: sum(1 for s in states(ids).values() if s == "verified") >= 20, 60, "the first copy busy")
+    second = pipeline.start("b", ZL_BATCH_SIZE_MAX="2")
+    deadline = time.monotonic() + 90
+    while "revoke: finishing" not in pipeline.log("a") and time.monotonic() < deadline:
+        feed(100)
+        time.sleep(0.3)
+    assert "revoke: finishing" in pipeline.log("a"), "no revoke came while the first copy had a batch in flight"
+    wait_until(all_in_state(ids, "verified"), 120, "every deposit verified by the two copies")
+    assert first.poll() is None and second.poll() is None
+    assert_exactly_once(pipeline, ids)
+    # The revoke committed what the batches in flight finished: the next
+    # owner starts after them, so nothing was published twice.
+    out = pipeline.output_deposit_ids()
+    twice = sorted({i for i in out if out.count(i) > 1})
+    assert twice == [], f"{len(twice)} deposits published twice across the rebalance, e.g. {twice[:3]}"
+
+
+def test_the_same_deposit_in_two_consecutive_batches_is_dead_lettered_once(pipeline):
+    """Guards against two batches in flight acting on one deposit: its first
+    message is dead-lettered (the row is marked dead once the letter is
+    delivered), its second, in the very next batch, must read the row after
+    that and leave it alone. Without the hold it read the row still
+    `detected` and dead-lettered the deposit a second time."""
+    d = new_deposit(user_id="doomed")
+    insert_rows([d])
+    pipeline.produce([d, d], partition=0)
+    after = [new_deposit() for _ in range(3)]
+    insert_rows(after)
+    pipeline.produce(after, partition=0)
+    pipeline.start("w", ZL_BATCH_SIZE_MAX="1", ZL_BATCHES_INFLIGHT_MAX="2", ZL_PT_PERMANENT_USER="doomed")
+    wait_until(all_in_state([a["deposit_id"] for a in after], "verified"), 60, "the messages behind it")
+    did = d["deposit_id"]
+    assert states([did])[did] == "dead"
+    assert pipeline.dlq_keys() == [did], "one deposit, one dead letter"
+    holds = [line for line in pipeline.metrics("w").splitlines() if line.startswith("zl_batch_holds_total")]
+    assert holds and float(holds[0].split()[-1]) >= 1, f"the second batch did not wait for the first: {holds}"
+    assert_exactly_once(pipeline, [a["deposit_id"] for a in after])
