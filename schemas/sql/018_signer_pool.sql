@@ -33,11 +33,15 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 DECLARE
     l signer_leases%ROWTYPE;
 BEGIN
-    IF TG_OP = 'UPDATE' AND TG_TABLE_NAME = 'signer_txs' AND NEW.raw_tx IS NOT DISTINCT FROM OLD.raw_tx THEN
-        RETURN NEW; -- a receipt or a note: no new signature
-    END IF;
-    IF TG_OP = 'UPDATE' AND TG_TABLE_NAME = 'signer_nonces' AND NEW.next_nonce = OLD.next_nonce THEN
-        RETURN NEW;
+    -- Nested: PL/pgSQL would resolve NEW.raw_tx on signer_nonces too.
+    IF TG_OP = 'UPDATE' THEN
+        IF TG_TABLE_NAME = 'signer_txs' THEN
+            IF NEW.raw_tx IS NOT DISTINCT FROM OLD.raw_tx THEN
+                RETURN NEW; -- a receipt or a note: no new signature
+            END IF;
+        ELSIF NEW.next_nonce = OLD.next_nonce THEN
+            RETURN NEW;
+        END IF;
     END IF;
     SELECT * INTO l FROM signer_leases WHERE signer = NEW.signer;
     IF NOT FOUND OR l.expires_at <= now() THEN
