@@ -45,6 +45,13 @@ static const char SQL_BIND[] =
     "SELECT set_config('zl.signer_holder', $1, false),"
     " EXISTS (SELECT 1 FROM signer_leases WHERE signer = $2 AND holder = $1 AND expires_at > now())";
 
+/* Stored transactions re-sent at a takeover: far more than a window. */
+#define SIGNER_RESEND_MAX 256
+
+static const char SQL_PENDING[] =
+    "SELECT nonce, raw_tx, tx_hash FROM signer_txs WHERE chain_id = $1::bigint AND signer = $2 AND status = 'pending'"
+    " ORDER BY nonce LIMIT $3::int";
+
 static void sleep_ms(int64_t ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
@@ -514,7 +521,45 @@ bool zl_signer_pool_usable(struct zl_signer_pool *p)
 
 int zl_signer_pool_prepare(struct zl_pg *pg)
 {
-    return zl_pg_add_stmt(pg, "signer_bind", SQL_BIND, 2);
+    if (zl_pg_add_stmt(pg, "signer_bind", SQL_BIND, 2) != 0)
+        return -1;
+    return zl_pg_add_stmt(pg, "signer_pending", SQL_PENDING, 3);
+}
+
+size_t zl_signer_pool_resend_pending(struct zl_signer_pool *p, struct zl_txmgr *tx, struct zl_pg *pg,
+                                     uint64_t chain_id)
+{
+    if (!p->leased)
+        return 0;
+    char err[ZL_ERRSTR_SIZE], chain[ZL_INT64_DEC_SIZE], max[ZL_INT64_DEC_SIZE];
+    snprintf(chain, sizeof(chain), "%" PRIu64, chain_id);
+    snprintf(max, sizeof(max), "%d", SIGNER_RESEND_MAX);
+    const char *params[3] = {chain, p->keys[p->current].address_hex, max};
+    zl_class c = zl_pg_ensure(pg, err, sizeof(err));
+    PGresult *r = NULL;
+    if (c == ZL_OK)
+        r = zl_pg_prepared(pg, "signer_pending", 3, params, PGRES_TUPLES_OK, &c, err, sizeof(err));
+    if (r == NULL) {
+        zl_log_kv(ZL_LOG_WARN, NULL, "signer's pending transactions not re-sent", "error", err, NULL);
+        return 0;
+    }
+    size_t sent = 0;
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct zl_nonce_tx slot;
+        memset(&slot, 0, sizeof(slot));
+        slot.nonce = strtoull(PQgetvalue(r, i, 0), NULL, 10);
+        slot.raw_hex = PQgetvalue(r, i, 1); /* borrowed from r: never cleared */
+        snprintf(slot.tx_hash, sizeof(slot.tx_hash), "%s", PQgetvalue(r, i, 2));
+        if (zl_txmgr_broadcast(tx, &slot, &c, err, sizeof(err)) == ZL_TX_SENT)
+            sent++;
+        else
+            zl_log_kv(ZL_LOG_WARN, NULL, "stored transaction not re-sent", "tx_hash", slot.tx_hash, "error", err, NULL);
+    }
+    char n[ZL_INT64_DEC_SIZE];
+    snprintf(n, sizeof(n), "%zu", sent);
+    zl_log_kv(ZL_LOG_INFO, NULL, "signer's pending transactions re-sent", "signer", params[1], "sent", n, NULL);
+    PQclear(r);
+    return sent;
 }
 
 zl_class zl_signer_pool_bind(struct zl_signer_pool *p, struct zl_pg *pg, char *errstr, size_t errstr_size)

@@ -43,6 +43,7 @@
 #include "pg.h"
 #include "rpc.h"
 #include "secp.h"
+#include "txmgr.h"
 
 /* Keys one pool holds: far more than copies of a stage anyone runs. */
 #define ZL_SIGNER_POOL_KEYS_MAX 64
@@ -110,7 +111,20 @@ int zl_signer_pool_copy_key(const struct zl_signer_pool *p, struct zl_secp_key *
  * until lease_ms - lease_ms/4 after the last renewal that succeeded. */
 bool zl_signer_pool_usable(struct zl_signer_pool *p);
 
-/* The statement zl_signer_pool_bind uses, registered on the stage's own
+/* Right after a lease is taken (before consuming): re-sends, lowest nonce
+ * first, every stored transaction of the signer still pending, with tx (on
+ * pg, the stage's own connection). The last holder may have died between
+ * storing and broadcasting, and the deposit may since have been minted by
+ * another copy's key: nobody would then drive that nonce, and every later
+ * one of this signer would wait behind it. Re-sending stored bytes is
+ * always safe (byte-identical; the contract refuses a second mint).
+ * Failures are logged: the stored transactions are driven again when their
+ * deposits come back, and the transaction manager repairs gaps. Returns how many were
+ * sent. */
+size_t zl_signer_pool_resend_pending(struct zl_signer_pool *p, struct zl_txmgr *tx, struct zl_pg *pg,
+                                     uint64_t chain_id);
+
+/* The statements zl_signer_pool_bind and _resend_pending use, registered on the stage's own
  * connection (before its first zl_pg_ensure). Returns -1 when
  * ZL_PG_STMTS_MAX is reached. */
 int zl_signer_pool_prepare(struct zl_pg *pg);

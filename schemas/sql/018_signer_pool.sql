@@ -54,12 +54,20 @@ BEGIN
     RETURN NEW;
 END $$;
 
-DROP TRIGGER IF EXISTS signer_txs_lease_fence ON signer_txs;
-CREATE TRIGGER signer_txs_lease_fence BEFORE INSERT OR UPDATE ON signer_txs
-    FOR EACH ROW EXECUTE FUNCTION signer_lease_fence();
-DROP TRIGGER IF EXISTS signer_nonces_lease_fence ON signer_nonces;
-CREATE TRIGGER signer_nonces_lease_fence BEFORE INSERT OR UPDATE ON signer_nonces
-    FOR EACH ROW EXECUTE FUNCTION signer_lease_fence();
+-- On 004's tables, when present (as 009 grants them): a database that
+-- applies 004 late runs its mint with the shared single key, which no lease
+-- fences; apply 018 again (this block) before turning a pool on there.
+DO $$
+BEGIN
+    IF to_regclass('signer_txs') IS NOT NULL AND to_regclass('signer_nonces') IS NOT NULL THEN
+        DROP TRIGGER IF EXISTS signer_txs_lease_fence ON signer_txs;
+        CREATE TRIGGER signer_txs_lease_fence BEFORE INSERT OR UPDATE ON signer_txs
+            FOR EACH ROW EXECUTE FUNCTION signer_lease_fence();
+        DROP TRIGGER IF EXISTS signer_nonces_lease_fence ON signer_nonces;
+        CREATE TRIGGER signer_nonces_lease_fence BEFORE INSERT OR UPDATE ON signer_nonces
+            FOR EACH ROW EXECUTE FUNCTION signer_lease_fence();
+    END IF;
+END $$;
 
 -- mint (common/signer_pool.c): takes, renews and gives back leases, and
 -- reads its signer's pending transactions (004's grants cover those).

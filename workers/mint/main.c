@@ -350,6 +350,7 @@ static int mint_init(void *ctx, const struct zl_runtime_env *env, char *errstr, 
     snprintf(chain, sizeof(chain), "%" PRIu64, m->chain_id);
     zl_log_kv(ZL_LOG_INFO, NULL, "mint signer", "address", m->key.address_hex, "nft", m->nft_hex, "chain_id", chain,
               "tx_type", tx_types[m->cfg.tx_type], NULL);
+    zl_signer_pool_resend_pending(&g_pool, &m->tx, &m->pg, m->chain_id); /* a dead holder's stored txs */
     return 0;
 fail:
     /* The runtime calls fini only after a successful init. */
