@@ -43,6 +43,14 @@
  * A database without the nonce tables (004_mint.sql not applied) is an
  * outage too: the stage pauses until the migration is applied.
  *
+ * Signers: ZL_SIGNER_KEY_FILE is one key every copy shares (they queue on
+ * its nonce row); ZL_SIGNER_KEY_FILES / ZL_SIGNER_KEY_DIR is a pool, of
+ * which each copy leases one key in the database before it consumes, and a
+ * copy with no free key waits, not ready (common/signer_pool.h). Every
+ * process call first checks the lease is still this copy's and names the
+ * holder on the stage's connection, where 018's trigger fences a copy
+ * whose lease was taken over.
+ *
  * Files: this one holds the settings and the stage table; single.c the
  * single mint, batch.c the batch policy, verdict.c what the chain says about
  * each deposit's token. Fees, signing, broadcast, receipts, fee bumps and
@@ -54,10 +62,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "boot.h"
 #include "ethtx.h"
 #include "hex.h"
 #include "log.h"
 #include "mint.h"
+#include "signer_pool.h"
 
 /* In zl_tx_fee_mode's order: the stored index is the mode. */
 static const char *const tx_types[] = {"auto", "eip1559", "legacy", NULL};
@@ -74,8 +84,9 @@ static const struct zl_setting mint_settings[] = {
     {"ZL_MINT_CHAIN_ID", ZL_CFG_INT, "0", "chain id signed into mint transactions (0 = ask eth_chainId at start)",
      OFF(chain_id), 0, 0},
     {"ZL_NFT_ADDRESS", ZL_CFG_STR, NULL, "ZLReceipt contract address", OFF(nft_address), 0, 0},
-    {"ZL_SIGNER_KEY_FILE", ZL_CFG_SECRET_FILE, NULL,
-     "file holding the minter's private key (64 hex digits); must not be readable by group or others",
+    {"ZL_SIGNER_KEY_FILE", ZL_CFG_SECRET_FILE, "",
+     "file holding the minter's private key (64 hex digits), shared by every copy; must not be readable by group "
+     "or others (or set ZL_SIGNER_KEY_FILES / ZL_SIGNER_KEY_DIR for a pool)",
      OFF(signer_key), 0, 0},
     {"ZL_TX_TYPE", ZL_CFG_ENUM(tx_types), "auto",
      "auto (EIP-1559 when the chain has a base fee, else legacy), eip1559 or legacy", OFF(tx_type), 0, 0},
@@ -116,7 +127,41 @@ static const struct zl_setting mint_settings[] = {
 };
 #undef OFF
 
+/* The signer pool's settings (common/signer_pool.h). */
+struct signer_config {
+    char *key_files;
+    char *key_dir;
+    int64_t lease_ms;
+    int64_t renew_ms;
+    int64_t balance_ms;
+    int64_t balance_low_gwei;
+};
+
+#define OFF(f) offsetof(struct signer_config, f)
+static const struct zl_setting signer_settings[] = {
+    {"ZL_SIGNER_KEY_FILES", ZL_CFG_STR, "",
+     "a pool of signer key files, comma-separated: each copy leases one of its own (instead of ZL_SIGNER_KEY_FILE)",
+     OFF(key_files), 0, 0},
+    {"ZL_SIGNER_KEY_DIR", ZL_CFG_STR, "",
+     "a pool of signer keys: every file in this directory not named .* (a Kubernetes secret volume)",
+     OFF(key_dir), 0, 0},
+    {"ZL_SIGNER_LEASE_MS", ZL_CFG_INT, "15000",
+     "a pool key's lease lasts this long after its last renewal (a dead copy's key is free after it)", OFF(lease_ms),
+     1000, 3600000},
+    {"ZL_SIGNER_LEASE_RENEW_MS", ZL_CFG_INT, "3000",
+     "between lease renewals, and tries while waiting for a free key (below half the lease)", OFF(renew_ms), 100,
+     1800000},
+    {"ZL_SIGNER_BALANCE_MS", ZL_CFG_INT, "30000", "between reads of every signer's balance (zl_signer_balance_ether)",
+     OFF(balance_ms), 100, 86400000},
+    {"ZL_SIGNER_BALANCE_LOW_GWEI", ZL_CFG_INT, "50000000",
+     "a signer below this balance needs topping up: zl_signer_balance_low_ether, the alert's threshold",
+     OFF(balance_low_gwei), 0, 0},
+};
+#undef OFF
+
 static struct mint g_mint;
+static struct signer_config g_signer_cfg;
+static struct zl_signer_pool g_pool;
 
 static zl_class mint_republish(void *ctx, struct zl_work *w)
 {
@@ -187,6 +232,8 @@ static zl_class mint_probe(void *ctx, char *errstr, size_t errstr_size)
 {
     struct mint *m = ctx;
     zl_class c = zl_pg_ensure(&m->pg, errstr, errstr_size);
+    if (c == ZL_OK)
+        c = zl_signer_pool_bind(&g_pool, &m->pg, errstr, errstr_size);
     if (c != ZL_OK)
         return c;
     uint64_t head;
@@ -202,6 +249,59 @@ static void mint_fini(void *ctx)
     zl_rpc_free(m->rpc);
     m->rpc = NULL;
     zl_secp_key_free(&m->key);
+    zl_signer_pool_stop(&g_pool);
+}
+
+/* A leased key is used only while the lease is this copy's: checked, and
+ * the holder named on the connection that stores signatures, before every
+ * call. */
+static zl_class mint_process_leased(void *ctx, struct zl_work *w)
+{
+    struct mint *m = ctx;
+    zl_class c = zl_pg_ensure(&m->pg, w->error, sizeof(w->error));
+    if (c == ZL_OK)
+        c = zl_signer_pool_bind(&g_pool, &m->pg, w->error, sizeof(w->error));
+    return c == ZL_OK ? mint_process(ctx, w) : c;
+}
+
+static void mint_process_batch_leased(void *ctx, struct zl_work *const *ws, size_t n)
+{
+    struct mint *m = ctx;
+    char err[ZL_ERRSTR_SIZE];
+    zl_class c = zl_pg_ensure(&m->pg, err, sizeof(err));
+    if (c == ZL_OK)
+        c = zl_signer_pool_bind(&g_pool, &m->pg, err, sizeof(err));
+    if (c != ZL_OK)
+        zl_works_fail(ws, n, c, err);
+    else
+        mint_process_batch(ctx, ws, n);
+}
+
+/* Loads the keys, leases one (waiting, not ready, when every key of a pool
+ * is taken) and gives m its own copy of the key it signs with. */
+static int mint_signer_start(struct mint *m, const struct zl_runtime_env *env, char *errstr, size_t errstr_size)
+{
+    const struct signer_config *sc = &g_signer_cfg;
+    if (zl_signer_pool_load(&g_pool, m->cfg.signer_key.value, sc->key_files, sc->key_dir, errstr, errstr_size) != 0)
+        return ZL_RUNTIME_INIT_REFUSED;
+    if (sc->renew_ms >= sc->lease_ms / 2) {
+        snprintf(errstr, errstr_size, "ZL_SIGNER_LEASE_RENEW_MS (%" PRId64 ") must be below half ZL_SIGNER_LEASE_MS"
+                 " (%" PRId64 "): a lease must survive a missed renewal", sc->renew_ms, sc->lease_ms);
+        zl_signer_pool_stop(&g_pool);
+        return ZL_RUNTIME_INIT_REFUSED;
+    }
+    struct zl_signer_pool_opts po = {
+        .pg_dsn = env->cfg->pg_dsn, .pg_connect_timeout_ms = env->cfg->pg_connect_timeout_ms,
+        .rpc = {.urls = m->cfg.rpc_urls, .timeout_ms = m->cfg.rpc_timeout_ms, .quorum = 1,
+                .allow_http = m->cfg.rpc_allow_http, .name = "rpc_balance"},
+        .lease_ms = sc->lease_ms, .renew_ms = sc->renew_ms, .balance_ms = sc->balance_ms,
+        .balance_low_ether = (double)sc->balance_low_gwei / 1e9, .metrics = env->metrics, .health = env->health};
+    if (zl_signer_pool_start(&g_pool, &po, zl_boot_run_flag(), errstr, errstr_size) != 0 ||
+        zl_signer_pool_copy_key(&g_pool, &m->key, errstr, errstr_size) != 0) {
+        zl_signer_pool_stop(&g_pool);
+        return -1;
+    }
+    return 0;
 }
 
 static int mint_init(void *ctx, const struct zl_runtime_env *env, char *errstr, size_t errstr_size)
@@ -214,14 +314,16 @@ static int mint_init(void *ctx, const struct zl_runtime_env *env, char *errstr, 
         return -1;
     }
     zl_hex_encode(m->nft, 20, m->nft_hex, sizeof(m->nft_hex));
-    if (zl_secp_key_load(&m->key, m->cfg.signer_key.value, errstr, errstr_size) != 0)
-        return -1;
+    int rc = mint_signer_start(m, env, errstr, errstr_size);
+    if (rc != 0)
+        return rc;
     /* Breaker settings left 0: breaker.h's defaults, as for every stage. */
     struct zl_rpc_opts ro = {.urls = m->cfg.rpc_urls, .timeout_ms = m->cfg.rpc_timeout_ms,
                              .hedge_after_ms = m->cfg.rpc_hedge_after_ms, .quorum = 1, .metrics = env->metrics,
                              .health = env->health, .name = "rpc", .allow_http = m->cfg.rpc_allow_http};
     if (zl_rpc_new(&m->rpc, &ro, errstr, errstr_size) != 0) {
         zl_secp_key_free(&m->key);
+        zl_signer_pool_stop(&g_pool);
         return -1;
     }
     struct zl_txmgr_opts to = {
@@ -249,7 +351,7 @@ static int mint_init(void *ctx, const struct zl_runtime_env *env, char *errstr, 
         goto fail;
     }
     m->pg_inited = true;
-    if (zl_nonce_prepare(&m->pg) != 0) {
+    if (zl_nonce_prepare(&m->pg) != 0 || zl_signer_pool_prepare(&m->pg) != 0) {
         snprintf(errstr, errstr_size, "mint: cannot register the nonce statements (ZL_PG_STMTS_MAX reached)");
         goto fail;
     }
@@ -257,6 +359,7 @@ static int mint_init(void *ctx, const struct zl_runtime_env *env, char *errstr, 
     snprintf(chain, sizeof(chain), "%" PRIu64, m->chain_id);
     zl_log_kv(ZL_LOG_INFO, NULL, "mint signer", "address", m->key.address_hex, "nft", m->nft_hex, "chain_id", chain,
               "tx_type", tx_types[m->cfg.tx_type], NULL);
+    zl_signer_pool_resend_pending(&g_pool, &m->tx, &m->pg, m->chain_id); /* a dead holder's stored txs */
     return 0;
 fail:
     /* The runtime calls fini only after a successful init. */
@@ -280,8 +383,8 @@ int main(int argc, char **argv)
         .out_kind = ZL_TOPIC_MINTED,
         .accept_states = "{pinned,mint_submitted}",
         .done_state = ZL_STATE_MINTED,
-        .process = mint_process,
-        .process_batch = mint_process_batch,
+        .process = mint_process_leased,
+        .process_batch = mint_process_batch_leased,
         .republish = mint_republish,
         .in_tx = mint_in_tx,
         .prepare = mint_prepare,
@@ -291,7 +394,8 @@ int main(int argc, char **argv)
         .fini = mint_fini,
         .ctx = &g_mint,
     };
-    struct zl_config_section extra = {"mint stage", mint_settings, sizeof(mint_settings) / sizeof(mint_settings[0]),
-                                      &g_mint.cfg};
-    return zl_runtime_main(&stage, &extra, 1, argc, argv);
+    struct zl_config_section extra[2] = {
+        {"mint stage", mint_settings, sizeof(mint_settings) / sizeof(mint_settings[0]), &g_mint.cfg},
+        {"mint signer pool", signer_settings, sizeof(signer_settings) / sizeof(signer_settings[0]), &g_signer_cfg}};
+    return zl_runtime_main(&stage, extra, 2, argc, argv);
 }
