@@ -62,7 +62,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "boot.h"
 #include "ethtx.h"
 #include "hex.h"
 #include "log.h"
@@ -127,41 +126,7 @@ static const struct zl_setting mint_settings[] = {
 };
 #undef OFF
 
-/* The signer pool's settings (common/signer_pool.h). */
-struct signer_config {
-    char *key_files;
-    char *key_dir;
-    int64_t lease_ms;
-    int64_t renew_ms;
-    int64_t balance_ms;
-    int64_t balance_low_gwei;
-};
-
-#define OFF(f) offsetof(struct signer_config, f)
-static const struct zl_setting signer_settings[] = {
-    {"ZL_SIGNER_KEY_FILES", ZL_CFG_STR, "",
-     "a pool of signer key files, comma-separated: each copy leases one of its own (instead of ZL_SIGNER_KEY_FILE)",
-     OFF(key_files), 0, 0},
-    {"ZL_SIGNER_KEY_DIR", ZL_CFG_STR, "",
-     "a pool of signer keys: every file in this directory not named .* (a Kubernetes secret volume)",
-     OFF(key_dir), 0, 0},
-    {"ZL_SIGNER_LEASE_MS", ZL_CFG_INT, "15000",
-     "a pool key's lease lasts this long after its last renewal (a dead copy's key is free after it)", OFF(lease_ms),
-     1000, 3600000},
-    {"ZL_SIGNER_LEASE_RENEW_MS", ZL_CFG_INT, "3000",
-     "between lease renewals, and tries while waiting for a free key (below half the lease)", OFF(renew_ms), 100,
-     1800000},
-    {"ZL_SIGNER_BALANCE_MS", ZL_CFG_INT, "30000", "between reads of every signer's balance (zl_signer_balance_ether)",
-     OFF(balance_ms), 100, 86400000},
-    {"ZL_SIGNER_BALANCE_LOW_GWEI", ZL_CFG_INT, "50000000",
-     "a signer below this balance needs topping up: zl_signer_balance_low_ether, the alert's threshold",
-     OFF(balance_low_gwei), 0, 0},
-};
-#undef OFF
-
 static struct mint g_mint;
-static struct signer_config g_signer_cfg;
-static struct zl_signer_pool g_pool;
 
 static zl_class mint_republish(void *ctx, struct zl_work *w)
 {
@@ -233,7 +198,7 @@ static zl_class mint_probe(void *ctx, char *errstr, size_t errstr_size)
     struct mint *m = ctx;
     zl_class c = zl_pg_ensure(&m->pg, errstr, errstr_size);
     if (c == ZL_OK)
-        c = zl_signer_pool_bind(&g_pool, &m->pg, errstr, errstr_size);
+        c = zl_signer_pool_bind(mint_pool(), &m->pg, errstr, errstr_size);
     if (c != ZL_OK)
         return c;
     uint64_t head;
@@ -249,7 +214,7 @@ static void mint_fini(void *ctx)
     zl_rpc_free(m->rpc);
     m->rpc = NULL;
     zl_secp_key_free(&m->key);
-    zl_signer_pool_stop(&g_pool);
+    zl_signer_pool_stop(mint_pool());
 }
 
 /* A leased key is used only while the lease is this copy's: checked, and
@@ -260,7 +225,7 @@ static zl_class mint_process_leased(void *ctx, struct zl_work *w)
     struct mint *m = ctx;
     zl_class c = zl_pg_ensure(&m->pg, w->error, sizeof(w->error));
     if (c == ZL_OK)
-        c = zl_signer_pool_bind(&g_pool, &m->pg, w->error, sizeof(w->error));
+        c = zl_signer_pool_bind(mint_pool(), &m->pg, w->error, sizeof(w->error));
     return c == ZL_OK ? mint_process(ctx, w) : c;
 }
 
@@ -270,38 +235,11 @@ static void mint_process_batch_leased(void *ctx, struct zl_work *const *ws, size
     char err[ZL_ERRSTR_SIZE];
     zl_class c = zl_pg_ensure(&m->pg, err, sizeof(err));
     if (c == ZL_OK)
-        c = zl_signer_pool_bind(&g_pool, &m->pg, err, sizeof(err));
+        c = zl_signer_pool_bind(mint_pool(), &m->pg, err, sizeof(err));
     if (c != ZL_OK)
         zl_works_fail(ws, n, c, err);
     else
         mint_process_batch(ctx, ws, n);
-}
-
-/* Loads the keys, leases one (waiting, not ready, when every key of a pool
- * is taken) and gives m its own copy of the key it signs with. */
-static int mint_signer_start(struct mint *m, const struct zl_runtime_env *env, char *errstr, size_t errstr_size)
-{
-    const struct signer_config *sc = &g_signer_cfg;
-    if (zl_signer_pool_load(&g_pool, m->cfg.signer_key.value, sc->key_files, sc->key_dir, errstr, errstr_size) != 0)
-        return ZL_RUNTIME_INIT_REFUSED;
-    if (sc->renew_ms >= sc->lease_ms / 2) {
-        snprintf(errstr, errstr_size, "ZL_SIGNER_LEASE_RENEW_MS (%" PRId64 ") must be below half ZL_SIGNER_LEASE_MS"
-                 " (%" PRId64 "): a lease must survive a missed renewal", sc->renew_ms, sc->lease_ms);
-        zl_signer_pool_stop(&g_pool);
-        return ZL_RUNTIME_INIT_REFUSED;
-    }
-    struct zl_signer_pool_opts po = {
-        .pg_dsn = env->cfg->pg_dsn, .pg_connect_timeout_ms = env->cfg->pg_connect_timeout_ms,
-        .rpc = {.urls = m->cfg.rpc_urls, .timeout_ms = m->cfg.rpc_timeout_ms, .quorum = 1,
-                .allow_http = m->cfg.rpc_allow_http, .name = "rpc_balance"},
-        .lease_ms = sc->lease_ms, .renew_ms = sc->renew_ms, .balance_ms = sc->balance_ms,
-        .balance_low_ether = (double)sc->balance_low_gwei / 1e9, .metrics = env->metrics, .health = env->health};
-    if (zl_signer_pool_start(&g_pool, &po, zl_boot_run_flag(), errstr, errstr_size) != 0 ||
-        zl_signer_pool_copy_key(&g_pool, &m->key, errstr, errstr_size) != 0) {
-        zl_signer_pool_stop(&g_pool);
-        return -1;
-    }
-    return 0;
 }
 
 static int mint_init(void *ctx, const struct zl_runtime_env *env, char *errstr, size_t errstr_size)
@@ -323,7 +261,7 @@ static int mint_init(void *ctx, const struct zl_runtime_env *env, char *errstr, 
                              .health = env->health, .name = "rpc", .allow_http = m->cfg.rpc_allow_http};
     if (zl_rpc_new(&m->rpc, &ro, errstr, errstr_size) != 0) {
         zl_secp_key_free(&m->key);
-        zl_signer_pool_stop(&g_pool);
+        zl_signer_pool_stop(mint_pool());
         return -1;
     }
     struct zl_txmgr_opts to = {
@@ -359,7 +297,7 @@ static int mint_init(void *ctx, const struct zl_runtime_env *env, char *errstr, 
     snprintf(chain, sizeof(chain), "%" PRIu64, m->chain_id);
     zl_log_kv(ZL_LOG_INFO, NULL, "mint signer", "address", m->key.address_hex, "nft", m->nft_hex, "chain_id", chain,
               "tx_type", tx_types[m->cfg.tx_type], NULL);
-    zl_signer_pool_resend_pending(&g_pool, &m->tx, &m->pg, m->chain_id); /* a dead holder's stored txs */
+    zl_signer_pool_resend_pending(mint_pool(), &m->tx, &m->pg, m->chain_id); /* a dead holder's stored txs */
     return 0;
 fail:
     /* The runtime calls fini only after a successful init. */
@@ -396,6 +334,6 @@ int main(int argc, char **argv)
     };
     struct zl_config_section extra[2] = {
         {"mint stage", mint_settings, sizeof(mint_settings) / sizeof(mint_settings[0]), &g_mint.cfg},
-        {"mint signer pool", signer_settings, sizeof(signer_settings) / sizeof(signer_settings[0]), &g_signer_cfg}};
+        mint_signer_section()};
     return zl_runtime_main(&stage, extra, 2, argc, argv);
 }

@@ -104,4 +104,13 @@ void mint_fill_out(const struct mint *m, struct zl_work *w, const char *hash);
 /* Logs the mint and fills w->out. */
 void mint_done(const struct mint *m, struct zl_work *w, const char *hash);
 
+/* signer.c: the signer pool the copy leases its key from, its settings as
+ * a config section for zl_runtime_main, and the start: loads the keys,
+ * leases one (waiting, not ready, while every key of a pool is taken) and
+ * gives m its own copy of it. Returns 0, ZL_RUNTIME_INIT_REFUSED for a wrong
+ * setting, or -1 with errstr; on failure the pool is stopped. */
+struct zl_signer_pool *mint_pool(void);
+struct zl_config_section mint_signer_section(void);
+int mint_signer_start(struct mint *m, const struct zl_runtime_env *env, char *errstr, size_t errstr_size);
+
 #endif /* ZL_MINT_H */
