@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fault.h"
 #include "log.h"
 
 /* Rows per staged chunk and INSERT statement. A sub-range aims at ~2,500
@@ -198,6 +199,9 @@ zl_class det_insert_finish(struct zl_detector *d, struct inflight *inf, bool aba
         snprintf((*hit)->user_id, sizeof((*hit)->user_id), "%s", PQgetvalue(r, i, 1));
     }
     PQclear(r);
+    /* Rows written, their transaction (and the cursor) not committed: a
+     * crash here must leave none of them (test_detect_stage.py). */
+    zl_fault_point("detect_after_insert");
     return ZL_OK;
 }
 
