@@ -12,6 +12,10 @@
 #include "fault.h"
 #include "log.h"
 
+/* Rows per det_insert statement (~250 bytes of array text per row). A
+ * sub-range aims at DET_LOGS_PER_QUERY_TARGET logs, so usually one statement;
+ * this bounds a sub-range that came back larger than aimed. */
+#define DET_INSERT_ROWS_MAX 5000
 /* Logs one eth_getLogs sub-range aims at: small enough that a step is
  * several requests, so each request's insert runs in PostgreSQL while the
  * next request is read and decoded. */
@@ -45,36 +49,23 @@ struct step_times {
  * not (or no longer) registered insert nothing. The caller removes
  * duplicate ids first: ON CONFLICT DO UPDATE cannot touch a row twice in
  * one statement. */
-/* The statement's two ends, around its source of rows `v` (the arrays
- * below, or the COPY staging table: det_stage_insert_sql). */
-#define DET_INSERT_HEAD                                                                                          \
-    "INSERT INTO deposits (deposit_id, chain_id, tx_hash, log_index, block_number, block_hash, token,"         \
-    " from_addr, to_addr, user_id, amount, occurred_at)"                                                       \
-    " SELECT v.deposit_id, $1::bigint, v.tx_hash, v.log_index, v.block_number, v.block_hash, $2::text,"        \
-    " v.from_addr, v.to_addr, a.user_id, v.amount, now()"
-#define DET_INSERT_TAIL                                                                                          \
-    " JOIN deposit_addresses a ON a.chain_id = $1::bigint AND a.address = v.to_addr"                           \
-    " WHERE NOT EXISTS (SELECT 1 FROM deposits d WHERE d.tx_hash = v.tx_hash AND d.chain_id = $1::bigint"      \
-    "   AND d.deposit_id <> v.deposit_id AND d.block_hash <> v.block_hash AND d.state NOT IN ('reorged', 'detected')" \
-    "   AND d.token = $2::text AND d.from_addr = v.from_addr AND d.to_addr = v.to_addr AND d.amount = v.amount)" \
-    " ORDER BY v.ord"                                                                                          \
-    " ON CONFLICT (deposit_id) DO UPDATE SET state = 'detected', block_number = EXCLUDED.block_number,"        \
-    " block_hash = EXCLUDED.block_hash, last_error = NULL, last_error_class = NULL, updated_at = now()"        \
-    " WHERE deposits.state IN ('reorged', 'detected') AND deposits.block_hash <> EXCLUDED.block_hash"          \
-    " RETURNING deposit_id, user_id"
-
 const char zl_detect_insert_sql[] =
-    DET_INSERT_HEAD
+    "INSERT INTO deposits (deposit_id, chain_id, tx_hash, log_index, block_number, block_hash, token,"
+    " from_addr, to_addr, user_id, amount, occurred_at)"
+    " SELECT v.deposit_id, $1::bigint, v.tx_hash, v.log_index, v.block_number, v.block_hash, $2::text,"
+    " v.from_addr, v.to_addr, a.user_id, v.amount, now()"
     " FROM unnest($3::text[], $4::text[], $5::integer[], $6::bigint[], $7::text[], $8::text[], $9::text[],"
     "   $10::numeric[]) WITH ORDINALITY"
     "   AS v(deposit_id, tx_hash, log_index, block_number, block_hash, from_addr, to_addr, amount, ord)"
-    DET_INSERT_TAIL;
-
-/* The same from one chunk ($3) of the staging table (detector_stage.c). */
-const char det_stage_insert_sql[] =
-    DET_INSERT_HEAD
-    " FROM (SELECT * FROM pg_temp.det_stage WHERE chunk = $3::bigint) v"
-    DET_INSERT_TAIL;
+    " JOIN deposit_addresses a ON a.chain_id = $1::bigint AND a.address = v.to_addr"
+    " WHERE NOT EXISTS (SELECT 1 FROM deposits d WHERE d.tx_hash = v.tx_hash AND d.chain_id = $1::bigint"
+    "   AND d.deposit_id <> v.deposit_id AND d.block_hash <> v.block_hash AND d.state NOT IN ('reorged', 'detected')"
+    "   AND d.token = $2::text AND d.from_addr = v.from_addr AND d.to_addr = v.to_addr AND d.amount = v.amount)"
+    " ORDER BY v.ord"
+    " ON CONFLICT (deposit_id) DO UPDATE SET state = 'detected', block_number = EXCLUDED.block_number,"
+    " block_hash = EXCLUDED.block_hash, last_error = NULL, last_error_class = NULL, updated_at = now()"
+    " WHERE deposits.state IN ('reorged', 'detected') AND deposits.block_hash <> EXCLUDED.block_hash"
+    " RETURNING deposit_id, user_id";
 
 static const struct zl_pg_stmt det_stmts[] = {
     {"det_lock", "SELECT pg_try_advisory_lock(hashtext($1))", 1},
@@ -321,8 +312,6 @@ static zl_class read_cursor(struct zl_detector *d, bool *found, uint64_t *num, c
 zl_class det_tx_fail(struct zl_detector *d, zl_class c)
 {
     zl_pg_rollback(d->o.pg);
-    /* A staging table created in this transaction is gone with it. */
-    d->stage_ready = false;
     return c;
 }
 
@@ -502,7 +491,7 @@ static int cmp_found_id(const void *a, const void *b)
     return x < y ? -1 : x > y; /* the earlier log of a duplicate pair sorts first */
 }
 
-int det_cmp_key_found(const void *key, const void *elem)
+static int cmp_key_found(const void *key, const void *elem)
 {
     return strcmp((const char *)key, (*(const struct found_log *const *)elem)->id);
 }
@@ -570,6 +559,129 @@ zl_class det_collect(struct zl_detector *d, json_t *logs, uint64_t lo, uint64_t 
         kept = w;
     }
     p->n = kept;
+    return ZL_OK;
+}
+
+/* Sends det_insert for fl[0..n) of part p without waiting for the answer
+ * (insert_finish collects it). Inside the caller's transaction. */
+static zl_class insert_send(struct zl_detector *d, struct scan_part *p, const struct found_log *fl, size_t n,
+                            struct inflight *inf, char *errstr, size_t errstr_size)
+{
+    enum { COLS = 8 };
+    const char **col[COLS];
+    char *lit[COLS];
+    zl_class c = ZL_OK;
+    for (int k = 0; k < COLS; k++) {
+        col[k] = malloc((n > 0 ? n : 1) * sizeof(*col[k]));
+        lit[k] = NULL;
+    }
+    for (int k = 0; k < COLS; k++) {
+        if (col[k] == NULL) {
+            snprintf(errstr, errstr_size, "detector: out of memory for %zu rows", n);
+            c = ZL_TRANSIENT;
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        col[0][i] = fl[i].id;
+        col[1][i] = fl[i].tl.tx_hash;
+        col[2][i] = fl[i].log_index;
+        col[3][i] = fl[i].block_number;
+        col[4][i] = fl[i].tl.block_hash;
+        col[5][i] = fl[i].tl.from;
+        col[6][i] = fl[i].tl.to;
+        col[7][i] = fl[i].tl.amount;
+    }
+    for (int k = 0; k < COLS; k++) {
+        lit[k] = zl_pg_array_literal(col[k], n);
+        if (lit[k] == NULL) {
+            snprintf(errstr, errstr_size, "detector: out of memory for %zu rows", n);
+            c = ZL_TRANSIENT;
+            goto out;
+        }
+    }
+    if (!zl_pg_connected(d->o.pg)) {
+        snprintf(errstr, errstr_size, "postgres: not connected");
+        c = ZL_OUTAGE;
+        goto out;
+    }
+    const char *vals[10] = {d->chain_text, d->token, lit[0], lit[1], lit[2], lit[3], lit[4], lit[5], lit[6], lit[7]};
+    /* libpq copies the parameters into its output buffer: lit may go now. */
+    if (PQsendQueryPrepared(d->o.pg->conn, "det_insert", 10, vals, NULL, NULL, 0) != 1) {
+        c = zl_pg_classify(d->o.pg, NULL, errstr, errstr_size);
+        goto out;
+    }
+    inf->active = true;
+    inf->part = p;
+out:
+    for (int k = 0; k < COLS; k++) {
+        free(col[k]);
+        free(lit[k]);
+    }
+    return c;
+}
+
+/* Waits for the insert in flight, if any, and marks the rows it returned
+ * fresh. With `abandon` the answer is only drained (the caller rolls back).
+ * Returns ZL_OK or the statement's class with errstr. */
+zl_class det_insert_finish(struct zl_detector *d, struct inflight *inf, bool abandon, char *errstr,
+                              size_t errstr_size)
+{
+    if (!inf->active)
+        return ZL_OK;
+    inf->active = false;
+    if (!zl_pg_connected(d->o.pg)) {
+        snprintf(errstr, errstr_size, "postgres: not connected");
+        return ZL_OUTAGE;
+    }
+    PGresult *r = PQgetResult(d->o.pg->conn);
+    /* A statement's answer ends with a NULL result; drain to it so the
+     * connection takes commands again. */
+    PGresult *extra;
+    while ((extra = PQgetResult(d->o.pg->conn)) != NULL)
+        PQclear(extra);
+    if (abandon) {
+        PQclear(r);
+        return ZL_OK;
+    }
+    if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK) {
+        zl_class c = zl_pg_classify(d->o.pg, r, errstr, errstr_size);
+        PQclear(r);
+        return c;
+    }
+    struct scan_part *p = inf->part;
+    int rows = PQntuples(r);
+    for (int i = 0; i < rows; i++) {
+        struct found_log **hit = bsearch(PQgetvalue(r, i, 0), p->by_id, p->n, sizeof(*p->by_id), cmp_key_found);
+        if (hit == NULL) {
+            /* Cannot happen: the statement returns only ids it was given. */
+            zl_log_kv(ZL_LOG_ERROR, NULL, "insert returned an id the scan did not send", "deposit_id",
+                      PQgetvalue(r, i, 0), NULL);
+            continue;
+        }
+        (*hit)->fresh = true;
+        snprintf((*hit)->user_id, sizeof((*hit)->user_id), "%s", PQgetvalue(r, i, 1));
+    }
+    PQclear(r);
+    /* Rows written, their transaction (and the cursor) not committed: a
+     * crash here must leave none of them (test_detect_crash.py). */
+    zl_fault_point("detect_after_insert");
+    return ZL_OK;
+}
+
+/* Sends the inserts of part p: every chunk but the last waited for, the
+ * last left in flight so the next eth_getLogs overlaps it. */
+zl_class det_insert_part(struct zl_detector *d, struct scan_part *p, struct inflight *inf, char *errstr,
+                            size_t errstr_size)
+{
+    for (size_t off = 0; off < p->n; off += DET_INSERT_ROWS_MAX) {
+        size_t k = p->n - off < DET_INSERT_ROWS_MAX ? p->n - off : DET_INSERT_ROWS_MAX;
+        zl_class c = det_insert_finish(d, inf, false, errstr, errstr_size);
+        if (c == ZL_OK)
+            c = insert_send(d, p, p->fl + off, k, inf, errstr, errstr_size);
+        if (c != ZL_OK)
+            return c;
+    }
     return ZL_OK;
 }
 

@@ -41,9 +41,6 @@ struct zl_detector {
     struct zl_rpc *confirm[ZL_RPC_ENDPOINTS_MAX]; /* one client per endpoint (confirm_k > 1); owned */
     char confirm_label[ZL_RPC_ENDPOINTS_MAX][DET_ENDPOINT_LABEL_BYTES]; /* scheme://host[:port], for the log */
     size_t nconfirm;
-    bool stage_ready;              /* pg_temp.det_stage exists on this connection (detector_stage.c) */
-    unsigned long stage_reconnects; /* pg->reconnects when it was created */
-    int64_t stage_chunk;           /* the last chunk number COPYed into it */
     zl_metric *m_disagree_held;     /* ranges held: endpoints disagreed, no k agreed */
     zl_metric *m_disagree_outvoted; /* ranges where k agreed and another endpoint did not */
     zl_metric *m_blocks;
@@ -134,11 +131,5 @@ zl_class det_insert_finish(struct zl_detector *d, struct inflight *inf, bool aba
 void det_publish(struct zl_detector *d, const struct zl_transfer_log *tl, const char *deposit_id,
                  const char *user_id);
 void det_part_free(struct scan_part *p);
-/* bsearch comparator: a deposit id against a found_log pointer. */
-int det_cmp_key_found(const void *key, const void *elem);
-
-/* det_insert over the COPY staging table (detector.c); its parameters are
- * $1 chain id, $2 token, $3 the chunk number. */
-extern const char det_stage_insert_sql[];
 
 #endif /* ZL_DETECTOR_INT_H */

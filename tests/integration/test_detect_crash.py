@@ -1,6 +1,7 @@
-"""detect records a range through a staging table (COPY, then one INSERT ...
-SELECT per chunk) inside the step's transaction: a crash after some of a
-range's rows were written leaves none of them, and no cursor past them."""
+"""detect writes a range's deposits chunk by chunk (one insert per eth_getLogs
+sub-range, each overlapping the next request) inside the step's transaction:
+a crash after some of a range's rows were written leaves none of them, and
+no cursor past them."""
 import time
 
 from chain_helpers import Chain, Workers, chain, dep_id, register_addresses, rows_for, wait_until, workers  # noqa: F401
@@ -9,8 +10,8 @@ from runtime_helpers import psql
 
 def test_detect_killed_mid_range_leaves_no_partial_range(chain, workers):
     """Guards against a crash between two chunks of one range committing the
-    first chunk's deposits (or the cursor) without the rest: the staged rows,
-    the deposits and the cursor live and die with one transaction."""
+    first chunk's deposits (or the cursor) without the rest: the deposits,
+    their history rows and the cursor live and die with one transaction."""
     addrs = register_addresses(2)
     a1, a2 = list(addrs)
     for i in range(4):
