@@ -43,7 +43,8 @@
 # Knobs: BENCH_DETECT_N (20000), BENCH_DETECT_ADDRS (300),
 # BENCH_DETECT_REGISTERED (= ADDRS), BENCH_DETECT_OTHERS (0),
 # BENCH_DETECT_ETL (1; 0 skips ethereumetl), BENCH_DETECT_CRYO (1; 0 skips
-# cryo), BENCH_CRYO_VERSION (0.3.2), BENCH_DETECT_SUITE (detect: the
+# cryo), BENCH_CRYO_VERSION (0.3.2), BENCH_CRYO_BUILD (1; 0: a missing cryo
+# binary is reported, not built), BENCH_DETECT_SUITE (detect: the
 # result file names),
 # BENCH_DETECT_PER_BLOCK (500), BENCH_DETECT_GAP (4), BENCH_ROUNDS (3),
 # BENCH_DETECT_RANGE_MAX (detect's default when unset), BENCH_ETL_BATCH (100),
@@ -226,7 +227,9 @@ cryo_bin=$CRYO_ROOT/bin/cryo
 if [ "${BENCH_DETECT_CRYO:-1}" = 0 ]; then
   cryo_status="skipped (BENCH_DETECT_CRYO=0)"
 elif [ ! -x "$cryo_bin" ]; then
-  if command -v cargo >/dev/null; then
+  if [ "${BENCH_CRYO_BUILD:-1}" = 0 ]; then
+    echo "not built (BENCH_CRYO_BUILD=0): $cryo_bin missing; build it with: CARGO_TARGET_DIR=$CRYO_ROOT-target cargo install cryo_cli --version $CRYO_VERSION --root $CRYO_ROOT" >"$W/cryo-install.log"
+  elif command -v cargo >/dev/null; then
     bench_say "detect: building cryo_cli $CRYO_VERSION into $CRYO_ROOT (once; many minutes)"
     # Not --locked: cryo_cli 0.3.2's lock file pins time 0.3.30, which no
     # longer compiles (rustc 1.80+: "error[E0282]: type annotations needed
@@ -239,7 +242,7 @@ elif [ ! -x "$cryo_bin" ]; then
   fi
 fi
 if [ "$cryo_status" = ok ] && { [ ! -x "$cryo_bin" ] || ! "$cryo_bin" --version >"$W/cryo-help.log" 2>&1; }; then
-  cryo_status="cryo unusable: $(grep -m 3 -E '^error' "$W/cryo-install.log" 2>/dev/null | tr '\n' ' ' | cut -c1-300)$(tail -n 2 "$W/cryo-install.log" "$W/cryo-help.log" 2>/dev/null | tr '\n' ' ' | cut -c1-300 || true)"
+  cryo_status="cryo unusable: $(grep -m 3 -E '^error' "$W/cryo-install.log" 2>/dev/null | tr '\n' ' ' | cut -c1-300)$(tail -q -n 2 "$W/cryo-install.log" "$W/cryo-help.log" 2>/dev/null | tr '\n' ' ' | cut -c1-300 || true)"
   bench_say "detect: $cryo_status"
 fi
 
