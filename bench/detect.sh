@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/detect.sh: detect's scan throughput (ERC-20 transfers recorded per
-# second) beside `ethereumetl export_token_transfers` on the same anvil chain,
-# interleaved in the same run (detect, etl, detect, etl, ...).
+# second) beside two peers on the same anvil chain, interleaved in the same
+# run (detect, ethereumetl, cryo, detect, ...): `ethereumetl
+# export_token_transfers` and `cryo erc20_transfers` (crates.io cryo_cli).
 #
 # bench-needs: postgres kafka
 #
@@ -19,8 +20,14 @@
 # etl trial: `ethereumetl export_token_transfers` over blocks 0..head for the
 # token into a CSV; rate = transfers in the CSV / wall time of the command
 # (it includes Python start-up; the figure without it is also recorded).
-# Its venv is ~/.cache/zeroloss/bench-venv (created with `pip install
-# ethereum-etl` when missing).
+# Its venv is ~/.cache/zeroloss/etl-venv-<hash of bench/etl-requirements.txt>,
+# made from the system python3 with every package pinned there (--no-deps),
+# when missing; run as `python -m ethereumetl`.
+# cryo trial: `cryo erc20_transfers` over the same blocks for the token into
+# CSV files; rate = rows / wall time of the command. Its binary is
+# ~/.cache/zeroloss/cryo-<version>/bin/cryo, built once with `cargo install
+# cryo_cli` when missing (many minutes; before any timer). A peer
+# that cannot be installed is reported as not measured, with its error.
 #
 # Since issue 18 detect asks the node for every Transfer of the token and
 # keeps those to an address in its in-memory set, so the figures also hold
@@ -35,7 +42,9 @@
 #
 # Knobs: BENCH_DETECT_N (20000), BENCH_DETECT_ADDRS (300),
 # BENCH_DETECT_REGISTERED (= ADDRS), BENCH_DETECT_OTHERS (0),
-# BENCH_DETECT_ETL (1; 0 skips ethereumetl), BENCH_DETECT_SUITE (detect: the
+# BENCH_DETECT_ETL (1; 0 skips ethereumetl), BENCH_DETECT_CRYO (1; 0 skips
+# cryo), BENCH_CRYO_VERSION (0.3.2), BENCH_CRYO_BUILD (1; 0: a missing cryo
+# binary is reported, not built), BENCH_DETECT_SUITE (detect: the
 # result file names),
 # BENCH_DETECT_PER_BLOCK (500), BENCH_DETECT_GAP (4), BENCH_ROUNDS (3),
 # BENCH_DETECT_RANGE_MAX (detect's default when unset), BENCH_ETL_BATCH (100),
@@ -45,7 +54,8 @@
 # request by curl into /dev/null, BENCH_DETECT_RAW_ROUNDS (3) times; and, per
 # detect round, where its time went (eth_getLogs + JSON decoding, log
 # parsing, waiting for PostgreSQL, publishing), from its step log lines.
-# Target (issue 4): detect >= 10x ethereumetl.
+# Targets: detect >= 10x ethereumetl (issue 4); detect >= 50,000 transfers/s
+# (issue 19).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 . "$repo/bench/lib.sh"
@@ -62,9 +72,13 @@ ROUNDS=${BENCH_ROUNDS:-3}
 ETL_BATCH=${BENCH_ETL_BATCH:-100}
 ETL_WORKERS=${BENCH_ETL_WORKERS:-5}
 TIMEOUT_S=${BENCH_TRIAL_TIMEOUT_S:-300}
-VENV=${BENCH_VENV:-$HOME/.cache/zeroloss/bench-venv}
-ETL_PYTHON=${BENCH_ETL_PYTHON:-$(command -v python3.10 || ls -d "$HOME"/.pyenv/versions/3.10*/bin/python 2>/dev/null | tail -n 1 || true)}
-ETL_PYTHON=${ETL_PYTHON:-python3}
+ETL_REQS=$repo/bench/etl-requirements.txt
+VENV=${BENCH_VENV:-$HOME/.cache/zeroloss/etl-venv-$(sha256sum "$ETL_REQS" | cut -c1-12)}
+# The system's python3, not a pyenv shim: a fresh machine has it (pyenv's
+# python3.10 was not there: "pyenv: python3.10: command not found").
+ETL_PYTHON=${BENCH_ETL_PYTHON:-$( [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || command -v python3)}
+CRYO_VERSION=${BENCH_CRYO_VERSION:-0.3.2}
+CRYO_ROOT=${BENCH_CRYO_ROOT:-$HOME/.cache/zeroloss/cryo-$CRYO_VERSION}
 : "${ZL_PG_DSN:?eval \"\$(deploy/local/services env)\" first}" "${ZL_KAFKA_BROKERS:?}" "${ZL_PG_BIN:?}"
 anvil_bin=${ZL_ANVIL:-$(command -v anvil || true)}
 [ -x "$anvil_bin" ] || bench_die "anvil not found (ZL_ANVIL)"
@@ -193,20 +207,43 @@ for _ in $(seq 1 "${BENCH_DETECT_RAW_ROUNDS:-3}"); do
 done
 bench_say "detect: anvil eth_getLogs for blocks 0..$head alone: ${raw_ms[*]} ms"
 
-# ---------------------------------------------------------------- ethereumetl
+# ---------------------------------------------------------------- the peers
 etl_status=ok
-etl_bin=$VENV/bin/ethereumetl
+etl_py=$VENV/bin/python
 if [ "${BENCH_DETECT_ETL:-1}" = 0 ]; then
   etl_status="skipped (BENCH_DETECT_ETL=0)"
-elif [ ! -x "$etl_bin" ]; then
-  bench_say "detect: installing ethereum-etl into $VENV"
-  # ethereum-etl 2.4 pins eth-abi 2 / parsimonious 0.8, which import
-  # inspect.getargspec: gone in Python 3.11. Its venv needs Python <= 3.10.
-  { "$ETL_PYTHON" -m venv "$VENV" && "$VENV/bin/pip" install -q ethereum-etl; } >"$W/etl-install.log" 2>&1 || true
+elif [ ! -x "$etl_py" ] || ! "$etl_py" -m ethereumetl --help >/dev/null 2>&1; then
+  bench_say "detect: installing ethereum-etl (pinned, bench/etl-requirements.txt) into $VENV"
+  rm -rf "$VENV"
+  { "$ETL_PYTHON" -m venv "$VENV" && "$VENV/bin/pip" install -q --no-deps -r "$ETL_REQS"; } >"$W/etl-install.log" 2>&1 || true
 fi
-if [ "$etl_status" = ok ] && { [ ! -x "$etl_bin" ] || ! "$etl_bin" --help >"$W/etl-help.log" 2>&1; }; then
+if [ "$etl_status" = ok ] && { [ ! -x "$etl_py" ] || ! "$etl_py" -m ethereumetl --help >"$W/etl-help.log" 2>&1; }; then
   etl_status="ethereum-etl unusable: $(tail -n 3 "$W/etl-install.log" "$W/etl-help.log" 2>/dev/null | tr '\n' ' ' | cut -c1-400 || true)"
   bench_say "detect: $etl_status"
+fi
+
+cryo_status=ok
+cryo_bin=$CRYO_ROOT/bin/cryo
+if [ "${BENCH_DETECT_CRYO:-1}" = 0 ]; then
+  cryo_status="skipped (BENCH_DETECT_CRYO=0)"
+elif [ ! -x "$cryo_bin" ]; then
+  if [ "${BENCH_CRYO_BUILD:-1}" = 0 ]; then
+    echo "not built (BENCH_CRYO_BUILD=0): $cryo_bin missing; build it with: CARGO_TARGET_DIR=$CRYO_ROOT-target cargo install cryo_cli --version $CRYO_VERSION --root $CRYO_ROOT" >"$W/cryo-install.log"
+  elif command -v cargo >/dev/null; then
+    bench_say "detect: building cryo_cli $CRYO_VERSION into $CRYO_ROOT (once; many minutes)"
+    # Not --locked: cryo_cli 0.3.2's lock file pins time 0.3.30, which no
+    # longer compiles (rustc 1.80+: "error[E0282]: type annotations needed
+    # for `Box<_>`" in time's format_description). The target folder is kept
+    # so an interrupted build resumes.
+    CARGO_TARGET_DIR=$CRYO_ROOT-target cargo install cryo_cli --version "$CRYO_VERSION" -j 2 --root "$CRYO_ROOT" \
+      >"$W/cryo-install.log" 2>&1 || true
+  else
+    echo "cargo: command not found (cryo_cli is a Rust crate: install rustup/cargo)" >"$W/cryo-install.log"
+  fi
+fi
+if [ "$cryo_status" = ok ] && { [ ! -x "$cryo_bin" ] || ! "$cryo_bin" --version >"$W/cryo-help.log" 2>&1; }; then
+  cryo_status="cryo unusable: $(grep -m 3 -E '^error' "$W/cryo-install.log" 2>/dev/null | tr '\n' ' ' | cut -c1-300)$(tail -q -n 2 "$W/cryo-install.log" "$W/cryo-help.log" 2>/dev/null | tr '\n' ' ' | cut -c1-300 || true)"
+  bench_say "detect: $cryo_status"
 fi
 
 detect_trial() {
@@ -265,9 +302,9 @@ etl_trial() {
   local r=$1 out=$W/etl-$r.csv t0 t1 t_import0 t_import1
   rm -f "$out"
   # Start-up alone (Python + its imports), to show what the wall time holds.
-  t_import0=$(bench_now_ms); "$etl_bin" --help >/dev/null 2>&1 || true; t_import1=$(bench_now_ms)
+  t_import0=$(bench_now_ms); "$etl_py" -m ethereumetl --help >/dev/null 2>&1 || true; t_import1=$(bench_now_ms)
   t0=$(bench_now_ms)
-  timeout "$TIMEOUT_S" "$etl_bin" export_token_transfers --start-block 0 --end-block "$head" \
+  timeout "$TIMEOUT_S" "$etl_py" -m ethereumetl export_token_transfers --start-block 0 --end-block "$head" \
     --provider-uri "$rpc" --tokens "$token_cs" --batch-size "$ETL_BATCH" --max-workers "$ETL_WORKERS" \
     --output "$out" >"$W/etl-$r.log" 2>&1 || bench_die "ethereumetl round $r failed (log $W/etl-$r.log)"
   t1=$(bench_now_ms)
@@ -279,24 +316,47 @@ etl_trial() {
   bench_say "ethereumetl round $r: $n transfers in $ms ms"
 }
 
+cryo_trial() {
+  local r=$1 out=$W/cryo-$r t0 t1
+  rm -rf "$out"; mkdir -p "$out"
+  t0=$(bench_now_ms)
+  # --blocks a:b is end-exclusive; erc20_transfers with --contract: the
+  # token's Transfer logs, decoded, as detect and ethereumetl read them.
+  timeout "$TIMEOUT_S" "$cryo_bin" erc20_transfers --rpc "$rpc" --blocks "0:$((head + 1))" --contract "$token" \
+    --csv --output-dir "$out" --no-report >"$W/cryo-$r.log" 2>&1 || bench_die "cryo round $r failed (log $W/cryo-$r.log)"
+  t1=$(bench_now_ms)
+  local n=0 f
+  for f in "$out"/*.csv; do
+    [ -f "$f" ] && n=$((n + $(wc -l < "$f") - 1))
+  done
+  local ms=$((t1 - t0))
+  [ "$n" -eq "$total_logs" ] || bench_die "cryo round $r: $n transfers exported, wanted $total_logs (log $W/cryo-$r.log)"
+  bench_record "$trials" tool=cryo round="$r" transfers="$n" ms="$ms" \
+    rate="$(python3 -c "print(round($n * 1000 / max($ms, 1), 1))")"
+  bench_say "cryo round $r: $n transfers in $ms ms"
+}
+
 for ((r = 1; r <= ROUNDS; r++)); do
   detect_trial "$r"
   if [ "$etl_status" = ok ]; then etl_trial "$r"; fi
+  if [ "$cryo_status" = ok ]; then cryo_trial "$r"; fi
 done
 
 python3 - "$trials" "$W/../$SUITE.json" "$W/../$SUITE.md" "$N" "$ADDRS" "$PER_BLOCK" "$GAP" "$head" "$prep_s" \
   "$etl_status" "$ETL_BATCH" "$ETL_WORKERS" "${BENCH_DETECT_RANGE_MAX:-default}" "$(cut -d' ' -f1-3 /proc/loadavg)" \
-  "${raw_ms[*]}" "$REGISTERED" "$OTHERS" "$total_logs" "$SUITE" <<'EOF'
+  "${raw_ms[*]}" "$REGISTERED" "$OTHERS" "$total_logs" "$SUITE" "$cryo_status" "$CRYO_VERSION" <<'EOF'
 import json, statistics, sys
 (trials_f, jout, mout, n, addrs, per_block, gap, head, prep_s, etl_status, etl_batch, etl_workers, range_max, load, raw,
- registered, others, scanned, suite) = sys.argv[1:]
+ registered, others, scanned, suite, cryo_status, cryo_version) = sys.argv[1:]
 raw_ms = [int(x) for x in raw.split()]
 trials = [json.loads(l) for l in open(trials_f) if l.strip()]
 det = [t for t in trials if t["tool"] == "detect"]
 etl = [t for t in trials if t["tool"] == "ethereumetl"]
+cryo = [t for t in trials if t["tool"] == "cryo"]
 def med(xs, k):
     return statistics.median(x[k] for x in xs) if xs else None
 ratios = [d["rate"] / e["rate"] for d, e in zip(det, etl)]
+cryo_ratios = [d["rate"] / c["rate"] for d, c in zip(det, cryo)]
 res = {
     "chain": {"transfers": int(n), "addresses": int(addrs), "per_block": int(per_block), "empty_blocks_between": int(gap),
               "head": int(head), "prepare_s": int(prep_s), "registered": int(registered), "other_transfers": int(others),
@@ -310,6 +370,10 @@ res = {
     "ratio_per_round": [round(x, 2) for x in ratios],
     "ratio_median": round(statistics.median(ratios), 2) if ratios else None,
     "target_ratio": 10, "target_met": (statistics.median(ratios) >= 10) if ratios else None,
+    "cryo_status": cryo_status, "cryo_version": cryo_version, "cryo_rate_median": med(cryo, "rate"),
+    "cryo_ratio_per_round": [round(x, 2) for x in cryo_ratios],
+    "cryo_ratio_median": round(statistics.median(cryo_ratios), 2) if cryo_ratios else None,
+    "target_rate": 50000, "target_rate_met": med(det, "rate") >= 50000,
     "etl_args": {"batch_size": int(etl_batch), "max_workers": int(etl_workers)}, "detect_range_max": range_max,
     "load_end": load, "trials": trials,
     "anvil_getlogs_ms": raw_ms,
@@ -323,10 +387,13 @@ md = [f"## {suite}\n",
       f"Scan throughput on a private anvil: {int(n):,} ERC-20 Transfers of the test token to {int(addrs):,} of "
       f"{int(registered):,} registered addresses (the last registered), plus {int(others):,} to unregistered "
       f"addresses; {per_block} per block with {gap} empty blocks between (head {head}); "
-      + ("rounds interleaved detect, ethereumetl. " if etl else "") +
+      + ("rounds interleaved: detect" + (", ethereumetl" if etl else "") + (", cryo" if cryo else "") + ". "
+         if etl or cryo else "") +
       f"detect: fresh DB, START_BLOCK=0, LAG=0, range max {range_max}; rate = N / (process start → "
       f"N rows)" + (f". ethereumetl: `export_token_transfers --batch-size {etl_batch} --max-workers {etl_workers}` "
-                    f"over blocks 0..{head}; rate = exported / wall time" if etl else "") + ".\n",
+                    f"over blocks 0..{head}; rate = exported / wall time" if etl else "")
+      + (f". cryo {cryo_version}: `cryo erc20_transfers --contract TOKEN --blocks 0:{int(head) + 1} --csv` "
+         f"(its defaults otherwise); rate = rows / wall time" if cryo else "") + ".\n",
       "| figure | median transfers/s | min–max | rounds |", "|---|---|---|---|",
       f"| detect (rows committed + events published) | {fmt(med(det, 'rate'))} | {fmt(min(d['rate'] for d in det))}–{fmt(max(d['rate'] for d in det))} | {len(det)} |",
       f"| detect, Transfers scanned (ours + others + 9 mints: {int(scanned):,}) | {fmt(med(det, 'scan_rate'))} | {fmt(min(d['scan_rate'] for d in det))}–{fmt(max(d['scan_rate'] for d in det))} | {len(det)} |",
@@ -336,12 +403,21 @@ md.append(f"| bound: anvil's eth_getLogs alone for the {int(scanned):,} Transfer
 if etl:
     md.append(f"| ethereumetl export_token_transfers (CSV) | {fmt(med(etl, 'rate'))} | {fmt(min(e['rate'] for e in etl))}–{fmt(max(e['rate'] for e in etl))} | {len(etl)} |")
     md.append(f"| ethereumetl without its start-up ({fmt(med(etl, 'startup_ms'))} ms) | {fmt(med(etl, 'rate_after_startup'))} | | |")
-    md.append("")
+if cryo:
+    md.append(f"| cryo {cryo_version} erc20_transfers (CSV) | {fmt(med(cryo, 'rate'))} | {fmt(min(c['rate'] for c in cryo))}–{fmt(max(c['rate'] for c in cryo))} | {len(cryo)} |")
+md.append("")
+if etl:
     md.append(f"Ratio detect / ethereumetl per round: {', '.join(f'{x:.1f}×' for x in ratios)}; median "
               f"{statistics.median(ratios):.1f}×. Target ≥ 10×: **{'met' if statistics.median(ratios) >= 10 else 'NOT met'}**.")
 else:
-    md.append("")
     md.append(f"ethereumetl: not measured — {etl_status}. Target ≥ 10×: **not assessed**.")
+if cryo:
+    md.append(f"\nRatio detect / cryo per round: {', '.join(f'{x:.2f}×' for x in cryo_ratios)}; median "
+              f"{statistics.median(cryo_ratios):.2f}×.")
+else:
+    md.append(f"\ncryo: not measured — {cryo_status}.")
+md.append(f"\nTarget detect ≥ 50,000 transfers/s (issue 19): **{'met' if res['target_rate_met'] else 'NOT met'}** "
+          f"({fmt(med(det, 'rate'))}/s median).")
 ph = res["detect_phases_median"]
 if ph:
     md.append(f"\ndetect's own time (median per round, from its step log lines): eth_getLogs requests and their "
