@@ -11,6 +11,7 @@ DLQ) on another.
 Each test hides part of the shared schema for its own duration only and puts
 it back in a `finally`.
 """
+import json
 import time
 import uuid
 
@@ -24,8 +25,20 @@ from test_ipfs_upload import all_pinned, pipeline  # noqa: F401 (pipeline is a f
 STAYS_PAUSED_S = 3
 
 
+def paused(p) -> bool:
+    """The stage is in an outage pause: /health/ready says 503 *and* paused.
+    A 503 alone may be a stage still starting (its dependencies not yet
+    reported), which turns 200 before the first message fails: waiting
+    for that 503 made this check race the start."""
+    status, body = http_get(f"http://127.0.0.1:{p.http_port('w')}/health/ready")
+    try:
+        return status == 503 and json.loads(body).get("paused") is True
+    except ValueError:
+        return False
+
+
 def assert_paused_without_dead_letters(p, ids: list[str]) -> None:
-    wait_until(lambda: p.ready("w") == 503, 30, "readiness to turn off")
+    wait_until(lambda: paused(p), 30, "the stage to pause")
     deadline = time.monotonic() + STAYS_PAUSED_S
     while time.monotonic() < deadline:
         assert p.ready("w") == 503, "the stage resumed into the same schema failure"
