@@ -380,8 +380,9 @@ static void read_balances(struct zl_signer_pool *p)
         json_t *res = NULL;
         char err[ZL_ERRSTR_SIZE];
         double ether;
-        zl_class c = zl_rpc_call(p->rpc, "eth_getBalance", json_pack("[ss]", addr, "latest"), &res, NULL, err,
-                                 sizeof(err));
+        json_t *params = json_pack("[ss]", addr, "latest");
+        zl_class c = zl_rpc_call(p->rpc, "eth_getBalance", params, &res, NULL, err, sizeof(err));
+        json_decref(params); /* zl_rpc_call borrows them */
         if (c == ZL_OK && zl_signer_wei_to_ether(json_string_value(res), &ether) == 0) {
             char labels[64];
             snprintf(labels, sizeof(labels), "signer=\"%s\"", addr);
