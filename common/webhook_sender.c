@@ -3,11 +3,13 @@
 #include "webhook_sender.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,6 +259,22 @@ struct subscriber {
 /* Sends sub's pending deliveries in order until one fails or batch_max are
  * sent, inside the caller's transaction (which holds sub's lock). Returns
  * how many were sent, or -1 on a database failure (errstr). */
+/* A count or age column of our own tables as a number in [0, max]: a value
+ * that does not parse (never expected: the columns are integers) counts as
+ * 0, and one past max as max, so a bad row can neither wrap a counter nor
+ * make the give-up time negative. */
+static long long col_count(const char *v, long long max)
+{
+    errno = 0;
+    char *end = NULL;
+    long long n = strtoll(v, &end, 10);
+    if (end == v || *end != '\0' || n < 0)
+        return 0;
+    if (errno == ERANGE || n > max)
+        return max;
+    return n;
+}
+
 static int send_batch(struct sender_thread *t, struct subscriber *sub, char *errstr, size_t errstr_size)
 {
     struct zl_webhook_sender *s = t->s;
@@ -272,8 +290,8 @@ static int send_batch(struct sender_thread *t, struct subscriber *sub, char *err
     bool backed_off = false;
     for (int i = 0; i < PQntuples(r) && atomic_load(&s->running); i++) {
         const char *did = PQgetvalue(r, i, 0), *dep = PQgetvalue(r, i, 1), *body = PQgetvalue(r, i, 2);
-        int attempts = atoi(PQgetvalue(r, i, 3)) + 1;
-        long long age_ms = strtoll(PQgetvalue(r, i, 4), NULL, 10);
+        int attempts = (int)col_count(PQgetvalue(r, i, 3), INT32_MAX - 1) + 1;
+        long long age_ms = col_count(PQgetvalue(r, i, 4), INT64_MAX);
         long status = 0;
         char why[ZL_ERRSTR_SIZE] = "", st[ZL_INT64_DEC_SIZE];
         enum outcome o = post(t, sub->url, secrets, nsecrets, did, body, &status, why, sizeof(why));
@@ -336,7 +354,7 @@ static bool load(struct sender_thread *t, struct subscriber *sub, bool *found, c
         zl_pg_copy_value(sub->url, sizeof(sub->url), r, 0, 0);
         zl_pg_copy_value(sub->secret, sizeof(sub->secret), r, 0, 1);
         zl_pg_copy_value(sub->secret_old, sizeof(sub->secret_old), r, 0, 2);
-        sub->failures = strtoll(PQgetvalue(r, 0, 3), NULL, 10);
+        sub->failures = col_count(PQgetvalue(r, 0, 3), INT64_MAX);
     }
     PQclear(r);
     return r != NULL;
