@@ -57,7 +57,19 @@ struct zl_work {
      * nothing, skips in_tx and stores the offset. ZL_STATE_UNKNOWN (the
      * runtime's preset): the usual success. */
     zl_state settle;
+    /* With result ZL_DEFER, the stage's estimate of how long until another
+     * look is worth it (e.g. the blocks still to come times the block
+     * time): the runtime re-checks after that long (at least
+     * ZL_DEFER_MIN_MS), in the shortest retry tier whose delay covers it
+     * (the last tier when none does), and does not step on to a longer
+     * tier for the next defer. 0 (the runtime's preset): no estimate, each
+     * defer steps one tier on and then cycles in the last. */
+    int64_t defer_ms;
 };
+
+/* The shortest re-check a stage's defer_ms asks for: below it a wait for a
+ * block would spin on the retry topic. */
+#define ZL_DEFER_MIN_MS 100
 
 struct zl_metrics;
 struct zl_health;

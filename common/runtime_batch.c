@@ -121,6 +121,7 @@ static zl_class process_with_retries(struct rt *rt, struct zl_work *w)
     for (int64_t a = 0;; a++) {
         w->error[0] = '\0';
         w->settle = ZL_STATE_UNKNOWN;
+        w->defer_ms = 0;
         zl_class c = rt->stage->process(rt->stage->ctx, w);
         if (c != ZL_TRANSIENT || a + 1 >= rt->cfg.inplace_attempts_max || !zl_boot_running())
             return c;
@@ -213,6 +214,7 @@ static void call_batch_hook(struct rt *rt, struct zl_work **todo, size_t n)
         const struct zl_work *f = todo[first[i]];
         todo[i]->result = f->result;
         todo[i]->settle = f->settle;
+        todo[i]->defer_ms = f->defer_ms;
         todo[i]->out = f->out;
         snprintf(todo[i]->error, sizeof(todo[i]->error), "%s", f->error);
     }
@@ -233,6 +235,7 @@ static bool process_batch_with_retries(struct rt *rt, struct zl_work **todo, siz
              * with an empty output. */
             todo[i]->result = ZL_TRANSIENT;
             todo[i]->settle = ZL_STATE_UNKNOWN;
+            todo[i]->defer_ms = 0;
             snprintf(todo[i]->error, sizeof(todo[i]->error), "stage %s set no result (or no reason) for this message",
                      rt->stage->name);
         }

@@ -121,6 +121,12 @@ static void origin(const struct rt *rt, const struct zl_work *w, char *topic, si
     }
 }
 
+/* A defer's own wait, at least ZL_DEFER_MIN_MS. */
+static int64_t defer_wait_ms(const struct zl_work *w)
+{
+    return w->defer_ms > ZL_DEFER_MIN_MS ? w->defer_ms : ZL_DEFER_MIN_MS;
+}
+
 /* The tier a retry goes to. A transient failure walks the tiers by its own
  * count of transient attempts; a defer steps one tier on from where it is
  * and then cycles in the last. Counting them apart keeps a long wait (say
@@ -128,8 +134,28 @@ static void origin(const struct rt *rt, const struct zl_work *w, char *topic, si
  * transient budget: one timeout after many defers is a first attempt. */
 static int next_tier(const struct rt *rt, const struct zl_work *w)
 {
+    if (w->result == ZL_DEFER && w->defer_ms > 0) {
+        /* The stage knows when to look again (a block due): the shortest
+         * tier that covers it, however many defers came before, so a wait
+         * for the next block never lands in a minute-long tier. */
+        int64_t want = defer_wait_ms(w);
+        for (int i = 0; i < rt->ntiers; i++)
+            if (rt->tier_delay_ms[i] >= want)
+                return i;
+        return rt->ntiers - 1;
+    }
     int tier = w->result == ZL_DEFER ? w->tier + 1 : w->attempt;
     return tier < rt->ntiers ? tier : rt->ntiers - 1;
+}
+
+/* When a retry in tier is due: the stage's own estimate when it gave one,
+ * never later than the tier's delay (the consumer holds a due beyond the
+ * longest tier to the tier's delay anyway: rt_retry_due). */
+static int64_t retry_delay_ms(const struct rt *rt, const struct zl_work *w, int tier)
+{
+    if (w->result == ZL_DEFER && w->defer_ms > 0 && defer_wait_ms(w) < rt->tier_delay_ms[tier])
+        return defer_wait_ms(w);
+    return rt->tier_delay_ms[tier];
 }
 
 static void produce_retry(struct rt *rt, struct zl_work *w)
@@ -145,7 +171,7 @@ static void produce_retry(struct rt *rt, struct zl_work *w)
     add_int_header(h, "zl-attempt", w->attempt + (w->result == ZL_DEFER ? 0 : 1));
     add_int_header(h, "zl-defers", w->defers + (w->result == ZL_DEFER ? 1 : 0));
     add_int_header(h, "zl-retry-tier", tier);
-    add_int_header(h, "zl-retry-due-at", zl_wall_ms() + rt->tier_delay_ms[tier]);
+    add_int_header(h, "zl-retry-due-at", zl_wall_ms() + retry_delay_ms(rt, w, tier));
     add_text_header(h, "zl-last-error-class", zl_class_name(w->result));
     add_text_header(h, "zl-last-error", w->error);
     produce(rt, w, rt->retry_topics[tier], w->msg->payload, w->msg->len, h);

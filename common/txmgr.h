@@ -233,6 +233,25 @@ zl_tx_reason zl_txmgr_broadcast(struct zl_txmgr *t, const struct zl_nonce_tx *sl
 zl_class zl_txmgr_drive(struct zl_txmgr *t, struct zl_nonce_tx *slot, const struct zl_log_ctx *lc,
                         struct zl_tx_receipt *r, bool *refused, char *errstr, size_t errstr_size);
 
+/* The window's fast path for a transaction just stored by this caller and
+ * never sent (zl_txmgr_stored): sends its bytes once, read like
+ * zl_txmgr_drive's broadcast (refused: the nonce is filled, *refused set;
+ * a node that is down or answers an error: that class, noted on the row),
+ * without the receipt look-up before it (its bytes never left, so nothing
+ * can be mined) and without the wait and the taken check after it: a
+ * caller with several new transactions sends them all, then looks once at
+ * each (zl_txmgr_peek), instead of a poll and three reads per transaction
+ * while the rest wait. ZL_OK: sent (or "already known"). */
+zl_class zl_txmgr_send_new(struct zl_txmgr *t, struct zl_nonce_tx *slot, const struct zl_log_ctx *lc, bool *refused,
+                           char *errstr, size_t errstr_size);
+
+/* One look for a receipt of any of the slot's hashes, no send and no wait:
+ * as zl_txmgr_drive, ZL_OK with *r found and confirmed (recorded), or
+ * ZL_DEFER (not mined yet, or too few confirmations); other classes as the
+ * rpc or the store returned. The caller clears *r. */
+zl_class zl_txmgr_peek(struct zl_txmgr *t, const struct zl_nonce_tx *slot, struct zl_tx_receipt *r, char *errstr,
+                       size_t errstr_size);
+
 /* At most every janitor_ms: re-sends the signer's pending fillers and
  * records the mined ones (a filler that never lands blocks every later
  * nonce). With the window (inflight_max > 1) it re-sends every pending tx

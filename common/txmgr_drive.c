@@ -331,6 +331,39 @@ zl_class zl_txmgr_drive(struct zl_txmgr *t, struct zl_nonce_tx *slot, const stru
     return ZL_DEFER;
 }
 
+zl_class zl_txmgr_send_new(struct zl_txmgr *t, struct zl_nonce_tx *slot, const struct zl_log_ctx *lc, bool *refused,
+                           char *errstr, size_t errstr_size)
+{
+    *refused = false;
+    zl_class bc;
+    char err[ZL_ERRSTR_SIZE];
+    zl_tx_reason why = zl_txmgr_broadcast(t, slot, &bc, err, sizeof(err));
+    zl_fault_point("tx_after_broadcast");
+    if (why == ZL_TX_REFUSED) {
+        zl_class c = fill_refused(t, slot, err, lc, errstr, errstr_size);
+        *refused = c == ZL_OK;
+        return c;
+    }
+    if (why != ZL_TX_SENT) {
+        zl_nonce_note_error(t->o.pg, t->o.chain_id, t->signer_hex, slot->nonce, err, errstr, errstr_size);
+        snprintf(errstr, errstr_size, "%s", err);
+        return bc; /* signed a moment ago: never stuck yet */
+    }
+    return ZL_OK;
+}
+
+zl_class zl_txmgr_peek(struct zl_txmgr *t, const struct zl_nonce_tx *slot, struct zl_tx_receipt *r, char *errstr,
+                       size_t errstr_size)
+{
+    zl_class c = find_receipt(t, slot, r, errstr, errstr_size);
+    if (c != ZL_OK)
+        return c;
+    if (r->found)
+        return settle(t, slot, r, errstr, errstr_size);
+    snprintf(errstr, errstr_size, "tx %s at nonce %" PRIu64 " not mined yet", slot->tx_hash, slot->nonce);
+    return ZL_DEFER;
+}
+
 /* One janitor pass over up to max pending txs (fillers_only: fillers) from
  * from_nonce up: a mined one's receipt is recorded, the others re-sent. */
 static void janitor_pass(struct zl_txmgr *t, bool fillers_only, uint64_t from_nonce, size_t max)

@@ -15,6 +15,7 @@
  *                         tried after the defers), then succeed: a deposit
  *                         that waited for confirmations and then met one
  *                         timeout
+ *   ZL_PT_DEFER_MS        the defer_ms those defers give (0: none)
  */
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@ struct pt_config {
     char *permanent_user;
     char *defer_user;
     int64_t defers;
+    int64_t defer_ms;
 };
 
 static const struct zl_setting pt_settings[] = {
@@ -37,6 +39,8 @@ static const struct zl_setting pt_settings[] = {
      offsetof(struct pt_config, defer_user), 0, 0},
     {"ZL_PT_DEFERS", ZL_CFG_INT, "3", "tests: defers before ZL_PT_DEFER_USER's one transient failure",
      offsetof(struct pt_config, defers), 0, 1000},
+    {"ZL_PT_DEFER_MS", ZL_CFG_INT, "0", "tests: the defer_ms of ZL_PT_DEFER_USER's defers (0: no estimate)",
+     offsetof(struct pt_config, defer_ms), 0, 600000},
 };
 
 static struct pt_config cfg;
@@ -62,6 +66,7 @@ static zl_class pt_process(void *ctx, struct zl_work *w)
     if (cfg.defer_user[0] != '\0' && strcmp(w->in.user_id, cfg.defer_user) == 0) {
         if (w->defers < cfg.defers) {
             snprintf(w->error, sizeof(w->error), "injected defer %d of %d", w->defers + 1, (int)cfg.defers);
+            w->defer_ms = cfg.defer_ms;
             return ZL_DEFER;
         }
         if (w->attempt == 0) {

@@ -14,6 +14,7 @@ import uuid
 import pytest
 
 from conftest import need_env, services
+from zlharness.kafka import consume, headers
 from runtime_helpers import Pipeline, effects, insert_rows, new_deposit, psql, states, wait_until
 from zlharness.stage import new_stage_pipeline
 
@@ -153,6 +154,41 @@ def test_defers_do_not_spend_the_transient_budget(pipeline):
     log = pipeline.log("w")
     assert "injected defer 3 of 3" in log and "injected transient failure after 3 defers" in log, \
         "the scenario did not run as designed: three defers, then one transient failure"
+    assert_exactly_once(pipeline, [did])
+
+
+def test_a_defer_that_says_how_long_is_rechecked_then_in_the_first_tier(pipeline):
+    """Guards against a wait for the next block landing in a long tier: each
+    defer stepped one tier on, so a deposit two blocks short of final sat in
+    the second tier (10 s by default) and one three blocks short in the
+    third (60 s), on a chain with a block a second. A defer that gives its
+    estimate (defer_ms: verify's blocks to go, mint's next block) goes to
+    the shortest tier covering it, due after that long, however many defers
+    came before."""
+    waiter = new_deposit(user_id="waiter")
+    insert_rows([waiter])
+    pipeline.produce([waiter])
+    pipeline.start("w", ZL_PT_DEFER_USER="waiter", ZL_PT_DEFERS="3", ZL_PT_DEFER_MS="200")
+    did = waiter["deposit_id"]
+    wait_until(lambda: states([did])[did] in ("verified", "dead"), 30, "the waiting deposit settled")
+    assert states([did])[did] == "verified"
+    assert "injected defer 3 of 3" in pipeline.log("w"), "the scenario did not run: three defers"
+    # Test tiers: 500 and 1000 ms (runtime_helpers.TEST_TIMINGS).
+    tier = {}
+    for i in (0, 1):
+        recs = consume(f"{pipeline.prefix}passthrough.retry.{i}", "%T|%h\x1e")
+        tier[i] = [r.strip() for r in recs.split("\x1e") if r.strip()]
+    defers = []
+    for rec in tier[0]:
+        ts, _, hdrs = rec.partition("|")
+        h = headers(hdrs)
+        if h.get("zl-last-error-class") == "defer":
+            defers.append(int(h["zl-retry-due-at"]) - int(ts))
+    assert tier[1] == [], f"a defer with an estimate stepped on to tier 1: {tier[1]}"
+    assert len(defers) == 3, tier[0]
+    # Due after the estimate (200 ms), not after the tier's 500 ms; the
+    # message's timestamp is taken a moment after the header is written.
+    assert all(100 <= d <= 260 for d in defers), f"due-at minus produce time, ms: {defers}"
     assert_exactly_once(pipeline, [did])
 
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/types.h>
 
+#include "chain_batch.h"
 #include "ethtx.h"
 #include "fault.h"
 #include "keccak.h"
@@ -89,13 +90,23 @@ static zl_class store_batch(struct mint *m, struct zl_work *const *ws, const siz
     return ZL_OK;
 }
 
+/* The fees and the chain's nonce, read once per poll batch, for its first
+ * new chunk: a poll batch's chunks are signed within moments, and the
+ * chain's nonce is only a floor under the stored next nonce. */
+struct prices {
+    bool read;
+    struct zl_tx_fees f;
+    uint64_t floor;
+};
+
 /* Signs and stores one mintBatch for the chunk ws[idx[0..k)] (2 <= k <=
  * ZL_MINT_BATCH_MAX, none with a live mint when looked up). Deposits it
  * could not carry (another copy minted them meanwhile, the batch would
  * revert, a row moved) are minted one by one through mint_process, after
  * the batch's own transaction has committed. Any other failure is every
  * deposit's result. */
-static void new_batch(struct mint *m, struct zl_work *const *ws, const size_t *idx, size_t k, struct groups *g)
+static void new_batch(struct mint *m, struct zl_work *const *ws, const size_t *idx, size_t k, struct groups *g,
+                      struct prices *pr)
 {
     static uint8_t data[ZL_TX_DATA_MAX];
     const char *ids[ZL_NONCE_BATCH_MAX];
@@ -121,12 +132,14 @@ static void new_batch(struct mint *m, struct zl_work *const *ws, const size_t *i
     }
     /* The estimate covers all k: a subset kept below needs less. */
     gas = mint_gas_limit(m, gas, k);
-    struct zl_tx_fees f;
-    uint64_t floor;
-    if (c == ZL_OK)
-        c = zl_txmgr_fees(&m->tx, &f, err, sizeof(err));
-    if (c == ZL_OK)
-        c = zl_txmgr_chain_nonce(&m->tx, &floor, err, sizeof(err));
+    if (c == ZL_OK && !pr->read) {
+        c = zl_txmgr_fees(&m->tx, &pr->f, err, sizeof(err));
+        if (c == ZL_OK)
+            c = zl_txmgr_chain_nonce(&m->tx, &pr->floor, err, sizeof(err));
+        pr->read = c == ZL_OK;
+    }
+    const struct zl_tx_fees f = pr->f;
+    const uint64_t floor = pr->floor;
     for (size_t i = 0; i < k; i++)
         ids[i] = ws[idx[i]]->in.deposit_id;
     uint64_t nonce;
@@ -160,39 +173,79 @@ static void new_batch(struct mint *m, struct zl_work *const *ws, const size_t *i
             ws[idx[i]]->result = mint_process(m, ws[idx[i]]);
 }
 
-/* Drives group gi's stored tx to its receipt once, then gives each of its
- * works of this poll batch its own verdict. */
-static void drive_group(struct mint *m, struct zl_work *const *ws, size_t n, const struct groups *g, size_t gi)
+/* The first work of the poll batch in group gi (there is one). */
+static size_t group_first(size_t n, const struct groups *g, size_t gi)
 {
-    size_t first = n;
-    for (size_t i = 0; i < n && first == n; i++)
-        if (g->of[i] == (ssize_t)gi)
-            first = i;
-    ZL_ASSERT(first < n);
-    struct zl_log_ctx lc;
-    zl_work_log_ctx(ws[first], &lc);
+    size_t i = 0;
+    while (i < n && g->of[i] != (ssize_t)gi)
+        i++;
+    ZL_ASSERT(i < n);
+    return i;
+}
+
+/* Gives each work of group gi its own verdict from what its tx did: class c
+ * (errstr why) or, for ZL_OK, the receipt r (refused: the nonce was filled). */
+static void group_verdicts(struct mint *m, struct zl_work *const *ws, size_t n, const struct groups *g, size_t gi,
+                           zl_class c, bool refused, const struct zl_tx_receipt *r, const char *errstr)
+{
     struct zl_nonce_tx *slot = &g->slots[gi];
-    char err[ZL_ERRSTR_SIZE];
-    struct zl_tx_receipt r = {0};
-    bool refused;
-    zl_class c = zl_txmgr_drive(&m->tx, slot, &lc, &r, &refused, err, sizeof(err));
     if (c == ZL_OK && refused)
         c = mint_refused_class(slot);
-    for (size_t i = first; i < n; i++) {
+    for (size_t i = group_first(n, g, gi); i < n; i++) {
         struct zl_work *w = ws[i];
         if (g->of[i] != (ssize_t)gi)
             continue;
         if (c != ZL_OK) {
             w->result = c;
-            snprintf(w->error, sizeof(w->error), "%s", err);
+            snprintf(w->error, sizeof(w->error), "%s", errstr);
             continue;
         }
         char hash[ZL_HASH_HEX_SIZE] = "";
-        w->result = mint_verdict(m, w, slot, &r, hash);
+        w->result = mint_verdict(m, w, slot, r, hash);
         if (w->result == ZL_OK)
             mint_done(m, w, hash);
     }
+}
+
+/* Drives group gi's stored tx to its receipt once (sent: it was sent by
+ * this poll batch a moment ago, so one look for its receipt is all), then
+ * gives each of its works of this poll batch its own verdict. */
+static void drive_group(struct mint *m, struct zl_work *const *ws, size_t n, const struct groups *g, size_t gi,
+                        bool sent)
+{
+    struct zl_log_ctx lc;
+    zl_work_log_ctx(ws[group_first(n, g, gi)], &lc);
+    struct zl_nonce_tx *slot = &g->slots[gi];
+    char err[ZL_ERRSTR_SIZE];
+    struct zl_tx_receipt r = {0};
+    bool refused = false;
+    zl_class c = sent ? zl_txmgr_peek(&m->tx, slot, &r, err, sizeof(err))
+                      : zl_txmgr_drive(&m->tx, slot, &lc, &r, &refused, err, sizeof(err));
+    group_verdicts(m, ws, n, g, gi, c, refused, &r, err);
     zl_tx_receipt_clear(&r);
+}
+
+/* With the window: sends every tx this poll batch stored (groups from
+ * first_new up) before looking at any receipt, so the chunks' txs reach
+ * the node back to back. sent[gi] says which went; a group whose send
+ * failed or was refused gets its verdicts here, done[gi]. */
+static void send_new_groups(struct mint *m, struct zl_work *const *ws, size_t n, const struct groups *g,
+                            size_t first_new, bool *sent, bool *done)
+{
+    for (size_t gi = first_new; gi < g->n; gi++) {
+        struct zl_log_ctx lc;
+        zl_work_log_ctx(ws[group_first(n, g, gi)], &lc);
+        char err[ZL_ERRSTR_SIZE];
+        bool refused;
+        zl_class c = zl_txmgr_send_new(&m->tx, &g->slots[gi], &lc, &refused, err, sizeof(err));
+        if (c == ZL_OK && !refused) {
+            sent[gi] = true;
+            continue;
+        }
+        struct zl_tx_receipt none = {0};
+        group_verdicts(m, ws, n, g, gi, c, refused, &none, err);
+        done[gi] = true;
+    }
 }
 
 /* Sorts the poll batch: bad depositors fail, deposits with a stored tx join
@@ -235,8 +288,11 @@ void mint_process_batch(void *ctx, struct zl_work *const *ws, size_t n)
 {
     struct mint *m = ctx;
     if (n == 1 || m->cfg.batch_max <= 1) {
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
             ws[i]->result = mint_process(m, ws[i]);
+            if (ws[i]->result == ZL_DEFER)
+                ws[i]->defer_ms = zl_chain_block_ms((int64_t)m->chain_id);
+        }
         return;
     }
     char err[ZL_ERRSTR_SIZE];
@@ -250,26 +306,40 @@ void mint_process_batch(void *ctx, struct zl_work *const *ws, size_t n)
      * redelivery beside its retry) the first copy's result. */
     struct groups g = {.slots = calloc(n, sizeof(*g.slots)), .n = 0, .of = calloc(n, sizeof(*g.of))};
     size_t *fresh = calloc(n, sizeof(*fresh));
-    if (g.slots == NULL || g.of == NULL || fresh == NULL) {
+    bool *sent = calloc(n, sizeof(*sent)), *done = calloc(n, sizeof(*done));
+    if (g.slots == NULL || g.of == NULL || fresh == NULL || sent == NULL || done == NULL) {
         zl_works_fail(ws, n, ZL_TRANSIENT, "out of memory");
         goto out;
     }
     size_t nfresh = 0;
     sort_works(m, ws, n, &g, fresh, &nfresh);
+    size_t nold = g.n; /* groups from here on are this poll batch's new txs */
+    struct prices pr = {0};
     for (size_t off = 0; off < nfresh;) {
         size_t k = nfresh - off < (size_t)m->cfg.batch_max ? nfresh - off : (size_t)m->cfg.batch_max;
         if (k == 1)
             ws[fresh[off]]->result = mint_process(m, ws[fresh[off]]);
         else
-            new_batch(m, ws, fresh + off, k, &g);
+            new_batch(m, ws, fresh + off, k, &g, &pr);
         off += k;
     }
+    if (m->cfg.inflight_max > 1)
+        send_new_groups(m, ws, n, &g, nold, sent, done);
     for (size_t gi = 0; gi < g.n; gi++) {
-        drive_group(m, ws, n, &g, gi);
+        if (!done[gi])
+            drive_group(m, ws, n, &g, gi, sent[gi]);
         zl_nonce_tx_clear(&g.slots[gi]);
     }
+    /* Whatever a deposit waits for here (its tx or the window to be mined,
+     * confirmations) comes with the next block: look again then, in the
+     * first tier (runtime.h, defer_ms). */
+    for (size_t i = 0; i < n; i++)
+        if (ws[i]->result == ZL_DEFER && ws[i]->defer_ms == 0)
+            ws[i]->defer_ms = zl_chain_block_ms((int64_t)m->chain_id);
 out:
     free(g.slots);
     free(g.of);
     free(fresh);
+    free(sent);
+    free(done);
 }

@@ -154,6 +154,7 @@ static void judge_block(struct verify *v, struct zl_work *w, const struct vitem 
             snprintf(w->error, sizeof(w->error), "no block %" PRIu64 " on the chain yet (reorg in progress or"
                      " endpoint behind): %s waits", w->row.block_number, in->tx_hash);
             w->result = ZL_DEFER;
+            w->defer_ms = v->block_ms;
         } else {
             snprintf(w->error, sizeof(w->error), "no receipt for %s yet (endpoint behind?)", in->tx_hash);
             w->result = ZL_TRANSIENT;
@@ -185,6 +186,9 @@ static void judge_block(struct verify *v, struct zl_work *w, const struct vitem 
                  " s) to go", it->bn, zl_finality_names[v->finality], v->mark_tag, head, to_go,
                  to_go * (uint64_t)v->block_ms / 1000);
         w->result = ZL_DEFER;
+        /* Back when those blocks are due, in the first tier, not a tier
+         * further on per defer (runtime.h, defer_ms). */
+        w->defer_ms = (int64_t)(to_go < 1 ? 1 : to_go) * v->block_ms;
         return;
     }
     if (settle_below_minimum(v, w))
