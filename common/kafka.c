@@ -202,9 +202,17 @@ rd_kafka_t *zl_kafka_consumer_new(const char *brokers, const char *group_id, con
         "auto.commit.interval.ms", "1000",
         /* A new group must not skip deposits published before it started. */
         "auto.offset.reset", "earliest",
-        /* Rebalances move only the partitions that change owner, so scaling
-         * a stage does not stop every copy. */
-        "partition.assignment.strategy", "cooperative-sticky",
+        /* Every copy gets its share of EACH topic: the input and every
+         * retry tier spread alike. cooperative-sticky balanced only the
+         * count over all of a stage's topics together, and handed one copy
+         * every input partition while the other got the (mostly idle)
+         * retry tiers: two copies then worked no faster than one (issue
+         * 19's benchmark). roundrobin is eager (a rebalance stops every
+         * copy for a moment), but with static membership, the default,
+         * a restarted copy rejoins without one. cooperative-sticky stays
+         * available through the pass-through properties; the rebalance
+         * callback serves both protocols. */
+        "partition.assignment.strategy", "roundrobin",
         "session.timeout.ms", "10000",
         "heartbeat.interval.ms", "1000",
         /* librdkafka's read-ahead (64 MiB by default) is most of a worker's

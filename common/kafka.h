@@ -48,7 +48,7 @@ rd_kafka_t *zl_kafka_producer_new(const char *brokers, const struct zl_kv_list *
 
 /* Creates a consumer in group_id with enable.auto.commit=true (commits only
  * what was stored), enable.auto.offset.store=false, auto.offset.reset=earliest,
- * partition.assignment.strategy=cooperative-sticky, then pass-through
+ * partition.assignment.strategy=roundrobin, then pass-through
  * properties. rebalance_cb may be NULL. stats_cb, when not NULL, receives
  * librdkafka's statistics JSON every 5 s (for consumer lag). The consumer
  * queue is redirected to the main queue (rd_kafka_poll_set_consumer). */

@@ -221,7 +221,8 @@ struct part *rt_part_find(struct rt *rt, const char *topic, int32_t partition);
  * fetched again from that message when resumed. */
 void rt_pause_one(struct rt *rt, const char *topic, int32_t partition, int64_t offset);
 
-/* Incremental (cooperative) assignment. @locality main thread: served by
+/* Assignment, eager (roundrobin, the default) or incremental
+ * (cooperative-sticky, through the pass-through properties). @locality main thread: served by
  * rd_kafka_consumer_poll. */
 void rt_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
                      void *opaque);

@@ -49,6 +49,9 @@ void rt_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_par
                          void *opaque)
 {
     struct rt *rt = opaque;
+    /* Eager (roundrobin, the default) hands over the whole assignment and
+     * takes it all back; cooperative (cooperative-sticky) only the change. */
+    bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         for (int i = 0; i < parts->cnt; i++) {
             if (rt_part_find(rt, parts->elems[i].topic, parts->elems[i].partition) != NULL)
@@ -67,10 +70,16 @@ void rt_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_par
             p->clamped_offset = -1;
             p->clamped_due_ms = 0;
         }
-        rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
-        if (e != NULL) {
-            zl_log(ZL_LOG_ERROR, NULL, "incremental assign: %s", rd_kafka_error_string(e));
-            rd_kafka_error_destroy(e);
+        if (coop) {
+            rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
+            if (e != NULL) {
+                zl_log(ZL_LOG_ERROR, NULL, "incremental assign: %s", rd_kafka_error_string(e));
+                rd_kafka_error_destroy(e);
+            }
+        } else {
+            rd_kafka_resp_err_t ae = rd_kafka_assign(rk, parts);
+            if (ae != RD_KAFKA_RESP_ERR_NO_ERROR)
+                zl_log(ZL_LOG_ERROR, NULL, "assign: %s", rd_kafka_err2str(ae));
         }
         /* New partitions during an outage stay paused with the rest. */
         if (rt->outage)
@@ -91,10 +100,15 @@ void rt_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_par
             if (p != NULL)
                 *p = rt->parts[--rt->nparts];
         }
-        rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
-        if (e != NULL) {
-            zl_log(ZL_LOG_ERROR, NULL, "incremental unassign: %s", rd_kafka_error_string(e));
-            rd_kafka_error_destroy(e);
+        if (coop) {
+            rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
+            if (e != NULL) {
+                zl_log(ZL_LOG_ERROR, NULL, "incremental unassign: %s", rd_kafka_error_string(e));
+                rd_kafka_error_destroy(e);
+            }
+        } else {
+            rd_kafka_assign(rk, NULL);
+            rt->nparts = 0; /* eager: everything was revoked */
         }
         zl_log(ZL_LOG_INFO, NULL, "revoked %d partitions (now %d)", parts->cnt, rt->nparts);
     } else {

@@ -5,7 +5,7 @@ This module starts a one-node KRaft broker from the Kafka 4 jars that
 deploy/local/deps fetches (deploy/local/kafka4-pom.xml, ZL_KAFKA4_VERSION in
 deploy/local/versions.sh), and passes deposits through zl-topics and a stage
 worker there: the idempotent producer (acks=all), the classic consumer group
-with the cooperative-sticky assignor, offset commits, and the drain. The
+with the roundrobin assignor, offset commits, and the drain. The
 pipeline itself runs on the 3.9 jars of the dev broker.
 
 What zeroloss cannot use on Kafka 4 is KIP-848's consumer group protocol

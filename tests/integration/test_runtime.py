@@ -6,6 +6,7 @@ is incremented in the CAS transaction), so "applied exactly once" is visible
 as n = 1 for every deposit.
 """
 import os
+import re
 import signal
 import subprocess
 import time
@@ -395,6 +396,63 @@ def test_three_copies_with_one_killed_lose_nothing_and_double_nothing(pipeline):
     wait_until(all_in_state(ids, "verified"), 90, "every deposit verified by the survivors")
     assert workers[0].poll() is None and workers[2].poll() is None
     assert_exactly_once(pipeline, ids)
+
+
+def group_members(group: str) -> list[dict[str, set[int]]]:
+    """Each member's assignment, {topic: {partition}}, from Kafka's own
+    group tool (--describe: a row per partition with its owner's
+    CONSUMER-ID, "-" for none)."""
+    cp = os.path.join(need_env("ZL_KAFKA_HOME"), "lib", "*")
+    out = subprocess.run(["java", "-Xmx256m", "-cp", cp, "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+                          "--bootstrap-server", need_env("ZL_KAFKA_BROKERS"), "--describe", "--group", group],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    members: dict[str, dict[str, set[int]]] = {}
+    for line in out.stdout.splitlines():
+        cols = line.split()
+        if len(cols) < 7 or cols[0] != group or cols[6] == "-":
+            continue
+        members.setdefault(cols[6], {}).setdefault(cols[1], set()).add(int(cols[2]))
+    return list(members.values())
+
+
+@pytest.mark.parametrize("assignor", ["default", "cooperative-sticky"])
+def test_two_copies_share_every_topic_not_just_the_count(tmp_path, assignor):
+    """Guards against a second copy that adds nothing: the cooperative-sticky
+    assignor balanced only the count of partitions over a stage's input and
+    retry topics together, and handed the first copy every input partition
+    while the second got the retry tiers (issue 19's benchmark: two mint
+    copies no faster than one). By default each copy now gets its share of
+    the input topic and of each tier; cooperative-sticky still works when an
+    operator sets it (the rebalance callback serves both protocols), and
+    either way nothing is lost or applied twice."""
+    p = new_stage_pipeline(Pipeline, tmp_path, "passthrough", partitions=4, ZL_BATCH_SIZE_MAX="10")
+    try:
+        extra = {}
+        if assignor != "default":
+            props = tmp_path / "kafka.properties"
+            props.write_text(f"partition.assignment.strategy={assignor}\n")
+            os.chmod(props, 0o600)
+            extra["ZL_KAFKA_PROPERTIES_FILE"] = str(props)
+        group = p.env["ZL_GROUP_ID"]
+        p.start("a", **extra)
+        wait_until(lambda: [sum(map(len, m.values())) for m in group_members(group)] == [12], 60,
+                   "the first copy to own all 12 partitions (4 input, 4 per tier)")
+        p.start("b", **extra)
+        wait_until(lambda: len([m for m in group_members(group) if m]) == 2, 60, "both copies to own partitions")
+        members = group_members(group)
+        topics = [p.in_topic] + [f"{p.prefix}passthrough.retry.{i}" for i in (0, 1)]
+        shares = {t: sorted(len(m.get(t, ())) for m in members) for t in topics}
+        if assignor == "default":
+            assert all(v == [2, 2] for v in shares.values()), f"partitions per copy, per topic: {shares}"
+        deposits = [new_deposit() for _ in range(200)]
+        ids = [d["deposit_id"] for d in deposits]
+        insert_rows(deposits)
+        p.produce(deposits)
+        wait_until(all_in_state(ids, "verified"), 60, "every deposit verified by the two copies")
+        assert_exactly_once(p, ids)
+    finally:
+        p.stop_all()
 
 
 # ---- batches in flight (ZL_BATCHES_INFLIGHT_MAX, issue 19): the next poll
