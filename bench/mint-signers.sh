@@ -9,9 +9,8 @@
 #   mints/s  N / (N events produced -> N rows minted), wall time; the
 #            copies start first and the events are produced once every copy
 #            is ready (its key leased) and the group has settled.
-# Each copy reads topics of its own (half the deposits each) and is given the
-# whole pool: see mint_signers.py for why one shared group does not split
-# the input today.
+# The copies are one group on one set of topics, as deployed, each given the
+# whole pool (the leases decide the keys): see mint_signers.py.
 # Checks: every row minted, each copy leased a different key, every mined
 # tx's sender on the chain is the signer its row names.
 # Rounds interleave (1 copy, 2 copies, ...); the summary takes medians.
