@@ -77,6 +77,18 @@ int zl_nonce_prepare(struct zl_pg *p);
 zl_class zl_nonce_find_for_deposit(struct zl_pg *p, uint64_t chain_id, const char *signer, const char *deposit_id,
                                    struct zl_nonce_tx *out, bool *found, char *errstr, size_t errstr_size);
 
+/* zl_nonce_find_for_deposit's rule for a poll batch in one query: nonces[i]
+ * is the nonce of deposit_ids[i]'s live mint, -1 when it has none (n may
+ * be 0). Read each nonce's tx once with zl_nonce_get: a batch's deposits
+ * share one. */
+zl_class zl_nonce_live_nonces(struct zl_pg *p, uint64_t chain_id, const char *signer, const char *const *deposit_ids,
+                              size_t n, int64_t *nonces, char *errstr, size_t errstr_size);
+
+/* The signer's tx at nonce. *found false when there is none. On ZL_OK with
+ * *found, the caller owns out (zl_nonce_tx_clear). */
+zl_class zl_nonce_get(struct zl_pg *p, uint64_t chain_id, const char *signer, uint64_t nonce, struct zl_nonce_tx *out,
+                      bool *found, char *errstr, size_t errstr_size);
+
 /* BEGINs a transaction, locks the deposit row (which must be in `pinned` or
  * `mint_submitted`) and looks again for a live mint of it (another copy may
  * have stored one since the caller looked): then *found is true, *existing

@@ -187,8 +187,11 @@ static void judge_block(struct verify *v, struct zl_work *w, const struct vitem 
                  to_go * (uint64_t)v->block_ms / 1000);
         w->result = ZL_DEFER;
         /* Back when those blocks are due, in the first tier, not a tier
-         * further on per defer (runtime.h, defer_ms). */
-        w->defer_ms = (int64_t)(to_go < 1 ? 1 : to_go) * v->block_ms;
+         * further on per defer (runtime.h, defer_ms). Half a block sooner:
+         * the deposit's block came some time before this look, so its
+         * last block is usually due before to_go whole blocks from now;
+         * looking early costs one more defer of half a block. */
+        w->defer_ms = (int64_t)(to_go < 1 ? 1 : to_go) * v->block_ms - v->block_ms / 2;
         return;
     }
     if (settle_below_minimum(v, w))
