@@ -168,15 +168,17 @@ static int read_slot(const PGresult *r, int row, struct zl_nonce_tx *t)
     return 0;
 }
 
-zl_class zl_nonce_find_for_deposit(struct zl_pg *p, uint64_t chain_id, const char *signer, const char *deposit_id,
-                                   struct zl_nonce_tx *out, bool *found, char *errstr, size_t errstr_size)
+/* Runs statement stmt (chain, signer, key) and reads its first row, if
+ * any, into out (*found). */
+static zl_class one_slot(struct zl_pg *p, const char *stmt, uint64_t chain_id, const char *signer, const char *key,
+                         struct zl_nonce_tx *out, bool *found, char *errstr, size_t errstr_size)
 {
     *found = false;
     char chain[ZL_INT64_DEC_SIZE];
     snprintf(chain, sizeof(chain), "%" PRIu64, chain_id);
-    const char *params[3] = {chain, signer, deposit_id};
+    const char *params[3] = {chain, signer, key};
     zl_class c;
-    PGresult *r = zl_pg_prepared(p, "nonce_find", 3, params, PGRES_TUPLES_OK, &c, errstr, errstr_size);
+    PGresult *r = zl_pg_prepared(p, stmt, 3, params, PGRES_TUPLES_OK, &c, errstr, errstr_size);
     if (r == NULL)
         return c;
     if (PQntuples(r) > 0) {
@@ -191,6 +193,12 @@ zl_class zl_nonce_find_for_deposit(struct zl_pg *p, uint64_t chain_id, const cha
     }
     PQclear(r);
     return ZL_OK;
+}
+
+zl_class zl_nonce_find_for_deposit(struct zl_pg *p, uint64_t chain_id, const char *signer, const char *deposit_id,
+                                   struct zl_nonce_tx *out, bool *found, char *errstr, size_t errstr_size)
+{
+    return one_slot(p, "nonce_find", chain_id, signer, deposit_id, out, found, errstr, errstr_size);
 }
 
 zl_class zl_nonce_live_nonces(struct zl_pg *p, uint64_t chain_id, const char *signer, const char *const *deposit_ids,
@@ -229,27 +237,9 @@ zl_class zl_nonce_live_nonces(struct zl_pg *p, uint64_t chain_id, const char *si
 zl_class zl_nonce_get(struct zl_pg *p, uint64_t chain_id, const char *signer, uint64_t nonce, struct zl_nonce_tx *out,
                       bool *found, char *errstr, size_t errstr_size)
 {
-    *found = false;
-    char chain[ZL_INT64_DEC_SIZE], n[ZL_INT64_DEC_SIZE];
-    snprintf(chain, sizeof(chain), "%" PRIu64, chain_id);
+    char n[ZL_INT64_DEC_SIZE];
     snprintf(n, sizeof(n), "%" PRIu64, nonce);
-    const char *params[3] = {chain, signer, n};
-    zl_class c;
-    PGresult *r = zl_pg_prepared(p, "nonce_get", 3, params, PGRES_TUPLES_OK, &c, errstr, errstr_size);
-    if (r == NULL)
-        return c;
-    if (PQntuples(r) > 0) {
-        if (read_slot(r, 0, out) != 0) {
-            PQclear(r);
-            snprintf(errstr, errstr_size, "out of memory");
-            return ZL_TRANSIENT;
-        }
-        out->chain_id = chain_id;
-        copy(out->signer, sizeof(out->signer), signer);
-        *found = true;
-    }
-    PQclear(r);
-    return ZL_OK;
+    return one_slot(p, "nonce_get", chain_id, signer, n, out, found, errstr, errstr_size);
 }
 
 /* Locks the signer's row (creating it at chain_floor) inside the open
