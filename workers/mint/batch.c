@@ -15,10 +15,10 @@
 #include "keccak.h"
 #include "mint.h"
 
-/* When a deferred deposit is looked at again: half the chain's block time. */
+/* When a deferred deposit is looked at again: a block on. */
 static int64_t mint_recheck_ms(const struct mint *m)
 {
-    return zl_chain_block_ms((int64_t)m->chain_id) / 2;
+    return zl_chain_block_ms((int64_t)m->chain_id);
 }
 
 /* Every deposit of the chunk failed alike. */
@@ -363,11 +363,11 @@ void mint_process_batch(void *ctx, struct zl_work *const *ws, size_t n)
         zl_nonce_tx_clear(&g.slots[gi]);
     }
     /* Whatever a deposit waits for here (its tx or the window to be mined,
-     * confirmations) comes with a next block: look again in the first tier
-     * (runtime.h, defer_ms), half a block on, since where in the block
-     * interval the tx was sent is unknown: on average a mined tx is seen a
-     * quarter block sooner than by looking a whole block on, for one more
-     * receipt read per tx when it is not. */
+     * confirmations) comes with the next block: look again a block on, in
+     * the first tier (runtime.h, defer_ms). Not sooner: looking half a
+     * block on doubled the re-checks, and at 100 deposits/s on 1 s blocks
+     * the stage fell behind (mint 84.6/s, pinned->minted p50 3.5 s against
+     * 1.7 s; bench/results/2026-12-07-e2e-chain.md). */
     for (size_t i = 0; i < n; i++)
         if (ws[i]->result == ZL_DEFER && ws[i]->defer_ms == 0)
             ws[i]->defer_ms = mint_recheck_ms(m);

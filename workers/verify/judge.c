@@ -187,11 +187,10 @@ static void judge_block(struct verify *v, struct zl_work *w, const struct vitem 
                  to_go * (uint64_t)v->block_ms / 1000);
         w->result = ZL_DEFER;
         /* Back when those blocks are due, in the first tier, not a tier
-         * further on per defer (runtime.h, defer_ms). Half a block sooner:
-         * the deposit's block came some time before this look, so its
-         * last block is usually due before to_go whole blocks from now;
-         * looking early costs one more defer of half a block. */
-        w->defer_ms = (int64_t)(to_go < 1 ? 1 : to_go) * v->block_ms - v->block_ms / 2;
+         * further on per defer (runtime.h, defer_ms). Not half a block
+         * sooner: that saved 0.2 s at 10 deposits/s and cost re-checks
+         * the machine needed at 100/s. */
+        w->defer_ms = (int64_t)(to_go < 1 ? 1 : to_go) * v->block_ms;
         return;
     }
     if (settle_below_minimum(v, w))
