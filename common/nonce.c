@@ -17,10 +17,14 @@
     " coalesce(receipt_status, -1), (extract(epoch from now() - signed_at) * 1000)::bigint,"                     \
     " coalesce(deposit_ids[1], ''), coalesce((SELECT k.signed_block FROM signer_tx_marks k" MARK_OF_ROW "), -1)"
 
+/* A tx that is still a deposit's mint: a mint, not a mined revert, not a
+ * nonce taken by another sender (the rule every look-up below shares). */
+#define LIVE_MINT                                                                                                 \
+    " AND purpose IN ('mint', 'mint_batch') AND NOT (status = 'mined' AND receipt_status = 0)" NOT_TAKEN
+
 static const char SQL_FIND[] =
     "SELECT " SLOT_COLS " FROM signer_txs WHERE chain_id = $1::bigint AND signer = $2"
-    " AND deposit_ids @> ARRAY[$3::text] AND purpose IN ('mint', 'mint_batch')"
-    " AND NOT (status = 'mined' AND receipt_status = 0)" NOT_TAKEN " ORDER BY nonce DESC LIMIT 1";
+    " AND deposit_ids @> ARRAY[$3::text]" LIVE_MINT " ORDER BY nonce DESC LIMIT 1";
 
 static const char SQL_LOCK_DEPOSIT[] = "SELECT state FROM deposits WHERE deposit_id = $1 FOR UPDATE";
 
@@ -54,16 +58,14 @@ static const char SQL_LOCK_DEPOSITS[] =
 /* Which of the deposits already have a live mint (SQL_FIND's rule). */
 static const char SQL_LIVE[] =
     "SELECT DISTINCT d FROM signer_txs, unnest(deposit_ids) AS d WHERE chain_id = $1::bigint AND signer = $2"
-    " AND deposit_ids && $3::text[] AND purpose IN ('mint', 'mint_batch')"
-    " AND NOT (status = 'mined' AND receipt_status = 0)" NOT_TAKEN " AND d = ANY ($3::text[])";
+    " AND deposit_ids && $3::text[]" LIVE_MINT " AND d = ANY ($3::text[])";
 
 /* Each deposit's live mint (SQL_FIND's rule), by nonce: one row per
- * deposit that has one. */
+ * deposit that has one, named by its 1-based place in $3. */
 static const char SQL_LIVE_NONCES[] =
-    "SELECT DISTINCT ON (d) d, nonce FROM signer_txs, unnest(deposit_ids) AS d WHERE chain_id = $1::bigint"
-    " AND signer = $2 AND deposit_ids && $3::text[] AND purpose IN ('mint', 'mint_batch')"
-    " AND NOT (status = 'mined' AND receipt_status = 0)" NOT_TAKEN " AND d = ANY ($3::text[])"
-    " ORDER BY d, nonce DESC";
+    "SELECT DISTINCT ON (i.ord) i.ord, nonce FROM signer_txs, unnest(deposit_ids) AS d,"
+    " unnest($3::text[]) WITH ORDINALITY AS i(id, ord) WHERE chain_id = $1::bigint AND signer = $2"
+    " AND deposit_ids && $3::text[]" LIVE_MINT " AND d = i.id ORDER BY i.ord, nonce DESC";
 
 static const char SQL_GET[] =
     "SELECT " SLOT_COLS " FROM signer_txs WHERE chain_id = $1::bigint AND signer = $2 AND nonce = $3::bigint";
@@ -221,14 +223,10 @@ zl_class zl_nonce_live_nonces(struct zl_pg *p, uint64_t chain_id, const char *si
     free(ids);
     if (r == NULL)
         return c;
-    /* Rows come sorted by deposit id; a poll batch is a few hundred: the
-     * plain double loop costs microseconds beside the query. */
     for (int row = 0; row < PQntuples(r); row++) {
-        const char *d = PQgetvalue(r, row, 0);
-        int64_t nonce = strtoll(PQgetvalue(r, row, 1), NULL, 10);
-        for (size_t i = 0; i < n; i++)
-            if (strcmp(deposit_ids[i], d) == 0)
-                nonces[i] = nonce;
+        long long ord = strtoll(PQgetvalue(r, row, 0), NULL, 10); /* our own $3's places: 1..n */
+        if (ord >= 1 && (size_t)ord <= n)
+            nonces[ord - 1] = strtoll(PQgetvalue(r, row, 1), NULL, 10);
     }
     PQclear(r);
     return ZL_OK;

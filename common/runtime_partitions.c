@@ -44,6 +44,16 @@ static void resume_one(struct rt *rt, const char *topic, int32_t partition)
     rd_kafka_topic_partition_list_destroy(l);
 }
 
+/* Logs and frees the error of an incremental (un)assign, if any: the
+ * group's next rebalance is what repairs it. */
+static void log_incremental(const char *what, rd_kafka_error_t *e)
+{
+    if (e == NULL)
+        return;
+    zl_log(ZL_LOG_ERROR, NULL, "incremental %s: %s", what, rd_kafka_error_string(e));
+    rd_kafka_error_destroy(e);
+}
+
 /* @locality main thread: librdkafka serves rebalances inside consumer_poll. */
 void rt_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
                          void *opaque)
@@ -71,11 +81,7 @@ void rt_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_par
             p->clamped_due_ms = 0;
         }
         if (coop) {
-            rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
-            if (e != NULL) {
-                zl_log(ZL_LOG_ERROR, NULL, "incremental assign: %s", rd_kafka_error_string(e));
-                rd_kafka_error_destroy(e);
-            }
+            log_incremental("assign", rd_kafka_incremental_assign(rk, parts));
         } else {
             rd_kafka_resp_err_t ae = rd_kafka_assign(rk, parts);
             if (ae != RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -101,11 +107,7 @@ void rt_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_par
                 *p = rt->parts[--rt->nparts];
         }
         if (coop) {
-            rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
-            if (e != NULL) {
-                zl_log(ZL_LOG_ERROR, NULL, "incremental unassign: %s", rd_kafka_error_string(e));
-                rd_kafka_error_destroy(e);
-            }
+            log_incremental("unassign", rd_kafka_incremental_unassign(rk, parts));
         } else {
             rd_kafka_assign(rk, NULL);
             rt->nparts = 0; /* eager: everything was revoked */

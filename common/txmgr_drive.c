@@ -287,6 +287,32 @@ static zl_class bump(struct zl_txmgr *t, struct zl_nonce_tx *slot, const struct 
     return ZL_TRANSIENT;
 }
 
+/* Sends the slot's current bytes once and acts on the node's answer,
+ * *why: refused for good, the nonce is filled with a self-send (the
+ * filler's class, *refused when that worked); not sent, the error is noted
+ * on the row and its class returned (errstr why); sent, ZL_OK. The one
+ * reading of a broadcast for zl_txmgr_drive and zl_txmgr_send_new. */
+static zl_class send_read(struct zl_txmgr *t, struct zl_nonce_tx *slot, const struct zl_log_ctx *lc, zl_tx_reason *why,
+                          bool *refused, char *errstr, size_t errstr_size)
+{
+    *refused = false;
+    zl_class bc;
+    char err[ZL_ERRSTR_SIZE];
+    *why = zl_txmgr_broadcast(t, slot, &bc, err, sizeof(err));
+    zl_fault_point("tx_after_broadcast");
+    if (*why == ZL_TX_REFUSED) {
+        zl_class c = fill_refused(t, slot, err, lc, errstr, errstr_size);
+        *refused = c == ZL_OK;
+        return c;
+    }
+    if (*why != ZL_TX_SENT) {
+        zl_nonce_note_error(t->o.pg, t->o.chain_id, t->signer_hex, slot->nonce, err, errstr, errstr_size);
+        snprintf(errstr, errstr_size, "%s", err);
+        return bc;
+    }
+    return ZL_OK;
+}
+
 zl_class zl_txmgr_drive(struct zl_txmgr *t, struct zl_nonce_tx *slot, const struct zl_log_ctx *lc,
                         struct zl_tx_receipt *r, bool *refused, char *errstr, size_t errstr_size)
 {
@@ -294,22 +320,14 @@ zl_class zl_txmgr_drive(struct zl_txmgr *t, struct zl_nonce_tx *slot, const stru
     zl_class c = find_receipt(t, slot, r, errstr, errstr_size);
     if (c != ZL_OK || r->found)
         return c == ZL_OK ? settle(t, slot, r, errstr, errstr_size) : c;
-    zl_class bc;
-    char err[ZL_ERRSTR_SIZE];
-    zl_tx_reason why = zl_txmgr_broadcast(t, slot, &bc, err, sizeof(err));
-    zl_fault_point("tx_after_broadcast");
-    if (why == ZL_TX_REFUSED) {
-        c = fill_refused(t, slot, err, lc, errstr, errstr_size);
-        *refused = c == ZL_OK;
+    zl_tx_reason why;
+    c = send_read(t, slot, lc, &why, refused, errstr, errstr_size);
+    if (why == ZL_TX_REFUSED)
         return c;
-    }
-    if (why != ZL_TX_SENT) {
-        zl_nonce_note_error(t->o.pg, t->o.chain_id, t->signer_hex, slot->nonce, err, errstr, errstr_size);
-        snprintf(errstr, errstr_size, "%s", err);
-        if (bc != ZL_TRANSIENT || slot->signed_age_ms < t->o.stuck_ms)
-            return bc;
-        /* go on to the stuck check: e.g. the fee fell below the base fee */
-    }
+    if (why != ZL_TX_SENT && (c != ZL_TRANSIENT || slot->signed_age_ms < t->o.stuck_ms))
+        return c;
+    /* sent, or not sent for a reason a bump may cure (e.g. the fee fell
+     * below the base fee): on to the receipt and the stuck check */
     int64_t start = zl_now_ms();
     int64_t wait_ms = t->o.inflight_max > 1 && t->o.receipt_wait_ms > TXMGR_WINDOW_POLL_MS ? TXMGR_WINDOW_POLL_MS
                                                                                           : t->o.receipt_wait_ms;
@@ -334,22 +352,8 @@ zl_class zl_txmgr_drive(struct zl_txmgr *t, struct zl_nonce_tx *slot, const stru
 zl_class zl_txmgr_send_new(struct zl_txmgr *t, struct zl_nonce_tx *slot, const struct zl_log_ctx *lc, bool *refused,
                            char *errstr, size_t errstr_size)
 {
-    *refused = false;
-    zl_class bc;
-    char err[ZL_ERRSTR_SIZE];
-    zl_tx_reason why = zl_txmgr_broadcast(t, slot, &bc, err, sizeof(err));
-    zl_fault_point("tx_after_broadcast");
-    if (why == ZL_TX_REFUSED) {
-        zl_class c = fill_refused(t, slot, err, lc, errstr, errstr_size);
-        *refused = c == ZL_OK;
-        return c;
-    }
-    if (why != ZL_TX_SENT) {
-        zl_nonce_note_error(t->o.pg, t->o.chain_id, t->signer_hex, slot->nonce, err, errstr, errstr_size);
-        snprintf(errstr, errstr_size, "%s", err);
-        return bc; /* signed a moment ago: never stuck yet */
-    }
-    return ZL_OK;
+    zl_tx_reason why; /* signed a moment ago: never stuck yet, so every answer is final here */
+    return send_read(t, slot, lc, &why, refused, errstr, errstr_size);
 }
 
 zl_class zl_txmgr_peek(struct zl_txmgr *t, const struct zl_nonce_tx *slot, struct zl_tx_receipt *r, char *errstr,

@@ -15,12 +15,6 @@
 #include "keccak.h"
 #include "mint.h"
 
-/* When a deferred deposit is looked at again: a block on. */
-static int64_t mint_recheck_ms(const struct mint *m)
-{
-    return zl_chain_block_ms((int64_t)m->chain_id);
-}
-
 /* Every deposit of the chunk failed alike. */
 static void fail_all(struct zl_work *const *ws, const size_t *idx, size_t k, zl_class c, const char *why)
 {
@@ -316,17 +310,9 @@ out:
     free(nonces);
 }
 
-void mint_process_batch(void *ctx, struct zl_work *const *ws, size_t n)
+/* The poll batch's deposits, batched: each gets its result. */
+static void process_batched(struct mint *m, struct zl_work *const *ws, size_t n)
 {
-    struct mint *m = ctx;
-    if (n == 1 || m->cfg.batch_max <= 1) {
-        for (size_t i = 0; i < n; i++) {
-            ws[i]->result = mint_process(m, ws[i]);
-            if (ws[i]->result == ZL_DEFER)
-                ws[i]->defer_ms = mint_recheck_ms(m);
-        }
-        return;
-    }
     char err[ZL_ERRSTR_SIZE];
     zl_class c = zl_pg_ensure(&m->pg, err, sizeof(err));
     if (c != ZL_OK) {
@@ -362,19 +348,31 @@ void mint_process_batch(void *ctx, struct zl_work *const *ws, size_t n)
             drive_group(m, ws, n, &g, gi, sent[gi]);
         zl_nonce_tx_clear(&g.slots[gi]);
     }
-    /* Whatever a deposit waits for here (its tx or the window to be mined,
-     * confirmations) comes with the next block: look again a block on, in
-     * the first tier (runtime.h, defer_ms). Not sooner: looking half a
-     * block on doubled the re-checks, and at 100 deposits/s on 1 s blocks
-     * the stage fell behind (mint 84.6/s, pinned->minted p50 3.5 s against
-     * 1.7 s; bench/results/2026-12-07-e2e-chain.md). */
-    for (size_t i = 0; i < n; i++)
-        if (ws[i]->result == ZL_DEFER && ws[i]->defer_ms == 0)
-            ws[i]->defer_ms = mint_recheck_ms(m);
 out:
     free(g.slots);
     free(g.of);
     free(fresh);
     free(sent);
     free(done);
+}
+
+void mint_process_batch(void *ctx, struct zl_work *const *ws, size_t n)
+{
+    struct mint *m = ctx;
+    if (n == 1 || m->cfg.batch_max <= 1) {
+        for (size_t i = 0; i < n; i++)
+            ws[i]->result = mint_process(m, ws[i]);
+    } else {
+        process_batched(m, ws, n);
+    }
+    /* Whatever a deposit waits for here (its tx or the window to be mined,
+     * confirmations) comes with the next block: look again a block on, in
+     * the first tier (runtime.h, defer_ms). Not sooner: looking half a
+     * block on doubled the re-checks, and at 100 deposits/s on 1 s blocks
+     * the stage fell behind (mint 84.6/s, pinned->minted p50 3.5 s against
+     * 1.7 s; bench/results/2026-12-07-e2e-chain.md). */
+    int64_t recheck_ms = zl_chain_block_ms((int64_t)m->chain_id);
+    for (size_t i = 0; i < n; i++)
+        if (ws[i]->result == ZL_DEFER && ws[i]->defer_ms == 0)
+            ws[i]->defer_ms = recheck_ms;
 }
