@@ -1,12 +1,9 @@
 #!/usr/bin/env python3
 """bench/ipfs_pin.py: the trials of bench/ipfs-pin.sh. Pins per second into
-Kubo: one document per /api/v0/add?pin=true request (the reference: what
-the ipfs-upload stage did before it pinned a poll batch with one add) beside
+Kubo: one document per /api/v0/add request (the reference: what the
+ipfs-upload stage did before it pinned a poll batch with one add) beside
 several documents per request, with the options the stage uses
-(cid-version=1, raw-leaves, sha2-256, chunker=size-262144); and the same
-documents added with pin=false, then pinned with one /api/v0/pin/add per
-request naming their CIDs (what the stage does since 2026-12-07: Kubo pins
-the files of an add one by one, which is most of its cost).
+(cid-version=1, raw-leaves, pin, sha2-256, chunker=size-262144).
 
 Then the stage's own IPFS client (tests/zl-ipfs-pin, ZL_IPFS_PIN_BIN),
 calls of 100 documents as a poll batch, with a concurrency bound per
@@ -36,10 +33,8 @@ import urllib.request
 import uuid
 
 API = os.environ.get("ZL_IPFS_API_URL", "http://127.0.0.1:5001").rstrip("/")
-OPTS = "cid-version=1&raw-leaves=true&hash=sha2-256&chunker=size-262144&progress=false"
-# (documents per request, pinned by the add itself): pin=true, or pin=false
-# then one pin/add of the request's CIDs
-PER_REQUEST = ((1, True), (10, True), (50, True), (50, False))
+OPTS = "cid-version=1&raw-leaves=true&pin=true&hash=sha2-256&chunker=size-262144&progress=false"
+PER_REQUEST = (1, 10, 50)
 ADD_TIMEOUT_S = 60
 GATEWAY = os.environ.get("ZL_IPFS_GATEWAY_URLS", "http://127.0.0.1:8080").split(",")[0].rstrip("/")
 PIN_BIN = os.environ.get("ZL_IPFS_PIN_BIN", "")
@@ -101,43 +96,28 @@ def doc(i: int) -> bytes:
                       separators=(",", ":")).encode()
 
 
-def post(url: str, body: bytes = b"", headers: dict | None = None) -> bytes:
-    req = urllib.request.Request(url, data=body, method="POST", headers=headers or {})
-    with urllib.request.urlopen(req, timeout=ADD_TIMEOUT_S) as r:
-        return r.read()
-
-
-def add(files: list[bytes], pin: bool) -> int:
+def add(files: list[bytes]) -> int:
     boundary = uuid.uuid4().hex
     parts = []
     for i, data in enumerate(files):
         parts.append(f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"d{i}.json\"\r\n"
                      f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n")
     body = b"".join(parts) + f"--{boundary}--\r\n".encode()
-    out = post(f"{API}/api/v0/add?{OPTS}&pin={'true' if pin else 'false'}", body,
-               {"Content-Type": f"multipart/form-data; boundary={boundary}"})
-    cids = [json.loads(line)["Hash"] for line in out.splitlines() if b'"Hash"' in line]
-    if not pin:
-        pinned = json.loads(post(f"{API}/api/v0/pin/add?recursive=true&progress=false"
-                                 + "".join(f"&arg={c}" for c in cids)))["Pins"]
-        assert sorted(pinned) == sorted(cids), (pinned, cids)
-    return len(cids)
+    req = urllib.request.Request(f"{API}/api/v0/add?{OPTS}", data=body, method="POST",
+                                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with urllib.request.urlopen(req, timeout=ADD_TIMEOUT_S) as r:
+        return len([line for line in r.read().splitlines() if b'"Hash"' in line])
 
 
-def trial(n: int, per_request: int, pin: bool) -> float:
-    """Pins/s of n fresh documents, per_request documents per add, pinned
-    by the add (pin) or by one pin/add after it."""
+def trial(n: int, per_request: int) -> float:
+    """Pins/s of n fresh documents, per_request documents per add."""
     docs = [doc(i) for i in range(n)]
     start = time.monotonic()
     done = 0
     for i in range(0, n, per_request):
-        done += add(docs[i:i + per_request], pin)
+        done += add(docs[i:i + per_request])
     assert done == n, (done, n)
     return n / (time.monotonic() - start)
-
-
-def trial_name(per_request: int, pin: bool) -> str:
-    return f"{per_request} per add, pin=true" if pin else f"{per_request} per add, pin=false, then one pin/add"
 
 
 def client_rounds(n: int, rounds: int) -> dict[str, list[float]]:
@@ -162,17 +142,16 @@ def main() -> int:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 500
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     out = sys.argv[3] if len(sys.argv) > 3 else None
-    rates: dict[str, list[float]] = {trial_name(*p): [] for p in PER_REQUEST}
+    rates: dict[int, list[float]] = {p: [] for p in PER_REQUEST}
     for r in range(rounds):
-        for per, pin in PER_REQUEST:
-            name = trial_name(per, pin)
-            rates[name].append(round(trial(n, per, pin), 1))
-            print(f"bench: ipfs-pin: round {r + 1}: {name}: {rates[name][-1]:8.1f} pins/s ({n} documents)",
+        for per in PER_REQUEST:
+            rates[per].append(round(trial(n, per), 1))
+            print(f"bench: ipfs-pin: round {r + 1}: {per:>3} per request: {rates[per][-1]:8.1f} pins/s ({n} documents)",
                   file=sys.stderr, flush=True)
     client = client_rounds(n, rounds)
     if out is None:
         return 0
-    ref = statistics.median(rates[trial_name(1, True)])
+    ref = statistics.median(rates[1])
     res = {"n": n, "rounds": rounds, "api": API, "pins_per_s": {str(p): v for p, v in rates.items()},
            "median": {str(p): statistics.median(v) for p, v in rates.items()},
            "client": {"delay_ms": DELAY_MS, "concurrency": CONCURRENCY, "call_docs": CALL_DOCS,
@@ -181,19 +160,17 @@ def main() -> int:
     md = ["## ipfs-pin", "",
           f"Pins per second into this run's Kubo (offline, loopback), {n} fresh ~700-byte metadata documents per "
           f"trial, the ipfs-upload stage's add options; {rounds} interleaved rounds. Reference: one document per "
-          "add request with pin=true (the stage before it pinned a poll batch with one add). The last row is the "
-          "stage's Kubo requests since 2026-12-07.", "",
-          "| requests | median pins/s | min–max | × one per add |", "|---|---:|---:|---:|"]
+          "add request (the stage before it pinned a poll batch with one add).", "",
+          "| documents per add | median pins/s | min–max | × one per add |", "|---:|---:|---:|---:|"]
     for p, v in rates.items():
         md.append(f"| {p} | {statistics.median(v):,.1f} | {min(v):,.1f}–{max(v):,.1f} |"
                   f" {statistics.median(v) / ref:.2f} |")
     md += ["", f"The stage's IPFS client (`zl_ipfs_pin_many`, `tests/zl-ipfs-pin`), calls of {CALL_DOCS} "
            f"documents as one poll batch, pin_k 1. Stand-in: a local Pinning Service API holding each pin "
            f"{DELAY_MS} ms (a remote provider's round trip), {min(n, STAND_IN_DOCS_MAX)} documents, no read-back. "
-           f"Kubo: {n} documents, one add request (pin=false) and one pin/add per call, each document read back "
-           "through Kubo's gateway. "
+           f"Kubo: {n} documents, one add request per call, each document read back through Kubo's gateway. "
            f"Reference: both bounds 1 (one request after another, the stage before issue 19), same run, "
-           "interleaved.", "",
+           "interleaved. Other helpers' builds and tests shared the 2 cores during this run.", "",
            "| provider | bound per provider and gateway | median pins/s | min–max | × bound 1 |",
            "|---|---:|---:|---:|---:|"]
     for target in ("stand-in", "kubo"):

@@ -8,10 +8,7 @@
  * Providers, tried in the configured order, each behind its own circuit
  * breaker (breaker.h), until pin_k of them hold the content:
  *   kubo    Kubo RPC: POST <url>/api/v0/add?cid-version=1&raw-leaves=true
- *           &pin=false&hash=sha2-256&chunker=size-262144, multipart "file"
- *           (a poll batch's objects in one request), then POST
- *           <url>/api/v0/pin/add?recursive=true&arg=<cid>... for the ones
- *           added under our CID, answer {"Pins":[cid...]}.
+ *           &pin=true&hash=sha2-256&chunker=size-262144, multipart "file".
  *   pinata  Pinata: POST <url>/pinning/pinFileToIPFS, Authorization: Bearer
  *           <JWT>, multipart "file", "pinataMetadata" {"name"} and
  *           "pinataOptions" {"cidVersion":1}; answer {IpfsHash,PinSize,
@@ -230,11 +227,6 @@ int zl_ipfs_reset_breakers(struct zl_ipfs *c, const char *dependency);
  * wrapping directory, a split), or names one twice. */
 int zl_ipfs_parse_kubo_add(const char *body, size_t len, const char *const *names, size_t n,
                            char (*cids)[ZL_IPFS_CID_TEXT_MAX], char *errstr, size_t errstr_size);
-/* Kubo's pin/add answer {"Pins":[cid...]}: pinned[i] is set for each
- * want[i] it lists (others it lists are ignored). -1 when the body is not
- * such an object. */
-int zl_ipfs_parse_kubo_pins(const char *body, size_t len, const char *const *want, size_t n, bool *pinned,
-                            char *errstr, size_t errstr_size);
 int zl_ipfs_parse_pinata_pin(const char *body, size_t len, char *cid, size_t cid_size, char *errstr,
                              size_t errstr_size);
 int zl_ipfs_parse_psa_status(const char *body, size_t len, char *requestid, size_t requestid_size, char *status,

@@ -121,24 +121,18 @@ class Kubo:
 
 class KuboProxy:
     """TEST CODE: forwards Kubo RPC calls to a real Kubo and counts the add
-    requests (`adds`), the files they carried (`added`), the pin/add
-    requests (`pin_adds`) and the CIDs they named (`pin_args`). With
+    requests (`adds`) and the files they carried (`added`). With
     lie_about_metadata (FAULT INJECTION) it answers every metadata file of
     an add (a `.json` file) with another CID than Kubo's, as a misconfigured
-    or lying provider would. With fail_pins=N (FAULT INJECTION) the first N
-    pin/add requests get a 500 without reaching Kubo, as a Kubo that cannot
-    write its pin set would answer."""
+    or lying provider would."""
 
     WRONG = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"  # CID of the empty string
 
-    def __init__(self, upstream: str, lie_about_metadata: bool = False, fail_pins: int = 0):
+    def __init__(self, upstream: str, lie_about_metadata: bool = False):
         upstream = upstream.rstrip("/")
         proxy = self
         self.adds = 0
         self.added = 0
-        self.pin_adds = 0
-        self.pin_args = 0
-        self.fail_pins = fail_pins
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def log_message(self, *args):
@@ -146,18 +140,6 @@ class KuboProxy:
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                if self.path.startswith("/api/v0/pin/add"):
-                    proxy.pin_adds += 1
-                    proxy.pin_args += self.path.count("arg=")
-                    if proxy.fail_pins > 0:
-                        proxy.fail_pins -= 1
-                        msg = b'{"Message":"pin: injected failure","Code":0,"Type":"error"}'
-                        self.send_response(500)
-                        self.send_header("Content-Type", "application/json")
-                        self.send_header("Content-Length", str(len(msg)))
-                        self.end_headers()
-                        self.wfile.write(msg)
-                        return
                 req = urllib.request.Request(upstream + self.path, data=body, method="POST",
                                              headers={"Content-Type": self.headers.get("Content-Type", "")})
                 with urllib.request.urlopen(req, timeout=30) as r:

@@ -91,13 +91,22 @@ def test_verified_deposits_are_pinned_under_the_cid_kubo_computes_and_are_retrie
     ids = [d["deposit_id"] for d in deposits]
     wait_until(all_pinned(ids), 60, "every deposit pinned")
     gateway = pipeline.env["ZL_IPFS_GATEWAY_URLS"]
-    assert_pinned_exactly_once(pipeline, deposits, cli, image_cid, gateway)
+    cids = assert_pinned_exactly_once(pipeline, deposits, cli, image_cid, gateway)
+    # retrievable is not pinned: unpinned blocks go at Kubo's next garbage collection
+    missing = set(cids.values()) - kubo_recursive_pins(need_env("ZL_IPFS_API_URL"))
+    assert not missing, f"{len(missing)} documents marked pinned are not in Kubo's pin set: {sorted(missing)[:3]}"
     # the image: pinned, fetchable, remembered
     status, body = http_get(f"{gateway}/ipfs/{image_cid}")
     assert status == 200 and body == IMAGE_FILE.read_bytes()
     assert psql("SELECT tier, bytes FROM ipfs_images WHERE cid = :'v1' AND providers = :'v2'", image_cid,
                 pipeline.env["ZL_IPFS_PROVIDERS"]) == [["default", str(len(IMAGE_FILE.read_bytes()))]]
     assert pipeline.dlq_headers() == []
+
+
+def kubo_recursive_pins(api_url: str) -> set[str]:
+    req = urllib.request.Request(api_url + "/api/v0/pin/ls?type=recursive", method="POST")
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return set(json.loads(r.read()).get("Keys", {}))
 
 
 def test_a_poll_batch_is_pinned_with_one_add_request(pipeline, cli, image_cid):
@@ -117,40 +126,6 @@ def test_a_poll_batch_is_pinned_with_one_add_request(pipeline, cli, image_cid):
         # 40 documents and the image; one add each was 41 requests
         assert proxy.added >= 41, proxy.added
         assert proxy.adds <= 8, f"{proxy.adds} add requests for {proxy.added} files"
-        assert pipeline.dlq_headers() == []
-    finally:
-        proxy.stop()
-
-
-def kubo_recursive_pins(api_url: str) -> set[str]:
-    req = urllib.request.Request(api_url + "/api/v0/pin/ls?type=recursive", method="POST")
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return set(json.loads(r.read()).get("Keys", {}))
-
-
-def test_a_poll_batch_is_pinned_with_one_pin_request_and_a_failed_pin_is_retried(pipeline, cli, image_cid):
-    """Guards against Kubo pinning each file of an add on its own (most of an
-    add's cost: 2.5x fewer documents a second on the local Kubo): a poll
-    batch is added without pinning, then pinned with one pin/add request
-    naming its CIDs. Also guards against a deposit marked pinned whose pin
-    request failed (its blocks would be garbage-collected): the first
-    pin/add fails, nothing is marked, and the retry pins every document."""
-    api = need_env("ZL_IPFS_API_URL")
-    proxy = KuboProxy(api, fail_pins=1)
-    try:
-        deposits = [verified_deposit(amount=str(10 ** (i % 25) + i)) for i in range(40)]
-        insert_verified_rows(deposits)
-        pipeline.produce(deposits)
-        pipeline.start("w", ZL_IPFS_PROVIDERS=f"kubo={proxy.url}", ZL_BATCH_SIZE_MAX="50", ZL_BATCH_FILL_MS="500")
-        ids = [d["deposit_id"] for d in deposits]
-        wait_until(all_pinned(ids), 60, "every deposit pinned")
-        cids = assert_pinned_exactly_once(pipeline, deposits, cli, image_cid, pipeline.env["ZL_IPFS_GATEWAY_URLS"])
-        assert proxy.fail_pins == 0, "the stage never asked Kubo to pin: add?pin=true pins file by file"
-        missing = set(cids.values()) - kubo_recursive_pins(api)
-        assert not missing, f"{len(missing)} documents marked pinned are not in Kubo's pin set: {sorted(missing)[:3]}"
-        # 40 documents and the image, a few poll batches, one retried
-        assert proxy.pin_args >= 41, proxy.pin_args
-        assert proxy.pin_adds <= 9, f"{proxy.pin_adds} pin/add requests for {proxy.pin_args} CIDs"
         assert pipeline.dlq_headers() == []
     finally:
         proxy.stop()

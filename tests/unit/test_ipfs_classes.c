@@ -3,7 +3,6 @@
  * in this process: a provider down is an outage, an error answer or a busy
  * provider is transient, another CID is permanent, and the aggregate over
  * several providers follows pin_k. No external service needed. */
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,40 +51,12 @@ static struct zl_ipfs *client(const char *providers, int pin_k, const char *gate
     return c;
 }
 
-/* A Kubo provider's answers: `add` (status, body) to an add request (it
- * carries the file), `pin` to a pin/add request (no body). */
-struct kubo_script {
-    int add_status;
-    const char *add_body;
-    int pin_status;
-    const char *pin_body;
-};
-
-static void kubo_answers(void *opaque, const char *request_body, int *status, char *body, size_t body_size)
+/* The class zl_ipfs_pin gives DOC with one Kubo provider answering status
+ * and body. */
+static zl_class pin_against(int status, const char *body)
 {
-    const struct kubo_script *k = opaque;
-    bool add = request_body[0] != '\0';
-    *status = add ? k->add_status : k->pin_status;
-    snprintf(body, body_size, "%s", add ? k->add_body : k->pin_body);
-}
-
-/* Kubo's pin/add answer for DOC. */
-static const char *doc_pins(void)
-{
-    static char out[256];
-    char cid[ZL_CID_SIZE];
-    doc_cid(cid, sizeof(cid));
-    snprintf(out, sizeof(out), "{\"Pins\":[\"%s\"]}", cid);
-    return out;
-}
-
-/* The class zl_ipfs_pin gives DOC with one Kubo provider answering the add
- * with (add_status, add_body) and the pin/add with (pin_status, pin_body). */
-static zl_class pin_against2(int add_status, const char *add_body, int pin_status, const char *pin_body)
-{
-    struct kubo_script k = {add_status, add_body, pin_status, pin_body};
     struct canned s;
-    canned_start(&s, 0, "", kubo_answers, &k);
+    canned_start(&s, status, body, NULL, NULL);
     char providers[64], cid[ZL_CID_SIZE], err[ZL_ERRSTR_SIZE];
     snprintf(providers, sizeof(providers), "kubo=http://127.0.0.1:%d", s.port);
     struct zl_ipfs *c = client(providers, 1, "");
@@ -94,12 +65,6 @@ static zl_class pin_against2(int add_status, const char *add_body, int pin_statu
     zl_ipfs_free(c);
     canned_stop(&s);
     return got;
-}
-
-/* As pin_against2 with a pin/add that pins DOC. */
-static zl_class pin_against(int status, const char *body)
-{
-    return pin_against2(status, body, 200, doc_pins());
 }
 
 ZT_TEST(test_a_provider_answering_the_content_cid_pins)
@@ -136,26 +101,13 @@ ZT_TEST(test_an_error_answer_or_a_busy_provider_is_transient)
     ZT_EQ_INT(ZL_TRANSIENT, pin_against(200, "<html>not an add answer"));
 }
 
-ZT_TEST(test_an_add_without_its_pin_is_not_pinned)
-{
-    char cid[ZL_CID_SIZE], answer[512];
-    doc_cid(cid, sizeof(cid));
-    kubo_answer(answer, sizeof(answer), cid);
-    /* the blocks are there, the pin is not: Kubo could garbage-collect them */
-    ZT_EQ_INT(ZL_OUTAGE, pin_against2(200, answer, 500, "{\"Message\":\"cannot write the pin set\"}"));
-    ZT_EQ_INT(ZL_TRANSIENT, pin_against2(200, answer, 200, "{\"Pins\":[]}"));
-    ZT_EQ_INT(ZL_TRANSIENT, pin_against2(200, answer, 200, "<html>not a pin answer"));
-    ZT_EQ_INT(ZL_OK, pin_against2(200, answer, 200, doc_pins()));
-}
-
 ZT_TEST(test_the_aggregate_is_an_outage_only_when_too_few_providers_are_up)
 {
     char cid[ZL_CID_SIZE], answer[512], providers[128], err[ZL_ERRSTR_SIZE];
     doc_cid(cid, sizeof(cid));
     kubo_answer(answer, sizeof(answer), cid);
-    struct kubo_script pins = {200, answer, 200, doc_pins()};
     struct canned ok, bad;
-    canned_start(&ok, 0, "", kubo_answers, &pins);
+    canned_start(&ok, 200, answer, NULL, NULL);
     canned_start(&bad, 400, "{\"Message\":\"bad request\"}", NULL, NULL);
     int dead = canned_dead_port();
 
@@ -204,6 +156,5 @@ ZT_TEST(test_gateways_down_are_an_outage_and_wrong_bytes_are_transient)
 
 ZT_MAIN(test_a_provider_answering_the_content_cid_pins, test_another_cid_is_permanent,
         test_a_provider_down_is_an_outage, test_an_error_answer_or_a_busy_provider_is_transient,
-        test_an_add_without_its_pin_is_not_pinned,
         test_the_aggregate_is_an_outage_only_when_too_few_providers_are_up,
         test_gateways_down_are_an_outage_and_wrong_bytes_are_transient)
