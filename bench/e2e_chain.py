@@ -206,9 +206,9 @@ def report(out, path):
           f"{GAS_LIMIT:,}; deposits final {CONFIRMATIONS} blocks on top (`ZL_FINALITY=confirmations "
           f"ZL_CONFIRMATIONS={CONFIRMATIONS}`); otherwise as `bench/run e2e` (one copy per stage, "
           "ZL_MINT_RECEIPT_WAIT_MS=200, ZL_RETRY_TIERS_MS=1000,2000,5000, ZL_DETECT_POLL_MS="
-          f"{m['detect_poll_ms']}, {R.PARTS} partitions, this run's Kafka, PostgreSQL and Kubo). The machine "
-          "has 2 cores and other work (other helpers' builds and tests) shared them during this run: compare "
-          "each figure with its reference from the same run, not with other days.\n",
+          f"{m['detect_poll_ms']}, {R.PARTS} partitions, this run's Kafka, PostgreSQL and Kubo). Everything "
+          "shares the machine's cores (the load average at start and end is in the header): compare each figure "
+          "with its reference from the same run, not with other days.\n",
           "**Reference, the chain alone** (nothing else running): "
           f"{ref['n']:,} transfers sent as fast as the node takes them; admitted {fmt(ref['admitted_per_s'], 1)}/s, "
           f"mined {fmt(ref['mined_per_s'], 1)}/s ({ref['mined']:,} transfers in {ref['blocks']} blocks, the largest "
