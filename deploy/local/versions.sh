@@ -11,6 +11,9 @@ ZL_CHAIN_ID=${ZL_CHAIN_ID:-31337}
 ZL_KUBERNETES_VALIDATE_VERSION=${ZL_KUBERNETES_VALIDATE_VERSION:-1.37.0}
 # The process supervisor of the long-running local stack (deploy/local/stack).
 ZL_SUPERVISOR_VERSION=${ZL_SUPERVISOR_VERSION:-4.3.0}
+# solders (PyPI): the Solana SDK's types in Python, the reference the C
+# Solana transaction code is checked against (tests/integration/test_solana_tx.py).
+ZL_SOLDERS_VERSION=${ZL_SOLDERS_VERSION:-0.29.0}
 ZL_COMPOSE_SCHEMA_VERSION=${ZL_COMPOSE_SCHEMA_VERSION:-1.0.0}
 
 ZL_CACHE_DIR=${ZL_CACHE_DIR:-$HOME/.cache/zeroloss}

@@ -1,0 +1,117 @@
+/* zl-sol-tx: the C Solana transaction code as a command, for the test that
+ * checks it byte for byte against solders (tests/integration/
+ * test_solana_tx.py).
+ *
+ *   zl-sol-tx < spec.json
+ *
+ * spec: {"payer_seed": hex32, "seeds": [hex32...] (every signer's, the
+ * payer's included), "blockhash": base58, "instructions": [{"program":
+ * base58, "accounts": [{"key": base58, "signer": bool, "writable": bool}],
+ * "data": hex}]}. Prints {"tx": hex, "signature": base58} (the first
+ * signature, the transaction's id), or {"error": "..."} with exit status 1.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base58.h"
+#include "solana_tx.h"
+
+#define SEEDS_MAX 8
+
+static int fail(const char *why)
+{
+    json_t *o = json_pack("{s:s}", "error", why);
+    json_dumpf(o, stdout, JSON_COMPACT);
+    putchar('\n');
+    json_decref(o);
+    return 1;
+}
+
+static int unhex(const char *h, uint8_t *out, size_t max, size_t *n)
+{
+    size_t len = h != NULL ? strlen(h) : 0;
+    if (h == NULL || len % 2 != 0 || len / 2 > max)
+        return -1;
+    for (size_t i = 0; i < len / 2; i++) {
+        unsigned v;
+        if (sscanf(h + 2 * i, "%2x", &v) != 1)
+            return -1;
+        out[i] = (uint8_t)v;
+    }
+    *n = len / 2;
+    return 0;
+}
+
+static int key_of(json_t *v, uint8_t out[32])
+{
+    const char *s = json_string_value(v);
+    return s != NULL ? zl_b58_decode_exact(s, out, 32) : -1;
+}
+
+int main(void)
+{
+    json_error_t jerr;
+    json_t *spec = json_loadf(stdin, 0, &jerr);
+    if (spec == NULL)
+        return fail(jerr.text);
+    static struct zl_sol_keypair kps[SEEDS_MAX];
+    size_t nkps = 0, n, i;
+    json_t *v;
+    uint8_t seed[32], hash[32];
+    json_array_foreach(json_object_get(spec, "seeds"), i, v) {
+        if (nkps == SEEDS_MAX || unhex(json_string_value(v), seed, 32, &n) != 0 || n != 32 ||
+            zl_sol_keypair(seed, &kps[nkps++]) != 0)
+            return fail("bad seed");
+    }
+    struct zl_sol_keypair payer;
+    if (unhex(json_string_value(json_object_get(spec, "payer_seed")), seed, 32, &n) != 0 || n != 32 ||
+        zl_sol_keypair(seed, &payer) != 0)
+        return fail("bad payer_seed");
+    if (key_of(json_object_get(spec, "blockhash"), hash) != 0)
+        return fail("bad blockhash");
+    static struct zl_sol_ix ixs[ZL_SOL_IX_MAX];
+    static uint8_t data[ZL_SOL_IX_MAX][ZL_SOL_IX_DATA_MAX];
+    json_t *jixs = json_object_get(spec, "instructions");
+    size_t nix = json_array_size(jixs);
+    if (nix > ZL_SOL_IX_MAX)
+        return fail("too many instructions");
+    json_array_foreach(jixs, i, v) {
+        if (key_of(json_object_get(v, "program"), ixs[i].program) != 0)
+            return fail("bad program");
+        if (unhex(json_string_value(json_object_get(v, "data")), data[i], ZL_SOL_IX_DATA_MAX, &ixs[i].data_len) != 0)
+            return fail("bad data");
+        ixs[i].data = data[i];
+        size_t a;
+        json_t *acc;
+        json_t *jacc = json_object_get(v, "accounts");
+        if (json_array_size(jacc) > ZL_SOL_IX_ACCOUNTS_MAX)
+            return fail("too many accounts");
+        json_array_foreach(jacc, a, acc) {
+            if (key_of(json_object_get(acc, "key"), ixs[i].accounts[a].key) != 0)
+                return fail("bad account key");
+            ixs[i].accounts[a].signer = json_is_true(json_object_get(acc, "signer"));
+            ixs[i].accounts[a].writable = json_is_true(json_object_get(acc, "writable"));
+        }
+        ixs[i].naccounts = json_array_size(jacc);
+    }
+    static struct zl_sol_message m;
+    char err[256];
+    if (zl_sol_compile(payer.pub, ixs, nix, hash, &m, err, sizeof(err)) != 0)
+        return fail(err);
+    uint8_t tx[ZL_SOL_TX_MAX], sig0[ZL_SOL_SIG_SIZE];
+    size_t len;
+    if (zl_sol_sign(&m, kps, nkps, tx, sizeof(tx), &len, sig0, err, sizeof(err)) != 0)
+        return fail(err);
+    char hex[2 * ZL_SOL_TX_MAX + 1], sig[ZL_B58_TEXT_MAX];
+    for (size_t k = 0; k < len; k++)
+        snprintf(hex + 2 * k, 3, "%02x", tx[k]);
+    if (zl_b58_encode(sig0, sizeof(sig0), sig, sizeof(sig)) != 0)
+        return fail("signature encoding");
+    json_t *o = json_pack("{s:s,s:s}", "tx", hex, "signature", sig);
+    json_dumpf(o, stdout, JSON_COMPACT);
+    putchar('\n');
+    json_decref(o);
+    json_decref(spec);
+    return 0;
+}

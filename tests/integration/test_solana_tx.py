@@ -1,0 +1,130 @@
+"""Solana transactions built, serialized and signed in C (common/solana_tx.c,
+through tests/zl-sol-tx) must be byte for byte what the Solana SDK makes of
+the same instructions: solders 0.29 (PyPI; the SDK's Rust types), installed
+by deploy/local/deps into the pytools venv. No validator is needed: a
+transaction the SDK would build identically is one every RPC node accepts.
+
+Guards against: an account order, header count or compact-u16 length that
+differs from the SDK's (the network would refuse the transaction, or worse,
+read an account as writable that was meant read-only), and a signature over
+other bytes than the message.
+"""
+import json
+import os
+import random
+import subprocess
+from pathlib import Path
+
+from zlharness.env import REPO
+
+SYSTEM = "11111111111111111111111111111111"
+TOKEN = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
+TOKEN_2022 = "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb"
+MEMO = "MemoSq4gqABAXKb96qnH9TYGjwcoNPDYmr4nGzFQ1bf"
+RANDOM_SPECS = 200
+
+
+def b58(raw: bytes) -> str:
+    alphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+    n = int.from_bytes(raw, "big")
+    out = ""
+    while n:
+        n, r = divmod(n, 58)
+        out = alphabet[r] + out
+    return "1" * (len(raw) - len(raw.lstrip(b"\0"))) + out
+
+
+def pytools_python() -> Path:
+    out = subprocess.run(["bash", "-c", f". {REPO}/deploy/local/versions.sh && echo \"$ZL_PYTOOLS_DIR\""],
+                         capture_output=True, text=True, check=True)
+    py = Path(out.stdout.strip()) / "bin" / "python"
+    assert py.exists(), f"{py} missing: run deploy/local/deps (it installs solders into the pytools venv)"
+    return py
+
+
+def reference(specs: list[dict]) -> list[dict]:
+    out = subprocess.run([str(pytools_python()), str(Path(__file__).with_name("solders_ref.py"))],
+                         input=json.dumps(specs), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout)
+
+
+def ours(spec: dict) -> dict:
+    tool = Path(os.environ.get("ZL_BUILD_DIR", REPO / "build" / "release")) / "tests" / "zl-sol-tx"
+    out = subprocess.run([str(tool)], input=json.dumps(spec), capture_output=True, text=True, timeout=30)
+    got = json.loads(out.stdout)
+    assert out.returncode == 0, got
+    return got
+
+
+
+
+def transfer_spec(rng: random.Random) -> dict:
+    payer_seed = rng.randbytes(32).hex()
+    return {"payer_seed": payer_seed, "seeds": [payer_seed], "blockhash": b58(rng.randbytes(32)),
+            "instructions": [{"program": SYSTEM, "data": (2).to_bytes(4, "little").hex()
+                              + (1_000_000).to_bytes(8, "little").hex(),
+                              "accounts": [{"key": "SEED:" + payer_seed, "signer": True, "writable": True},
+                                           {"key": b58(rng.randbytes(32)), "signer": False, "writable": True}]}]}
+
+
+def random_spec(rng: random.Random) -> dict:
+    """1-4 instructions over a small pool of keys, so keys repeat with
+    different flags; signers from a pool of seeds; data of 0-40 bytes."""
+    seeds = [rng.randbytes(32).hex() for _ in range(rng.randint(1, 3))]
+    signer_keys = ["SEED:" + s for s in seeds]
+    others = [b58(rng.randbytes(32)) for _ in range(rng.randint(1, 6))] + [SYSTEM, TOKEN]
+    payer_seed = seeds[0]
+    ixs = []
+    for _ in range(rng.randint(1, 4)):
+        accounts = []
+        for _ in range(rng.randint(0, 5)):
+            if rng.random() < 0.3:
+                accounts.append({"key": rng.choice(signer_keys), "signer": rng.random() < 0.7,
+                                 "writable": rng.random() < 0.5})
+            else:
+                accounts.append({"key": rng.choice(others), "signer": False, "writable": rng.random() < 0.5})
+        ixs.append({"program": rng.choice([SYSTEM, TOKEN, TOKEN_2022, MEMO]), "accounts": accounts,
+                    "data": rng.randbytes(rng.randint(0, 40)).hex()})
+    return {"payer_seed": payer_seed, "seeds": seeds, "blockhash": b58(rng.randbytes(32)), "instructions": ixs}
+
+
+def pubkeys(seeds: list[str]) -> dict[str, str]:
+    """seed hex -> base58 public key, as solders computes it (RFC 8032)."""
+    code = ("import json,sys\nfrom solders.keypair import Keypair\n"
+            "print(json.dumps([str(Keypair.from_seed(bytes.fromhex(s)).pubkey()) for s in json.load(sys.stdin)]))")
+    out = subprocess.run([str(pytools_python()), "-c", code], input=json.dumps(seeds), capture_output=True,
+                         text=True, timeout=60, check=True)
+    return dict(zip(seeds, json.loads(out.stdout)))
+
+
+def resolve(specs: list[dict]) -> list[dict]:
+    """Replaces each account key "SEED:<hex>" by that seed's public key."""
+    seeds = sorted({a["key"][5:] for s in specs for ix in s["instructions"] for a in ix["accounts"]
+                    if a["key"].startswith("SEED:")})
+    keys = pubkeys(seeds)
+    for s in specs:
+        for ix in s["instructions"]:
+            for a in ix["accounts"]:
+                if a["key"].startswith("SEED:"):
+                    a["key"] = keys[a["key"][5:]]
+    return specs
+
+
+def test_a_system_transfer_is_the_sdks_transaction_byte_for_byte():
+    (spec,) = resolve([transfer_spec(random.Random(1))])
+    (want,) = reference([spec])
+    got = ours(spec)
+    assert got == want
+    tx = bytes.fromhex(got["tx"])
+    assert tx[0] == 1 and tx[65:68] == bytes([1, 0, 1]), "1 signature; header 1 signer, 1 read-only unsigned"
+
+
+def test_random_messages_are_the_sdks_byte_for_byte():
+    """Repeated keys with different flags, several signers, read-only and
+    writable, programs also named as accounts, empty data: 200 seeded specs."""
+    rng = random.Random(22)
+    specs = resolve([random_spec(rng) for _ in range(RANDOM_SPECS)])
+    want = reference(specs)
+    differ = [(i, s) for i, (s, w) in enumerate(zip(specs, want)) if ours(s) != w]
+    assert not differ, f"{len(differ)} of {len(specs)} differ from solders; first: {json.dumps(differ[0][1])}"
