@@ -2,7 +2,7 @@
 # against real local services; `make check` does the same under ASan+UBSan.
 # Libraries are found with pkg-config; `make deps` installs what is missing.
 
-PKGS := rdkafka libcurl jansson libmicrohttpd libsecp256k1 nettle libsodium libpq uuid
+PKGS := rdkafka libcurl jansson libmicrohttpd libsecp256k1 nettle gmp libsodium libpq uuid
 
 CC      ?= cc
 NPROC   := $(shell nproc 2>/dev/null || echo 2)

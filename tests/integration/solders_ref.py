@@ -1,7 +1,8 @@
 """TEST CODE, run by the pytools venv's python (it has solders, the Solana
 SDK's types): reads a JSON list of zl-sol-tx specs on stdin and prints, per
 spec, the transaction solders builds and signs from it, as
-{"tx": hex, "signature": base58}. The reference for
+{"tx": hex, "signature": base58}; with --addr, a list of zl-sol-addr
+requests and solders' answers in zl-sol-addr's form. The reference for
 tests/integration/test_solana_tx.py."""
 import json
 import sys
@@ -11,6 +12,7 @@ from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.message import Message
 from solders.pubkey import Pubkey
+from solders.token.associated import get_associated_token_address
 from solders.transaction import Transaction
 
 
@@ -27,5 +29,28 @@ def build(spec: dict) -> dict:
     return {"tx": bytes(tx).hex(), "signature": str(tx.signatures[0])}
 
 
+def derive(r: dict) -> dict:
+    try:
+        if r["kind"] == "on_curve":
+            return {"on_curve": Pubkey.from_string(r["key"]).is_on_curve()}
+        if r["kind"] == "with_seed":
+            return {"address": str(Pubkey.create_with_seed(Pubkey.from_string(r["base"]), r["seed"],
+                                                           Pubkey.from_string(r["owner"])))}
+        if r["kind"] == "pda":
+            addr, bump = Pubkey.find_program_address([bytes.fromhex(h) for h in r["seeds"]],
+                                                     Pubkey.from_string(r["program"]))
+            return {"address": str(addr), "bump": bump}
+        if r["kind"] == "ata":
+            return {"address": str(get_associated_token_address(Pubkey.from_string(r["wallet"]),
+                                                                Pubkey.from_string(r["mint"]),
+                                                                Pubkey.from_string(r["token_program"])))}
+    except BaseException as e:  # solders raises ValueError or a panic for a refused request
+        return {"error": type(e).__name__}
+    return {"error": "bad request"}
+
+
 if __name__ == "__main__":
-    print(json.dumps([build(s) for s in json.load(sys.stdin)]))
+    if sys.argv[1:] == ["--addr"]:
+        print(json.dumps([derive(r) for r in json.load(sys.stdin)]))
+    else:
+        print(json.dumps([build(s) for s in json.load(sys.stdin)]))

@@ -1,13 +1,16 @@
 """Solana transactions built, serialized and signed in C (common/solana_tx.c,
-through tests/zl-sol-tx) must be byte for byte what the Solana SDK makes of
-the same instructions: solders 0.29 (PyPI; the SDK's Rust types), installed
+through tests/zl-sol-tx), and addresses derived in C (common/solana_addr.c,
+through tests/zl-sol-addr), must be byte for byte what the Solana SDK makes
+of the same input: solders 0.29 (PyPI; the SDK's Rust types), installed
 by deploy/local/deps into the pytools venv. No validator is needed: a
 transaction the SDK would build identically is one every RPC node accepts.
 
 Guards against: an account order, header count or compact-u16 length that
 differs from the SDK's (the network would refuse the transaction, or worse,
 read an account as writable that was meant read-only), and a signature over
-other bytes than the message.
+other bytes than the message; a derived address (a deposit's token
+account, a receipt's mint) that is not the one the runtime derives, so a
+deposit would be missed or a receipt created twice.
 """
 import json
 import os
@@ -42,16 +45,20 @@ def pytools_python() -> Path:
     return py
 
 
-def reference(specs: list[dict]) -> list[dict]:
-    out = subprocess.run([str(pytools_python()), str(Path(__file__).with_name("solders_ref.py"))],
+def reference(specs: list[dict], *args: str) -> list[dict]:
+    out = subprocess.run([str(pytools_python()), str(Path(__file__).with_name("solders_ref.py")), *args],
                          input=json.dumps(specs), capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout)
 
 
+def tool(name: str) -> Path:
+    return Path(os.environ.get("ZL_BUILD_DIR", REPO / "build" / "release")) / "tests" / name
+
+
 def ours(spec: dict) -> dict:
-    tool = Path(os.environ.get("ZL_BUILD_DIR", REPO / "build" / "release")) / "tests" / "zl-sol-tx"
-    out = subprocess.run([str(tool)], input=json.dumps(spec), capture_output=True, text=True, timeout=30)
+    out = subprocess.run([str(tool("zl-sol-tx"))], input=json.dumps(spec), capture_output=True, text=True,
+                         timeout=30)
     got = json.loads(out.stdout)
     assert out.returncode == 0, got
     return got
@@ -128,3 +135,41 @@ def test_random_messages_are_the_sdks_byte_for_byte():
     want = reference(specs)
     differ = [(i, s) for i, (s, w) in enumerate(zip(specs, want)) if ours(s) != w]
     assert not differ, f"{len(differ)} of {len(specs)} differ from solders; first: {json.dumps(differ[0][1])}"
+
+
+def addr_requests(rng: random.Random) -> list[dict]:
+    key = lambda: b58(rng.randbytes(32))  # noqa: E731
+    reqs = [{"kind": "on_curve", "key": key()} for _ in range(300)]
+    reqs += [{"kind": "pda", "program": rng.choice([key(), TOKEN, SYSTEM]),
+              "seeds": [rng.randbytes(rng.randint(0, 32)).hex() for _ in range(rng.randint(0, 4))]}
+             for _ in range(100)]
+    reqs += [{"kind": "with_seed", "base": key(), "owner": rng.choice([TOKEN, TOKEN_2022, key()]),
+              "seed": "".join(rng.choice("0123456789abcdef") for _ in range(rng.randint(0, 32)))}
+             for _ in range(50)]
+    reqs += [{"kind": "ata", "wallet": key(), "mint": key(), "token_program": rng.choice([TOKEN, TOKEN_2022])}
+             for _ in range(50)]
+    # refused by both: a seed over 32 bytes, 16 seeds besides the bump
+    reqs += [{"kind": "with_seed", "base": key(), "owner": TOKEN, "seed": "x" * 33},
+             {"kind": "pda", "program": TOKEN, "seeds": ["00" * 33]},
+             {"kind": "pda", "program": TOKEN, "seeds": ["01"] * 16}]
+    return reqs
+
+
+def test_derived_addresses_are_the_sdks():
+    """300 keys on or off the curve, 100 program addresses with 0-4 seeds,
+    50 create-with-seed and 50 associated token accounts (SPL Token and
+    Token-2022), and three requests both must refuse."""
+    reqs = addr_requests(random.Random(7))
+    want = reference(reqs, "--addr")
+    out = subprocess.run([str(tool("zl-sol-addr"))], input=json.dumps(reqs), capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    assert len(got) == len(want)
+    # an error's text is each side's own: compare that both refused
+    norm = lambda a: {"error": True} if "error" in a else a  # noqa: E731
+    differ = [(r, g, w) for r, g, w in zip(reqs, got, want) if norm(g) != norm(w)]
+    assert not differ, f"{len(differ)} of {len(reqs)} differ from solders; first: {differ[0]}"
+    on = sum(1 for w in want[:300] if w["on_curve"])
+    assert 50 < on < 250, f"{on} of 300 random keys on the curve: the check cannot tell them apart"
+    assert sum(1 for w in want if "error" in w) == 3
