@@ -55,12 +55,12 @@ struct zl_sol_account {
     bool writable;
 };
 
-/* One instruction; data points into the caller's memory. */
+/* One instruction, self-contained (about 1.1 KiB). */
 struct zl_sol_ix {
     uint8_t program[ZL_SOL_KEY_SIZE];
     struct zl_sol_account accounts[ZL_SOL_IX_ACCOUNTS_MAX];
     size_t naccounts;
-    const uint8_t *data;
+    uint8_t data[ZL_SOL_IX_DATA_MAX];
     size_t data_len;
 };
 

@@ -7,7 +7,11 @@
  * spec: {"payer_seed": hex32, "seeds": [hex32...] (every signer's, the
  * payer's included), "blockhash": base58, "instructions": [{"program":
  * base58, "accounts": [{"key": base58, "signer": bool, "writable": bool}],
- * "data": hex}]}. Prints {"tx": hex, "signature": base58} (the first
+ * "data": hex}]}. An instruction may instead name a System Program builder
+ * (common/solana_system.c): {"system": "transfer" | "create_account" |
+ * "create_account_with_seed" | "advance_nonce" | "initialize_nonce", and
+ * its fields: "from", "to", "base", "seed", "lamports", "space", "owner",
+ * "nonce", "authority"}. Prints {"tx": hex, "signature": base58} (the first
  * signature, the transaction's id), or {"error": "..."} with exit status 1.
  */
 #include <jansson.h>
@@ -15,6 +19,7 @@
 #include <string.h>
 
 #include "base58.h"
+#include "solana_system.h"
 #include "solana_tx.h"
 
 #define SEEDS_MAX 8
@@ -49,6 +54,36 @@ static int key_of(json_t *v, uint8_t out[32])
     return s != NULL ? zl_b58_decode_exact(s, out, 32) : -1;
 }
 
+/* A System Program instruction named by v's "system"; -1 when a field is
+ * missing or the builder refuses. */
+static int system_ix(json_t *v, struct zl_sol_ix *ix, char *err, size_t err_size)
+{
+    const char *op = json_string_value(json_object_get(v, "system"));
+    uint8_t a[32], b[32], c[32], d[32];
+    uint64_t lamports = (uint64_t)json_integer_value(json_object_get(v, "lamports"));
+    uint64_t space = (uint64_t)json_integer_value(json_object_get(v, "space"));
+    const char *seed = json_string_value(json_object_get(v, "seed"));
+    snprintf(err, err_size, "bad system instruction");
+    if (strcmp(op, "transfer") == 0 && key_of(json_object_get(v, "from"), a) == 0 &&
+        key_of(json_object_get(v, "to"), b) == 0)
+        return zl_sol_sys_transfer(ix, a, b, lamports);
+    if (strcmp(op, "create_account") == 0 && key_of(json_object_get(v, "from"), a) == 0 &&
+        key_of(json_object_get(v, "to"), b) == 0 && key_of(json_object_get(v, "owner"), c) == 0)
+        return zl_sol_sys_create_account(ix, a, b, lamports, space, c);
+    if (strcmp(op, "create_account_with_seed") == 0 && seed != NULL && key_of(json_object_get(v, "from"), a) == 0 &&
+        key_of(json_object_get(v, "to"), b) == 0 && key_of(json_object_get(v, "base"), c) == 0 &&
+        key_of(json_object_get(v, "owner"), d) == 0)
+        return zl_sol_sys_create_account_with_seed(ix, a, b, c, seed, strlen(seed), lamports, space, d, err,
+                                                   err_size);
+    if (strcmp(op, "advance_nonce") == 0 && key_of(json_object_get(v, "nonce"), a) == 0 &&
+        key_of(json_object_get(v, "authority"), b) == 0)
+        return zl_sol_sys_advance_nonce(ix, a, b);
+    if (strcmp(op, "initialize_nonce") == 0 && key_of(json_object_get(v, "nonce"), a) == 0 &&
+        key_of(json_object_get(v, "authority"), b) == 0)
+        return zl_sol_sys_initialize_nonce(ix, a, b);
+    return -1;
+}
+
 int main(void)
 {
     json_error_t jerr;
@@ -71,17 +106,21 @@ int main(void)
     if (key_of(json_object_get(spec, "blockhash"), hash) != 0)
         return fail("bad blockhash");
     static struct zl_sol_ix ixs[ZL_SOL_IX_MAX];
-    static uint8_t data[ZL_SOL_IX_MAX][ZL_SOL_IX_DATA_MAX];
     json_t *jixs = json_object_get(spec, "instructions");
     size_t nix = json_array_size(jixs);
     if (nix > ZL_SOL_IX_MAX)
         return fail("too many instructions");
+    char err[256];
     json_array_foreach(jixs, i, v) {
+        if (json_is_string(json_object_get(v, "system"))) {
+            if (system_ix(v, &ixs[i], err, sizeof(err)) != 0)
+                return fail(err);
+            continue;
+        }
         if (key_of(json_object_get(v, "program"), ixs[i].program) != 0)
             return fail("bad program");
-        if (unhex(json_string_value(json_object_get(v, "data")), data[i], ZL_SOL_IX_DATA_MAX, &ixs[i].data_len) != 0)
+        if (unhex(json_string_value(json_object_get(v, "data")), ixs[i].data, ZL_SOL_IX_DATA_MAX, &ixs[i].data_len) != 0)
             return fail("bad data");
-        ixs[i].data = data[i];
         size_t a;
         json_t *acc;
         json_t *jacc = json_object_get(v, "accounts");
@@ -96,7 +135,6 @@ int main(void)
         ixs[i].naccounts = json_array_size(jacc);
     }
     static struct zl_sol_message m;
-    char err[256];
     if (zl_sol_compile(payer.pub, ixs, nix, hash, &m, err, sizeof(err)) != 0)
         return fail(err);
     uint8_t tx[ZL_SOL_TX_MAX], sig0[ZL_SOL_SIG_SIZE];

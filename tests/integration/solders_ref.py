@@ -12,14 +12,36 @@ from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.message import Message
 from solders.pubkey import Pubkey
+from solders import system_program as sp
 from solders.token.associated import get_associated_token_address
 from solders.transaction import Transaction
+
+
+def system_ix(ix: dict) -> Instruction:
+    """A System Program instruction from solders' own builder."""
+    k = lambda f: Pubkey.from_string(ix[f])  # noqa: E731
+    op = ix["system"]
+    if op == "transfer":
+        return sp.transfer({"from_pubkey": k("from"), "to_pubkey": k("to"), "lamports": ix["lamports"]})
+    if op == "create_account":
+        return sp.create_account({"from_pubkey": k("from"), "to_pubkey": k("to"), "lamports": ix["lamports"],
+                                  "space": ix["space"], "owner": k("owner")})
+    if op == "create_account_with_seed":
+        return sp.create_account_with_seed({"from_pubkey": k("from"), "to_pubkey": k("to"), "base": k("base"),
+                                            "seed": ix["seed"], "lamports": ix["lamports"], "space": ix["space"],
+                                            "owner": k("owner")})
+    if op == "advance_nonce":
+        return sp.advance_nonce_account({"nonce_pubkey": k("nonce"), "authorized_pubkey": k("authority")})
+    if op == "initialize_nonce":
+        return sp.initialize_nonce_account({"nonce_pubkey": k("nonce"), "authority": k("authority")})
+    raise ValueError(op)
 
 
 def build(spec: dict) -> dict:
     keys = {bytes(k.pubkey()): k for k in (Keypair.from_seed(bytes.fromhex(s)) for s in spec["seeds"])}
     payer = Keypair.from_seed(bytes.fromhex(spec["payer_seed"]))
-    ixs = [Instruction(Pubkey.from_string(ix["program"]), bytes.fromhex(ix["data"]),
+    ixs = [system_ix(ix) if "system" in ix else
+           Instruction(Pubkey.from_string(ix["program"]), bytes.fromhex(ix["data"]),
                        [AccountMeta(Pubkey.from_string(a["key"]), a["signer"], a["writable"]) for a in ix["accounts"]])
            for ix in spec["instructions"]]
     blockhash = Hash.from_string(spec["blockhash"])

@@ -73,7 +73,8 @@ ZT_TEST(test_a_transfer_compiles_payer_first_and_program_last)
     memset(payer, 0xaa, 32);
     memset(to, 0x55, 32);
     memset(hash, 0x11, 32);
-    struct zl_sol_ix ix = {.naccounts = 2, .data = data, .data_len = sizeof(data)};
+    static struct zl_sol_ix ix = {.naccounts = 2, .data_len = sizeof(data)};
+    memcpy(ix.data, data, sizeof(data));
     memset(ix.program, 0, 32); /* the System Program */
     memcpy(ix.accounts[0].key, payer, 32);
     ix.accounts[0].signer = ix.accounts[0].writable = true;
@@ -122,11 +123,9 @@ ZT_TEST(test_bounds_are_refused_with_a_reason)
     ZT_EQ_INT(-1, zl_sol_compile(payer, ixs, 3, hash, &m, err, sizeof(err)));
     ZT_CHECK(strstr(err, "distinct accounts") != NULL);
     /* data that cannot fit one packet */
-    static uint8_t data[ZL_SOL_IX_DATA_MAX];
     for (size_t i = 0; i < 3; i++) {
         ixs[i].naccounts = 0;
-        ixs[i].data = data;
-        ixs[i].data_len = sizeof(data);
+        ixs[i].data_len = ZL_SOL_IX_DATA_MAX;
     }
     err[0] = '\0';
     ZT_EQ_INT(-1, zl_sol_compile(payer, ixs, 3, hash, &m, err, sizeof(err)));
