@@ -11,7 +11,11 @@
  * (common/solana_system.c): {"system": "transfer" | "create_account" |
  * "create_account_with_seed" | "advance_nonce" | "initialize_nonce", and
  * its fields: "from", "to", "base", "seed", "lamports", "space", "owner",
- * "nonce", "authority"}. Prints {"tx": hex, "signature": base58} (the first
+ * "nonce", "authority"}, or a token builder (common/solana_token.c):
+ * {"token": "initialize_mint2" | "mint_to" | "transfer_checked" |
+ * "set_mint_authority" | "ata_create", "program" (the token program) and
+ * "mint", "dest", "source", "owner", "authority", "new_authority" (null:
+ * none), "payer", "wallet", "ata", "amount", "decimals"}. Prints {"tx": hex, "signature": base58} (the first
  * signature, the transaction's id), or {"error": "..."} with exit status 1.
  */
 #include <jansson.h>
@@ -20,6 +24,7 @@
 
 #include "base58.h"
 #include "solana_system.h"
+#include "solana_token.h"
 #include "solana_tx.h"
 
 #define SEEDS_MAX 8
@@ -84,6 +89,44 @@ static int system_ix(json_t *v, struct zl_sol_ix *ix, char *err, size_t err_size
     return -1;
 }
 
+/* A token instruction named by v's "token"; -1 when a field is missing. */
+static int token_ix(json_t *v, struct zl_sol_ix *ix)
+{
+    const char *op = json_string_value(json_object_get(v, "token"));
+    uint8_t prog[32], mint[32], a[32], b[32], c[32];
+    uint64_t amount = (uint64_t)json_integer_value(json_object_get(v, "amount"));
+    uint8_t decimals = (uint8_t)json_integer_value(json_object_get(v, "decimals"));
+    if (key_of(json_object_get(v, "program"), prog) != 0 || key_of(json_object_get(v, "mint"), mint) != 0)
+        return -1;
+    if (strcmp(op, "initialize_mint2") == 0 && key_of(json_object_get(v, "authority"), a) == 0) {
+        zl_sol_tok_initialize_mint2(ix, prog, mint, decimals, a, NULL);
+        return 0;
+    }
+    if (strcmp(op, "mint_to") == 0 && key_of(json_object_get(v, "dest"), a) == 0 &&
+        key_of(json_object_get(v, "authority"), b) == 0) {
+        zl_sol_tok_mint_to(ix, prog, mint, a, b, amount);
+        return 0;
+    }
+    if (strcmp(op, "transfer_checked") == 0 && key_of(json_object_get(v, "source"), a) == 0 &&
+        key_of(json_object_get(v, "dest"), b) == 0 && key_of(json_object_get(v, "owner"), c) == 0) {
+        zl_sol_tok_transfer_checked(ix, prog, a, mint, b, c, amount, decimals);
+        return 0;
+    }
+    if (strcmp(op, "set_mint_authority") == 0 && key_of(json_object_get(v, "authority"), a) == 0) {
+        bool none = json_is_null(json_object_get(v, "new_authority"));
+        if (!none && key_of(json_object_get(v, "new_authority"), b) != 0)
+            return -1;
+        zl_sol_tok_set_mint_authority(ix, prog, mint, a, none ? NULL : b);
+        return 0;
+    }
+    if (strcmp(op, "ata_create") == 0 && key_of(json_object_get(v, "payer"), a) == 0 &&
+        key_of(json_object_get(v, "ata"), b) == 0 && key_of(json_object_get(v, "wallet"), c) == 0) {
+        zl_sol_ata_create_idempotent(ix, a, b, c, mint, prog);
+        return 0;
+    }
+    return -1;
+}
+
 int main(void)
 {
     json_error_t jerr;
@@ -112,6 +155,11 @@ int main(void)
         return fail("too many instructions");
     char err[256];
     json_array_foreach(jixs, i, v) {
+        if (json_is_string(json_object_get(v, "token"))) {
+            if (token_ix(v, &ixs[i]) != 0)
+                return fail("bad token instruction");
+            continue;
+        }
         if (json_is_string(json_object_get(v, "system"))) {
             if (system_ix(v, &ixs[i], err, sizeof(err)) != 0)
                 return fail(err);
