@@ -7,6 +7,7 @@
 #include "solana_token.h"
 
 enum {
+    TOK_TRANSFER = 3,
     TOK_MINT_TO = 7,
     TOK_SET_AUTHORITY = 6,
     TOK_TRANSFER_CHECKED = 12,
@@ -83,6 +84,17 @@ void zl_sol_tok_transfer_checked(struct zl_sol_ix *ix, const uint8_t program[ZL_
     account(ix, owner, true, false);
     u64le(ix, amount);
     ix->data[ix->data_len++] = decimals;
+}
+
+void zl_sol_tok_transfer(struct zl_sol_ix *ix, const uint8_t program[ZL_SOL_KEY_SIZE],
+                         const uint8_t source[ZL_SOL_KEY_SIZE], const uint8_t dest[ZL_SOL_KEY_SIZE],
+                         const uint8_t owner[ZL_SOL_KEY_SIZE], uint64_t amount)
+{
+    begin(ix, program, TOK_TRANSFER);
+    account(ix, source, false, true);
+    account(ix, dest, false, true);
+    account(ix, owner, true, false);
+    u64le(ix, amount);
 }
 
 void zl_sol_tok_set_mint_authority(struct zl_sol_ix *ix, const uint8_t program[ZL_SOL_KEY_SIZE],

@@ -36,6 +36,11 @@ void zl_sol_tok_transfer_checked(struct zl_sol_ix *ix, const uint8_t program[ZL_
                                  const uint8_t dest[ZL_SOL_KEY_SIZE], const uint8_t owner[ZL_SOL_KEY_SIZE],
                                  uint64_t amount, uint8_t decimals);
 
+/* Transfer (unchecked: no mint, no decimals; older wallets still send it). */
+void zl_sol_tok_transfer(struct zl_sol_ix *ix, const uint8_t program[ZL_SOL_KEY_SIZE],
+                         const uint8_t source[ZL_SOL_KEY_SIZE], const uint8_t dest[ZL_SOL_KEY_SIZE],
+                         const uint8_t owner[ZL_SOL_KEY_SIZE], uint64_t amount);
+
 /* SetAuthority of the mint's minting right to new_authority, or to none
  * when NULL (a supply fixed for ever: the receipt's supply of 1). */
 void zl_sol_tok_set_mint_authority(struct zl_sol_ix *ix, const uint8_t program[ZL_SOL_KEY_SIZE],

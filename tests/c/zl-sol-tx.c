@@ -12,7 +12,7 @@
  * "create_account_with_seed" | "advance_nonce" | "initialize_nonce", and
  * its fields: "from", "to", "base", "seed", "lamports", "space", "owner",
  * "nonce", "authority"}, or a token builder (common/solana_token.c):
- * {"token": "initialize_mint2" | "mint_to" | "transfer_checked" |
+ * {"token": "initialize_mint2" | "mint_to" | "transfer" | "transfer_checked" |
  * "set_mint_authority" | "ata_create", "program" (the token program) and
  * "mint", "dest", "source", "owner", "authority", "new_authority" (null:
  * none), "payer", "wallet", "ata", "amount", "decimals"}. Prints {"tx": hex, "signature": base58} (the first
@@ -105,6 +105,11 @@ static int token_ix(json_t *v, struct zl_sol_ix *ix)
     if (strcmp(op, "mint_to") == 0 && key_of(json_object_get(v, "dest"), a) == 0 &&
         key_of(json_object_get(v, "authority"), b) == 0) {
         zl_sol_tok_mint_to(ix, prog, mint, a, b, amount);
+        return 0;
+    }
+    if (strcmp(op, "transfer") == 0 && key_of(json_object_get(v, "source"), a) == 0 &&
+        key_of(json_object_get(v, "dest"), b) == 0 && key_of(json_object_get(v, "owner"), c) == 0) {
+        zl_sol_tok_transfer(ix, prog, a, b, c, amount);
         return 0;
     }
     if (strcmp(op, "transfer_checked") == 0 && key_of(json_object_get(v, "source"), a) == 0 &&

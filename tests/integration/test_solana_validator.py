@@ -108,12 +108,16 @@ class Validator:
 
     def send(self, spec: dict) -> dict:
         """Builds spec with zl-sol-tx and sends it; the RPC answer."""
+        return self.send_opts(spec, {})
+
+    def send_opts(self, spec: dict, opts: dict) -> dict:
+        """send with more sendTransaction options (skipPreflight)."""
         out = subprocess.run([str(tool("zl-sol-tx"))], input=json.dumps(spec), capture_output=True, text=True,
                              timeout=30)
         got = json.loads(out.stdout)
         assert out.returncode == 0, got
         raw = base64.b64encode(bytes.fromhex(got["tx"])).decode()
-        return self.call("sendTransaction", raw, {"encoding": "base64", "preflightCommitment": "confirmed"}), got
+        return self.call("sendTransaction", raw, {"encoding": "base64", "preflightCommitment": "confirmed", **opts}), got
 
 
 @pytest.fixture(scope="module")

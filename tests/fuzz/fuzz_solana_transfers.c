@@ -1,0 +1,44 @@
+/* libFuzzer target for the Solana deposit reader (common/solana_transfers.c):
+ * getTransaction answers come from RPC nodes. Properties:
+ *  - never more transfers than room, none on a refusal or an absent answer;
+ *  - a refusal always carries a reason;
+ *  - every transfer's amount is decimal digits, its deposit id is
+ *    "<cluster>:<signature>:<place>" of its own fields, and the destination
+ *    is one the callback accepted. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "solana_transfers.h"
+
+#define OUT_MAX 3
+
+/* Accepts every key that starts with 'A'..'M': a set the fuzzer can hit. */
+static bool is_deposit(void *ctx, const char *acct)
+{
+    (void)ctx;
+    return acct[0] >= 'A' && acct[0] <= 'M';
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static struct zl_sol_transfer out[OUT_MAX];
+    size_t n = 99;
+    char err[256] = "";
+    enum zl_sol_tx_read rc = zl_sol_parse_transfers((const char *)data, size, "localnet",
+                                                    "8vHvLj8F6pDnUvH7hVcpvJad6GBhN4tFDhYnfQotBuTr", is_deposit, NULL,
+                                                    out, OUT_MAX, &n, err, sizeof(err));
+    if (n > OUT_MAX || (rc != ZL_SOL_TX_READ && n != 0) || (rc == ZL_SOL_TX_INVALID && err[0] == '\0'))
+        abort();
+    for (size_t i = 0; i < n; i++) {
+        const struct zl_sol_transfer *t = &out[i];
+        char id[ZL_SOL_DEPOSIT_ID_SIZE];
+        snprintf(id, sizeof(id), "localnet:%s:%s", t->signature, t->place);
+        if (strcmp(id, t->deposit_id) != 0 || t->amount[0] == '\0' ||
+            strspn(t->amount, "0123456789") != strlen(t->amount) || !is_deposit(NULL, t->destination) ||
+            strcmp(t->mint, "8vHvLj8F6pDnUvH7hVcpvJad6GBhN4tFDhYnfQotBuTr") != 0)
+            abort();
+    }
+    return 0;
+}
