@@ -12,6 +12,8 @@ enum {
     TOK_SET_AUTHORITY = 6,
     TOK_TRANSFER_CHECKED = 12,
     TOK_INITIALIZE_MINT2 = 20,
+    TOK22_METADATA_POINTER = 39, /* Token-2022's MetadataPointerExtension */
+    POINTER_INITIALIZE = 0,
     AUTHORITY_MINT_TOKENS = 0,
     ATA_CREATE_IDEMPOTENT = 1,
 };
@@ -106,6 +108,52 @@ void zl_sol_tok_set_mint_authority(struct zl_sol_ix *ix, const uint8_t program[Z
     account(ix, current, true, false);
     ix->data[ix->data_len++] = AUTHORITY_MINT_TOKENS;
     opt_key(ix, new_authority);
+}
+
+void zl_sol_tok22_metadata_pointer(struct zl_sol_ix *ix, const uint8_t program[ZL_SOL_KEY_SIZE],
+                                   const uint8_t mint[ZL_SOL_KEY_SIZE], const uint8_t *authority,
+                                   const uint8_t metadata[ZL_SOL_KEY_SIZE])
+{
+    static const uint8_t none[ZL_SOL_KEY_SIZE] = {0}; /* OptionalNonZeroPubkey: zeros are None */
+    begin(ix, program, TOK22_METADATA_POINTER);
+    account(ix, mint, false, true);
+    ix->data[ix->data_len++] = POINTER_INITIALIZE;
+    memcpy(ix->data + ix->data_len, authority != NULL ? authority : none, ZL_SOL_KEY_SIZE);
+    ix->data_len += ZL_SOL_KEY_SIZE;
+    memcpy(ix->data + ix->data_len, metadata, ZL_SOL_KEY_SIZE);
+    ix->data_len += ZL_SOL_KEY_SIZE;
+}
+
+/* A borsh string: u32 little-endian length, then the bytes. */
+static void borsh_str(struct zl_sol_ix *ix, const char *s)
+{
+    uint32_t n = (uint32_t)strlen(s);
+    for (int i = 0; i < 4; i++)
+        ix->data[ix->data_len++] = (uint8_t)(n >> (8 * i));
+    memcpy(ix->data + ix->data_len, s, n);
+    ix->data_len += n;
+}
+
+int zl_sol_tok22_metadata_init(struct zl_sol_ix *ix, const uint8_t program[ZL_SOL_KEY_SIZE],
+                               const uint8_t mint[ZL_SOL_KEY_SIZE], const uint8_t update_authority[ZL_SOL_KEY_SIZE],
+                               const uint8_t mint_authority[ZL_SOL_KEY_SIZE], const char *name, const char *symbol,
+                               const char *uri)
+{
+    /* sha256("spl_token_metadata_interface:initialize_account")[0..8] */
+    static const uint8_t disc[8] = {0xd2, 0xe1, 0x1e, 0xa2, 0x58, 0xb8, 0x4d, 0x8d};
+    if (strlen(name) + strlen(symbol) + strlen(uri) > ZL_SOL_METADATA_TEXT_MAX)
+        return -1;
+    begin(ix, program, -1);
+    account(ix, mint, false, true); /* the metadata is in the mint */
+    account(ix, update_authority, false, false);
+    account(ix, mint, false, false);
+    account(ix, mint_authority, true, false);
+    memcpy(ix->data, disc, sizeof(disc));
+    ix->data_len = sizeof(disc);
+    borsh_str(ix, name);
+    borsh_str(ix, symbol);
+    borsh_str(ix, uri);
+    return 0;
 }
 
 void zl_sol_ata_create_idempotent(struct zl_sol_ix *ix, const uint8_t payer[ZL_SOL_KEY_SIZE],

@@ -47,6 +47,34 @@ void zl_sol_tok_set_mint_authority(struct zl_sol_ix *ix, const uint8_t program[Z
                                    const uint8_t mint[ZL_SOL_KEY_SIZE], const uint8_t current[ZL_SOL_KEY_SIZE],
                                    const uint8_t *new_authority);
 
+/* Token-2022 only. Bytes of a mint account with the metadata pointer
+ * extension, before the metadata itself: the mint (82), padding to an
+ * account's 165, the account type (1), the extension's type and length (4)
+ * and its two keys (64). */
+#define ZL_SOL_MINT_WITH_POINTER_SIZE 234
+/* Bytes the token metadata adds to the mint account for these strings: its
+ * type and length (4), update authority and mint (64), three u32-prefixed
+ * strings and an empty list of extra fields (4). */
+#define ZL_SOL_METADATA_SIZE(name_len, symbol_len, uri_len) (4 + 64 + 12 + (name_len) + (symbol_len) + (uri_len) + 4)
+/* Longest name + symbol + uri the builder takes (one instruction's data). */
+#define ZL_SOL_METADATA_TEXT_MAX 400
+
+/* Token-2022's MetadataPointer Initialize, before InitializeMint2: the
+ * metadata lives at metadata (the mint itself for a receipt); authority may
+ * be NULL (nobody may move the pointer). */
+void zl_sol_tok22_metadata_pointer(struct zl_sol_ix *ix, const uint8_t program[ZL_SOL_KEY_SIZE],
+                                   const uint8_t mint[ZL_SOL_KEY_SIZE], const uint8_t *authority,
+                                   const uint8_t metadata[ZL_SOL_KEY_SIZE]);
+
+/* The token-metadata interface's Initialize, after InitializeMint2, signed
+ * by the mint authority; the mint account must already hold the lamports
+ * its larger size needs (the program grows it, it does not pay). -1 when
+ * the strings exceed ZL_SOL_METADATA_TEXT_MAX together. */
+int zl_sol_tok22_metadata_init(struct zl_sol_ix *ix, const uint8_t program[ZL_SOL_KEY_SIZE],
+                               const uint8_t mint[ZL_SOL_KEY_SIZE], const uint8_t update_authority[ZL_SOL_KEY_SIZE],
+                               const uint8_t mint_authority[ZL_SOL_KEY_SIZE], const char *name, const char *symbol,
+                               const char *uri);
+
 /* The Associated Token Account program's CreateIdempotent: ata must be
  * zl_sol_associated_token_account(wallet, mint, program); a second one for
  * the same account succeeds and changes nothing. */

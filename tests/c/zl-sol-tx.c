@@ -13,9 +13,11 @@
  * its fields: "from", "to", "base", "seed", "lamports", "space", "owner",
  * "nonce", "authority"}, or a token builder (common/solana_token.c):
  * {"token": "initialize_mint2" | "mint_to" | "transfer" | "transfer_checked" |
- * "set_mint_authority" | "ata_create", "program" (the token program) and
+ * "set_mint_authority" | "ata_create" | "metadata_pointer" | "metadata_init",
+ * "program" (the token program) and
  * "mint", "dest", "source", "owner", "authority", "new_authority" (null:
- * none), "payer", "wallet", "ata", "amount", "decimals"}. Prints {"tx": hex, "signature": base58} (the first
+ * none), "payer", "wallet", "ata", "amount", "decimals", "name", "symbol",
+ * "uri"}. Prints {"tx": hex, "signature": base58} (the first
  * signature, the transaction's id), or {"error": "..."} with exit status 1.
  */
 #include <jansson.h>
@@ -123,6 +125,18 @@ static int token_ix(json_t *v, struct zl_sol_ix *ix)
             return -1;
         zl_sol_tok_set_mint_authority(ix, prog, mint, a, none ? NULL : b);
         return 0;
+    }
+    if (strcmp(op, "metadata_pointer") == 0) {
+        zl_sol_tok22_metadata_pointer(ix, prog, mint, NULL, mint);
+        return 0;
+    }
+    if (strcmp(op, "metadata_init") == 0 && key_of(json_object_get(v, "authority"), a) == 0) {
+        const char *name = json_string_value(json_object_get(v, "name"));
+        const char *symbol = json_string_value(json_object_get(v, "symbol"));
+        const char *uri = json_string_value(json_object_get(v, "uri"));
+        if (name == NULL || symbol == NULL || uri == NULL)
+            return -1;
+        return zl_sol_tok22_metadata_init(ix, prog, mint, a, a, name, symbol, uri);
     }
     if (strcmp(op, "ata_create") == 0 && key_of(json_object_get(v, "payer"), a) == 0 &&
         key_of(json_object_get(v, "ata"), b) == 0 && key_of(json_object_get(v, "wallet"), c) == 0) {

@@ -7,6 +7,9 @@ a temp folder, stopped by pid), which must execute them:
     associated token account created (twice: idempotent), 1 token minted,
     the minting right given up: the receipt's shape, and a second creation
     at the same address is refused (a second receipt cannot exist);
+  - the receipt itself on Token-2022: the same, with the metadata pointer
+    extension and the token metadata (name, symbol, the IPFS URI) in the
+    mint account;
   - a TransferChecked between two wallets' token accounts (a deposit);
   - a durable nonce account created, then a transaction whose "recent
     blockhash" is the nonce's value, sent after newer blocks, executed once,
@@ -41,6 +44,12 @@ def validator_path() -> Path:
 
 
 VALIDATOR = validator_path()
+# Features the test validator activates at genesis that are turned off here:
+# SIMD-0219 (stricter ABI). Under it, the Token-2022 program this validator
+# ships fails to grow a mint account for its metadata ("InvalidRealloc").
+# Whether a cluster has it active is that cluster's: check before a
+# deployment mints receipts there (docs/architecture.md, "Solana").
+INACTIVE_FEATURES = ("CxeBn9PVeeXbmjbNwLv6U4C6svNxnC4JX6mfkvgeMocM",)
 START_S = 90
 CONFIRM_S = 30
 LAMPORTS_PER_SOL = 1_000_000_000
@@ -60,6 +69,7 @@ class Validator:
         args = [str(VALIDATOR), "--ledger", str(self.folder / "ledger"), "--rpc-port", str(self.rpc_port),
                 "--faucet-port", str(free_port()), "--gossip-port", str(free_port()), "--bind-address", "127.0.0.1",
                 "--dynamic-port-range", f"{base + 100}-{base + 140}", "--quiet", "--reset"]
+        args += [a for f in INACTIVE_FEATURES for a in ("--deactivate-feature", f)]
         self.log = open(self.folder / "validator.log", "w")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + START_S
@@ -152,7 +162,7 @@ def funded(v: Validator, n: int) -> tuple[list[str], list[str]]:
 
 def sent(v: Validator, spec: dict) -> str:
     ans, got = v.send(spec)
-    assert "error" not in ans, ans["error"]
+    assert "error" not in ans, json.dumps(ans["error"])[-3000:]
     v.confirm(ans["result"])
     assert ans["result"] == got["signature"], "the node's id is not our first signature"
     return ans["result"]
@@ -188,6 +198,43 @@ def test_a_mint_at_a_seeded_address_holds_one_token_and_cannot_be_created_twice(
     ans, _ = validator.send(again)
     assert "error" in ans, f"a second account at {mint} was created: {ans}"
     assert "already in use" in json.dumps(ans["error"]), ans["error"]
+
+
+def test_the_receipt_carries_its_metadata_in_the_token_2022_mint(validator):
+    """Guards against a receipt without its metadata (name, symbol, URI),
+    or one whose metadata could be moved elsewhere: MetadataPointer points
+    at the mint itself with no authority to move it, the metadata is
+    initialised in the mint account, then the supply is fixed at 1."""
+    (payer_seed, owner_seed), (payer, owner) = funded(validator, 2)
+    program = TOKEN_2022
+    seed = os.urandom(8).hex()
+    mint = with_seed(payer, seed, program)
+    name, symbol = "zeroloss receipt 31337:0xabc:0", "ZLEGG"
+    uri = "ipfs://bafkreicouv3sksjuzxb3rbb6rziy6duakk2aikegsmtqtz5rsuppjorxsa"
+    meta_size = 4 + 64 + 12 + len(name) + len(symbol) + len(uri) + 4  # ZL_SOL_METADATA_SIZE
+    rent = validator.rpc("getMinimumBalanceForRentExemption", 234 + meta_size)
+    ata = ata_of(owner, mint, program)
+    sent(validator, {"payer_seed": payer_seed, "seeds": [payer_seed], "blockhash": validator.blockhash(),
+                     "instructions": [
+        {"system": "create_account_with_seed", "from": payer, "to": mint, "base": payer, "seed": seed,
+         "lamports": rent, "space": 234, "owner": program},
+        {"token": "metadata_pointer", "program": program, "mint": mint},
+        {"token": "initialize_mint2", "program": program, "mint": mint, "decimals": 0, "authority": payer},
+        {"token": "metadata_init", "program": program, "mint": mint, "authority": payer, "name": name,
+         "symbol": symbol, "uri": uri},
+        {"token": "ata_create", "program": program, "mint": mint, "payer": payer, "ata": ata, "wallet": owner},
+        {"token": "mint_to", "program": program, "mint": mint, "dest": ata, "authority": payer, "amount": 1},
+        {"token": "set_mint_authority", "program": program, "mint": mint, "authority": payer,
+         "new_authority": None}]})
+    info = validator.rpc("getAccountInfo", mint, {"encoding": "jsonParsed", "commitment": "confirmed"})["value"]
+    parsed = info["data"]["parsed"]["info"]
+    assert parsed["supply"] == "1" and parsed["mintAuthority"] is None and parsed["decimals"] == 0
+    ext = {e["extension"]: e.get("state") for e in parsed["extensions"]}
+    assert ext["metadataPointer"] == {"authority": None, "metadataAddress": mint}, ext
+    md = ext["tokenMetadata"]
+    assert (md["name"], md["symbol"], md["uri"], md["mint"]) == (name, symbol, uri, mint), md
+    bal = validator.rpc("getTokenAccountBalance", ata, {"commitment": "confirmed"})["value"]
+    assert bal["amount"] == "1"
 
 
 def test_a_transfer_checked_moves_tokens_between_two_wallets_token_accounts(validator):
