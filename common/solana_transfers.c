@@ -221,3 +221,54 @@ out:
     json_decref(root);
     return rc;
 }
+
+int zl_sol_parse_signatures(const char *body, size_t len, struct zl_sol_sig *out, size_t max, size_t *n, char *err,
+                            size_t err_size)
+{
+    *n = 0;
+    if (len > ZL_SOL_TX_ANSWER_MAX_BYTES) {
+        snprintf(err, err_size, "getSignaturesForAddress answer of %zu bytes, at most %d", len,
+                 ZL_SOL_TX_ANSWER_MAX_BYTES);
+        return -1;
+    }
+    json_error_t jerr;
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *res = json_object_get(root, "result");
+    int rc = -1;
+    if (!json_is_array(res)) {
+        snprintf(err, err_size, "getSignaturesForAddress answer without a result list%s%s",
+                 root == NULL ? ": " : "", root == NULL ? jerr.text : "");
+        goto out;
+    }
+    if (json_array_size(res) > max) {
+        snprintf(err, err_size, "getSignaturesForAddress answer of %zu entries, asked for at most %zu",
+                 json_array_size(res), max);
+        goto out;
+    }
+    size_t i;
+    json_t *e;
+    json_array_foreach(res, i, e) {
+        struct zl_sol_sig *s = &out[i];
+        json_t *slot = json_object_get(e, "slot");
+        json_t *failed = json_object_get(e, "err");
+        const char *status = json_string_value(json_object_get(e, "confirmationStatus"));
+        if (b58_field(json_object_get(e, "signature"), 64, s->signature) != 0 || !json_is_integer(slot) ||
+            json_integer_value(slot) < 0) {
+            snprintf(err, err_size, "getSignaturesForAddress entry %zu: no signature of 64 bytes or no slot", i);
+            goto out;
+        }
+        s->slot = (uint64_t)json_integer_value(slot);
+        if (i > 0 && s->slot > out[i - 1].slot) {
+            snprintf(err, err_size, "getSignaturesForAddress entry %zu: slot %llu after %llu, not newest first", i,
+                     (unsigned long long)s->slot, (unsigned long long)out[i - 1].slot);
+            goto out;
+        }
+        s->failed = failed != NULL && !json_is_null(failed);
+        s->finalized = status != NULL && strcmp(status, "finalized") == 0;
+    }
+    *n = json_array_size(res);
+    rc = 0;
+out:
+    json_decref(root);
+    return rc;
+}

@@ -69,4 +69,22 @@ enum zl_sol_tx_read zl_sol_parse_transfers(const char *body, size_t len, const c
                                            zl_sol_is_deposit_fn is_deposit, void *ctx, struct zl_sol_transfer *out,
                                            size_t max, size_t *n, char *err, size_t err_size);
 
+/* One entry of a getSignaturesForAddress answer: a transaction that touched
+ * the address, newest first in the answer. */
+struct zl_sol_sig {
+    char signature[ZL_B58_TEXT_MAX];
+    uint64_t slot;
+    bool failed;       /* err not null: it moved nothing, but is still seen */
+    bool finalized;    /* confirmationStatus "finalized" */
+};
+
+/* Reads a getSignaturesForAddress answer into out[0..*n), in the answer's
+ * order. Every signature must be base58 of 64 bytes and every slot a
+ * non-negative integer; the slots must not rise from one entry to the next
+ * (the node's order is newest first: anything else is a node to distrust).
+ * More entries than max is an error (ask with limit <= max). Returns 0, or
+ * -1 with err and *n = 0. Fuzzed (tests/fuzz/fuzz_solana_transfers.c). */
+int zl_sol_parse_signatures(const char *body, size_t len, struct zl_sol_sig *out, size_t max, size_t *n, char *err,
+                            size_t err_size);
+
 #endif /* ZL_SOLANA_TRANSFERS_H */

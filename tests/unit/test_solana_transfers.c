@@ -190,6 +190,50 @@ ZT_TEST(test_a_lying_or_odd_answer_is_refused_or_absent_never_half_read)
               zl_sol_parse_transfers("<html>", 6, "localnet", "x", is_deposit, (void *)prog, out, OUT_MAX, &n, err, 256));
 }
 
+ZT_TEST(test_signatures_of_the_deposit_account_are_read_newest_first)
+{
+    for (size_t p = 0; p < 2; p++) {
+        const char *prog = PROGRAMS[p];
+        json_t *j = fixture(prog, "signatures");
+        json_t *checked = fixture(prog, "transfer-checked");
+        char *text = json_dumps(j, JSON_COMPACT);
+        struct zl_sol_sig sigs[8];
+        size_t n = 0;
+        char err[256] = "";
+        /* ATA creation, transfer checked, transfer, two transfers, failed */
+        ZT_EQ_INT(0, zl_sol_parse_signatures(text, strlen(text), sigs, 8, &n, err, sizeof(err)));
+        ZT_EQ_INT(5, (int)n);
+        ZT_CHECK(sigs[0].failed && !sigs[1].failed);
+        bool seen = false;
+        for (size_t i = 0; i < n; i++) {
+            ZT_CHECK(i == 0 || sigs[i].slot <= sigs[i - 1].slot);
+            seen = seen || strcmp(sigs[i].signature, signature_of(checked)) == 0;
+        }
+        ZT_CHECK(seen);
+        /* more than asked for: refused, not cut */
+        ZT_EQ_INT(-1, zl_sol_parse_signatures(text, strlen(text), sigs, 4, &n, err, sizeof(err)));
+        ZT_EQ_INT(0, (int)n);
+        free(text);
+        /* a node answering oldest first is not trusted */
+        json_t *res = json_object_get(j, "result");
+        json_t *first = json_incref(json_array_get(res, 0));
+        json_array_remove(res, 0);
+        json_array_append_new(res, first);
+        text = json_dumps(j, JSON_COMPACT);
+        ZT_EQ_INT(-1, zl_sol_parse_signatures(text, strlen(text), sigs, 8, &n, err, sizeof(err)));
+        ZT_CHECK(strstr(err, "newest first") != NULL);
+        free(text);
+        /* a signature that is not 64 bytes */
+        json_object_set_new(json_array_get(res, 1), "signature", json_string("2g"));
+        text = json_dumps(j, JSON_COMPACT);
+        ZT_EQ_INT(-1, zl_sol_parse_signatures(text, strlen(text), sigs, 8, &n, err, sizeof(err)));
+        free(text);
+        json_decref(j);
+        json_decref(checked);
+    }
+}
+
 ZT_MAIN(test_transfer_checked_and_plain_transfer_into_a_deposit_account_are_deposits,
         test_only_the_transfer_into_the_deposit_account_of_the_configured_mint_counts,
-        test_an_inner_transfer_gets_its_own_place, test_a_lying_or_odd_answer_is_refused_or_absent_never_half_read)
+        test_an_inner_transfer_gets_its_own_place, test_a_lying_or_odd_answer_is_refused_or_absent_never_half_read,
+        test_signatures_of_the_deposit_account_are_read_newest_first)
