@@ -15,7 +15,7 @@ ZL_SUPERVISOR_VERSION=${ZL_SUPERVISOR_VERSION:-4.3.0}
 # Solana transaction code is checked against (tests/integration/test_solana_tx.py).
 ZL_SOLDERS_VERSION=${ZL_SOLDERS_VERSION:-0.29.0}
 # Agave (crates.io agave-validator): solana-test-validator, built by
-# `deploy/local/deps solana` (not by default: ~45 min).
+# `deploy/local/deps solana` (not by default: ~50 min).
 ZL_AGAVE_VERSION=${ZL_AGAVE_VERSION:-3.0.12}
 ZL_COMPOSE_SCHEMA_VERSION=${ZL_COMPOSE_SCHEMA_VERSION:-1.0.0}
 

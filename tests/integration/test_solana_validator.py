@@ -16,7 +16,7 @@ a temp folder, stopped by pid), which must execute them:
     and the same bytes refused when sent again.
 
 SKIPPED where the validator is not built: this tier is not yet part of CI
-(issue 22 decides how CI builds the validator, ~45 min of 2 cores). Build it
+(issue 22 decides how CI builds the validator, ~50 min on 2 cores). Build it
 with deploy/local/deps solana.
 """
 import base64
