@@ -4,11 +4,12 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "base58.h"
 #include "solana_addr.h"
 
 static const char PDA_MARKER[] = "ProgramDerivedAddress";
 #define PDA_MARKER_LEN (sizeof(PDA_MARKER) - 1)
+/* ed25519's d (RFC 8032, section 5.1). */
+#define ED25519_D "37095705934669439343138083508754565189542113879843219016388785533085940283555"
 
 bool zl_sol_on_curve(const uint8_t key[ZL_SOL_KEY_SIZE])
 {
@@ -16,11 +17,9 @@ bool zl_sol_on_curve(const uint8_t key[ZL_SOL_KEY_SIZE])
     mpz_inits(p, d, y, u, v, t, NULL);
     mpz_ui_pow_ui(p, 2, 255);
     mpz_sub_ui(p, p, 19);
-    /* d = -121665 / 121666 mod p */
-    mpz_set_ui(t, 121666);
-    mpz_invert(t, t, p);
-    mpz_mul_si(d, t, -121665);
-    mpz_mod(d, d, p);
+    /* d = -121665 / 121666 mod p, written out: a program address tries up
+     * to 256 bumps, and an inversion each time would be most of the work. */
+    mpz_set_str(d, ED25519_D, 10);
     uint8_t be[ZL_SOL_KEY_SIZE]; /* GMP reads big-endian here; the key is little-endian */
     for (size_t i = 0; i < ZL_SOL_KEY_SIZE; i++)
         be[i] = key[ZL_SOL_KEY_SIZE - 1 - i];
@@ -99,10 +98,7 @@ int zl_sol_associated_token_account(const uint8_t wallet[ZL_SOL_KEY_SIZE], const
                                     char *err, size_t err_size)
 {
     uint8_t ata[ZL_SOL_KEY_SIZE], bump;
-    if (zl_b58_decode_exact(ZL_SOL_ATA_PROGRAM, ata, sizeof(ata)) != 0) {
-        snprintf(err, err_size, "the ATA program id does not decode"); /* cannot happen: a constant */
-        return -1;
-    }
+    zl_sol_known_key(ZL_SOL_ATA_PROGRAM, ata);
     const uint8_t *seeds[3] = {wallet, token_program, mint};
     const size_t lens[3] = {ZL_SOL_KEY_SIZE, ZL_SOL_KEY_SIZE, ZL_SOL_KEY_SIZE};
     return zl_sol_find_program_address(seeds, lens, 3, ata, out, &bump, err, err_size);

@@ -2,7 +2,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "base58.h"
 #include "solana_addr.h"
 #include "solana_system.h"
 
@@ -17,51 +16,31 @@ enum {
 static const char RECENT_BLOCKHASHES[] = "SysvarRecentB1ockHashes11111111111111111111";
 static const char RENT[] = "SysvarRent111111111111111111111111111111111";
 
-/* Starts ix as a System Program instruction with discriminant op. */
+/* Starts ix as a System Program instruction with discriminant op (u32). */
 static void begin(struct zl_sol_ix *ix, uint32_t op)
 {
-    memset(ix->program, 0, ZL_SOL_KEY_SIZE); /* the System Program is the zero key */
-    ix->naccounts = 0;
-    ix->data_len = 0;
+    static const uint8_t system[ZL_SOL_KEY_SIZE] = {0}; /* the System Program is the zero key */
+    zl_sol_ix_begin(ix, system);
+    uint8_t b[4];
     for (int i = 0; i < 4; i++)
-        ix->data[ix->data_len++] = (uint8_t)(op >> (8 * i));
-}
-
-static void account(struct zl_sol_ix *ix, const uint8_t key[ZL_SOL_KEY_SIZE], bool signer, bool writable)
-{
-    struct zl_sol_account *a = &ix->accounts[ix->naccounts++];
-    memcpy(a->key, key, ZL_SOL_KEY_SIZE);
-    a->signer = signer;
-    a->writable = writable;
+        b[i] = (uint8_t)(op >> (8 * i));
+    zl_sol_ix_put(ix, b, sizeof(b));
 }
 
 static void sysvar(struct zl_sol_ix *ix, const char *name)
 {
     uint8_t k[ZL_SOL_KEY_SIZE];
-    int rc = zl_b58_decode_exact(name, k, sizeof(k));
-    (void)rc; /* a constant: tests decode it */
-    account(ix, k, false, false);
-}
-
-static void u64le(struct zl_sol_ix *ix, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        ix->data[ix->data_len++] = (uint8_t)(v >> (8 * i));
-}
-
-static void bytes(struct zl_sol_ix *ix, const void *p, size_t n)
-{
-    memcpy(ix->data + ix->data_len, p, n);
-    ix->data_len += n;
+    zl_sol_known_key(name, k);
+    zl_sol_ix_account(ix, k, false, false);
 }
 
 int zl_sol_sys_transfer(struct zl_sol_ix *ix, const uint8_t from[ZL_SOL_KEY_SIZE], const uint8_t to[ZL_SOL_KEY_SIZE],
                         uint64_t lamports)
 {
     begin(ix, SYS_TRANSFER);
-    account(ix, from, true, true);
-    account(ix, to, false, true);
-    u64le(ix, lamports);
+    zl_sol_ix_account(ix, from, true, true);
+    zl_sol_ix_account(ix, to, false, true);
+    zl_sol_ix_u64(ix, lamports);
     return 0;
 }
 
@@ -70,11 +49,11 @@ int zl_sol_sys_create_account(struct zl_sol_ix *ix, const uint8_t from[ZL_SOL_KE
                               const uint8_t owner[ZL_SOL_KEY_SIZE])
 {
     begin(ix, SYS_CREATE_ACCOUNT);
-    account(ix, from, true, true);
-    account(ix, acct, true, true);
-    u64le(ix, lamports);
-    u64le(ix, space);
-    bytes(ix, owner, ZL_SOL_KEY_SIZE);
+    zl_sol_ix_account(ix, from, true, true);
+    zl_sol_ix_account(ix, acct, true, true);
+    zl_sol_ix_u64(ix, lamports);
+    zl_sol_ix_u64(ix, space);
+    zl_sol_ix_put(ix, owner, ZL_SOL_KEY_SIZE);
     return 0;
 }
 
@@ -88,16 +67,16 @@ int zl_sol_sys_create_account_with_seed(struct zl_sol_ix *ix, const uint8_t from
         return -1;
     }
     begin(ix, SYS_CREATE_ACCOUNT_WITH_SEED);
-    account(ix, from, true, true);
-    account(ix, to, false, true);
+    zl_sol_ix_account(ix, from, true, true);
+    zl_sol_ix_account(ix, to, false, true);
     if (memcmp(base, from, ZL_SOL_KEY_SIZE) != 0)
-        account(ix, base, true, false);
-    bytes(ix, base, ZL_SOL_KEY_SIZE);
-    u64le(ix, seed_len); /* bincode's String: u64 length, then the bytes */
-    bytes(ix, seed, seed_len);
-    u64le(ix, lamports);
-    u64le(ix, space);
-    bytes(ix, owner, ZL_SOL_KEY_SIZE);
+        zl_sol_ix_account(ix, base, true, false);
+    zl_sol_ix_put(ix, base, ZL_SOL_KEY_SIZE);
+    zl_sol_ix_u64(ix, seed_len); /* bincode's String: u64 length, then the bytes */
+    zl_sol_ix_put(ix, seed, seed_len);
+    zl_sol_ix_u64(ix, lamports);
+    zl_sol_ix_u64(ix, space);
+    zl_sol_ix_put(ix, owner, ZL_SOL_KEY_SIZE);
     return 0;
 }
 
@@ -105,9 +84,9 @@ int zl_sol_sys_advance_nonce(struct zl_sol_ix *ix, const uint8_t nonce[ZL_SOL_KE
                              const uint8_t authority[ZL_SOL_KEY_SIZE])
 {
     begin(ix, SYS_ADVANCE_NONCE);
-    account(ix, nonce, false, true);
+    zl_sol_ix_account(ix, nonce, false, true);
     sysvar(ix, RECENT_BLOCKHASHES);
-    account(ix, authority, true, false);
+    zl_sol_ix_account(ix, authority, true, false);
     return 0;
 }
 
@@ -115,9 +94,9 @@ int zl_sol_sys_initialize_nonce(struct zl_sol_ix *ix, const uint8_t nonce[ZL_SOL
                                 const uint8_t authority[ZL_SOL_KEY_SIZE])
 {
     begin(ix, SYS_INITIALIZE_NONCE);
-    account(ix, nonce, false, true);
+    zl_sol_ix_account(ix, nonce, false, true);
     sysvar(ix, RECENT_BLOCKHASHES);
     sysvar(ix, RENT);
-    bytes(ix, authority, ZL_SOL_KEY_SIZE);
+    zl_sol_ix_put(ix, authority, ZL_SOL_KEY_SIZE);
     return 0;
 }

@@ -2,7 +2,6 @@
  * (solana_token.h). */
 #include <string.h>
 
-#include "base58.h"
 #include "solana_addr.h"
 #include "solana_token.h"
 
@@ -18,37 +17,24 @@ enum {
     ATA_CREATE_IDEMPOTENT = 1,
 };
 
-static void begin(struct zl_sol_ix *ix, const uint8_t program[ZL_SOL_KEY_SIZE], int tag)
+/* Starts ix for program with its one-byte instruction tag. */
+static void begin(struct zl_sol_ix *ix, const uint8_t program[ZL_SOL_KEY_SIZE], uint8_t tag)
 {
-    memcpy(ix->program, program, ZL_SOL_KEY_SIZE);
-    ix->naccounts = 0;
-    ix->data_len = 0;
-    if (tag >= 0)
-        ix->data[ix->data_len++] = (uint8_t)tag;
+    zl_sol_ix_begin(ix, program);
+    zl_sol_ix_put(ix, &tag, 1);
 }
 
-static void account(struct zl_sol_ix *ix, const uint8_t key[ZL_SOL_KEY_SIZE], bool signer, bool writable)
+static void byte(struct zl_sol_ix *ix, uint8_t b)
 {
-    struct zl_sol_account *a = &ix->accounts[ix->naccounts++];
-    memcpy(a->key, key, ZL_SOL_KEY_SIZE);
-    a->signer = signer;
-    a->writable = writable;
-}
-
-static void u64le(struct zl_sol_ix *ix, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        ix->data[ix->data_len++] = (uint8_t)(v >> (8 * i));
+    zl_sol_ix_put(ix, &b, 1);
 }
 
 /* COption<Pubkey> as the token program packs it in instructions. */
 static void opt_key(struct zl_sol_ix *ix, const uint8_t *key)
 {
-    ix->data[ix->data_len++] = key != NULL ? 1 : 0;
-    if (key != NULL) {
-        memcpy(ix->data + ix->data_len, key, ZL_SOL_KEY_SIZE);
-        ix->data_len += ZL_SOL_KEY_SIZE;
-    }
+    byte(ix, key != NULL ? 1 : 0);
+    if (key != NULL)
+        zl_sol_ix_put(ix, key, ZL_SOL_KEY_SIZE);
 }
 
 void zl_sol_tok_initialize_mint2(struct zl_sol_ix *ix, const uint8_t program[ZL_SOL_KEY_SIZE],
@@ -56,10 +42,9 @@ void zl_sol_tok_initialize_mint2(struct zl_sol_ix *ix, const uint8_t program[ZL_
                                  const uint8_t mint_authority[ZL_SOL_KEY_SIZE], const uint8_t *freeze)
 {
     begin(ix, program, TOK_INITIALIZE_MINT2);
-    account(ix, mint, false, true);
-    ix->data[ix->data_len++] = decimals;
-    memcpy(ix->data + ix->data_len, mint_authority, ZL_SOL_KEY_SIZE);
-    ix->data_len += ZL_SOL_KEY_SIZE;
+    zl_sol_ix_account(ix, mint, false, true);
+    byte(ix, decimals);
+    zl_sol_ix_put(ix, mint_authority, ZL_SOL_KEY_SIZE);
     opt_key(ix, freeze);
 }
 
@@ -68,10 +53,10 @@ void zl_sol_tok_mint_to(struct zl_sol_ix *ix, const uint8_t program[ZL_SOL_KEY_S
                         const uint8_t authority[ZL_SOL_KEY_SIZE], uint64_t amount)
 {
     begin(ix, program, TOK_MINT_TO);
-    account(ix, mint, false, true);
-    account(ix, dest, false, true);
-    account(ix, authority, true, false);
-    u64le(ix, amount);
+    zl_sol_ix_account(ix, mint, false, true);
+    zl_sol_ix_account(ix, dest, false, true);
+    zl_sol_ix_account(ix, authority, true, false);
+    zl_sol_ix_u64(ix, amount);
 }
 
 void zl_sol_tok_transfer_checked(struct zl_sol_ix *ix, const uint8_t program[ZL_SOL_KEY_SIZE],
@@ -80,12 +65,12 @@ void zl_sol_tok_transfer_checked(struct zl_sol_ix *ix, const uint8_t program[ZL_
                                  uint64_t amount, uint8_t decimals)
 {
     begin(ix, program, TOK_TRANSFER_CHECKED);
-    account(ix, source, false, true);
-    account(ix, mint, false, false);
-    account(ix, dest, false, true);
-    account(ix, owner, true, false);
-    u64le(ix, amount);
-    ix->data[ix->data_len++] = decimals;
+    zl_sol_ix_account(ix, source, false, true);
+    zl_sol_ix_account(ix, mint, false, false);
+    zl_sol_ix_account(ix, dest, false, true);
+    zl_sol_ix_account(ix, owner, true, false);
+    zl_sol_ix_u64(ix, amount);
+    byte(ix, decimals);
 }
 
 void zl_sol_tok_transfer(struct zl_sol_ix *ix, const uint8_t program[ZL_SOL_KEY_SIZE],
@@ -93,10 +78,10 @@ void zl_sol_tok_transfer(struct zl_sol_ix *ix, const uint8_t program[ZL_SOL_KEY_
                          const uint8_t owner[ZL_SOL_KEY_SIZE], uint64_t amount)
 {
     begin(ix, program, TOK_TRANSFER);
-    account(ix, source, false, true);
-    account(ix, dest, false, true);
-    account(ix, owner, true, false);
-    u64le(ix, amount);
+    zl_sol_ix_account(ix, source, false, true);
+    zl_sol_ix_account(ix, dest, false, true);
+    zl_sol_ix_account(ix, owner, true, false);
+    zl_sol_ix_u64(ix, amount);
 }
 
 void zl_sol_tok_set_mint_authority(struct zl_sol_ix *ix, const uint8_t program[ZL_SOL_KEY_SIZE],
@@ -104,9 +89,9 @@ void zl_sol_tok_set_mint_authority(struct zl_sol_ix *ix, const uint8_t program[Z
                                    const uint8_t *new_authority)
 {
     begin(ix, program, TOK_SET_AUTHORITY);
-    account(ix, mint, false, true);
-    account(ix, current, true, false);
-    ix->data[ix->data_len++] = AUTHORITY_MINT_TOKENS;
+    zl_sol_ix_account(ix, mint, false, true);
+    zl_sol_ix_account(ix, current, true, false);
+    byte(ix, AUTHORITY_MINT_TOKENS);
     opt_key(ix, new_authority);
 }
 
@@ -116,12 +101,10 @@ void zl_sol_tok22_metadata_pointer(struct zl_sol_ix *ix, const uint8_t program[Z
 {
     static const uint8_t none[ZL_SOL_KEY_SIZE] = {0}; /* OptionalNonZeroPubkey: zeros are None */
     begin(ix, program, TOK22_METADATA_POINTER);
-    account(ix, mint, false, true);
-    ix->data[ix->data_len++] = POINTER_INITIALIZE;
-    memcpy(ix->data + ix->data_len, authority != NULL ? authority : none, ZL_SOL_KEY_SIZE);
-    ix->data_len += ZL_SOL_KEY_SIZE;
-    memcpy(ix->data + ix->data_len, metadata, ZL_SOL_KEY_SIZE);
-    ix->data_len += ZL_SOL_KEY_SIZE;
+    zl_sol_ix_account(ix, mint, false, true);
+    byte(ix, POINTER_INITIALIZE);
+    zl_sol_ix_put(ix, authority != NULL ? authority : none, ZL_SOL_KEY_SIZE);
+    zl_sol_ix_put(ix, metadata, ZL_SOL_KEY_SIZE);
 }
 
 /* A borsh string: u32 little-endian length, then the bytes. */
@@ -129,9 +112,8 @@ static void borsh_str(struct zl_sol_ix *ix, const char *s)
 {
     uint32_t n = (uint32_t)strlen(s);
     for (int i = 0; i < 4; i++)
-        ix->data[ix->data_len++] = (uint8_t)(n >> (8 * i));
-    memcpy(ix->data + ix->data_len, s, n);
-    ix->data_len += n;
+        byte(ix, (uint8_t)(n >> (8 * i)));
+    zl_sol_ix_put(ix, s, n);
 }
 
 int zl_sol_tok22_metadata_init(struct zl_sol_ix *ix, const uint8_t program[ZL_SOL_KEY_SIZE],
@@ -143,13 +125,12 @@ int zl_sol_tok22_metadata_init(struct zl_sol_ix *ix, const uint8_t program[ZL_SO
     static const uint8_t disc[8] = {0xd2, 0xe1, 0x1e, 0xa2, 0x58, 0xb8, 0x4d, 0x8d};
     if (strlen(name) + strlen(symbol) + strlen(uri) > ZL_SOL_METADATA_TEXT_MAX)
         return -1;
-    begin(ix, program, -1);
-    account(ix, mint, false, true); /* the metadata is in the mint */
-    account(ix, update_authority, false, false);
-    account(ix, mint, false, false);
-    account(ix, mint_authority, true, false);
-    memcpy(ix->data, disc, sizeof(disc));
-    ix->data_len = sizeof(disc);
+    zl_sol_ix_begin(ix, program); /* an interface instruction: its 8-byte discriminator, no tag */
+    zl_sol_ix_account(ix, mint, false, true); /* the metadata is in the mint */
+    zl_sol_ix_account(ix, update_authority, false, false);
+    zl_sol_ix_account(ix, mint, false, false);
+    zl_sol_ix_account(ix, mint_authority, true, false);
+    zl_sol_ix_put(ix, disc, sizeof(disc));
     borsh_str(ix, name);
     borsh_str(ix, symbol);
     borsh_str(ix, uri);
@@ -161,13 +142,12 @@ void zl_sol_ata_create_idempotent(struct zl_sol_ix *ix, const uint8_t payer[ZL_S
                                   const uint8_t mint[ZL_SOL_KEY_SIZE], const uint8_t program[ZL_SOL_KEY_SIZE])
 {
     uint8_t ata_program[ZL_SOL_KEY_SIZE], system[ZL_SOL_KEY_SIZE] = {0};
-    int rc = zl_b58_decode_exact(ZL_SOL_ATA_PROGRAM, ata_program, sizeof(ata_program));
-    (void)rc; /* a constant: tests decode it */
+    zl_sol_known_key(ZL_SOL_ATA_PROGRAM, ata_program);
     begin(ix, ata_program, ATA_CREATE_IDEMPOTENT);
-    account(ix, payer, true, true);
-    account(ix, ata, false, true);
-    account(ix, wallet, false, false);
-    account(ix, mint, false, false);
-    account(ix, system, false, false);
-    account(ix, program, false, false);
+    zl_sol_ix_account(ix, payer, true, true);
+    zl_sol_ix_account(ix, ata, false, true);
+    zl_sol_ix_account(ix, wallet, false, false);
+    zl_sol_ix_account(ix, mint, false, false);
+    zl_sol_ix_account(ix, system, false, false);
+    zl_sol_ix_account(ix, program, false, false);
 }

@@ -3,7 +3,46 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base58.h"
 #include "solana_tx.h"
+#include "zl.h"
+
+void zl_sol_ix_begin(struct zl_sol_ix *ix, const uint8_t program[ZL_SOL_KEY_SIZE])
+{
+    memcpy(ix->program, program, ZL_SOL_KEY_SIZE);
+    ix->naccounts = 0;
+    ix->data_len = 0;
+}
+
+void zl_sol_ix_account(struct zl_sol_ix *ix, const uint8_t key[ZL_SOL_KEY_SIZE], bool signer, bool writable)
+{
+    ZL_ASSERT(ix->naccounts < ZL_SOL_IX_ACCOUNTS_MAX);
+    struct zl_sol_account *a = &ix->accounts[ix->naccounts++];
+    memcpy(a->key, key, ZL_SOL_KEY_SIZE);
+    a->signer = signer;
+    a->writable = writable;
+}
+
+void zl_sol_ix_put(struct zl_sol_ix *ix, const void *p, size_t n)
+{
+    ZL_ASSERT(n <= sizeof(ix->data) - ix->data_len);
+    memcpy(ix->data + ix->data_len, p, n);
+    ix->data_len += n;
+}
+
+void zl_sol_ix_u64(struct zl_sol_ix *ix, uint64_t v)
+{
+    uint8_t b[8];
+    for (int i = 0; i < 8; i++)
+        b[i] = (uint8_t)(v >> (8 * i));
+    zl_sol_ix_put(ix, b, sizeof(b));
+}
+
+void zl_sol_known_key(const char *b58, uint8_t out[ZL_SOL_KEY_SIZE])
+{
+    int rc = zl_b58_decode_exact(b58, out, ZL_SOL_KEY_SIZE);
+    ZL_ASSERT(rc == 0);
+}
 
 size_t zl_sol_compact_u16_encode(uint16_t v, uint8_t out[3])
 {

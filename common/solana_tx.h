@@ -73,6 +73,19 @@ struct zl_sol_message {
     size_t nsigners;
 };
 
+/* Building an instruction, for the program builders (solana_system.c,
+ * solana_token.c): begin sets the program and empties accounts and data;
+ * the others append. Each builder appends a fixed, small number of
+ * accounts and bytes, so the bounds are asserted, not returned. */
+void zl_sol_ix_begin(struct zl_sol_ix *ix, const uint8_t program[ZL_SOL_KEY_SIZE]);
+void zl_sol_ix_account(struct zl_sol_ix *ix, const uint8_t key[ZL_SOL_KEY_SIZE], bool signer, bool writable);
+void zl_sol_ix_put(struct zl_sol_ix *ix, const void *p, size_t n);
+void zl_sol_ix_u64(struct zl_sol_ix *ix, uint64_t v); /* little-endian */
+
+/* A well-known key (a program id, a sysvar) from its base58 constant.
+ * Asserts it decodes: a constant that does not is a bug here. */
+void zl_sol_known_key(const char *b58, uint8_t out[ZL_SOL_KEY_SIZE]);
+
 /* compact-u16 (1-3 bytes, 7 bits each, low first). Encode writes into out
  * (3 bytes room) and returns the bytes written. Decode returns the bytes
  * read, or 0 when in[0..len) is not a canonical compact-u16 (too short, a

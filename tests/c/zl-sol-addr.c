@@ -52,15 +52,15 @@ static json_t *answer(json_t *r)
         key_of(r, "token_program", c) == 0 && zl_sol_associated_token_account(a, b, c, out, err, sizeof(err)) == 0)
         return json_pack("{s:o}", "address", address(out));
     if (strcmp(kind, "pda") == 0 && key_of(r, "program", a) == 0) {
-        static uint8_t bytes[ZL_SOL_SEEDS_MAX + 1][ZL_SOL_SEED_MAX + 1];
-        const uint8_t *seeds[ZL_SOL_SEEDS_MAX + 1];
-        size_t lens[ZL_SOL_SEEDS_MAX + 1], i;
+        /* Seeds over the bounds are passed as they are: the function must
+         * refuse them before it reads one (only the first
+         * ZL_SOL_SEEDS_MAX are stored, each cut to ZL_SOL_SEED_MAX + 1). */
+        static uint8_t bytes[ZL_SOL_SEEDS_MAX][ZL_SOL_SEED_MAX + 1];
+        const uint8_t *seeds[ZL_SOL_SEEDS_MAX];
+        size_t lens[ZL_SOL_SEEDS_MAX], i;
         json_t *v, *js = json_object_get(r, "seeds");
-        size_t n = json_array_size(js);
-        if (n > ZL_SOL_SEEDS_MAX)
-            n = ZL_SOL_SEEDS_MAX; /* one over the bound still reaches the check below */
         json_array_foreach(js, i, v) {
-            if (i >= n)
+            if (i == ZL_SOL_SEEDS_MAX)
                 break;
             const char *h = json_string_value(v);
             size_t len = h != NULL ? strlen(h) / 2 : 0;
@@ -75,8 +75,7 @@ static json_t *answer(json_t *r)
             lens[i] = len;
         }
         uint8_t bump;
-        if (zl_sol_find_program_address(seeds, lens, json_array_size(js) > n ? n + 1 : n, a, out, &bump, err,
-                                        sizeof(err)) == 0)
+        if (zl_sol_find_program_address(seeds, lens, json_array_size(js), a, out, &bump, err, sizeof(err)) == 0)
             return json_pack("{s:o,s:i}", "address", address(out), "bump", (int)bump);
     }
     return json_pack("{s:s}", "error", err);

@@ -119,6 +119,14 @@ class Kubo:
         self.proc = None
 
 
+def kubo_recursive_pins(api_url: str) -> set[str]:
+    """The CIDs a Kubo RPC API holds recursive pins for (what garbage
+    collection keeps)."""
+    req = urllib.request.Request(api_url.rstrip("/") + "/api/v0/pin/ls?type=recursive", method="POST")
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return set(json.loads(r.read()).get("Keys", {}))
+
+
 class KuboProxy:
     """TEST CODE: forwards Kubo RPC calls to a real Kubo and counts the add
     requests (`adds`) and the files they carried (`added`). With

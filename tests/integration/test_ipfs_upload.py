@@ -5,16 +5,15 @@ random deposit ids. Where a test needs an IPFS provider to die, it starts its
 own Kubo daemon (never the shared one) and kills it by pid; the one fake is a
 proxy that lies about CIDs, used only for that fault.
 """
-import json
 import signal
 import time
-import urllib.request
 
 import pytest
 
 from conftest import need_env
 from ipfs_helpers import (IMAGE_FILE, IpfsPipeline, Kubo, KuboCli, KuboProxy, expected_metadata, free_port,
-                          http_get, insert_verified_rows, pinned_transitions, rows, verified_deposit)
+                          http_get, insert_verified_rows, kubo_recursive_pins, pinned_transitions, rows,
+                          verified_deposit)
 from runtime_helpers import psql, wait_until
 from zlharness.stage import new_stage_pipeline
 
@@ -101,12 +100,6 @@ def test_verified_deposits_are_pinned_under_the_cid_kubo_computes_and_are_retrie
     assert psql("SELECT tier, bytes FROM ipfs_images WHERE cid = :'v1' AND providers = :'v2'", image_cid,
                 pipeline.env["ZL_IPFS_PROVIDERS"]) == [["default", str(len(IMAGE_FILE.read_bytes()))]]
     assert pipeline.dlq_headers() == []
-
-
-def kubo_recursive_pins(api_url: str) -> set[str]:
-    req = urllib.request.Request(api_url + "/api/v0/pin/ls?type=recursive", method="POST")
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return set(json.loads(r.read()).get("Keys", {}))
 
 
 def test_a_poll_batch_is_pinned_with_one_add_request(pipeline, cli, image_cid):

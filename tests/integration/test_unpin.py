@@ -28,7 +28,7 @@ from datetime import datetime
 
 import pytest
 
-from ipfs_helpers import IMAGE_FILE, IpfsPipeline, Kubo, insert_verified_rows, verified_deposit
+from ipfs_helpers import IMAGE_FILE, IpfsPipeline, Kubo, insert_verified_rows, kubo_recursive_pins, verified_deposit
 from runtime_helpers import psql, wait_until
 from zlharness.pg import create_database, drop_database
 from zlharness.stage import new_stage_pipeline
@@ -118,9 +118,7 @@ class PinningServiceFake:
 
 
 def kubo_pins(k: Kubo) -> set[str]:
-    req = urllib.request.Request(k.api_url + "/api/v0/pin/ls?type=recursive", method="POST")
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return set(json.loads(r.read()).get("Keys", {}))
+    return kubo_recursive_pins(k.api_url)
 
 
 @pytest.fixture
