@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static int legal_topic_char(char c)
 {
@@ -315,6 +316,57 @@ out:
             rd_kafka_NewTopic_destroy(nts[i]);
     free(nts);
     return rc;
+}
+
+enum { ZL_TOPIC_WAIT_POLL_MS = 100, ZL_TOPIC_METADATA_TIMEOUT_MS = 5000 };
+
+/* NULL when topic is led everywhere in md; else why not, for the error. */
+static const char *topic_not_ready(const struct rd_kafka_metadata *md, const char *topic)
+{
+    for (int t = 0; t < md->topic_cnt; t++) {
+        const struct rd_kafka_metadata_topic *mt = &md->topics[t];
+        if (strcmp(mt->topic, topic) != 0)
+            continue;
+        if (mt->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+            return rd_kafka_err2str(mt->err);
+        if (mt->partition_cnt <= 0)
+            return "no partitions yet";
+        for (int p = 0; p < mt->partition_cnt; p++)
+            if (mt->partitions[p].err != RD_KAFKA_RESP_ERR_NO_ERROR || mt->partitions[p].leader < 0)
+                return "a partition has no leader yet";
+        return NULL;
+    }
+    return "not in the broker's metadata yet";
+}
+
+int zl_kafka_wait_topics(rd_kafka_t *rk, const char *const *names, int count, int timeout_ms, char *errstr,
+                         size_t errstr_size)
+{
+    int64_t deadline_ms = zl_now_ms() + timeout_ms;
+    snprintf(errstr, errstr_size, "topics not ready");
+    for (;;) {
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, NULL, &md, ZL_TOPIC_METADATA_TIMEOUT_MS);
+        if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            snprintf(errstr, errstr_size, "metadata: %s", rd_kafka_err2str(e));
+        } else {
+            int ready = 0;
+            for (; ready < count; ready++) {
+                const char *why = topic_not_ready(md, names[ready]);
+                if (why != NULL) {
+                    snprintf(errstr, errstr_size, "topic %s: %s", names[ready], why);
+                    break;
+                }
+            }
+            rd_kafka_metadata_destroy(md);
+            if (ready == count)
+                return 0;
+        }
+        if (zl_now_ms() >= deadline_ms)
+            return -1;
+        struct timespec ts = {0, ZL_TOPIC_WAIT_POLL_MS * 1000000L};
+        nanosleep(&ts, NULL);
+    }
 }
 
 int zl_kafka_header(const rd_kafka_message_t *m, const char *name, char *out, size_t out_size)

@@ -71,6 +71,16 @@ uint64_t zl_kafka_session_timeouts(void);
 int zl_kafka_create_topics(rd_kafka_t *rk, const char *const *names, int count, int partitions, int replication,
                            int64_t retention_ms, int timeout_ms, char *errstr, size_t errstr_size);
 
+/* Waits until the cluster's metadata shows every topic in names with each
+ * of its partitions led by a broker, polling every ZL_TOPIC_WAIT_POLL_MS for
+ * at most timeout_ms. Why: CreateTopics returns once the controller has
+ * committed the topics; a broker may answer "unknown topic" for a moment
+ * after that, and a client started right then (a stage, an operator's kcat)
+ * fails on a topic that zl-topics said was present. Returns 0, or -1 with
+ * errstr naming the first topic not ready. */
+int zl_kafka_wait_topics(rd_kafka_t *rk, const char *const *names, int count, int timeout_ms, char *errstr,
+                         size_t errstr_size);
+
 /* Returns the value of text header `name` copied into out (NUL-terminated),
  * or -1 when absent or too long. */
 int zl_kafka_header(const rd_kafka_message_t *m, const char *name, char *out, size_t out_size);

@@ -148,7 +148,9 @@ int main(int argc, char **argv)
     if (zl_kafka_create_topics(rk, flow, nflow, (int)tcfg.partitions, (int)tcfg.replication, tcfg.retention_ms,
                                (int)tcfg.timeout_ms, err, sizeof(err)) != 0 ||
         zl_kafka_create_topics(rk, dlqs, ndlq, (int)tcfg.partitions, (int)tcfg.replication, tcfg.dlq_retention_ms,
-                               (int)tcfg.timeout_ms, err, sizeof(err)) != 0) {
+                               (int)tcfg.timeout_ms, err, sizeof(err)) != 0 ||
+        zl_kafka_wait_topics(rk, flow, nflow, (int)tcfg.timeout_ms, err, sizeof(err)) != 0 ||
+        zl_kafka_wait_topics(rk, dlqs, ndlq, (int)tcfg.timeout_ms, err, sizeof(err)) != 0) {
         fprintf(stderr, "zl-topics: %s\n", err);
         rc = 1;
     } else {

@@ -59,3 +59,24 @@ def test_local_topics_are_made_with_no_unclean_leader_election():
         conf = topic_config(topic)
         assert conf.get("unclean.leader.election.enable") == "false", conf
         assert conf.get("min.insync.replicas") == "1", conf
+
+
+def test_every_topic_is_readable_the_moment_zl_topics_returns():
+    """Guards against "N topics present" printed while a broker still answers
+    "unknown topic" for some of them (the controller has committed them, the
+    broker's metadata has not caught up): a stage or an operator's kcat
+    started right then failed (CI, stop 28: test_credit's DLQ read). zl-topics
+    now returns only when every topic it made has a leader for every
+    partition. Several fresh prefixes, each read at once, so a race that
+    shows one time in a few is seen here."""
+    brokers = need_env("ZL_KAFKA_BROKERS")
+    rounds = 8
+    for _ in range(rounds):
+        prefix = f"t{uuid.uuid4().hex[:8]}."
+        out = zl_topics(ZL_TOPIC_PREFIX=prefix, ZL_TOPICS_STAGES="verify,ipfs-upload,mint,credit",
+                        ZL_TOPIC_REPLICATION="1", ZL_TOPICS_LOCAL="true", ZL_TOPIC_PARTITIONS="9")
+        assert out.returncode == 0, out.stderr
+        for topic in (f"{prefix}credit.dlq", f"{prefix}mint.dlq", f"{prefix}deposits.detected"):
+            got = subprocess.run(["kcat", "-b", brokers, "-C", "-t", topic, "-o", "beginning", "-e", "-q"],
+                                 capture_output=True, text=True, timeout=60)
+            assert got.returncode == 0, f"{topic} right after zl-topics: {got.stderr}"
