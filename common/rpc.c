@@ -332,6 +332,13 @@ static enum ep_verdict judge_transfer(struct zl_rpc *r, struct rpc_endpoint *ep,
     /* anvil and geth put revert arguments into error.message as raw bytes,
      * \u0000 included: refusing them would call a healthy answer garbage. */
     json_t *body = json_loadb(zl_httpbuf_str(&ep->body), ep->body.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+    if (body == NULL && json_error_code(&jerr) == json_error_numeric_overflow) {
+        size_t qlen = 0;
+        char *quoted = zl_rpc_quote_big_ints(zl_httpbuf_str(&ep->body), ep->body.len, &qlen);
+        if (quoted != NULL)
+            body = json_loadb(quoted, qlen, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+        free(quoted);
+    }
     if (body == NULL) {
         snprintf(why, why_size, "%s: response is not JSON: %s", ep->label, jerr.text);
         return EP_BAD;
@@ -806,4 +813,71 @@ void zl_rpc_reset_breakers(struct zl_rpc *r)
     }
     r->last_healthy_reported = -1;
     report_health(r);
+}
+
+/* Whether digits[0..n) (no sign) exceed an int64's magnitude, given neg. */
+static bool too_big(const char *digits, size_t n, bool neg)
+{
+    static const char max_pos[] = "9223372036854775807", max_neg[] = "9223372036854775808";
+    const size_t width = sizeof(max_pos) - 1;
+    while (n > 1 && digits[0] == '0') { /* not valid JSON, but not ours to judge */
+        digits++;
+        n--;
+    }
+    if (n != width)
+        return n > width;
+    return memcmp(digits, neg ? max_neg : max_pos, width) > 0;
+}
+
+char *zl_rpc_quote_big_ints(const char *in, size_t len, size_t *out_len)
+{
+    /* each quoted integer has at least 19 digits and gains 2 quotes */
+    size_t cap = len + 2 * (len / 19 + 1) + 1;
+    char *out = malloc(cap);
+    if (out == NULL)
+        return NULL;
+    size_t o = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < len;) {
+        char c = in[i];
+        if (in_string) {
+            out[o++] = c;
+            if (c == '\\' && i + 1 < len)
+                out[o++] = in[++i];
+            else if (c == '"')
+                in_string = false;
+            i++;
+            continue;
+        }
+        if (c == '"') {
+            in_string = true;
+            out[o++] = in[i++];
+            continue;
+        }
+        if (c != '-' && (c < '0' || c > '9')) {
+            out[o++] = in[i++];
+            continue;
+        }
+        size_t start = i, end = i + (c == '-');
+        bool integer = true;
+        while (end < len && ((in[end] >= '0' && in[end] <= '9') || in[end] == '.' || in[end] == 'e' ||
+                             in[end] == 'E' || in[end] == '+' || in[end] == '-')) {
+            if (in[end] < '0' || in[end] > '9')
+                integer = false;
+            end++;
+        }
+        size_t digits = start + (c == '-');
+        bool quote = integer && end > digits && too_big(in + digits, end - digits, c == '-');
+        if (quote)
+            out[o++] = '"';
+        memcpy(out + o, in + start, end - start);
+        o += end - start;
+        if (quote)
+            out[o++] = '"';
+        i = end > start ? end : start + 1;
+    }
+    ZL_ASSERT(o < cap);
+    out[o] = '\0';
+    *out_len = o;
+    return out;
 }

@@ -130,6 +130,17 @@ void zl_rpc_reset_breakers(struct zl_rpc *r);
  * "rpc:<endpoint>" and returns 1; returns 0 (nothing reset) for any other. */
 int zl_rpc_reset_breakers_named(struct zl_rpc *r, const char *dependency);
 
+/* An answer's text with every integer that does not fit an int64 turned
+ * into a JSON string of its digits, outside strings only ("rentEpoch":
+ * 18446744073709551615 becomes "rentEpoch":"18446744073709551615").
+ * Why: jansson refuses such integers and with them the whole answer, and
+ * Solana nodes send u64::MAX in every account (rentEpoch): a healthy node
+ * would look broken. The client parses an answer again through this only
+ * when jansson refused a number (json_error_numeric_overflow). Returns a malloc'd NUL-terminated
+ * text the caller frees (*out_len its length), or NULL when out of memory.
+ * Fuzzed (tests/fuzz/fuzz_rpc_response.c). */
+char *zl_rpc_quote_big_ints(const char *in, size_t len, size_t *out_len);
+
 /* Convenience for "0x1a" quantities: parses into *out; -1 when not a
  * 0x-prefixed hex quantity that fits in 64 bits. */
 int zl_rpc_parse_quantity(const json_t *v, uint64_t *out);

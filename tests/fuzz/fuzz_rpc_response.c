@@ -1,11 +1,14 @@
 /* fuzz_rpc_response: arbitrary bytes as a JSON-RPC answer: as a Transfer
  * log (eth_getLogs / receipt logs), as a quantity and as a uint256 hex
- * string. None may crash, leak or read out of bounds. */
+ * string, and through the client's quoting of integers beyond an int64
+ * (which must be idempotent: its output has none left to quote). None may
+ * crash, leak or read out of bounds. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "chain.h"
+#include "rpc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -23,6 +26,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         zl_rpc_parse_quantity(j, &q);
         json_decref(j);
     }
+    size_t qlen = 0, qlen2 = 0;
+    char *q1 = zl_rpc_quote_big_ints((const char *)data, size, &qlen);
+    char *q2 = q1 != NULL ? zl_rpc_quote_big_ints(q1, qlen, &qlen2) : NULL;
+    if (q2 != NULL && (qlen2 != qlen || memcmp(q1, q2, qlen) != 0))
+        abort();
+    free(q1);
+    free(q2);
     char *s = malloc(size + 1);
     if (s != NULL) {
         memcpy(s, data, size);

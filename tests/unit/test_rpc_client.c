@@ -15,7 +15,7 @@
 #include "rpc.h"
 #include "zltest.h"
 
-enum srv_mode { SRV_OK, SRV_429, SRV_500, SRV_GARBAGE, SRV_STALL, SRV_32005, SRV_REVERT, SRV_OTHER_RESULT };
+enum srv_mode { SRV_OK, SRV_429, SRV_500, SRV_GARBAGE, SRV_STALL, SRV_32005, SRV_REVERT, SRV_OTHER_RESULT, SRV_BIG_INT };
 
 /* Requests a test server serves before it stops. */
 #define SRV_REQUESTS_MAX 1000
@@ -66,6 +66,11 @@ static void srv_answer(struct srv *s, int c, const char *req_body)
     case SRV_REVERT:
         srv_reply(c, 200, "",
                   "{\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":3,\"message\":\"execution reverted\",\"data\":\"0x08c379a0\"}}");
+        return;
+    case SRV_BIG_INT: /* a Solana node's getAccountInfo: rentEpoch is u64::MAX */
+        srv_reply(c, 200, "",
+                  "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"context\":{\"slot\":7},\"value\":{\"lamports\":1,"
+                  "\"rentEpoch\":18446744073709551615,\"owner\":\"say \\\"18446744073709551615\\\"\"}}}");
         return;
     default:
         break;
@@ -530,10 +535,63 @@ ZT_TEST(test_rpc_quorum_of_error_answers_is_transient_with_the_answer)
     srv_stop(&b);
 }
 
+/* Integers beyond an int64 become strings, outside strings only; the rest
+ * of the text is unchanged. */
+ZT_TEST(test_rpc_quote_big_ints_quotes_only_integers_beyond_int64)
+{
+    static const struct {
+        const char *in, *want;
+    } cases[] = {
+        {"{\"a\":18446744073709551615}", "{\"a\":\"18446744073709551615\"}"},
+        {"[9223372036854775807,9223372036854775808]", "[9223372036854775807,\"9223372036854775808\"]"},
+        {"[-9223372036854775808,-9223372036854775809]", "[-9223372036854775808,\"-9223372036854775809\"]"},
+        {"[1e400,123456789012345678901.5]", "[1e400,123456789012345678901.5]"},
+        {"{\"s\":\"99999999999999999999 \\\" 99999999999999999999\"}",
+         "{\"s\":\"99999999999999999999 \\\" 99999999999999999999\"}"},
+        {"[0,-1,42]", "[0,-1,42]"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t n = 0;
+        char *got = zl_rpc_quote_big_ints(cases[i].in, strlen(cases[i].in), &n);
+        ZT_REQUIRE(got != NULL);
+        ZT_EQ_STR(cases[i].want, got);
+        ZT_EQ_INT((long long)strlen(cases[i].want), (long long)n);
+        free(got);
+    }
+}
+
+/* A healthy Solana node's answer with rentEpoch = u64::MAX is an answer,
+ * not garbage: the client reads it (the big integer as a string) and the
+ * endpoint stays healthy. */
+ZT_TEST(test_rpc_reads_an_answer_with_an_integer_beyond_int64)
+{
+    struct srv s;
+    ZT_REQUIRE(srv_start(&s, SRV_BIG_INT) == 0);
+    char urls[64];
+    snprintf(urls, sizeof(urls), "http://127.0.0.1:%d", s.port);
+    struct zl_rpc_opts o;
+    opts_init(&o, urls);
+    struct zl_rpc *r = NULL;
+    char err[ZL_ERRSTR_SIZE];
+    ZT_REQUIRE(zl_rpc_new(&r, &o, err, sizeof(err)) == 0);
+    json_t *res = NULL;
+    json_t *params = json_array();
+    ZT_EQ_INT(ZL_OK, zl_rpc_call(r, "getAccountInfo", params, &res, NULL, err, sizeof(err)));
+    json_t *v = json_object_get(res, "value");
+    ZT_EQ_STR("18446744073709551615", json_string_value(json_object_get(v, "rentEpoch")));
+    ZT_EQ_STR("say \"18446744073709551615\"", json_string_value(json_object_get(v, "owner")));
+    ZT_EQ_INT(1, (long long)json_integer_value(json_object_get(v, "lamports")));
+    json_decref(res);
+    json_decref(params);
+    zl_rpc_free(r);
+    srv_stop(&s);
+}
+
 ZT_MAIN(test_rpc_parse_quantity_accepts_hex_and_refuses_the_rest, test_rpc_new_refuses_bad_urls_and_quorum,
         test_rpc_new_refuses_plain_http_off_loopback_unless_allowed,
         test_rpc_fails_over_past_dead_429_500_garbage_and_32005, test_rpc_outage_only_when_every_endpoint_is_down,
         test_rpc_revert_is_transient_with_the_error_filled, test_rpc_hedges_past_a_stalling_endpoint,
         test_rpc_batch_matches_results_by_id, test_rpc_quorum_needs_k_equal_answers,
         test_rpc_batch_quorum_decides_each_call_by_k_equal_answers,
-        test_rpc_quorum_of_error_answers_is_transient_with_the_answer)
+        test_rpc_quorum_of_error_answers_is_transient_with_the_answer,
+        test_rpc_quote_big_ints_quotes_only_integers_beyond_int64, test_rpc_reads_an_answer_with_an_integer_beyond_int64)
