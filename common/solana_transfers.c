@@ -142,28 +142,16 @@ static int instruction(struct parse *p, json_t *ix, const char *place)
     return 0;
 }
 
-enum zl_sol_tx_read zl_sol_parse_transfers(const char *body, size_t len, const char *cluster, const char *mint,
-                                           zl_sol_is_deposit_fn is_deposit, void *ctx, struct zl_sol_transfer *out,
-                                           size_t max, size_t *n, char *err, size_t err_size)
+enum zl_sol_tx_read zl_sol_read_transfers(const json_t *res, const char *cluster, const char *mint,
+                                          zl_sol_is_deposit_fn is_deposit, void *ctx, struct zl_sol_transfer *out,
+                                          size_t max, size_t *n, char *err, size_t err_size)
 {
     *n = 0;
     struct parse p = {.cluster = cluster, .mint = mint, .is_deposit = is_deposit, .ctx = ctx, .out = out,
                       .max = max, .err = err, .err_size = err_size};
-    if (len > ZL_SOL_TX_ANSWER_MAX_BYTES) {
-        snprintf(err, err_size, "getTransaction answer of %zu bytes, at most %d", len, ZL_SOL_TX_ANSWER_MAX_BYTES);
-        return ZL_SOL_TX_INVALID;
-    }
-    json_error_t jerr;
-    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!json_is_object(root)) {
-        snprintf(err, err_size, "getTransaction answer is not a JSON object: %s", root == NULL ? jerr.text : "");
-        json_decref(root);
-        return ZL_SOL_TX_INVALID;
-    }
     enum zl_sol_tx_read rc = ZL_SOL_TX_INVALID;
-    json_t *res = json_object_get(root, "result");
-    if (json_object_get(root, "error") != NULL || res == NULL) {
-        bad(&p, "an error answer, or no result");
+    if (res == NULL) {
+        bad(&p, "no result");
         goto out;
     }
     if (json_is_null(res)) {
@@ -218,8 +206,77 @@ out:
     if (rc != ZL_SOL_TX_READ)
         p.n = 0; /* nothing half-read is handed out */
     *n = p.n;
+    return rc;
+}
+
+enum zl_sol_tx_read zl_sol_parse_transfers(const char *body, size_t len, const char *cluster, const char *mint,
+                                           zl_sol_is_deposit_fn is_deposit, void *ctx, struct zl_sol_transfer *out,
+                                           size_t max, size_t *n, char *err, size_t err_size)
+{
+    *n = 0;
+    if (len > ZL_SOL_TX_ANSWER_MAX_BYTES) {
+        snprintf(err, err_size, "getTransaction answer of %zu bytes, at most %d", len, ZL_SOL_TX_ANSWER_MAX_BYTES);
+        return ZL_SOL_TX_INVALID;
+    }
+    json_error_t jerr;
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(root)) {
+        snprintf(err, err_size, "getTransaction answer is not a JSON object: %s", root == NULL ? jerr.text : "");
+        json_decref(root);
+        return ZL_SOL_TX_INVALID;
+    }
+    enum zl_sol_tx_read rc = ZL_SOL_TX_INVALID;
+    json_t *res = json_object_get(root, "result");
+    if (json_object_get(root, "error") != NULL || res == NULL)
+        snprintf(err, err_size, "getTransaction answer: an error answer, or no result");
+    else
+        rc = zl_sol_read_transfers(res, cluster, mint, is_deposit, ctx, out, max, n, err, err_size);
     json_decref(root);
     return rc;
+}
+
+const char *zl_sol_answer_signature(const json_t *res)
+{
+    return json_string_value(
+        json_array_get(json_object_get(json_object_get(res, "transaction"), "signatures"), 0));
+}
+
+int zl_sol_read_signatures(const json_t *res, struct zl_sol_sig *out, size_t max, size_t *n, char *err,
+                           size_t err_size)
+{
+    *n = 0;
+    if (!json_is_array(res)) {
+        snprintf(err, err_size, "getSignaturesForAddress answer without a result list");
+        return -1;
+    }
+    if (json_array_size(res) > max) {
+        snprintf(err, err_size, "getSignaturesForAddress answer of %zu entries, asked for at most %zu",
+                 json_array_size(res), max);
+        return -1;
+    }
+    size_t i;
+    json_t *e;
+    json_array_foreach(res, i, e) {
+        struct zl_sol_sig *s = &out[i];
+        json_t *slot = json_object_get(e, "slot");
+        json_t *failed = json_object_get(e, "err");
+        const char *status = json_string_value(json_object_get(e, "confirmationStatus"));
+        if (b58_field(json_object_get(e, "signature"), 64, s->signature) != 0 || !json_is_integer(slot) ||
+            json_integer_value(slot) < 0) {
+            snprintf(err, err_size, "getSignaturesForAddress entry %zu: no signature of 64 bytes or no slot", i);
+            return -1;
+        }
+        s->slot = (uint64_t)json_integer_value(slot);
+        if (i > 0 && s->slot > out[i - 1].slot) {
+            snprintf(err, err_size, "getSignaturesForAddress entry %zu: slot %llu after %llu, not newest first", i,
+                     (unsigned long long)s->slot, (unsigned long long)out[i - 1].slot);
+            return -1;
+        }
+        s->failed = failed != NULL && !json_is_null(failed);
+        s->finalized = status != NULL && strcmp(status, "finalized") == 0;
+    }
+    *n = json_array_size(res);
+    return 0;
 }
 
 int zl_sol_parse_signatures(const char *body, size_t len, struct zl_sol_sig *out, size_t max, size_t *n, char *err,
@@ -233,42 +290,11 @@ int zl_sol_parse_signatures(const char *body, size_t len, struct zl_sol_sig *out
     }
     json_error_t jerr;
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-    json_t *res = json_object_get(root, "result");
-    int rc = -1;
-    if (!json_is_array(res)) {
-        snprintf(err, err_size, "getSignaturesForAddress answer without a result list%s%s",
-                 root == NULL ? ": " : "", root == NULL ? jerr.text : "");
-        goto out;
+    if (root == NULL) {
+        snprintf(err, err_size, "getSignaturesForAddress answer without a result list: %s", jerr.text);
+        return -1;
     }
-    if (json_array_size(res) > max) {
-        snprintf(err, err_size, "getSignaturesForAddress answer of %zu entries, asked for at most %zu",
-                 json_array_size(res), max);
-        goto out;
-    }
-    size_t i;
-    json_t *e;
-    json_array_foreach(res, i, e) {
-        struct zl_sol_sig *s = &out[i];
-        json_t *slot = json_object_get(e, "slot");
-        json_t *failed = json_object_get(e, "err");
-        const char *status = json_string_value(json_object_get(e, "confirmationStatus"));
-        if (b58_field(json_object_get(e, "signature"), 64, s->signature) != 0 || !json_is_integer(slot) ||
-            json_integer_value(slot) < 0) {
-            snprintf(err, err_size, "getSignaturesForAddress entry %zu: no signature of 64 bytes or no slot", i);
-            goto out;
-        }
-        s->slot = (uint64_t)json_integer_value(slot);
-        if (i > 0 && s->slot > out[i - 1].slot) {
-            snprintf(err, err_size, "getSignaturesForAddress entry %zu: slot %llu after %llu, not newest first", i,
-                     (unsigned long long)s->slot, (unsigned long long)out[i - 1].slot);
-            goto out;
-        }
-        s->failed = failed != NULL && !json_is_null(failed);
-        s->finalized = status != NULL && strcmp(status, "finalized") == 0;
-    }
-    *n = json_array_size(res);
-    rc = 0;
-out:
+    int rc = zl_sol_read_signatures(json_object_get(root, "result"), out, max, n, err, err_size);
     json_decref(root);
     return rc;
 }

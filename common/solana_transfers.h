@@ -29,6 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "base58.h"
 
 /* Characters of a cluster name ("mainnet-beta", "localnet"), NUL included. */
@@ -69,6 +71,17 @@ enum zl_sol_tx_read zl_sol_parse_transfers(const char *body, size_t len, const c
                                            zl_sol_is_deposit_fn is_deposit, void *ctx, struct zl_sol_transfer *out,
                                            size_t max, size_t *n, char *err, size_t err_size);
 
+/* zl_sol_parse_transfers on an answer already decoded: res is its "result"
+ * member (borrowed; NULL is invalid, JSON null is ZL_SOL_TX_ABSENT). What
+ * zl_rpc_call hands a caller. */
+enum zl_sol_tx_read zl_sol_read_transfers(const json_t *res, const char *cluster, const char *mint,
+                                          zl_sol_is_deposit_fn is_deposit, void *ctx, struct zl_sol_transfer *out,
+                                          size_t max, size_t *n, char *err, size_t err_size);
+
+/* The signature a getTransaction result is for (its first), or NULL: a
+ * caller checks it is the one it asked for (a node could answer another). */
+const char *zl_sol_answer_signature(const json_t *res);
+
 /* One entry of a getSignaturesForAddress answer: a transaction that touched
  * the address, newest first in the answer. */
 struct zl_sol_sig {
@@ -86,5 +99,9 @@ struct zl_sol_sig {
  * -1 with err and *n = 0. Fuzzed (tests/fuzz/fuzz_solana_transfers.c). */
 int zl_sol_parse_signatures(const char *body, size_t len, struct zl_sol_sig *out, size_t max, size_t *n, char *err,
                             size_t err_size);
+
+/* zl_sol_parse_signatures on the decoded "result" member (borrowed). */
+int zl_sol_read_signatures(const json_t *res, struct zl_sol_sig *out, size_t max, size_t *n, char *err,
+                           size_t err_size);
 
 #endif /* ZL_SOLANA_TRANSFERS_H */

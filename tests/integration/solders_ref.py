@@ -13,6 +13,7 @@ from solders.keypair import Keypair
 from solders.message import Message
 from solders.pubkey import Pubkey
 from solders import system_program as sp
+from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
 from solders.token.associated import get_associated_token_address
 from solders.transaction import Transaction
 
@@ -37,10 +38,19 @@ def system_ix(ix: dict) -> Instruction:
     raise ValueError(op)
 
 
+def budget_ix(ix: dict) -> Instruction:
+    """A ComputeBudget instruction (the priority fee) from solders' builder."""
+    if ix["budget"] == "unit_limit":
+        return set_compute_unit_limit(ix["units"])
+    if ix["budget"] == "unit_price":
+        return set_compute_unit_price(ix["micro_lamports"])
+    raise ValueError(ix["budget"])
+
+
 def build(spec: dict) -> dict:
     keys = {bytes(k.pubkey()): k for k in (Keypair.from_seed(bytes.fromhex(s)) for s in spec["seeds"])}
     payer = Keypair.from_seed(bytes.fromhex(spec["payer_seed"]))
-    ixs = [system_ix(ix) if "system" in ix else
+    ixs = [system_ix(ix) if "system" in ix else budget_ix(ix) if "budget" in ix else
            Instruction(Pubkey.from_string(ix["program"]), bytes.fromhex(ix["data"]),
                        [AccountMeta(Pubkey.from_string(a["key"]), a["signer"], a["writable"]) for a in ix["accounts"]])
            for ix in spec["instructions"]]

@@ -194,7 +194,10 @@ def system_spec(rng: random.Random) -> dict:
     k = lambda s: "SEED:" + s  # noqa: E731
     nonce = b58(rng.randbytes(32))
     if rng.random() < 0.5:
-        ixs = [{"system": "advance_nonce", "nonce": nonce, "authority": k(auth)},
+        budget = [{"budget": "unit_limit", "units": rng.randrange(2 ** 32)},
+                  {"budget": "unit_price", "micro_lamports": rng.randrange(2 ** 63)}]
+        ixs = [{"system": "advance_nonce", "nonce": nonce, "authority": k(auth)}] + \
+            rng.sample(budget, rng.randint(0, 2)) + [
                {"system": "create_account_with_seed", "from": k(payer), "to": b58(rng.randbytes(32)),
                 "base": rng.choice([k(payer), k(base)]), "seed": seed, "lamports": rng.randrange(2 ** 63),
                 "space": rng.randrange(2 ** 20), "owner": TOKEN_2022},
@@ -212,8 +215,10 @@ def system_spec(rng: random.Random) -> dict:
 def test_system_program_instructions_are_the_sdks():
     """Transfer, CreateAccount, CreateAccountWithSeed (base the payer or
     another signer), AdvanceNonceAccount and InitializeNonceAccount, built
-    by common/solana_system.c and by solders' system_program, in whole
-    signed transactions: 100 seeded specs."""
+    by common/solana_system.c and by solders' system_program, with the
+    priority fee's ComputeBudget SetComputeUnitLimit / SetComputeUnitPrice
+    (common/solana_receipt.c, solders' compute_budget), in whole signed
+    transactions: 100 seeded specs."""
     rng = random.Random(11)
     specs = resolve([system_spec(rng) for _ in range(100)])
     want = reference(specs)

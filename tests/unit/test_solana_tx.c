@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "solana_receipt.h"
 #include "solana_tx.h"
 #include "zltest.h"
 
@@ -132,5 +133,53 @@ ZT_TEST(test_bounds_are_refused_with_a_reason)
     ZT_CHECK(strstr(err, "larger than") != NULL);
 }
 
+/* The receipt's mint address is fixed by the deposit id: its seed is the
+ * first 16 bytes of sha256(deposit_id) in hex (python3 -c "import hashlib;
+ * print(hashlib.sha256(b'<id>').hexdigest()[:32])"), the same every time,
+ * and another id gives another mint. */
+ZT_TEST(test_the_receipt_seed_is_the_deposit_ids_digest)
+{
+    const char *id = "localnet:"
+                     "5VERv8NMvzbJMEkV8xnrLkEaWRtSz9CosKDYjCJjBRnbJLgp8uirBgmQpjKhoR4tjF3ZpRzrFmBV6UjKdiSZkQUW:0";
+    char seed[ZL_SOL_RECEIPT_SEED_SIZE];
+    zl_sol_receipt_seed(id, seed);
+    ZT_EQ_STR("e94dd95003a5d66816fb2b5fb6f7339f", seed);
+    uint8_t payer[32] = {7}, a[32], b[32], c[32];
+    char err[128];
+    ZT_EQ_INT(0, zl_sol_receipt_mint(payer, id, a, err, sizeof(err)));
+    ZT_EQ_INT(0, zl_sol_receipt_mint(payer, id, b, err, sizeof(err)));
+    ZT_EQ_INT(0, zl_sol_receipt_mint(payer, "localnet:x:1", c, err, sizeof(err)));
+    ZT_CHECK(memcmp(a, b, 32) == 0 && memcmp(a, c, 32) != 0);
+}
+
+/* The mint stage's step for a stored receipt transaction: send the same
+ * bytes while they can still run, sign anew only once they never can and
+ * no receipt exists, wait while anything is not final. */
+ZT_TEST(test_the_receipt_step_signs_anew_only_when_the_stored_bytes_can_never_run)
+{
+    static const struct {
+        struct zl_sol_receipt_seen seen;
+        enum zl_sol_receipt_next want;
+    } cases[] = {
+        {{0}, ZL_SOL_RECEIPT_SEND},                                         /* never sent, or dropped */
+        {{.nonce_moved = true}, ZL_SOL_RECEIPT_WAIT},                       /* moved, not final */
+        {{.nonce_moved = true, .nonce_move_final = true}, ZL_SOL_RECEIPT_RESIGN},
+        {{.receipt_seen = true, .nonce_moved = true}, ZL_SOL_RECEIPT_WAIT}, /* ours landed, not final */
+        {{.receipt_seen = true, .receipt_final = true, .nonce_moved = true, .nonce_move_final = true},
+         ZL_SOL_RECEIPT_DONE},
+        {{.tx_landed = true}, ZL_SOL_RECEIPT_WAIT},
+        {{.tx_landed = true, .tx_final = true, .tx_failed = true, .nonce_moved = true, .nonce_move_final = true},
+         ZL_SOL_RECEIPT_RESIGN},
+        {{.tx_landed = true, .tx_final = true, .nonce_moved = true, .nonce_move_final = true},
+         ZL_SOL_RECEIPT_WAIT}, /* succeeded, final, yet no final receipt: the reads disagree */
+        {{.receipt_final = true}, ZL_SOL_RECEIPT_DONE},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        ZT_EQ_STR(zl_sol_receipt_next_name(cases[i].want),
+                  zl_sol_receipt_next_name(zl_sol_receipt_next(&cases[i].seen)));
+}
+
 ZT_MAIN(test_compact_u16_round_trips_and_refuses_non_canonical_forms, test_signature_is_rfc8032_test_1,
-        test_a_transfer_compiles_payer_first_and_program_last, test_bounds_are_refused_with_a_reason)
+        test_a_transfer_compiles_payer_first_and_program_last, test_bounds_are_refused_with_a_reason,
+        test_the_receipt_seed_is_the_deposit_ids_digest,
+        test_the_receipt_step_signs_anew_only_when_the_stored_bytes_can_never_run)

@@ -1,0 +1,269 @@
+"""detect's scan of a Solana deposit account (common/solana_scan.c, through
+tests/zl-sol-rpc) against a real solana-test-validator (agave 3.0.12,
+started on free loopback ports, stopped by pid), with transactions built by
+the C code (tests/zl-sol-tx):
+
+  - an account paid before anyone scanned it (registered late) gets every
+    USDT transfer into it, on SPL Token and Token-2022, and nothing else: not
+    the other mint's, not the failed transaction's, not the transfer to
+    another account in the same transaction; read across listing pages;
+  - the cursor: a second scan reads nothing again, a new payment alone;
+  - a backlog bigger than the scan's room is read oldest first over several
+    scans, each transfer once;
+  - a lying endpoint (an HTTP proxy here that raises amounts) beside an
+    honest one: with a quorum of two nothing is read, and nothing invented;
+  - at finalized commitment a transfer is read only once finalized, and
+    verified only then;
+  - verify: a genuine deposit is verified; a forged amount, place or
+    destination, another mint's transfer and a failed transaction's are
+    mismatches; a signature the chain does not have is not verified (yet);
+    an id of another form is poison.
+
+Run by make test's Solana tier (tests/run-all), which builds the validator
+where it is missing; run alone, skipped where it is not built
+(deploy/local/deps solana), unless ZL_SOLANA_REQUIRED=1.
+"""
+import json
+import os
+import subprocess
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from test_solana_tx import TOKEN, TOKEN_2022, tool
+from test_solana_validator import VALIDATOR, ata_of, funded, sent, validator, with_seed  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.skipif(not VALIDATOR.exists() and os.environ.get("ZL_SOLANA_REQUIRED") != "1",
+                                reason=f"{VALIDATOR} not built (deploy/local/deps solana)")
+
+FINALIZE_S = 60
+
+
+def scan(v, **req) -> dict:
+    req.setdefault("urls", v.url)
+    out = subprocess.run([str(tool("zl-sol-rpc"))], input=json.dumps(req), capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+class Chain:
+    """A payer a, a depositor wallet b and another wallet c, each with a
+    token account of a fresh "USDT" mint and of another mint."""
+
+    def __init__(self, v, program: str):
+        self.v, self.program = v, program
+        (self.a_seed, _, _), (self.a, self.b, self.c) = funded(v, 3)
+        self.usdt, self.atas = self.mint()
+        self.other, self.oatas = self.mint()
+
+    def mint(self):
+        v, a = self.v, self.a
+        seed = os.urandom(8).hex()
+        mint = with_seed(a, seed, self.program)
+        rent = v.rpc("getMinimumBalanceForRentExemption", 82)
+        atas = {w: ata_of(w, mint, self.program) for w in (self.a, self.b, self.c)}
+        sent(v, {"payer_seed": self.a_seed, "seeds": [self.a_seed], "blockhash": v.blockhash(), "instructions": [
+            {"system": "create_account_with_seed", "from": a, "to": mint, "base": a, "seed": seed, "lamports": rent,
+             "space": 82, "owner": self.program},
+            {"token": "initialize_mint2", "program": self.program, "mint": mint, "decimals": 6, "authority": a}] + [
+            {"token": "ata_create", "program": self.program, "mint": mint, "payer": a, "ata": atas[w], "wallet": w}
+            for w in atas] + [
+            {"token": "mint_to", "program": self.program, "mint": mint, "dest": atas[a], "authority": a,
+             "amount": 10 ** 12}]})
+        return mint, atas
+
+    def tc(self, to: str, amount: int, other: bool = False) -> dict:
+        mint, atas = (self.other, self.oatas) if other else (self.usdt, self.atas)
+        return {"token": "transfer_checked", "program": self.program, "mint": mint, "source": atas[self.a],
+                "dest": atas[to], "owner": self.a, "amount": amount, "decimals": 6}
+
+    def pay(self, *ixs) -> str:
+        return sent(self.v, {"payer_seed": self.a_seed, "seeds": [self.a_seed], "blockhash": self.v.blockhash(),
+                             "instructions": list(ixs)})
+
+    def failed(self, *ixs) -> str:
+        spec = {"payer_seed": self.a_seed, "seeds": [self.a_seed], "blockhash": self.v.blockhash(),
+                "instructions": list(ixs)}
+        ans, _ = self.v.send_opts(spec, {"skipPreflight": True})
+        sig = ans["result"]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            st = self.v.rpc("getSignatureStatuses", [sig])["value"][0]
+            if st and st.get("confirmationStatus") in ("confirmed", "finalized"):
+                assert st["err"] is not None
+                return sig
+            time.sleep(0.2)
+        raise AssertionError(f"{sig} not confirmed")
+
+    def deposit_req(self, **kw) -> dict:
+        return dict({"mint": self.usdt, "account": self.atas[self.b], "cluster": "localnet"}, **kw)
+
+
+def verify(v, ch, deposit_id: str, amount: str, destination: str | None = None, **kw) -> dict:
+    req = dict({"op": "verify", "urls": v.url, "mint": ch.usdt, "cluster": "localnet", "commitment": "confirmed",
+                "deposit_id": deposit_id, "destination": destination or ch.atas[ch.b], "amount": amount}, **kw)
+    out = subprocess.run([str(tool("zl-sol-rpc"))], input=json.dumps(req), capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def ids(got: dict) -> list[tuple[str, str]]:
+    return [(d["deposit_id"], d["amount"]) for d in got["deposits"]]
+
+
+@pytest.mark.parametrize("program", [TOKEN, TOKEN_2022], ids=["spl-token", "token-2022"])
+def test_an_account_paid_before_it_was_scanned_gets_every_transfer_once(validator, program):
+    """Guards against a deposit paid before its address was registered never
+    being credited, and against counting what is not a USDT deposit into
+    this account: its scan starts with no cursor and the node lists the
+    account's whole history; pages of 2 signatures make the listing page."""
+    ch = Chain(validator, program)
+    b = ch.b
+    s1 = ch.pay(ch.tc(b, 12_345_678))
+    s2 = ch.pay({"token": "transfer", "program": program, "mint": ch.usdt, "source": ch.atas[ch.a],
+                 "dest": ch.atas[b], "owner": ch.a, "amount": 5_000_000})
+    s3 = ch.pay(ch.tc(ch.c, 7), ch.tc(b, 9_000_000))             # index 1 only is ours
+    ch.pay(ch.tc(b, 4_000_000, other=True))                       # another mint, another account
+    ch.failed(ch.tc(b, 10 ** 15))                                 # more than the payer holds: failed
+    s6 = ch.pay(ch.tc(b, 1), ch.tc(b, 2))
+    want = [(f"localnet:{s1}:0", "12345678"), (f"localnet:{s2}:0", "5000000"), (f"localnet:{s3}:1", "9000000"),
+            (f"localnet:{s6}:0", "1"), (f"localnet:{s6}:1", "2")]
+    got = scan(validator, **ch.deposit_req(page_limit=2, tx_batch=2))
+    assert got["class"] == "ok" and not got["more"], got
+    assert ids(got) == want
+    assert got["cursor"] == s6 and all(d["destination"] == ch.atas[b] for d in got["deposits"])
+    again = scan(validator, **ch.deposit_req(cursor=got["cursor"], page_limit=2))
+    assert again["class"] == "ok" and again["deposits"] == [] and again["cursor"] == s6, again
+    s7 = ch.pay(ch.tc(b, 3_000_000))
+    new = scan(validator, **ch.deposit_req(cursor=s6, page_limit=2))
+    assert ids(new) == [(f"localnet:{s7}:0", "3000000")] and new["cursor"] == s7, new
+
+
+def test_a_backlog_bigger_than_the_room_is_read_oldest_first_over_several_scans(validator):
+    """Guards against a long history that does not fit in one scan being cut
+    (the newest read, the oldest lost) or read twice: each scan reads the
+    oldest it has room for and says there is more."""
+    ch = Chain(validator, TOKEN)
+    sigs = [ch.pay(ch.tc(ch.b, 100 + i)) for i in range(7)]
+    cursor, seen, scans = "", [], 0
+    while True:
+        got = scan(validator, **ch.deposit_req(cursor=cursor, page_limit=2, sigs_max=3, tx_batch=2))
+        assert got["class"] == "ok", got
+        scans += 1
+        seen += ids(got)
+        cursor = got["cursor"]
+        if not got["more"]:
+            break
+        assert scans < 10
+    assert seen == [(f"localnet:{s}:0", str(100 + i)) for i, s in enumerate(sigs)]
+    assert scans >= 3 and cursor == sigs[-1]
+
+
+class LyingProxy:
+    """An RPC endpoint that forwards to the validator and, in every
+    getTransaction answer, raises each transfer's amount tenfold."""
+
+    def __init__(self, upstream: str):
+        up = upstream
+
+        class H(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                req = urllib.request.Request(up, data=body, headers={"Content-Type": "application/json"})
+                with urllib.request.urlopen(req, timeout=30) as r:
+                    text = r.read().decode()
+                if b"getTransaction" in body:
+                    text = text.replace('"amount":"', '"amount":"9')
+                data = text.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *a):
+                pass
+
+        self.srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = f"http://127.0.0.1:{self.srv.server_address[1]}"
+        self.thread = threading.Thread(target=self.srv.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def test_a_lying_endpoint_beside_an_honest_one_reads_nothing_and_invents_nothing(validator):
+    """Guards against one endpoint inventing deposits: the transaction's
+    content must be equal on a quorum of endpoints. With the liar first and
+    a quorum of two the scan reads nothing and keeps its cursor; alone with
+    the liar (quorum one) it would read the raised amount, which is why
+    detect asks two."""
+    ch = Chain(validator, TOKEN)
+    s1 = ch.pay(ch.tc(ch.b, 5_000_000))
+    liar = LyingProxy(validator.url)
+    try:
+        both = scan(validator, **ch.deposit_req(urls=f"{liar.url},{validator.url}", quorum=2))
+        assert both["class"] == "transient" and both["deposits"] == [] and both["cursor"] == "", both
+        alone = scan(validator, **ch.deposit_req(urls=liar.url, quorum=1))
+        assert ids(alone) == [(f"localnet:{s1}:0", "95000000")], alone   # what a quorum of one would believe
+    finally:
+        liar.close()
+    honest = scan(validator, **ch.deposit_req(urls=f"{validator.url},{validator.url}", quorum=2))
+    assert ids(honest) == [(f"localnet:{s1}:0", "5000000")], honest
+
+
+def test_at_finalized_commitment_a_transfer_is_read_once_finalized(validator):
+    """Guards against detect reading what the cluster may still take back:
+    at finalized (detect's default) a confirmed-only transfer is not listed,
+    and is read once the cluster finalizes it."""
+    ch = Chain(validator, TOKEN)
+    s1 = ch.pay(ch.tc(ch.b, 6_000_000))
+    first = scan(validator, **ch.deposit_req(commitment="finalized"))
+    status = validator.rpc("getSignatureStatuses", [s1])["value"][0]
+    if status.get("confirmationStatus") != "finalized":
+        assert first["deposits"] == [] and first["cursor"] == "", first
+    deadline = time.monotonic() + FINALIZE_S
+    while True:
+        got = scan(validator, **ch.deposit_req(commitment="finalized"))
+        if got["deposits"]:
+            break
+        assert time.monotonic() < deadline, f"not finalized in {FINALIZE_S}s"
+        time.sleep(1)
+    assert ids(got) == [(f"localnet:{s1}:0", "6000000")] and got["cursor"] == s1
+    assert verify(validator, ch, f"localnet:{s1}:0", "6000000", commitment="finalized")["verdict"] == "verified"
+
+
+def test_verify_credits_only_what_the_chain_moved(validator):
+    """Guards against a forged or stale event being credited: verify reads
+    the transaction itself and accepts only a USDT transfer of the claimed
+    amount into the claimed account at the claimed instruction."""
+    ch = Chain(validator, TOKEN_2022)
+    b = ch.b
+    s1 = ch.pay(ch.tc(ch.c, 7), ch.tc(b, 9_000_000))
+    s_other = ch.pay(ch.tc(b, 4_000_000, other=True))
+    s_failed = ch.failed(ch.tc(b, 10 ** 15))
+    ok = verify(validator, ch, f"localnet:{s1}:1", "9000000")
+    assert (ok["class"], ok["verdict"]) == ("ok", "verified") and ok["slot"] > 0, ok
+    forged = {
+        "amount": (f"localnet:{s1}:1", "90000000", None),
+        "place": (f"localnet:{s1}:0", "7", None),          # that one went to c
+        "destination": (f"localnet:{s1}:1", "9000000", ch.atas[ch.c]),  # it went to b
+        "other mint": (f"localnet:{s_other}:0", "4000000", None),
+        "failed": (f"localnet:{s_failed}:0", str(10 ** 15), None),
+    }
+    for what, (dep, amount, dest) in forged.items():
+        got = verify(validator, ch, dep, amount, dest)
+        assert (got["class"], got["verdict"]) == ("ok", "mismatch"), (what, got)
+    unknown = "1" * 64
+    got = verify(validator, ch, f"localnet:{unknown}:0", "1")
+    assert (got["class"], got["verdict"]) == ("ok", "not_yet"), got
+    for bad in (f"mainnet-beta:{s1}:1", f"localnet:{s1}", f"localnet:{s1}:1:2", "localnet:0xabc:1"):
+        got = verify(validator, ch, bad, "9000000")
+        assert got["class"] == "poison", (bad, got)
