@@ -134,18 +134,22 @@ const char *zl_sol_receipt_next_name(enum zl_sol_receipt_next n)
  * durable nonce value (what a transaction names as its blockhash). */
 enum { NONCE_VALUE_OFFSET = 40, NONCE_DATA_SIZE = 80 };
 
-static json_t *account_params(const char *key_b58, const char *encoding, const char *commitment)
+/* getAccountInfo of key at commitment: *res (new reference) on ZL_OK. */
+static zl_class get_account(struct zl_rpc *r, const char *key_b58, const char *encoding, const char *commitment,
+                            json_t **res, char *errstr, size_t errstr_size)
 {
-    return json_pack("[s, {s:s, s:s}]", key_b58, "encoding", encoding, "commitment", commitment);
+    json_t *params = json_pack("[s, {s:s, s:s}]", key_b58, "encoding", encoding, "commitment", commitment);
+    zl_class c = zl_rpc_call(r, "getAccountInfo", params, res, NULL, errstr, errstr_size);
+    json_decref(params);
+    return c;
 }
 
 /* *moved: the nonce's value at commitment is not value. */
 static zl_class nonce_moved(struct zl_rpc *r, const char *nonce_b58, const uint8_t value[ZL_SOL_KEY_SIZE],
                             const char *commitment, bool *moved, char *errstr, size_t errstr_size)
 {
-    json_t *params = account_params(nonce_b58, "base64", commitment), *res = NULL;
-    zl_class c = zl_rpc_call(r, "getAccountInfo", params, &res, NULL, errstr, errstr_size);
-    json_decref(params);
+    json_t *res = NULL;
+    zl_class c = get_account(r, nonce_b58, "base64", commitment, &res, errstr, errstr_size);
     if (c != ZL_OK)
         return c;
     json_t *acct = json_object_get(res, "value");
@@ -173,9 +177,8 @@ static zl_class nonce_moved(struct zl_rpc *r, const char *nonce_b58, const uint8
 static zl_class receipt_exists(struct zl_rpc *r, const char *mint_b58, const char *commitment, bool *exists,
                                char *errstr, size_t errstr_size)
 {
-    json_t *params = account_params(mint_b58, "jsonParsed", commitment), *res = NULL;
-    zl_class c = zl_rpc_call(r, "getAccountInfo", params, &res, NULL, errstr, errstr_size);
-    json_decref(params);
+    json_t *res = NULL;
+    zl_class c = get_account(r, mint_b58, "jsonParsed", commitment, &res, errstr, errstr_size);
     if (c != ZL_OK)
         return c;
     json_t *v = json_object_get(res, "value");
