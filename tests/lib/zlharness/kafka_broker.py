@@ -177,7 +177,9 @@ group.initial.rebalance.delay.ms=0
                "-cp", str(lib / "*")]
         # A KRaft cluster id is a UUID in URL-safe base64 without padding.
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        fmt = subprocess.run(jvm + ["kafka.tools.StorageTool", "format", "-t", cluster_id,
+        # "--cluster-id=": one id in 64 starts with "-", which the tool's
+        # parser took for an option after "-t" (make check, stop 29).
+        fmt = subprocess.run(jvm + ["kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
                                     "-c", str(self.dir / "server.properties"), *self.format_args()],
                              capture_output=True, text=True, timeout=FORMAT_TIMEOUT_S)
         assert fmt.returncode == 0, f"kafka storage format failed: {fmt.stdout}{fmt.stderr}"
