@@ -165,19 +165,25 @@ def test_a_backlog_bigger_than_the_room_is_read_oldest_first_over_several_scans(
 
 
 class LyingProxy:
-    """An RPC endpoint that forwards to the validator and, in every
-    getTransaction answer, raises each transfer's amount tenfold."""
+    """An RPC endpoint that forwards to the validator and lies about
+    getTransaction: "raise" multiplies every transfer's amount (a 9 in
+    front), "swap" answers with another transaction (swap_to's)."""
 
-    def __init__(self, upstream: str):
+    def __init__(self, upstream: str, mode: str = "raise", swap_to: str = ""):
         up = upstream
 
         class H(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                if mode == "swap" and b"getTransaction" in body:
+                    req = json.loads(body)
+                    for r in req if isinstance(req, list) else [req]:
+                        r["params"][0] = swap_to
+                    body = json.dumps(req).encode()
                 req = urllib.request.Request(up, data=body, headers={"Content-Type": "application/json"})
                 with urllib.request.urlopen(req, timeout=30) as r:
                     text = r.read().decode()
-                if b"getTransaction" in body:
+                if mode == "raise" and b"getTransaction" in body:
                     text = text.replace('"amount":"', '"amount":"9')
                 data = text.encode()
                 self.send_response(200)
@@ -217,6 +223,25 @@ def test_a_lying_endpoint_beside_an_honest_one_reads_nothing_and_invents_nothing
         liar.close()
     honest = scan(validator, **ch.deposit_req(urls=f"{validator.url},{validator.url}", quorum=2))
     assert ids(honest) == [(f"localnet:{s1}:0", "5000000")], honest
+
+
+def test_an_answer_for_another_transaction_is_not_read_as_the_one_asked(validator):
+    """Guards against a node answering getTransaction with another
+    transaction (one of ours, so every field is genuine): the scan and
+    verify check the answer's signature is the one asked, and read nothing
+    from it."""
+    ch = Chain(validator, TOKEN)
+    s1 = ch.pay(ch.tc(ch.b, 1_000_000))
+    s2 = ch.pay(ch.tc(ch.b, 2_000_000))
+    liar = LyingProxy(validator.url, mode="swap", swap_to=s2)
+    try:
+        got = scan(validator, **ch.deposit_req(urls=liar.url))
+        assert got["class"] == "transient" and "another transaction" in got["error"], got
+        assert got["deposits"] == [] and got["cursor"] == "", got   # s1 (asked first) was answered with s2
+        v = verify(validator, ch, f"localnet:{s1}:0", "2000000", urls=liar.url)
+        assert v["class"] == "transient" and "another transaction" in v["error"], v
+    finally:
+        liar.close()
 
 
 def test_at_finalized_commitment_a_transfer_is_read_once_finalized(validator):
