@@ -221,8 +221,11 @@ int main(void)
         zl_sol_keypair(seed, &payer) != 0)
         return fail("bad payer_seed");
     json_t *rec = json_object_get(spec, "receipt");
-    if (rec != NULL)
-        return receipt(rec, &payer);
+    if (rec != NULL) {
+        int rc = receipt(rec, &payer);
+        json_decref(spec);
+        return rc;
+    }
     if (key_of(json_object_get(spec, "blockhash"), hash) != 0)
         return fail("bad blockhash");
     static struct zl_sol_ix ixs[ZL_SOL_IX_MAX];
