@@ -147,6 +147,8 @@ static zl_class resign(struct zl_txmgr *t, struct zl_nonce_tx *slot, bool to_fil
 }
 
 /* Records a found receipt and checks its confirmations. */
+static void fillers_below(struct zl_txmgr *t, uint64_t nonce);
+
 static zl_class settle(struct zl_txmgr *t, const struct zl_nonce_tx *slot, const struct zl_tx_receipt *r,
                        char *errstr, size_t errstr_size)
 {
@@ -154,6 +156,11 @@ static zl_class settle(struct zl_txmgr *t, const struct zl_nonce_tx *slot, const
                                      r->status, errstr, errstr_size);
     if (c != ZL_OK)
         return c;
+    /* A filler below this nonce is mined too (nonces run in order): record
+     * it now. The janitor runs only when a message comes, and this may be
+     * the last one for a while (test_mint_window's fee-cap test waited for
+     * the filler's receipt on an idle stage, stop 29). */
+    fillers_below(t, slot->nonce);
     uint64_t head;
     c = zl_txmgr_read_quantity(t, "eth_blockNumber", json_array(), &head, errstr, errstr_size);
     if (c != ZL_OK)
@@ -366,6 +373,26 @@ zl_class zl_txmgr_peek(struct zl_txmgr *t, const struct zl_nonce_tx *slot, struc
         return settle(t, slot, r, errstr, errstr_size);
     snprintf(errstr, errstr_size, "tx %s at nonce %" PRIu64 " not mined yet", slot->tx_hash, slot->nonce);
     return ZL_DEFER;
+}
+
+/* Records the receipt of each pending filler below nonce (mined, since a
+ * later nonce is): no re-send, and no RPC at all when there is none. */
+static void fillers_below(struct zl_txmgr *t, uint64_t nonce)
+{
+    static struct zl_nonce_tx pending[TXMGR_FILLERS_PER_PASS_MAX];
+    size_t n = 0;
+    char err[ZL_ERRSTR_SIZE];
+    if (zl_nonce_pending(t->o.pg, t->o.chain_id, t->signer_hex, true, 0, pending, TXMGR_FILLERS_PER_PASS_MAX, &n,
+                         err, sizeof(err)) != ZL_OK)
+        return; /* the janitor's next pass records it */
+    for (size_t i = 0; i < n; i++) {
+        struct zl_tx_receipt r = {0};
+        if (pending[i].nonce < nonce && find_receipt(t, &pending[i], &r, err, sizeof(err)) == ZL_OK && r.found)
+            zl_nonce_mark_mined(t->o.pg, t->o.chain_id, t->signer_hex, pending[i].nonce, r.hash, r.block, r.status,
+                                err, sizeof(err));
+        zl_tx_receipt_clear(&r);
+        zl_nonce_tx_clear(&pending[i]);
+    }
 }
 
 /* One janitor pass over up to max pending txs (fillers_only: fillers) from
