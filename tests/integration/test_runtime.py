@@ -491,6 +491,8 @@ def test_offsets_never_pass_an_undelivered_message_with_two_batches_in_flight(pi
 # a revoke that found batches in flight, up to COPIES_MAX copies in all.
 REJOIN_AFTER_S = 8
 COPIES_MAX = 6
+# Deposits fed each round while waiting for that revoke.
+REFEED = 250
 
 
 def test_a_revoke_with_batches_in_flight_finishes_them_first(pipeline):
@@ -514,7 +516,7 @@ def test_a_revoke_with_batches_in_flight_finishes_them_first(pipeline):
     deadline = time.monotonic() + 90
     joined = time.monotonic()
     while "revoke: finishing" not in pipeline.log("a") and time.monotonic() < deadline:
-        feed(100)
+        feed(REFEED)  # enough that the first copy has a backlog, not only the batch at hand
         time.sleep(0.3)
         # The revoke may find the first copy between batches (a loaded
         # machine, CI stop 29): another copy joining makes another revoke.
