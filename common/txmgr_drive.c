@@ -146,9 +146,10 @@ static zl_class resign(struct zl_txmgr *t, struct zl_nonce_tx *slot, bool to_fil
     return ZL_OK;
 }
 
-/* Records a found receipt and checks its confirmations. */
-static void fillers_below(struct zl_txmgr *t, uint64_t nonce);
+static void janitor_pass(struct zl_txmgr *t, bool fillers_only, uint64_t from_nonce, size_t max, uint64_t below,
+                         bool resend);
 
+/* Records a found receipt and checks its confirmations. */
 static zl_class settle(struct zl_txmgr *t, const struct zl_nonce_tx *slot, const struct zl_tx_receipt *r,
                        char *errstr, size_t errstr_size)
 {
@@ -157,10 +158,10 @@ static zl_class settle(struct zl_txmgr *t, const struct zl_nonce_tx *slot, const
     if (c != ZL_OK)
         return c;
     /* A filler below this nonce is mined too (nonces run in order): record
-     * it now. The janitor runs only when a message comes, and this may be
-     * the last one for a while (test_mint_window's fee-cap test waited for
-     * the filler's receipt on an idle stage, stop 29). */
-    fillers_below(t, slot->nonce);
+     * it now, without re-sending any. The janitor runs only when a message
+     * comes, and this may be the last one for a while (test_mint_window's
+     * fee-cap test waited for the filler's receipt on an idle stage). */
+    janitor_pass(t, true, 0, TXMGR_FILLERS_PER_PASS_MAX, slot->nonce, false);
     uint64_t head;
     c = zl_txmgr_read_quantity(t, "eth_blockNumber", json_array(), &head, errstr, errstr_size);
     if (c != ZL_OK)
@@ -375,29 +376,11 @@ zl_class zl_txmgr_peek(struct zl_txmgr *t, const struct zl_nonce_tx *slot, struc
     return ZL_DEFER;
 }
 
-/* Records the receipt of each pending filler below nonce (mined, since a
- * later nonce is): no re-send, and no RPC at all when there is none. */
-static void fillers_below(struct zl_txmgr *t, uint64_t nonce)
-{
-    static struct zl_nonce_tx pending[TXMGR_FILLERS_PER_PASS_MAX];
-    size_t n = 0;
-    char err[ZL_ERRSTR_SIZE];
-    if (zl_nonce_pending(t->o.pg, t->o.chain_id, t->signer_hex, true, 0, pending, TXMGR_FILLERS_PER_PASS_MAX, &n,
-                         err, sizeof(err)) != ZL_OK)
-        return; /* the janitor's next pass records it */
-    for (size_t i = 0; i < n; i++) {
-        struct zl_tx_receipt r = {0};
-        if (pending[i].nonce < nonce && find_receipt(t, &pending[i], &r, err, sizeof(err)) == ZL_OK && r.found)
-            zl_nonce_mark_mined(t->o.pg, t->o.chain_id, t->signer_hex, pending[i].nonce, r.hash, r.block, r.status,
-                                err, sizeof(err));
-        zl_tx_receipt_clear(&r);
-        zl_nonce_tx_clear(&pending[i]);
-    }
-}
-
 /* One janitor pass over up to max pending txs (fillers_only: fillers) from
- * from_nonce up: a mined one's receipt is recorded, the others re-sent. */
-static void janitor_pass(struct zl_txmgr *t, bool fillers_only, uint64_t from_nonce, size_t max)
+ * from_nonce up and below `below`: a mined one's receipt is recorded, the
+ * others re-sent when resend. */
+static void janitor_pass(struct zl_txmgr *t, bool fillers_only, uint64_t from_nonce, size_t max, uint64_t below,
+                         bool resend)
 {
     static struct zl_nonce_tx pending[TXMGR_GAP_REPAIR_MAX];
     size_t n = 0;
@@ -409,10 +392,12 @@ static void janitor_pass(struct zl_txmgr *t, bool fillers_only, uint64_t from_no
     }
     for (size_t i = 0; i < n; i++) {
         struct zl_tx_receipt r = {0};
-        if (find_receipt(t, &pending[i], &r, err, sizeof(err)) == ZL_OK && r.found) {
+        if (pending[i].nonce >= below) {
+            /* not asked about: no RPC */
+        } else if (find_receipt(t, &pending[i], &r, err, sizeof(err)) == ZL_OK && r.found) {
             zl_nonce_mark_mined(t->o.pg, t->o.chain_id, t->signer_hex, pending[i].nonce, r.hash, r.block, r.status,
                                 err, sizeof(err));
-        } else {
+        } else if (resend) {
             zl_class bc;
             if (zl_txmgr_broadcast(t, &pending[i], &bc, err, sizeof(err)) != ZL_TX_SENT)
                 zl_log(ZL_LOG_WARN, NULL, "janitor: %s at nonce %" PRIu64 ": %s", pending[i].purpose,
@@ -429,7 +414,7 @@ void zl_txmgr_janitor(struct zl_txmgr *t)
     if (now < t->next_janitor_ms)
         return;
     t->next_janitor_ms = now + t->o.janitor_ms;
-    janitor_pass(t, true, 0, TXMGR_FILLERS_PER_PASS_MAX);
+    janitor_pass(t, true, 0, TXMGR_FILLERS_PER_PASS_MAX, UINT64_MAX, true);
     if (t->o.inflight_max <= 1)
         return;
     /* The window's gap repair: every pending tx from the chain's nonce up,
@@ -441,5 +426,5 @@ void zl_txmgr_janitor(struct zl_txmgr *t)
         zl_log(ZL_LOG_WARN, NULL, "janitor: %s", err);
         return;
     }
-    janitor_pass(t, false, floor, (size_t)t->o.inflight_max);
+    janitor_pass(t, false, floor, (size_t)t->o.inflight_max, UINT64_MAX, true);
 }
