@@ -8,9 +8,6 @@
  * account with more history is read in several scans anyway (the oldest
  * sigs_max first), and a node that pages forever is not honest. */
 enum { SCAN_PAGES_MAX = 100000 };
-/* Room kept in out for one transaction's transfers into one account: a
- * transaction is at most 1232 bytes, which holds fewer top-level transfers. */
-enum { SCAN_TX_TRANSFERS_MAX = 64 };
 
 static bool only_this_account(void *ctx, const char *token_account)
 {
@@ -89,10 +86,10 @@ zl_class zl_sol_scan_account(struct zl_rpc *r, const struct zl_sol_scan_opts *o,
     *more = false;
     snprintf(cursor_out, ZL_B58_TEXT_MAX, "%s", cursor);
     if (o->page_limit < 1 || o->page_limit > ZL_SOL_SIGS_PAGE_MAX || sigs_max < (size_t)o->page_limit ||
-        o->tx_batch < 1 || o->tx_batch > ZL_SOL_TX_BATCH_MAX || max < SCAN_TX_TRANSFERS_MAX) {
+        o->tx_batch < 1 || o->tx_batch > ZL_SOL_TX_BATCH_MAX || max < ZL_SOL_TX_TRANSFERS_MAX) {
         snprintf(errstr, errstr_size,
                  "solana scan: page_limit 1..%d (<= sigs_max), tx_batch 1..%d and room for %d transfers needed",
-                 ZL_SOL_SIGS_PAGE_MAX, ZL_SOL_TX_BATCH_MAX, SCAN_TX_TRANSFERS_MAX);
+                 ZL_SOL_SIGS_PAGE_MAX, ZL_SOL_TX_BATCH_MAX, ZL_SOL_TX_TRANSFERS_MAX);
         return ZL_PERMANENT;
     }
     size_t have = 0;
@@ -122,7 +119,7 @@ zl_class zl_sol_scan_account(struct zl_rpc *r, const struct zl_sol_scan_opts *o,
                 c = ZL_TRANSIENT;
                 break;
             }
-            if (max - *n < SCAN_TX_TRANSFERS_MAX) {
+            if (max - *n < ZL_SOL_TX_TRANSFERS_MAX) {
                 *more = true;
                 break;
             }

@@ -40,6 +40,10 @@
 #define ZL_SOL_DEPOSIT_ID_SIZE (ZL_SOL_CLUSTER_SIZE + ZL_B58_TEXT_MAX + ZL_SOL_IX_PLACE_SIZE + 2)
 /* Characters of a u64 in decimal, NUL included. */
 #define ZL_SOL_AMOUNT_SIZE 21
+/* Transfers one transaction may hold into one account: a transaction is at
+ * most 1232 bytes, which holds fewer top-level transfers than this. The
+ * room scan and verify keep for one transaction's. */
+#define ZL_SOL_TX_TRANSFERS_MAX 64
 /* Bytes of a getTransaction answer the parser reads. */
 #define ZL_SOL_TX_ANSWER_MAX_BYTES (1024 * 1024)
 

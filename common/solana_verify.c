@@ -4,9 +4,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Transfers one transaction may hold into one account (a transaction is at
- * most 1232 bytes: fewer top-level instructions than this). */
-enum { VERIFY_TRANSFERS_MAX = 64 };
 
 static bool is_destination(void *ctx, const char *token_account)
 {
@@ -47,11 +44,11 @@ zl_class zl_sol_verify(struct zl_rpc *r, const char *cluster, const char *mint, 
     json_decref(params);
     if (c != ZL_OK)
         return c;
-    struct zl_sol_transfer got[VERIFY_TRANSFERS_MAX];
+    struct zl_sol_transfer got[ZL_SOL_TX_TRANSFERS_MAX];
     size_t n = 0;
     char err[256];
     enum zl_sol_tx_read rd = zl_sol_read_transfers(res, cluster, mint, is_destination, (void *)destination, got,
-                                                   VERIFY_TRANSFERS_MAX, &n, err, sizeof(err));
+                                                   ZL_SOL_TX_TRANSFERS_MAX, &n, err, sizeof(err));
     const char *said = zl_sol_answer_signature(res);
     if (rd == ZL_SOL_TX_READ && (said == NULL || strcmp(said, sig) != 0)) {
         snprintf(err, sizeof(err), "the answer is for another transaction");
