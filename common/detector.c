@@ -444,13 +444,13 @@ void det_publish(struct zl_detector *d, const struct zl_transfer_log *tl, const 
     zl_event_init(&ev, ZL_TOPIC_DETECTED);
     snprintf(ev.deposit_id, sizeof(ev.deposit_id), "%s", deposit_id);
     ev.chain_id = d->o.chain_id;
-    memcpy(ev.tx_hash, tl->tx_hash, sizeof(ev.tx_hash));
+    snprintf(ev.tx_hash, sizeof(ev.tx_hash), "%s", tl->tx_hash);
     ev.log_index = tl->log_index;
     ev.block_number = tl->block_number;
     memcpy(ev.block_hash, tl->block_hash, sizeof(ev.block_hash));
-    memcpy(ev.token, tl->token, sizeof(ev.token));
-    memcpy(ev.from, tl->from, sizeof(ev.from));
-    memcpy(ev.to, tl->to, sizeof(ev.to));
+    snprintf(ev.token, sizeof(ev.token), "%s", tl->token);
+    snprintf(ev.from, sizeof(ev.from), "%s", tl->from);
+    snprintf(ev.to, sizeof(ev.to), "%s", tl->to);
     snprintf(ev.user_id, sizeof(ev.user_id), "%s", user_id);
     memcpy(ev.amount, tl->amount, sizeof(ev.amount));
     char buf[ZL_EVENT_ENCODED_MAX_BYTES];

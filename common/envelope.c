@@ -15,6 +15,7 @@
 #include <string.h>
 #include <uuid/uuid.h>
 
+#include "base58.h"
 #include "hex.h"
 
 /* ------------------------------------------------------------ kinds */
@@ -248,6 +249,56 @@ static bool valid_token_uri(const char *s)
     return strncmp(s, IPFS_SCHEME, scheme_len) == 0 && zl_valid_cid(s + scheme_len);
 }
 
+/* ------------------------------------------------------ Solana formats */
+
+#define SOL_CLUSTER_LEN_MAX (ZL_EVENT_CHAIN_SIZE - 1)
+#define SOL_SIGNATURE_BYTES 64
+#define SOL_KEY_BYTES 32
+#define SOL_PLACE_PART_MAX 255 /* a transaction holds fewer instructions */
+
+static bool is_cluster_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || is_digit(c) || c == '-';
+}
+
+bool zl_valid_sol_cluster(const char *s)
+{
+    /* A letter first: never all digits, so a deposit id's first field alone
+     * says which family it is. */
+    size_t n = strlen(s);
+    return n >= 1 && n <= SOL_CLUSTER_LEN_MAX && s[0] >= 'a' && s[0] <= 'z' && all_of(s, n, is_cluster_char);
+}
+
+static bool b58_of(const char *s, size_t bytes)
+{
+    uint8_t raw[ZL_B58_BYTES_MAX];
+    /* The longest text of `bytes` bytes is bytes * 1.37 characters: refuse
+     * anything longer before decoding (leading '1's could pad it). */
+    return strlen(s) <= bytes * 138 / 100 + 1 && zl_b58_decode_exact(s, raw, bytes) == 0;
+}
+
+bool zl_valid_sol_signature(const char *s) { return b58_of(s, SOL_SIGNATURE_BYTES); }
+bool zl_valid_sol_key(const char *s) { return b58_of(s, SOL_KEY_BYTES); }
+
+/* Reads one canonical decimal part of a place (0..255) of n characters. */
+static bool place_part(const char *s, size_t n)
+{
+    if (n < 1 || n > 3 || !is_canonical_digits(s, n))
+        return false;
+    int v = 0;
+    for (size_t i = 0; i < n; i++)
+        v = v * 10 + (s[i] - '0');
+    return v <= SOL_PLACE_PART_MAX;
+}
+
+bool zl_valid_sol_place(const char *s)
+{
+    const char *dot = strchr(s, '.');
+    if (dot == NULL)
+        return place_part(s, strlen(s));
+    return place_part(s, (size_t)(dot - s)) && place_part(dot + 1, strlen(dot + 1));
+}
+
 static bool valid_schema(const char *s)
 {
     zl_topic_kind unused;
@@ -321,21 +372,67 @@ int zl_deposit_id_parse(const char *deposit_id, uint64_t *chain_id,
     return 0;
 }
 
-static bool valid_deposit_id_shape(const char *s)
+int zl_sol_deposit_id_format(char *buf, size_t buf_size, const char *cluster, const char *signature,
+                             const char *place)
+{
+    ZL_ASSERT(buf != NULL && cluster != NULL && signature != NULL && place != NULL);
+    if (buf_size > 0)
+        buf[0] = '\0';
+    if (!zl_valid_sol_cluster(cluster) || !zl_valid_sol_signature(signature) || !zl_valid_sol_place(place))
+        return -1;
+    int n = snprintf(buf, buf_size, "%s:%s:%s", cluster, signature, place);
+    if (n < 0 || (size_t)n >= buf_size) {
+        if (buf_size > 0)
+            buf[0] = '\0';
+        return -1;
+    }
+    return 0;
+}
+
+int zl_sol_deposit_id_parse(const char *deposit_id, char *cluster, char *signature, char *place)
+{
+    ZL_ASSERT(deposit_id != NULL && cluster != NULL && signature != NULL && place != NULL);
+    const char *c1 = strchr(deposit_id, ':');
+    const char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+    if (c2 == NULL)
+        return -1;
+    size_t n_cluster = (size_t)(c1 - deposit_id), n_sig = (size_t)(c2 - c1 - 1), n_place = strlen(c2 + 1);
+    if (n_cluster >= ZL_EVENT_CHAIN_SIZE || n_sig >= ZL_EVENT_TXID_SIZE || n_place >= ZL_EVENT_PLACE_SIZE)
+        return -1;
+    memcpy(cluster, deposit_id, n_cluster);
+    cluster[n_cluster] = '\0';
+    memcpy(signature, c1 + 1, n_sig);
+    signature[n_sig] = '\0';
+    memcpy(place, c2 + 1, n_place + 1);
+    return zl_valid_sol_cluster(cluster) && zl_valid_sol_signature(signature) && zl_valid_sol_place(place) ? 0 : -1;
+}
+
+/* A Solana deposit id: three fields, each valid, and nothing else. */
+static bool valid_sol_deposit_id(const char *s)
+{
+    char cluster[ZL_EVENT_CHAIN_SIZE], sig[ZL_EVENT_TXID_SIZE], place[ZL_EVENT_PLACE_SIZE];
+    return zl_sol_deposit_id_parse(s, cluster, sig, place) == 0;
+}
+
+bool zl_valid_deposit_id(const char *s)
 {
     uint64_t chain;
     uint32_t index;
     char hash[HASH32_LEN + 1];
-    return zl_deposit_id_parse(s, &chain, hash, sizeof(hash), &index) == 0;
+    return zl_deposit_id_parse(s, &chain, hash, sizeof(hash), &index) == 0 || valid_sol_deposit_id(s);
 }
 
 /* ---------------------------------------------------------- field table */
 
 enum field_type { FT_STRING, FT_U32, FT_U64 };
 
+/* Which chain family's events carry a field (a bit mask). */
+enum { FAM_EVM = 1, FAM_SOL = 2, FAM_ALL = FAM_EVM | FAM_SOL };
+
 struct field_def {
     const char *name;          /* JSON key */
     zl_topic_kind since;       /* first kind that carries the field */
+    unsigned fam;              /* FAM_*: the families whose events carry it */
     enum field_type type;
     size_t offset;             /* offsetof(struct zl_event, member) */
     size_t size;               /* sizeof the member (strings: incl. NUL) */
@@ -345,55 +442,85 @@ struct field_def {
 };
 
 #define MEMBER_SIZE(m) sizeof(((struct zl_event *)0)->m)
-#define STR_FIELD(m, since, fn, expect)                                        \
-    {#m, since, FT_STRING, offsetof(struct zl_event, m), MEMBER_SIZE(m), 0, 0, fn, expect}
-#define INT_FIELD(m, since, type, lo, hi, expect)                             \
-    {#m, since, type, offsetof(struct zl_event, m), MEMBER_SIZE(m), lo, hi, NULL, expect}
+#define STR_FIELD(m, since, fam, fn, expect)                                   \
+    {#m, since, fam, FT_STRING, offsetof(struct zl_event, m), MEMBER_SIZE(m), 0, 0, fn, expect}
+#define INT_FIELD(m, since, fam, type, lo, hi, expect)                        \
+    {#m, since, fam, type, offsetof(struct zl_event, m), MEMBER_SIZE(m), lo, hi, NULL, expect}
 
 #define EXPECT_UUID "a lowercase UUID string (8-4-4-4-12 hex digits)"
 #define EXPECT_HASH "a string of 0x and 64 lowercase hex digits"
 #define EXPECT_ADDRESS "an address string of 0x and 40 hex digits"
+#define EXPECT_SOL_SIG "a Solana signature: base58 of 64 bytes"
+#define EXPECT_SOL_KEY "a Solana address: base58 of 32 bytes"
 #define EXPECT_UINT256                                                         \
     "a decimal string of digits (an unsigned integer below 2^256, no leading zeros)"
 
-/* The canonical key order of the encoding: the order of this table. */
+/* The canonical key order of the encoding: the order of this table. A field
+ * whose form differs by family has one row per family, side by side. */
 static const struct field_def fields[] = {
-    STR_FIELD(schema, ZL_TOPIC_DETECTED, valid_schema,
+    STR_FIELD(schema, ZL_TOPIC_DETECTED, FAM_ALL, valid_schema,
               "a schema id string such as \"zl.deposits.detected/v1\""),
-    STR_FIELD(event_id, ZL_TOPIC_DETECTED, zl_valid_uuid, EXPECT_UUID),
-    STR_FIELD(deposit_id, ZL_TOPIC_DETECTED, valid_deposit_id_shape,
-              "a string \"<chain_id>:<tx_hash>:<log_index>\""),
-    INT_FIELD(chain_id, ZL_TOPIC_DETECTED, FT_U64, 1, ZL_JSON_SAFE_INT_MAX,
+    STR_FIELD(event_id, ZL_TOPIC_DETECTED, FAM_ALL, zl_valid_uuid, EXPECT_UUID),
+    STR_FIELD(deposit_id, ZL_TOPIC_DETECTED, FAM_ALL, zl_valid_deposit_id,
+              "a string \"<chain_id>:<tx_hash>:<log_index>\" (Solana: \"<chain>:<tx_hash>:<instruction>\")"),
+    INT_FIELD(chain_id, ZL_TOPIC_DETECTED, FAM_EVM, FT_U64, 1, ZL_JSON_SAFE_INT_MAX,
               "a JSON integer from 1 to 9007199254740991"),
-    STR_FIELD(tx_hash, ZL_TOPIC_DETECTED, zl_valid_hash32, EXPECT_HASH),
-    INT_FIELD(log_index, ZL_TOPIC_DETECTED, FT_U32, 0, UINT32_MAX,
+    STR_FIELD(chain, ZL_TOPIC_DETECTED, FAM_SOL, zl_valid_sol_cluster,
+              "a Solana cluster name: a lowercase letter, then up to 30 of [a-z0-9-]"),
+    STR_FIELD(tx_hash, ZL_TOPIC_DETECTED, FAM_EVM, zl_valid_hash32, EXPECT_HASH),
+    STR_FIELD(tx_hash, ZL_TOPIC_DETECTED, FAM_SOL, zl_valid_sol_signature, EXPECT_SOL_SIG),
+    INT_FIELD(log_index, ZL_TOPIC_DETECTED, FAM_EVM, FT_U32, 0, UINT32_MAX,
               "a JSON integer from 0 to 4294967295"),
-    INT_FIELD(block_number, ZL_TOPIC_DETECTED, FT_U64, 0, ZL_JSON_SAFE_INT_MAX,
+    STR_FIELD(instruction, ZL_TOPIC_DETECTED, FAM_SOL, zl_valid_sol_place,
+              "an instruction's place string, \"N\" or \"N.M\" with each part 0 to 255"),
+    INT_FIELD(block_number, ZL_TOPIC_DETECTED, FAM_ALL, FT_U64, 0, ZL_JSON_SAFE_INT_MAX,
               "a JSON integer from 0 to 9007199254740991"),
-    STR_FIELD(block_hash, ZL_TOPIC_DETECTED, zl_valid_hash32, EXPECT_HASH),
-    STR_FIELD(token, ZL_TOPIC_DETECTED, zl_valid_address, EXPECT_ADDRESS),
-    STR_FIELD(from, ZL_TOPIC_DETECTED, zl_valid_address, EXPECT_ADDRESS),
-    STR_FIELD(to, ZL_TOPIC_DETECTED, zl_valid_address, EXPECT_ADDRESS),
-    STR_FIELD(user_id, ZL_TOPIC_DETECTED, zl_valid_user_id,
+    STR_FIELD(block_hash, ZL_TOPIC_DETECTED, FAM_EVM, zl_valid_hash32, EXPECT_HASH),
+    STR_FIELD(token, ZL_TOPIC_DETECTED, FAM_EVM, zl_valid_address, EXPECT_ADDRESS),
+    STR_FIELD(token, ZL_TOPIC_DETECTED, FAM_SOL, zl_valid_sol_key, EXPECT_SOL_KEY),
+    STR_FIELD(from, ZL_TOPIC_DETECTED, FAM_EVM, zl_valid_address, EXPECT_ADDRESS),
+    STR_FIELD(from, ZL_TOPIC_DETECTED, FAM_SOL, zl_valid_sol_key, EXPECT_SOL_KEY),
+    STR_FIELD(to, ZL_TOPIC_DETECTED, FAM_EVM, zl_valid_address, EXPECT_ADDRESS),
+    STR_FIELD(to, ZL_TOPIC_DETECTED, FAM_SOL, zl_valid_sol_key, EXPECT_SOL_KEY),
+    STR_FIELD(user_id, ZL_TOPIC_DETECTED, FAM_ALL, zl_valid_user_id,
               "a string of 1 to 64 characters from [A-Za-z0-9_.:-]"),
-    STR_FIELD(amount, ZL_TOPIC_DETECTED, zl_valid_uint256_dec, EXPECT_UINT256),
-    STR_FIELD(occurred_at, ZL_TOPIC_DETECTED, zl_valid_rfc3339_utc,
+    STR_FIELD(amount, ZL_TOPIC_DETECTED, FAM_ALL, zl_valid_uint256_dec, EXPECT_UINT256),
+    STR_FIELD(occurred_at, ZL_TOPIC_DETECTED, FAM_ALL, zl_valid_rfc3339_utc,
               "an RFC 3339 UTC time string \"YYYY-MM-DDTHH:MM:SS[.fraction]Z\""),
-    INT_FIELD(confirmations, ZL_TOPIC_VERIFIED, FT_U32, 0, UINT32_MAX,
+    INT_FIELD(confirmations, ZL_TOPIC_VERIFIED, FAM_ALL, FT_U32, 0, UINT32_MAX,
               "a JSON integer from 0 to 4294967295"),
-    STR_FIELD(metadata_cid, ZL_TOPIC_PINNED, zl_valid_cid,
+    STR_FIELD(metadata_cid, ZL_TOPIC_PINNED, FAM_ALL, zl_valid_cid,
               "a CIDv1 base32 string ('b' then [a-z2-7], 10 to 120 characters)"),
-    STR_FIELD(token_uri, ZL_TOPIC_PINNED, valid_token_uri,
+    STR_FIELD(token_uri, ZL_TOPIC_PINNED, FAM_ALL, valid_token_uri,
               "a string \"ipfs://\" followed by a CIDv1 base32"),
-    STR_FIELD(mint_tx_hash, ZL_TOPIC_MINTED, zl_valid_hash32, EXPECT_HASH),
-    STR_FIELD(token_id, ZL_TOPIC_MINTED, zl_valid_uint256_dec, EXPECT_UINT256),
-    STR_FIELD(nft_contract, ZL_TOPIC_MINTED, zl_valid_address, EXPECT_ADDRESS),
-    STR_FIELD(credit_eggs, ZL_TOPIC_CREDITED, zl_valid_uint256_dec, EXPECT_UINT256),
-    STR_FIELD(credit_id, ZL_TOPIC_CREDITED, zl_valid_uuid, EXPECT_UUID),
-    STR_FIELD(rate, ZL_TOPIC_CREDITED, zl_valid_rate,
+    STR_FIELD(mint_tx_hash, ZL_TOPIC_MINTED, FAM_EVM, zl_valid_hash32, EXPECT_HASH),
+    STR_FIELD(mint_tx_hash, ZL_TOPIC_MINTED, FAM_SOL, zl_valid_sol_signature, EXPECT_SOL_SIG),
+    STR_FIELD(token_id, ZL_TOPIC_MINTED, FAM_ALL, zl_valid_uint256_dec, EXPECT_UINT256),
+    STR_FIELD(nft_contract, ZL_TOPIC_MINTED, FAM_EVM, zl_valid_address, EXPECT_ADDRESS),
+    STR_FIELD(nft_contract, ZL_TOPIC_MINTED, FAM_SOL, zl_valid_sol_key, EXPECT_SOL_KEY),
+    STR_FIELD(credit_eggs, ZL_TOPIC_CREDITED, FAM_ALL, zl_valid_uint256_dec, EXPECT_UINT256),
+    STR_FIELD(credit_id, ZL_TOPIC_CREDITED, FAM_ALL, zl_valid_uuid, EXPECT_UUID),
+    STR_FIELD(rate, ZL_TOPIC_CREDITED, FAM_ALL, zl_valid_rate,
               "a decimal string (digits, optionally one '.' and more digits)"),
 };
 #define FIELDS_COUNT (sizeof(fields) / sizeof(fields[0]))
+
+bool zl_event_is_solana(const struct zl_event *ev)
+{
+    ZL_ASSERT(ev != NULL);
+    return ev->chain[0] != '\0';
+}
+
+static unsigned event_fam(const struct zl_event *ev)
+{
+    return zl_event_is_solana(ev) ? FAM_SOL : FAM_EVM;
+}
+
+/* Whether an event of this kind and family carries field f. */
+static bool carries(const struct field_def *f, zl_topic_kind kind, unsigned fam)
+{
+    return f->since <= kind && (f->fam & fam) != 0;
+}
 
 static char *field_str(struct zl_event *ev, const struct field_def *f)
 {
@@ -513,13 +640,23 @@ static int check_cross_fields(const struct zl_event *ev, char *errstr, size_t er
                     schema, excerpt(quoted, sizeof(quoted), ev->schema));
 
     char want[sizeof(ev->deposit_id)];
-    int rc = zl_deposit_id_format(want, sizeof(want), ev->chain_id, ev->tx_hash, ev->log_index);
-    ZL_ASSERT(rc == 0); /* chain_id and tx_hash were checked already */
+    int rc;
+    if (zl_event_is_solana(ev)) {
+        if (ev->chain_id != 0)
+            return fail(errstr, errstr_size,
+                        "field \"chain_id\": a Solana event (field \"chain\" set) carries no chain_id, got %" PRIu64,
+                        ev->chain_id);
+        rc = zl_sol_deposit_id_format(want, sizeof(want), ev->chain, ev->tx_hash, ev->instruction);
+    } else {
+        rc = zl_deposit_id_format(want, sizeof(want), ev->chain_id, ev->tx_hash, ev->log_index);
+    }
+    ZL_ASSERT(rc == 0); /* its parts were checked already */
     if (strcmp(ev->deposit_id, want) != 0)
         return fail(errstr, errstr_size,
-                    "field \"deposit_id\": \"%s\" does not match chain_id, tx_hash and "
-                    "log_index, which make \"%s\"",
-                    excerpt(quoted, sizeof(quoted), ev->deposit_id), want);
+                    "field \"deposit_id\": \"%s\" does not match %s, which make \"%s\"",
+                    excerpt(quoted, sizeof(quoted), ev->deposit_id),
+                    zl_event_is_solana(ev) ? "chain, tx_hash and instruction" : "chain_id, tx_hash and log_index",
+                    want);
 
     if (ev->kind >= ZL_TOPIC_PINNED) {
         size_t scheme_len = sizeof(IPFS_SCHEME) - 1;
@@ -538,9 +675,13 @@ int zl_event_validate(const struct zl_event *ev, char *errstr, size_t errstr_siz
         return fail(errstr, errstr_size,
                     "event kind %d is not a message kind (ZL_TOPIC_DETECTED..ZL_TOPIC_CREDITED)",
                     (int)ev->kind);
+    if (memchr(ev->chain, '\0', sizeof(ev->chain)) == NULL)
+        return fail(errstr, errstr_size, "field \"chain\": not NUL-terminated within its %zu-byte buffer",
+                    sizeof(ev->chain));
+    unsigned fam = event_fam(ev);
     for (size_t i = 0; i < FIELDS_COUNT; i++) {
         const struct field_def *f = &fields[i];
-        if (f->since > ev->kind)
+        if (!carries(f, ev->kind, fam))
             continue;
         if (f->type == FT_STRING && memchr(field_cstr(ev, f), '\0', f->size) == NULL)
             return fail(errstr, errstr_size,
@@ -622,9 +763,16 @@ static int decode_object(zl_topic_kind expected_kind, const json_t *obj, struct 
 {
     if (decode_schema(expected_kind, obj, out, errstr, errstr_size) != 0)
         return -1;
+    /* The family is read first: it says which form the other fields take.
+     * A message naming both would be read differently by different readers. */
+    unsigned fam = json_object_get(obj, "chain") != NULL ? FAM_SOL : FAM_EVM;
+    if (fam == FAM_SOL && json_object_get(obj, "chain_id") != NULL)
+        return fail(errstr, errstr_size,
+                    "fields \"chain\" and \"chain_id\": a message is of one chain family, "
+                    "EVM (chain_id) or Solana (chain), not both");
     for (size_t i = 0; i < FIELDS_COUNT; i++) {
         const struct field_def *f = &fields[i];
-        if (f->since > out->kind || strcmp(f->name, "schema") == 0)
+        if (!carries(f, out->kind, fam) || strcmp(f->name, "schema") == 0)
             continue;
         if (decode_field(obj, f, out, errstr, errstr_size) != 0)
             return -1;
@@ -714,9 +862,10 @@ int zl_event_encode(const struct zl_event *ev, char *buf, size_t buf_size,
     struct writer w = {buf, buf_size, 0};
     put(&w, "{", 1);
     bool first = true;
+    unsigned fam = event_fam(ev);
     for (size_t i = 0; i < FIELDS_COUNT; i++) {
         const struct field_def *f = &fields[i];
-        if (f->since > ev->kind)
+        if (!carries(f, ev->kind, fam))
             continue;
         if (!first)
             put(&w, ",", 1);
@@ -779,9 +928,10 @@ void zl_event_derive(struct zl_event *out, const struct zl_event *in, zl_topic_k
     /* Built aside, so out may be in. */
     struct zl_event next;
     memset(&next, 0, sizeof(next));
+    unsigned fam = event_fam(in);
     for (size_t i = 0; i < FIELDS_COUNT; i++) {
         const struct field_def *f = &fields[i];
-        if (f->since <= carried)
+        if (carries(f, carried, fam))
             memcpy((char *)&next + f->offset, (const char *)in + f->offset, f->size);
     }
     set_header(&next, next_kind); /* kind, schema, event_id, occurred_at */
@@ -791,11 +941,12 @@ void zl_event_derive(struct zl_event *out, const struct zl_event *in, zl_topic_k
 bool zl_event_equal(const struct zl_event *a, const struct zl_event *b)
 {
     ZL_ASSERT(a != NULL && b != NULL);
-    if (a->kind != b->kind || !kind_is_message(a->kind))
+    if (a->kind != b->kind || !kind_is_message(a->kind) || zl_event_is_solana(a) != zl_event_is_solana(b))
         return false;
+    unsigned fam = event_fam(a);
     for (size_t i = 0; i < FIELDS_COUNT; i++) {
         const struct field_def *f = &fields[i];
-        if (f->since > a->kind)
+        if (!carries(f, a->kind, fam))
             continue;
         if (f->type == FT_STRING) {
             if (strncmp(field_cstr(a, f), field_cstr(b, f), f->size) != 0)

@@ -55,6 +55,19 @@
 #define ZL_UUID_TEXT_SIZE 37
 #define ZL_USER_ID_SIZE 65
 
+/* Text sizes, NUL included, of fields that hold either chain family's form
+ * (docs/architecture.md, "Solana"). ZL_EVENT_TXID_SIZE: an EVM hash is 66
+ * characters, a Solana signature (base58 of 64 bytes) at most 88.
+ * ZL_EVENT_ADDR_SIZE: an EVM address is 42, a Solana key (base58 of 32
+ * bytes) at most 44. ZL_EVENT_CHAIN_SIZE: a Solana cluster name
+ * ("mainnet-beta", "localnet"), 1..31 of [a-z0-9-] starting with a letter,
+ * so never all digits like an EIP-155 chain id. ZL_EVENT_PLACE_SIZE: a
+ * Solana instruction's place, "<top>" or "<top>.<inner>", each 0..255. */
+#define ZL_EVENT_TXID_SIZE 90
+#define ZL_EVENT_ADDR_SIZE 45
+#define ZL_EVENT_CHAIN_SIZE 32
+#define ZL_EVENT_PLACE_SIZE 8
+
 /* What a message is, by its `schema` field. The order is the pipeline order
  * and matters: a kind carries every field of every kind before it.
  * ZL_TOPIC_ANY is not a message kind: it tells zl_event_decode to take the
@@ -73,24 +86,39 @@ typedef enum zl_topic_kind {
 
 /* One event. Every string is NUL-terminated ASCII inside its buffer; the
  * sizes include the NUL. Fields a kind does not carry are empty strings or 0.
- * Owned by whoever declared it; nothing inside points elsewhere. */
+ * Owned by whoever declared it; nothing inside points elsewhere.
+ *
+ * Two chain families share the struct. An EVM event has chain_id > 0 and an
+ * empty `chain`; a Solana event has `chain` set and chain_id 0. Where the
+ * forms differ, the field comment says "EVM: ...; Solana: ...". Fields of
+ * the other family are empty or 0 and are neither encoded nor compared. */
 struct zl_event {
     zl_topic_kind kind;                     /* ZL_TOPIC_DETECTED..ZL_TOPIC_CREDITED; never ANY */
     char schema[48];                        /* zl_topic_kind_schema(kind), e.g. "zl.nft.pinned/v1" */
     char event_id[ZL_UUID_TEXT_SIZE];       /* this event's own id: lowercase UUID 8-4-4-4-12,
                                                new for every event, even of the same deposit */
-    char deposit_id[ZL_DEPOSIT_ID_SIZE];    /* "<chain_id>:<tx_hash>:<log_index>", the Kafka key
+    char deposit_id[ZL_DEPOSIT_ID_SIZE];    /* EVM: "<chain_id>:<tx_hash>:<log_index>"; Solana:
+                                               "<chain>:<tx_hash>:<instruction>". The Kafka key
                                                and idempotency key; must agree with those fields */
-    uint64_t chain_id;                      /* EIP-155 chain id, 1..ZL_JSON_SAFE_INT_MAX */
-    char tx_hash[ZL_HASH_HEX_SIZE];         /* deposit transaction: "0x" + 64 lowercase hex */
-    uint32_t log_index;                     /* index of the Transfer log in its block */
-    uint64_t block_number;                  /* block of the deposit, 0..ZL_JSON_SAFE_INT_MAX */
-    char block_hash[ZL_HASH_HEX_SIZE];      /* that block's hash, "0x" + 64 lowercase hex: a
-                                               later different hash at this number is a reorg */
-    char token[ZL_ADDRESS_HEX_SIZE];        /* ERC-20 contract: "0x" + 40 hex, any case, kept
-                                               as given (EIP-55 checksums are not verified) */
-    char from[ZL_ADDRESS_HEX_SIZE];         /* Transfer sender, address as for token */
-    char to[ZL_ADDRESS_HEX_SIZE];           /* Transfer recipient: our deposit address */
+    uint64_t chain_id;                      /* EVM: EIP-155 chain id, 1..ZL_JSON_SAFE_INT_MAX */
+    char chain[ZL_EVENT_CHAIN_SIZE];        /* Solana: the cluster's name, as above */
+    char tx_hash[ZL_EVENT_TXID_SIZE];       /* deposit transaction. EVM: "0x" + 64 lowercase hex;
+                                               Solana: its first signature, base58 of 64 bytes */
+    uint32_t log_index;                     /* EVM: index of the Transfer log in its block */
+    char instruction[ZL_EVENT_PLACE_SIZE];  /* Solana: the transfer instruction's place, "2"
+                                               (top level) or "2.0" (inner) */
+    uint64_t block_number;                  /* EVM: block; Solana: slot. 0..ZL_JSON_SAFE_INT_MAX */
+    char block_hash[ZL_HASH_HEX_SIZE];      /* EVM: that block's hash, "0x" + 64 lowercase hex: a
+                                               later different hash at this number is a reorg.
+                                               Solana: not carried (verify reads finality from
+                                               the signature's status) */
+    char token[ZL_EVENT_ADDR_SIZE];         /* EVM: ERC-20 contract, "0x" + 40 hex, any case, kept
+                                               as given (EIP-55 checksums are not verified);
+                                               Solana: the token's mint, base58 of 32 bytes */
+    char from[ZL_EVENT_ADDR_SIZE];          /* EVM: Transfer sender; Solana: the source token
+                                               account. Address as for token */
+    char to[ZL_EVENT_ADDR_SIZE];            /* recipient: our deposit address (Solana: the
+                                               deposit token account) */
     char user_id[ZL_USER_ID_SIZE];          /* account credited: 1..64 of [A-Za-z0-9_.:-] */
     char amount[ZL_UINT256_DEC_SIZE];       /* token's smallest unit, decimal string of an
                                                unsigned integer < 2^256 (max 78 digits), no
@@ -98,15 +126,18 @@ struct zl_event {
     char occurred_at[40];                   /* when this event was made: RFC 3339 UTC,
                                                "YYYY-MM-DDTHH:MM:SS[.1-9 digits]Z" */
     /* ZL_TOPIC_VERIFIED and later */
-    uint32_t confirmations;                 /* blocks on top of block_number when verified */
+    uint32_t confirmations;                 /* blocks on top of block_number when verified
+                                               (Solana: slots) */
     /* ZL_TOPIC_PINNED and later */
     char metadata_cid[128];                 /* CIDv1 base32 of the NFT metadata: 'b' then
                                                [a-z2-7], 10..120 characters in all */
     char token_uri[140];                    /* exactly "ipfs://" + metadata_cid */
     /* ZL_TOPIC_MINTED and later */
-    char mint_tx_hash[ZL_HASH_HEX_SIZE];    /* mint transaction: "0x" + 64 lowercase hex */
-    char token_id[ZL_UINT256_DEC_SIZE];     /* NFT token id, decimal string like amount */
-    char nft_contract[ZL_ADDRESS_HEX_SIZE]; /* NFT contract address, as for token */
+    char mint_tx_hash[ZL_EVENT_TXID_SIZE];  /* mint transaction, as for tx_hash */
+    char token_id[ZL_UINT256_DEC_SIZE];     /* NFT token id, decimal string like amount
+                                               (Solana: each receipt is its own mint: "0") */
+    char nft_contract[ZL_EVENT_ADDR_SIZE];  /* EVM: NFT contract address; Solana: the receipt's
+                                               mint. As for token */
     /* ZL_TOPIC_CREDITED */
     char credit_eggs[ZL_UINT256_DEC_SIZE];  /* eggs credited, decimal string like amount,
                                                may be "0" */
@@ -114,6 +145,9 @@ struct zl_event {
     char rate[48];                          /* rate applied: digits, optionally one '.' and
                                                more digits; no leading zeros ("0.5", "12") */
 };
+
+/* True for a Solana event (chain set), false for an EVM one. */
+bool zl_event_is_solana(const struct zl_event *ev);
 
 /* The schema id of a kind ("zl.deposits.detected/v1"), or NULL for
  * ZL_TOPIC_ANY and values outside the enum. Static storage. */
@@ -161,6 +195,25 @@ bool zl_valid_uint256_dec(const char *s);  /* canonical decimal < 2^256 */
 bool zl_valid_rfc3339_utc(const char *s);  /* real date and time, 'Z' */
 bool zl_valid_cid(const char *s);          /* CIDv1 base32 as above */
 bool zl_valid_rate(const char *s);         /* "12", "0.005" */
+bool zl_valid_sol_cluster(const char *s);  /* [a-z][a-z0-9-]{0,30} */
+bool zl_valid_sol_signature(const char *s); /* base58 of exactly 64 bytes */
+bool zl_valid_sol_key(const char *s);      /* base58 of exactly 32 bytes */
+bool zl_valid_sol_place(const char *s);    /* "N" or "N.M", each 0..255, canonical */
+
+/* Writes "<cluster>:<signature>:<place>" (a Solana deposit id) into buf.
+ * Returns 0, or -1 when a part is not valid as above or buf is too small
+ * (buf is then "" if buf_size > 0). */
+int zl_sol_deposit_id_format(char *buf, size_t buf_size, const char *cluster, const char *signature,
+                             const char *place);
+
+/* Splits a Solana deposit id into its parts (buffers of ZL_EVENT_CHAIN_SIZE,
+ * ZL_EVENT_TXID_SIZE and ZL_EVENT_PLACE_SIZE bytes at least). Returns 0, or
+ * -1 when the id is not a valid Solana id (outputs then unspecified). */
+int zl_sol_deposit_id_parse(const char *deposit_id, char *cluster, char *signature, char *place);
+
+/* True when deposit_id is a well-formed id of either family: the EVM form
+ * zl_deposit_id_parse reads, or the Solana form above. */
+bool zl_valid_deposit_id(const char *deposit_id);
 
 /* Decodes one message value (buf, len: not NUL-terminated; at most
  * ZL_EVENT_JSON_MAX_BYTES) into *out.

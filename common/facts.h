@@ -8,7 +8,9 @@
  * (poison), and the row is left as it is. zl-replay uses the same check on a
  * poison letter before it publishes it again.
  *
- * Compared: the deposit id parts (chain_id, tx_hash, log_index), token,
+ * Compared: the deposit id parts (chain_id, tx_hash, log_index; a Solana
+ * row has neither chain_id nor log_index, read as 0 like its events: its
+ * cluster and instruction are pinned by the deposit id the row is read by), token,
  * from, to, user_id and amount (they never change for a deposit), and the
  * stage results the row already holds and the message carries
  * (metadata_cid, token_uri, nft_contract, token_id, mint_tx_hash).
@@ -34,19 +36,19 @@
 /* Strings are "" when the column is NULL (a stage result not yet written). */
 struct zl_facts {
     uint64_t chain_id;
-    char tx_hash[ZL_HASH_HEX_SIZE];
+    char tx_hash[ZL_EVENT_TXID_SIZE];
     uint32_t log_index;
-    char token[ZL_ADDRESS_HEX_SIZE];
-    char from[ZL_ADDRESS_HEX_SIZE];
-    char to[ZL_ADDRESS_HEX_SIZE];
+    char token[ZL_EVENT_ADDR_SIZE];
+    char from[ZL_EVENT_ADDR_SIZE];
+    char to[ZL_EVENT_ADDR_SIZE];
     char user_id[ZL_USER_ID_SIZE];
     char amount[ZL_UINT256_DEC_SIZE];
     /* stage results */
     char metadata_cid[128];
     char token_uri[140];
-    char nft_contract[ZL_ADDRESS_HEX_SIZE];
+    char nft_contract[ZL_EVENT_ADDR_SIZE];
     char token_id[ZL_UINT256_DEC_SIZE];
-    char mint_tx_hash[ZL_HASH_HEX_SIZE];
+    char mint_tx_hash[ZL_EVENT_TXID_SIZE];
 };
 
 /* The select list a reader of the deposits table puts in its query (the

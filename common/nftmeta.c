@@ -175,13 +175,20 @@ int zl_nftmeta_build(const struct zl_event *ev, const struct zl_nftmeta_opts *o,
         return -1;
     }
     /* Addresses are kept "as given" by the envelope; lower-case them so
-     * two spellings of one deposit's token cannot give two CIDs. */
+     * two spellings of one deposit's token cannot give two CIDs.
+     * A Solana key is base58, where case is part of the value: kept. */
+    bool solana = zl_event_is_solana(ev);
     char token[sizeof(ev->token)];
     for (size_t i = 0; i < sizeof(token); i++)
-        token[i] = (char)tolower((unsigned char)ev->token[i]);
-    char chain[ZL_INT64_DEC_SIZE], log_index[ZL_INT64_DEC_SIZE];
-    snprintf(chain, sizeof(chain), "%" PRIu64, ev->chain_id);
-    snprintf(log_index, sizeof(log_index), "%" PRIu32, ev->log_index);
+        token[i] = solana ? ev->token[i] : (char)tolower((unsigned char)ev->token[i]);
+    char chain[ZL_EVENT_CHAIN_SIZE], log_index[ZL_INT64_DEC_SIZE];
+    if (solana) {
+        snprintf(chain, sizeof(chain), "%s", ev->chain);
+        snprintf(log_index, sizeof(log_index), "%s", ev->instruction);
+    } else {
+        snprintf(chain, sizeof(chain), "%" PRIu64, ev->chain_id);
+        snprintf(log_index, sizeof(log_index), "%" PRIu32, ev->log_index);
+    }
 
     struct out w = {.buf = buf, .size = buf_size, .len = 0, .overflow = buf_size == 0};
     put(&w, "{\"name\":\"");
@@ -198,7 +205,7 @@ int zl_nftmeta_build(const struct zl_event *ev, const struct zl_nftmeta_opts *o,
     put_attribute(&w, "token", token, false);
     put_attribute(&w, "chain", chain, false);
     put_attribute(&w, "deposit tx", ev->tx_hash, false);
-    put_attribute(&w, "log index", log_index, true);
+    put_attribute(&w, solana ? "instruction" : "log index", log_index, true);
     put(&w, "]");
     if (o->external_url != NULL && o->external_url[0] != '\0') {
         put(&w, ",\"external_url\":");

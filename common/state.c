@@ -80,7 +80,7 @@ static const char SQL_DEAD[] =
     " last_error = left($3, 2000), last_error_class = $2, next_attempt_at = NULL,"
     " dlq_topic = $4, dlq_partition = $5::int, dlq_offset = $6::bigint, updated_at = now()"
     " WHERE deposit_id = $1 AND state NOT IN ('credited', 'reorged', 'dead', 'below_minimum') AND NOT (state = ANY ($7::text[]))"
-    " AND lower(block_hash) = lower($8)";
+    " AND lower(coalesce(block_hash, '')) = lower($8)";
 
 int zl_state_prepare(struct zl_pg *p)
 {

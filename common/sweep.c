@@ -170,17 +170,25 @@ int zl_sweep_event_from_row(const char *const *cols, struct zl_event *ev, char *
     zl_event_init(ev, kind);
     uint64_t v;
     copy(ev->deposit_id, sizeof(ev->deposit_id), cols[0]);
-    if (parse_u64(cols[1], ZL_JSON_SAFE_INT_MAX, &v) != 0)
-        goto bad;
-    ev->chain_id = v;
     copy(ev->tx_hash, sizeof(ev->tx_hash), cols[2]);
-    if (parse_u64(cols[3], UINT32_MAX, &v) != 0)
-        goto bad;
-    ev->log_index = (uint32_t)v;
+    if (cols[1] == NULL || cols[1][0] == '\0') {
+        /* A Solana row (no chain_id): its cluster and instruction are the
+         * id's; validate below checks they agree with tx_hash. */
+        char sig[ZL_EVENT_TXID_SIZE];
+        if (zl_sol_deposit_id_parse(ev->deposit_id, ev->chain, sig, ev->instruction) != 0)
+            goto bad;
+    } else {
+        if (parse_u64(cols[1], ZL_JSON_SAFE_INT_MAX, &v) != 0)
+            goto bad;
+        ev->chain_id = v;
+        if (parse_u64(cols[3], UINT32_MAX, &v) != 0)
+            goto bad;
+        ev->log_index = (uint32_t)v;
+        copy(ev->block_hash, sizeof(ev->block_hash), cols[5]);
+    }
     if (parse_u64(cols[4], ZL_JSON_SAFE_INT_MAX, &v) != 0)
         goto bad;
     ev->block_number = v;
-    copy(ev->block_hash, sizeof(ev->block_hash), cols[5]);
     copy(ev->token, sizeof(ev->token), cols[6]);
     copy(ev->from, sizeof(ev->from), cols[7]);
     copy(ev->to, sizeof(ev->to), cols[8]);
@@ -202,7 +210,8 @@ int zl_sweep_event_from_row(const char *const *cols, struct zl_event *ev, char *
     }
     return zl_event_validate(ev, errstr, errstr_size) == 0 ? 0 : -1;
 bad:
-    snprintf(errstr, errstr_size, "row %s: a numeric column is out of range", cols[0] != NULL ? cols[0] : "?");
+    snprintf(errstr, errstr_size, "row %s: a numeric column is out of range, or a Solana id is malformed",
+             cols[0] != NULL ? cols[0] : "?");
     return -1;
 }
 

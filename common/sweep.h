@@ -90,7 +90,8 @@ void zl_sweeper_free(struct zl_sweeper *s);
  * query, in this order: deposit_id, chain_id, tx_hash, log_index,
  * block_number, block_hash, token, from_addr, to_addr, user_id, amount,
  * state, confirmations, metadata_cid, token_uri, nft_contract, token_id,
- * mint_tx_hash (NULL or "" for a NULL column). Returns 0 with *ev filled and
+ * mint_tx_hash (NULL or "" for a NULL column; a NULL chain_id is a Solana
+ * row, whose cluster and instruction are read from its id). Returns 0 with *ev filled and
  * valid, 1 when the state publishes nothing (terminal or dead), or -1 with
  * errstr when the row does not make a valid event. */
 #define ZL_SWEEP_ROW_COLS 18

@@ -100,12 +100,12 @@ struct zt_case {
         return failed == 0 ? 0 : 1;                                            \
     }
 
-/* Expands a list of up to 32 function names into {"name", name} pairs. */
+/* Expands a list of up to 40 function names into {"name", name} pairs. */
 #define ZT_C1(a) {#a, a}
 #define ZT_CASES_(...) ZT_MAP_(ZT_C1, __VA_ARGS__)
-#define ZT_MAP_(f, ...) ZT_EVAL_(ZT_MAP_N_(__VA_ARGS__, ZT_M32, ZT_M31, ZT_M30, ZT_M29, ZT_M28, ZT_M27, ZT_M26, ZT_M25, ZT_M24, ZT_M23, ZT_M22, ZT_M21, ZT_M20, ZT_M19, ZT_M18, ZT_M17, ZT_M16, ZT_M15, ZT_M14, ZT_M13, ZT_M12, ZT_M11, ZT_M10, ZT_M9, ZT_M8, ZT_M7, ZT_M6, ZT_M5, ZT_M4, ZT_M3, ZT_M2, ZT_M1)(f, __VA_ARGS__))
+#define ZT_MAP_(f, ...) ZT_EVAL_(ZT_MAP_N_(__VA_ARGS__, ZT_M40, ZT_M39, ZT_M38, ZT_M37, ZT_M36, ZT_M35, ZT_M34, ZT_M33, ZT_M32, ZT_M31, ZT_M30, ZT_M29, ZT_M28, ZT_M27, ZT_M26, ZT_M25, ZT_M24, ZT_M23, ZT_M22, ZT_M21, ZT_M20, ZT_M19, ZT_M18, ZT_M17, ZT_M16, ZT_M15, ZT_M14, ZT_M13, ZT_M12, ZT_M11, ZT_M10, ZT_M9, ZT_M8, ZT_M7, ZT_M6, ZT_M5, ZT_M4, ZT_M3, ZT_M2, ZT_M1)(f, __VA_ARGS__))
 #define ZT_EVAL_(x) x
-#define ZT_MAP_N_(_1, _2, _3, _4, _5, _6, _7, _8, _9, _10, _11, _12, _13, _14, _15, _16, _17, _18, _19, _20, _21, _22, _23, _24, _25, _26, _27, _28, _29, _30, _31, _32, N, ...) N
+#define ZT_MAP_N_(_1, _2, _3, _4, _5, _6, _7, _8, _9, _10, _11, _12, _13, _14, _15, _16, _17, _18, _19, _20, _21, _22, _23, _24, _25, _26, _27, _28, _29, _30, _31, _32, _33, _34, _35, _36, _37, _38, _39, _40, N, ...) N
 #define ZT_M1(f, a) f(a)
 #define ZT_M2(f, a, ...) f(a), ZT_M1(f, __VA_ARGS__)
 #define ZT_M3(f, a, ...) f(a), ZT_M2(f, __VA_ARGS__)
@@ -138,5 +138,13 @@ struct zt_case {
 #define ZT_M30(f, a, ...) f(a), ZT_M29(f, __VA_ARGS__)
 #define ZT_M31(f, a, ...) f(a), ZT_M30(f, __VA_ARGS__)
 #define ZT_M32(f, a, ...) f(a), ZT_M31(f, __VA_ARGS__)
+#define ZT_M33(f, a, ...) f(a), ZT_M32(f, __VA_ARGS__)
+#define ZT_M34(f, a, ...) f(a), ZT_M33(f, __VA_ARGS__)
+#define ZT_M35(f, a, ...) f(a), ZT_M34(f, __VA_ARGS__)
+#define ZT_M36(f, a, ...) f(a), ZT_M35(f, __VA_ARGS__)
+#define ZT_M37(f, a, ...) f(a), ZT_M36(f, __VA_ARGS__)
+#define ZT_M38(f, a, ...) f(a), ZT_M37(f, __VA_ARGS__)
+#define ZT_M39(f, a, ...) f(a), ZT_M38(f, __VA_ARGS__)
+#define ZT_M40(f, a, ...) f(a), ZT_M39(f, __VA_ARGS__)
 
 #endif /* ZLTEST_H */

@@ -5,6 +5,8 @@
  *                                 JSON per line, in pipeline order, each
  *                                 derived from the one before and encoded by
  *                                 zl_event_encode
+ *   zl-envelope-sample --solana   the same for a Solana deposit (cluster
+ *                                 "localnet", mainnet's USDT mint)
  *   zl-envelope-sample --decode [SUFFIX]
  *                                 reads one JSON message per stdin line and
  *                                 prints, per line, either
@@ -18,6 +20,7 @@
  * misuse or an internal failure. Guards against: the JSON Schemas and the C
  * decoder drifting apart, which --decode lets the Python tests check.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +37,8 @@ static int set(char *dst, size_t dst_size, const char *value)
     return (n < 0 || (size_t)n >= dst_size) ? -1 : 0;
 }
 
+static int print_stages(struct zl_event *evp, bool solana);
+
 static int print_event(const struct zl_event *ev)
 {
     char buf[ZL_EVENT_ENCODED_MAX_BYTES], err[ZL_ERRSTR_SIZE];
@@ -46,12 +51,32 @@ static int print_event(const struct zl_event *ev)
     return 0;
 }
 
-/* The deposit of the local demo: anvil chain 31337, the test token. */
-static int print_samples(void)
+/* The deposit of the local demo: anvil chain 31337, the test token; or a
+ * Solana deposit of mainnet's USDT mint on a local cluster. The stage
+ * fields after detection are the same for both families but the mint's. */
+static int print_samples(bool solana)
 {
     struct zl_event ev;
     int bad = 0;
     zl_event_init(&ev, ZL_TOPIC_DETECTED);
+    if (solana) {
+        bad |= set(ev.chain, sizeof(ev.chain), "localnet");
+        bad |= set(ev.tx_hash, sizeof(ev.tx_hash),
+                   "2RF3ugPdKMojzm2TzjYTL5x8zvFuUMQcJyK3utdX5Z7hRKmcKZjRR76nznazgtcFwr1r2os67PN1CXHF6eHNass7");
+        bad |= set(ev.instruction, sizeof(ev.instruction), "2.0");
+        ev.block_number = 4242;
+        bad |= set(ev.token, sizeof(ev.token), "Es9vMFrzaCERmJfrF4H2FYD4KCoNkY11McCe8BenwNYB");
+        bad |= set(ev.from, sizeof(ev.from), "2skA1F74tmpvHhp2HCixEPqW2EpaLonyYWosP13KfRSv");
+        bad |= set(ev.to, sizeof(ev.to), "4YnWN1JmDyMbDeeRYnpm1rWVeaDsgZvC7WuowGHv7zSy");
+        bad |= set(ev.user_id, sizeof(ev.user_id), "user_1");
+        bad |= set(ev.amount, sizeof(ev.amount), "250000000");
+        bad |= zl_sol_deposit_id_format(ev.deposit_id, sizeof(ev.deposit_id), ev.chain, ev.tx_hash, ev.instruction);
+        if (bad != 0) {
+            fprintf(stderr, "zl-envelope-sample: a sample value does not fit its field\n");
+            return -1;
+        }
+        return print_stages(&ev, true);
+    }
     ev.chain_id = 31337;
     ev.log_index = 1;
     ev.block_number = 42;
@@ -70,6 +95,14 @@ static int print_samples(void)
         fprintf(stderr, "zl-envelope-sample: a sample value does not fit its field\n");
         return -1;
     }
+    return print_stages(&ev, false);
+}
+
+/* Prints ev (detected), then each later kind derived from it. */
+static int print_stages(struct zl_event *evp, bool solana)
+{
+    struct zl_event ev = *evp;
+    int bad = 0;
     if (print_event(&ev) != 0)
         return -1;
 
@@ -87,12 +120,18 @@ static int print_samples(void)
         return -1;
 
     zl_event_derive(&ev, &ev, ZL_TOPIC_MINTED);
-    bad |= set(ev.mint_tx_hash, sizeof(ev.mint_tx_hash),
-               "0xc0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00");
-    bad |= set(ev.token_id, sizeof(ev.token_id),
-               "98457210948375019283740192837401928374019283740192837401928374019283740192");
-    bad |= set(ev.nft_contract, sizeof(ev.nft_contract),
-               "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512");
+    if (solana) {
+        bad |= set(ev.mint_tx_hash, sizeof(ev.mint_tx_hash),
+                   "3nNZ8RkXbKTp8qsDmPUhcLWM2Cf9WwEhx4nRwuVhQmJJi8PaVXQqBw4p2ktPZhn8zGm7yTzBXHHs7X5pR3C7Cs2S");
+        bad |= set(ev.token_id, sizeof(ev.token_id), "0");
+        bad |= set(ev.nft_contract, sizeof(ev.nft_contract), "2Si1axEmQqaDZG1nwrgn5SV2xa7Bc2k8jGqsoR764zRk");
+    } else {
+        bad |= set(ev.mint_tx_hash, sizeof(ev.mint_tx_hash),
+                   "0xc0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00");
+        bad |= set(ev.token_id, sizeof(ev.token_id),
+                   "98457210948375019283740192837401928374019283740192837401928374019283740192");
+        bad |= set(ev.nft_contract, sizeof(ev.nft_contract), "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512");
+    }
     if (bad != 0 || print_event(&ev) != 0)
         return -1;
 
@@ -138,7 +177,9 @@ static int decode_lines(zl_topic_kind kind)
 int main(int argc, char **argv)
 {
     if (argc == 1)
-        return print_samples() == 0 ? 0 : 1;
+        return print_samples(false) == 0 ? 0 : 1;
+    if (argc == 2 && strcmp(argv[1], "--solana") == 0)
+        return print_samples(true) == 0 ? 0 : 1;
     if (strcmp(argv[1], "--decode") == 0 && argc <= 3) {
         zl_topic_kind kind = ZL_TOPIC_ANY;
         if (argc == 3 && zl_topic_kind_from_suffix(argv[2], &kind) != 0) {
@@ -148,6 +189,6 @@ int main(int argc, char **argv)
         }
         return decode_lines(kind) == 0 ? 0 : 1;
     }
-    fprintf(stderr, "usage: zl-envelope-sample [--decode [SUFFIX]]\n");
+    fprintf(stderr, "usage: zl-envelope-sample [--solana | --decode [SUFFIX]]\n");
     return 1;
 }

@@ -37,6 +37,13 @@ COMMON_KEYS = [
     "schema", "event_id", "deposit_id", "chain_id", "tx_hash", "log_index", "block_number",
     "block_hash", "token", "from", "to", "user_id", "amount", "occurred_at",
 ]
+# A Solana event (issue 22): "chain" for chain_id, "instruction" for
+# log_index, no block_hash; every other key in the same place.
+SOL_COMMON_KEYS = [
+    "schema", "event_id", "deposit_id", "chain", "tx_hash", "instruction", "block_number",
+    "token", "from", "to", "user_id", "amount", "occurred_at",
+]
+EVM_ONLY = ["chain_id", "log_index", "block_hash"]
 STAGE_KEYS = {
     "deposits.detected": [],
     "deposits.verified": ["confirmations"],
@@ -46,8 +53,8 @@ STAGE_KEYS = {
 }
 
 
-def canonical_keys(suffix):
-    keys = list(COMMON_KEYS)
+def canonical_keys(suffix, solana=False):
+    keys = list(SOL_COMMON_KEYS if solana else COMMON_KEYS)
     for s in SUFFIXES[: SUFFIXES.index(suffix) + 1]:
         keys += STAGE_KEYS[s]
     return keys
@@ -91,7 +98,17 @@ def validators():
 @pytest.fixture(scope="module")
 def samples():
     """suffix -> (raw line, parsed dict) of the C encoder's samples."""
-    proc = subprocess.run([str(sample_bin())], capture_output=True, text=True, timeout=TIMEOUT_S)
+    return _samples([])
+
+
+@pytest.fixture(scope="module")
+def sol_samples():
+    """The same for a Solana deposit."""
+    return _samples(["--solana"])
+
+
+def _samples(args):
+    proc = subprocess.run([str(sample_bin())] + args, capture_output=True, text=True, timeout=TIMEOUT_S)
     assert proc.returncode == 0, f"zl-envelope-sample failed: {proc.stderr}"
     lines = proc.stdout.splitlines()
     assert len(lines) == len(SUFFIXES), f"expected one line per kind, got {lines}"
@@ -132,8 +149,12 @@ def test_later_schemas_require_every_field_of_earlier_ones_with_same_definition(
     for suffix, doc in zip(SUFFIXES, docs):
         assert doc["$schema"] == "https://json-schema.org/draft/2020-12/schema"
         assert doc["additionalProperties"] is True, "unknown fields must stay allowed"
-        assert doc["required"] == canonical_keys(suffix)
-        assert list(doc["properties"].keys()) == canonical_keys(suffix)
+        shared = [k for k in canonical_keys(suffix) if k not in EVM_ONLY]
+        assert doc["required"] == shared
+        assert list(doc["properties"].keys()) == shared
+        assert doc["oneOf"] == [{"$ref": "#/$defs/evm"}, {"$ref": "#/$defs/solana"}]
+        assert doc["$defs"]["evm"]["required"] == EVM_ONLY
+        assert doc["$defs"]["solana"]["required"] == ["chain", "instruction"]
         assert doc["properties"]["schema"]["const"] == SCHEMA_IDS[suffix]
     for earlier, later in zip(docs, docs[1:]):
         assert earlier["$defs"] == later["$defs"]
@@ -262,3 +283,122 @@ def test_duplicate_keys_are_rejected_by_the_c_decoder(samples):
     line, _ = samples["deposits.detected"]
     (answer,) = c_decode([line[:-1] + ',"amount":"1"}'])
     assert answer[0] == "error" and "duplicate" in answer[1], answer
+
+
+# ------------------------------------------------------------------ Solana
+# Issue 22: the same five schemas and decoder take a Solana deposit, whose
+# id is "<cluster>:<signature>:<instruction>" and whose keys are base58.
+
+
+def test_every_solana_sample_passes_its_topic_schema_and_no_other(validators, sol_samples):
+    for suffix in SUFFIXES:
+        line, doc = sol_samples[suffix]
+        assert doc["schema"] == SCHEMA_IDS[suffix]
+        assert errors(validators[suffix], doc) == [], f"{suffix}: {line}"
+        assert list(doc.keys()) == canonical_keys(suffix, solana=True)
+        for other in SUFFIXES:
+            if other != suffix:
+                assert errors(validators[other], doc), f"{suffix} passed {other}"
+
+
+def test_solana_samples_decode_back_to_themselves(sol_samples):
+    lines = [sol_samples[s][0] for s in SUFFIXES]
+    answers = c_decode(lines)
+    for suffix, line, answer in zip(SUFFIXES, lines, answers):
+        assert answer == ("ok", suffix, line)
+
+
+def _sol_id_of(doc, **parts):
+    chain, sig, place = doc["deposit_id"].split(":")
+    p = dict(chain=chain, sig=sig, place=place, **parts) if not parts else dict(
+        {"chain": chain, "sig": sig, "place": place}, **parts)
+    return f"{p['chain']}:{p['sig']}:{p['place']}"
+
+
+def _sol_consistent(key, value):
+    """Changes one of the id's parts and the id with it, so only that
+    part's own format is under test."""
+    part = {"chain": "chain", "tx_hash": "sig", "instruction": "place"}[key]
+
+    def f(doc):
+        doc[key] = value
+        doc["deposit_id"] = _sol_id_of(doc, **{part: value})
+    return f
+
+
+EVM_HASH = "0x" + "ab" * 32
+SOL_BROKEN = [
+    ("both chain and chain_id", "deposits.detected", _set("chain_id", 31337)),
+    ("chain all digits", "deposits.detected", _sol_consistent("chain", "56")),
+    ("chain upper case", "deposits.detected", _sol_consistent("chain", "Localnet")),
+    ("chain empty", "deposits.detected", _sol_consistent("chain", "")),
+    ("tx_hash in EVM form", "deposits.detected", _sol_consistent("tx_hash", EVM_HASH)),
+    ("tx_hash with a 0 (not base58)", "deposits.detected",
+     lambda d: _sol_consistent("tx_hash", "0" + d["tx_hash"][1:])(d)),
+    ("instruction as a number", "deposits.detected", _set("instruction", 2)),
+    ("instruction with a leading zero", "deposits.detected", _sol_consistent("instruction", "02")),
+    ("instruction with three parts", "deposits.detected", _sol_consistent("instruction", "1.2.3")),
+    ("instruction missing", "deposits.detected", _del("instruction")),
+    ("token in EVM form", "deposits.detected", _set("token", "0x5FbDB2315678afecb367f032d93F642f64180aa3")),
+    ("to with an l (not base58)", "deposits.detected", lambda d: d.update(to="l" + d["to"][1:])),
+    ("deposit_id in EVM form", "deposits.detected", _set("deposit_id", "31337:" + EVM_HASH + ":1")),
+    ("mint_tx_hash in EVM form", "nft.minted", _set("mint_tx_hash", EVM_HASH)),
+    ("nft_contract in EVM form", "nft.minted", _set("nft_contract", "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512")),
+]
+
+
+@pytest.mark.parametrize("name,suffix,breaker", SOL_BROKEN, ids=[b[0] for b in SOL_BROKEN])
+def test_schema_and_c_decoder_both_reject_broken_solana_variant(validators, sol_samples, name, suffix, breaker):
+    doc = copy.deepcopy(sol_samples[suffix][1])
+    breaker(doc)
+    assert errors(validators[suffix], doc), f"schema accepted {name}"
+    (answer,) = c_decode([doc], suffix)
+    assert answer[0] == "error", f"C decoder accepted {name}: {answer}"
+
+
+def test_an_evm_message_with_a_solana_field_is_refused_by_both(validators, samples):
+    """"chain" makes a message Solana: an EVM message that also names a
+    cluster is of both families, and poison."""
+    doc = dict(samples["deposits.detected"][1], chain="localnet")
+    assert errors(validators["deposits.detected"], doc)
+    (answer,) = c_decode([doc], "deposits.detected")
+    assert answer[0] == "error", answer
+
+
+def test_solana_rules_a_schema_cannot_express_live_in_the_c_decoder(validators, sol_samples):
+    """Byte lengths of base58 values and the id's agreement with its parts:
+    these pass the schema but are poison to the stages."""
+    _, detected = sol_samples["deposits.detected"]
+    sig = detected["tx_hash"]
+    short_sig = sig[:60]  # base58 text of far fewer than 64 bytes
+    cases = [
+        ("deposit_id with another instruction", dict(detected, deposit_id=_sol_id_of(detected, place="3")),
+         "deposit_id"),
+        ("deposit_id of another cluster", dict(detected, deposit_id=_sol_id_of(detected, chain="devnet")),
+         "deposit_id"),
+        ("a signature of fewer than 64 bytes",
+         dict(detected, tx_hash=short_sig, deposit_id=_sol_id_of(detected, sig=short_sig)), "deposit_id"),
+        ("a signature of fewer than 64 bytes, the id left as it was", dict(detected, tx_hash=short_sig), "tx_hash"),
+        ("instruction 256", dict(detected, instruction="256", deposit_id=_sol_id_of(detected, place="256")),
+         "deposit_id"),
+        ("a key of fewer than 32 bytes", dict(detected, to=detected["to"][:40]), "to"),
+    ]
+    answers = c_decode([c[1] for c in cases], "deposits.detected")
+    for (name, doc, field), answer in zip(cases, answers):
+        assert errors(validators["deposits.detected"], doc) == [], f"{name}: the schema now rejects it"
+        assert answer[0] == "error" and f'field "{field}"' in answer[1], (name, answer)
+
+
+def test_every_required_solana_field_missing_is_rejected_by_schema_and_decoder(validators, sol_samples):
+    base = sol_samples["credits.applied"][1]
+    keys = canonical_keys("credits.applied", solana=True)
+    variants = []
+    for key in keys:
+        doc = copy.deepcopy(base)
+        del doc[key]
+        assert errors(validators["credits.applied"], doc), f"schema accepted a message without {key}"
+        variants.append(doc)
+    for key, answer in zip(keys, c_decode(variants)):
+        # Without "chain" the message reads as EVM, and fails on chain_id.
+        want = "chain_id" if key == "chain" else key
+        assert answer[0] == "error" and f'field "{want}"' in answer[1], (key, answer)

@@ -19,22 +19,13 @@ import subprocess
 from pathlib import Path
 
 from zlharness.env import REPO
+from zlharness.stage import b58
 
 SYSTEM = "11111111111111111111111111111111"
 TOKEN = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
 TOKEN_2022 = "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb"
 MEMO = "MemoSq4gqABAXKb96qnH9TYGjwcoNPDYmr4nGzFQ1bf"
 RANDOM_SPECS = 200
-
-
-def b58(raw: bytes) -> str:
-    alphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-    n = int.from_bytes(raw, "big")
-    out = ""
-    while n:
-        n, r = divmod(n, 58)
-        out = alphabet[r] + out
-    return "1" * (len(raw) - len(raw.lstrip(b"\0"))) + out
 
 
 def pytools_python() -> Path:

@@ -605,6 +605,25 @@ ZT_TEST(test_encode_buffer_too_small_fails_and_reports_needed_size)
     ZT_EQ_STR(buf, small);
 }
 
+/* Sets every field both families share to its longest valid value. */
+static void fill_longest_shared(struct zl_event *ev)
+{
+    ev->block_number = ZL_JSON_SAFE_INT_MAX;
+    ev->confirmations = UINT32_MAX;
+    memset(ev->user_id, 'u', 64);
+    ev->user_id[64] = '\0';
+    SET(ev->amount, UINT256_MAX_DEC);
+    SET(ev->token_id, UINT256_MAX_DEC);
+    SET(ev->credit_eggs, UINT256_MAX_DEC);
+    SET(ev->occurred_at, "2026-11-23T09:20:00.123456789Z");
+    ev->metadata_cid[0] = 'b';
+    memset(ev->metadata_cid + 1, 'a', 119);
+    ev->metadata_cid[120] = '\0';
+    snprintf(ev->token_uri, sizeof(ev->token_uri), "ipfs://%s", ev->metadata_cid);
+    memset(ev->rate, '9', 47);
+    ev->rate[47] = '\0';
+}
+
 ZT_TEST(test_longest_possible_event_fits_encoded_max_bytes)
 {
     struct zl_event ev;
@@ -612,21 +631,8 @@ ZT_TEST(test_longest_possible_event_fits_encoded_max_bytes)
     sample(&ev, ZL_TOPIC_CREDITED);
     ev.chain_id = ZL_JSON_SAFE_INT_MAX;
     ev.log_index = UINT32_MAX;
-    ev.block_number = ZL_JSON_SAFE_INT_MAX;
-    ev.confirmations = UINT32_MAX;
     ZT_REQUIRE(zl_deposit_id_format(ev.deposit_id, sizeof(ev.deposit_id), ev.chain_id, ev.tx_hash, ev.log_index) == 0);
-    memset(ev.user_id, 'u', 64);
-    ev.user_id[64] = '\0';
-    SET(ev.amount, UINT256_MAX_DEC);
-    SET(ev.token_id, UINT256_MAX_DEC);
-    SET(ev.credit_eggs, UINT256_MAX_DEC);
-    SET(ev.occurred_at, "2026-11-23T09:20:00.123456789Z");
-    ev.metadata_cid[0] = 'b';
-    memset(ev.metadata_cid + 1, 'a', 119);
-    ev.metadata_cid[120] = '\0';
-    snprintf(ev.token_uri, sizeof(ev.token_uri), "ipfs://%s", ev.metadata_cid);
-    memset(ev.rate, '9', 47);
-    ev.rate[47] = '\0';
+    fill_longest_shared(&ev);
 
     char buf[ZL_EVENT_ENCODED_MAX_BYTES];
     size_t len = 0;
@@ -803,6 +809,155 @@ ZT_TEST(test_topic_kind_names_map_both_ways)
     ZT_EQ_INT(-1, zl_topic_name(name, sizeof(name), "zl.", ZL_TOPIC_ANY));
 }
 
+/* ------------------------------------------------------------- Solana */
+
+#define SOL_SIG "2RF3ugPdKMojzm2TzjYTL5x8zvFuUMQcJyK3utdX5Z7hRKmcKZjRR76nznazgtcFwr1r2os67PN1CXHF6eHNass7"
+#define SOL_MINT_SIG "3nNZ8RkXbKTp8qsDmPUhcLWM2Cf9WwEhx4nRwuVhQmJJi8PaVXQqBw4p2ktPZhn8zGm7yTzBXHHs7X5pR3C7Cs2S"
+#define SOL_USDT "Es9vMFrzaCERmJfrF4H2FYD4KCoNkY11McCe8BenwNYB"
+#define SOL_FROM "2skA1F74tmpvHhp2HCixEPqW2EpaLonyYWosP13KfRSv"
+#define SOL_TO "4YnWN1JmDyMbDeeRYnpm1rWVeaDsgZvC7WuowGHv7zSy"
+#define SOL_NFT "2Si1axEmQqaDZG1nwrgn5SV2xa7Bc2k8jGqsoR764zRk"
+
+/* A valid Solana event of `kind`, every field it carries set. */
+static void sol_sample(struct zl_event *ev, zl_topic_kind kind)
+{
+    sample(ev, kind);
+    ev->chain_id = 0;
+    ev->log_index = 0;
+    ev->block_hash[0] = '\0';
+    SET(ev->chain, "mainnet-beta");
+    SET(ev->tx_hash, SOL_SIG);
+    SET(ev->instruction, "2.0");
+    SET(ev->token, SOL_USDT);
+    SET(ev->from, SOL_FROM);
+    SET(ev->to, SOL_TO);
+    SET(ev->amount, "1000000");
+    ZL_ASSERT(zl_sol_deposit_id_format(ev->deposit_id, sizeof(ev->deposit_id), ev->chain, ev->tx_hash,
+                                       ev->instruction) == 0);
+    if (kind >= ZL_TOPIC_MINTED) {
+        SET(ev->mint_tx_hash, SOL_MINT_SIG);
+        SET(ev->token_id, "0");
+        SET(ev->nft_contract, SOL_NFT);
+    }
+}
+
+ZT_TEST(test_solana_events_round_trip_and_keep_their_family)
+{
+    for (int k = ZL_TOPIC_KIND_FIRST; k <= ZL_TOPIC_KIND_LAST; k++) {
+        struct zl_event ev, back, next;
+        char buf[ZL_EVENT_ENCODED_MAX_BYTES], err[ZL_ERRSTR_SIZE];
+        size_t len = 0;
+        sol_sample(&ev, (zl_topic_kind)k);
+        ZT_EQ_INT(0, zl_event_encode(&ev, buf, sizeof(buf), &len, err, sizeof(err)));
+        CHECK_CONTAINS(buf, "\"chain\":\"mainnet-beta\"");
+        CHECK_CONTAINS(buf, "\"instruction\":\"2.0\"");
+        ZT_CHECK(strstr(buf, "chain_id") == NULL && strstr(buf, "log_index") == NULL &&
+                 strstr(buf, "block_hash") == NULL);
+        ZT_EQ_INT(0, zl_event_decode((zl_topic_kind)k, buf, len, &back, err, sizeof(err)));
+        ZT_CHECK(zl_event_is_solana(&back));
+        ZT_CHECK(zl_event_equal(&ev, &back));
+        if (k < ZL_TOPIC_KIND_LAST) {
+            zl_event_derive(&next, &back, (zl_topic_kind)(k + 1));
+            ZT_EQ_STR("mainnet-beta", next.chain);
+            ZT_EQ_STR("2.0", next.instruction);
+        }
+    }
+    struct zl_event evm, sol;
+    sample(&evm, ZL_TOPIC_DETECTED);
+    sol_sample(&sol, ZL_TOPIC_DETECTED);
+    ZT_CHECK(!zl_event_is_solana(&evm));
+    ZT_CHECK(!zl_event_equal(&evm, &sol));
+}
+
+ZT_TEST(test_solana_event_with_evm_parts_or_mixed_families_is_refused)
+{
+    struct zl_event ev;
+    char err[ZL_ERRSTR_SIZE];
+    sol_sample(&ev, ZL_TOPIC_DETECTED);
+    ev.chain_id = 56; /* both families at once */
+    ZT_EQ_INT(-1, zl_event_validate(&ev, err, sizeof(err)));
+    CHECK_CONTAINS(err, "chain_id");
+
+    sol_sample(&ev, ZL_TOPIC_DETECTED);
+    SET(ev.to, TO); /* an EVM address in a Solana event */
+    ZT_EQ_INT(-1, zl_event_validate(&ev, err, sizeof(err)));
+    CHECK_CONTAINS(err, "field \"to\"");
+
+    sol_sample(&ev, ZL_TOPIC_MINTED);
+    SET(ev.mint_tx_hash, MINT_TX_HASH);
+    ZT_EQ_INT(-1, zl_event_validate(&ev, err, sizeof(err)));
+    CHECK_CONTAINS(err, "mint_tx_hash");
+
+    sol_sample(&ev, ZL_TOPIC_DETECTED);
+    SET(ev.instruction, "3"); /* the id says 2.0 */
+    ZT_EQ_INT(-1, zl_event_validate(&ev, err, sizeof(err)));
+    CHECK_CONTAINS(err, "deposit_id");
+
+    /* On the wire: "chain" and "chain_id" together. */
+    sol_sample(&ev, ZL_TOPIC_DETECTED);
+    char buf[ZL_EVENT_ENCODED_MAX_BYTES];
+    size_t len = 0;
+    ZT_EQ_INT(0, zl_event_encode(&ev, buf, sizeof(buf), &len, err, sizeof(err)));
+    char both[ZL_EVENT_ENCODED_MAX_BYTES + 32];
+    snprintf(both, sizeof(both), "%.*s,\"chain_id\":56}", (int)len - 1, buf);
+    struct zl_event out;
+    ZT_EQ_INT(-1, zl_event_decode(ZL_TOPIC_ANY, both, strlen(both), &out, err, sizeof(err)));
+    CHECK_CONTAINS(err, "not both");
+}
+
+ZT_TEST(test_solana_field_formats)
+{
+    ZT_CHECK(zl_valid_sol_cluster("localnet") && zl_valid_sol_cluster("mainnet-beta") && zl_valid_sol_cluster("a"));
+    ZT_CHECK(!zl_valid_sol_cluster("") && !zl_valid_sol_cluster("56") && !zl_valid_sol_cluster("1net") &&
+             !zl_valid_sol_cluster("Mainnet") && !zl_valid_sol_cluster("main_net") &&
+             !zl_valid_sol_cluster("abcdefghijklmnopqrstuvwxyzabcdef")); /* 32 characters */
+    ZT_CHECK(zl_valid_sol_place("0") && zl_valid_sol_place("255") && zl_valid_sol_place("2.0") &&
+             zl_valid_sol_place("255.255"));
+    ZT_CHECK(!zl_valid_sol_place("") && !zl_valid_sol_place("256") && !zl_valid_sol_place("01") &&
+             !zl_valid_sol_place("1.") && !zl_valid_sol_place(".1") && !zl_valid_sol_place("1.2.3") &&
+             !zl_valid_sol_place("1.256") && !zl_valid_sol_place("-1"));
+    ZT_CHECK(zl_valid_sol_signature(SOL_SIG) && !zl_valid_sol_signature(SOL_USDT) &&
+             !zl_valid_sol_signature(TX_HASH) && !zl_valid_sol_signature(""));
+    ZT_CHECK(zl_valid_sol_key(SOL_USDT) && !zl_valid_sol_key(SOL_SIG) && !zl_valid_sol_key(TO) &&
+             !zl_valid_sol_key("0s9vMFrzaCERmJfrF4H2FYD4KCoNkY11McCe8BenwNYB"));
+    /* 32 zero bytes: 32 '1's, the shortest key text; a 33rd '1' is 33 bytes. */
+    ZT_CHECK(zl_valid_sol_key("11111111111111111111111111111111"));
+    ZT_CHECK(!zl_valid_sol_key("111111111111111111111111111111111"));
+
+    char id[ZL_DEPOSIT_ID_SIZE];
+    ZT_EQ_INT(0, zl_sol_deposit_id_format(id, sizeof(id), "localnet", SOL_SIG, "1"));
+    ZT_EQ_STR("localnet:" SOL_SIG ":1", id);
+    ZT_CHECK(zl_valid_deposit_id(id));
+    ZT_EQ_INT(-1, zl_sol_deposit_id_format(id, sizeof(id), "56", SOL_SIG, "1"));
+    ZT_EQ_STR("", id);
+    ZT_EQ_INT(-1, zl_sol_deposit_id_format(id, 20, "localnet", SOL_SIG, "1"));
+    ZT_CHECK(!zl_valid_deposit_id("localnet:" SOL_SIG ":1:2"));
+    ZT_CHECK(!zl_valid_deposit_id("localnet:" SOL_SIG));
+    ZT_CHECK(!zl_valid_deposit_id("56:" SOL_SIG ":1"));
+}
+
+ZT_TEST(test_longest_solana_event_fits_encoded_max_bytes)
+{
+    struct zl_event ev;
+    char err[ZL_ERRSTR_SIZE];
+    sol_sample(&ev, ZL_TOPIC_CREDITED);
+    memset(ev.chain, 'z', sizeof(ev.chain) - 1);
+    ev.chain[sizeof(ev.chain) - 1] = '\0';
+    SET(ev.instruction, "255.255");
+    ZT_REQUIRE(zl_sol_deposit_id_format(ev.deposit_id, sizeof(ev.deposit_id), ev.chain, ev.tx_hash,
+                                        ev.instruction) == 0);
+    fill_longest_shared(&ev);
+    char buf[ZL_EVENT_ENCODED_MAX_BYTES];
+    size_t len = 0;
+    int rc = zl_event_encode(&ev, buf, sizeof(buf), &len, err, sizeof(err));
+    if (rc != 0)
+        ZT_FAIL_AT("%s", err);
+    ZT_CHECK(len < ZL_EVENT_ENCODED_MAX_BYTES);
+    struct zl_event back;
+    ZT_EQ_INT(0, zl_event_decode(ZL_TOPIC_CREDITED, buf, len, &back, err, sizeof(err)));
+    ZT_CHECK(zl_event_equal(&ev, &back));
+}
+
 ZT_MAIN(test_each_kind_round_trips_through_encode_and_decode,
         test_encode_writes_canonical_key_order_and_compact_json,
         test_same_event_encodes_to_same_bytes_whatever_the_input_key_order,
@@ -832,4 +987,8 @@ ZT_MAIN(test_each_kind_round_trips_through_encode_and_decode,
         test_validate_ignores_fields_the_kind_does_not_carry,
         test_derive_keeps_facts_and_makes_a_new_event,
         test_deposit_id_format_and_parse_are_inverse_and_canonical,
-        test_topic_kind_names_map_both_ways)
+        test_topic_kind_names_map_both_ways,
+        test_solana_events_round_trip_and_keep_their_family,
+        test_solana_event_with_evm_parts_or_mixed_families_is_refused,
+        test_solana_field_formats,
+        test_longest_solana_event_fits_encoded_max_bytes)

@@ -62,6 +62,42 @@ ZT_TEST(test_metadata_has_fixed_key_order_and_exact_bytes)
     json_decref(j);
 }
 
+/* A Solana deposit (issue 22): the cluster for the chain, the instruction
+ * for the log index, and base58 keys kept in their case. */
+ZT_TEST(test_solana_metadata_names_cluster_and_instruction_and_keeps_key_case)
+{
+    struct zl_event ev;
+    verified_event(&ev);
+    ev.chain_id = 0;
+    ev.log_index = 0;
+    ev.block_hash[0] = '\0';
+    snprintf(ev.chain, sizeof(ev.chain), "localnet");
+    snprintf(ev.tx_hash, sizeof(ev.tx_hash),
+             "2RF3ugPdKMojzm2TzjYTL5x8zvFuUMQcJyK3utdX5Z7hRKmcKZjRR76nznazgtcFwr1r2os67PN1CXHF6eHNass7");
+    snprintf(ev.instruction, sizeof(ev.instruction), "2.0");
+    snprintf(ev.token, sizeof(ev.token), "Es9vMFrzaCERmJfrF4H2FYD4KCoNkY11McCe8BenwNYB");
+    snprintf(ev.from, sizeof(ev.from), "2skA1F74tmpvHhp2HCixEPqW2EpaLonyYWosP13KfRSv");
+    snprintf(ev.to, sizeof(ev.to), "4YnWN1JmDyMbDeeRYnpm1rWVeaDsgZvC7WuowGHv7zSy");
+    ZT_REQUIRE(zl_sol_deposit_id_format(ev.deposit_id, sizeof(ev.deposit_id), ev.chain, ev.tx_hash,
+                                        ev.instruction) == 0);
+    char buf[ZL_NFTMETA_MAX_BYTES], err[256];
+    size_t len = 0;
+    int rc = zl_nftmeta_build(&ev, &opts, buf, sizeof(buf), &len, err, sizeof(err));
+    if (rc != 0)
+        ZT_FAIL_AT("%s", err);
+    ZT_REQUIRE(rc == 0);
+    const char *want_attrs =
+        "\"attributes\":[{\"trait_type\":\"amount\",\"value\":\"1500000000000000000\"},"
+        "{\"trait_type\":\"token\",\"value\":\"Es9vMFrzaCERmJfrF4H2FYD4KCoNkY11McCe8BenwNYB\"},"
+        "{\"trait_type\":\"chain\",\"value\":\"localnet\"},"
+        "{\"trait_type\":\"deposit tx\",\"value\":"
+        "\"2RF3ugPdKMojzm2TzjYTL5x8zvFuUMQcJyK3utdX5Z7hRKmcKZjRR76nznazgtcFwr1r2os67PN1CXHF6eHNass7\"},"
+        "{\"trait_type\":\"instruction\",\"value\":\"2.0\"}]";
+    ZT_CHECK(strstr(buf, want_attrs) != NULL);
+    if (strstr(buf, want_attrs) == NULL)
+        ZT_FAIL_AT("got %s", buf);
+}
+
 ZT_TEST(test_same_deposit_in_another_event_gives_the_same_bytes_and_cid)
 {
     /* A redelivery or a replay carries a new event_id and occurred_at, and
@@ -144,6 +180,6 @@ ZT_TEST(test_refuses_bad_options_and_small_buffers)
     ZT_EQ_INT(-1, zl_nftmeta_build(&detected, &opts, buf, sizeof(buf), &len, err, sizeof(err)));
 }
 
-ZT_MAIN(test_metadata_has_fixed_key_order_and_exact_bytes, test_same_deposit_in_another_event_gives_the_same_bytes_and_cid,
+ZT_MAIN(test_metadata_has_fixed_key_order_and_exact_bytes, test_solana_metadata_names_cluster_and_instruction_and_keeps_key_case, test_same_deposit_in_another_event_gives_the_same_bytes_and_cid,
         test_different_deposits_give_different_cids, test_no_external_url_key_when_not_configured,
         test_control_characters_are_escaped_as_u00xx, test_refuses_bad_options_and_small_buffers)

@@ -159,6 +159,37 @@ ZT_TEST(sweep_rebuilds_each_state_s_event_and_skips_terminal_rows)
     ZT_EQ_INT(-1, zl_sweep_event_from_row(cols, &ev, err, sizeof(err)));
 }
 
+/* A Solana row (issue 22): no chain_id, log_index or block_hash; the
+ * cluster and instruction come from its id. */
+ZT_TEST(sweep_rebuilds_a_solana_row_s_event_in_its_family)
+{
+    const char *sig = "2RF3ugPdKMojzm2TzjYTL5x8zvFuUMQcJyK3utdX5Z7hRKmcKZjRR76nznazgtcFwr1r2os67PN1CXHF6eHNass7";
+    char id[160];
+    snprintf(id, sizeof(id), "localnet:%s:2.1", sig);
+    const char *cols[ZL_SWEEP_ROW_COLS] = {
+        id, NULL, sig, NULL, "4242", NULL, "Es9vMFrzaCERmJfrF4H2FYD4KCoNkY11McCe8BenwNYB",
+        "2skA1F74tmpvHhp2HCixEPqW2EpaLonyYWosP13KfRSv", "4YnWN1JmDyMbDeeRYnpm1rWVeaDsgZvC7WuowGHv7zSy", "u1",
+        "1000", "verified", "31", "", "", "", "", ""};
+    struct zl_event ev;
+    char err[256];
+    int rc = zl_sweep_event_from_row(cols, &ev, err, sizeof(err));
+    if (rc != 0)
+        ZT_FAIL_AT("%s", err);
+    ZT_REQUIRE(rc == 0);
+    ZT_EQ_INT(ZL_TOPIC_VERIFIED, ev.kind);
+    ZT_CHECK(zl_event_is_solana(&ev));
+    ZT_EQ_STR("localnet", ev.chain);
+    ZT_EQ_STR("2.1", ev.instruction);
+    ZT_EQ_INT(0, (int)ev.chain_id);
+    ZT_EQ_STR("", ev.block_hash);
+    /* A row whose signature is not its id's is refused, never published. */
+    cols[2] = "3nNZ8RkXbKTp8qsDmPUhcLWM2Cf9WwEhx4nRwuVhQmJJi8PaVXQqBw4p2ktPZhn8zGm7yTzBXHHs7X5pR3C7Cs2S";
+    ZT_EQ_INT(-1, zl_sweep_event_from_row(cols, &ev, err, sizeof(err)));
+    cols[2] = sig;
+    cols[0] = "localnet:notasignature:2";
+    ZT_EQ_INT(-1, zl_sweep_event_from_row(cols, &ev, err, sizeof(err)));
+}
+
 ZT_TEST(below_minimum_is_a_side_state_off_the_main_path)
 {
     zl_state s = ZL_STATE_UNKNOWN;
@@ -210,6 +241,7 @@ ZT_TEST(token_bucket_allows_a_burst_then_the_rate)
 ZT_MAIN(filter_matches_only_what_was_asked, rfc3339_parses_utc_offsets_and_fractions,
         rate_parses_per_second_and_per_minute, replay_headers_drop_retry_and_dlq_state_and_raise_the_count,
         replay_target_is_the_dlq_stage_s_input_from_the_topic_name_alone,
-        sweep_rebuilds_each_state_s_event_and_skips_terminal_rows, below_minimum_is_a_side_state_off_the_main_path,
+        sweep_rebuilds_each_state_s_event_and_skips_terminal_rows,
+        sweep_rebuilds_a_solana_row_s_event_in_its_family, below_minimum_is_a_side_state_off_the_main_path,
         sweep_lock_keys_differ_per_deployment_and_chain,
         admin_token_must_match_exactly_with_the_bearer_scheme, token_bucket_allows_a_burst_then_the_rate)

@@ -53,13 +53,54 @@ def new_deposit(user_id: str = "u1", tx: str | None = None) -> dict:
     }
 
 
+_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+
+def b58(raw: bytes) -> str:
+    """Bitcoin-alphabet base58, as Solana writes keys and signatures."""
+    n = int.from_bytes(raw, "big")
+    out = ""
+    while n:
+        n, r = divmod(n, 58)
+        out = _B58[r] + out
+    return "1" * (len(raw) - len(raw.lstrip(b"\0"))) + out
+
+
+def new_sol_deposit(user_id: str = "u1", cluster: str = "localnet", place: str = "2") -> dict:
+    """A Solana zl.deposits.detected/v1 event with a fresh random signature
+    (issue 22): "chain" instead of chain_id, "instruction" instead of
+    log_index, no block_hash, base58 keys."""
+    sig = b58(os.urandom(64))
+    return {
+        "schema": "zl.deposits.detected/v1",
+        "event_id": str(uuid.uuid4()),
+        "deposit_id": f"{cluster}:{sig}:{place}",
+        "chain": cluster,
+        "tx_hash": sig,
+        "instruction": place,
+        "block_number": 4242,
+        "token": "Es9vMFrzaCERmJfrF4H2FYD4KCoNkY11McCe8BenwNYB",
+        "from": b58(b"\x02" * 32),
+        "to": b58(b"\x03" * 32),
+        "user_id": user_id,
+        "amount": "1000000",
+        "occurred_at": "2026-11-23T10:00:00.000Z",
+    }
+
+
+def _sql_or_null(v) -> str:
+    return "NULL" if v is None else f"'{v}'" if isinstance(v, str) else str(v)
+
+
 def insert_rows(deposits: list[dict], dsn: str | None = None) -> None:
     """What the detector does first: the row exists before any event
-    (in the database of dsn, default ZL_PG_DSN)."""
+    (in the database of dsn, default ZL_PG_DSN). A Solana deposit's row has
+    no chain_id, log_index or block_hash."""
     values = ",".join(
-        f"('{d['deposit_id']}', {d['chain_id']}, '{d['tx_hash']}', {d['log_index']}, {d['block_number']},"
-        f" '{d['block_hash']}', '{d['token']}', '{d['from']}', '{d['to']}', '{d['user_id']}', {d['amount']},"
-        f" '{d['occurred_at']}')" for d in deposits)
+        f"('{d['deposit_id']}', {_sql_or_null(d.get('chain_id'))}, '{d['tx_hash']}',"
+        f" {_sql_or_null(d.get('log_index'))}, {d['block_number']},"
+        f" {_sql_or_null(d.get('block_hash'))}, '{d['token']}', '{d['from']}', '{d['to']}', '{d['user_id']}',"
+        f" {d['amount']}, '{d['occurred_at']}')" for d in deposits)
     # Test data only (hex ids and fixed strings we generated), not user input.
     psql("INSERT INTO deposits (deposit_id, chain_id, tx_hash, log_index, block_number, block_hash, token,"
          " from_addr, to_addr, user_id, amount, occurred_at) VALUES " + values, dsn=dsn)
