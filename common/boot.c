@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "fault.h"
 #include "health.h"
@@ -42,6 +43,16 @@ static void on_signal(int sig)
 bool zl_boot_running(void)
 {
     return run != 0;
+}
+
+void zl_boot_sleep_ms(int64_t ms)
+{
+    while (ms > 0 && zl_boot_running()) {
+        int64_t slice = ms > 100 ? 100 : ms;
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)slice * 1000000L};
+        nanosleep(&ts, NULL);
+        ms -= slice;
+    }
 }
 
 const volatile sig_atomic_t *zl_boot_run_flag(void)

@@ -118,6 +118,11 @@ int zl_boot_serve(struct zl_boot *b, struct zl_health_opts *opts);
  * @locality any thread. */
 bool zl_boot_running(void);
 
+/* Sleeps ms milliseconds in slices of at most 100 ms, returning early once
+ * zl_boot_running() is false, so a loop's sleep never delays a SIGTERM.
+ * @locality any thread. */
+void zl_boot_sleep_ms(int64_t ms);
+
 /* The flag behind zl_boot_running(), for code that takes one
  * (zl_replay_opts.run). */
 const volatile sig_atomic_t *zl_boot_run_flag(void);

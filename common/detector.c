@@ -206,7 +206,7 @@ void zl_detector_free(struct zl_detector *d)
 
 bool zl_detector_active(const struct zl_detector *d)
 {
-    return d->locked;
+    return d->lock.held;
 }
 
 void det_count(zl_metric *m, uint64_t n)
@@ -265,29 +265,14 @@ PGresult *det_run(struct zl_detector *d, const char *name, int n, const char *co
 
 static zl_class ensure_lock(struct zl_detector *d, char *errstr, size_t errstr_size)
 {
-    zl_class c = zl_pg_ensure(d->o.pg, errstr, errstr_size);
-    if (c != ZL_OK) {
-        d->locked = false;
+    zl_class c = zl_pg_lock_ensure(d->o.pg, "det_lock", d->lock_key, &d->lock, errstr, errstr_size);
+    if (c != ZL_OK || !d->lock.asked)
         return c;
-    }
-    if (d->locked && d->o.pg->reconnects == d->lock_reconnects)
-        return ZL_OK;
-    /* A new connection does not hold the old one's session lock. */
-    d->locked = false;
-    const char *vals[1] = {d->lock_key};
-    PGresult *r = det_run(d, "det_lock", 1, vals, PGRES_TUPLES_OK, &c, errstr, errstr_size);
-    if (r == NULL)
-        return c;
-    bool got = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-    PQclear(r);
-    if (got) {
-        d->locked = true;
-        d->lock_reconnects = d->o.pg->reconnects;
+    if (d->lock.held)
         zl_log_kv(ZL_LOG_INFO, NULL, "scan lock taken: this copy is the active detector", "lock", d->lock_key, NULL);
-    }
     if (d->o.health != NULL)
-        zl_health_set_dep(d->o.health, "scanner", true, got ? "active" : "standby",
-                          got ? "" : "another copy holds the scan lock");
+        zl_health_set_dep(d->o.health, "scanner", true, d->lock.held ? "active" : "standby",
+                          d->lock.held ? "" : "another copy holds the scan lock");
     return ZL_OK;
 }
 
@@ -399,7 +384,7 @@ static zl_class handle_reorg(struct zl_detector *d, uint64_t cursor, char *errst
     bool moved = PQntuples(r) == 1;
     PQclear(r);
     if (!moved) {
-        d->locked = false;
+        d->lock.held = false;
         snprintf(errstr, errstr_size, "cursor moved under us: another detector is scanning; standing by");
         return det_tx_fail(d, ZL_TRANSIENT);
     }
@@ -795,7 +780,7 @@ static zl_class scan_and_record(struct zl_detector *d, uint64_t from, uint64_t t
     bool moved = PQntuples(r) == 1;
     PQclear(r);
     if (!moved) {
-        d->locked = false;
+        d->lock.held = false;
         snprintf(errstr, errstr_size, "cursor moved under us: another detector is scanning; standing by");
         c = ZL_TRANSIENT;
         goto fail;
@@ -852,7 +837,7 @@ zl_class zl_detector_step(struct zl_detector *d, bool *idle, char *errstr, size_
     zl_class c = ensure_lock(d, errstr, errstr_size);
     if (c != ZL_OK)
         return c;
-    if (!d->locked) {
+    if (!d->lock.held) {
         *idle = true;
         return ZL_OK;
     }

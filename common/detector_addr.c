@@ -372,7 +372,7 @@ fail:
 zl_class zl_detector_backfill_step(struct zl_detector *d, bool *idle, char *errstr, size_t errstr_size)
 {
     *idle = true;
-    if (!d->locked)
+    if (!d->lock.held)
         return ZL_OK;
     bool found = false;
     struct bf_range br;

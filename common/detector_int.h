@@ -29,8 +29,7 @@ struct zl_detector {
     char topic[256];
     char lock_key[128];
     char chain_text[NUM_TEXT_MAX];
-    bool locked;
-    unsigned long lock_reconnects; /* pg->reconnects when the lock was taken */
+    struct zl_pg_lock lock; /* the scan lock: held by one copy */
     int64_t range;                 /* current blocks per step: halved on refusals */
     int64_t sub_blocks;            /* blocks per eth_getLogs request, adapted to the log count */
     struct zl_addrset *addrs;      /* registered addresses of the chain; owned */

@@ -115,8 +115,9 @@ struct zl_event {
     char token[ZL_EVENT_ADDR_SIZE];         /* EVM: ERC-20 contract, "0x" + 40 hex, any case, kept
                                                as given (EIP-55 checksums are not verified);
                                                Solana: the token's mint, base58 of 32 bytes */
-    char from[ZL_EVENT_ADDR_SIZE];          /* EVM: Transfer sender; Solana: the source token
-                                               account. Address as for token */
+    char from[ZL_EVENT_ADDR_SIZE];          /* EVM: Transfer sender; Solana: the wallet that
+                                               signed the transfer (its authority). Address as
+                                               for token. The receipt is minted to it */
     char to[ZL_EVENT_ADDR_SIZE];            /* recipient: our deposit address (Solana: the
                                                deposit token account) */
     char user_id[ZL_USER_ID_SIZE];          /* account credited: 1..64 of [A-Za-z0-9_.:-] */

@@ -12,6 +12,9 @@
  *   after_db_commit              state CAS committed, nothing published
  *   before_produce               about to publish outputs / retries / DLQ
  *   after_produce_before_offset_store  delivered, offsets not yet stored
+ * and the mint stage's own, on Solana (solana_mint.c):
+ *   sol_mint_after_sign          a receipt signed, not stored
+ *   sol_mint_after_store         stored, not sent
  *
  * Set with ZL_FAULT_POINT and ZL_FAULT_AFTER (documented in --help).
  * @locality the runtime's main thread.

@@ -145,7 +145,7 @@ void zl_ledger_entry_ids(const char *deposit_id, char credit_id[ZL_LEDGER_ID_SIZ
 static const char SQL_APPLY[] =
     "WITH i AS ("
     "  SELECT t.deposit_id, t.eggs, t.rate, t.source, t.credit_id, t.contra_id, t.decimals,"
-    "         d.user_id, lower(d.token) AS token, d.amount"
+    "         d.user_id, CASE WHEN d.chain_id IS NULL THEN d.token ELSE lower(d.token) END AS token, d.amount"
     "  FROM unnest($1::text[], $2::numeric[], $3::numeric[], $4::numeric[], $5::text[], $6::uuid[], $7::uuid[],"
     "              $8::int[])"
     "       AS t(deposit_id, amount, eggs, rate, source, credit_id, contra_id, decimals)"

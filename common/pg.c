@@ -176,6 +176,29 @@ PGresult *zl_pg_prepared(struct zl_pg *p, const char *name, int nparams, const c
     return NULL;
 }
 
+zl_class zl_pg_lock_ensure(struct zl_pg *p, const char *stmt, const char *key, struct zl_pg_lock *lock, char *errstr,
+                           size_t errstr_size)
+{
+    lock->asked = false;
+    zl_class c = zl_pg_ensure(p, errstr, errstr_size);
+    if (c != ZL_OK) {
+        lock->held = false;
+        return c;
+    }
+    if (lock->held && p->reconnects == lock->reconnects)
+        return ZL_OK;
+    lock->held = false;
+    const char *vals[1] = {key};
+    PGresult *r = zl_pg_prepared(p, stmt, 1, vals, PGRES_TUPLES_OK, &c, errstr, errstr_size);
+    if (r == NULL)
+        return c;
+    lock->asked = true;
+    lock->held = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    lock->reconnects = p->reconnects;
+    PQclear(r);
+    return ZL_OK;
+}
+
 void zl_pg_rollback(struct zl_pg *p)
 {
     if (!zl_pg_connected(p))

@@ -72,6 +72,22 @@ PGresult *zl_pg_prepared(struct zl_pg *p, const char *name, int nparams, const c
                          int expect /* PGRES_COMMAND_OK or PGRES_TUPLES_OK */, zl_class *cls,
                          char *errstr, size_t errstr_size);
 
+/* A session advisory lock that lets one copy of several be active (detect's
+ * scan lock). The caller owns the struct (zeroed to start). */
+struct zl_pg_lock {
+    bool held;                /* this copy holds it */
+    bool asked;               /* the last zl_pg_lock_ensure asked the server */
+    unsigned long reconnects; /* p->reconnects when it was taken */
+};
+
+/* Ensures p's connection and asks for the lock through stmt (a prepared
+ * statement of one parameter, key, returning pg_try_advisory_lock's
+ * boolean) unless this connection already holds it: a new connection does
+ * not hold the old one's session lock. Returns ZL_OK with lock->held and
+ * lock->asked set, or the class of what failed (lock->held false). */
+zl_class zl_pg_lock_ensure(struct zl_pg *p, const char *stmt, const char *key, struct zl_pg_lock *lock, char *errstr,
+                           size_t errstr_size);
+
 /* Best-effort ROLLBACK after a failed transaction; ignores errors (a broken
  * connection rolls back by itself). */
 void zl_pg_rollback(struct zl_pg *p);

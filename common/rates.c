@@ -139,8 +139,14 @@ static zl_class fetch_primary(struct zl_rates *r, const char *token, int64_t now
     return c;
 }
 
-static bool lower_token(const char *token, char out[ZL_ADDRESS_HEX_SIZE])
+/* The rate's key: an EVM address lower-cased, or a Solana mint as given
+ * (base58: its case is part of it). */
+static bool lower_token(const char *token, char out[ZL_EVENT_ADDR_SIZE])
 {
+    if (token != NULL && zl_valid_sol_key(token)) {
+        snprintf(out, ZL_EVENT_ADDR_SIZE, "%s", token);
+        return true;
+    }
     if (token == NULL || !zl_valid_address(token))
         return false;
     for (size_t i = 0; i < ZL_ADDRESS_HEX_SIZE - 1; i++)
@@ -153,7 +159,7 @@ zl_class zl_rates_get(struct zl_rates *r, const char *token, int64_t now_ms, str
                       size_t errstr_size)
 {
     memset(out, 0, sizeof(*out));
-    char tok[ZL_ADDRESS_HEX_SIZE];
+    char tok[ZL_EVENT_ADDR_SIZE];
     if (!lower_token(token, tok)) {
         snprintf(errstr, errstr_size, "rates: token \"%s\" is not an address", token ? token : "(null)");
         return ZL_PERMANENT;

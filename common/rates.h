@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "breaker.h"
+#include "envelope.h"
 #include "hex.h"
 #include "pg.h"
 #include "zl.h"
@@ -86,7 +87,7 @@ struct zl_rates_opts {
 };
 
 struct zl_rates_entry {
-    char token[ZL_ADDRESS_HEX_SIZE];
+    char token[ZL_EVENT_ADDR_SIZE]; /* lower-case EVM address, or a Solana mint as given */
     char rate[ZL_RATE_SIZE];
     zl_rate_source source; /* where the value came from: DB or HTTP */
     int64_t fetched_ms;    /* monotonic time of the answer */
@@ -97,7 +98,7 @@ struct zl_rates {
     struct zl_rates_opts opts;
     char static_rate[ZL_RATE_SIZE];
     struct zl_rates_entry cache[ZL_RATES_CACHE_MAX];
-    char last_token[ZL_ADDRESS_HEX_SIZE]; /* for zl_rates_probe */
+    char last_token[ZL_EVENT_ADDR_SIZE]; /* for zl_rates_probe */
 };
 
 /* One answer. */

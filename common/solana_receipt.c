@@ -144,17 +144,16 @@ static zl_class get_account(struct zl_rpc *r, const char *key_b58, const char *e
     return c;
 }
 
-/* *moved: the nonce's value at commitment is not value. */
-static zl_class nonce_moved(struct zl_rpc *r, const char *nonce_b58, const uint8_t value[ZL_SOL_KEY_SIZE],
-                            const char *commitment, bool *moved, char *errstr, size_t errstr_size)
+zl_class zl_sol_nonce_value(struct zl_rpc *r, const char *nonce_b58, const char *commitment, bool *exists,
+                            uint8_t value[ZL_SOL_KEY_SIZE], char *errstr, size_t errstr_size)
 {
     json_t *res = NULL;
+    *exists = false;
     zl_class c = get_account(r, nonce_b58, "base64", commitment, &res, errstr, errstr_size);
     if (c != ZL_OK)
         return c;
     json_t *acct = json_object_get(res, "value");
-    if (json_is_null(acct) && strcmp(commitment, "finalized") == 0) {
-        *moved = false; /* created, not final yet: nothing moved at finalized */
+    if (json_is_null(acct)) {
         json_decref(res);
         return ZL_OK;
     }
@@ -163,14 +162,35 @@ static zl_class nonce_moved(struct zl_rpc *r, const char *nonce_b58, const uint8
     size_t len = 0;
     if (b64 == NULL || sodium_base642bin(data, sizeof(data), b64, strlen(b64), NULL, &len, NULL,
                                          sodium_base64_VARIANT_ORIGINAL) != 0 || len != NONCE_DATA_SIZE) {
-        snprintf(errstr, errstr_size, "nonce account %s: not there, or not a nonce account (%s)", nonce_b58,
-                 commitment);
+        snprintf(errstr, errstr_size, "nonce account %s: not a nonce account (%s)", nonce_b58, commitment);
         c = ZL_TRANSIENT;
     } else {
-        *moved = memcmp(data + NONCE_VALUE_OFFSET, value, ZL_SOL_KEY_SIZE) != 0;
+        *exists = true;
+        memcpy(value, data + NONCE_VALUE_OFFSET, ZL_SOL_KEY_SIZE);
     }
     json_decref(res);
     return c;
+}
+
+/* *moved: the nonce's value at commitment is not value. */
+static zl_class nonce_moved(struct zl_rpc *r, const char *nonce_b58, const uint8_t value[ZL_SOL_KEY_SIZE],
+                            const char *commitment, bool *moved, char *errstr, size_t errstr_size)
+{
+    bool exists = false;
+    uint8_t now[ZL_SOL_KEY_SIZE];
+    zl_class c = zl_sol_nonce_value(r, nonce_b58, commitment, &exists, now, errstr, errstr_size);
+    if (c != ZL_OK)
+        return c;
+    if (!exists && strcmp(commitment, "finalized") == 0) {
+        *moved = false; /* created, not final yet: nothing moved at finalized */
+        return ZL_OK;
+    }
+    if (!exists) {
+        snprintf(errstr, errstr_size, "nonce account %s: not there (%s)", nonce_b58, commitment);
+        return ZL_TRANSIENT;
+    }
+    *moved = memcmp(now, value, ZL_SOL_KEY_SIZE) != 0;
+    return ZL_OK;
 }
 
 /* *exists: the mint account at commitment is a Token-2022 mint of supply 1. */

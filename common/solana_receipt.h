@@ -23,6 +23,7 @@
 #ifndef ZL_SOLANA_RECEIPT_H
 #define ZL_SOLANA_RECEIPT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,6 +34,7 @@
 
 #define ZL_SOL_COMPUTE_BUDGET_PROGRAM "ComputeBudget111111111111111111111111111111"
 #define ZL_SOL_TOKEN_2022_PROGRAM "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb"
+#define ZL_SOL_TOKEN_PROGRAM "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
 /* The receipt mint's seed: 32 hex characters and a NUL. */
 #define ZL_SOL_RECEIPT_SEED_SIZE 33
 
@@ -114,6 +116,13 @@ enum zl_sol_receipt_next zl_sol_receipt_next(const struct zl_sol_receipt_seen *s
 zl_class zl_sol_receipt_look(struct zl_rpc *r, const char *sig_b58, const uint8_t nonce[ZL_SOL_KEY_SIZE],
                              const uint8_t nonce_value[ZL_SOL_KEY_SIZE], const uint8_t mint[ZL_SOL_KEY_SIZE],
                              struct zl_sol_receipt_seen *seen, char *errstr, size_t errstr_size);
+
+/* The value of durable nonce account nonce_b58 at commitment (its "recent
+ * blockhash" for the next transaction), read from one endpoint. ZL_OK with
+ * *exists false when there is no such account; a non-nonce account is
+ * ZL_TRANSIENT with errstr. */
+zl_class zl_sol_nonce_value(struct zl_rpc *r, const char *nonce_b58, const char *commitment, bool *exists,
+                            uint8_t value[ZL_SOL_KEY_SIZE], char *errstr, size_t errstr_size);
 
 /* Name for logs: "done", "send", "wait", "resign". */
 const char *zl_sol_receipt_next_name(enum zl_sol_receipt_next n);

@@ -187,11 +187,12 @@ static const char SQL_TOTALS[] =
 
 static const char SQL_STATES[] = "SELECT state, count(*) FROM deposits GROUP BY state ORDER BY state";
 
-/* Rows for the chain check: every minted/credited row, or a random sample
- * ($1 > 0). */
+/* Rows for the chain check: every minted/credited EVM row, or a random
+ * sample ($1 > 0). A Solana row (no chain_id) has its receipt checked by
+ * the mint stage at finalized before it is minted; ownerOf does not apply. */
 static const char SQL_CHAIN_ROWS[] =
     "SELECT deposit_id, coalesce(token_id::text, ''), coalesce(nft_contract, ''), from_addr FROM deposits"
-    " WHERE state IN ('minted', 'credited')"
+    " WHERE state IN ('minted', 'credited') AND chain_id IS NOT NULL"
     " ORDER BY CASE WHEN $1::bigint > 0 THEN random() ELSE 0 END, deposit_id"
     " LIMIT CASE WHEN $1::bigint > 0 THEN $1::bigint END";
 

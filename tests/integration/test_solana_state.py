@@ -14,6 +14,7 @@ import copy
 import pytest
 
 from runtime_helpers import Pipeline, effects, insert_rows, psql, states, wait_until
+from zlharness.stage import StagePipeline
 from zlharness.env import HarnessError
 from zlharness.stage import b58, new_deposit, new_sol_deposit, new_stage_pipeline
 
@@ -94,3 +95,30 @@ def test_the_runtime_moves_solana_deposits_beside_evm_ones_and_refuses_a_forged_
         assert "chain_id" not in e and "block_hash" not in e
     for d in evm:
         assert out[d["deposit_id"]]["chain_id"] == d["chain_id"]
+
+
+class Verify(StagePipeline):
+    STAGE = "verify"
+    IN = "deposits.detected"
+    OUT = "deposits.verified"
+    BINARY = "verify"
+
+
+def test_a_solana_deposit_at_a_verify_without_solana_is_poison_and_the_partition_goes_on(tmp_path):
+    """A verify that knows only an EVM chain cannot judge a Solana deposit:
+    poison with the reason, never a blocked partition or a crash."""
+    p = new_stage_pipeline(Verify, tmp_path, "verify", letter="s", partitions=1)
+    try:
+        sol = new_sol_deposit()
+        insert_rows([sol])
+        p.start("v1", ZL_RPC_URLS="http://127.0.0.1:9", ZL_TOKEN_ADDRESS="0x" + "11" * 20)
+        p.produce([sol])
+        wait_until(lambda: p.dlq_keys() == [sol["deposit_id"]], 60, "dead-lettered")
+        (m,) = p.dlq_messages()
+        assert m["headers"]["zl-dlq-error-class"] == "poison"
+        assert "ZL_SOLANA_CLUSTER unset" in m["headers"]["zl-dlq-error"]
+        # The deposit is real: its row waits as it is, for a verify that
+        # takes Solana (the sweeper publishes it again), never lost.
+        assert states([sol["deposit_id"]]) == {sol["deposit_id"]: "detected"}
+    finally:
+        p.stop_all()

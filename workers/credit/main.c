@@ -39,6 +39,7 @@
 #include "metrics.h"
 #include "rates.h"
 #include "runtime.h"
+#include "solana_chain.h"
 
 struct credit_config {
     int64_t token_decimals;
@@ -132,12 +133,35 @@ static const struct pending *recall(const struct credit *cr, const struct zl_wor
     return NULL;
 }
 
+static struct zl_solana_config g_sol;
+
+/* A Solana deposit's decimals (issue 22): ZL_SOLANA_DECIMALS, which detect
+ * checks against every transferChecked of the mint. A deposit of another
+ * mint or cluster, or where Solana is not configured, is never credited. */
+static zl_class solana_decimals(const struct zl_work *w, int *decimals, char *errstr, size_t errstr_size)
+{
+    if (!zl_solana_enabled(&g_sol)) {
+        snprintf(errstr, errstr_size, "a Solana deposit: this credit takes none (ZL_SOLANA_CLUSTER unset)");
+        return ZL_POISON;
+    }
+    if (strcmp(w->in.chain, g_sol.cluster) != 0 || strcmp(w->row.facts.token, g_sol.mint) != 0) {
+        snprintf(errstr, errstr_size, "a deposit of %s on %s: this credit takes %s on %s", w->row.facts.token,
+                 w->in.chain, g_sol.mint, g_sol.cluster);
+        return ZL_PERMANENT;
+    }
+    *decimals = (int)g_sol.decimals;
+    return ZL_OK;
+}
+
 static zl_class credit_process(void *ctx, struct zl_work *w)
 {
     struct credit *cr = ctx;
     struct zl_rate rate;
     int decimals = 0;
-    zl_class c = credit_decimals_check(&cr->decimals, cr->pg, &w->row.facts, &decimals, w->error, sizeof(w->error));
+    zl_class c = zl_event_is_solana(&w->in)
+                     ? solana_decimals(w, &decimals, w->error, sizeof(w->error))
+                     : credit_decimals_check(&cr->decimals, cr->pg, &w->row.facts, &decimals, w->error,
+                                             sizeof(w->error));
     if (c != ZL_OK)
         return c;
     c = zl_rates_get(&cr->rates, w->row.facts.token, zl_now_ms(), &rate, w->error, sizeof(w->error));
@@ -298,6 +322,10 @@ static int credit_init(void *ctx, const struct zl_runtime_env *env, char *errstr
         ro.opaque = &cr->http;
         ro.breaker = &cr->breaker;
     }
+    if (zl_solana_enabled(&g_sol) && (!zl_valid_sol_cluster(g_sol.cluster) || !zl_valid_sol_key(g_sol.mint))) {
+        snprintf(errstr, errstr_size, "ZL_SOLANA_CLUSTER needs a cluster name and ZL_SOLANA_MINT a base58 key");
+        return ZL_RUNTIME_INIT_REFUSED;
+    }
     cr->decimals.configured = (int)cr->cfg.token_decimals;
     /* credit reads no chain, so the single-token form does not concern it */
     if (zl_tokens_load(&cr->decimals.tokens, cr->cfg.tokens, NULL, NULL, errstr, errstr_size) != 0)
@@ -362,7 +390,8 @@ int main(int argc, char **argv)
         .fini = credit_fini,
         .ctx = &g_credit,
     };
-    struct zl_config_section extra = {"Credit stage", credit_settings,
-                                      sizeof(credit_settings) / sizeof(credit_settings[0]), &g_credit.cfg};
-    return zl_runtime_main(&stage, &extra, 1, argc, argv);
+    struct zl_config_section extra[2] = {
+        {"Credit stage", credit_settings, sizeof(credit_settings) / sizeof(credit_settings[0]), &g_credit.cfg},
+        {"solana", zl_solana_settings, zl_solana_settings_count, &g_sol}};
+    return zl_runtime_main(&stage, extra, 2, argc, argv);
 }

@@ -22,6 +22,7 @@
 #include "pg.h"
 #include "rpc.h"
 #include "runtime.h"
+#include "solana.h"
 #include "tokens.h"
 
 struct detect_config {
@@ -59,16 +60,6 @@ static const struct zl_setting detect_settings[] = {
 };
 #undef OFF
 
-static void sleep_ms(int64_t ms)
-{
-    /* short slices so SIGTERM is noticed quickly */
-    while (ms > 0 && zl_boot_running()) {
-        int64_t slice = ms > 100 ? 100 : ms;
-        struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)slice * 1000000L};
-        nanosleep(&ts, NULL);
-        ms -= slice;
-    }
-}
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
@@ -208,6 +199,8 @@ int main(int argc, char **argv)
     struct zl_config_section sections[] = {
         {"chain", zl_chain_settings, zl_chain_settings_count, &chain_cfg},
         {"detect stage", detect_settings, sizeof(detect_settings) / sizeof(detect_settings[0]), &dcfg},
+        detect_solana_chain_section(),
+        detect_solana_scan_section(),
     };
     struct zl_boot_opts opts = {
         .name = "detect",
@@ -250,8 +243,16 @@ int main(int argc, char **argv)
     struct zl_rpc_opts ropts;
     zl_chain_rpc_opts(&chain_cfg, metrics, health, &ropts);
     /* The failover client reads the head and block hashes; the logs of each
-     * range are confirmed by confirm_k endpoints (detector_confirm.c). */
-    ropts.quorum = 1;
+     * range are confirmed by confirm_k endpoints (detector_confirm.c). On
+     * Solana every transaction read is agreed by the client's quorum. */
+    bool solana = detect_solana_enabled();
+    if (solana && detect_solana_rpc_opts(&chain_cfg, metrics, health, &ropts, err, sizeof(err)) != 0) {
+        zl_log(ZL_LOG_ERROR, NULL, "configuration: %s", err);
+        exit_code = ZL_EXIT_CONFIG;
+        goto out;
+    }
+    if (!solana)
+        ropts.quorum = 1;
     if (zl_rpc_new(&rpc, &ropts, err, sizeof(err)) != 0) {
         zl_log(ZL_LOG_ERROR, NULL, "configuration: %s", err);
         exit_code = ZL_EXIT_CONFIG;
@@ -261,6 +262,12 @@ int main(int argc, char **argv)
                                      sizeof(err));
     if (producer == NULL) {
         zl_log(ZL_LOG_ERROR, NULL, "startup: kafka producer: %s", err);
+        goto out;
+    }
+    if (solana) {
+        struct detect_solana_run run = {.rc = &rc_cfg, .topic = topic, .poll_ms = dcfg.poll_ms, .rpc = rpc,
+                                        .producer = producer, .metrics = metrics, .health = health};
+        exit_code = detect_solana(&run);
         goto out;
     }
     if (zl_chain_tokens(&chain_cfg, NULL, &tokens, err, sizeof(err)) != 0) {
@@ -343,7 +350,7 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < nscans; i++)
             if (scans[i].next_ms > now_ms && scans[i].next_ms - now_ms < wait_ms)
                 wait_ms = scans[i].next_ms - now_ms;
-        sleep_ms(wait_ms);
+        zl_boot_sleep_ms(wait_ms);
     }
     zl_health_set_draining(health);
     zl_log(ZL_LOG_INFO, NULL, "signal received: flushing the producer");

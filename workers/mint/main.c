@@ -128,10 +128,16 @@ static const struct zl_setting mint_settings[] = {
 
 static struct mint g_mint;
 
+/* A mint transaction's id: an EVM hash or a Solana signature. */
+static bool valid_mint_tx(const char *s)
+{
+    return zl_valid_hash32(s) || zl_valid_sol_signature(s);
+}
+
 static zl_class mint_republish(void *ctx, struct zl_work *w)
 {
     (void)ctx;
-    if (!zl_valid_hash32(w->row.facts.mint_tx_hash) || w->row.facts.token_id[0] == '\0' || w->row.facts.nft_contract[0] == '\0') {
+    if (!valid_mint_tx(w->row.facts.mint_tx_hash) || w->row.facts.token_id[0] == '\0' || w->row.facts.nft_contract[0] == '\0') {
         snprintf(w->error, sizeof(w->error), "row is %s but lacks mint_tx_hash/token_id/nft_contract",
                  zl_state_name(w->row.state));
         return ZL_PERMANENT;
@@ -165,7 +171,7 @@ static zl_class mint_in_tx(void *ctx, struct zl_pg *pg, struct zl_work *const *m
     bool oom = cols[0] == NULL || cols[1] == NULL || cols[2] == NULL || cols[3] == NULL;
     for (size_t i = 0; !oom && i < n; i++) {
         /* Both sides of the boundary: the row gets what the event carries. */
-        ZL_ASSERT(zl_valid_hash32(moved[i]->out.mint_tx_hash) && zl_valid_uint256_dec(moved[i]->out.token_id));
+        ZL_ASSERT(valid_mint_tx(moved[i]->out.mint_tx_hash) && zl_valid_uint256_dec(moved[i]->out.token_id));
         cols[0][i] = moved[i]->in.deposit_id;
         cols[1][i] = moved[i]->out.mint_tx_hash;
         cols[2][i] = moved[i]->out.token_id;
@@ -215,6 +221,7 @@ static void mint_fini(void *ctx)
     m->rpc = NULL;
     zl_secp_key_free(&m->key);
     zl_signer_pool_stop(mint_pool());
+    mint_solana_fini();
 }
 
 /* A leased key is used only while the lease is this copy's: checked, and
@@ -226,9 +233,15 @@ static zl_class mint_process_leased(void *ctx, struct zl_work *w)
     zl_class c = zl_pg_ensure(&m->pg, w->error, sizeof(w->error));
     if (c == ZL_OK)
         c = zl_signer_pool_bind(mint_pool(), &m->pg, w->error, sizeof(w->error));
+    if (c == ZL_OK && zl_event_is_solana(&w->in)) {
+        mint_solana_process(m, w);
+        return w->result;
+    }
     return c == ZL_OK ? mint_process(ctx, w) : c;
 }
 
+/* Solana deposits are each driven on their own (solana.c); the EVM ones
+ * of the batch go to mint_process_batch together, in their order. */
 static void mint_process_batch_leased(void *ctx, struct zl_work *const *ws, size_t n)
 {
     struct mint *m = ctx;
@@ -236,10 +249,25 @@ static void mint_process_batch_leased(void *ctx, struct zl_work *const *ws, size
     zl_class c = zl_pg_ensure(&m->pg, err, sizeof(err));
     if (c == ZL_OK)
         c = zl_signer_pool_bind(mint_pool(), &m->pg, err, sizeof(err));
-    if (c != ZL_OK)
+    if (c != ZL_OK) {
         zl_works_fail(ws, n, c, err);
-    else
-        mint_process_batch(ctx, ws, n);
+        return;
+    }
+    struct zl_work **evm = calloc(n, sizeof(*evm));
+    if (evm == NULL) {
+        zl_works_fail(ws, n, ZL_TRANSIENT, "mint: out of memory");
+        return;
+    }
+    size_t ne = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (zl_event_is_solana(&ws[i]->in))
+            mint_solana_process(m, ws[i]);
+        else
+            evm[ne++] = ws[i];
+    }
+    if (ne > 0)
+        mint_process_batch(ctx, evm, ne);
+    free(evm);
 }
 
 static int mint_init(void *ctx, const struct zl_runtime_env *env, char *errstr, size_t errstr_size)
@@ -298,6 +326,11 @@ static int mint_init(void *ctx, const struct zl_runtime_env *env, char *errstr, 
     zl_log_kv(ZL_LOG_INFO, NULL, "mint signer", "address", m->key.address_hex, "nft", m->nft_hex, "chain_id", chain,
               "tx_type", tx_types[m->cfg.tx_type], NULL);
     zl_signer_pool_resend_pending(mint_pool(), &m->tx, &m->pg, m->chain_id); /* a dead holder's stored txs */
+    rc = mint_solana_init(m, env, errstr, errstr_size);
+    if (rc != 0) {
+        mint_fini(m);
+        return rc;
+    }
     return 0;
 fail:
     /* The runtime calls fini only after a successful init. */
@@ -310,7 +343,7 @@ fail:
 static int mint_reset_breakers(void *ctx, const char *dependency)
 {
     struct mint *m = ctx;
-    return zl_rpc_reset_breakers_named(m->rpc, dependency);
+    return zl_rpc_reset_breakers_named(m->rpc, dependency);  /* Solana's breakers reset when it restarts */
 }
 
 int main(int argc, char **argv)
@@ -332,8 +365,8 @@ int main(int argc, char **argv)
         .fini = mint_fini,
         .ctx = &g_mint,
     };
-    struct zl_config_section extra[2] = {
+    struct zl_config_section extra[4] = {
         {"mint stage", mint_settings, sizeof(mint_settings) / sizeof(mint_settings[0]), &g_mint.cfg},
-        mint_signer_section()};
-    return zl_runtime_main(&stage, extra, 2, argc, argv);
+        mint_signer_section(), mint_solana_chain_section(), mint_solana_section()};
+    return zl_runtime_main(&stage, extra, 4, argc, argv);
 }

@@ -113,4 +113,16 @@ struct zl_signer_pool *mint_pool(void);
 struct zl_config_section mint_signer_section(void);
 int mint_signer_start(struct mint *m, const struct zl_runtime_env *env, char *errstr, size_t errstr_size);
 
+/* solana.c: Solana deposits (issue 22), each driven by common/solana_mint.h.
+ * Its two config sections (the shared Solana chain settings and the
+ * receipt's), init (0 when Solana is not configured, ZL_RUNTIME_INIT_REFUSED
+ * for a wrong setting, -1 with errstr), fini, and one deposit's step, which
+ * sets w->result (and w->out when minted). */
+struct zl_config_section mint_solana_chain_section(void);
+struct zl_config_section mint_solana_section(void);
+bool mint_solana_enabled(void);
+int mint_solana_init(struct mint *m, const struct zl_runtime_env *env, char *errstr, size_t errstr_size);
+void mint_solana_fini(void);
+void mint_solana_process(struct mint *m, struct zl_work *w);
+
 #endif /* ZL_MINT_H */

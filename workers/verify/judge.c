@@ -233,9 +233,21 @@ void verify_process_batch(void *ctx, struct zl_work *const *ws, size_t n)
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
-        it[i].live = static_checks(v, ws[i]);
+        if (zl_event_is_solana(&ws[i]->in)) {
+            verify_judge_solana(v, ws[i]);
+            it[i].live = false;
+        } else if (!v->evm) {
+            snprintf(ws[i]->error, sizeof(ws[i]->error),
+                     "an EVM deposit: this verify takes none (ZL_RPC_URLS unset)");
+            ws[i]->result = ZL_POISON;
+            it[i].live = false;
+        } else {
+            it[i].live = static_checks(v, ws[i]);
+        }
         txs[i] = it[i].live ? ws[i]->in.tx_hash : NULL;
     }
+    if (!v->evm)
+        goto out; /* every deposit is decided: no EVM client to ask */
     struct vbatch b = {v, ws, it};
     zl_chain_read_receipts(v->rpc, txs, n, on_receipt, &b);
     bool need_head = false;

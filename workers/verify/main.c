@@ -64,6 +64,26 @@ static int verify_init(void *ctx, const struct zl_runtime_env *env, char *errstr
         snprintf(errstr, errstr_size, "ZL_MIN_AMOUNT: \"%s\" is not a canonical decimal integer", v->cfg.min_amount);
         return ZL_RUNTIME_INIT_REFUSED;
     }
+    /* Each chain family is judged where it is configured (issue 22): EVM
+     * with ZL_RPC_URLS, Solana with ZL_SOLANA_CLUSTER; a deposit of the
+     * other is poison. */
+    v->evm = v->chain.rpc_urls[0] != '\0';
+    if (!v->evm && !zl_solana_enabled(&v->sol)) {
+        snprintf(errstr, errstr_size, "ZL_RPC_URLS (EVM) or ZL_SOLANA_CLUSTER (Solana) is required");
+        return ZL_RUNTIME_INIT_REFUSED;
+    }
+    if (zl_solana_enabled(&v->sol)) {
+        if (zl_solana_check(&v->sol, errstr, errstr_size) != 0)
+            return ZL_RUNTIME_INIT_REFUSED;
+        struct zl_rpc_opts so;
+        zl_solana_rpc_opts(&v->sol, &v->chain, env->metrics, env->health, &so);
+        if (zl_rpc_new(&v->sol_rpc, &so, errstr, errstr_size) != 0)
+            return ZL_RUNTIME_INIT_REFUSED;
+        zl_log(ZL_LOG_INFO, NULL, "Solana deposits on %s, mint %s, verified at %s by %lld endpoint(s)",
+               v->sol.cluster, v->sol.mint, v->sol.commitment, (long long)v->sol.rpc_quorum);
+    }
+    if (!v->evm)
+        goto pg;
     if (zl_chain_tokens(&v->chain, v->cfg.min_amount, &v->tokens, errstr, errstr_size) != 0)
         return ZL_RUNTIME_INIT_REFUSED;
     v->finality = zl_chain_finality_of((zl_finality)v->cfg.finality, v->chain.chain_id);
@@ -76,6 +96,7 @@ static int verify_init(void *ctx, const struct zl_runtime_env *env, char *errstr
     zl_chain_rpc_opts(&v->chain, env->metrics, env->health, &ro);
     if (zl_rpc_new(&v->rpc, &ro, errstr, errstr_size) != 0)
         return -1;
+pg:
     if (zl_pg_init(&v->pg, env->cfg->pg_dsn, env->cfg->pg_connect_timeout_ms) != 0 ||
         zl_pg_add_stmt(&v->pg, "verify_mark_reorged",
                        "UPDATE deposits SET state = 'reorged', last_error = $3, updated_at = now()"
@@ -102,6 +123,8 @@ static void verify_fini(void *ctx)
     struct verify *v = ctx;
     zl_rpc_free(v->rpc);
     v->rpc = NULL;
+    zl_rpc_free(v->sol_rpc);
+    v->sol_rpc = NULL;
     zl_pg_close(&v->pg);
 }
 
@@ -110,14 +133,15 @@ static int verify_prepare(void *ctx, struct zl_pg *pg)
     (void)ctx;
     return zl_pg_add_stmt(pg, "verify_block_facts",
                           "UPDATE deposits SET confirmations = $2::integer, block_number = $3::bigint,"
-                          " block_hash = $4 WHERE deposit_id = $1",
+                          " block_hash = NULLIF($4, '') WHERE deposit_id = $1",
                           4);
 }
 
 static zl_class verify_probe(void *ctx, char *errstr, size_t errstr_size)
 {
     struct verify *v = ctx;
-    if (zl_rpc_any_healthy(v->rpc))
+    /* Paused only when no configured chain has an endpoint left. */
+    if ((v->rpc != NULL && zl_rpc_any_healthy(v->rpc)) || (v->sol_rpc != NULL && zl_rpc_any_healthy(v->sol_rpc)))
         return ZL_OK;
     snprintf(errstr, errstr_size, "every RPC endpoint's breaker is open");
     return ZL_OUTAGE;
@@ -127,7 +151,10 @@ static zl_class verify_probe(void *ctx, char *errstr, size_t errstr_size)
 static int verify_reset_breakers(void *ctx, const char *dependency)
 {
     struct verify *v = ctx;
-    return zl_rpc_reset_breakers_named(v->rpc, dependency);
+    int n = v->rpc != NULL ? zl_rpc_reset_breakers_named(v->rpc, dependency) : 0;
+    if (v->sol_rpc != NULL)
+        n += zl_rpc_reset_breakers_named(v->sol_rpc, dependency);
+    return n > 0 ? 1 : 0;
 }
 
 static zl_class verify_republish(void *ctx, struct zl_work *w)
@@ -186,6 +213,7 @@ int main(int argc, char **argv)
     struct zl_config_section extra[] = {
         {"chain", zl_chain_settings, zl_chain_settings_count, &g_verify.chain},
         {"verify stage", verify_settings, sizeof(verify_settings) / sizeof(verify_settings[0]), &g_verify.cfg},
+        {"solana", zl_solana_settings, zl_solana_settings_count, &g_verify.sol},
     };
-    return zl_runtime_main(&stage, extra, 2, argc, argv);
+    return zl_runtime_main(&stage, extra, 3, argc, argv);
 }

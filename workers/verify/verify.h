@@ -15,6 +15,7 @@
 #include "pg.h"
 #include "rpc.h"
 #include "runtime.h"
+#include "solana_chain.h"
 #include "tokens.h"
 
 struct verify_config {
@@ -25,6 +26,9 @@ struct verify_config {
 
 struct verify {
     struct zl_chain_config chain;
+    struct zl_solana_config sol; /* Solana deposits, when ZL_SOLANA_CLUSTER is set */
+    bool evm;                    /* ZL_RPC_URLS set: EVM deposits are judged */
+    struct zl_rpc *sol_rpc;      /* NULL without Solana */
     struct verify_config cfg;
     zl_finality finality;   /* cfg.finality with auto resolved by chain id */
     const char *mark_tag;   /* the block tag a deposit's block must reach */
@@ -36,7 +40,12 @@ struct verify {
     zl_metric *m_below_min[ZL_TOKENS_MAX]; /* zl_verify_below_minimum_total, per tokens.t[i] */
 };
 
-/* The stage's process_batch (judge.c). */
+/* The stage's process_batch (judge.c): EVM deposits in batches, Solana
+ * deposits each with verify_judge_solana. */
 void verify_process_batch(void *ctx, struct zl_work *const *ws, size_t n);
+
+/* Judges one Solana deposit (judge_solana.c): sets w->result, w->error and,
+ * verified, w->out. */
+void verify_judge_solana(struct verify *v, struct zl_work *w);
 
 #endif /* ZL_VERIFY_H */
