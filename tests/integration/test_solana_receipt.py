@@ -29,7 +29,7 @@ import time
 
 import pytest
 
-from test_solana_tx import SYSTEM, TOKEN_2022, pubkeys, tool
+from zlharness.solana import SYSTEM, TOKEN_2022, nonce_account, nonce_value, pubkeys, tool  # noqa: F401
 from test_solana_validator import VALIDATOR, ata_of, funded, sent, validator  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.skipif(not VALIDATOR.exists() and os.environ.get("ZL_SOLANA_REQUIRED") != "1",
@@ -39,21 +39,6 @@ NAME, SYMBOL = "zeroloss receipt", "ZLEGG"
 URI = "ipfs://bafkreicouv3sksjuzxb3rbb6rziy6duakk2aikegsmtqtz5rsuppjorxsa"
 CU_LIMIT, CU_PRICE = 300_000, 1_000
 FINALIZE_S = 60
-
-
-def nonce_account(v, payer_seed: str, payer: str) -> str:
-    seed = os.urandom(32).hex()
-    nonce = pubkeys([seed])[seed]
-    rent = v.rpc("getMinimumBalanceForRentExemption", 80)
-    sent(v, {"payer_seed": payer_seed, "seeds": [payer_seed, seed], "blockhash": v.blockhash(), "instructions": [
-        {"system": "create_account", "from": payer, "to": nonce, "lamports": rent, "space": 80, "owner": SYSTEM},
-        {"system": "initialize_nonce", "nonce": nonce, "authority": payer}]})
-    return nonce
-
-
-def nonce_value(v, nonce: str) -> str:
-    acct = v.rpc("getAccountInfo", nonce, {"encoding": "jsonParsed", "commitment": "confirmed"})["value"]
-    return acct["data"]["parsed"]["info"]["blockhash"]
 
 
 def receipt_tx(v, payer_seed: str, deposit_id: str, owner: str, nonce: str, value: str | None = None) -> dict:

@@ -33,7 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from test_solana_tx import TOKEN, TOKEN_2022, tool
+from zlharness.solana import Chain, TOKEN, TOKEN_2022, tool  # noqa: F401
 from test_solana_validator import VALIDATOR, ata_of, funded, sent, validator, with_seed  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.skipif(not VALIDATOR.exists() and os.environ.get("ZL_SOLANA_REQUIRED") != "1",
@@ -48,59 +48,6 @@ def scan(v, **req) -> dict:
                          timeout=120)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
-
-
-class Chain:
-    """A payer a, a depositor wallet b and another wallet c, each with a
-    token account of a fresh "USDT" mint and of another mint."""
-
-    def __init__(self, v, program: str):
-        self.v, self.program = v, program
-        (self.a_seed, _, _), (self.a, self.b, self.c) = funded(v, 3)
-        self.usdt, self.atas = self.mint()
-        self.other, self.oatas = self.mint()
-
-    def mint(self):
-        v, a = self.v, self.a
-        seed = os.urandom(8).hex()
-        mint = with_seed(a, seed, self.program)
-        rent = v.rpc("getMinimumBalanceForRentExemption", 82)
-        atas = {w: ata_of(w, mint, self.program) for w in (self.a, self.b, self.c)}
-        sent(v, {"payer_seed": self.a_seed, "seeds": [self.a_seed], "blockhash": v.blockhash(), "instructions": [
-            {"system": "create_account_with_seed", "from": a, "to": mint, "base": a, "seed": seed, "lamports": rent,
-             "space": 82, "owner": self.program},
-            {"token": "initialize_mint2", "program": self.program, "mint": mint, "decimals": 6, "authority": a}] + [
-            {"token": "ata_create", "program": self.program, "mint": mint, "payer": a, "ata": atas[w], "wallet": w}
-            for w in atas] + [
-            {"token": "mint_to", "program": self.program, "mint": mint, "dest": atas[a], "authority": a,
-             "amount": 10 ** 12}]})
-        return mint, atas
-
-    def tc(self, to: str, amount: int, other: bool = False) -> dict:
-        mint, atas = (self.other, self.oatas) if other else (self.usdt, self.atas)
-        return {"token": "transfer_checked", "program": self.program, "mint": mint, "source": atas[self.a],
-                "dest": atas[to], "owner": self.a, "amount": amount, "decimals": 6}
-
-    def pay(self, *ixs) -> str:
-        return sent(self.v, {"payer_seed": self.a_seed, "seeds": [self.a_seed], "blockhash": self.v.blockhash(),
-                             "instructions": list(ixs)})
-
-    def failed(self, *ixs) -> str:
-        spec = {"payer_seed": self.a_seed, "seeds": [self.a_seed], "blockhash": self.v.blockhash(),
-                "instructions": list(ixs)}
-        ans, _ = self.v.send_opts(spec, {"skipPreflight": True})
-        sig = ans["result"]
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            st = self.v.rpc("getSignatureStatuses", [sig])["value"][0]
-            if st and st.get("confirmationStatus") in ("confirmed", "finalized"):
-                assert st["err"] is not None
-                return sig
-            time.sleep(0.2)
-        raise AssertionError(f"{sig} not confirmed")
-
-    def deposit_req(self, **kw) -> dict:
-        return dict({"mint": self.usdt, "account": self.atas[self.b], "cluster": "localnet"}, **kw)
 
 
 def verify(v, ch, deposit_id: str, amount: str, destination: str | None = None, **kw) -> dict:

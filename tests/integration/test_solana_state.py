@@ -122,3 +122,35 @@ def test_a_solana_deposit_at_a_verify_without_solana_is_poison_and_the_partition
         assert states([sol["deposit_id"]]) == {sol["deposit_id"]: "detected"}
     finally:
         p.stop_all()
+
+
+def test_two_solana_deposits_of_one_transaction_are_pinned_in_one_batch_each_its_own(tmp_path):
+    """Guards against two deposits of one Solana transaction (same
+    signature, instructions 0 and 1) colliding in ipfs-upload's batch: Kubo's
+    answer names each file of a batch, and a name made of the signature and
+    the EVM log index (0 for both) was one name for two documents ("kubo add
+    answer names one object twice", seen in the demo)."""
+    from ipfs_helpers import IMAGE_FILE, IpfsPipeline
+    from zlharness.env import need_env
+    first = new_sol_deposit(place="0")
+    second = dict(new_sol_deposit(place="1"), tx_hash=first["tx_hash"])
+    second["deposit_id"] = f"{second['chain']}:{first['tx_hash']}:1"
+    deps = [first, second]
+    insert_rows(deps)
+    psql("UPDATE deposits SET state = 'verified', confirmations = 0 WHERE deposit_id = ANY(:'v1'::text[])",
+         "{" + ",".join(d["deposit_id"] for d in deps) + "}")
+    verified = [dict(d, schema="zl.deposits.verified/v1", confirmations=0) for d in deps]
+    p = new_stage_pipeline(IpfsPipeline, tmp_path, "ipfs-upload", letter="s", partitions=1, ZL_BATCH_SIZE_MAX="10",
+                           ZL_BATCH_FILL_MS="500", ZL_IPFS_PROVIDERS=f"kubo={need_env('ZL_IPFS_API_URL')}",
+                           ZL_IPFS_GATEWAY_URLS=need_env("ZL_IPFS_GATEWAY_URLS").split(",")[0],
+                           ZL_NFT_IMAGE_FILE=str(IMAGE_FILE))
+    try:
+        p.produce(verified)
+        p.start("w1")
+        ids = [d["deposit_id"] for d in deps]
+        wait_until(lambda: states(ids) == {i: "pinned" for i in ids}, 60, "both pinned", )
+        cids = psql("SELECT metadata_cid FROM deposits WHERE deposit_id = ANY(:'v1'::text[])", "{" + ",".join(ids) + "}")
+        assert len({c[0] for c in cids}) == 2, cids
+        assert p.dlq_keys() == []
+    finally:
+        p.stop_all()

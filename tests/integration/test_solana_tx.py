@@ -13,27 +13,15 @@ account, a receipt's mint) that is not the one the runtime derives, so a
 deposit would be missed or a receipt created twice.
 """
 import json
-import os
 import random
 import subprocess
 from pathlib import Path
 
-from zlharness.env import REPO
+from zlharness.solana import SYSTEM, TOKEN, TOKEN_2022, pubkeys, pytools_python, tool  # noqa: F401
 from zlharness.stage import b58
 
-SYSTEM = "11111111111111111111111111111111"
-TOKEN = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
-TOKEN_2022 = "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb"
 MEMO = "MemoSq4gqABAXKb96qnH9TYGjwcoNPDYmr4nGzFQ1bf"
 RANDOM_SPECS = 200
-
-
-def pytools_python() -> Path:
-    out = subprocess.run(["bash", "-c", f". {REPO}/deploy/local/versions.sh && echo \"$ZL_PYTOOLS_DIR\""],
-                         capture_output=True, text=True, check=True)
-    py = Path(out.stdout.strip()) / "bin" / "python"
-    assert py.exists(), f"{py} missing: run deploy/local/deps (it installs solders into the pytools venv)"
-    return py
 
 
 def reference(specs: list[dict], *args: str) -> list[dict]:
@@ -41,10 +29,6 @@ def reference(specs: list[dict], *args: str) -> list[dict]:
                          input=json.dumps(specs), capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout)
-
-
-def tool(name: str) -> Path:
-    return Path(os.environ.get("ZL_BUILD_DIR", REPO / "build" / "release")) / "tests" / name
 
 
 def ours(spec: dict) -> dict:
@@ -85,15 +69,6 @@ def random_spec(rng: random.Random) -> dict:
         ixs.append({"program": rng.choice([SYSTEM, TOKEN, TOKEN_2022, MEMO]), "accounts": accounts,
                     "data": rng.randbytes(rng.randint(0, 40)).hex()})
     return {"payer_seed": payer_seed, "seeds": seeds, "blockhash": b58(rng.randbytes(32)), "instructions": ixs}
-
-
-def pubkeys(seeds: list[str]) -> dict[str, str]:
-    """seed hex -> base58 public key, as solders computes it (RFC 8032)."""
-    code = ("import json,sys\nfrom solders.keypair import Keypair\n"
-            "print(json.dumps([str(Keypair.from_seed(bytes.fromhex(s)).pubkey()) for s in json.load(sys.stdin)]))")
-    out = subprocess.run([str(pytools_python()), "-c", code], input=json.dumps(seeds), capture_output=True,
-                         text=True, timeout=60, check=True)
-    return dict(zip(seeds, json.loads(out.stdout)))
 
 
 KEY_FIELDS = ("from", "to", "base", "owner", "nonce", "authority")

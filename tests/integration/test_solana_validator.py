@@ -20,116 +20,17 @@ where it is missing (about 18 min on 2 cores, in the background while the
 other tiers run); run alone, skipped where it is not built
 (deploy/local/deps solana), unless ZL_SOLANA_REQUIRED=1.
 """
-import base64
 import json
 import os
-import signal
-import subprocess
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
-from test_solana_tx import SYSTEM, TOKEN, TOKEN_2022, pubkeys, tool
-from zlharness.env import REPO
-from zlharness.procs import free_port
-
-def validator_path() -> Path:
-    """ZL_SOLANA_VALIDATOR, else deploy/local/versions.sh's."""
-    if os.environ.get("ZL_SOLANA_VALIDATOR"):
-        return Path(os.environ["ZL_SOLANA_VALIDATOR"])
-    out = subprocess.run(["bash", "-c", f". {REPO}/deploy/local/versions.sh && echo \"$ZL_SOLANA_VALIDATOR\""],
-                         capture_output=True, text=True, check=True)
-    return Path(out.stdout.strip())
-
-
-VALIDATOR = validator_path()
-# Features the test validator activates at genesis that are turned off here:
-# SIMD-0219 (stricter ABI). Under it, the Token-2022 program this validator
-# ships fails to grow a mint account for its metadata ("InvalidRealloc").
-# Whether a cluster has it active is that cluster's: check before a
-# deployment mints receipts there (docs/architecture.md, "Solana").
-INACTIVE_FEATURES = ("CxeBn9PVeeXbmjbNwLv6U4C6svNxnC4JX6mfkvgeMocM",)
-START_S = 90
-CONFIRM_S = 30
-LAMPORTS_PER_SOL = 1_000_000_000
+from zlharness.solana import (LAMPORTS_PER_SOL, SYSTEM, TOKEN, TOKEN_2022, VALIDATOR, Validator,  # noqa: F401
+                              ata_of, funded, pubkeys, sent, tool, with_seed)
 
 pytestmark = pytest.mark.skipif(not VALIDATOR.exists() and os.environ.get("ZL_SOLANA_REQUIRED") != "1",
                                 reason=f"{VALIDATOR} not built (deploy/local/deps solana)")
-
-
-class Validator:
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self.rpc_port = free_port()
-        self.url = f"http://127.0.0.1:{self.rpc_port}"
-        self.proc = None
-
-    def start(self):
-        base = free_port()
-        args = [str(VALIDATOR), "--ledger", str(self.folder / "ledger"), "--rpc-port", str(self.rpc_port),
-                "--faucet-port", str(free_port()), "--gossip-port", str(free_port()), "--bind-address", "127.0.0.1",
-                "--dynamic-port-range", f"{base + 100}-{base + 140}", "--quiet", "--reset"]
-        args += [a for f in INACTIVE_FEATURES for a in ("--deactivate-feature", f)]
-        self.log = open(self.folder / "validator.log", "w")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + START_S
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, (self.folder / "validator.log").read_text()[-3000:]
-            try:
-                if self.rpc("getHealth") == "ok":
-                    return
-            except OSError:
-                pass
-            time.sleep(0.5)
-        raise AssertionError(f"validator not healthy in {START_S}s")
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-
-    def call(self, method, *params):
-        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).encode()
-        req = urllib.request.Request(self.url, data=body, headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return json.loads(r.read())
-
-    def rpc(self, method, *params):
-        got = self.call(method, *params)
-        assert "error" not in got, f"{method}: {got['error']}"
-        return got["result"]
-
-    def blockhash(self) -> str:
-        return self.rpc("getLatestBlockhash", {"commitment": "confirmed"})["value"]["blockhash"]
-
-    def confirm(self, sig: str):
-        deadline = time.monotonic() + CONFIRM_S
-        while time.monotonic() < deadline:
-            st = self.rpc("getSignatureStatuses", [sig])["value"][0]
-            if st is not None and st.get("confirmationStatus") in ("confirmed", "finalized"):
-                assert st["err"] is None, f"{sig} failed: {st['err']}"
-                return
-            time.sleep(0.2)
-        raise AssertionError(f"{sig} not confirmed in {CONFIRM_S}s")
-
-    def send(self, spec: dict) -> dict:
-        """Builds spec with zl-sol-tx and sends it; the RPC answer."""
-        return self.send_opts(spec, {})
-
-    def send_opts(self, spec: dict, opts: dict) -> dict:
-        """send with more sendTransaction options (skipPreflight)."""
-        out = subprocess.run([str(tool("zl-sol-tx"))], input=json.dumps(spec), capture_output=True, text=True,
-                             timeout=30)
-        got = json.loads(out.stdout)
-        assert out.returncode == 0, got
-        raw = base64.b64encode(bytes.fromhex(got["tx"])).decode()
-        return self.call("sendTransaction", raw, {"encoding": "base64", "preflightCommitment": "confirmed", **opts}), got
 
 
 @pytest.fixture(scope="module")
@@ -140,34 +41,6 @@ def validator(tmp_path_factory):
         yield v
     finally:
         v.stop()
-
-
-def ata_of(wallet: str, mint: str, program: str) -> str:
-    out = subprocess.run([str(tool("zl-sol-addr"))], capture_output=True, text=True, timeout=30,
-                         input=json.dumps([{"kind": "ata", "wallet": wallet, "mint": mint, "token_program": program}]))
-    return json.loads(out.stdout)[0]["address"]
-
-
-def with_seed(base: str, seed: str, owner: str) -> str:
-    out = subprocess.run([str(tool("zl-sol-addr"))], capture_output=True, text=True, timeout=30,
-                         input=json.dumps([{"kind": "with_seed", "base": base, "seed": seed, "owner": owner}]))
-    return json.loads(out.stdout)[0]["address"]
-
-
-def funded(v: Validator, n: int) -> tuple[list[str], list[str]]:
-    seeds = [os.urandom(32).hex() for _ in range(n)]
-    keys = pubkeys(seeds)
-    for s in seeds:
-        v.confirm(v.rpc("requestAirdrop", keys[s], 10 * LAMPORTS_PER_SOL))
-    return seeds, [keys[s] for s in seeds]
-
-
-def sent(v: Validator, spec: dict) -> str:
-    ans, got = v.send(spec)
-    assert "error" not in ans, json.dumps(ans["error"])[-3000:]
-    v.confirm(ans["result"])
-    assert ans["result"] == got["signature"], "the node's id is not our first signature"
-    return ans["result"]
 
 
 @pytest.mark.parametrize("program", [TOKEN, TOKEN_2022], ids=["spl-token", "token-2022"])

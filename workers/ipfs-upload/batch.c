@@ -15,7 +15,7 @@ struct iu_doc {
     char *bytes;            /* owned, len bytes: documents are ~600 bytes, the build buffer 8 KiB */
     size_t len;
     char cid[ZL_CID_SIZE];
-    char name[96];
+    char name[128]; /* "zl-" + a Solana signature (88) + "-" + "255.255" + ".json" */
     const struct iu_image *img;
 };
 
@@ -40,8 +40,13 @@ static zl_class build_doc(const struct iu_batch_env *e, struct zl_work *w, struc
         return ZL_TRANSIENT;
     }
     memcpy(d->bytes, buf, d->len);
-    /* Unique per deposit: Kubo's answer names each file of a batch by it. */
-    snprintf(d->name, sizeof(d->name), "zl-%.66s-%u.json", w->in.tx_hash, (unsigned)w->in.log_index);
+    /* Unique per deposit: Kubo's answer names each file of a batch by it.
+     * A Solana deposit's place is its instruction (log_index is 0 for all
+     * the deposits of one transaction). */
+    if (zl_event_is_solana(&w->in))
+        snprintf(d->name, sizeof(d->name), "zl-%.88s-%s.json", w->in.tx_hash, w->in.instruction);
+    else
+        snprintf(d->name, sizeof(d->name), "zl-%.66s-%u.json", w->in.tx_hash, (unsigned)w->in.log_index);
     d->img = img;
     return ZL_OK;
 }

@@ -66,6 +66,10 @@ class LocalPipeline:
         self.log = log
         self.procs: list[tuple[str, subprocess.Popen]] = []
         self.worker_overrides: dict[str, str] = {}
+        # Settings for the workers whose name starts with a prefix, over
+        # worker_overrides (the Solana side's detect copy, and the EVM
+        # detect's "not Solana": solana_side.py).
+        self.name_overrides: dict[str, dict[str, str]] = {}
         self.deposit_addrs: list[str] = []
         self.user_of: dict[str, str] = {}  # deposit address -> user id
         self.sent = 0
@@ -177,6 +181,9 @@ class LocalPipeline:
             "ZL_GROUP_INSTANCE_ID": name,
         })
         env.update(self.worker_overrides)
+        for prefix, extra in self.name_overrides.items():
+            if name.startswith(prefix):
+                env.update(extra)
         return env
 
     def start(self, name: str, binary: str) -> subprocess.Popen:
