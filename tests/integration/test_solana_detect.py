@@ -43,9 +43,11 @@ class Detect(StagePipeline):
     BINARY = "detect"
 
 
-def register(ch: Chain, wallet: str, user: str) -> str:
+def register(ch: Chain, wallet: str, user: str, dsn: str | None = None) -> str:
+    env = dict(os.environ, ZL_PG_DSN=dsn) if dsn else None
     out = subprocess.run([os.path.join(need_env("ZL_BIN_DIR"), "zl-address"), "add-solana", wallet, user,
-                          "--cluster", "localnet", "--mint", ch.usdt], capture_output=True, text=True, timeout=30)
+                          "--cluster", "localnet", "--mint", ch.usdt], capture_output=True, text=True, timeout=30,
+                         env=env)
     assert out.returncode == 0, out.stderr
     account, owner = out.stdout.split()
     assert owner == user

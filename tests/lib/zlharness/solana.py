@@ -77,13 +77,15 @@ class Validator:
         self.url = url or f"http://127.0.0.1:{self.rpc_port}"
         self.proc = None
 
-    def start(self):
+    def start(self, reset: bool = True):
+        """Starts it on its RPC port; reset False: on the ledger it left
+        (a restart: the chain goes on where it stopped)."""
         base = free_port()
         args = [str(VALIDATOR), "--ledger", str(self.folder / "ledger"), "--rpc-port", str(self.rpc_port),
                 "--faucet-port", str(free_port()), "--gossip-port", str(free_port()), "--bind-address", "127.0.0.1",
-                "--dynamic-port-range", f"{base + 100}-{base + 140}", "--quiet", "--reset"]
+                "--dynamic-port-range", f"{base + 100}-{base + 140}", "--quiet"] + (["--reset"] if reset else [])
         args += [a for f in INACTIVE_FEATURES for a in ("--deactivate-feature", f)]
-        self.log = open(self.folder / "validator.log", "w")
+        self.log = open(self.folder / "validator.log", "a")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + START_S
         while time.monotonic() < deadline:
