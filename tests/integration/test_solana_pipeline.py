@@ -22,10 +22,7 @@ On the code before this stop no stage took a Solana deposit.
 """
 import os
 import signal
-import threading
 import time
-import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -40,6 +37,7 @@ from zlharness.env import need_env
 from zlharness.kafka import create_topics
 from zlharness.pg import create_database, drop_database
 from zlharness.procs import ProcessGroup, free_port
+from zlharness.solana import RpcProxy
 from zlharness.stage import stage_env
 
 pytestmark = pytest.mark.skipif(not VALIDATOR.exists() and os.environ.get("ZL_SOLANA_REQUIRED") != "1",
@@ -139,46 +137,6 @@ def test_a_solana_deposit_is_credited_once_with_its_receipt_owned_by_the_deposit
         st.stop_all()
 
 
-class Forward:
-    """An HTTP endpoint on a fixed port that forwards every request to the
-    validator, and can be stopped and started again: all of a stage's
-    endpoints down for a while (its other one is dead throughout)."""
-
-    def __init__(self, upstream: str):
-        self.upstream = upstream
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.srv = None
-
-    def start(self):
-        up = self.upstream
-
-        class H(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                req = urllib.request.Request(up, data=body, headers={"Content-Type": "application/json"})
-                with urllib.request.urlopen(req, timeout=30) as r:
-                    data = r.read()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *a):
-                pass
-
-        ThreadingHTTPServer.allow_reuse_address = True
-        self.srv = ThreadingHTTPServer(("127.0.0.1", self.port), H)
-        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
-
-    def stop(self):
-        if self.srv is not None:
-            self.srv.shutdown()
-            self.srv.server_close()
-            self.srv = None
-
-
 def ipfs_env() -> dict:
     return dict(ZL_IPFS_PROVIDERS=f"kubo={need_env('ZL_IPFS_API_URL')}",
                 ZL_IPFS_GATEWAY_URLS=need_env("ZL_IPFS_GATEWAY_URLS").split(",")[0], ZL_NFT_IMAGE_FILE=str(IMAGE_FILE))
@@ -196,7 +154,7 @@ def test_solana_deposits_survive_a_dead_endpoint_a_sigkill_of_every_stage_and_a_
     (tmp_path / "validator").mkdir()
     v.start()
     st = None
-    proxy = Forward(v.url)
+    proxy = RpcProxy(v.url)
     db = f"zl_solchaos_{os.urandom(4).hex()}"
     dsn = create_database(db)
     try:

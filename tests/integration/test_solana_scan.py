@@ -26,14 +26,11 @@ where it is missing; run alone, skipped where it is not built
 import json
 import os
 import subprocess
-import threading
 import time
-import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from zlharness.solana import Chain, TOKEN, TOKEN_2022, tool  # noqa: F401
+from zlharness.solana import Chain, RpcProxy, TOKEN, TOKEN_2022, tool  # noqa: F401
 from test_solana_validator import VALIDATOR, ata_of, funded, sent, validator, with_seed  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.skipif(not VALIDATOR.exists() and os.environ.get("ZL_SOLANA_REQUIRED") != "1",
@@ -111,45 +108,13 @@ def test_a_backlog_bigger_than_the_room_is_read_oldest_first_over_several_scans(
     assert scans >= 3 and cursor == sigs[-1]
 
 
-class LyingProxy:
+class LyingProxy(RpcProxy):
     """An RPC endpoint that forwards to the validator and lies about
-    getTransaction: "raise" multiplies every transfer's amount (a 9 in
-    front), "swap" answers with another transaction (swap_to's)."""
+    getTransaction (zlharness.solana.RpcProxy's lying modes), started."""
 
     def __init__(self, upstream: str, mode: str = "raise", swap_to: str = ""):
-        up = upstream
-
-        class H(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                if mode == "swap" and b"getTransaction" in body:
-                    req = json.loads(body)
-                    for r in req if isinstance(req, list) else [req]:
-                        r["params"][0] = swap_to
-                    body = json.dumps(req).encode()
-                req = urllib.request.Request(up, data=body, headers={"Content-Type": "application/json"})
-                with urllib.request.urlopen(req, timeout=30) as r:
-                    text = r.read().decode()
-                if mode == "raise" and b"getTransaction" in body:
-                    text = text.replace('"amount":"', '"amount":"9')
-                data = text.encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *a):
-                pass
-
-        self.srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.url = f"http://127.0.0.1:{self.srv.server_address[1]}"
-        self.thread = threading.Thread(target=self.srv.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.srv.shutdown()
-        self.srv.server_close()
+        super().__init__(upstream, mode, swap_to)
+        self.start()
 
 
 def test_a_lying_endpoint_beside_an_honest_one_reads_nothing_and_invents_nothing(validator):

@@ -10,8 +10,10 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from .env import REPO
@@ -246,3 +248,56 @@ def nonce_value(v, nonce: str) -> str:
     return acct["data"]["parsed"]["info"]["blockhash"]
 
 
+
+
+class RpcProxy:
+    """An RPC endpoint on a fixed loopback port that forwards to upstream,
+    and can be stopped and started again (an endpoint that goes away).
+    mode "honest" forwards unchanged; the lying modes change getTransaction
+    answers: "raise" puts a 9 in front of every transfer's amount, "swap"
+    asks for another transaction (swap_to's) instead."""
+
+    def __init__(self, upstream: str, mode: str = "honest", swap_to: str = ""):
+        self.upstream, self.mode, self.swap_to = upstream, mode, swap_to
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.srv = None
+
+    def start(self):
+        up, mode, swap_to = self.upstream, self.mode, self.swap_to
+
+        class H(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if mode == "swap" and b"getTransaction" in body:
+                    req = json.loads(body)
+                    for r in req if isinstance(req, list) else [req]:
+                        r["params"][0] = swap_to
+                    body = json.dumps(req).encode()
+                req = urllib.request.Request(up, data=body, headers={"Content-Type": "application/json"})
+                with urllib.request.urlopen(req, timeout=30) as r:
+                    text = r.read().decode()
+                if mode == "raise" and b"getTransaction" in body:
+                    text = text.replace('"amount":"', '"amount":"9')
+                data = text.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *a):
+                pass
+
+        ThreadingHTTPServer.allow_reuse_address = True
+        self.srv = ThreadingHTTPServer(("127.0.0.1", self.port), H)
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self):
+        if self.srv is not None:
+            self.srv.shutdown()
+            self.srv.server_close()
+            self.srv = None
+
+    close = stop
