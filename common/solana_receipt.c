@@ -3,6 +3,7 @@
 
 #include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "hex.h"
@@ -207,6 +208,47 @@ static zl_class receipt_exists(struct zl_rpc *r, const char *mint_b58, const cha
         json_object_get(json_object_get(json_object_get(json_object_get(v, "data"), "parsed"), "info"), "supply"));
     *exists = owner != NULL && strcmp(owner, ZL_SOL_TOKEN_2022_PROGRAM) == 0 && supply != NULL &&
               strcmp(supply, "1") == 0;
+    json_decref(res);
+    return ZL_OK;
+}
+
+zl_class zl_sol_receipt_audit(struct zl_rpc *r, const char *mint_b58, const char *owner_b58, const char *commitment,
+                              bool *is_receipt, uint64_t *held, char *errstr, size_t errstr_size)
+{
+    *is_receipt = false;
+    *held = 0;
+    json_t *res = NULL;
+    zl_class c = get_account(r, mint_b58, "jsonParsed", commitment, &res, errstr, errstr_size);
+    if (c != ZL_OK)
+        return c;
+    json_t *v = json_object_get(res, "value");
+    json_t *info = json_object_get(json_object_get(json_object_get(v, "data"), "parsed"), "info");
+    const char *owner = json_string_value(json_object_get(v, "owner"));
+    const char *supply = json_string_value(json_object_get(info, "supply"));
+    json_t *dec = json_object_get(info, "decimals");
+    json_t *auth = json_object_get(info, "mintAuthority");
+    *is_receipt = owner != NULL && strcmp(owner, ZL_SOL_TOKEN_2022_PROGRAM) == 0 && supply != NULL &&
+                  strcmp(supply, "1") == 0 && json_is_integer(dec) && json_integer_value(dec) == 0 &&
+                  (auth == NULL || json_is_null(auth));
+    json_decref(res);
+    res = NULL;
+    if (!*is_receipt)
+        return ZL_OK; /* no such receipt: nobody can hold it (and nodes refuse to list an unknown mint) */
+    json_t *params = json_pack("[s, {s:s}, {s:s, s:s}]", owner_b58, "mint", mint_b58, "encoding", "jsonParsed",
+                               "commitment", commitment);
+    c = zl_rpc_call(r, "getTokenAccountsByOwner", params, &res, NULL, errstr, errstr_size);
+    json_decref(params);
+    if (c != ZL_OK)
+        return c;
+    json_t *accts = json_object_get(res, "value");
+    size_t i;
+    json_t *a;
+    json_array_foreach(accts, i, a) {
+        const char *amount = json_string_value(json_object_get(json_object_get(json_object_get(json_object_get(
+            json_object_get(json_object_get(a, "account"), "data"), "parsed"), "info"), "tokenAmount"), "amount"));
+        if (amount != NULL && strlen(amount) < 20)
+            *held += strtoull(amount, NULL, 10);
+    }
     json_decref(res);
     return ZL_OK;
 }

@@ -124,6 +124,15 @@ zl_class zl_sol_receipt_look(struct zl_rpc *r, const char *sig_b58, const uint8_
 zl_class zl_sol_nonce_value(struct zl_rpc *r, const char *nonce_b58, const char *commitment, bool *exists,
                             uint8_t value[ZL_SOL_KEY_SIZE], char *errstr, size_t errstr_size);
 
+/* What an audit checks of a recorded receipt, at commitment, from one
+ * endpoint: *is_receipt when mint_b58 is a Token-2022 mint of supply 1 and
+ * 0 decimals whose minting right is given up, and *held the receipt tokens
+ * owner_b58's token accounts of that mint hold (1 for the depositor; not
+ * asked, 0, when it is no receipt).
+ * Returns ZL_OK, or the RPC's class with errstr. */
+zl_class zl_sol_receipt_audit(struct zl_rpc *r, const char *mint_b58, const char *owner_b58, const char *commitment,
+                              bool *is_receipt, uint64_t *held, char *errstr, size_t errstr_size);
+
 /* Name for logs: "done", "send", "wait", "resign". */
 const char *zl_sol_receipt_next_name(enum zl_sol_receipt_next n);
 

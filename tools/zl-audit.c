@@ -25,6 +25,11 @@
  *   not_owner / chain_error (with ZL_AUDIT_RPC_URLS) the depositor does not
  *                           own the deposit's NFT on chain (ownerOf), all or
  *                           a random sample of ZL_AUDIT_CHAIN_SAMPLE rows
+ *   sol_not_receipt /       (with ZL_AUDIT_SOLANA_RPC_URLS) a minted/credited
+ *   sol_not_owner           Solana deposit's receipt is not, at finalized, a
+ *                           Token-2022 mint of supply 1 and 0 decimals with
+ *                           its minting right given up; or the wallet that
+ *                           paid does not hold its one token (issue 22)
  * plus counts per state.
  *
  * With --chain FROM-TO (TO may be "head"; or last:N, the N blocks ending
@@ -67,6 +72,7 @@
 #include "keccak.h"
 #include "reconcile.h"
 #include "rpc.h"
+#include "solana_receipt.h"
 #include "tokens.h"
 #include "zl.h"
 
@@ -86,6 +92,7 @@ struct audit_config {
     int64_t chunk_blocks;
     int64_t lag_blocks;
     char *textfile;
+    char *sol_rpc_urls;
 };
 
 #define OFF(f) offsetof(struct audit_config, f)
@@ -113,6 +120,9 @@ static const struct zl_setting audit_settings[] = {
     {"ZL_AUDIT_CHAIN_LAG_BLOCKS", ZL_CFG_INT, "50",
      "--chain last:N ends this many blocks below the head (detect's lag and confirmations: blocks detect may"
      " not have scanned yet)", OFF(lag_blocks), 0, 1000000},
+    {"ZL_AUDIT_SOLANA_RPC_URLS", ZL_CFG_STR, "",
+     "Solana JSON-RPC endpoints for the check of Solana deposits' receipts (same sample); empty: skip it",
+     OFF(sol_rpc_urls), 0, 0},
     {"ZL_AUDIT_TEXTFILE", ZL_CFG_STR, "",
      "with --chain: Prometheus text file for the node exporter's textfile collector (empty: none)", OFF(textfile), 0,
      0},
@@ -193,6 +203,14 @@ static const char SQL_STATES[] = "SELECT state, count(*) FROM deposits GROUP BY 
 static const char SQL_CHAIN_ROWS[] =
     "SELECT deposit_id, coalesce(token_id::text, ''), coalesce(nft_contract, ''), from_addr FROM deposits"
     " WHERE state IN ('minted', 'credited') AND chain_id IS NOT NULL"
+    " ORDER BY CASE WHEN $1::bigint > 0 THEN random() ELSE 0 END, deposit_id"
+    " LIMIT CASE WHEN $1::bigint > 0 THEN $1::bigint END";
+
+/* The Solana receipt check's rows: minted/credited Solana rows (no
+ * chain_id), all or a random sample ($1 > 0). */
+static const char SQL_SOL_ROWS[] =
+    "SELECT deposit_id, coalesce(nft_contract, ''), from_addr FROM deposits"
+    " WHERE state IN ('minted', 'credited') AND chain_id IS NULL"
     " ORDER BY CASE WHEN $1::bigint > 0 THEN random() ELSE 0 END, deposit_id"
     " LIMIT CASE WHEN $1::bigint > 0 THEN $1::bigint END";
 
@@ -534,6 +552,65 @@ static int run_chain_checks(struct audit *a, json_t *summary)
     return rc;
 }
 
+/* Each minted/credited Solana deposit's receipt, read at finalized from
+ * ZL_AUDIT_SOLANA_RPC_URLS (common/solana_receipt.h). An endpoint that
+ * cannot answer makes the audit incomplete (-1), never clean. */
+static int run_solana_checks(struct audit *a, json_t *summary)
+{
+    json_t *sol = json_object();
+    json_object_set_new(summary, "solana", sol);
+    if (a->cfg.sol_rpc_urls[0] == '\0') {
+        json_object_set_new(sol, "skipped", json_true());
+        return 0;
+    }
+    char sample[ZL_INT64_DEC_SIZE];
+    snprintf(sample, sizeof(sample), "%lld", (long long)a->cfg.chain_sample);
+    const char *params[1] = {sample};
+    PGresult *r = PQexecParams(a->pg, SQL_SOL_ROWS, 1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "zl-audit: reading Solana rows failed: %s", PQerrorMessage(a->pg));
+        PQclear(r);
+        return -1;
+    }
+    struct zl_rpc_opts o = {.urls = a->cfg.sol_rpc_urls, .timeout_ms = a->cfg.rpc_timeout_ms, .quorum = 1,
+                            .breaker_failure_ratio = 0.5, .breaker_sampling_ms = 30000, .breaker_min_throughput = 20,
+                            .breaker_break_ms = 5000, .name = "solana-rpc", .allow_http = a->cfg.rpc_allow_http};
+    struct zl_rpc *rpc = NULL;
+    char err[ZL_ERRSTR_SIZE];
+    int rc = 0;
+    long checked = 0;
+    if (zl_rpc_new(&rpc, &o, err, sizeof(err)) != 0) {
+        fprintf(stderr, "zl-audit: ZL_AUDIT_SOLANA_RPC_URLS: %s\n", err);
+        rc = -1;
+    }
+    for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
+        const char *id = PQgetvalue(r, i, 0), *mint = PQgetvalue(r, i, 1), *owner = PQgetvalue(r, i, 2);
+        bool is_receipt = false;
+        uint64_t held = 0;
+        if (zl_sol_receipt_audit(rpc, mint, owner, "finalized", &is_receipt, &held, err, sizeof(err)) != ZL_OK) {
+            fprintf(stderr, "zl-audit: Solana receipt of %s: %s\n", id, err);
+            rc = -1;
+            break;
+        }
+        char detail[256];
+        if (!is_receipt) {
+            snprintf(detail, sizeof(detail), "%s is not a Token-2022 receipt of supply 1 with no minting right", mint);
+            report(a, "sol_not_receipt", id, detail);
+        } else if (held != 1) {
+            snprintf(detail, sizeof(detail), "the payer %s holds %llu of receipt %s, not 1", owner,
+                     (unsigned long long)held, mint);
+            report(a, "sol_not_owner", id, detail);
+        }
+        checked++;
+    }
+    zl_rpc_free(rpc);
+    json_object_set_new(sol, "skipped", json_false());
+    json_object_set_new(sol, "checked", json_integer(checked));
+    json_object_set_new(sol, "rows", json_integer(PQntuples(r)));
+    PQclear(r);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     static struct audit a;
@@ -581,7 +658,7 @@ int main(int argc, char **argv)
         goto out;
     }
     if (run_sql_checks(&a, summary) != 0 || run_chain_checks(&a, summary) != 0 ||
-        (a.chain_arg != NULL && run_range_check(&a, summary) != 0))
+        run_solana_checks(&a, summary) != 0 || (a.chain_arg != NULL && run_range_check(&a, summary) != 0))
         goto out;
     exit_code = a.found == 0 ? 0 : 1;
 out:

@@ -20,8 +20,10 @@ The EVM side of verify is left unconfigured (ZL_RPC_URLS unset); mint's EVM
 side points at nothing (its EVM deposits would wait): neither is asked.
 On the code before this stop no stage took a Solana deposit.
 """
+import json
 import os
 import signal
+import subprocess
 import time
 
 import pytest
@@ -94,6 +96,34 @@ def credited(did: str) -> list:
                 " FROM deposits WHERE deposit_id = :'v1'", did)
 
 
+def audit(validator) -> tuple[int, dict, str]:
+    out = subprocess.run([os.path.join(need_env("ZL_BIN_DIR"), "zl-audit")], capture_output=True, text=True,
+                         timeout=300, env=dict(os.environ, ZL_AUDIT_SOLANA_RPC_URLS=validator.url))
+    return out.returncode, json.loads(out.stdout.splitlines()[-1]), out.stdout
+
+
+def audit_solana_receipt(validator, did: str, other_wallet: str) -> None:
+    """zl-audit reads the receipt on chain (ZL_AUDIT_SOLANA_RPC_URLS): clean
+    as recorded; a row naming another owner, or a mint that is no receipt,
+    is a discrepancy naming the deposit. The row is put back after."""
+    (owner, mint, token) = psql("SELECT from_addr, nft_contract, token FROM deposits WHERE deposit_id = :'v1'",
+                                did)[0]
+    rc, summary, text = audit(validator)
+    assert summary["solana"]["skipped"] is False and summary["solana"]["checked"] >= 1, summary
+    assert f"DISCREPANCY sol_not_owner {did}" not in text and f"DISCREPANCY sol_not_receipt {did}" not in text
+    try:
+        psql("UPDATE deposits SET from_addr = :'v2' WHERE deposit_id = :'v1'", did, other_wallet)
+        rc, summary, text = audit(validator)
+        assert rc == 1 and f"DISCREPANCY sol_not_owner {did}" in text, text[-2000:]
+        psql("UPDATE deposits SET from_addr = :'v2', nft_contract = :'v3' WHERE deposit_id = :'v1'", did, owner,
+             token)
+        rc, summary, text = audit(validator)
+        assert rc == 1 and f"DISCREPANCY sol_not_receipt {did}" in text, text[-2000:]
+    finally:
+        psql("UPDATE deposits SET from_addr = :'v2', nft_contract = :'v3' WHERE deposit_id = :'v1'", did, owner,
+             mint)
+
+
 @pytest.mark.parametrize("fault", [None, "sol_mint_after_store"], ids=["straight", "sigkill-after-store"])
 def test_a_solana_deposit_is_credited_once_with_its_receipt_owned_by_the_depositor(validator, tmp_path, fault):
     ch = Chain(validator, TOKEN)
@@ -133,6 +163,8 @@ def test_a_solana_deposit_is_credited_once_with_its_receipt_owned_by_the_deposit
         assert bal == [["50"]], bal
         assert psql("SELECT count(*) FROM ledger_entries WHERE deposit_id = :'v1'", did) == [["2"]]
         assert set(rows(ch.usdt)) == {did}
+        if fault is None:
+            audit_solana_receipt(validator, did, ch.b)
     finally:
         st.stop_all()
 

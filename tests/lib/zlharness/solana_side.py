@@ -73,7 +73,9 @@ class SolanaSide:
                self.ch.usdt, RATE)
         p.worker_overrides.update({
             "ZL_SOLANA_CLUSTER": CLUSTER, "ZL_SOLANA_MINT": self.ch.usdt, "ZL_SOLANA_PAYER_KEY_FILE": str(key),
-            "ZL_SOLANA_NONCE_ACCOUNTS": ",".join(self.nonces)})
+            "ZL_SOLANA_NONCE_ACCOUNTS": ",".join(self.nonces),
+            # zl-audit checks every Solana receipt on chain too.
+            "ZL_AUDIT_SOLANA_RPC_URLS": p.env["ZL_SOLANA_RPC_URLS"]})
         # The EVM detect stays on its chain; Solana's has a copy of its own.
         p.name_overrides["detect-"] = {"ZL_SOLANA_CLUSTER": ""}
         p.name_overrides["sol-detect-"] = {"ZL_SOLANA_COMMITMENT": "confirmed"}
