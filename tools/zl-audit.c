@@ -343,12 +343,13 @@ static int check_owner(struct audit *a, struct zl_rpc *rpc, const char *id, cons
     return 0;
 }
 
-/* Makes the audit's RPC client on cfg.rpc_urls (one endpoint's word at a
- * time: the audit is a second opinion, read from an endpoint of its own). */
-static struct zl_rpc *audit_rpc(const struct audit *a)
+/* Makes an RPC client of the audit on urls (one endpoint's word at a time:
+ * the audit is a second opinion, read from an endpoint of its own); setting
+ * names the setting for the error message. */
+static struct zl_rpc *audit_rpc_on(const struct audit *a, const char *urls, const char *name, const char *setting)
 {
     struct zl_rpc_opts o = {
-        .urls = a->rpc_urls,
+        .urls = urls,
         .timeout_ms = a->cfg.rpc_timeout_ms,
         .hedge_after_ms = 0,
         .quorum = 1,
@@ -356,16 +357,22 @@ static struct zl_rpc *audit_rpc(const struct audit *a)
         .breaker_sampling_ms = 30000,
         .breaker_min_throughput = 20,
         .breaker_break_ms = 5000,
-        .name = "rpc",
+        .name = name,
         .allow_http = a->cfg.rpc_allow_http,
     };
     struct zl_rpc *rpc = NULL;
     char err[ZL_ERRSTR_SIZE];
     if (zl_rpc_new(&rpc, &o, err, sizeof(err)) != 0) {
-        fprintf(stderr, "zl-audit: ZL_AUDIT_RPC_URLS: %s\n", err);
+        fprintf(stderr, "zl-audit: %s: %s\n", setting, err);
         return NULL;
     }
     return rpc;
+}
+
+/* The EVM client, on cfg.rpc_urls (or --rpc). */
+static struct zl_rpc *audit_rpc(const struct audit *a)
+{
+    return audit_rpc_on(a, a->rpc_urls, "rpc", "ZL_AUDIT_RPC_URLS");
 }
 
 static void report_cb(void *ctx, const char *check, const char *subject, const char *detail)
@@ -572,17 +579,10 @@ static int run_solana_checks(struct audit *a, json_t *summary)
         PQclear(r);
         return -1;
     }
-    struct zl_rpc_opts o = {.urls = a->cfg.sol_rpc_urls, .timeout_ms = a->cfg.rpc_timeout_ms, .quorum = 1,
-                            .breaker_failure_ratio = 0.5, .breaker_sampling_ms = 30000, .breaker_min_throughput = 20,
-                            .breaker_break_ms = 5000, .name = "solana-rpc", .allow_http = a->cfg.rpc_allow_http};
-    struct zl_rpc *rpc = NULL;
+    struct zl_rpc *rpc = audit_rpc_on(a, a->cfg.sol_rpc_urls, "solana-rpc", "ZL_AUDIT_SOLANA_RPC_URLS");
     char err[ZL_ERRSTR_SIZE];
-    int rc = 0;
+    int rc = rpc == NULL ? -1 : 0;
     long checked = 0;
-    if (zl_rpc_new(&rpc, &o, err, sizeof(err)) != 0) {
-        fprintf(stderr, "zl-audit: ZL_AUDIT_SOLANA_RPC_URLS: %s\n", err);
-        rc = -1;
-    }
     for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
         const char *id = PQgetvalue(r, i, 0), *mint = PQgetvalue(r, i, 1), *owner = PQgetvalue(r, i, 2);
         bool is_receipt = false;
