@@ -152,7 +152,9 @@ def test_verify_passes_a_solana_deposit_only_once_finalized_and_refuses_what_the
         slot = int(psql("SELECT block_number FROM deposits WHERE deposit_id = :'v1'", good_id)[0][0])
         fin = validator.rpc("getSignatureStatuses", [good], {"searchTransactionHistory": True})["value"][0]
         assert fin["confirmationStatus"] == "finalized" and fin["slot"] == slot
-        out = [e for e in v.outputs() if e["deposit_id"] == good_id]
+        # The row moves before its event is published (the runtime commits,
+        # then produces): the event is waited for.
+        out = wait_until(lambda: [e for e in v.outputs() if e["deposit_id"] == good_id], 30, "the verified event")
         assert len(out) == 1 and (out[0]["chain"], out[0]["to"], out[0]["amount"]) == ("localnet", account,
                                                                                         "2500000")
         wait_until(lambda: rows(ch.usdt)[forged_id][3] == "dead", 120, "the forged row dead-lettered")

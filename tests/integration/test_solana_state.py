@@ -88,7 +88,9 @@ def test_the_runtime_moves_solana_deposits_beside_evm_ones_and_refuses_a_forged_
     assert states([forged_row["deposit_id"]]) == {forged_row["deposit_id"]: "detected"}
     assert effects([forged_row["deposit_id"]]) == {}
 
-    out = {e["deposit_id"]: e for e in pipeline.outputs()}
+    # Effects commit before the events are produced: the events are waited for.
+    out = wait_until(lambda: (lambda o: o if set(ids) <= set(o) else None)(
+        {e["deposit_id"]: e for e in pipeline.outputs()}), 30, "every output event")
     for d in sol:
         e = out[d["deposit_id"]]
         assert (e["chain"], e["tx_hash"], e["instruction"]) == (d["chain"], d["tx_hash"], d["instruction"])
