@@ -33,7 +33,7 @@ bool zl_solana_enabled(const struct zl_solana_config *s)
     return s->cluster != NULL && s->cluster[0] != '\0';
 }
 
-int zl_solana_check(const struct zl_solana_config *s, char *errstr, size_t errstr_size)
+int zl_solana_check(const struct zl_solana_config *s, bool needs_rpc, char *errstr, size_t errstr_size)
 {
     if (!zl_valid_sol_cluster(s->cluster)) {
         snprintf(errstr, errstr_size, "ZL_SOLANA_CLUSTER \"%s\": a lowercase letter, then up to 30 of [a-z0-9-]",
@@ -45,7 +45,7 @@ int zl_solana_check(const struct zl_solana_config *s, char *errstr, size_t errst
                  "ZL_SOLANA_CLUSTER", s->mint ? s->mint : "");
         return -1;
     }
-    if (s->rpc_urls == NULL || s->rpc_urls[0] == '\0') {
+    if (needs_rpc && (s->rpc_urls == NULL || s->rpc_urls[0] == '\0')) {
         snprintf(errstr, errstr_size, "ZL_SOLANA_RPC_URLS is required with ZL_SOLANA_CLUSTER");
         return -1;
     }

@@ -37,9 +37,9 @@ extern const size_t zl_solana_settings_count;
 bool zl_solana_enabled(const struct zl_solana_config *s);
 
 /* Checks the settings of an enabled cluster (a cluster name, a base58 mint,
- * endpoints, a known commitment). Returns 0, or -1 with errstr naming the
- * setting. */
-int zl_solana_check(const struct zl_solana_config *s, char *errstr, size_t errstr_size);
+ * a known commitment, and endpoints when needs_rpc: credit reads no chain).
+ * Returns 0, or -1 with errstr naming the setting. */
+int zl_solana_check(const struct zl_solana_config *s, bool needs_rpc, char *errstr, size_t errstr_size);
 
 /* The Solana client's options: the chain section's timeouts and breakers,
  * Solana's endpoints and quorum, dependency name "solana-rpc". Strings are

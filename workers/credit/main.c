@@ -322,10 +322,8 @@ static int credit_init(void *ctx, const struct zl_runtime_env *env, char *errstr
         ro.opaque = &cr->http;
         ro.breaker = &cr->breaker;
     }
-    if (zl_solana_enabled(&g_sol) && (!zl_valid_sol_cluster(g_sol.cluster) || !zl_valid_sol_key(g_sol.mint))) {
-        snprintf(errstr, errstr_size, "ZL_SOLANA_CLUSTER needs a cluster name and ZL_SOLANA_MINT a base58 key");
+    if (zl_solana_enabled(&g_sol) && zl_solana_check(&g_sol, false, errstr, errstr_size) != 0)
         return ZL_RUNTIME_INIT_REFUSED;
-    }
     cr->decimals.configured = (int)cr->cfg.token_decimals;
     /* credit reads no chain, so the single-token form does not concern it */
     if (zl_tokens_load(&cr->decimals.tokens, cr->cfg.tokens, NULL, NULL, errstr, errstr_size) != 0)

@@ -51,7 +51,7 @@ bool detect_solana_enabled(void)
 int detect_solana_rpc_opts(const struct zl_chain_config *chain, struct zl_metrics *metrics, struct zl_health *health,
                            struct zl_rpc_opts *opts, char *errstr, size_t errstr_size)
 {
-    if (zl_solana_check(&g_chain, errstr, errstr_size) != 0)
+    if (zl_solana_check(&g_chain, true, errstr, errstr_size) != 0)
         return -1;
     zl_solana_rpc_opts(&g_chain, chain, metrics, health, opts);
     return 0;

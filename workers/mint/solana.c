@@ -119,7 +119,7 @@ int mint_solana_init(struct mint *m, const struct zl_runtime_env *env, char *err
 {
     if (!mint_solana_enabled())
         return 0;
-    if (zl_solana_check(&g_chain, errstr, errstr_size) != 0)
+    if (zl_solana_check(&g_chain, true, errstr, errstr_size) != 0)
         return ZL_RUNTIME_INIT_REFUSED;
     uint8_t seed[32];
     if (g_cfg.payer_key.value == NULL || payer_seed(g_cfg.payer_key.value, seed) != 0 ||

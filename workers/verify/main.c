@@ -73,7 +73,7 @@ static int verify_init(void *ctx, const struct zl_runtime_env *env, char *errstr
         return ZL_RUNTIME_INIT_REFUSED;
     }
     if (zl_solana_enabled(&v->sol)) {
-        if (zl_solana_check(&v->sol, errstr, errstr_size) != 0)
+        if (zl_solana_check(&v->sol, true, errstr, errstr_size) != 0)
             return ZL_RUNTIME_INIT_REFUSED;
         struct zl_rpc_opts so;
         zl_solana_rpc_opts(&v->sol, &v->chain, env->metrics, env->health, &so);
