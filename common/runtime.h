@@ -65,6 +65,13 @@ struct zl_work {
      * tier for the next defer. 0 (the runtime's preset): no estimate, each
      * defer steps one tier on and then cycles in the last. */
     int64_t defer_ms;
+    /* With result ZL_DEFER: true when the wait is a queue for the stage's
+     * own capacity (e.g. every Solana nonce account busy with another
+     * receipt), not a wait on this deposit's facts: it does not count
+     * toward ZL_DEFERS_MAX (header zl-defers is left as it was), since a
+     * backlog of valid deposits must never be dead-lettered for waiting
+     * its turn. false: the runtime's preset. */
+    bool queued;
 };
 
 /* The shortest re-check a stage's defer_ms asks for: below it a wait for a

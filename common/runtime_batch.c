@@ -122,6 +122,7 @@ static zl_class process_with_retries(struct rt *rt, struct zl_work *w)
         w->error[0] = '\0';
         w->settle = ZL_STATE_UNKNOWN;
         w->defer_ms = 0;
+        w->queued = false;
         zl_class c = rt->stage->process(rt->stage->ctx, w);
         if (c != ZL_TRANSIENT || a + 1 >= rt->cfg.inplace_attempts_max || !zl_boot_running())
             return c;
@@ -215,6 +216,7 @@ static void call_batch_hook(struct rt *rt, struct zl_work **todo, size_t n)
         todo[i]->result = f->result;
         todo[i]->settle = f->settle;
         todo[i]->defer_ms = f->defer_ms;
+        todo[i]->queued = f->queued;
         todo[i]->out = f->out;
         snprintf(todo[i]->error, sizeof(todo[i]->error), "%s", f->error);
     }
@@ -236,6 +238,7 @@ static bool process_batch_with_retries(struct rt *rt, struct zl_work **todo, siz
             todo[i]->result = ZL_TRANSIENT;
             todo[i]->settle = ZL_STATE_UNKNOWN;
             todo[i]->defer_ms = 0;
+            todo[i]->queued = false;
             snprintf(todo[i]->error, sizeof(todo[i]->error), "stage %s set no result (or no reason) for this message",
                      rt->stage->name);
         }
@@ -457,6 +460,7 @@ static bool process_all(struct rt *rt, struct zl_work **ws, size_t n)
             rw->phase = PH_DONE;
         } else {
             w->result = ZL_DEFER;
+            w->queued = false;
             snprintf(w->error, sizeof(w->error), "row is %s, stage %s waits for %s", zl_state_name(w->row.state),
                      rt->stage->name, rt->stage->accept_states);
             rw->phase = PH_RETRY;

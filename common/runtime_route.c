@@ -169,7 +169,7 @@ static void produce_retry(struct rt *rt, struct zl_work *w)
     add_text_header(h, "zl-origin-offset", ooff);
     add_text_header(h, "traceparent", w->traceparent);
     add_int_header(h, "zl-attempt", w->attempt + (w->result == ZL_DEFER ? 0 : 1));
-    add_int_header(h, "zl-defers", w->defers + (w->result == ZL_DEFER ? 1 : 0));
+    add_int_header(h, "zl-defers", w->defers + (w->result == ZL_DEFER && !w->queued ? 1 : 0));
     add_int_header(h, "zl-retry-tier", tier);
     add_int_header(h, "zl-retry-due-at", zl_wall_ms() + retry_delay_ms(rt, w, tier));
     add_text_header(h, "zl-last-error-class", zl_class_name(w->result));
@@ -255,7 +255,9 @@ void rt_route_failures(struct rt *rt, struct zl_work **ws, size_t n)
             continue;
         /* attempt = transient failures so far that went to a tier; the
          * first try plus one per tier is the budget. */
-        if (w->result == ZL_DEFER ? w->defers + 1 >= rt->cfg.defers_max : w->attempt >= rt->ntiers) {
+        bool spent = w->result == ZL_DEFER ? !w->queued && w->defers + 1 >= rt->cfg.defers_max
+                                           : w->attempt >= rt->ntiers;
+        if (spent) {
             char why[ZL_ERRSTR_SIZE];
             snprintf(why, sizeof(why), "%s after %d %s: %s", zl_class_name(w->result),
                      w->result == ZL_DEFER ? w->defers + 1 : w->attempt + 1,

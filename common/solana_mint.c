@@ -233,6 +233,7 @@ static zl_class sign_new(struct zl_sol_minter *m, const char *deposit_id, const 
     }
     res->step = "every nonce account busy";
     res->wait_ms = SOL_MINT_LOOK_AGAIN_MS;
+    res->queued = true;
     return ZL_OK;
 fail:
     zl_pg_rollback(m->o.pg);

@@ -66,6 +66,8 @@ struct zl_sol_mint_result {
     char mint[ZL_B58_TEXT_MAX];         /* the receipt's mint address (always) */
     int64_t wait_ms;                    /* not done: look again after about this long */
     const char *step;                   /* what this step did, for logs: "signed", "send", ... */
+    bool queued;                        /* not done because every nonce account is busy with another
+                                         * receipt: a wait for the minter's capacity, not this deposit's */
 };
 
 /* One step of deposit_id's receipt, minted to owner (base58 wallet) with

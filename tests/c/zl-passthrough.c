@@ -16,6 +16,8 @@
  *                         that waited for confirmations and then met one
  *                         timeout
  *   ZL_PT_DEFER_MS        the defer_ms those defers give (0: none)
+ *   ZL_PT_QUEUED          1: those defers are waits in the stage's own queue
+ *                         (w->queued), which ZL_DEFERS_MAX does not count
  */
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +30,7 @@ struct pt_config {
     char *defer_user;
     int64_t defers;
     int64_t defer_ms;
+    int64_t queued;
 };
 
 static const struct zl_setting pt_settings[] = {
@@ -41,6 +44,8 @@ static const struct zl_setting pt_settings[] = {
      offsetof(struct pt_config, defers), 0, 1000},
     {"ZL_PT_DEFER_MS", ZL_CFG_INT, "0", "tests: the defer_ms of ZL_PT_DEFER_USER's defers (0: no estimate)",
      offsetof(struct pt_config, defer_ms), 0, 600000},
+    {"ZL_PT_QUEUED", ZL_CFG_INT, "0", "tests: 1 = ZL_PT_DEFER_USER's defers are queue waits (not counted)",
+     offsetof(struct pt_config, queued), 0, 1},
 };
 
 static struct pt_config cfg;
@@ -51,6 +56,25 @@ static zl_class pt_republish(void *ctx, struct zl_work *w)
     zl_event_derive(&w->out, &w->in, ZL_TOPIC_VERIFIED);
     w->out.confirmations = 0;
     return ZL_OK;
+}
+
+/* Queue waits so far per deposit, in this process (the test runs one copy). */
+enum { PT_WAITS_MAX = 64 };
+static struct {
+    char id[ZL_DEPOSIT_ID_SIZE];
+    int64_t n;
+} pt_waits[PT_WAITS_MAX];
+
+/* The deposit's queue waits before this one; counts this one. */
+static int64_t pt_waits_bump(const char *deposit_id)
+{
+    for (size_t i = 0; i < PT_WAITS_MAX; i++) {
+        if (pt_waits[i].id[0] == '\0')
+            snprintf(pt_waits[i].id, sizeof(pt_waits[i].id), "%s", deposit_id);
+        if (strcmp(pt_waits[i].id, deposit_id) == 0)
+            return pt_waits[i].n++;
+    }
+    return INT64_MAX; /* table full: no more waits */
 }
 
 static zl_class pt_process(void *ctx, struct zl_work *w)
@@ -64,9 +88,13 @@ static zl_class pt_process(void *ctx, struct zl_work *w)
         return ZL_PERMANENT;
     }
     if (cfg.defer_user[0] != '\0' && strcmp(w->in.user_id, cfg.defer_user) == 0) {
-        if (w->defers < cfg.defers) {
-            snprintf(w->error, sizeof(w->error), "injected defer %d of %d", w->defers + 1, (int)cfg.defers);
+        /* Queue waits leave w->defers as it was: they are counted in the
+         * deposit's own row instead (pt_waits), to know when to stop. */
+        int64_t done = cfg.queued ? pt_waits_bump(w->in.deposit_id) : w->defers;
+        if (done < cfg.defers) {
+            snprintf(w->error, sizeof(w->error), "injected defer %d of %d", (int)done + 1, (int)cfg.defers);
             w->defer_ms = cfg.defer_ms;
+            w->queued = cfg.queued != 0;
             return ZL_DEFER;
         }
         if (w->attempt == 0) {

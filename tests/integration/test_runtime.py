@@ -158,6 +158,35 @@ def test_defers_do_not_spend_the_transient_budget(pipeline):
     assert_exactly_once(pipeline, [did])
 
 
+@pytest.mark.parametrize("queued", [True, False], ids=["queue-wait", "fact-wait"])
+def test_a_wait_in_the_stages_own_queue_never_spends_the_defers_budget(pipeline, queued):
+    """Guards against a backlog dead-lettering valid deposits: mint on Solana
+    has ZL_SOLANA_NONCE_ACCOUNTS receipts in flight at once, and the others
+    defer until an account is free. Those defers were counted toward
+    ZL_DEFERS_MAX, so under load (and in the Solana fault test, after a
+    validator restart slowed finality) deposits went to the DLQ for
+    waiting their turn. A defer marked queued is not counted; the same
+    defers unmarked still are (the control case): 8 defers with a budget of
+    3 die there."""
+    waiter = new_deposit(user_id="waiter")
+    insert_rows([waiter])
+    pipeline.produce([waiter])
+    pipeline.start("w", ZL_PT_DEFER_USER="waiter", ZL_PT_DEFERS="8", ZL_PT_DEFER_MS="100", ZL_DEFERS_MAX="3",
+                   ZL_PT_QUEUED="1" if queued else "0")
+    did = waiter["deposit_id"]
+    wait_until(lambda: states([did])[did] in ("verified", "dead"), 60, "the waiting deposit settled")
+    if not queued:
+        assert states([did])[did] == "dead"
+        (h,) = [m["headers"] for m in pipeline.dlq_messages()]
+        assert h["zl-dlq-error-class"] == "defer", h
+        return
+    assert states([did])[did] == "verified", psql("SELECT last_error FROM deposits WHERE deposit_id = :'v1'", did)
+    assert pipeline.dlq_messages() == []
+    log = pipeline.log("w")
+    assert "injected defer 8 of 8" in log, "the scenario did not run: eight queue waits"
+    assert_exactly_once(pipeline, [did])
+
+
 def test_a_defer_that_says_how_long_is_rechecked_then_in_the_first_tier(pipeline):
     """Guards against a wait for the next block landing in a long tier: each
     defer stepped one tier on, so a deposit two blocks short of final sat in

@@ -198,17 +198,23 @@ static zl_class mint_in_tx(void *ctx, struct zl_pg *pg, struct zl_work *const *m
 
 /* The outage is over when mint's own connection prepares its statements
  * again (a missing 004_mint.sql keeps it paused until it is applied) and
- * the chain answers. */
+ * the chain whose steps met the outage answers: asking EVM alone kept a
+ * Solana outage paused for as long as EVM was away. */
 static zl_class mint_probe(void *ctx, char *errstr, size_t errstr_size)
 {
     struct mint *m = ctx;
     zl_class c = zl_pg_ensure(&m->pg, errstr, errstr_size);
     if (c == ZL_OK)
         c = zl_signer_pool_bind(mint_pool(), &m->pg, errstr, errstr_size);
-    if (c != ZL_OK)
+    if (c == ZL_OK)
+        c = mint_solana_probe(errstr, errstr_size);
+    if (c != ZL_OK || !m->evm_outage)
         return c;
     uint64_t head;
-    return zl_txmgr_read_quantity(&m->tx, "eth_blockNumber", json_array(), &head, errstr, errstr_size);
+    c = zl_txmgr_read_quantity(&m->tx, "eth_blockNumber", json_array(), &head, errstr, errstr_size);
+    if (c == ZL_OK)
+        m->evm_outage = false;
+    return c;
 }
 
 static void mint_fini(void *ctx)
@@ -237,7 +243,11 @@ static zl_class mint_process_leased(void *ctx, struct zl_work *w)
         mint_solana_process(m, w);
         return w->result;
     }
-    return c == ZL_OK ? mint_process(ctx, w) : c;
+    if (c != ZL_OK)
+        return c;
+    c = mint_process(ctx, w);
+    m->evm_outage = m->evm_outage || c == ZL_OUTAGE;
+    return c;
 }
 
 /* Solana deposits are each driven on their own (solana.c); the EVM ones
@@ -267,6 +277,8 @@ static void mint_process_batch_leased(void *ctx, struct zl_work *const *ws, size
     }
     if (ne > 0)
         mint_process_batch(ctx, evm, ne);
+    for (size_t i = 0; i < ne; i++)
+        m->evm_outage = m->evm_outage || evm[i]->result == ZL_OUTAGE;
     free(evm);
 }
 

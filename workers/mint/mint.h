@@ -57,6 +57,10 @@ struct mint {
     char nft_hex[ZL_ADDRESS_HEX_SIZE]; /* lowercase */
     struct zl_rpc *rpc;                /* owned: zl_rpc_new in init, zl_rpc_free in fini */
     struct zl_txmgr tx;                /* the signer's transactions; borrows pg, key and rpc */
+    /* An EVM step met an outage since the last probe that passed: only then
+     * does the probe wait for the EVM endpoints (a Solana outage waits for
+     * Solana's; a database outage for the database alone). */
+    bool evm_outage;
 };
 
 /* The stage's process(): one deposit, one mint tx (single.c). */
@@ -124,5 +128,10 @@ bool mint_solana_enabled(void);
 int mint_solana_init(struct mint *m, const struct zl_runtime_env *env, char *errstr, size_t errstr_size);
 void mint_solana_fini(void);
 void mint_solana_process(struct mint *m, struct zl_work *w);
+
+/* During an outage: ZL_OK when no Solana step had one since the last
+ * probe that passed, or when the Solana endpoints answer again (the payer's
+ * balance is read); else the read's class, errstr saying why. */
+zl_class mint_solana_probe(char *errstr, size_t errstr_size);
 
 #endif /* ZL_MINT_H */

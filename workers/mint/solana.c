@@ -66,6 +66,7 @@ static struct {
     bool pg_inited;
     zl_metric *m_balance, *m_low;
     int64_t balance_next_ms;
+    bool outage; /* a step met a Solana outage since the last probe that passed */
 } g;
 
 struct zl_config_section mint_solana_chain_section(void)
@@ -171,6 +172,17 @@ void mint_solana_fini(void)
     sodium_memzero(&g.payer, sizeof(g.payer));
 }
 
+zl_class mint_solana_probe(char *errstr, size_t errstr_size)
+{
+    if (!g.outage || g.minter == NULL)
+        return ZL_OK;
+    uint64_t lamports = 0;
+    zl_class c = zl_sol_minter_balance(g.minter, &lamports, errstr, errstr_size);
+    if (c == ZL_OK)
+        g.outage = false;
+    return c;
+}
+
 static void balance(void)
 {
     int64_t now = zl_now_ms();
@@ -209,13 +221,22 @@ void mint_solana_process(struct mint *m, struct zl_work *w)
     struct zl_log_ctx lc;
     zl_work_log_ctx(w, &lc);
     if (c != ZL_OK) {
+        g.outage = g.outage || c == ZL_OUTAGE;
         w->result = c;
         return;
     }
     if (!res.done) {
-        snprintf(w->error, sizeof(w->error), "receipt %s (%s): waiting until it is finalized", res.mint, res.step);
+        /* Waiting for a free nonce account is a queue (ZL_SOLANA_NONCE_ACCOUNTS
+         * receipts in flight at once): it does not spend the defers budget. */
+        if (res.queued)
+            snprintf(w->error, sizeof(w->error), "receipt %s: every nonce account is busy with another receipt;"
+                     " it waits its turn", res.mint);
+        else
+            snprintf(w->error, sizeof(w->error), "receipt %s (%s): waiting until it is finalized", res.mint,
+                     res.step);
         w->result = ZL_DEFER;
         w->defer_ms = res.wait_ms;
+        w->queued = res.queued;
         return;
     }
     zl_event_derive(&w->out, &w->in, ZL_TOPIC_MINTED);
