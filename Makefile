@@ -133,8 +133,11 @@ status:
 	@deploy/local/stack status
 
 # Seeded fault schedules over the whole pipeline (tests/chaos/chaos.py).
-# make chaos SCHEDULES=20 DEPOSITS=2000 [SEED=n] [DURATION_S=s] [CLUSTER=1]
+# make chaos SCHEDULES=20 DEPOSITS=2000 [SEED=n] [DURATION_S=s] [CLUSTER=1] [SOLANA_DEPOSITS=n]
 SCHEDULES ?= 1
+# SOLANA_DEPOSITS=n: n USDT deposits on Solana per schedule too, with
+# Solana's faults (needs solana-test-validator: deploy/local/deps solana).
+SOLANA_DEPOSITS ?= 0
 # CLUSTER=1: Kafka as a three-broker cluster, with its faults (--cluster).
 CLUSTER ?=
 DEPOSITS ?= 200
@@ -144,7 +147,8 @@ DURATION_S ?= $(if $(filter 1,$(CLUSTER)),150,60)
 chaos: deps
 	@$(MAKE) --no-print-directory -j$(NPROC) all
 	@tests/chaos/chaos.py --schedules $(SCHEDULES) --deposits $(DEPOSITS) --duration-s $(DURATION_S) \
-	  $(if $(SEED),--seed $(SEED)) $(if $(filter 1,$(CLUSTER)),--cluster) --json .local/chaos-results.json
+	  $(if $(SEED),--seed $(SEED)) $(if $(filter 1,$(CLUSTER)),--cluster) --solana-deposits $(SOLANA_DEPOSITS) \
+	  --json .local/chaos-results.json
 
 # Benchmarks; results go to bench/results/ (committed by hand, not by this).
 bench: deps

@@ -54,12 +54,28 @@ deposits in waves while its faults fire, and is judged on its own:
            with a valid signature under exactly one delivery id (the same id
            again is an at-least-once duplicate, counted apart).
 
-The schedule is a pure function of (seed, deposits, duration, copies): the
-seed is printed, and `--seed S --print-schedule` shows the schedule a seed
+  solana   --solana-deposits N (issue 22; where solana-test-validator is
+           built): USDT deposits on Solana too, through the same stages,
+           with faults drawn on a random stream of their own (every other
+           event of a seed stays as it was): the Solana detect copy
+           SIGKILLed; every Solana endpoint gone for a while (a dead one
+           first in every stage's list, then a proxy in front of the
+           validator, stopped); the validator process restarted on its
+           ledger (after its first snapshot: it answers from that older
+           state for a moment, a lagging node). Checked: Solana transfers on
+           chain (read from the registered accounts' transactions) = rows
+           credited + dead-lettered; after replay all credited, each once,
+           each user's balance the eggs of their transfers, each receipt a
+           Token-2022 mint of supply 1 held by the wallet that paid (read on
+           chain, and by zl-audit).
+
+The schedule is a pure function of (seed, deposits, duration, copies,
+solana deposits): the seed is printed, and `--seed S --print-schedule` shows the schedule a seed
 gives without running it.
 
 Usage: tests/chaos/chaos.py [--seed S] [--schedules K] [--deposits N]
-                            [--duration-s D] [--no-reorgs] [--cluster] [--print-schedule] [--keep]
+                            [--duration-s D] [--no-reorgs] [--cluster] [--solana-deposits N]
+                            [--print-schedule] [--keep]
 Exit: 0 every invariant held in every schedule, 1 one did not, 2 setup failed.
 """
 import argparse
@@ -81,7 +97,10 @@ from zlharness.env import HarnessError  # noqa: E402
 from zlharness.kafka import kcat, keyed_headers, produce_bytes  # noqa: E402
 from zlharness.jsonrpc import Rpc, RpcError  # noqa: E402
 from zlharness.pipeline import STAGES, LocalPipeline, PipelineError  # noqa: E402
+from zlharness.procs import free_port  # noqa: E402
 from zlharness.rpc_fault_proxy import FaultProxy  # noqa: E402
+from zlharness.solana import RpcProxy  # noqa: E402
+from zlharness.solana_side import SolanaSide  # noqa: E402
 from zlharness.services import (busiest_leader, group_coordinator, node_service, reassign_rotated,  # noqa: E402
                                 wait_in_sync, wait_led_without)
 from zlharness.tcp_proxy import TcpProxy  # noqa: E402
@@ -117,6 +136,16 @@ KCAT_TIMEOUT_S = 60
 # the last credits' webhooks once the rows are settled.
 NOTIFY = "notify"
 NOTIFY_SETTLE_S = 120
+# Solana (--solana-deposits): its deposit waves, how long its endpoints stay
+# away, how long a restart waits for the validator's first snapshot (one
+# each 100 slots: before it, the test validator restarts from genesis
+# without its SPL programs) and for its slot to pass the one it stopped at.
+SOLANA_WAVES = (2, 4)
+SOLANA_RPC_DOWN_S = (2.0, 6.0)
+SOLANA_SNAPSHOT_WAIT_S = 120
+SOLANA_CATCH_UP_S = 60
+# Solana deposit accounts registered (one user each).
+SOLANA_USERS = 4
 # Cluster mode: the brokers (node ids 1..3) and how long a killed one stays down.
 KAFKA_NODES = 3
 BROKER_DOWN_S = (2.0, 8.0)
@@ -130,6 +159,7 @@ def log(msg: str) -> None:
 class Event:
     t: float          # seconds after the schedule starts
     kind: str         # kill | restart | rpc | rpc_all | ipfs_down | poison | forged | deposits | lie | reorg
+    #                   solana: sol_deposits | sol_rpc_all | sol_restart
     #                   cluster mode: leader_kill | rolling_restart | reassign | coordinator_kill
     target: str       # worker name, service, proxy, topic set, or ""
     duration: float   # seconds the fault lasts (kill: until the restart)
@@ -137,7 +167,7 @@ class Event:
 
 
 def make_schedule(seed: int, deposits: int, duration_s: float, copies: int, reorgs: bool = True,
-                  cluster: bool = False) -> list[Event]:
+                  cluster: bool = False, solana: int = 0) -> list[Event]:
     """The fault schedule of a seed. Pure: same arguments, same schedule.
     cluster: the Kafka restart becomes a cluster's faults; every other event
     is the one the seed gives without it."""
@@ -213,6 +243,19 @@ def make_schedule(seed: int, deposits: int, duration_s: float, copies: int, reor
     for _ in range(nrng.randint(1, 2)):
         ev.append(Event(round(nrng.uniform(0.05, 0.85) * d, 2), "kill", f"{NOTIFY}-{nrng.randrange(copies)}",
                         round(nrng.uniform(0.2, 4.0), 2), "SIGKILL, restart after"))
+    # Solana's events on a stream of their own too (none without Solana).
+    if solana > 0:
+        srng = random.Random(f"solana-{seed}")
+        waves = min(solana, srng.randint(*SOLANA_WAVES))
+        cuts = sorted(srng.sample(range(1, solana), waves - 1)) if waves > 1 else []
+        for size in [b - a for a, b in zip([0] + cuts, cuts + [solana])]:
+            ev.append(Event(round(srng.uniform(0, 0.7) * d, 2), "sol_deposits", "", 0, str(size)))
+        ev.append(Event(round(srng.uniform(0.05, 0.85) * d, 2), "kill", "sol-detect-0",
+                        round(srng.uniform(0.2, 4.0), 2), "SIGKILL, restart after"))
+        ev.append(Event(round(srng.uniform(0.1, 0.5) * d, 2), "sol_rpc_all", "solana endpoints",
+                        round(srng.uniform(*SOLANA_RPC_DOWN_S), 2), "dead"))
+        ev.append(Event(round(srng.uniform(0.5, 0.8) * d, 2), "sol_restart", "solana", 0,
+                        "validator stopped, started again on its ledger"))
     ev.sort(key=lambda e: (e.t, e.kind, e.target))
     return ev
 
@@ -236,6 +279,9 @@ class Chaos(LocalPipeline):
         # partitions below min.insync.replicas, a fault the issue leaves out.
         self.cluster_lock = threading.Lock()
         self.cluster_faults: list[dict] = []
+        # Solana: deposits wait while the validator restarts.
+        self.sol: SolanaSide | None = None
+        self.sol_lock = threading.Lock()
 
     # ------------------------------------------------------------ setup
     def start_all(self) -> None:
@@ -263,6 +309,8 @@ class Chaos(LocalPipeline):
             "ZL_NOTIFY_BACKOFF_CAP_MS": "2000",
             "ZL_NOTIFY_POLL_MS": "100",
         }
+        if self.args.solana_deposits > 0:
+            self.solana_setup()
         # One subscriber, this run's: earlier runs' receivers are gone.
         secret = "whsec_chaos_" + random.SystemRandom().randbytes(16).hex()
         self.hooks = WebhookReceiver(secret)
@@ -273,12 +321,46 @@ class Chaos(LocalPipeline):
         plan = [("detect", 1)] + [(s, self.args.copies) for s in STAGES[1:]] + [(NOTIFY, self.args.copies),
                                                                               ("zl-sweep", 1)]
         self.start_workers(plan)
+        if self.sol is not None:
+            self.sol.start_detect()
         # Copies are static group members (named): one fenced across a broker
         # restart exits 1, and is restarted as Kubernetes would.
         self.supervise()
 
+    def solana_setup(self) -> None:
+        """The validator as a service of the chaos folder, a USDT mint, the
+        deposit accounts, mint's payer; every stage reaches Solana through a
+        dead endpoint, then a proxy the faults stop."""
+        self.sol = SolanaSide(self)
+        self.sol.up()
+        self.sol.setup([f"sol-chaos-{i}" for i in range(SOLANA_USERS)])
+        self.sol_proxy = RpcProxy(self.sol.v.url).start()
+        self.worker_overrides["ZL_SOLANA_RPC_URLS"] = f"http://127.0.0.1:{free_port()},{self.sol_proxy.url}"
+
+    def solana_restart(self) -> None:
+        """The validator stopped and started on its ledger; deposits wait
+        until it has caught up with the slot it stopped at."""
+        ledger = self.local / "solana" / "ledger"
+        deadline = time.monotonic() + SOLANA_SNAPSHOT_WAIT_S
+        while not any(ledger.glob("snapshot-*.tar.zst")):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no validator snapshot in {ledger} after {SOLANA_SNAPSHOT_WAIT_S} s")
+            time.sleep(1)
+        with self.sol_lock:
+            before = self.sol.v.rpc("getSlot")
+            t0 = time.monotonic()
+            self.services("restart", "solana")
+            deadline = time.monotonic() + SOLANA_CATCH_UP_S
+            while self.sol.v.rpc("getSlot") <= before:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the validator did not pass slot {before} in {SOLANA_CATCH_UP_S} s")
+                time.sleep(0.5)
+            log(f"solana restarted at slot {before}, caught up in {time.monotonic() - t0:.1f} s")
+
     def stop_all(self) -> None:
         self.stop_workers()
+        if getattr(self, "sol_proxy", None) is not None:
+            self.sol_proxy.stop()
         for p in getattr(self, "rpc", []):
             p.close()
         if hasattr(self, "ipfs_primary"):
@@ -480,6 +562,18 @@ class Chaos(LocalPipeline):
         elif e.kind == "forged":
             for stage, topic in INPUT_TOPICS.items():
                 self.forge(stage, topic, e, addrs)
+        elif e.kind == "sol_deposits":
+            with self.sol_lock:
+                got = self.sol.make_deposits(int(e.detail))
+            self.count("solana deposits", got)
+        elif e.kind == "sol_rpc_all":
+            self.sol_proxy.stop()
+            self.count("solana every endpoint dead")
+            time.sleep(e.duration)
+            self.sol_proxy.start()
+        elif e.kind == "sol_restart":
+            self.solana_restart()
+            self.count("solana validator restart")
         elif e.kind == "deposits":
             n = int(e.detail)
             with self.lock:
@@ -493,7 +587,8 @@ class Chaos(LocalPipeline):
 
     def run_schedule(self, seed: int) -> dict:
         args = self.args
-        events = make_schedule(seed, args.deposits, args.duration_s, args.copies, args.reorgs, args.cluster)
+        events = make_schedule(seed, args.deposits, args.duration_s, args.copies, args.reorgs, args.cluster,
+                               args.solana_deposits)
         amounts = amounts_of(seed, args.deposits)
         log(f"schedule seed {seed}: {len(events)} events over {args.duration_s:.0f} s, {args.deposits} deposits")
         addrs = self.add_users(args.users, tag=f"s{seed}")
@@ -607,6 +702,63 @@ class Chaos(LocalPipeline):
         return {"webhook_deliveries": got["deliveries"], "webhook_duplicates": got["duplicates"],
                 "problems": problems}
 
+    def solana_counts(self) -> dict[str, int]:
+        c = {"credited": 0, "dead": 0, "below_minimum": 0, "in_flight": 0}
+        for state, n in self.psql("SELECT state, count(*) FROM deposits WHERE chain_id IS NULL GROUP BY 1"):
+            c[state if state in c else "in_flight"] += int(n)
+        return c
+
+    def solana_settle(self, expect: int, what: str) -> dict[str, int]:
+        """Solana rows once expect of them are credited, dead or below the
+        minimum (no reorg: verify waits for finalized)."""
+        deadline = time.monotonic() + SETTLE_TIMEOUT_S
+        last = None
+        while self.sol is not None and time.monotonic() < deadline:
+            c = self.solana_counts()
+            if c != last:
+                log(f"{what}: " + ", ".join(f"{k} {v}" for k, v in c.items() if v))
+                last = c
+            if c["credited"] + c["dead"] + c["below_minimum"] >= expect:
+                return c
+            time.sleep(2)
+        return self.solana_counts() if self.sol is not None else {"credited": 0, "dead": 0, "below_minimum": 0,
+                                                                  "in_flight": 0}
+
+    def solana_checks(self, n_sol: int, first: dict, final: dict, problems: list[str]) -> dict:
+        """Every Solana transfer on chain credited once, with its eggs and a
+        receipt held by the payer; problems appended."""
+        if self.sol is None:
+            return {}
+        rows = sum(final.values())
+        if rows != n_sol:
+            problems.append(f"{n_sol} Solana deposits on chain but {rows} rows")
+        if final["credited"] + final["below_minimum"] != n_sol:
+            problems.append(f"after replay {n_sol - final['credited'] - final['below_minimum']} Solana deposits"
+                            " not credited")
+        twice = self.psql("SELECT count(*) FROM (SELECT e.deposit_id FROM ledger_entries e JOIN deposits d USING"
+                          " (deposit_id) WHERE e.kind = 'user_credit' AND d.chain_id IS NULL"
+                          " GROUP BY e.deposit_id HAVING count(*) > 1) x")
+        if int(twice[0][0]):
+            problems.append(f"{twice[0][0]} Solana deposits credited more than once")
+        expect_eggs: dict[str, int] = {}
+        for acct, amount in self.sol.transfers():
+            u = self.sol.user_of[acct]
+            expect_eggs[u] = expect_eggs.get(u, 0) + amount * int(self.sol.rate()) // 10**6
+        bal = {r[0]: int(r[1]) for r in self.psql(
+            "SELECT owner, balance FROM ledger_accounts WHERE kind = 'user' AND owner = ANY (string_to_array(:'v1',"
+            " ','))", ",".join(expect_eggs))}
+        wrong = {u: (bal.get(u, 0), e) for u, e in expect_eggs.items() if bal.get(u, 0) != e}
+        if wrong:
+            problems.append(f"{len(wrong)} Solana users' balances differ from their transfers on chain "
+                            f"(balance, expected): {dict(list(wrong.items())[:3])}")
+        receipts = self.sol.receipts()
+        if receipts["bad"] or receipts["checked"] != final["credited"]:
+            problems.append(f"Solana receipts: {receipts['checked']} checked of {final['credited']} credited, wrong:"
+                            f" {receipts['bad'][:3]}")
+        return {"on_chain": n_sol, "credited_first_pass": first["credited"], "dead_first_pass": first["dead"],
+                "credited": final["credited"], "receipts_checked": receipts["checked"],
+                "receipts_wrong": len(receipts["bad"]), "double_credited": int(twice[0][0])}
+
     def judge(self, seed: int, addrs: list[str], t0: float) -> dict:
         problems = list(self.errors)
         self.errors.clear()
@@ -620,6 +772,11 @@ class Chaos(LocalPipeline):
         if n_chain != self.args.deposits:
             problems.append(f"{self.args.deposits} deposits sent but {n_chain} on chain")
         first = self.settle(addrs, n_chain, f"schedule {seed} settling")
+        # Solana: its transfers counted on chain, every schedule's so far.
+        n_sol = self.sol.on_chain() if self.sol is not None else 0
+        if self.sol is not None and n_sol != self.sol.sent:
+            problems.append(f"{self.sol.sent} Solana deposits sent but {n_sol} on chain")
+        sol_first = self.solana_settle(n_sol, f"schedule {seed} settling (solana)")
         settled = first["credited"] + first["dead"] + first["reorged"] + first["below_minimum"]
         rows = sum(first.values())
         if rows != n_chain:
@@ -659,14 +816,16 @@ class Chaos(LocalPipeline):
         if int(dead_rows[0][0]) > 0:
             problems.append(f"{dead_rows[0][0]} dead rows without last_error")
         replayed = 0
-        if first["dead"] > 0:
-            replayed = first["dead"]
-            log(f"schedule {seed}: replaying {first['dead']} dead letter(s): "
+        if first["dead"] + sol_first["dead"] > 0:
+            replayed = first["dead"] + sol_first["dead"]
+            log(f"schedule {seed}: replaying {replayed} dead letter(s): "
                 + "; ".join(r[0] for r in self.psql(
                     "SELECT DISTINCT left(last_error, 160) FROM deposits WHERE state = 'dead'"
                     " AND to_addr = ANY (string_to_array(:'v1', ','))", ",".join(addrs))))
             self.replay_all()
         final = self.settle(addrs, n_chain, f"schedule {seed} after replay") if replayed else first
+        sol_final = self.solana_settle(n_sol, f"schedule {seed} after replay (solana)") if replayed else sol_first
+        sol = self.solana_checks(n_sol, sol_first, sol_final, problems)
         # below_minimum is terminal on purpose (never dead-lettered, never replayed).
         if final["credited"] + final["reorged"] + final["below_minimum"] != n_chain:
             problems.append(f"after replay {n_chain - final['credited'] - final['reorged'] - final['below_minimum']}"
@@ -722,7 +881,8 @@ class Chaos(LocalPipeline):
                   "lost": lost,
                   "double_credited": double_credited, "double_minted": double_minted,
                   "faults": dict(self.faults), "seconds": round(time.monotonic() - t0, 1), "problems": problems,
-                  "p50_s": lat["p50_s"], "p99_s": lat["p99_s"], "cluster_faults": cluster_faults, **hooks}
+                  "p50_s": lat["p50_s"], "p99_s": lat["p99_s"], "cluster_faults": cluster_faults, **hooks,
+                  "solana": sol}
         log(f"schedule {seed}: " + ("ok" if not problems else "FAILED: " + " | ".join(problems)))
         return result
 
@@ -747,6 +907,13 @@ def report(results: list[dict]) -> None:
     print("webhooks (notify): " + ", ".join(f"seed {r['seed']}: {r.get('webhook_deliveries', 0)} deliveries,"
                                            f" {r.get('webhook_duplicates', 0)} duplicate(s) of one id"
                                            for r in results))
+    for r in results:
+        sol = r.get("solana") or {}
+        if sol:
+            print(f"solana (seed {r['seed']}, every schedule so far): {sol['on_chain']} deposits on chain,"
+                  f" {sol['credited_first_pass']} credited first pass, {sol['dead_first_pass']} dead → replayed,"
+                  f" {sol['credited']} credited, {sol['double_credited']} credited twice; receipts checked on chain"
+                  f" {sol['receipts_checked']}, wrong {sol['receipts_wrong']}")
     print("faults injected: " + ", ".join(f"{k} {v}" for k, v in sorted(faults.items())))
     cluster = [f for r in results for f in r.get("cluster_faults", [])]
     if cluster:
@@ -773,6 +940,8 @@ def main() -> int:
                     help="leave out the reorgs (anvil snapshot and revert, the transactions re-included)")
     ap.add_argument("--cluster", action="store_true",
                     help="Kafka as a three-broker cluster, with its faults in place of the Kafka restart")
+    ap.add_argument("--solana-deposits", type=int, default=0,
+                    help="USDT deposits on Solana too, per schedule (needs solana-test-validator built)")
     ap.add_argument("--print-schedule", action="store_true", help="print the schedule(s) as JSON and exit")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--keep", action="store_true", help="leave services and workers running")
@@ -781,7 +950,8 @@ def main() -> int:
     seeds = [seed + i for i in range(args.schedules)]
     if args.print_schedule:
         for s in seeds:  # one event per line: easy to diff two seeds
-            for e in make_schedule(s, args.deposits, args.duration_s, args.copies, args.reorgs, args.cluster):
+            for e in make_schedule(s, args.deposits, args.duration_s, args.copies, args.reorgs, args.cluster,
+                                   args.solana_deposits):
                 print(json.dumps({"seed": s, **asdict(e)}))
         return 0
     log(f"seed {seed} ({args.schedules} schedule(s); replay with --seed {seed})")

@@ -275,8 +275,14 @@ class RpcProxy:
                         r["params"][0] = swap_to
                     body = json.dumps(req).encode()
                 req = urllib.request.Request(up, data=body, headers={"Content-Type": "application/json"})
-                with urllib.request.urlopen(req, timeout=30) as r:
-                    text = r.read().decode()
+                try:
+                    with urllib.request.urlopen(req, timeout=30) as r:
+                        text = r.read().decode()
+                except OSError:  # the validator itself is away (restarting): a bad gateway
+                    self.send_response(502)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if mode == "raise" and b"getTransaction" in body:
                     text = text.replace('"amount":"', '"amount":"9')
                 data = text.encode()
@@ -289,8 +295,13 @@ class RpcProxy:
             def log_message(self, *a):
                 pass
 
-        ThreadingHTTPServer.allow_reuse_address = True
-        self.srv = ThreadingHTTPServer(("127.0.0.1", self.port), H)
+        class Server(ThreadingHTTPServer):
+            allow_reuse_address = True
+
+            def handle_error(self, request, client_address):
+                pass  # a client that hung up (a stage timing out): nothing to report
+
+        self.srv = Server(("127.0.0.1", self.port), H)
         threading.Thread(target=self.srv.serve_forever, daemon=True).start()
         return self
 

@@ -99,10 +99,17 @@ class SolanaSide:
         return done
 
     # ------------------------------------------------------------ checks
+    def rate(self) -> str:
+        return RATE
+
     def on_chain(self) -> int:
         """USDT transfers into the registered accounts that the chain holds,
         counted from each account's transactions (not from what was sent)."""
-        v, n = self.v, 0
+        return len(self.transfers())
+
+    def transfers(self) -> list[tuple[str, int]]:
+        """(account, amount in base units) of each of those transfers."""
+        v, out = self.v, []
         for acct in self.accounts:
             sigs = v.rpc("getSignaturesForAddress", acct, {"limit": 1000, "commitment": "confirmed"})
             for s in sigs:
@@ -114,8 +121,8 @@ class SolanaSide:
                     info = ix.get("parsed", {}).get("info", {}) if isinstance(ix.get("parsed"), dict) else {}
                     if (ix.get("programId") in (TOKEN, TOKEN_2022) and ix["parsed"].get("type") == "transferChecked"
                             and info.get("destination") == acct and info.get("mint") == self.ch.usdt):
-                        n += 1
-        return n
+                        out.append((acct, int(info["tokenAmount"]["amount"])))
+        return out
 
     def receipts(self) -> dict:
         """Each credited Solana deposit's receipt on chain: a Token-2022 mint
