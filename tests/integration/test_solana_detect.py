@@ -166,3 +166,36 @@ def test_verify_passes_a_solana_deposit_only_once_finalized_and_refuses_what_the
         v.stop_all()
         p.stop_all()
 
+
+
+def test_a_solana_deposit_under_the_minimum_is_settled_below_minimum_never_dead_lettered(validator, tmp_path):
+    """ZL_SOLANA_MIN_AMOUNT (1 USDT here): a real 0.5 USDT transfer (dust
+    sent to a public deposit address) is settled below_minimum, counted in
+    zl_verify_below_minimum_total{token=<the mint>}, never dead-lettered and
+    never passed on; a 2.5 USDT one beside it is verified. On the code
+    before, Solana deposits had no minimum (ZL_TOKENS' are EVM's): the dust
+    went on to be minted a receipt and credited."""
+    ch = Chain(validator, TOKEN)
+    register(ch, ch.b, "sol_user_min")
+    p = new_stage_pipeline(Detect, tmp_path / "d", "detect,verify", letter="s", partitions=1)
+    v = Verify(prefix=p.prefix, workdir=tmp_path, env=dict(p.env, ZL_GROUP_ID=f"zl-verify-{p.prefix}"))
+    (tmp_path / "d").mkdir(exist_ok=True)
+    try:
+        dust, good = ch.pay(ch.tc(ch.b, 500_000)), ch.pay(ch.tc(ch.b, 2_500_000))
+        dust_id, good_id = f"localnet:{dust}:0", f"localnet:{good}:0"
+        start(p, ch, validator.url)
+        wait_until(lambda: {dust_id, good_id} <= set(rows(ch.usdt)), 60, "both detected")
+        v.start("v1", ZL_SOLANA_CLUSTER="localnet", ZL_SOLANA_MINT=ch.usdt, ZL_SOLANA_RPC_URLS=validator.url,
+                ZL_SOLANA_COMMITMENT="confirmed", ZL_SOLANA_MIN_AMOUNT="1000000")
+        wait_until(lambda: rows(ch.usdt)[good_id][3] == "verified" and rows(ch.usdt)[dust_id][3] != "detected", 120,
+                   "both judged")
+        assert rows(ch.usdt)[dust_id][3] == "below_minimum"
+        (err,) = psql("SELECT last_error FROM deposits WHERE deposit_id = :'v1'", dust_id)[0]
+        assert "below the Solana minimum 1000000" in err, err
+        out = wait_until(lambda: [e["deposit_id"] for e in v.outputs()], 30, "the verified event")
+        assert out == [good_id], out
+        assert v.dlq_messages() == []
+        assert f'zl_verify_below_minimum_total{{token="{ch.usdt}"}} 1' in v.metrics("v1")
+    finally:
+        v.stop_all()
+        p.stop_all()

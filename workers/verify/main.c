@@ -47,6 +47,9 @@ static const struct zl_setting verify_settings[] = {
     {"ZL_MIN_AMOUNT", ZL_CFG_STR, "1", 
      "smallest deposit accepted, in the token's smallest unit (decimal), for tokens whose ZL_TOKENS entry gives none",
      OFF(min_amount), 0, 0},
+    {"ZL_SOLANA_MIN_AMOUNT", ZL_CFG_STR, "1",
+     "smallest Solana deposit accepted, in the mint's smallest unit (decimal; at 6 decimals 1000000 = 1 USDT)",
+     OFF(sol_min_amount), 0, 0},
     {"ZL_FINALITY", ZL_CFG_ENUM(zl_finality_names), "auto",
      "when a deposit's block is final: confirmations (ZL_CONFIRMATIONS on top), or at or below the chain's"
      " safe / finalized block; auto: finalized on Ethereum and BSC (1, 17000, 11155111, 56, 97), else"
@@ -62,6 +65,11 @@ static int verify_init(void *ctx, const struct zl_runtime_env *env, char *errstr
     struct verify *v = ctx;
     if (!zl_valid_uint256_dec(v->cfg.min_amount)) {
         snprintf(errstr, errstr_size, "ZL_MIN_AMOUNT: \"%s\" is not a canonical decimal integer", v->cfg.min_amount);
+        return ZL_RUNTIME_INIT_REFUSED;
+    }
+    if (!zl_valid_uint256_dec(v->cfg.sol_min_amount)) {
+        snprintf(errstr, errstr_size, "ZL_SOLANA_MIN_AMOUNT: \"%s\" is not a canonical decimal integer",
+                 v->cfg.sol_min_amount);
         return ZL_RUNTIME_INIT_REFUSED;
     }
     /* Each chain family is judged where it is configured (issue 22): EVM
@@ -114,6 +122,11 @@ pg:
         char labels[ZL_TOKEN_SYMBOL_SIZE + 16];
         snprintf(labels, sizeof(labels), "token=\"%s\"", v->tokens.t[i].symbol);
         v->m_below_min[i] = zl_metrics_counter_handle(env->metrics, "zl_verify_below_minimum_total", labels);
+    }
+    if (zl_solana_enabled(&v->sol)) {
+        char labels[ZL_EVENT_ADDR_SIZE + 16];
+        snprintf(labels, sizeof(labels), "token=\"%s\"", v->sol.mint);
+        v->m_below_min_sol = zl_metrics_counter_handle(env->metrics, "zl_verify_below_minimum_total", labels);
     }
     return 0;
 }

@@ -21,7 +21,8 @@
 struct verify_config {
     int64_t confirmations;
     char *min_amount;
-    int finality; /* index into zl_finality_names */
+    char *sol_min_amount; /* ZL_SOLANA_MIN_AMOUNT: Solana deposits' minimum, in the mint's smallest unit */
+    int finality;         /* index into zl_finality_names */
 };
 
 struct verify {
@@ -38,6 +39,7 @@ struct verify {
     struct zl_pg pg; /* own connection: marks rows reorged outside the CAS */
     zl_metric *m_reorged;
     zl_metric *m_below_min[ZL_TOKENS_MAX]; /* zl_verify_below_minimum_total, per tokens.t[i] */
+    zl_metric *m_below_min_sol;            /* ... {token="<the Solana mint>"} */
 };
 
 /* The stage's process_batch (judge.c): EVM deposits in batches, Solana

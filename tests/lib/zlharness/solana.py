@@ -262,9 +262,25 @@ class RpcProxy:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.srv = None
+        # What passed through (a benchmark's cost): calls per method (each
+        # element of a JSON-RPC batch counts), and the bytes answered.
+        self.calls: dict[str, int] = {}
+        self.bytes_out = 0
+        self.lock = threading.Lock()
+
+    def counted(self, body: bytes, answered: int) -> None:
+        try:
+            req = json.loads(body)
+        except ValueError:
+            return
+        with self.lock:
+            for r in req if isinstance(req, list) else [req]:
+                m = r.get("method", "?") if isinstance(r, dict) else "?"
+                self.calls[m] = self.calls.get(m, 0) + 1
+            self.bytes_out += answered
 
     def start(self):
-        up, mode, swap_to = self.upstream, self.mode, self.swap_to
+        up, mode, swap_to, proxy = self.upstream, self.mode, self.swap_to, self
 
         class H(BaseHTTPRequestHandler):
             def do_POST(self):
@@ -286,6 +302,7 @@ class RpcProxy:
                 if mode == "raise" and b"getTransaction" in body:
                     text = text.replace('"amount":"', '"amount":"9')
                 data = text.encode()
+                proxy.counted(body, len(data))
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
