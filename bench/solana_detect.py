@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "lib"))
 from zlharness.kafka import create_topics  # noqa: E402
 from zlharness.pg import create_database, drop_database, psql  # noqa: E402
 from zlharness.procs import kill, spawn  # noqa: E402
-from zlharness.solana import TOKEN, TOKEN_2022, Chain, RpcProxy, Validator, ata_of, pubkeys  # noqa: E402
+from zlharness.solana import TOKEN, Chain, RpcProxy, Validator, ata_of, pubkeys, transfers_into  # noqa: E402
 from zlharness.stage import stage_env  # noqa: E402
 
 CLUSTER = "localnet"
@@ -139,14 +139,7 @@ def by_blocks(v: Validator, ch: Chain, accts: set[str], slots: tuple[int, int]) 
                                               "maxSupportedTransactionVersion": 0, "rewards": False,
                                               "commitment": "finalized"})
             for tx in (b or {}).get("transactions", []):
-                if tx["meta"]["err"] is not None:
-                    continue
-                for ix in tx["transaction"]["message"]["instructions"]:
-                    parsed = ix.get("parsed")
-                    info = parsed.get("info", {}) if isinstance(parsed, dict) else {}
-                    if (ix.get("programId") in (TOKEN, TOKEN_2022) and parsed.get("type") == "transferChecked"
-                            and info.get("mint") == ch.usdt and info.get("destination") in accts):
-                        found += 1
+                found += len(transfers_into(tx, ch.usdt, accts))
         seconds = time.monotonic() - t0
         per_block = proxy.bytes_out / max(1, len(blocks))
         return {"found": found, "seconds": round(seconds, 2), "calls": sum(proxy.calls.values()),

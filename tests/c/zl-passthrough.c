@@ -88,8 +88,8 @@ static zl_class pt_process(void *ctx, struct zl_work *w)
         return ZL_PERMANENT;
     }
     if (cfg.defer_user[0] != '\0' && strcmp(w->in.user_id, cfg.defer_user) == 0) {
-        /* Queue waits leave w->defers as it was: they are counted in the
-         * deposit's own row instead (pt_waits), to know when to stop. */
+        /* Queue waits leave w->defers as it was: this process counts them
+         * itself (pt_waits), to know when to stop. */
         int64_t done = cfg.queued ? pt_waits_bump(w->in.deposit_id) : w->defers;
         if (done < cfg.defers) {
             snprintf(w->error, sizeof(w->error), "injected defer %d of %d", (int)done + 1, (int)cfg.defers);

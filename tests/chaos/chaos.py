@@ -96,7 +96,7 @@ sys.path.insert(0, str(REPO / "tests" / "lib"))  # the harness
 from zlharness.env import HarnessError  # noqa: E402
 from zlharness.kafka import kcat, keyed_headers, produce_bytes  # noqa: E402
 from zlharness.jsonrpc import Rpc, RpcError  # noqa: E402
-from zlharness.pipeline import STAGES, LocalPipeline, PipelineError  # noqa: E402
+from zlharness.pipeline import STAGES, STATES, LocalPipeline, PipelineError  # noqa: E402
 from zlharness.procs import free_port  # noqa: E402
 from zlharness.rpc_fault_proxy import FaultProxy  # noqa: E402
 from zlharness.solana import RpcProxy  # noqa: E402
@@ -639,11 +639,13 @@ class Chaos(LocalPipeline):
             per[tid] = per.get(tid, 0) + 1
         return per
 
-    def settle(self, addrs: list[str], expect: int, what: str) -> dict[str, int]:
+    def settle(self, count, expect: int, what: str) -> dict[str, int]:
+        """count() (rows per state) once expect rows are credited, dead,
+        reorged or below the minimum, or when SETTLE_TIMEOUT_S is up."""
         deadline = time.monotonic() + SETTLE_TIMEOUT_S
         last = None
         while time.monotonic() < deadline:
-            c = self.counts(addrs)
+            c = count()
             settled = c["credited"] + c["dead"] + c["reorged"] + c["below_minimum"]
             if c != last:
                 log(f"{what}: " + ", ".join(f"{k} {v}" for k, v in c.items() if v))
@@ -651,7 +653,7 @@ class Chaos(LocalPipeline):
             if sum(c.values()) >= expect and settled >= expect:
                 return c
             time.sleep(2)
-        return self.counts(addrs)
+        return count()
 
     def latency(self, addrs: list[str], since: float = 0, until: float = 4e9) -> dict:
         """detect -> credited p50 and p99 (seconds) of the deposits to addrs
@@ -703,32 +705,23 @@ class Chaos(LocalPipeline):
                 "problems": problems}
 
     def solana_counts(self) -> dict[str, int]:
-        c = {"credited": 0, "dead": 0, "below_minimum": 0, "in_flight": 0}
-        for state, n in self.psql("SELECT state, count(*) FROM deposits WHERE chain_id IS NULL GROUP BY 1"):
-            c[state if state in c else "in_flight"] += int(n)
+        """Solana rows per state (a Solana row has no chain_id; base58
+        accounts are not lowercased as counts() does addresses)."""
+        c = {s: 0 for s in STATES}
+        c.update({r[0]: int(r[1]) for r in self.psql(
+            "SELECT state, count(*) FROM deposits WHERE chain_id IS NULL GROUP BY 1")})
         return c
 
     def solana_settle(self, expect: int, what: str) -> dict[str, int]:
-        """Solana rows once expect of them are credited, dead or below the
-        minimum (no reorg: verify waits for finalized)."""
-        deadline = time.monotonic() + SETTLE_TIMEOUT_S
-        last = None
-        while self.sol is not None and time.monotonic() < deadline:
-            c = self.solana_counts()
-            if c != last:
-                log(f"{what}: " + ", ".join(f"{k} {v}" for k, v in c.items() if v))
-                last = c
-            if c["credited"] + c["dead"] + c["below_minimum"] >= expect:
-                return c
-            time.sleep(2)
-        return self.solana_counts() if self.sol is not None else {"credited": 0, "dead": 0, "below_minimum": 0,
-                                                                  "in_flight": 0}
+        return self.settle(self.solana_counts, expect, what) if self.sol is not None else self.solana_counts()
 
-    def solana_checks(self, n_sol: int, first: dict, final: dict, problems: list[str]) -> dict:
-        """Every Solana transfer on chain credited once, with its eggs and a
-        receipt held by the payer; problems appended."""
+    def solana_checks(self, transfers: list[tuple[str, int]], first: dict, final: dict, problems: list[str]) -> dict:
+        """Every Solana transfer on chain (transfers: SolanaSide.transfers(),
+        read once) credited once, with its eggs and a receipt held by the
+        payer; problems appended."""
         if self.sol is None:
             return {}
+        n_sol = len(transfers)
         rows = sum(final.values())
         if rows != n_sol:
             problems.append(f"{n_sol} Solana deposits on chain but {rows} rows")
@@ -741,7 +734,7 @@ class Chaos(LocalPipeline):
         if int(twice[0][0]):
             problems.append(f"{twice[0][0]} Solana deposits credited more than once")
         expect_eggs: dict[str, int] = {}
-        for acct, amount in self.sol.transfers():
+        for acct, amount in transfers:
             u = self.sol.user_of[acct]
             expect_eggs[u] = expect_eggs.get(u, 0) + amount * int(self.sol.rate()) // 10**6
         bal = {r[0]: int(r[1]) for r in self.psql(
@@ -771,9 +764,10 @@ class Chaos(LocalPipeline):
         n_chain = len(transfers)
         if n_chain != self.args.deposits:
             problems.append(f"{self.args.deposits} deposits sent but {n_chain} on chain")
-        first = self.settle(addrs, n_chain, f"schedule {seed} settling")
+        first = self.settle(lambda: self.counts(addrs), n_chain, f"schedule {seed} settling")
         # Solana: its transfers counted on chain, every schedule's so far.
-        n_sol = self.sol.on_chain() if self.sol is not None else 0
+        sol_transfers = self.sol.transfers() if self.sol is not None else []
+        n_sol = len(sol_transfers)
         if self.sol is not None and n_sol != self.sol.sent:
             problems.append(f"{self.sol.sent} Solana deposits sent but {n_sol} on chain")
         sol_first = self.solana_settle(n_sol, f"schedule {seed} settling (solana)")
@@ -823,9 +817,10 @@ class Chaos(LocalPipeline):
                     "SELECT DISTINCT left(last_error, 160) FROM deposits WHERE state = 'dead'"
                     " AND to_addr = ANY (string_to_array(:'v1', ','))", ",".join(addrs))))
             self.replay_all()
-        final = self.settle(addrs, n_chain, f"schedule {seed} after replay") if replayed else first
+        final = self.settle(lambda: self.counts(addrs), n_chain, f"schedule {seed} after replay") if replayed \
+            else first
         sol_final = self.solana_settle(n_sol, f"schedule {seed} after replay (solana)") if replayed else sol_first
-        sol = self.solana_checks(n_sol, sol_first, sol_final, problems)
+        sol = self.solana_checks(sol_transfers, sol_first, sol_final, problems)
         # below_minimum is terminal on purpose (never dead-lettered, never replayed).
         if final["credited"] + final["reorged"] + final["below_minimum"] != n_chain:
             problems.append(f"after replay {n_chain - final['credited'] - final['reorged'] - final['below_minimum']}"

@@ -60,28 +60,35 @@ static bool static_checks(struct verify *v, struct zl_work *w)
     return true;
 }
 
-/* A real and final deposit under its token's minimum (dust, spam sent to a
- * public address) is expected, not a failure: it is settled `below_minimum`
- * (runtime.h, zl_work.settle), counted, and never dead-lettered; nothing is
- * published. Judged on the amount the receipt's Transfer carried (matched to
- * the row by judge_receipt), unless an operator waived the minimum for this
- * deposit (zlctl credit-below-minimum). Returns true when settled. */
-static bool settle_below_minimum(struct verify *v, struct zl_work *w)
+bool verify_settle_below_minimum(struct zl_work *w, const char *whose, const char *token, const char *minimum,
+                                 zl_metric *m)
 {
     const struct zl_facts *f = &w->row.facts;
-    const struct zl_token *t = zl_tokens_find(&v->tokens, f->token);
-    if (t == NULL || w->row.min_waived || zl_dec_cmp(f->amount, t->min_amount) >= 0)
+    if (w->row.min_waived || zl_dec_cmp(f->amount, minimum) >= 0)
         return false;
-    snprintf(w->error, sizeof(w->error), "amount %s is below %s's minimum %s: settled below_minimum (an operator"
-             " may credit it: zlctl credit-below-minimum)", f->amount, t->symbol, t->min_amount);
+    snprintf(w->error, sizeof(w->error), "amount %s is below %s minimum %s: settled below_minimum (an operator"
+             " may credit it: zlctl credit-below-minimum)", f->amount, whose, minimum);
     w->settle = ZL_STATE_BELOW_MINIMUM;
     w->result = ZL_OK;
-    zl_metric_counter_add(v->m_below_min[t - v->tokens.t], 1);
+    zl_metric_counter_add(m, 1);
     struct zl_log_ctx lc;
     zl_work_log_ctx(w, &lc);
     zl_log_kv(ZL_LOG_INFO, &lc, "deposit below its token's minimum: settled below_minimum, not passed on", "token",
-              t->symbol, "amount", f->amount, "minimum", t->min_amount, NULL);
+              token, "amount", f->amount, "minimum", minimum, NULL);
     return true;
+}
+
+/* An EVM deposit's minimum is its token's (ZL_TOKENS, or ZL_MIN_AMOUNT),
+ * judged on the amount the receipt's Transfer carried (matched to the row
+ * by judge_receipt). Returns true when settled. */
+static bool settle_below_minimum(struct verify *v, struct zl_work *w)
+{
+    const struct zl_token *t = zl_tokens_find(&v->tokens, w->row.facts.token);
+    if (t == NULL)
+        return false;
+    char whose[ZL_TOKEN_SYMBOL_SIZE + 2];
+    snprintf(whose, sizeof(whose), "%s's", t->symbol);
+    return verify_settle_below_minimum(w, whose, t->symbol, t->min_amount, v->m_below_min[t - v->tokens.t]);
 }
 
 /* What the receipt alone decides. Leaves the work live with it->bn set to

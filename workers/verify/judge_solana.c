@@ -64,22 +64,10 @@ void verify_judge_solana(struct verify *v, struct zl_work *w)
     case ZL_SOL_VERIFIED:
         break;
     }
-    /* Real and final but under the minimum: settled below_minimum, never
-     * dead-lettered, nothing published (as EVM's, judge.c), unless an
-     * operator waived it (zlctl credit-below-minimum). */
-    if (!w->row.min_waived && zl_dec_cmp(f->amount, v->cfg.sol_min_amount) < 0) {
-        snprintf(w->error, sizeof(w->error), "amount %s is below the Solana minimum %s (ZL_SOLANA_MIN_AMOUNT):"
-                 " settled below_minimum (an operator may credit it: zlctl credit-below-minimum)", f->amount,
-                 v->cfg.sol_min_amount);
-        w->settle = ZL_STATE_BELOW_MINIMUM;
-        w->result = ZL_OK;
-        zl_metric_counter_add(v->m_below_min_sol, 1);
-        struct zl_log_ctx lc;
-        zl_work_log_ctx(w, &lc);
-        zl_log_kv(ZL_LOG_INFO, &lc, "Solana deposit below the minimum: settled below_minimum, not passed on", "mint",
-                  f->token, "amount", f->amount, "minimum", v->cfg.sol_min_amount, NULL);
+    /* Real and final but under ZL_SOLANA_MIN_AMOUNT: as an EVM deposit under
+     * its token's minimum. */
+    if (verify_settle_below_minimum(w, "the Solana", f->token, v->cfg.sol_min_amount, v->m_below_min_sol))
         return;
-    }
     zl_event_derive(&w->out, &w->in, ZL_TOPIC_VERIFIED);
     /* Final by commitment, not by a count of slots on top. */
     w->out.confirmations = 0;

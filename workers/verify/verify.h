@@ -46,6 +46,16 @@ struct verify {
  * deposits each with verify_judge_solana. */
 void verify_process_batch(void *ctx, struct zl_work *const *ws, size_t n);
 
+/* A real and final deposit under its minimum (dust, spam sent to a public
+ * address) is expected, not a failure: it is settled `below_minimum`
+ * (runtime.h, zl_work.settle), counted in m, and never dead-lettered;
+ * nothing is published. Judged on the row's amount, unless an operator
+ * waived the minimum for this deposit (zlctl credit-below-minimum). whose
+ * names the minimum in the reason ("USDT's", "the Solana"), token labels
+ * the log. Returns true when settled (judge.c; both chains use it). */
+bool verify_settle_below_minimum(struct zl_work *w, const char *whose, const char *token, const char *minimum,
+                                 zl_metric *m);
+
 /* Judges one Solana deposit (judge_solana.c): sets w->result, w->error and,
  * verified, w->out. */
 void verify_judge_solana(struct verify *v, struct zl_work *w);

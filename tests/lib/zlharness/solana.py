@@ -147,6 +147,22 @@ class Validator:
         return self.call("sendTransaction", raw, {"encoding": "base64", "preflightCommitment": "confirmed", **opts}), got
 
 
+def transfers_into(tx: dict | None, mint: str, accounts) -> list[tuple[str, int]]:
+    """(account, amount in base units) of each transferChecked of mint into
+    one of accounts in a jsonParsed transaction (a getTransaction answer or
+    a block's entry); none for a failed or missing transaction."""
+    if tx is None or tx["meta"]["err"] is not None:
+        return []
+    out = []
+    for ix in tx["transaction"]["message"]["instructions"]:
+        parsed = ix.get("parsed")
+        info = parsed.get("info", {}) if isinstance(parsed, dict) else {}
+        if (ix.get("programId") in (TOKEN, TOKEN_2022) and parsed.get("type") == "transferChecked"
+                and info.get("mint") == mint and info.get("destination") in accounts):
+            out.append((info["destination"], int(info["tokenAmount"]["amount"])))
+    return out
+
+
 def ata_of(wallet: str, mint: str, program: str) -> str:
     out = subprocess.run([str(tool("zl-sol-addr"))], capture_output=True, text=True, timeout=30,
                          input=json.dumps([{"kind": "ata", "wallet": wallet, "mint": mint, "token_program": program}]))

@@ -19,7 +19,8 @@ import os
 from .env import write_secret
 from .procs import run
 from .services import services_env
-from .solana import TOKEN, TOKEN_2022, VALIDATOR, Chain, Validator, ata_of, funded, nonce_account, pubkeys
+from .solana import (TOKEN, TOKEN_2022, VALIDATOR, Chain, Validator, ata_of, funded, nonce_account, pubkeys,
+                     transfers_into)
 
 CLUSTER = "localnet"
 # Durable nonce accounts of mint's payer: receipts in flight at once.
@@ -115,13 +116,7 @@ class SolanaSide:
             for s in sigs:
                 tx = v.rpc("getTransaction", s["signature"], {"encoding": "jsonParsed", "commitment": "confirmed",
                                                               "maxSupportedTransactionVersion": 0})
-                if tx is None or tx["meta"]["err"] is not None:
-                    continue
-                for ix in tx["transaction"]["message"]["instructions"]:
-                    info = ix.get("parsed", {}).get("info", {}) if isinstance(ix.get("parsed"), dict) else {}
-                    if (ix.get("programId") in (TOKEN, TOKEN_2022) and ix["parsed"].get("type") == "transferChecked"
-                            and info.get("destination") == acct and info.get("mint") == self.ch.usdt):
-                        out.append((acct, int(info["tokenAmount"]["amount"])))
+                out += transfers_into(tx, self.ch.usdt, (acct,))
         return out
 
     def receipts(self) -> dict:
