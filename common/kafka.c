@@ -217,8 +217,16 @@ rd_kafka_t *zl_kafka_consumer_new(const char *brokers, const char *group_id, con
         "session.timeout.ms", "10000",
         "heartbeat.interval.ms", "1000",
         /* librdkafka's read-ahead (64 MiB by default) is most of a worker's
-         * memory; 4 MiB per consumer still keeps a 500-message batch full. */
-        "queued.max.messages.kbytes", "4096",
+         * memory, so it is bounded; but not to 4 MiB, as it was. Once the
+         * queue is over this bound, librdkafka 2.0 (Debian's) stops fetching
+         * and does not look again when the stage drains it: its broker
+         * thread sleeps up to 1 s (rd_kafka_max_block_ms; 2.3 added
+         * fetch.queue.backoff.ms for this). A backlogged stage then gets at
+         * most the bound per second: 4 MiB is ~6,400 events of 656 bytes,
+         * and capped the Kafka-only pass-through at 9,870 msg/s where 16 MiB
+         * gave 21,385 (bench/results/2026-12-07-runtime.md). 16 MiB is
+         * ~25,000 events a second, above any stage's own rate. */
+        "queued.max.messages.kbytes", "16384",
         /* An outage pause keeps polling, so this bounds only a wedged loop. */
         "max.poll.interval.ms", "300000",
         "socket.keepalive.enable", "true",

@@ -393,6 +393,8 @@ static void loop(struct rt *rt)
         }
         rt_watch_stalls(rt);
         rd_kafka_poll(rt->producer, 0 /* non-blocking: serve stray callbacks */);
+        if (rt->stage->between != NULL && !rt->outage)
+            rt->stage->between(rt->stage->ctx, zl_now_ms());
     }
     /* A fatal consumer error or a signal: what is in flight finishes (its
      * offsets stored, committed by stop). */

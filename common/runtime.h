@@ -159,6 +159,13 @@ struct zl_stage {
      * process(). Returns how many breakers were reset. */
     int (*reset_breakers)(void *ctx, const char *dependency /* NULL = all */);
 
+    /* Optional: cheap upkeep the stage times itself, called on the main
+     * thread once per turn of the poll loop (at least every
+     * ZL_POLL_TIMEOUT_MS), between batches, never during an outage pause.
+     * It delays the next poll by as long as it takes: a call or two at
+     * most (mint: a head read while its transactions wait for a block). */
+    void (*between)(void *ctx, int64_t now_ms);
+
     /* Optional: called once at shutdown, after the consumer is closed. */
     void (*fini)(void *ctx);
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "chain_batch.h"
 #include "hex.h"
 
 /* Longest error message kept from a node in our own messages. */
@@ -24,6 +25,7 @@ void zl_txmgr_init(struct zl_txmgr *t, const struct zl_txmgr_opts *o)
     memset(t, 0, sizeof(*t));
     t->o = *o;
     t->head_block = -1;
+    zl_block_clock_init(&t->clock, zl_chain_block_ms((int64_t)o->chain_id));
     snprintf(t->signer_hex, sizeof(t->signer_hex), "%s", o->key->address_hex);
     zl_hex_encode(o->contract, 20, t->contract_hex, sizeof(t->contract_hex));
 }
@@ -244,8 +246,10 @@ zl_class zl_txmgr_read_head(struct zl_txmgr *t, char *errstr, size_t errstr_size
 {
     uint64_t head;
     zl_class c = zl_txmgr_read_quantity(t, "eth_blockNumber", json_array(), &head, errstr, errstr_size);
-    if (c == ZL_OK)
+    if (c == ZL_OK) {
         t->head_block = (int64_t)head;
+        zl_block_clock_saw(&t->clock, head, zl_now_ms());
+    }
     return c;
 }
 

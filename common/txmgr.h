@@ -28,6 +28,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "blockclock.h"
 #include "ethtx.h"
 #include "hex.h"
 #include "log.h"
@@ -73,6 +74,8 @@ struct zl_txmgr {
     int64_t next_janitor_ms;
     int64_t head_block;                     /* the chain's head as last read (zl_txmgr_chain_nonce, drives);
                                                -1 before the first read: signed into rec->signed_block */
+    struct zl_block_clock clock;            /* when each head read came first: the next block's due time for a
+                                               caller's re-check (blockclock.h) */
 };
 
 /* Sets t up from o (copied; the borrowed pointers must outlive t). Cannot

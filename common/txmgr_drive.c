@@ -166,6 +166,7 @@ static zl_class settle(struct zl_txmgr *t, const struct zl_nonce_tx *slot, const
     c = zl_txmgr_read_quantity(t, "eth_blockNumber", json_array(), &head, errstr, errstr_size);
     if (c != ZL_OK)
         return c;
+    zl_block_clock_saw(&t->clock, head, zl_now_ms());
     int64_t have = (int64_t)head - r->block + 1;
     if (have < t->o.confirmations) {
         snprintf(errstr, errstr_size, "tx %s in block %" PRId64 " has %" PRId64 " of %" PRId64 " confirmations",

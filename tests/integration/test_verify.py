@@ -221,3 +221,57 @@ def test_a_poll_batch_is_verified_with_a_few_batched_requests_and_a_quorum(chain
     finally:
         a.close()
         b.close()
+
+
+def test_a_wait_for_confirmations_counts_from_when_the_head_came_not_from_the_defer(chain, workers):
+    """Guards against re-checking a whole wait after the defer, wherever in
+    the block's interval the defer falls (issue 19: block->credited p50 at
+    1 s blocks was a block more than the chain needed). Two deposits in one
+    block, verified one per poll batch through an endpoint slowed by 0.2 s
+    a call: the first batch reads the head, the second defers ~0.6 s later
+    with the same head. Two confirmations to go on 1 s blocks: the first
+    is due ~2.1 s after its defer (2 blocks after the head came, plus a
+    tenth of a block), the second ~0.6 s sooner. Before the block clock
+    both were due 2 s after their defer."""
+    a1, a2 = register_addresses(2)
+    chain.automine(False)
+    txs = [chain.transfer(i, a, 1000, wait=False) for i, a in enumerate((a1, a2))]  # two senders: one block
+    chain.mine(1)
+    chain.automine(True)
+    found = chain.transfers_to({a1, a2})  # log indexes count per block
+    assert {t for t, _ in found} == {t.lower() for t in txs}, found
+    dids = [dep_id(t, i) for t, i in found]
+    workers.start("detect", "detect")
+    wait_until(lambda: all(state_of(chain, d) == "detected" for d in dids), 30, "both deposits detected")
+    proxy = FaultProxy(chain.url, mode="stall", stall_s=0.2)
+    try:
+        # One tier longer than the wait, so the estimate is not cut to a
+        # test tier's delay (TEST_TIMINGS: 500 and 1000 ms).
+        workers.start("verify", "verify", ZL_RPC_URLS=proxy.url, ZL_CONFIRMATIONS="2", ZL_BATCH_SIZE_MAX="1",
+                      ZL_RETRY_TIERS_MS="5000")
+
+        def defers():
+            out = {}
+            recs = kcat("-C", "-t", workers.prefix + "verify.retry.0", "-o", "beginning", "-e", "-q", "-f",
+                        "%k|%T|%h\x1e")
+            for rec in recs.split("\x1e"):
+                key, _, rest = rec.strip().partition("|")
+                ts, _, hdrs = rest.partition("|")
+                h = dict(p.partition("=")[::2] for p in hdrs.split(",") if p)
+                if key and h.get("zl-last-error-class") == "defer" and key not in out:
+                    out[key] = int(h["zl-retry-due-at"]) - int(ts)
+            return out if len(out) == 2 else None
+
+        waits = wait_until(defers, 30, "both deposits deferred once")
+        chain.mine(2)
+        wait_until(lambda: all(state_of(chain, d) == "verified" for d in dids), 30, "both verified after 2 blocks")
+    finally:
+        proxy.close()
+    first, second = sorted(waits.values(), reverse=True)
+    # The first deferred right after reading the head: two blocks plus the
+    # margin (the produce time is a moment after the header is written).
+    assert 1900 <= first <= 2200, waits
+    # The second deferred a few slowed calls later, with the same head: due
+    # when the same two blocks are, not two blocks after its own defer.
+    assert second <= first - 300, waits
+    assert second <= 1800, waits

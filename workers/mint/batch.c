@@ -366,13 +366,34 @@ void mint_process_batch(void *ctx, struct zl_work *const *ws, size_t n)
         process_batched(m, ws, n);
     }
     /* Whatever a deposit waits for here (its tx or the window to be mined,
-     * confirmations) comes with the next block: look again a block on, in
-     * the first tier (runtime.h, defer_ms). Not sooner: looking half a
-     * block on doubled the re-checks, and at 100 deposits/s on 1 s blocks
-     * the stage fell behind (mint 84.6/s, pinned->minted p50 3.5 s against
-     * 1.7 s; bench/results/2026-12-07-e2e-chain.md). */
-    int64_t recheck_ms = zl_chain_block_ms((int64_t)m->chain_id);
+     * confirmations) comes with the next block: look again when that block
+     * is due, in the first tier (runtime.h, defer_ms). Due counted from
+     * when this poll batch's head read first saw the head (blockclock.h),
+     * not a whole block from now: a tx sent late in a block's interval is
+     * mined at the interval's end. Never sooner than the block: looking
+     * half a block on doubled the re-checks, and at 100 deposits/s on 1 s
+     * blocks the stage fell behind (mint 84.6/s, pinned->minted p50 3.5 s
+     * against 1.7 s; bench/results/2026-12-07-e2e-chain.md). */
+    int64_t now_ms = zl_now_ms();
+    int64_t recheck_ms = zl_block_clock_wait_ms(&m->tx.clock, 1, now_ms);
     for (size_t i = 0; i < n; i++)
-        if (ws[i]->result == ZL_DEFER && ws[i]->defer_ms == 0)
+        if (ws[i]->result == ZL_DEFER && ws[i]->defer_ms == 0) {
             ws[i]->defer_ms = recheck_ms;
+            /* Watch the head until a block after the re-check: the next
+             * poll batch's defers then count from the head's arrival. */
+            m->head_watch_until_ms = now_ms + recheck_ms + m->tx.clock.block_ms;
+        }
+}
+
+void mint_between(void *ctx, int64_t now_ms)
+{
+    struct mint *m = ctx;
+    if (m->cfg.head_poll_ms <= 0 || now_ms >= m->head_watch_until_ms || now_ms < m->head_next_read_ms)
+        return;
+    m->head_next_read_ms = now_ms + m->cfg.head_poll_ms;
+    char err[ZL_ERRSTR_SIZE];
+    /* An estimate only: on failure stop watching until the next defer; the
+     * deposits' own re-checks meet the endpoint's trouble and report it. */
+    if (zl_txmgr_read_head(&m->tx, err, sizeof(err)) != ZL_OK)
+        m->head_watch_until_ms = 0;
 }

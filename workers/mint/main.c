@@ -123,6 +123,9 @@ static const struct zl_setting mint_settings[] = {
     {"ZL_MINT_BUMP_AFTER_BLOCKS", ZL_CFG_INT, "3",
      "a tx pending this many blocks is replaced at its nonce with higher fees (0 = ZL_MINT_STUCK_MS only)",
      OFF(bump_after_blocks), 0, 100000},
+    {"ZL_MINT_HEAD_POLL_MS", ZL_CFG_INT, "100",
+     "while deposits wait for a block, read the head this often: their re-checks then come when the next block"
+     " is due, not a block after the defer (0 = off)", OFF(head_poll_ms), 0, 60000},
 };
 #undef OFF
 
@@ -374,6 +377,7 @@ int main(int argc, char **argv)
         .probe = mint_probe,
         .init = mint_init,
         .reset_breakers = mint_reset_breakers,
+        .between = mint_between,
         .fini = mint_fini,
         .ctx = &g_mint,
     };

@@ -45,6 +45,7 @@ struct mint_config {
     int64_t batch_max;
     int64_t inflight_max;      /* ZL_MINT_INFLIGHT_MAX: the signer's window */
     int64_t bump_after_blocks; /* ZL_MINT_BUMP_AFTER_BLOCKS */
+    int64_t head_poll_ms;      /* ZL_MINT_HEAD_POLL_MS */
 };
 
 struct mint {
@@ -61,6 +62,10 @@ struct mint {
      * does the probe wait for the EVM endpoints (a Solana outage waits for
      * Solana's; a database outage for the database alone). */
     bool evm_outage;
+    /* The head watch (mint_between): read the head until then, at most
+     * every cfg.head_poll_ms (zl_now_ms() times; 0: not watching). */
+    int64_t head_watch_until_ms;
+    int64_t head_next_read_ms;
 };
 
 /* The stage's process(): one deposit, one mint tx (single.c). */
@@ -69,6 +74,12 @@ zl_class mint_process(void *ctx, struct zl_work *w);
 /* The stage's process_batch(): mintBatch per ZL_MINT_BATCH_MAX fresh
  * deposits, stored txs driven once for all their deposits (batch.c). */
 void mint_process_batch(void *ctx, struct zl_work *const *ws, size_t n);
+
+/* The stage's between(): while deposits wait for a block, reads the head
+ * every ZL_MINT_HEAD_POLL_MS, so the txmgr's block clock knows when each
+ * head came and a re-check is due with the next block, not a block after
+ * the defer (batch.c). */
+void mint_between(void *ctx, int64_t now_ms);
 
 /* True when the depositor address cannot receive an NFT (w->error set). */
 bool mint_bad_depositor(struct zl_work *w);

@@ -97,6 +97,7 @@ static int verify_init(void *ctx, const struct zl_runtime_env *env, char *errstr
     v->finality = zl_chain_finality_of((zl_finality)v->cfg.finality, v->chain.chain_id);
     v->mark_tag = zl_chain_finality_tag(v->finality);
     v->block_ms = zl_chain_block_ms(v->chain.chain_id);
+    zl_block_clock_init(&v->clock, v->block_ms);
     zl_log(ZL_LOG_INFO, NULL, "finality on chain %" PRId64 ": %s (a deposit waits about %" PRId64 " s)",
            v->chain.chain_id, zl_finality_names[v->finality],
            zl_chain_finality_blocks(v->finality, v->chain.chain_id, v->cfg.confirmations) * v->block_ms / 1000);

@@ -9,6 +9,7 @@
 
 #include <stdint.h>
 
+#include "blockclock.h"
 #include "chain.h"
 #include "chain_batch.h"
 #include "metrics.h"
@@ -34,6 +35,7 @@ struct verify {
     zl_finality finality;   /* cfg.finality with auto resolved by chain id */
     const char *mark_tag;   /* the block tag a deposit's block must reach */
     int64_t block_ms;       /* the chain's block time, for the wait estimate */
+    struct zl_block_clock clock; /* when each head read first came: when the blocks a deposit waits for are due */
     struct zl_tokens tokens; /* ZL_TOKENS: which tokens are deposits, each with its minimum */
     struct zl_rpc *rpc;
     struct zl_pg pg; /* own connection: marks rows reorged outside the CAS */
