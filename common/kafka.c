@@ -377,6 +377,29 @@ int zl_kafka_wait_topics(rd_kafka_t *rk, const char *const *names, int count, in
     }
 }
 
+int zl_kafka_warm_topics(rd_kafka_t *rk, const char *const *names, int count, int timeout_ms)
+{
+    int64_t deadline_ms = zl_now_ms() + timeout_ms;
+    int answered = 0;
+    for (int i = 0; i < count; i++) {
+        int64_t left_ms = deadline_ms - zl_now_ms();
+        if (left_ms <= 0)
+            break;
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, names[i], NULL);
+        if (rkt == NULL)
+            continue;
+        const struct rd_kafka_metadata *md = NULL;
+        if (rd_kafka_metadata(rk, 0, rkt, &md, (int)left_ms) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            rd_kafka_metadata_destroy(md);
+            answered++;
+        }
+        /* librdkafka keeps the topic and what it learned; only this
+         * handle goes. */
+        rd_kafka_topic_destroy(rkt);
+    }
+    return answered;
+}
+
 int zl_kafka_header(const rd_kafka_message_t *m, const char *name, char *out, size_t out_size)
 {
     rd_kafka_headers_t *hdrs = NULL;

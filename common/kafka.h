@@ -81,6 +81,17 @@ int zl_kafka_create_topics(rd_kafka_t *rk, const char *const *names, int count, 
 int zl_kafka_wait_topics(rd_kafka_t *rk, const char *const *names, int count, int timeout_ms, char *errstr,
                          size_t errstr_size);
 
+/* Asks the cluster, through the producer rk, for each topic's partition
+ * leaders, within timeout_ms in all. Why: librdkafka 2.0 looks a topic up
+ * only when the first message to it is produced, and that message then
+ * waits ~0.5-1 s (measured on loopback: 502 ms, then 7 ms for the next;
+ * 7 ms for the first once looked up, the lookup itself 2 ms). A stage's
+ * first output, retry or dead letter after every start (a deploy, a
+ * restart after SIGKILL) paid it. Never fails the caller: a topic not
+ * answered in time is looked up on its first message, as before. Returns
+ * how many topics answered. */
+int zl_kafka_warm_topics(rd_kafka_t *rk, const char *const *names, int count, int timeout_ms);
+
 /* Returns the value of text header `name` copied into out (NUL-terminated),
  * or -1 when absent or too long. */
 int zl_kafka_header(const rd_kafka_message_t *m, const char *name, char *out, size_t out_size);

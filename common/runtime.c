@@ -227,6 +227,27 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
     return 0;
 }
 
+/* The whole start-up's budget for looking up the topics the stage
+ * produces to: a Kafka down at start delays it by this much at most. */
+#define WARM_TOPICS_TIMEOUT_MS 1000
+
+/* Looks up the output, DLQ and retry topics now, so the first message to
+ * each after a start is not held for the lookup (zl_kafka_warm_topics). */
+static void warm_outputs(struct rt *rt)
+{
+    const char *names[ZL_RETRY_TIERS_MAX + 2];
+    int n = 0;
+    if (!rt->stage->observe) /* an observer publishes nothing */
+        names[n++] = rt->out_topic;
+    names[n++] = rt->dlq_topic;
+    for (int i = 0; i < rt->ntiers; i++)
+        names[n++] = rt->retry_topics[i];
+    int answered = zl_kafka_warm_topics(rt->producer, names, n, WARM_TOPICS_TIMEOUT_MS);
+    if (answered < n)
+        zl_log(ZL_LOG_INFO, NULL, "%d of %d output topics looked up at start; the rest on their first message",
+               answered, n);
+}
+
 static int start(struct rt *rt, char *err, size_t err_size)
 {
     if (zl_backoff_init(&rt->backoff, rt->cfg.outage_base_ms, rt->cfg.outage_cap_ms, 0 /* seed from time */, err,
@@ -265,6 +286,7 @@ static int start(struct rt *rt, char *err, size_t err_size)
                                          err, err_size);
     if (rt->producer == NULL)
         return -1;
+    warm_outputs(rt);
     struct zl_kv_list cprops = rt->kprops; /* shallow: adds below point at cfg strings */
     if (rt->cfg.group_instance_id[0] != '\0') {
         if (cprops.count >= ZL_KV_MAX) {
