@@ -151,7 +151,8 @@ zl_class zl_txmgr_read_quantity(struct zl_txmgr *t, const char *method, json_t *
  * the rpc class. */
 zl_class zl_txmgr_fees(struct zl_txmgr *t, struct zl_tx_fees *f, char *errstr, size_t errstr_size);
 
-/* eth_blockNumber into t->head_block. */
+/* eth_blockNumber into t->head_block, and into t->clock (the first sighting
+ * of a new head). Every head read of the txmgr goes through here. */
 zl_class zl_txmgr_read_head(struct zl_txmgr *t, char *errstr, size_t errstr_size);
 
 /* The signer's confirmed transaction count: the floor of its nonces. Also

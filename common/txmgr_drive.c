@@ -162,12 +162,10 @@ static zl_class settle(struct zl_txmgr *t, const struct zl_nonce_tx *slot, const
      * comes, and this may be the last one for a while (test_mint_window's
      * fee-cap test waited for the filler's receipt on an idle stage). */
     janitor_pass(t, true, 0, TXMGR_FILLERS_PER_PASS_MAX, slot->nonce, false);
-    uint64_t head;
-    c = zl_txmgr_read_quantity(t, "eth_blockNumber", json_array(), &head, errstr, errstr_size);
+    c = zl_txmgr_read_head(t, errstr, errstr_size);
     if (c != ZL_OK)
         return c;
-    zl_block_clock_saw(&t->clock, head, zl_now_ms());
-    int64_t have = (int64_t)head - r->block + 1;
+    int64_t have = t->head_block - r->block + 1;
     if (have < t->o.confirmations) {
         snprintf(errstr, errstr_size, "tx %s in block %" PRId64 " has %" PRId64 " of %" PRId64 " confirmations",
                  r->hash, r->block, have, t->o.confirmations);

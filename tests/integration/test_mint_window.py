@@ -15,7 +15,8 @@ import pytest
 from mint_helpers import (Anvil, cast, chain, insert_pinned_rows, mints_per_token, new_pipeline, owners,
                           pinned_deposit, row)
 from rpc_fault_proxy import FaultProxy
-from runtime_helpers import kcat, psql, states, wait_until
+from runtime_helpers import psql, states, wait_until
+from zlharness.kafka import first_defer_waits
 
 # The window under test and a poll batch that holds all of it.
 WINDOW = 16
@@ -175,20 +176,6 @@ def test_fee_cap_frees_the_nonce_with_a_no_op_and_a_later_tx_mints(tmp_path, cha
         p.stop_all()
 
 
-def retry_waits(p) -> dict[str, int]:
-    """Per deposit, its first defer's zl-retry-due-at minus the retry's
-    produce time (ms), from the first retry tier."""
-    out = {}
-    for rec in kcat("-C", "-t", p.prefix + "mint.retry.0", "-o", "beginning", "-e", "-q", "-f",
-                    "%k|%T|%h\x1e").split("\x1e"):
-        key, _, rest = rec.strip().partition("|")
-        ts, _, hdrs = rest.partition("|")
-        h = dict(pair.partition("=")[::2] for pair in hdrs.split(",") if pair)
-        if key and h.get("zl-last-error-class") == "defer" and key not in out:
-            out[key] = int(h["zl-retry-due-at"]) - int(ts)
-    return out
-
-
 def next_head(chain, after_s: float = 0.0) -> int:
     """Waits for the head to change (polling every 10 ms), then after_s."""
     start = chain.block_number()
@@ -230,7 +217,7 @@ def test_a_mint_sent_late_in_a_block_is_rechecked_when_the_next_block_is_due(tmp
             p.produce([b])
             wait_until(all_minted([a, b]), 30, "both minted")
             ab = (a["deposit_id"], b["deposit_id"])
-            waits = wait_until(lambda: (w := retry_waits(p)) and all(k in w for k in ab) and w, 10,
+            waits = wait_until(lambda: (w := first_defer_waits(p.prefix + "mint.retry.0")) and all(k in w for k in ab) and w, 10,
                                "A and B deferred once")
             assert waits[a["deposit_id"]] >= 300, waits  # sanity: A waited for its block too
             # B: the rest of the interval and the margin, not a whole block.

@@ -7,6 +7,7 @@ import time
 from chain_helpers import Chain, Workers, cast, chain, dep_id, register_addresses, rows_for, wait_until, workers  # noqa: F401
 from rpc_fault_proxy import FaultProxy
 from runtime_helpers import kcat, psql
+from zlharness.kafka import first_defer_waits
 
 
 def state_of(chain, did):
@@ -250,19 +251,8 @@ def test_a_wait_for_confirmations_counts_from_when_the_head_came_not_from_the_de
         workers.start("verify", "verify", ZL_RPC_URLS=proxy.url, ZL_CONFIRMATIONS="2", ZL_BATCH_SIZE_MAX="1",
                       ZL_RETRY_TIERS_MS="5000")
 
-        def defers():
-            out = {}
-            recs = kcat("-C", "-t", workers.prefix + "verify.retry.0", "-o", "beginning", "-e", "-q", "-f",
-                        "%k|%T|%h\x1e")
-            for rec in recs.split("\x1e"):
-                key, _, rest = rec.strip().partition("|")
-                ts, _, hdrs = rest.partition("|")
-                h = dict(p.partition("=")[::2] for p in hdrs.split(",") if p)
-                if key and h.get("zl-last-error-class") == "defer" and key not in out:
-                    out[key] = int(h["zl-retry-due-at"]) - int(ts)
-            return out if len(out) == 2 else None
-
-        waits = wait_until(defers, 30, "both deposits deferred once")
+        waits = wait_until(lambda: (w := first_defer_waits(workers.prefix + "verify.retry.0")) and len(w) == 2
+                           and w, 30, "both deposits deferred once")
         chain.mine(2)
         wait_until(lambda: all(state_of(chain, d) == "verified" for d in dids), 30, "both verified after 2 blocks")
     finally:

@@ -213,8 +213,7 @@ static zl_class mint_probe(void *ctx, char *errstr, size_t errstr_size)
         c = mint_solana_probe(errstr, errstr_size);
     if (c != ZL_OK || !m->evm_outage)
         return c;
-    uint64_t head;
-    c = zl_txmgr_read_quantity(&m->tx, "eth_blockNumber", json_array(), &head, errstr, errstr_size);
+    c = zl_txmgr_read_head(&m->tx, errstr, errstr_size);
     if (c == ZL_OK)
         m->evm_outage = false;
     return c;

@@ -74,14 +74,27 @@ def headers(text: str) -> dict[str, str]:
 
 
 def keyed_headers(topic: str, brokers: str | None = None) -> list[dict]:
-    """Each message's key and headers (a DLQ as operators see it with kcat)."""
+    """Each message's key, produce time (ms) and headers (a DLQ as operators
+    see it with kcat)."""
     msgs = []
-    for rec in consume(topic, "%k|%h\x1e", brokers).split("\x1e"):
+    for rec in consume(topic, "%k|%T|%h\x1e", brokers).split("\x1e"):
         if not rec.strip():
             continue
-        key, _, hdrs = rec.partition("|")
-        msgs.append({"key": key.lstrip("\n"), "headers": headers(hdrs)})
+        key, _, rest = rec.partition("|")
+        ts, _, hdrs = rest.partition("|")
+        msgs.append({"key": key.lstrip("\n"), "ts": int(ts), "headers": headers(hdrs)})
     return msgs
+
+
+def first_defer_waits(topic: str, brokers: str | None = None) -> dict[str, int]:
+    """Per message key, its first defer's wait on retry topic `topic`:
+    zl-retry-due-at minus the retry's produce time, ms."""
+    out = {}
+    for m in keyed_headers(topic, brokers):
+        h = m["headers"]
+        if h.get("zl-last-error-class") == "defer" and m["key"] not in out:
+            out[m["key"]] = int(h["zl-retry-due-at"]) - m["ts"]
+    return out
 
 
 def create_topics(env: dict, stages: str | None = None, partitions: int | None = None) -> None:
